@@ -1,0 +1,2 @@
+/* placeholder until the module lands */
+typedef int api_placeholder_t;

@@ -1,0 +1,167 @@
+/* im.c - errors, bundles and small helpers shared by every module. */
+#include "im.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const struct {
+    int code;
+    const char *name;
+    const char *text;
+} err_table[] = {
+    {IM_OK, "ok", "success"},
+    {IM_EINVAL, "invalid_request", "invalid reference or parameter"},
+    {IM_ENOTFOUND, "not_found", "not found"},
+    {IM_EUNAUTH, "upstream_unauthorized", "upstream refused authorization"},
+    {IM_EPROTO, "upstream_protocol", "upstream answered wrongly"},
+    {IM_EDIGEST, "digest_mismatch", "upstream content does not match its digest"},
+    {IM_ETOOBIG, "too_large", "too large"},
+    {IM_ETIMEOUT, "upstream_timeout", "upstream timed out"},
+    {IM_ERATELIMIT, "upstream_rate_limited", "upstream rate limit reached"},
+    {IM_EPOLICY, "refused_by_policy", "refused by policy"},
+    {IM_ESTORE, "store_failure", "cache database failure"},
+    {IM_ENOMEM, "out_of_memory", "out of memory"},
+    {IM_EUPSTREAM, "upstream_unavailable", "upstream unavailable"},
+    {IM_EINTERNAL, "internal_error", "internal error"},
+};
+
+static size_t err_index(int code)
+{
+    for (size_t i = 0; i < sizeof err_table / sizeof err_table[0]; i++)
+        if (err_table[i].code == code)
+            return i;
+    return sizeof err_table / sizeof err_table[0] - 1; /* internal */
+}
+
+const char *im_strerror(int code) { return err_table[err_index(code)].text; }
+const char *im_errname(int code) { return err_table[err_index(code)].name; }
+
+int im_seterr(struct im_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int im_strlcpy(char *dst, const char *src, size_t n)
+{
+    size_t len = strlen(src);
+    if (n == 0)
+        return -1;
+    if (len >= n) {
+        memcpy(dst, src, n - 1);
+        dst[n - 1] = '\0';
+        return -1;
+    }
+    memcpy(dst, src, len + 1);
+    return 0;
+}
+
+void im_bundle_init(struct im_bundle *b) { memset(b, 0, sizeof *b); }
+
+void im_bundle_free(struct im_bundle *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->ndocs; i++)
+        free(b->docs[i].body);
+    free(b->docs);
+    free(b->blobs);
+    im_bundle_init(b);
+}
+
+const struct im_doc *im_bundle_find_doc(const struct im_bundle *b, const char *digest)
+{
+    for (size_t i = 0; i < b->ndocs; i++)
+        if (strcmp(b->docs[i].digest, digest) == 0)
+            return &b->docs[i];
+    return NULL;
+}
+
+const struct im_blob *im_bundle_find_blob(const struct im_bundle *b, const char *digest)
+{
+    for (size_t i = 0; i < b->nblobs; i++)
+        if (strcmp(b->blobs[i].digest, digest) == 0)
+            return &b->blobs[i];
+    return NULL;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return IM_ENOMEM;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+int im_bundle_add_doc(struct im_bundle *b, const char *digest, const char *media_type,
+                      const void *body, size_t len)
+{
+    if (strlen(digest) >= IM_DIGEST_MAX || strlen(media_type) >= IM_MEDIATYPE_MAX)
+        return IM_EINVAL;
+    if (im_bundle_find_doc(b, digest))
+        return 0;
+    void *arr = b->docs;
+    if (grow(&arr, &b->capdocs, b->ndocs + 1, sizeof *b->docs))
+        return IM_ENOMEM;
+    b->docs = arr;
+    unsigned char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return IM_ENOMEM;
+    if (len)
+        memcpy(copy, body, len);
+    struct im_doc *d = &b->docs[b->ndocs++];
+    memset(d, 0, sizeof *d);
+    im_strlcpy(d->digest, digest, sizeof d->digest);
+    im_strlcpy(d->media_type, media_type, sizeof d->media_type);
+    d->body = copy;
+    d->len = len;
+    return 0;
+}
+
+int im_bundle_add_blob(struct im_bundle *b, const struct im_blob *blob)
+{
+    if (!memchr(blob->digest, '\0', sizeof blob->digest) ||
+        !memchr(blob->media_type, '\0', sizeof blob->media_type))
+        return IM_EINVAL;
+    for (size_t i = 0; i < b->nblobs; i++) {
+        if (strcmp(b->blobs[i].digest, blob->digest) == 0) {
+            b->blobs[i] = *blob;
+            return 0;
+        }
+    }
+    void *arr = b->blobs;
+    if (grow(&arr, &b->capblobs, b->nblobs + 1, sizeof *b->blobs))
+        return IM_ENOMEM;
+    b->blobs = arr;
+    b->blobs[b->nblobs++] = *blob;
+    return 0;
+}
+
+int64_t im_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+int64_t im_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,136 @@
+/* render.h - the image model and its two renderers (Markdown, JSON).
+ *
+ * Everything here is pure: no I/O, no clock, no globals. The model is built
+ * from a bundle of verified upstream documents (render_image_build) and both
+ * renderers read only the model. Thread-safety: functions are reentrant; a
+ * model may be read by several threads at once.
+ *
+ * Ownership: every pointer inside a struct render_image is owned by it and
+ * released by render_image_free. */
+#ifndef RENDER_H
+#define RENDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "im.h"
+
+struct render_platform {
+    char *os;            /* "linux"; never NULL in a built model ("" if unknown) */
+    char *architecture;  /* "amd64"; never NULL */
+    char *variant;       /* NULL when absent */
+    char *os_version;    /* NULL when absent */
+    char **os_features;  /* n_os_features strings */
+    size_t n_os_features;
+    char **features;
+    size_t n_features;
+};
+
+/* A string list that distinguishes "absent" (present == false) from "[]". */
+struct render_strv {
+    bool present;
+    char **v;
+    size_t n;
+};
+
+struct render_history {
+    int64_t created;     /* Unix seconds (fraction dropped), INT64_MIN when absent */
+    char *created_raw;   /* the string as the config has it; NULL when absent */
+    char *created_by;    /* NULL when absent */
+    char *comment;       /* NULL when absent */
+    bool empty_layer;
+    /* schema1 only: container_config.Cmd as an argument list */
+    struct render_strv cmd_argv;
+};
+
+struct render_layer {
+    char *digest;
+    int64_t size;          /* bytes; -1 unknown */
+    char *media_type;      /* NULL unknown */
+    int64_t last_modified; /* Unix seconds; -1 unknown */
+    char **urls;
+    size_t n_urls;
+};
+
+enum render_kind {
+    RENDER_KIND_IMAGE = 0,
+    RENDER_KIND_ATTESTATION = 1,
+    RENDER_KIND_UNKNOWN = 2,
+};
+
+struct render_entry {
+    enum render_kind kind;
+    struct render_platform platform;
+    char *digest;          /* this manifest's digest; NULL for a single manifest */
+    char *media_type;      /* this manifest's media type */
+    char *docker_version;  /* NULL when unknown */
+    char *image_id;        /* config digest (schema1: the v1 id); NULL unknown */
+    struct render_strv entrypoint;
+    struct render_strv cmd;
+    struct render_strv shell;
+    struct render_history *history;
+    size_t n_history;
+    struct render_layer *layers;
+    size_t n_layers;
+    char *attests;         /* attestation entries: digest of the image they attest */
+};
+
+struct render_image {
+    struct im_ref ref;     /* as resolved: tag and/or digest */
+    char *digest;          /* what the reference points to */
+    char *media_type;      /* its media type */
+    bool is_list;          /* a manifest list / OCI index */
+    struct render_entry *entries;
+    size_t n_entries;
+};
+
+/* Builds the model for bundle->root_digest. *out is set on success and must be
+ * released with render_image_free. Fails with IM_EPROTO (a document that
+ * cannot be understood: bad JSON, unknown media type, missing child), with
+ * err saying which document and why; IM_ENOMEM. */
+int render_image_build(const struct im_ref *ref, const struct im_bundle *bundle,
+                       struct render_image **out, struct im_error *err) IM_WUR;
+void render_image_free(struct render_image *img);
+
+/* Platform filter: keeps only entries whose platform matches one of the n
+ * "os/arch[/variant]" strings. Returns the number of entries kept. */
+size_t render_image_filter(struct render_image *img, const char *const *platforms, size_t n);
+
+/* The repo-info Markdown page (shared/reference format), malloc'd, NUL
+ * terminated; *len excludes the NUL. Caller frees. IM_ENOMEM. */
+int render_markdown(const struct render_image *img, char **out, size_t *len) IM_WUR;
+/* The page for a tag that does not exist. */
+int render_markdown_not_found(const struct im_ref *ref, char **out, size_t *len) IM_WUR;
+/* The JSON description (openapi.yaml's Image schema), compact, malloc'd. */
+int render_json(const struct render_image *img, char **out, size_t *len) IM_WUR;
+/* The compact dashboard view: per platform only platform, digest, total size. */
+int render_json_summary(const struct render_image *img, char **out, size_t *len) IM_WUR;
+
+/* ---- formatting rules, public so the unit tests pin them down ---- */
+
+/* "50.9 MB (50868652 bytes)", "239.0 B" (FORMAT.md SIZE). Returns snprintf's count. */
+int render_size(int64_t bytes, char *buf, size_t n);
+/* "Tue, 17 Jul 2018 00:28:04 GMT". Returns 0, or -1 if t cannot be formatted. */
+int render_http_date(int64_t t, char *buf, size_t n);
+/* "2018-07-17T00:28:04Z" (RFC 3339 UTC, seconds). 0 or -1. */
+int render_rfc3339(int64_t t, char *buf, size_t n);
+/* Parses RFC 3339 with optional fraction and Z / +hh:mm offset into Unix
+ * seconds (fraction dropped). 0 ok, -1 invalid. */
+int render_parse_rfc3339(const char *s, int64_t *out);
+/* Parses an HTTP date (RFC 7231 IMF-fixdate) into Unix seconds. 0 or -1. */
+int render_parse_http_date(const char *s, int64_t *out);
+/* "linux; arm variant v7" (FORMAT.md PLATFORM) into buf. */
+int render_platform_string(const struct render_platform *p, char *buf, size_t n);
+/* Reconstructs the Dockerfile line(s) for a schema2/OCI history created_by
+ * (FORMAT.md rules; shell is the image's SHELL or NULL). malloc'd, caller frees;
+ * NULL on out of memory. */
+char *render_dockerfile_line(const char *created_by, const struct render_strv *shell);
+/* The same for a schema1 container_config.Cmd argument list. */
+char *render_dockerfile_argv(char *const *argv, size_t n);
+/* Display forms of a reference: "python:3.7-slim" (docker.io and library/
+ * dropped; other registries keep their host) and the pull name "python". */
+int render_ref_display(const struct im_ref *ref, char *buf, size_t n);
+int render_ref_pull_name(const struct im_ref *ref, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder until the module lands */
+typedef int store_placeholder_t;
