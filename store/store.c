@@ -1,0 +1,612 @@
+/* store.c - the cache's operations: storing a verified resolution in one
+ * transaction, loading an answer by root digest, tag freshness, misses and
+ * counts. Each statement is prepared once per connection (store_pool.c);
+ * every use is bind -> step -> copy out -> reset. */
+#include "store_int.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+/* Blob facts: NULL in the database is "unknown" (-1 or "" in struct im_blob),
+ * and an unknown never erases a known value. A tag's resolved_at moves only
+ * when its digest does (all right-hand sides see the old row). */
+const char *const store__sql[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_PUT_DOC] = "INSERT OR IGNORE INTO documents(digest, media_type, body, fetched_at)"
+                   " VALUES (?1, ?2, ?3, ?4)",
+    [ST_PUT_BLOB] =
+        "INSERT INTO blobs(digest, media_type, size, last_modified, checked_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (digest) DO UPDATE SET"
+        " media_type = coalesce(excluded.media_type, media_type),"
+        " size = coalesce(excluded.size, size),"
+        " last_modified = coalesce(excluded.last_modified, last_modified),"
+        " checked_at = excluded.checked_at",
+    [ST_PUT_MEMBER] =
+        "INSERT OR IGNORE INTO members(root, digest, kind) VALUES (?1, ?2, ?3)",
+    [ST_ROOT_OK] = "SELECT EXISTS (SELECT 1 FROM members m JOIN documents d"
+                   " ON d.digest = m.digest WHERE m.root = ?1 AND m.digest = ?1"
+                   " AND m.kind = 0)",
+    [ST_PUT_TAG] = "INSERT INTO tags(registry, repository, tag, digest, resolved_at,"
+                   " checked_at, accessed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)"
+                   " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
+                   " resolved_at = CASE WHEN digest = excluded.digest THEN resolved_at"
+                   " ELSE excluded.resolved_at END,"
+                   " digest = excluded.digest, checked_at = excluded.checked_at,"
+                   " accessed_at = max(accessed_at, excluded.accessed_at)",
+    [ST_DEL_MISS] = "DELETE FROM misses WHERE registry = ?1 AND repository = ?2"
+                    " AND tag = ?3",
+    [ST_GET_TAG] = "SELECT digest, resolved_at, checked_at, accessed_at FROM tags"
+                   " WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
+    [ST_TOUCH_TAG] = "UPDATE tags SET checked_at = max(checked_at, ?4)"
+                     " WHERE registry = ?1 AND repository = ?2 AND tag = ?3"
+                     " AND (?5 = '' OR digest = ?5)",
+    [ST_NOTE_ACCESS] = "UPDATE tags SET accessed_at = ?4 WHERE registry = ?1"
+                       " AND repository = ?2 AND tag = ?3 AND accessed_at < ?4",
+    [ST_PUT_MISS] = "INSERT OR REPLACE INTO misses(registry, repository, tag, until)"
+                    " VALUES (?1, ?2, ?3, ?4)",
+    [ST_GET_MISS] = "SELECT until FROM misses WHERE registry = ?1 AND repository = ?2"
+                    " AND tag = ?3",
+    [ST_LOAD] = "SELECT m.kind, m.digest, d.media_type, d.body, b.media_type, b.size,"
+                " b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL"
+                " FROM members m"
+                " LEFT JOIN documents d ON m.kind = 0 AND d.digest = m.digest"
+                " LEFT JOIN blobs b ON m.kind = 1 AND b.digest = m.digest"
+                " WHERE m.root = ?1 ORDER BY m.digest, m.kind",
+    [ST_STATS] = "SELECT (SELECT count(*) FROM documents),"
+                 " (SELECT coalesce(sum(length(body)), 0) FROM documents),"
+                 " (SELECT count(*) FROM blobs), (SELECT count(*) FROM tags),"
+                 " (SELECT count(*) FROM misses),"
+                 " (SELECT page_count FROM pragma_page_count())"
+                 " * (SELECT page_size FROM pragma_page_size())",
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static bool str_ok(const char *s, size_t cap, bool nonempty)
+{
+    const char *nul = memchr(s, '\0', cap);
+    return nul && (!nonempty || nul != s);
+}
+
+/* ref names a repository and, when need_tag, a tag. */
+static int ref_check(const struct im_ref *ref, bool need_tag, struct im_error *err)
+{
+    if (!ref || !str_ok(ref->registry, sizeof ref->registry, true) ||
+        !str_ok(ref->repository, sizeof ref->repository, true) ||
+        !str_ok(ref->tag, sizeof ref->tag, need_tag) ||
+        !str_ok(ref->digest, sizeof ref->digest, false))
+        return im_seterr(err, IM_EINVAL,
+                         "the store needs a reference with registry, "
+                         "repository%s",
+                         need_tag ? " and tag" : "");
+    return 0;
+}
+
+/* Binds ?1 registry, ?2 repository, ?3 key (the tag, or the digest). */
+static int bind_key(sqlite3_stmt *st, const struct im_ref *ref, const char *key)
+{
+    int src = sqlite3_bind_text(st, 1, ref->registry, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 2, ref->repository, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+    return src;
+}
+
+/* Steps a statement that returns no row, then resets it. */
+static int step_done(struct store__conn *c, enum store__stmt which, const char *what,
+                     struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[which];
+    int rc = 0;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = store__fail(err, c->db, "%s", what);
+    store__done(st);
+    return rc;
+}
+
+static int bind_int_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+    return v == -1 ? sqlite3_bind_null(st, i) : sqlite3_bind_int64(st, i, v);
+}
+
+static int64_t column_int_or_unknown(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+/* ---- store_put ---------------------------------------------------------- */
+
+static int put_check(const struct im_ref *ref, const struct im_bundle *b,
+                     struct im_error *err)
+{
+    if (!b || !str_ok(b->root_digest, sizeof b->root_digest, true))
+        return im_seterr(err, IM_EINVAL, "store_put: the bundle has no root digest");
+    if (ref && ref->tag[0] != '\0') {
+        int rc = ref_check(ref, true, err);
+        if (rc)
+            return rc;
+        if (ref->digest[0] != '\0' && strcmp(ref->digest, b->root_digest) != 0)
+            return im_seterr(err, IM_EINVAL,
+                             "store_put: reference digest %s is not the "
+                             "bundle's root %s",
+                             ref->digest, b->root_digest);
+    }
+    for (size_t i = 0; i < b->ndocs; i++) {
+        const struct im_doc *d = &b->docs[i];
+        if (!str_ok(d->digest, sizeof d->digest, true) ||
+            !str_ok(d->media_type, sizeof d->media_type, false) || (!d->body && d->len))
+            return im_seterr(err, IM_EINVAL, "store_put: document %zu is malformed", i);
+    }
+    for (size_t i = 0; i < b->nblobs; i++) {
+        const struct im_blob *bl = &b->blobs[i];
+        if (!str_ok(bl->digest, sizeof bl->digest, true) ||
+            !str_ok(bl->media_type, sizeof bl->media_type, false) || bl->size < -1)
+            return im_seterr(err, IM_EINVAL, "store_put: blob %zu is malformed", i);
+    }
+    return 0;
+}
+
+static int put_member(struct store__conn *c, const char *root, const char *digest,
+                      int kind, struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_PUT_MEMBER];
+    int src = sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int(st, 3, kind);
+    if (src != SQLITE_OK) {
+        int rc = store__fail(err, c->db, "binding member %s", digest);
+        store__done(st);
+        return rc;
+    }
+    return step_done(c, ST_PUT_MEMBER, "storing a member", err);
+}
+
+static int put_doc(struct store__conn *c, const char *root, const struct im_doc *d,
+                   int64_t now, struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_PUT_DOC];
+    int rc = 0;
+    int src = sqlite3_bind_text(st, 1, d->digest, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 2, d->media_type, -1, SQLITE_STATIC);
+    /* a zero-length body is an empty BLOB, never NULL */
+    if (src == SQLITE_OK)
+        src = d->len ? sqlite3_bind_blob64(st, 3, d->body, d->len, SQLITE_STATIC)
+                     : sqlite3_bind_zeroblob(st, 3, 0);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(st, 4, now);
+    if (src != SQLITE_OK) {
+        rc = store__fail(err, c->db, "binding document %s", d->digest);
+        store__done(st);
+        goto out;
+    }
+    rc = step_done(c, ST_PUT_DOC, "storing a document", err);
+    if (!rc)
+        rc = put_member(c, root, d->digest, STORE__KIND_DOC, err);
+out:
+    return rc;
+}
+
+static int put_blob(struct store__conn *c, const char *root, const struct im_blob *bl,
+                    int64_t now, struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_PUT_BLOB];
+    int rc = 0;
+    int src = sqlite3_bind_text(st, 1, bl->digest, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = bl->media_type[0]
+                  ? sqlite3_bind_text(st, 2, bl->media_type, -1, SQLITE_STATIC)
+                  : sqlite3_bind_null(st, 2);
+    if (src == SQLITE_OK)
+        src = bind_int_or_null(st, 3, bl->size);
+    if (src == SQLITE_OK)
+        src = bind_int_or_null(st, 4, bl->last_modified);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(st, 5, now);
+    if (src != SQLITE_OK) {
+        rc = store__fail(err, c->db, "binding blob %s", bl->digest);
+        store__done(st);
+        goto out;
+    }
+    rc = step_done(c, ST_PUT_BLOB, "storing a blob", err);
+    if (!rc)
+        rc = put_member(c, root, bl->digest, STORE__KIND_BLOB, err);
+out:
+    return rc;
+}
+
+/* After the bundle's rows are in: the root must be stored as a root, else a
+ * tag would point at an answer store_load cannot give. */
+static int check_root(struct store__conn *c, const char *root, struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_ROOT_OK];
+    int rc = 0;
+    if (sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        rc = store__fail(err, c->db, "checking root %s", root);
+        goto out;
+    }
+    if (sqlite3_column_int(st, 0) == 0)
+        rc = im_seterr(err, IM_EINVAL,
+                       "store_put: root document %s is neither in the "
+                       "bundle nor stored",
+                       root);
+out:
+    store__done(st);
+    return rc;
+}
+
+static int put_tag(struct store__conn *c, const struct im_ref *ref, const char *root,
+                   int64_t now, struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_PUT_TAG];
+    int rc = 0;
+    int src = bind_key(st, ref, ref->tag);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 4, root, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(st, 5, now);
+    if (src != SQLITE_OK) {
+        rc = store__fail(err, c->db, "binding tag %s", ref->tag);
+        store__done(st);
+        goto out;
+    }
+    rc = step_done(c, ST_PUT_TAG, "storing a tag", err);
+    if (rc)
+        goto out;
+    st = c->st[ST_DEL_MISS];
+    if (bind_key(st, ref, ref->tag) != SQLITE_OK) {
+        rc = store__fail(err, c->db, "binding miss %s", ref->tag);
+        store__done(st);
+        goto out;
+    }
+    rc = step_done(c, ST_DEL_MISS, "forgetting a miss", err);
+out:
+    return rc;
+}
+
+static int put_rows(struct store__conn *c, const struct im_ref *ref,
+                    const struct im_bundle *b, int64_t now, struct im_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < b->ndocs; i++)
+        rc = put_doc(c, b->root_digest, &b->docs[i], now, err);
+    for (size_t i = 0; !rc && i < b->nblobs; i++)
+        rc = put_blob(c, b->root_digest, &b->blobs[i], now, err);
+    if (!rc)
+        rc = check_root(c, b->root_digest, err);
+    if (!rc && ref && ref->tag[0] != '\0')
+        rc = put_tag(c, ref, b->root_digest, now, err);
+    return rc;
+}
+
+int store_put(struct store *s, const struct im_ref *ref, const struct im_bundle *bundle,
+              int64_t now, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    bool in_tx = false;
+    int rc = put_check(ref, bundle, err);
+    if (rc)
+        goto out;
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    rc = step_done(c, ST_BEGIN, "starting a transaction", err);
+    if (rc)
+        goto out;
+    in_tx = true;
+    rc = put_rows(c, ref, bundle, now, err);
+    if (rc)
+        goto out;
+    rc = step_done(c, ST_COMMIT, "committing", err);
+    if (rc)
+        goto out;
+    in_tx = false;
+out:
+    /* SQLite may already have rolled back (e.g. on SQLITE_FULL). The original
+     * error is the one reported; should ROLLBACK fail, store__conn_put retries. */
+    if (in_tx && !sqlite3_get_autocommit(c->db)) {
+        (void)sqlite3_step(c->st[ST_ROLLBACK]);
+        store__done(c->st[ST_ROLLBACK]);
+    }
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+/* ---- store_load --------------------------------------------------------- */
+
+/* Copies one row of ST_LOAD into out. */
+static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
+                    bool *have_root, struct im_error *err)
+{
+    int kind = sqlite3_column_int(st, 0);
+    const char *digest = (const char *)sqlite3_column_text(st, 1);
+    int rc = 0;
+    if (!digest)
+        return im_seterr(err, IM_ENOMEM, "out of memory loading %s", root);
+    if (sqlite3_column_int(st, 7) == 0)
+        return im_seterr(err, IM_ENOTFOUND,
+                         "the stored answer for %s is incomplete "
+                         "(%s is missing)",
+                         root, digest);
+    if (kind == STORE__KIND_DOC) {
+        const char *media = (const char *)sqlite3_column_text(st, 2);
+        const void *body = sqlite3_column_blob(st, 3);
+        int len = sqlite3_column_bytes(st, 3);
+        if (!media || (!body && len > 0))
+            return im_seterr(err, IM_ENOMEM, "out of memory loading %s", digest);
+        rc = im_bundle_add_doc(out, digest, media, body, (size_t)len);
+        if (!rc && strcmp(digest, root) == 0)
+            *have_root = true;
+    } else {
+        const char *media = (const char *)sqlite3_column_text(st, 4);
+        struct im_blob bl;
+        memset(&bl, 0, sizeof bl);
+        if (im_strlcpy(bl.digest, digest, sizeof bl.digest) != 0 ||
+            im_strlcpy(bl.media_type, media ? media : "", sizeof bl.media_type) != 0)
+            rc = IM_EINVAL;
+        bl.size = column_int_or_unknown(st, 5);
+        bl.last_modified = column_int_or_unknown(st, 6);
+        if (!rc)
+            rc = im_bundle_add_blob(out, &bl);
+    }
+    if (rc == IM_EINVAL)
+        rc = im_seterr(err, IM_ESTORE, "stored row for %s is malformed", digest);
+    else if (rc)
+        rc = im_seterr(err, IM_ENOMEM, "out of memory loading %s", digest);
+    return rc;
+}
+
+int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
+               struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    bool have_root = false, filling = false;
+    int rc = 0;
+    if (!root_digest || !str_ok(root_digest, IM_DIGEST_MAX, true) || !out || out->ndocs ||
+        out->nblobs) {
+        rc = im_seterr(err, IM_EINVAL, "store_load needs a digest and an empty bundle");
+        goto out;
+    }
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[ST_LOAD];
+    if (sqlite3_bind_text(st, 1, root_digest, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = store__fail(err, c->db, "binding %s", root_digest);
+        goto out;
+    }
+    filling = true;
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            break;
+        if (src != SQLITE_ROW) {
+            rc = store__fail(err, c->db, "loading %s", root_digest);
+            goto out;
+        }
+        rc = load_row(st, root_digest, out, &have_root, err);
+        if (rc)
+            goto out;
+    }
+    if (!have_root) {
+        rc = im_seterr(err, IM_ENOTFOUND, "%s is not stored", root_digest);
+        goto out;
+    }
+    im_strlcpy(out->root_digest, root_digest, sizeof out->root_digest);
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    if (rc && filling)
+        im_bundle_free(out);
+    return rc;
+}
+
+/* ---- tags --------------------------------------------------------------- */
+
+bool store_tag_fresh(const struct store_tag *t, int64_t now, int64_t ttl_seconds)
+{
+    if (!t || ttl_seconds <= 0)
+        return false;
+    if (t->checked_at >= now)
+        return true; /* just checked, or the clock stepped back */
+    /* now > checked_at here; the subtraction can only overflow for absurd rows */
+    if (t->checked_at < 0 && now > INT64_MAX + t->checked_at)
+        return false;
+    return now - t->checked_at < ttl_seconds;
+}
+
+int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
+                  struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    const char *digest = NULL;
+    int src = SQLITE_OK;
+    int rc = ref_check(ref, true, err);
+    if (rc || !out) {
+        rc = rc ? rc : im_seterr(err, IM_EINVAL, "store_get_tag needs an out-parameter");
+        goto out;
+    }
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[ST_GET_TAG];
+    src = bind_key(st, ref, ref->tag);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored", ref->registry,
+                       ref->repository, ref->tag);
+        goto out;
+    }
+    if (src != SQLITE_ROW) {
+        rc = store__fail(err, c->db, "reading tag %s", ref->tag);
+        goto out;
+    }
+    digest = (const char *)sqlite3_column_text(st, 0);
+    if (!digest || im_strlcpy(out->digest, digest, sizeof out->digest) != 0) {
+        rc = im_seterr(err, IM_ESTORE, "stored tag %s is malformed", ref->tag);
+        goto out;
+    }
+    out->resolved_at = sqlite3_column_int64(st, 1);
+    out->checked_at = sqlite3_column_int64(st, 2);
+    out->accessed_at = sqlite3_column_int64(st, 3);
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+/* Runs a one-row UPDATE/INSERT keyed by ref: ?1..?3 the key, ?4 an integer,
+ * ?5 (when the statement has it) ref->digest. *changes gets the row count. */
+static int write_keyed(struct store *s, enum store__stmt which, const struct im_ref *ref,
+                       const char *key, int64_t value, int *changes, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src = SQLITE_OK;
+    int rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[which];
+    src = bind_key(st, ref, key);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(st, 4, value);
+    if (src == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 5)
+        src = sqlite3_bind_text(st, 5, ref->digest, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src != SQLITE_DONE) {
+        rc = store__fail(err, c->db, "updating %s", key);
+        goto out;
+    }
+    if (changes)
+        *changes = sqlite3_changes(c->db);
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+int store_touch_tag(struct store *s, const struct im_ref *ref, int64_t now,
+                    struct im_error *err)
+{
+    int changes = 0;
+    int rc = ref_check(ref, true, err);
+    if (!rc)
+        rc = write_keyed(s, ST_TOUCH_TAG, ref, ref->tag, now, &changes, err);
+    if (!rc && changes == 0)
+        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored%s%s", ref->registry,
+                       ref->repository, ref->tag, ref->digest[0] ? " with digest " : "",
+                       ref->digest);
+    return rc;
+}
+
+int store_note_access(struct store *s, const struct im_ref *ref, int64_t now,
+                      struct im_error *err)
+{
+    int rc = ref_check(ref, true, err);
+    if (!rc)
+        rc = write_keyed(s, ST_NOTE_ACCESS, ref, ref->tag, now, NULL, err);
+    return rc;
+}
+
+/* ---- misses ------------------------------------------------------------- */
+
+/* The key a miss is remembered under: the tag, else the digest (a digest has a
+ * ':' that no tag can have, so the two never collide). */
+static const char *miss_key(const struct im_ref *ref)
+{
+    return ref->tag[0] ? ref->tag : ref->digest;
+}
+
+int store_put_miss(struct store *s, const struct im_ref *ref, int64_t until,
+                   struct im_error *err)
+{
+    int rc = ref_check(ref, false, err);
+    if (!rc && miss_key(ref)[0] == '\0')
+        rc = im_seterr(err, IM_EINVAL, "a miss needs a tag or a digest");
+    if (!rc)
+        rc = write_keyed(s, ST_PUT_MISS, ref, miss_key(ref), until, NULL, err);
+    return rc;
+}
+
+int store_get_miss(struct store *s, const struct im_ref *ref, int64_t *until,
+                   struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src = SQLITE_OK;
+    int rc = ref_check(ref, false, err);
+    if (!rc && (!until || miss_key(ref)[0] == '\0'))
+        rc = im_seterr(err, IM_EINVAL, "store_get_miss needs a tag or a digest");
+    if (rc)
+        goto out;
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[ST_GET_MISS];
+    src = bind_key(st, ref, miss_key(ref));
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *until = sqlite3_column_int64(st, 0);
+    else if (src == SQLITE_DONE)
+        rc = im_seterr(err, IM_ENOTFOUND, "no miss remembered for %s", miss_key(ref));
+    else
+        rc = store__fail(err, c->db, "reading miss %s", miss_key(ref));
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+/* ---- stats -------------------------------------------------------------- */
+
+int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (!out) {
+        rc = im_seterr(err, IM_EINVAL, "store_stats needs an out-parameter");
+        goto out;
+    }
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[ST_STATS];
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = store__fail(err, c->db, "counting");
+        goto out;
+    }
+    memset(out, 0, sizeof *out);
+    out->documents = sqlite3_column_int64(st, 0);
+    out->doc_bytes = sqlite3_column_int64(st, 1);
+    out->blobs = sqlite3_column_int64(st, 2);
+    out->tags = sqlite3_column_int64(st, 3);
+    out->misses = sqlite3_column_int64(st, 4);
+    out->bytes = sqlite3_column_int64(st, 5);
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}

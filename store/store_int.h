@@ -1,0 +1,71 @@
+/* store_int.h - what the store's own files share: the connection pool and the
+ * prepared-statement table. Not part of the module's contract (store.h is).
+ *
+ * Thread-safety: a struct store__conn belongs to one thread between
+ * store__conn_get and store__conn_put; the pool itself locks inside. */
+#ifndef STORE_INT_H
+#define STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Every statement a connection prepares once when it is opened. The SQL text
+ * of each is store__sql[] in store.c, next to the code that runs it. */
+enum store__stmt {
+    ST_BEGIN, /* BEGIN IMMEDIATE: writers take the write lock up front */
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_PUT_DOC,    /* documents: insert, keep an existing digest */
+    ST_PUT_BLOB,   /* blobs: upsert, unknowns never erase knowns */
+    ST_PUT_MEMBER, /* members: (root, digest, kind) */
+    ST_ROOT_OK,    /* is the root stored as a root? */
+    ST_PUT_TAG,    /* tags: upsert, resolved_at only moves with the digest */
+    ST_DEL_MISS,
+    ST_GET_TAG,
+    ST_TOUCH_TAG,
+    ST_NOTE_ACCESS,
+    ST_PUT_MISS,
+    ST_GET_MISS,
+    ST_LOAD, /* members of a root joined with their rows */
+    ST_STATS,
+    ST__COUNT
+};
+
+extern const char *const store__sql[ST__COUNT];
+
+/* Member kinds in members.kind. */
+enum { STORE__KIND_DOC = 0, STORE__KIND_BLOB = 1 };
+
+struct store__conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+    struct store__conn *next_all;  /* every connection, for store_close */
+    struct store__conn *next_free; /* idle connections */
+};
+
+struct store {
+    char *path;
+    int max_conns;           /* 8 for a file, 1 for a private (":memory:") database */
+    int nconns;              /* open plus being opened, <= max_conns */
+    struct store__conn *all; /* guarded by mu */
+    struct store__conn *idle;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when a connection is returned or a slot frees */
+};
+
+/* Takes an idle connection, opening a new one while fewer than max_conns
+ * exist, else waits for one. 0 or IM_ESTORE / IM_ENOMEM (opening failed). */
+int store__conn_get(struct store *s, struct store__conn **out, struct im_error *err);
+/* Returns c to the pool (rolling back a transaction left open, as a net). */
+void store__conn_put(struct store *s, struct store__conn *c);
+
+/* Formats "<what>: <sqlite3_errmsg(db)>" into err; returns IM_ESTORE. Call it
+ * before resetting the statement that failed. */
+int store__fail(struct im_error *err, sqlite3 *db, const char *fmt, ...) IM_PRINTF(3, 4);
+/* Resets st and clears its bindings (no pointer bound with SQLITE_STATIC
+ * outlives the call that bound it). */
+void store__done(sqlite3_stmt *st);
+
+#endif

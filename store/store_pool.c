@@ -1,0 +1,381 @@
+/* store_pool.c - opening the cache database: connections, pragmas, the
+ * schema and its migrations, and the small pool of connections that lets
+ * many threads use one struct store.
+ *
+ * A file database gets up to STORE_POOL_MAX connections, opened lazily, each
+ * with every statement prepared once. A private database (":memory:" or "")
+ * gets exactly one connection: each SQLite connection to ":memory:" is its own
+ * empty database, and a shared-cache URI would bring table-level locks that
+ * the busy timeout does not cover; one connection serialises callers, which is
+ * what unit tests need. */
+#include "store_int.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STORE_POOL_MAX 8
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_APPLICATION_ID 0x494d474d /* "IMGM" in the file header */
+
+/* Migrations: migrations[i] takes the schema from version i to i + 1. Append
+ * only; never edit a released entry. All pending ones run in one transaction.
+ *
+ * documents holds large bodies, so it keeps its rowid (WITHOUT ROWID suits
+ * small rows); the other tables are small rows looked up by their key. */
+static const char *const migrations[] = {
+    /* 0 -> 1: the initial schema */
+    "CREATE TABLE documents("
+    "  digest TEXT NOT NULL PRIMARY KEY,"
+    "  media_type TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  fetched_at INTEGER NOT NULL);"
+    "CREATE TABLE blobs("
+    "  digest TEXT NOT NULL PRIMARY KEY,"
+    "  media_type TEXT," /* NULL: unknown */
+    "  size INTEGER CHECK (size IS NULL OR size >= 0),"
+    "  last_modified INTEGER," /* Unix seconds, NULL: unknown */
+    "  checked_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE members("
+    "  root TEXT NOT NULL,"
+    "  digest TEXT NOT NULL,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (0, 1)),"
+    "  PRIMARY KEY (root, digest, kind)) WITHOUT ROWID;"
+    "CREATE TABLE tags("
+    "  registry TEXT NOT NULL,"
+    "  repository TEXT NOT NULL,"
+    "  tag TEXT NOT NULL,"
+    "  digest TEXT NOT NULL,"
+    "  resolved_at INTEGER NOT NULL,"
+    "  checked_at INTEGER NOT NULL,"
+    "  accessed_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (registry, repository, tag)) WITHOUT ROWID;"
+    "CREATE TABLE misses("
+    "  registry TEXT NOT NULL,"
+    "  repository TEXT NOT NULL,"
+    "  tag TEXT NOT NULL," /* the tag, or the digest of a digest reference */
+    "  until INTEGER NOT NULL,"
+    "  PRIMARY KEY (registry, repository, tag)) WITHOUT ROWID;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+int store__fail(struct im_error *err, sqlite3 *db, const char *fmt, ...)
+{
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return im_seterr(err, IM_ESTORE, "%s: %s", what,
+                     db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+void store__done(sqlite3_stmt *st)
+{
+    /* reset returns the error of the last step, already reported by the caller;
+     * clear_bindings cannot fail on a valid statement. */
+    (void)sqlite3_reset(st);
+    (void)sqlite3_clear_bindings(st);
+}
+
+static bool is_private_db(const char *path)
+{
+    return path[0] == '\0' || strcmp(path, ":memory:") == 0;
+}
+
+/* An open-time failure, with the clear wording for a file that is not ours. */
+static int open_failure(sqlite3 *db, const char *path, const char *what,
+                        struct im_error *err)
+{
+    int code = sqlite3_errcode(db) & 0xff;
+    if (code == SQLITE_NOTADB)
+        return im_seterr(err, IM_ESTORE, "%s is not an imgmeta cache database (%s)", path,
+                         sqlite3_errmsg(db));
+    if (code == SQLITE_CORRUPT)
+        return im_seterr(err, IM_ESTORE, "%s is a corrupt imgmeta cache database (%s)",
+                         path, sqlite3_errmsg(db));
+    return im_seterr(err, IM_ESTORE, "%s: %s: %s", path, what, sqlite3_errmsg(db));
+}
+
+static int exec_sql(sqlite3 *db, const char *path, const char *sql, struct im_error *err)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return open_failure(db, path, sql, err);
+    return 0;
+}
+
+/* Runs a statement returning one row of one column; the text of that column
+ * is copied into text (when not NULL), its integer value into *val. */
+static int query_one(sqlite3 *db, const char *path, const char *sql, int64_t *val,
+                     char *text, size_t textsz, struct im_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = open_failure(db, path, sql, err);
+        goto out;
+    }
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = open_failure(db, path, sql, err);
+        goto out;
+    }
+    *val = sqlite3_column_int64(st, 0);
+    if (text) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        im_strlcpy(text, t ? (const char *)t : "", textsz);
+    }
+out:
+    /* finalize repeats the step's error, already reported */
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+/* Refuses files that are not ours before anything writes to them; *version
+ * gets the schema version found. */
+static int check_identity(sqlite3 *db, const char *path, int64_t *version_out,
+                          struct im_error *err)
+{
+    int64_t version = 0, appid = 0, ntables = 0;
+    int rc = query_one(db, path, "PRAGMA user_version", &version, NULL, 0, err);
+    if (rc)
+        goto out;
+    if (version > SCHEMA_VERSION) {
+        rc = im_seterr(err, IM_ESTORE,
+                       "database schema version %lld is newer than this imgmeta (%d); "
+                       "refusing to touch it",
+                       (long long)version, SCHEMA_VERSION);
+        goto out;
+    }
+    rc = query_one(db, path, "PRAGMA application_id", &appid, NULL, 0, err);
+    if (!rc)
+        rc = query_one(db, path, "SELECT count(*) FROM sqlite_master", &ntables, NULL, 0,
+                       err);
+    if (rc)
+        goto out;
+    if (appid != STORE_APPLICATION_ID && (appid != 0 || version != 0 || ntables != 0))
+        rc = im_seterr(err, IM_ESTORE,
+                       "%s is not an imgmeta cache database (it is an SQLite database "
+                       "of something else: application_id %lld, user_version %lld, "
+                       "%lld schema objects)",
+                       path, (long long)appid, (long long)version, (long long)ntables);
+out:
+    *version_out = version;
+    return rc;
+}
+
+static int set_wal(sqlite3 *db, const char *path, struct im_error *err)
+{
+    char mode[16];
+    int64_t ignored = 0;
+    int rc =
+        query_one(db, path, "PRAGMA journal_mode=WAL", &ignored, mode, sizeof mode, err);
+    if (rc)
+        return rc;
+    if (strcmp(mode, "wal") != 0 && !(is_private_db(path) && strcmp(mode, "memory") == 0))
+        return im_seterr(err, IM_ESTORE,
+                         "%s: cannot switch to WAL mode (journal_mode stays %s)", path,
+                         mode);
+    return 0;
+}
+
+/* Brings the schema to SCHEMA_VERSION in one transaction. The version is read
+ * again under the write lock: another process may have migrated meanwhile. */
+static int migrate(sqlite3 *db, const char *path, struct im_error *err)
+{
+    int64_t version = 0;
+    char sql[96];
+    int rc = exec_sql(db, path, "BEGIN IMMEDIATE", err);
+    if (rc)
+        return rc;
+    rc = query_one(db, path, "PRAGMA user_version", &version, NULL, 0, err);
+    if (!rc && version > SCHEMA_VERSION)
+        rc = im_seterr(err, IM_ESTORE,
+                       "database schema version %lld is newer than this imgmeta (%d); "
+                       "refusing to touch it",
+                       (long long)version, SCHEMA_VERSION);
+    for (int64_t v = version; !rc && v < SCHEMA_VERSION; v++) {
+        if (sqlite3_exec(db, migrations[v], NULL, NULL, NULL) != SQLITE_OK)
+            rc = im_seterr(err, IM_ESTORE, "%s: migrating schema %lld to %lld: %s", path,
+                           (long long)v, (long long)v + 1, sqlite3_errmsg(db));
+    }
+    if (!rc && version < SCHEMA_VERSION) {
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d; PRAGMA application_id=%d",
+                 SCHEMA_VERSION, STORE_APPLICATION_ID);
+        rc = exec_sql(db, path, sql, err);
+    }
+    if (!rc)
+        rc = exec_sql(db, path, "COMMIT", err);
+    /* If even ROLLBACK fails, the caller closes the connection, which ends
+     * the transaction without committing it. */
+    if (rc && !sqlite3_get_autocommit(db))
+        (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static void conn_free(struct store__conn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < ST__COUNT; i++)
+        (void)sqlite3_finalize(c->st[i]); /* NULL is a no-op; errors were reported */
+    /* close_v2 cannot fail once every statement is finalized */
+    (void)sqlite3_close_v2(c->db);
+    free(c);
+}
+
+/* Opens one connection; the first one of a store (setup) also checks the
+ * file is ours, switches it to WAL and migrates. */
+static int conn_open(const char *path, bool setup, struct store__conn **out,
+                     struct im_error *err)
+{
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    struct store__conn *c = calloc(1, sizeof *c);
+    int rc = 0;
+    if (!c) {
+        rc = im_seterr(err, IM_ENOMEM, "out of memory opening %s", path);
+        goto out;
+    }
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        rc = c->db ? open_failure(c->db, path, "cannot open", err)
+                   : im_seterr(err, IM_ENOMEM, "out of memory opening %s", path);
+        goto out;
+    }
+    if (sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK ||
+        sqlite3_extended_result_codes(c->db, 1) != SQLITE_OK) {
+        rc = open_failure(c->db, path, "configuring the connection", err);
+        goto out;
+    }
+    if (setup) {
+        int64_t version = 0;
+        rc = check_identity(c->db, path, &version, err);
+        if (!rc)
+            rc = set_wal(c->db, path, err);
+        /* a current schema needs no write lock (a read-only file still opens) */
+        if (!rc && version < SCHEMA_VERSION)
+            rc = migrate(c->db, path, err);
+    }
+    if (!rc)
+        rc = exec_sql(c->db, path, "PRAGMA synchronous=NORMAL", err);
+    for (int i = 0; !rc && i < ST__COUNT; i++) {
+        if (sqlite3_prepare_v3(c->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &c->st[i], NULL) != SQLITE_OK)
+            rc = open_failure(c->db, path, store__sql[i], err);
+    }
+out:
+    if (rc) {
+        conn_free(c);
+        c = NULL;
+    }
+    *out = c;
+    return rc;
+}
+
+struct store *store_open(const char *path, struct im_error *err)
+{
+    struct store *s = NULL;
+    struct store__conn *c = NULL;
+    if (!path) {
+        im_seterr(err, IM_EINVAL, "no cache database path");
+        goto fail;
+    }
+    if (!sqlite3_threadsafe()) {
+        im_seterr(err, IM_ESTORE, "this SQLite library is built without thread support");
+        goto fail;
+    }
+    s = calloc(1, sizeof *s);
+    if (s)
+        s->path = strdup(path);
+    if (!s || !s->path) {
+        im_seterr(err, IM_ENOMEM, "out of memory opening %s", path);
+        goto fail_alloc;
+    }
+    s->max_conns = is_private_db(path) ? 1 : STORE_POOL_MAX;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        im_seterr(err, IM_ENOMEM, "cannot create the store's mutex");
+        goto fail_alloc;
+    }
+    if (pthread_cond_init(&s->cv, NULL) != 0) {
+        im_seterr(err, IM_ENOMEM, "cannot create the store's condition variable");
+        goto fail_mutex;
+    }
+    if (conn_open(path, true, &c, err) != 0)
+        goto fail_cond;
+    s->all = c;
+    s->idle = c;
+    s->nconns = 1;
+    return s;
+
+fail_cond:
+    pthread_cond_destroy(&s->cv);
+fail_mutex:
+    pthread_mutex_destroy(&s->mu);
+fail_alloc:
+    if (s)
+        free(s->path);
+    free(s);
+fail:
+    return NULL;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    struct store__conn *c = s->all;
+    while (c) {
+        struct store__conn *next = c->next_all;
+        conn_free(c);
+        c = next;
+    }
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->path);
+    free(s);
+}
+
+int store__conn_get(struct store *s, struct store__conn **out, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    while (!s->idle && s->nconns >= s->max_conns)
+        pthread_cond_wait(&s->cv, &s->mu);
+    if (s->idle) {
+        c = s->idle;
+        s->idle = c->next_free;
+        c->next_free = NULL;
+    } else {
+        s->nconns++; /* reserve the slot; open outside the lock */
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!c) {
+        rc = conn_open(s->path, false, &c, err);
+        pthread_mutex_lock(&s->mu);
+        if (rc) {
+            s->nconns--;
+            pthread_cond_signal(&s->cv);
+        } else {
+            c->next_all = s->all;
+            s->all = c;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    *out = c;
+    return rc;
+}
+
+void store__conn_put(struct store *s, struct store__conn *c)
+{
+    /* Callers end their transactions; this is a net so that a bug cannot hand
+     * the next caller a connection holding the write lock. Should ROLLBACK
+     * fail, the next BEGIN on this connection reports it. */
+    if (!sqlite3_get_autocommit(c->db))
+        (void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_lock(&s->mu);
+    c->next_free = s->idle;
+    s->idle = c;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}

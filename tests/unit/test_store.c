@@ -1,0 +1,827 @@
+/* test_store.c - the SQLite cache as its users see it: answers come back
+ * byte-exact, tags move and age as the freshness rules say, a failed write
+ * leaves nothing behind, files that are not ours are refused untouched, and
+ * eight threads can share one store.
+ *
+ * Criterion cannot start under ThreadSanitizer (its inheritable arena fails to
+ * map: Snaipe/Criterion#274), so the eight-thread scenario is written without
+ * Criterion and this file also builds as a plain program that runs only it:
+ *   cmake -B build-tsan -DIMGMETA_TSAN=ON && cmake --build build-tsan --target im_store
+ *   cc -std=c17 -D_POSIX_C_SOURCE=200809L -fsanitize=thread -DSTORE_TSAN_MAIN \
+ *      -Istore -Icommon tests/unit/test_store.c build-tsan/libim_store.a \
+ *      build-tsan/libim_common.a -lsqlite3 -lpthread -o store_tsan && ./store_tsan */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+static void fake_digest(char *out, unsigned n)
+{
+    snprintf(out, IM_DIGEST_MAX, "sha256:%064x", n);
+}
+
+static struct im_ref tag_ref(const char *repo, const char *tag)
+{
+    struct im_ref r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.registry, sizeof r.registry, "docker.io");
+    snprintf(r.repository, sizeof r.repository, "%s", repo);
+    snprintf(r.tag, sizeof r.tag, "%s", tag);
+    return r;
+}
+
+#define SHARED_CONFIG 900000u
+#define SHARED_LAYER 900001u
+
+static int blob_into(struct im_bundle *b, const char *digest, const char *media,
+                     int64_t size, int64_t last_modified)
+{
+    struct im_blob bl;
+    memset(&bl, 0, sizeof bl);
+    snprintf(bl.digest, sizeof bl.digest, "%s", digest);
+    snprintf(bl.media_type, sizeof bl.media_type, "%s", media);
+    bl.size = size;
+    bl.last_modified = last_modified;
+    return im_bundle_add_blob(b, &bl);
+}
+
+/* Image number n: a manifest (the root) naming a config shared by every image
+ * and two layers, one of them shared too. Bodies are distinct per n. */
+static int build_image(struct im_bundle *b, unsigned n)
+{
+    char root[IM_DIGEST_MAX], cfg[IM_DIGEST_MAX], layer[IM_DIGEST_MAX],
+        shared[IM_DIGEST_MAX], body[256];
+    im_bundle_init(b);
+    fake_digest(root, n);
+    fake_digest(cfg, SHARED_CONFIG);
+    fake_digest(layer, n + 500000u);
+    fake_digest(shared, SHARED_LAYER);
+    int len =
+        snprintf(body, sizeof body,
+                 "{\"schemaVersion\": 2, \"image\": %u,\r\n \"x\": \"\\u00e9\"}\n", n);
+    snprintf(b->root_digest, sizeof b->root_digest, "%s", root);
+    int rc = im_bundle_add_doc(b, root, "application/vnd.oci.image.manifest.v1+json",
+                               body, (size_t)len);
+    if (!rc)
+        rc = im_bundle_add_doc(b, cfg, "application/vnd.oci.image.config.v1+json",
+                               "{\"os\":\"linux\"}", 15);
+    if (!rc)
+        rc = blob_into(b, layer, "application/vnd.oci.image.layer.v1.tar+gzip", 1000 + n,
+                       1600000000);
+    if (!rc)
+        rc = blob_into(b, shared, "", -1, -1);
+    return rc;
+}
+
+/* A private directory for file databases, removed with what SQLite left. */
+struct tmpdb {
+    char dir[64];
+    char path[96];
+};
+
+static int tmpdb_init(struct tmpdb *t)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/imgmeta-store-XXXXXX");
+    if (!mkdtemp(t->dir))
+        return -1;
+    snprintf(t->path, sizeof t->path, "%s/cache.db", t->dir);
+    return 0;
+}
+
+static void tmpdb_remove(struct tmpdb *t)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char p[128];
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        snprintf(p, sizeof p, "%s%s", t->path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(t->dir);
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+#define NTHREADS 8
+#define NROUNDS 40
+#define NTAGS 4
+
+struct worker {
+    pthread_t thread;
+    struct store *s;
+    unsigned id;
+    int failures;
+    char first[IM_ERRMSG_MAX + 64];
+};
+
+static void worker_fail(struct worker *w, const char *what, const char *msg)
+{
+    if (w->failures++ == 0)
+        snprintf(w->first, sizeof w->first, "%s: %s", what, msg);
+}
+
+static bool same_docs(const struct im_bundle *want, const struct im_bundle *got)
+{
+    if (got->ndocs != want->ndocs || strcmp(got->root_digest, want->root_digest) != 0)
+        return false;
+    for (size_t i = 0; i < want->ndocs; i++) {
+        const struct im_doc *g = im_bundle_find_doc(got, want->docs[i].digest);
+        if (!g || g->len != want->docs[i].len ||
+            memcmp(g->body, want->docs[i].body, g->len) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* One round: store image n under a private tag and under a tag every thread
+ * moves, then read both back; whatever the shared tag points to must load. */
+static void worker_round(struct worker *w, unsigned round)
+{
+    struct im_error err = {{0}};
+    struct im_bundle b, got;
+    struct store_tag t;
+    char tag[32];
+    im_bundle_init(&got);
+    if (build_image(&b, w->id * 100 + round % NTAGS) != 0) {
+        worker_fail(w, "build", "out of memory");
+        goto out;
+    }
+    snprintf(tag, sizeof tag, "t%u-%u", w->id, round % NTAGS);
+    struct im_ref mine = tag_ref("library/python", tag);
+    struct im_ref shared = tag_ref("library/python", "shared");
+    if (store_put(w->s, &mine, &b, round, &err) != 0)
+        worker_fail(w, "put", err.msg);
+    else if (store_put(w->s, &shared, &b, round, &err) != 0)
+        worker_fail(w, "put shared", err.msg);
+    else if (store_get_tag(w->s, &mine, &t, &err) != 0 || strcmp(t.digest, b.root_digest))
+        worker_fail(w, "get_tag", err.msg);
+    else if (store_load(w->s, t.digest, &got, &err) != 0 || !same_docs(&b, &got))
+        worker_fail(w, "load", err.msg);
+    im_bundle_free(&got);
+    if (store_get_tag(w->s, &shared, &t, &err) != 0 ||
+        store_load(w->s, t.digest, &got, &err) != 0)
+        worker_fail(w, "load shared", err.msg);
+out:
+    im_bundle_free(&got);
+    im_bundle_free(&b);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (unsigned r = 0; r < NROUNDS; r++)
+        worker_round(w, r);
+    return NULL;
+}
+
+/* Runs NTHREADS workers on s; 0 when every thread could be started and joined. */
+static int run_workers(struct store *s, struct worker *w)
+{
+    unsigned started = 0;
+    int rc = 0;
+    memset(w, 0, NTHREADS * sizeof *w);
+    for (; started < NTHREADS; started++) {
+        w[started].s = s;
+        w[started].id = started + 1;
+        if (pthread_create(&w[started].thread, NULL, worker_main, &w[started]) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    for (unsigned i = 0; i < started; i++)
+        if (pthread_join(w[i].thread, NULL) != 0)
+            rc = -1;
+    return rc;
+}
+
+#ifndef STORE_TSAN_MAIN
+#include <criterion/criterion.h>
+
+static void add_doc(struct im_bundle *b, const char *digest, const char *media,
+                    const void *body, size_t len)
+{
+    cr_assert_eq(im_bundle_add_doc(b, digest, media, body, len), 0);
+}
+
+static void add_blob(struct im_bundle *b, const char *digest, const char *media,
+                     int64_t size, int64_t last_modified)
+{
+    cr_assert_eq(blob_into(b, digest, media, size, last_modified), 0);
+}
+
+static void make_image(struct im_bundle *b, unsigned n)
+{
+    cr_assert_eq(build_image(b, n), 0);
+}
+
+/* Every document and blob of want is in got, identical. */
+static void assert_same_bundle(const struct im_bundle *want, const struct im_bundle *got)
+{
+    cr_assert_str_eq(got->root_digest, want->root_digest);
+    cr_assert_eq(got->ndocs, want->ndocs);
+    cr_assert_eq(got->nblobs, want->nblobs);
+    for (size_t i = 0; i < want->ndocs; i++) {
+        const struct im_doc *w = &want->docs[i];
+        const struct im_doc *g = im_bundle_find_doc(got, w->digest);
+        cr_assert_not_null(g, "document %s missing", w->digest);
+        cr_assert_str_eq(g->media_type, w->media_type);
+        cr_assert_eq(g->len, w->len, "document %s: %zu bytes, want %zu", w->digest,
+                     g->len, w->len);
+        cr_assert(w->len == 0 || memcmp(g->body, w->body, w->len) == 0,
+                  "document %s differs", w->digest);
+    }
+    for (size_t i = 0; i < want->nblobs; i++) {
+        const struct im_blob *w = &want->blobs[i];
+        const struct im_blob *g = im_bundle_find_blob(got, w->digest);
+        cr_assert_not_null(g, "blob %s missing", w->digest);
+        cr_assert_str_eq(g->media_type, w->media_type);
+        cr_assert_eq(g->size, w->size);
+        cr_assert_eq(g->last_modified, w->last_modified);
+    }
+}
+
+static struct store *open_ok(const char *path)
+{
+    struct im_error err = {{0}};
+    struct store *s = store_open(path, &err);
+    cr_assert_not_null(s, "store_open(%s): %s", path, err.msg);
+    return s;
+}
+
+static void put_ok(struct store *s, const struct im_ref *ref, const struct im_bundle *b,
+                   int64_t now)
+{
+    struct im_error err = {{0}};
+    int rc = store_put(s, ref, b, now, &err);
+    cr_assert_eq(rc, 0, "store_put: %d %s", rc, err.msg);
+}
+
+static struct store_tag get_tag_ok(struct store *s, const struct im_ref *ref)
+{
+    struct im_error err = {{0}};
+    struct store_tag t;
+    int rc = store_get_tag(s, ref, &t, &err);
+    cr_assert_eq(rc, 0, "store_get_tag: %d %s", rc, err.msg);
+    return t;
+}
+
+static struct store_stats stats_ok(struct store *s)
+{
+    struct im_error err = {{0}};
+    struct store_stats st;
+    cr_assert_eq(store_stats(s, &st, &err), 0, "store_stats: %s", err.msg);
+    return st;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+}
+
+/* Whole file contents, to show a refused file was not touched. */
+static char *slurp(const char *path, long *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    *len = ftell(f);
+    cr_assert_eq(fseek(f, 0, SEEK_SET), 0);
+    char *buf = malloc((size_t)*len + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)*len, f), (size_t)*len);
+    fclose(f);
+    return buf;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+Test(store, roundtrip_is_byte_exact)
+{
+    static const unsigned char binary[] = {'{',  0,    0xff, 0xfe, '\r',
+                                           '\n', 0x80, '}',  ' '};
+    char root[IM_DIGEST_MAX], child[IM_DIGEST_MAX], cfg[IM_DIGEST_MAX],
+        empty[IM_DIGEST_MAX];
+    char l1[IM_DIGEST_MAX], l2[IM_DIGEST_MAX], l3[IM_DIGEST_MAX];
+    const char *index = "{\n  \"manifests\": [ ]  ,\n\t\"schemaVersion\":2 }\n\n";
+    struct im_bundle b, got;
+    im_bundle_init(&b);
+    im_bundle_init(&got);
+    fake_digest(root, 1);
+    fake_digest(child, 2);
+    fake_digest(cfg, 3);
+    fake_digest(empty, 4);
+    fake_digest(l1, 5);
+    fake_digest(l2, 6);
+    fake_digest(l3, 7);
+    snprintf(b.root_digest, sizeof b.root_digest, "%s", root);
+    add_doc(&b, root, "application/vnd.oci.image.index.v1+json", index, strlen(index));
+    add_doc(&b, child, "application/vnd.docker.distribution.manifest.v2+json", binary,
+            sizeof binary);
+    add_doc(&b, cfg, "application/vnd.docker.container.image.v1+json", "{}", 2);
+    add_doc(&b, empty, "", "", 0);
+    add_blob(&b, l1, "application/vnd.docker.image.rootfs.diff.tar.gzip", 27092228,
+             1561069740);
+    add_blob(&b, l2, "", -1, -1); /* a HEAD that told us nothing */
+    add_blob(&b, l3, "application/octet-stream", 0, -1);
+
+    struct store *s = open_ok(":memory:");
+    struct im_ref ref = tag_ref("library/python", "3.7-slim");
+    put_ok(s, &ref, &b, 1000);
+    struct im_error err = {{0}};
+    cr_assert_eq(store_load(s, root, &got, &err), 0, "store_load: %s", err.msg);
+    assert_same_bundle(&b, &got);
+    cr_assert_eq(get_tag_ok(s, &ref).checked_at, 1000);
+    cr_assert_str_eq(get_tag_ok(s, &ref).digest, root);
+
+    im_bundle_free(&got);
+    im_bundle_free(&b);
+    store_close(s);
+}
+
+Test(store, two_tags_share_one_stored_document)
+{
+    struct im_bundle b;
+    make_image(&b, 1);
+    struct store *s = open_ok(":memory:");
+    struct im_ref a = tag_ref("library/python", "3.7");
+    struct im_ref c = tag_ref("library/python", "3.7-slim");
+    struct im_ref m = tag_ref("mirror/python", "3.7");
+    put_ok(s, &a, &b, 100);
+    put_ok(s, &c, &b, 101);
+    put_ok(s, &m, &b, 102);
+
+    struct store_stats st = stats_ok(s);
+    cr_assert_eq(st.documents, 2, "one manifest + one config, got %lld",
+                 (long long)st.documents);
+    cr_assert_eq(st.blobs, 2);
+    cr_assert_eq(st.tags, 3);
+    cr_assert_eq(st.doc_bytes, (int64_t)(b.docs[0].len + b.docs[1].len));
+    cr_assert_gt(st.bytes, 0);
+    cr_assert_str_eq(get_tag_ok(s, &m).digest, b.root_digest);
+
+    im_bundle_free(&b);
+    store_close(s);
+}
+
+Test(store, unknown_root_is_not_found)
+{
+    struct im_bundle b, got;
+    char unknown[IM_DIGEST_MAX];
+    make_image(&b, 1);
+    im_bundle_init(&got);
+    fake_digest(unknown, 77);
+    struct store *s = open_ok(":memory:");
+    struct im_error err = {{0}};
+    cr_assert_eq(store_load(s, unknown, &got, &err), IM_ENOTFOUND);
+    put_ok(s, NULL, &b, 100); /* a digest reference: no tag */
+    cr_assert_eq(store_load(s, unknown, &got, &err), IM_ENOTFOUND);
+    /* the config is stored, but as part of another answer, not as one */
+    cr_assert_eq(store_load(s, b.docs[1].digest, &got, &err), IM_ENOTFOUND);
+    cr_assert_eq(got.ndocs + got.nblobs, 0, "a failed load leaves the bundle empty");
+    struct im_ref ref = tag_ref("library/python", "never");
+    struct store_tag t;
+    cr_assert_eq(store_get_tag(s, &ref, &t, &err), IM_ENOTFOUND);
+    cr_assert_eq(store_load(s, b.root_digest, &got, &err), 0, "%s", err.msg);
+    im_bundle_free(&got);
+    im_bundle_free(&b);
+    store_close(s);
+}
+
+/* ---- tags and freshness ------------------------------------------------- */
+
+Test(store, retag_moves_the_tag_and_resets_resolved_at)
+{
+    struct im_bundle old, new;
+    make_image(&old, 1);
+    make_image(&new, 2);
+    struct store *s = open_ok(":memory:");
+    struct im_ref ref = tag_ref("library/python", "3.7");
+    put_ok(s, &ref, &old, 100);
+    put_ok(s, &ref, &new, 700);
+
+    struct store_tag t = get_tag_ok(s, &ref);
+    cr_assert_str_eq(t.digest, new.root_digest);
+    cr_assert_eq(t.resolved_at, 700);
+    cr_assert_eq(t.checked_at, 700);
+    /* the old image is still there for digest references */
+    struct im_bundle got;
+    im_bundle_init(&got);
+    struct im_error err = {{0}};
+    cr_assert_eq(store_load(s, old.root_digest, &got, &err), 0, "%s", err.msg);
+    assert_same_bundle(&old, &got);
+    im_bundle_free(&got);
+    im_bundle_free(&old);
+    im_bundle_free(&new);
+    store_close(s);
+}
+
+Test(store, unchanged_digest_keeps_resolved_at_and_bumps_checked_at)
+{
+    struct im_bundle b;
+    make_image(&b, 1);
+    struct store *s = open_ok(":memory:");
+    struct im_ref ref = tag_ref("library/python", "3.7");
+    put_ok(s, &ref, &b, 100);
+    put_ok(s, &ref, &b, 400);
+    struct store_tag t = get_tag_ok(s, &ref);
+    cr_assert_eq(t.resolved_at, 100);
+    cr_assert_eq(t.checked_at, 400);
+
+    /* a revalidation by HEAD that found the same digest */
+    struct im_error err = {{0}};
+    struct im_ref confirmed = ref;
+    snprintf(confirmed.digest, sizeof confirmed.digest, "%s", b.root_digest);
+    cr_assert_eq(store_touch_tag(s, &confirmed, 500, &err), 0, "%s", err.msg);
+    t = get_tag_ok(s, &ref);
+    cr_assert_eq(t.resolved_at, 100);
+    cr_assert_eq(t.checked_at, 500);
+    cr_assert_str_eq(t.digest, b.root_digest);
+
+    /* touching for a digest the tag no longer has, or a tag never stored */
+    struct im_ref moved = ref;
+    fake_digest(moved.digest, 4242);
+    cr_assert_eq(store_touch_tag(s, &moved, 900, &err), IM_ENOTFOUND);
+    struct im_ref other = tag_ref("library/python", "nope");
+    cr_assert_eq(store_touch_tag(s, &other, 900, &err), IM_ENOTFOUND);
+    cr_assert_eq(get_tag_ok(s, &ref).checked_at, 500);
+    /* checked_at never goes back */
+    cr_assert_eq(store_touch_tag(s, &ref, 450, &err), 0);
+    cr_assert_eq(get_tag_ok(s, &ref).checked_at, 500);
+
+    im_bundle_free(&b);
+    store_close(s);
+}
+
+Test(store, freshness_boundaries)
+{
+    struct store_tag t = {.checked_at = 1000, .resolved_at = 10};
+    cr_assert(store_tag_fresh(&t, 1000, 300), "just checked");
+    cr_assert(store_tag_fresh(&t, 1299, 300), "one second before the TTL");
+    cr_assert_not(store_tag_fresh(&t, 1300, 300), "exactly at the TTL: stale");
+    cr_assert_not(store_tag_fresh(&t, 5000, 300));
+    cr_assert_not(store_tag_fresh(&t, 1000, 0), "TTL 0: always revalidate");
+    cr_assert_not(store_tag_fresh(&t, 1000, -5));
+    cr_assert(store_tag_fresh(&t, 900, 300), "clock stepped back: just checked");
+    cr_assert_not(store_tag_fresh(NULL, 1000, 300));
+    struct store_tag ancient = {.checked_at = INT64_MIN};
+    cr_assert_not(store_tag_fresh(&ancient, INT64_MAX, INT64_MAX));
+}
+
+Test(store, tag_can_point_at_an_already_stored_root)
+{
+    struct im_bundle b, pointer;
+    make_image(&b, 1);
+    im_bundle_init(&pointer);
+    snprintf(pointer.root_digest, sizeof pointer.root_digest, "%s", b.root_digest);
+    struct store *s = open_ok(":memory:");
+    put_ok(s, NULL, &b, 100);
+    struct im_ref ref = tag_ref("library/python", "latest");
+    put_ok(s, &ref, &pointer, 200);
+    cr_assert_str_eq(get_tag_ok(s, &ref).digest, b.root_digest);
+    im_bundle_free(&b);
+    store_close(s);
+}
+
+Test(store, note_access_only_moves_forward)
+{
+    struct im_bundle b;
+    make_image(&b, 1);
+    struct store *s = open_ok(":memory:");
+    struct im_ref ref = tag_ref("library/python", "3.7");
+    struct im_error err = {{0}};
+    put_ok(s, &ref, &b, 100);
+    cr_assert_eq(get_tag_ok(s, &ref).accessed_at, 100);
+    cr_assert_eq(store_note_access(s, &ref, 250, &err), 0, "%s", err.msg);
+    cr_assert_eq(get_tag_ok(s, &ref).accessed_at, 250);
+    cr_assert_eq(store_note_access(s, &ref, 200, &err), 0);
+    cr_assert_eq(get_tag_ok(s, &ref).accessed_at, 250);
+    cr_assert_eq(get_tag_ok(s, &ref).checked_at, 100, "access is not a revalidation");
+    struct im_ref other = tag_ref("library/python", "nope");
+    cr_assert_eq(store_note_access(s, &other, 300, &err), 0);
+    im_bundle_free(&b);
+    store_close(s);
+}
+
+Test(store, unknown_blob_facts_do_not_erase_known_ones)
+{
+    struct im_bundle first, second, got;
+    make_image(&first, 1);
+    im_bundle_init(&second);
+    im_bundle_init(&got);
+    /* the same root again, but this time the layer's HEAD told us nothing */
+    snprintf(second.root_digest, sizeof second.root_digest, "%s", first.root_digest);
+    add_doc(&second, first.docs[0].digest, first.docs[0].media_type, first.docs[0].body,
+            first.docs[0].len);
+    add_blob(&second, first.blobs[0].digest, "", -1, -1);
+    struct store *s = open_ok(":memory:");
+    put_ok(s, NULL, &first, 100);
+    put_ok(s, NULL, &second, 200);
+    struct im_error err = {{0}};
+    cr_assert_eq(store_load(s, first.root_digest, &got, &err), 0, "%s", err.msg);
+    assert_same_bundle(&first, &got);
+    im_bundle_free(&got);
+    im_bundle_free(&first);
+    im_bundle_free(&second);
+    store_close(s);
+}
+
+/* ---- negative cache ----------------------------------------------------- */
+
+Test(store, misses_are_remembered_and_forgotten_when_the_tag_appears)
+{
+    struct im_bundle b;
+    make_image(&b, 1);
+    struct store *s = open_ok(":memory:");
+    struct im_ref ref = tag_ref("library/python", "3.99");
+    struct im_error err = {{0}};
+    int64_t until = 0;
+    cr_assert_eq(store_get_miss(s, &ref, &until, &err), IM_ENOTFOUND);
+    cr_assert_eq(store_put_miss(s, &ref, 130, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_get_miss(s, &ref, &until, &err), 0, "%s", err.msg);
+    cr_assert_eq(until, 130);
+    cr_assert_eq(store_put_miss(s, &ref, 160, &err), 0);
+    cr_assert_eq(store_get_miss(s, &ref, &until, &err), 0);
+    cr_assert_eq(until, 160, "a later miss replaces the earlier one");
+
+    struct im_ref by_digest = tag_ref("library/python", "");
+    fake_digest(by_digest.digest, 31337);
+    cr_assert_eq(store_get_miss(s, &by_digest, &until, &err), IM_ENOTFOUND);
+    cr_assert_eq(store_put_miss(s, &by_digest, 500, &err), 0);
+    cr_assert_eq(store_get_miss(s, &by_digest, &until, &err), 0);
+    cr_assert_eq(until, 500);
+    cr_assert_eq(stats_ok(s).misses, 2);
+
+    put_ok(s, &ref, &b, 170); /* the tag was pushed meanwhile */
+    cr_assert_eq(store_get_miss(s, &ref, &until, &err), IM_ENOTFOUND);
+    im_bundle_free(&b);
+    store_close(s);
+}
+
+/* ---- all or nothing ----------------------------------------------------- */
+
+Test(store, put_with_unknown_root_leaves_nothing)
+{
+    struct im_bundle good, bad;
+    make_image(&good, 1);
+    make_image(&bad, 2);
+    /* bad names a root that is neither in it nor stored: refused after its
+     * documents and blobs were already written inside the transaction */
+    fake_digest(bad.root_digest, 123456);
+    struct store *s = open_ok(":memory:");
+    struct im_ref ref = tag_ref("library/python", "3.7");
+    put_ok(s, &ref, &good, 100);
+    struct store_stats before = stats_ok(s);
+
+    struct im_error err = {{0}};
+    cr_assert_eq(store_put(s, &ref, &bad, 200, &err), IM_EINVAL);
+    cr_assert(strstr(err.msg, bad.root_digest), "message names the root: %s", err.msg);
+    struct store_stats after = stats_ok(s);
+    cr_assert_eq(after.documents, before.documents);
+    cr_assert_eq(after.blobs, before.blobs);
+    cr_assert_eq(after.doc_bytes, before.doc_bytes);
+    struct store_tag t = get_tag_ok(s, &ref);
+    cr_assert_str_eq(t.digest, good.root_digest);
+    cr_assert_eq(t.checked_at, 100);
+    put_ok(s, &ref, &good, 300); /* the store is still usable */
+    im_bundle_free(&good);
+    im_bundle_free(&bad);
+    store_close(s);
+}
+
+Test(store, sql_failure_midway_rolls_back_everything)
+{
+    struct tmpdb db;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    struct im_bundle b, got;
+    make_image(&b, 1);
+    im_bundle_init(&got);
+    struct store *s = open_ok(db.path);
+    /* The tag is the last row a put writes: make SQLite refuse it, as a full
+     * disk or a constraint would, after documents, blobs and members went in. */
+    raw_exec(db.path, "CREATE TRIGGER fail_tags BEFORE INSERT ON tags BEGIN"
+                      " SELECT RAISE(ABORT, 'injected failure'); END");
+    struct im_ref ref = tag_ref("library/python", "3.7");
+    struct im_error err = {{0}};
+    cr_assert_eq(store_put(s, &ref, &b, 100, &err), IM_ESTORE);
+    cr_assert(strstr(err.msg, "injected failure"), "message says why: %s", err.msg);
+
+    struct store_stats st = stats_ok(s);
+    cr_assert_eq(st.documents, 0);
+    cr_assert_eq(st.blobs, 0);
+    cr_assert_eq(st.tags, 0);
+    cr_assert_eq(store_load(s, b.root_digest, &got, &err), IM_ENOTFOUND);
+
+    raw_exec(db.path, "DROP TRIGGER fail_tags"); /* the lock was released */
+    put_ok(s, &ref, &b, 200);
+    cr_assert_eq(store_load(s, b.root_digest, &got, &err), 0, "%s", err.msg);
+    assert_same_bundle(&b, &got);
+    im_bundle_free(&got);
+    im_bundle_free(&b);
+    store_close(s);
+    tmpdb_remove(&db);
+}
+
+Test(store, malformed_bundle_is_refused)
+{
+    struct im_bundle b;
+    make_image(&b, 1);
+    struct store *s = open_ok(":memory:");
+    struct im_error err = {{0}};
+    b.blobs[0].size = -7;
+    cr_assert_eq(store_put(s, NULL, &b, 100, &err), IM_EINVAL);
+    b.blobs[0].size = 5;
+    struct im_ref ref = tag_ref("library/python", "3.7");
+    fake_digest(ref.digest, 99); /* says it resolved to something else */
+    cr_assert_eq(store_put(s, &ref, &b, 100, &err), IM_EINVAL);
+    cr_assert_eq(stats_ok(s).documents, 0);
+    im_bundle_free(&b);
+    store_close(s);
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+Test(store, reopened_file_keeps_its_data)
+{
+    struct tmpdb db;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    struct im_bundle b, got;
+    make_image(&b, 1);
+    im_bundle_init(&got);
+    struct im_ref ref = tag_ref("library/python", "3.7");
+    struct store *s = open_ok(db.path);
+    put_ok(s, &ref, &b, 100);
+    store_close(s);
+
+    s = open_ok(db.path);
+    struct im_error err = {{0}};
+    cr_assert_eq(store_load(s, b.root_digest, &got, &err), 0, "%s", err.msg);
+    assert_same_bundle(&b, &got);
+    struct store_tag t = get_tag_ok(s, &ref);
+    cr_assert_str_eq(t.digest, b.root_digest);
+    cr_assert_eq(t.resolved_at, 100);
+    store_close(s);
+
+    /* and it is in WAL mode, so readers never wait for the writer */
+    sqlite3 *raw = NULL;
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_open(db.path, &raw), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &st, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    im_bundle_free(&got);
+    im_bundle_free(&b);
+    tmpdb_remove(&db);
+}
+
+Test(store, two_stores_on_one_file_see_each_other)
+{
+    /* e.g. `imgmeta cache stats` while the daemon runs */
+    struct tmpdb db;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    struct im_bundle b, got;
+    make_image(&b, 1);
+    im_bundle_init(&got);
+    struct store *daemon = open_ok(db.path);
+    struct store *cli = open_ok(db.path);
+    struct im_ref ref = tag_ref("library/python", "3.7");
+    put_ok(daemon, &ref, &b, 100);
+    struct im_error err = {{0}};
+    cr_assert_eq(store_load(cli, b.root_digest, &got, &err), 0, "%s", err.msg);
+    assert_same_bundle(&b, &got);
+    cr_assert_eq(stats_ok(cli).tags, 1);
+    store_close(cli);
+    store_close(daemon);
+    im_bundle_free(&got);
+    im_bundle_free(&b);
+    tmpdb_remove(&db);
+}
+
+Test(store, newer_schema_is_refused_untouched)
+{
+    struct tmpdb db;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    raw_exec(db.path, "CREATE TABLE future(x); PRAGMA user_version = 999");
+    long len0 = 0, len1 = 0;
+    char *before = slurp(db.path, &len0);
+    struct im_error err = {{0}};
+    struct store *s = store_open(db.path, &err);
+    cr_assert_null(s);
+    cr_assert(strstr(err.msg, "database schema version 999 is newer than this imgmeta ("),
+              "%s", err.msg);
+    cr_assert(strstr(err.msg, "refusing to touch it"), "%s", err.msg);
+    char *after = slurp(db.path, &len1);
+    cr_assert(len0 == len1 && memcmp(before, after, (size_t)len0) == 0, "file changed");
+    free(before);
+    free(after);
+    tmpdb_remove(&db);
+}
+
+Test(store, non_database_file_is_refused_clearly)
+{
+    struct tmpdb db;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    FILE *f = fopen(db.path, "wb");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 64; i++)
+        fputs("this is a text file, not a database\n", f);
+    fclose(f);
+    long len0 = 0, len1 = 0;
+    char *before = slurp(db.path, &len0);
+    struct im_error err = {{0}};
+    cr_assert_null(store_open(db.path, &err));
+    char want[256];
+    snprintf(want, sizeof want,
+             "%s is not an imgmeta cache database (file is not a database)", db.path);
+    cr_assert_str_eq(err.msg, want);
+    char *after = slurp(db.path, &len1);
+    cr_assert(len0 == len1 && memcmp(before, after, (size_t)len0) == 0, "file changed");
+    free(before);
+    free(after);
+    tmpdb_remove(&db);
+}
+
+Test(store, another_programs_database_is_refused)
+{
+    struct tmpdb db;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    raw_exec(db.path, "CREATE TABLE users(name TEXT); INSERT INTO users VALUES ('ann')");
+    struct im_error err = {{0}};
+    cr_assert_null(store_open(db.path, &err));
+    cr_assert(strstr(err.msg, "is not an imgmeta cache database"), "%s", err.msg);
+    tmpdb_remove(&db);
+}
+
+Test(store, unopenable_path_says_why)
+{
+    struct im_error err = {{0}};
+    cr_assert_null(store_open("/nonexistent-dir/imgmeta/cache.db", &err));
+    cr_assert(strstr(err.msg, "/nonexistent-dir/imgmeta/cache.db"), "%s", err.msg);
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+Test(store, eight_threads_share_a_file_store, .timeout = 120)
+{
+    struct tmpdb db;
+    struct worker w[NTHREADS];
+    cr_assert_eq(tmpdb_init(&db), 0);
+    struct store *s = open_ok(db.path);
+    cr_assert_eq(run_workers(s, w), 0);
+    for (unsigned i = 0; i < NTHREADS; i++)
+        cr_assert_eq(w[i].failures, 0, "thread %u: %d failures, first: %s", w[i].id,
+                     w[i].failures, w[i].first);
+    struct store_stats st = stats_ok(s);
+    cr_assert_eq(st.documents, NTHREADS * NTAGS + 1,
+                 "every manifest + the shared config");
+    cr_assert_eq(st.tags, NTHREADS * NTAGS + 1);
+    cr_assert_eq(st.blobs, NTHREADS * NTAGS + 1);
+    store_close(s);
+    tmpdb_remove(&db);
+}
+
+#else /* STORE_TSAN_MAIN: the threaded scenario alone, for ThreadSanitizer */
+
+int main(void)
+{
+    struct tmpdb db;
+    struct worker w[NTHREADS];
+    struct im_error err = {{0}};
+    struct store *s = NULL;
+    int failures = 0;
+    if (tmpdb_init(&db) != 0)
+        return 2;
+    s = store_open(db.path, &err);
+    if (!s) {
+        fprintf(stderr, "store_open: %s\n", err.msg);
+        failures = 1;
+        goto out;
+    }
+    if (run_workers(s, w) != 0)
+        failures++;
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        failures += w[i].failures;
+        if (w[i].failures)
+            fprintf(stderr, "thread %u: %d failures, first: %s\n", w[i].id, w[i].failures,
+                    w[i].first);
+    }
+    printf("%s: %d threads x %d rounds, %d failures\n", failures ? "FAIL" : "ok",
+           NTHREADS, NROUNDS, failures);
+out:
+    store_close(s);
+    tmpdb_remove(&db);
+    return failures ? 1 : 0;
+}
+
+#endif
