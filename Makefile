@@ -1,0 +1,46 @@
+# Thin wrapper over CMake. `make run` and `make test` are the two set-up
+# commands: each installs the Debian packages it is missing first.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+LISTEN     ?= 127.0.0.1:8080
+DB         ?= data/imgmeta.db
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all build run test test-asan demo clean
+
+all: build
+
+build:
+	@cmake/install-deps.sh build
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMGMETA_TESTS=OFF >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target imgmeta
+
+run: build
+	@cmake/install-deps.sh run
+	./$(BUILD)/imgmeta serve --listen $(LISTEN) --db $(DB)
+
+# Every test: warnings are errors; then the whole suite again under ASan+UBSan.
+test:
+	@cmake/install-deps.sh test
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMGMETA_TESTS=ON -DIMGMETA_WERROR=ON >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure
+	$(MAKE) test-asan
+
+test-asan:
+	@cmake/install-deps.sh test
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DIMGMETA_TESTS=ON -DIMGMETA_WERROR=ON \
+	  -DIMGMETA_ASAN=ON -DIMGMETA_UBSAN=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
+
+# A fixture registry + the daemon, left running, for trying it offline.
+demo:
+	@cmake/install-deps.sh test
+	cmake -S . -B $(BUILD) -DIMGMETA_TESTS=ON >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target imgmeta imgmeta-fixture regfront
+	tests/integration/demo.sh $(BUILD)/imgmeta $(BUILD)/tests/imgmeta-fixture $(BUILD)/tests/regfront
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

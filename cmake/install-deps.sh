@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs the Debian packages a make target needs, only those missing.
+# usage: cmake/install-deps.sh build|run|test|bench
+set -eu
+
+build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev"
+run="$build ca-certificates"
+test="$run libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev"
+bench="$test wrk nginx-light skopeo"
+
+case "${1:-}" in
+build) want=$build ;;
+run) want=$run ;;
+test) want=$test ;;
+bench) want=$bench ;;
+*) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing packages:$missing (and no apt-get here: install them by hand)" >&2
+    exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+echo "installing:$missing" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
