@@ -88,6 +88,14 @@ static int from_cache(struct api *a, struct describe *d)
         d->max_age = (long)(a->cfg.tag_ttl_seconds - (now - t.checked_at));
         root = t.digest;
     } else {
+        /* Content is shared by digest, but only this repository's own roots
+         * answer for it: the registry never said another repository has it. */
+        bool mine = false;
+        int rc = store_has_root(a->store, &d->ref, root, &mine, &d->err);
+        if (rc != 0)
+            return rc;
+        if (!mine)
+            return IM_ENOTFOUND;
         d->max_age = IMMUTABLE_MAX_AGE;
     }
     return store_load(a->store, root, &d->bundle, &d->err);

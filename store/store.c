@@ -60,6 +60,10 @@ const char *const store__sql[ST__COUNT] = {
                  " (SELECT count(*) FROM misses),"
                  " (SELECT page_count FROM pragma_page_count())"
                  " * (SELECT page_size FROM pragma_page_size())",
+    [ST_PUT_REPO_ROOT] = "INSERT OR IGNORE INTO repo_roots(registry, repository, root)"
+                         " VALUES (?1, ?2, ?3)",
+    [ST_HAS_REPO_ROOT] = "SELECT EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
+                         " AND repository = ?2 AND root = ?3)",
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -270,6 +274,18 @@ out:
     return rc;
 }
 
+static int put_repo_root(struct store__conn *c, const struct im_ref *ref, const char *root,
+                         struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_PUT_REPO_ROOT];
+    if (bind_key(st, ref, root) != SQLITE_OK) {
+        int rc = store__fail(err, c->db, "binding repository root %s", root);
+        store__done(st);
+        return rc;
+    }
+    return step_done(c, ST_PUT_REPO_ROOT, "recording the repository of a root", err);
+}
+
 static int put_rows(struct store__conn *c, const struct im_ref *ref,
                     const struct im_bundle *b, int64_t now, struct im_error *err)
 {
@@ -280,6 +296,8 @@ static int put_rows(struct store__conn *c, const struct im_ref *ref,
         rc = put_blob(c, b->root_digest, &b->blobs[i], now, err);
     if (!rc)
         rc = check_root(c, b->root_digest, err);
+    if (!rc && ref)
+        rc = put_repo_root(c, ref, b->root_digest, err);
     if (!rc && ref && ref->tag[0] != '\0')
         rc = put_tag(c, ref, b->root_digest, now, err);
     return rc;
@@ -608,5 +626,28 @@ out:
         store__done(st);
     if (c)
         store__conn_put(s, c);
+    return rc;
+}
+
+int store_has_root(struct store *s, const struct im_ref *ref, const char *root, bool *out,
+                   struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    *out = false;
+    int rc = ref_check(ref, false, err);
+    if (rc)
+        return rc;
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = c->st[ST_HAS_REPO_ROOT];
+    if (bind_key(st, ref, root) != SQLITE_OK)
+        rc = store__fail(err, c->db, "binding repository root %s", root);
+    else if (sqlite3_step(st) != SQLITE_ROW)
+        rc = store__fail(err, c->db, "looking up repository root %s", root);
+    else
+        *out = sqlite3_column_int(st, 0) != 0;
+    store__done(st);
+    store__conn_put(s, c);
     return rc;
 }

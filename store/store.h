@@ -96,6 +96,11 @@ int store_put_miss(struct store *s, const struct im_ref *ref, int64_t until,
 int store_get_miss(struct store *s, const struct im_ref *ref, int64_t *until,
                    struct im_error *err) IM_WUR;
 
+/* *out = whether root was stored from ref's registry and repository (a
+ * digest is only served from cache for the repository it came from). */
+int store_has_root(struct store *s, const struct im_ref *ref, const char *root, bool *out,
+                   struct im_error *err) IM_WUR;
+
 /* Counts for logs and tests. */
 struct store_stats {
     int64_t documents, blobs, tags;

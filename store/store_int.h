@@ -30,6 +30,8 @@ enum store__stmt {
     ST_GET_MISS,
     ST_LOAD, /* members of a root joined with their rows */
     ST_STATS,
+    ST_PUT_REPO_ROOT, /* repo_roots: the repository a root was resolved from */
+    ST_HAS_REPO_ROOT,
     ST__COUNT
 };
 

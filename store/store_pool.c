@@ -58,6 +58,16 @@ static const char *const migrations[] = {
     "  tag TEXT NOT NULL," /* the tag, or the digest of a digest reference */
     "  until INTEGER NOT NULL,"
     "  PRIMARY KEY (registry, repository, tag)) WITHOUT ROWID;",
+    /* 1 -> 2: which repository each root was resolved from. Documents are
+     * shared by digest, but repoB@sha256:X must not be answered from repoA's
+     * copy: the registry never said repoB has it (and repoA may be private). */
+    "CREATE TABLE repo_roots("
+    "  registry TEXT NOT NULL,"
+    "  repository TEXT NOT NULL,"
+    "  root TEXT NOT NULL,"
+    "  PRIMARY KEY (registry, repository, root)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO repo_roots(registry, repository, root)"
+    "  SELECT registry, repository, digest FROM tags;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

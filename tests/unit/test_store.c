@@ -372,6 +372,26 @@ Test(store, two_tags_share_one_stored_document)
     store_close(s);
 }
 
+Test(store, a_root_belongs_only_to_the_repository_it_came_from)
+{
+    struct im_bundle b;
+    make_image(&b, 1);
+    struct store *s = open_ok(":memory:");
+    struct im_ref mine = tag_ref("library/python", "3.7");
+    struct im_ref other = tag_ref("someone/private", "x");
+    struct im_error err = {{0}};
+    bool has = true;
+    cr_assert_eq(store_has_root(s, &mine, b.root_digest, &has, &err), 0, "%s", err.msg);
+    cr_assert_not(has, "nothing stored yet");
+    put_ok(s, &mine, &b, 100);
+    cr_assert_eq(store_has_root(s, &mine, b.root_digest, &has, &err), 0, "%s", err.msg);
+    cr_assert(has);
+    cr_assert_eq(store_has_root(s, &other, b.root_digest, &has, &err), 0, "%s", err.msg);
+    cr_assert_not(has, "another repository must not be answered from this one's copy");
+    im_bundle_free(&b);
+    store_close(s);
+}
+
 Test(store, unknown_root_is_not_found)
 {
     struct im_bundle b, got;
