@@ -1,0 +1,271 @@
+/* auth.c - WWW-Authenticate challenge parsing and the bearer token cache. */
+#include "registry_int.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* Reads a token or quoted-string value at *pp into dst (size n). */
+static int read_value(const char **pp, char *dst, size_t n, struct im_error *err)
+{
+    const char *p = *pp;
+    size_t o = 0;
+    if (*p == '"') {
+        for (p++; *p && *p != '"'; p++) {
+            if (*p == '\\' && p[1])
+                p++;
+            if (o + 1 >= n)
+                return im_seterr(err, IM_EPROTO, "WWW-Authenticate value is too long");
+            dst[o++] = *p;
+        }
+        if (*p != '"')
+            return im_seterr(err, IM_EPROTO,
+                             "WWW-Authenticate has an unterminated quote");
+        p++;
+    } else {
+        for (; *p && *p != ',' && *p != ' ' && *p != '\t'; p++) {
+            if (o + 1 >= n)
+                return im_seterr(err, IM_EPROTO, "WWW-Authenticate value is too long");
+            dst[o++] = *p;
+        }
+    }
+    dst[o] = '\0';
+    *pp = p;
+    return 0;
+}
+
+static char *param_slot(struct reg__challenge *c, const char *key, size_t klen, size_t *n)
+{
+    struct {
+        const char *name;
+        char *buf;
+        size_t size;
+    } slots[] = {{"realm", c->realm, sizeof c->realm},
+                 {"service", c->service, sizeof c->service},
+                 {"scope", c->scope, sizeof c->scope},
+                 {"error", c->error, sizeof c->error}};
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
+        if (strlen(slots[i].name) == klen && strncasecmp(slots[i].name, key, klen) == 0) {
+            *n = slots[i].size;
+            return slots[i].buf;
+        }
+    }
+    *n = 0;
+    return NULL;
+}
+
+int reg__parse_challenge(const char *hdr, struct reg__challenge *out,
+                         struct im_error *err)
+{
+    struct reg__challenge c;
+    char scratch[1024];
+    int rc = 0;
+    memset(&c, 0, sizeof c);
+    const char *p = skip_ws(hdr);
+    size_t sl = 0;
+    while (p[sl] && p[sl] != ' ' && p[sl] != '\t')
+        sl++;
+    if (sl == 0 || sl >= sizeof c.scheme) {
+        rc = im_seterr(err, IM_EPROTO, "WWW-Authenticate has no valid scheme");
+        goto out;
+    }
+    memcpy(c.scheme, p, sl);
+    p = skip_ws(p + sl);
+    while (*p) {
+        const char *key = p;
+        while (*p && *p != '=' && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        size_t klen = (size_t)(p - key);
+        p = skip_ws(p);
+        if (klen == 0 || *p != '=') {
+            rc = im_seterr(err, IM_EPROTO,
+                           "WWW-Authenticate parameter without value: '%.40s'", key);
+            goto out;
+        }
+        p = skip_ws(p + 1);
+        size_t n = 0;
+        char *dst = param_slot(&c, key, klen, &n);
+        rc = dst ? read_value(&p, dst, n, err)
+                 : read_value(&p, scratch, sizeof scratch, err);
+        if (rc)
+            goto out;
+        p = skip_ws(p);
+        if (*p == ',')
+            p = skip_ws(p + 1);
+        else if (*p) {
+            rc = im_seterr(err, IM_EPROTO,
+                           "WWW-Authenticate: expected ',' before '%.40s'", p);
+            goto out;
+        }
+    }
+    *out = c;
+out:
+    return rc;
+}
+
+int reg__check_url(const char *url, struct im_error *err)
+{
+    if (strncasecmp(url, "https://", 8) == 0 || strncasecmp(url, "http://", 7) == 0)
+        return 0;
+    return im_seterr(err, IM_EPOLICY, "refusing URL that is not http(s): '%.100s'", url);
+}
+
+int reg__parse_token_response(const char *body, size_t len, char **token,
+                              long *expires_in, struct im_error *err)
+{
+    json_error_t jerr;
+    int rc = 0;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    *token = NULL;
+    *expires_in = 60;
+    if (!root || !json_is_object(root)) {
+        rc = im_seterr(err, IM_EPROTO, "token endpoint answered invalid JSON: %s",
+                       jerr.text);
+        goto out;
+    }
+    const char *t = json_string_value(json_object_get(root, "token"));
+    if (!t || !*t)
+        t = json_string_value(json_object_get(root, "access_token"));
+    if (!t || !*t) {
+        rc = im_seterr(err, IM_EPROTO, "token endpoint answered without a token");
+        goto out;
+    }
+    json_t *ei = json_object_get(root, "expires_in");
+    if (json_is_integer(ei) && json_integer_value(ei) > 0 &&
+        json_integer_value(ei) < 7L * 24 * 3600)
+        *expires_in = (long)json_integer_value(ei);
+    size_t tl = strlen(t);
+    *token = malloc(tl + 1);
+    if (!*token) {
+        rc = IM_ENOMEM;
+        goto out;
+    }
+    memcpy(*token, t, tl + 1);
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- token cache ---- */
+
+#define TOKENS_MAX 128
+
+struct token_entry {
+    char *key; /* "registry\nscope", NULL when the slot is free */
+    char *token;
+    int64_t expires_at;
+};
+
+struct reg__tokens {
+    pthread_mutex_t mu;
+    struct token_entry e[TOKENS_MAX];
+};
+
+struct reg__tokens *reg__tokens_new(void)
+{
+    struct reg__tokens *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    if (pthread_mutex_init(&t->mu, NULL) != 0) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void entry_clear(struct token_entry *e)
+{
+    free(e->key);
+    free(e->token);
+    memset(e, 0, sizeof *e);
+}
+
+void reg__tokens_free(struct reg__tokens *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < TOKENS_MAX; i++)
+        entry_clear(&t->e[i]);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+static bool key_is(const struct token_entry *e, const char *registry, const char *scope)
+{
+    size_t rl = strlen(registry);
+    return e->key && strncmp(e->key, registry, rl) == 0 && e->key[rl] == '\n' &&
+           strcmp(e->key + rl + 1, scope) == 0;
+}
+
+int reg__tokens_get(struct reg__tokens *t, const char *registry, const char *scope,
+                    char *out, size_t n)
+{
+    int rc = -1;
+    int64_t now = im_now();
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < TOKENS_MAX; i++) {
+        if (!key_is(&t->e[i], registry, scope))
+            continue;
+        if (t->e[i].expires_at > now && im_strlcpy(out, t->e[i].token, n) == 0)
+            rc = 0;
+        break;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+int reg__tokens_put(struct reg__tokens *t, const char *registry, const char *scope,
+                    const char *token, int64_t expires_at)
+{
+    size_t rl = strlen(registry), sl = strlen(scope), tl = strlen(token);
+    char *key = malloc(rl + sl + 2);
+    char *tok = malloc(tl + 1);
+    int rc = 0;
+    if (!key || !tok) {
+        rc = IM_ENOMEM;
+        goto out;
+    }
+    memcpy(key, registry, rl);
+    key[rl] = '\n';
+    memcpy(key + rl + 1, scope, sl + 1);
+    memcpy(tok, token, tl + 1);
+    pthread_mutex_lock(&t->mu);
+    size_t slot = 0; /* same key, else a free slot, else the soonest to expire */
+    for (size_t i = 0; i < TOKENS_MAX; i++) {
+        if (key_is(&t->e[i], registry, scope)) {
+            slot = i;
+            break;
+        }
+        if (!t->e[i].key ||
+            (t->e[slot].key && t->e[i].expires_at < t->e[slot].expires_at))
+            slot = i;
+    }
+    entry_clear(&t->e[slot]);
+    t->e[slot].key = key;
+    t->e[slot].token = tok;
+    t->e[slot].expires_at = expires_at;
+    key = tok = NULL;
+    pthread_mutex_unlock(&t->mu);
+out:
+    free(key);
+    free(tok);
+    return rc;
+}
+
+void reg__tokens_drop(struct reg__tokens *t, const char *registry, const char *scope)
+{
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < TOKENS_MAX; i++)
+        if (key_is(&t->e[i], registry, scope))
+            entry_clear(&t->e[i]);
+    pthread_mutex_unlock(&t->mu);
+}

@@ -1,0 +1,165 @@
+/* client.c - the registry client: configuration, the client handle (token
+ * cache, DNS/TLS share, pool of multi handles) and reg_resolve's staged,
+ * parallel, verified fetch.
+ *
+ * Connection reuse: every resolution borrows a curl multi handle from a small
+ * pool kept by the client and returns it afterwards; the multi handle's own
+ * connection cache therefore carries keep-alive (and HTTP/2) connections from
+ * one resolution to the next without ever being used by two threads at once.
+ * A CURLSH shares only the DNS cache and TLS sessions between all handles
+ * (sharing the connection cache itself between threads is not safe in curl). */
+#include "registry_int.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sha256.h"
+
+/* ---- configuration and the client handle ---- */
+
+void reg_config_defaults(struct reg_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->connect_timeout_ms = 5000;
+    c->request_timeout_ms = 30000;
+    c->max_manifest_bytes = 4u << 20;
+    c->max_config_bytes = 8u << 20;
+    c->max_redirects = 5;
+    c->max_parallel = 16;
+#ifdef IMGMETA_VERSION
+    c->user_agent = "imgmeta/" IMGMETA_VERSION;
+#else
+    c->user_agent = "imgmeta/0.1.0";
+#endif
+}
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *cls)
+{
+    struct reg_client *c = cls;
+    (void)h;
+    (void)a;
+    if (d >= 0 && d < CURL_LOCK_DATA_LAST)
+        pthread_mutex_lock(&c->share_mu[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *cls)
+{
+    struct reg_client *c = cls;
+    (void)h;
+    if (d >= 0 && d < CURL_LOCK_DATA_LAST)
+        pthread_mutex_unlock(&c->share_mu[d]);
+}
+
+static int client_share_init(struct reg_client *c, struct im_error *err)
+{
+    c->share = curl_share_init();
+    if (!c->share)
+        return im_seterr(err, IM_ENOMEM, "curl_share_init failed");
+    if (curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock) ||
+        curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
+        curl_share_setopt(c->share, CURLSHOPT_USERDATA, c) ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION))
+        return im_seterr(err, IM_EINTERNAL, "cannot configure the curl share handle");
+    return 0;
+}
+
+struct reg_client *reg_client_new(const struct reg_config *cfg, struct im_error *err)
+{
+    struct reg_client *c = NULL;
+    if (cfg->n_mirrors > REG_MAX_MIRRORS || cfg->max_parallel < 1 ||
+        cfg->max_manifest_bytes == 0 || cfg->max_config_bytes == 0) {
+        im_seterr(err, IM_EINVAL, "invalid registry client configuration");
+        goto fail;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c)
+        goto fail_nomem;
+    c->cfg = *cfg;
+    c->user_agent = strdup(cfg->user_agent ? cfg->user_agent : "imgmeta");
+    c->tokens = reg__tokens_new();
+    if (!c->user_agent || !c->tokens)
+        goto fail_nomem;
+    c->cfg.user_agent = c->user_agent;
+    for (; c->nmu < CURL_LOCK_DATA_LAST; c->nmu++)
+        if (pthread_mutex_init(&c->share_mu[c->nmu], NULL) != 0)
+            goto fail_nomem;
+    if (pthread_mutex_init(&c->pool_mu, NULL) != 0)
+        goto fail_nomem;
+    c->pool_mu_ok = true;
+    if (client_share_init(c, err) != 0)
+        goto fail;
+    return c;
+fail_nomem:
+    im_seterr(err, IM_ENOMEM, "out of memory creating the registry client");
+fail:
+    reg_client_free(c);
+    return NULL;
+}
+
+/* Also releases a partially constructed client (reg_client_new's failures). */
+void reg_client_free(struct reg_client *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->npool; i++)
+        curl_multi_cleanup(c->pool[i]);
+    if (c->share)
+        curl_share_cleanup(c->share);
+    for (int i = 0; i < c->nmu; i++)
+        pthread_mutex_destroy(&c->share_mu[i]);
+    if (c->pool_mu_ok)
+        pthread_mutex_destroy(&c->pool_mu);
+    reg__tokens_free(c->tokens);
+    free(c->user_agent);
+    free(c);
+}
+
+CURLM *reg__pool_get(struct reg_client *c)
+{
+    CURLM *m = NULL;
+    pthread_mutex_lock(&c->pool_mu);
+    if (c->npool > 0)
+        m = c->pool[--c->npool];
+    pthread_mutex_unlock(&c->pool_mu);
+    return m ? m : curl_multi_init();
+}
+
+void reg__pool_put(struct reg_client *c, CURLM *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&c->pool_mu);
+    if (c->npool < REG__POOL_MAX) {
+        c->pool[c->npool++] = m;
+        m = NULL;
+    }
+    pthread_mutex_unlock(&c->pool_mu);
+    if (m)
+        curl_multi_cleanup(m);
+}
+
+int reg__base_url(const struct reg_config *cfg, const char *registry, char *out, size_t n,
+                  struct im_error *err)
+{
+    int len = -1;
+    for (size_t i = 0; i < cfg->n_mirrors && len < 0; i++) {
+        if (strcasecmp(cfg->mirrors[i].registry, registry) != 0)
+            continue;
+        size_t bl = strnlen(cfg->mirrors[i].base_url, sizeof cfg->mirrors[i].base_url);
+        while (bl > 0 && cfg->mirrors[i].base_url[bl - 1] == '/')
+            bl--;
+        len = snprintf(out, n, "%.*s", (int)bl, cfg->mirrors[i].base_url);
+    }
+    if (len < 0 && strcmp(registry, "docker.io") == 0)
+        len = snprintf(out, n, "https://registry-1.docker.io");
+    else if (len < 0)
+        len = snprintf(out, n, "https://%s", registry);
+    if (len < 0 || (size_t)len >= n)
+        return im_seterr(err, IM_EINVAL, "registry URL is too long");
+    return reg__check_url(out, err);
+}

@@ -1,0 +1,472 @@
+/* resolve.c - reg_resolve: a cold resolution in stages (the manifest; every
+ * child of a list/index, level by level; every config blob and one HEAD per
+ * distinct layer), each stage's transfers in parallel (fetch.c). Every
+ * document is hashed and checked against the digest it was asked by before
+ * it is kept, and the caller's bundle is only touched on success. */
+#include "registry_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sha256.h"
+
+#define MAX_WANTS 2048 /* transfers per resolution */
+#define MAX_DEPTH 4    /* nested index levels below the root */
+
+struct xlist {
+    struct reg__xfer *v;
+    size_t n, cap;
+};
+
+struct resolution {
+    struct reg__session s;
+    const struct im_bundle *known; /* caller's bundle: what it holds is not fetched */
+    struct im_bundle got;          /* verified during this resolution */
+    char (*seen)[IM_DIGEST_MAX];   /* digests already wanted */
+    size_t nseen, capseen;
+    size_t nwants;
+    struct xlist manifests; /* the next manifest stage */
+    struct xlist blobs;     /* configs and layer HEADs (last stage) */
+};
+
+static void xlist_free(struct xlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        reg__xfer_release(&l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* 1 when digest is new (and now remembered), 0 when seen before. */
+static int seen_add(struct resolution *r, const char *digest)
+{
+    for (size_t i = 0; i < r->nseen; i++)
+        if (strcmp(r->seen[i], digest) == 0)
+            return 0;
+    if (r->nseen == r->capseen) {
+        size_t nc = r->capseen ? r->capseen * 2 : 32;
+        void *p = realloc(r->seen, nc * sizeof *r->seen);
+        if (!p)
+            return IM_ENOMEM;
+        r->seen = p;
+        r->capseen = nc;
+    }
+    im_strlcpy(r->seen[r->nseen++], digest, IM_DIGEST_MAX);
+    return 1;
+}
+
+static int want(struct resolution *r, struct xlist *l, enum reg__kind kind,
+                const char *ref, bool by_digest, const char *mt, int64_t size,
+                struct im_error *err)
+{
+    if (++r->nwants > MAX_WANTS)
+        return im_seterr(err, IM_ETOOBIG, "image needs more than %d upstream requests",
+                         MAX_WANTS);
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 8;
+        void *p = realloc(l->v, nc * sizeof *l->v);
+        if (!p)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+        l->v = p;
+        l->cap = nc;
+    }
+    struct reg__xfer *x = &l->v[l->n++];
+    memset(x, 0, sizeof *x);
+    x->kind = kind;
+    x->by_digest = by_digest;
+    x->desc_size = size;
+    im_strlcpy(x->ref, ref, sizeof x->ref);
+    im_strlcpy(x->desc_mt, mt ? mt : "", sizeof x->desc_mt);
+    return 0;
+}
+
+static int process_manifest(struct resolution *r, const char *digest, const char *ct,
+                            const unsigned char *body, size_t len, bool fetched,
+                            struct im_error *err);
+
+/* Descriptor fields, validated. */
+static int descriptor(json_t *d, const char *what, const char *parent,
+                      const char **digest, const char **mt, int64_t *size,
+                      struct im_error *err)
+{
+    *digest = json_string_value(json_object_get(d, "digest"));
+    *mt = json_string_value(json_object_get(d, "mediaType"));
+    json_t *sz = json_object_get(d, "size");
+    *size = json_is_integer(sz) ? (int64_t)json_integer_value(sz) : -1;
+    if (!json_is_object(d) || !*digest)
+        return im_seterr(err, IM_EPROTO, "%s lists a %s without a digest", parent, what);
+    if (!reg_digest_valid(*digest))
+        return im_seterr(err, IM_EPROTO, "%s lists a %s with an invalid digest '%.80s'",
+                         parent, what, *digest);
+    return 0;
+}
+
+static int want_manifest(struct resolution *r, const char *digest, const char *mt,
+                         int64_t size, struct im_error *err)
+{
+    int rc = seen_add(r, digest);
+    if (rc <= 0)
+        return rc == 0 ? 0 : im_seterr(err, IM_ENOMEM, "out of memory");
+    const struct im_doc *k = im_bundle_find_doc(r->known, digest);
+    if (k) /* already verified by the caller's cache: only walk it */
+        return process_manifest(r, k->digest, k->media_type, k->body, k->len, false, err);
+    return want(r, &r->manifests, REG__MANIFEST, digest, true, mt, size, err);
+}
+
+static int walk_index(struct resolution *r, json_t *root, const char *digest,
+                      struct im_error *err)
+{
+    json_t *list = json_object_get(root, "manifests");
+    size_t i;
+    json_t *d;
+    if (!json_is_array(list))
+        return im_seterr(err, IM_EPROTO, "index %s has no \"manifests\" array", digest);
+    json_array_foreach(list, i, d)
+    {
+        const char *cd, *mt;
+        int64_t size;
+        int rc = descriptor(d, "manifest", digest, &cd, &mt, &size, err);
+        if (!rc && size > (int64_t)r->s.c->cfg.max_manifest_bytes)
+            rc = im_seterr(err, IM_ETOOBIG, "manifest %s is %lld bytes, the cap is %zu",
+                           cd, (long long)size, r->s.c->cfg.max_manifest_bytes);
+        if (!rc)
+            rc = want_manifest(r, cd, mt, size, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static bool is_foreign(const char *mt)
+{
+    return mt && (strstr(mt, "foreign") || strstr(mt, "nondistributable"));
+}
+
+static int want_layer(struct resolution *r, json_t *d, const char *parent,
+                      struct im_error *err)
+{
+    const char *ld, *mt;
+    int64_t size;
+    int rc = descriptor(d, "layer", parent, &ld, &mt, &size, err);
+    if (rc)
+        return rc;
+    rc = seen_add(r, ld);
+    if (rc <= 0)
+        return rc == 0 ? 0 : im_seterr(err, IM_ENOMEM, "out of memory");
+    if (im_bundle_find_blob(r->known, ld))
+        return 0;
+    if (is_foreign(mt)) {
+        /* Foreign layers live outside the registry: size from the manifest.
+         * A HEAD on the first of its urls (Last-Modified) is issue 3's. */
+        struct im_blob b = {.size = size, .last_modified = -1};
+        im_strlcpy(b.digest, ld, sizeof b.digest);
+        im_strlcpy(b.media_type, mt, sizeof b.media_type);
+        return im_bundle_add_blob(&r->got, &b)
+                   ? im_seterr(err, IM_ENOMEM, "out of memory")
+                   : 0;
+    }
+    return want(r, &r->blobs, REG__LAYER, ld, true, mt, size, err);
+}
+
+static int walk_image(struct resolution *r, json_t *root, const char *digest,
+                      struct im_error *err)
+{
+    json_t *cfg = json_object_get(root, "config");
+    json_t *layers = json_object_get(root, "layers");
+    const char *cd, *mt;
+    int64_t size;
+    size_t i;
+    json_t *d;
+    if (!json_is_object(cfg) || !json_is_array(layers))
+        return im_seterr(err, IM_EPROTO, "manifest %s lacks \"config\" or \"layers\"",
+                         digest);
+    int rc = descriptor(cfg, "config", digest, &cd, &mt, &size, err);
+    if (rc)
+        return rc;
+    if (size > (int64_t)r->s.c->cfg.max_config_bytes)
+        return im_seterr(err, IM_ETOOBIG, "config %s is %lld bytes, the cap is %zu", cd,
+                         (long long)size, r->s.c->cfg.max_config_bytes);
+    rc = seen_add(r, cd);
+    if (rc < 0)
+        return im_seterr(err, IM_ENOMEM, "out of memory");
+    if (rc == 1 && !im_bundle_find_doc(r->known, cd)) {
+        rc = want(r, &r->blobs, REG__CONFIG, cd, true, mt, size, err);
+        if (rc)
+            return rc;
+    }
+    json_array_foreach(layers, i, d)
+    {
+        rc = want_layer(r, d, digest, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static bool generic_type(const char *ct)
+{
+    return !ct[0] || strcmp(ct, "application/json") == 0 ||
+           strcmp(ct, "application/octet-stream") == 0 || strcmp(ct, "text/plain") == 0;
+}
+
+/* The media type of a manifest: its Content-Type, which must agree with the
+ * body's mediaType when both are given; the body's when the answer's type is
+ * generic; else inferred from the shape (OCI allows omitting mediaType). */
+static int manifest_type(json_t *root, const char *digest, const char *ct,
+                         const char **mt, struct im_error *err)
+{
+    const char *bmt = json_string_value(json_object_get(root, "mediaType"));
+    json_int_t sv = json_integer_value(json_object_get(root, "schemaVersion"));
+    if (!generic_type(ct)) {
+        if (bmt && strcmp(bmt, ct) != 0)
+            return im_seterr(
+                err, IM_EPROTO,
+                "manifest %s: Content-Type %s disagrees with its mediaType %s", digest,
+                ct, bmt);
+        *mt = ct;
+    } else if (bmt) {
+        *mt = bmt;
+    } else if (sv == 1) {
+        *mt = MT_DOCKER_V1;
+    } else if (json_object_get(root, "manifests")) {
+        *mt = MT_OCI_INDEX;
+    } else if (json_object_get(root, "config")) {
+        *mt = MT_OCI_MANIFEST;
+    } else {
+        return im_seterr(err, IM_EPROTO, "manifest %s has no media type", digest);
+    }
+    return 0;
+}
+
+static int process_manifest(struct resolution *r, const char *digest, const char *ct,
+                            const unsigned char *body, size_t len, bool fetched,
+                            struct im_error *err)
+{
+    json_error_t jerr;
+    const char *mt = NULL;
+    int rc = 0;
+    json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root)) {
+        rc = im_seterr(err, IM_EPROTO, "manifest %s is not a JSON object: %s", digest,
+                       root ? "wrong type" : jerr.text);
+        goto out;
+    }
+    rc = manifest_type(root, digest, ct, &mt, err);
+    if (rc)
+        goto out;
+    if (strcmp(mt, MT_OCI_INDEX) == 0 || strcmp(mt, MT_DOCKER_LIST) == 0)
+        rc = walk_index(r, root, digest, err);
+    else if (strcmp(mt, MT_OCI_MANIFEST) == 0 || strcmp(mt, MT_DOCKER_V2) == 0)
+        rc = walk_image(r, root, digest, err);
+    else if (strcmp(mt, MT_DOCKER_V1) == 0 || strcmp(mt, MT_DOCKER_V1_SIGNED) == 0)
+        rc = im_seterr(err, IM_EPROTO, "manifest %s is schema1 (%s), not supported yet",
+                       digest, mt);
+    else
+        rc = im_seterr(err, IM_EPROTO, "manifest %s has unknown media type %s", digest,
+                       mt);
+    if (!rc && fetched && im_bundle_add_doc(&r->got, digest, mt, body, len) != 0)
+        rc = im_seterr(err, IM_ENOMEM, "out of memory");
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* Hash check: the body must hash to `expected` (sha256, sha384 or sha512);
+ * computed receives the body's digest in expected's algorithm (sha256 when
+ * expected is NULL). */
+static int verify(const char *what, const char *expected, const unsigned char *body,
+                  size_t len, char computed[IM_DIGEST_MAX], struct im_error *err)
+{
+    char algo[8] = "sha256";
+    if (expected) {
+        size_t al = strcspn(expected, ":");
+        if (expected[al] != ':' || al == 0 || al >= sizeof algo)
+            return im_seterr(err, IM_EPROTO, "%s: malformed digest '%.80s'", what,
+                             expected);
+        memcpy(algo, expected, al);
+        algo[al] = '\0';
+    }
+    if (im_digest_compute(algo, body, len, computed, IM_DIGEST_MAX) != 0)
+        return im_seterr(err, IM_EPROTO, "%s: cannot verify %s digests", what, algo);
+    if (expected && strcmp(expected, computed) != 0)
+        return im_seterr(err, IM_EDIGEST, "%s: content hashes to %s, not %s", what,
+                         computed, expected);
+    return 0;
+}
+
+static int take_manifest(struct resolution *r, struct reg__xfer *x, struct im_error *err)
+{
+    char computed[IM_DIGEST_MAX], what[IM_ERRMSG_MAX];
+    snprintf(what, sizeof what, "manifest %s/%s%s%s", r->s.registry, r->s.repository,
+             x->by_digest ? "@" : ":", x->ref);
+    const char *expected = x->by_digest ? x->ref : (x->dcd[0] ? x->dcd : NULL);
+    int rc = verify(what, expected, x->body, x->len, computed, err);
+    if (rc)
+        return rc;
+    if (!expected)
+        expected = computed;
+    if (x->is_root)
+        im_strlcpy(r->got.root_digest, expected, sizeof r->got.root_digest);
+    if (!x->by_digest && seen_add(r, expected) < 0)
+        return im_seterr(err, IM_ENOMEM, "out of memory");
+    return process_manifest(r, expected, x->content_type, x->body, x->len, true, err);
+}
+
+static int take_blob(struct resolution *r, struct reg__xfer *x, struct im_error *err)
+{
+    if (x->kind == REG__CONFIG) {
+        char computed[IM_DIGEST_MAX], what[IM_ERRMSG_MAX];
+        snprintf(what, sizeof what, "config blob %s", x->ref);
+        int rc = verify(what, x->ref, x->body, x->len, computed, err);
+        if (rc)
+            return rc;
+        const char *mt = x->desc_mt[0] ? x->desc_mt : x->content_type;
+        if (im_bundle_add_doc(&r->got, x->ref, mt, x->body, x->len) != 0)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+        return 0;
+    }
+    struct im_blob b = {.size = x->clen, .last_modified = x->filetime};
+    im_strlcpy(b.digest, x->ref, sizeof b.digest);
+    im_strlcpy(b.media_type, x->content_type, sizeof b.media_type);
+    if (im_bundle_add_blob(&r->got, &b) != 0)
+        return im_seterr(err, IM_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Runs every transfer of *l as one stage and takes the answers in order. */
+static int run_list(struct resolution *r, struct xlist *l, struct im_error *err)
+{
+    struct xlist cur = *l;
+    memset(l, 0, sizeof *l); /* taking answers may queue the next stage */
+    int rc = reg__run_stage(&r->s, cur.v, cur.n, err);
+    for (size_t i = 0; rc == 0 && i < cur.n; i++)
+        rc = cur.v[i].kind == REG__MANIFEST ? take_manifest(r, &cur.v[i], err)
+                                            : take_blob(r, &cur.v[i], err);
+    xlist_free(&cur);
+    return rc;
+}
+
+/* Stage 1 (the reference's manifest) and the manifest stages below it. */
+static int resolve_manifests(struct resolution *r, const struct im_ref *ref,
+                             struct im_error *err)
+{
+    int rc = 0;
+    const struct im_doc *k =
+        ref->digest[0] ? im_bundle_find_doc(r->known, ref->digest) : NULL;
+    if (k) {
+        im_strlcpy(r->got.root_digest, k->digest, sizeof r->got.root_digest);
+        rc = seen_add(r, k->digest) < 0 ? IM_ENOMEM : 0;
+        if (!rc)
+            rc = process_manifest(r, k->digest, k->media_type, k->body, k->len, false,
+                                  err);
+        if (rc)
+            return rc;
+    } else {
+        bool by_digest = ref->digest[0] != '\0';
+        rc = want(r, &r->manifests, REG__MANIFEST, by_digest ? ref->digest : ref->tag,
+                  by_digest, NULL, -1, err);
+        if (rc)
+            return rc;
+        r->manifests.v[0].is_root = true;
+        if (by_digest && seen_add(r, ref->digest) < 0)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+    }
+    for (int depth = 0; r->manifests.n > 0; depth++) {
+        if (depth > MAX_DEPTH)
+            return im_seterr(err, IM_EPROTO, "indexes nested more than %d levels deep",
+                             MAX_DEPTH);
+        rc = run_list(r, &r->manifests, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Moves what this resolution verified into the caller's bundle. */
+static int merge(struct im_bundle *out, struct im_bundle *got, struct im_error *err)
+{
+    if (out->ndocs == 0 && out->nblobs == 0) {
+        im_bundle_free(out);
+        *out = *got;
+        im_bundle_init(got);
+        return 0;
+    }
+    for (size_t i = 0; i < got->ndocs; i++) {
+        const struct im_doc *d = &got->docs[i];
+        if (im_bundle_add_doc(out, d->digest, d->media_type, d->body, d->len) != 0)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < got->nblobs; i++)
+        if (im_bundle_add_blob(out, &got->blobs[i]) != 0)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+    im_strlcpy(out->root_digest, got->root_digest, sizeof out->root_digest);
+    return 0;
+}
+
+static int session_open(struct reg__session *s, struct reg_client *c,
+                        const struct im_ref *ref, struct im_error *err)
+{
+    char tok[16384];
+    s->c = c;
+    s->registry = ref->registry;
+    s->repository = ref->repository;
+    int rc = reg__base_url(&c->cfg, ref->registry, s->base, sizeof s->base, err);
+    if (rc)
+        return rc;
+    snprintf(s->scope, sizeof s->scope, "repository:%s:pull", ref->repository);
+    if (reg__tokens_get(c->tokens, s->registry, s->scope, tok, sizeof tok) == 0) {
+        s->bearer = strdup(tok); /* proactive: saves the 401 round trip */
+        if (!s->bearer)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+    }
+    s->multi = reg__pool_get(c);
+    if (!s->multi)
+        return im_seterr(err, IM_ENOMEM, "curl_multi_init failed");
+    return 0;
+}
+
+int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle *out,
+                struct reg_stats *stats, struct im_error *err)
+{
+    struct resolution r;
+    int rc = 0;
+    memset(&r, 0, sizeof r);
+    im_bundle_init(&r.got);
+    r.known = out;
+    if (!ref->registry[0] || !ref->repository[0] || (!ref->tag[0] && !ref->digest[0])) {
+        rc = im_seterr(err, IM_EINVAL, "incomplete reference");
+        goto out;
+    }
+    if (ref->digest[0] && !reg_digest_valid(ref->digest)) {
+        rc = im_seterr(err, IM_EINVAL, "invalid digest '%.80s'", ref->digest);
+        goto out;
+    }
+    rc = session_open(&r.s, c, ref, err);
+    if (rc)
+        goto out;
+    rc = resolve_manifests(&r, ref, err);
+    if (rc)
+        goto out;
+    rc = run_list(&r, &r.blobs, err); /* stage 3: configs and layer HEADs */
+    if (rc)
+        goto out;
+    rc = merge(out, &r.got, err);
+out:
+    if (stats) {
+        stats->requests += r.s.st.requests;
+        stats->manifest_gets += r.s.st.manifest_gets;
+        stats->blob_gets += r.s.st.blob_gets;
+        stats->blob_heads += r.s.st.blob_heads;
+        stats->token_gets += r.s.st.token_gets;
+    }
+    if (r.s.multi)
+        reg__pool_put(c, r.s.multi);
+    free(r.s.bearer);
+    xlist_free(&r.manifests);
+    xlist_free(&r.blobs);
+    free(r.seen);
+    im_bundle_free(&r.got);
+    return rc;
+}

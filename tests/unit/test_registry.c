@@ -1,0 +1,1370 @@
+/* test_registry.c - registry/: the reference and route grammars, the
+ * WWW-Authenticate parser, and reg_resolve end to end against (a) a small
+ * in-test HTTP server playing registry, token server and CDN, and (b) the real
+ * Debian `docker-registry` started by the test on a loopback port. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "registry.h"
+#include "registry_int.h"
+#include "sha256.h"
+
+#define D256 "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* ---------------------------------------------------------------- refs --- */
+
+struct ref_case {
+    const char *in;
+    const char *registry, *repository, *tag, *digest;
+};
+
+static void expect_ref(int (*fn)(const char *, struct im_ref *, struct im_error *),
+                       const struct ref_case *c)
+{
+    struct im_ref r;
+    struct im_error e = {{0}};
+    int rc = fn(c->in, &r, &e);
+    cr_assert_eq(rc, 0, "'%s' should parse, got %d: %s", c->in, rc, e.msg);
+    cr_expect_str_eq(r.registry, c->registry, "registry of '%s'", c->in);
+    cr_expect_str_eq(r.repository, c->repository, "repository of '%s'", c->in);
+    cr_expect_str_eq(r.tag, c->tag, "tag of '%s'", c->in);
+    cr_expect_str_eq(r.digest, c->digest, "digest of '%s'", c->in);
+}
+
+static void expect_bad(int (*fn)(const char *, struct im_ref *, struct im_error *),
+                       const char *in, const char *msg_part)
+{
+    struct im_ref r;
+    struct im_error e = {{0}};
+    int rc = fn(in, &r, &e);
+    cr_assert_eq(rc, IM_EINVAL, "'%s' should be refused, got %d", in, rc);
+    cr_expect(strstr(e.msg, msg_part) != NULL, "message for '%s' is '%s', wanted '%s'",
+              in, e.msg, msg_part);
+}
+
+Test(ref, docker_grammar_valid)
+{
+    static const struct ref_case cases[] = {
+        {"python", "docker.io", "library/python", "latest", ""},
+        {"python:3.7-slim", "docker.io", "library/python", "3.7-slim", ""},
+        {"library/python:3.7", "docker.io", "library/python", "3.7", ""},
+        {"docker.io/python", "docker.io", "library/python", "latest", ""},
+        {"index.docker.io/library/python:3", "docker.io", "library/python", "3", ""},
+        {"registry-1.docker.io/bitnami/redis:7", "docker.io", "bitnami/redis", "7", ""},
+        {"bitnami/redis", "docker.io", "bitnami/redis", "latest", ""},
+        {"ghcr.io/org/app:v1", "ghcr.io", "org/app", "v1", ""},
+        {"ghcr.io/org/team/app", "ghcr.io", "org/team/app", "latest", ""},
+        {"localhost/app", "localhost", "app", "latest", ""},
+        {"localhost:5000/team/app:1.0", "localhost:5000", "team/app", "1.0", ""},
+        {"127.0.0.1:5000/a", "127.0.0.1:5000", "a", "latest", ""},
+        {"Quay.IO/org/app", "quay.io", "org/app", "latest", ""},
+        {"python@" D256, "docker.io", "library/python", "", D256},
+        {"python:3.7@" D256, "docker.io", "library/python", "3.7", D256},
+        {"foo/a_b__c.d-e---f", "docker.io", "foo/a_b__c.d-e---f", "latest", ""},
+        {"a_b.c", "docker.io", "library/a_b.c", "latest", ""},
+        {"python:_x", "docker.io", "library/python", "_x", ""},
+        {"python:UPPER.case-ok_1", "docker.io", "library/python", "UPPER.case-ok_1", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_ref(reg_ref_parse, &cases[i]);
+}
+
+Test(ref, docker_grammar_invalid)
+{
+    char longtag[160], longname[300];
+    memset(longtag, 'a', sizeof longtag);
+    memcpy(longtag, "python:", 7);
+    longtag[7 + 129] = '\0';
+    memset(longname, 'a', sizeof longname);
+    longname[256] = '\0';
+    expect_bad(reg_ref_parse, "", "must not be empty");
+    expect_bad(reg_ref_parse, "Python", "repository must be lowercase: 'Python'");
+    expect_bad(reg_ref_parse, "python:.x", "tag must not start with '.' or '-'");
+    expect_bad(reg_ref_parse, "python:-x", "tag must not start with '.' or '-'");
+    expect_bad(reg_ref_parse, "python:", "tag must not be empty");
+    expect_bad(reg_ref_parse, "python:a+b", "tag may contain only");
+    expect_bad(reg_ref_parse, longtag, "the limit is 128");
+    expect_bad(reg_ref_parse, longname, "the limit is 255");
+    expect_bad(reg_ref_parse, "py thon", "may not contain ' '");
+    expect_bad(reg_ref_parse, "-python", "start and end with a letter or digit");
+    expect_bad(reg_ref_parse, "python-", "start and end with a letter or digit");
+    expect_bad(reg_ref_parse, "a..b", "consecutive separators");
+    expect_bad(reg_ref_parse, "a___b", "consecutive separators");
+    expect_bad(reg_ref_parse, "a//b", "empty path component");
+    expect_bad(reg_ref_parse, "ghcr.io/", "repository missing after registry host");
+    expect_bad(reg_ref_parse, "localhost:abc/app", "invalid port");
+    expect_bad(reg_ref_parse, "bad_host.io/app", "invalid registry host");
+    expect_bad(reg_ref_parse, "python@sha256:abc", "must have 64 hex characters, not 3");
+    expect_bad(reg_ref_parse, "python@md5:abc", "unsupported digest algorithm 'md5'");
+    expect_bad(reg_ref_parse, "python@sha256", "digest must be 'algorithm:hex'");
+    expect_bad(
+        reg_ref_parse,
+        "python@sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+        "lowercase hexadecimal");
+}
+
+Test(ref, digest_valid)
+{
+    char d384[7 + 96 + 1], d512[7 + 128 + 1];
+    memcpy(d384, "sha384:", 7);
+    memset(d384 + 7, 'a', 96);
+    d384[7 + 96] = '\0';
+    memcpy(d512, "sha512:", 7);
+    memset(d512 + 7, '0', 128);
+    d512[7 + 128] = '\0';
+    cr_expect(reg_digest_valid(D256));
+    cr_expect(reg_digest_valid(d384));
+    cr_expect(reg_digest_valid(d512));
+    d512[10] = 'g';
+    cr_expect_not(reg_digest_valid(d512));
+    cr_expect_not(reg_digest_valid("sha256:abc"));
+    cr_expect_not(reg_digest_valid("sha1:da39a3ee5e6b4b0d3255bfef95601890afd80709"));
+    cr_expect_not(reg_digest_valid(""));
+}
+
+Test(route, forms)
+{
+    static const struct ref_case cases[] = {
+        {"python/3.7-slim", "docker.io", "library/python", "3.7-slim", ""},
+        {"python:3.7-slim", "docker.io", "library/python", "3.7-slim", ""},
+        {"python@" D256, "docker.io", "library/python", "", D256},
+        {"library/python/3.7-slim", "docker.io", "library/python", "3.7-slim", ""},
+        {"bitnami/redis/7.2", "docker.io", "bitnami/redis", "7.2", ""},
+        {"ghcr.io/org/app/v1", "ghcr.io", "org/app", "v1", ""},
+        {"ghcr.io/org/app:v1", "ghcr.io", "org/app", "v1", ""},
+        {"ghcr.io/org/app@" D256, "ghcr.io", "org/app", "", D256},
+        {"localhost:5000/team/app/1.0", "localhost:5000", "team/app", "1.0", ""},
+        {"docker.io/library/python/latest", "docker.io", "library/python", "latest", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_ref(reg_ref_from_route, &cases[i]);
+}
+
+Test(route, invalid)
+{
+    expect_bad(reg_ref_from_route, "python", "missing tag: use /images/python/TAG");
+    expect_bad(reg_ref_from_route, "", "missing image");
+    expect_bad(reg_ref_from_route, "python/", "missing tag after '/'");
+    expect_bad(reg_ref_from_route, "Python/3", "repository must be lowercase: 'Python'");
+    expect_bad(reg_ref_from_route, "python/.x", "tag must not start with '.' or '-'");
+    expect_bad(reg_ref_from_route, "localhost:5000/app",
+               "looks like a registry host: use /images/localhost:5000/REPOSITORY/TAG");
+    expect_bad(reg_ref_from_route, "python@sha256:12", "must have 64 hex characters");
+}
+
+/* ------------------------------------------------------------- auth ----- */
+
+Test(challenge, docker_hub)
+{
+    struct reg__challenge c;
+    struct im_error e = {{0}};
+    int rc = reg__parse_challenge(
+        "Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\","
+        "scope=\"repository:library/python:pull\"",
+        &c, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_str_eq(c.scheme, "Bearer");
+    cr_expect_str_eq(c.realm, "https://auth.docker.io/token");
+    cr_expect_str_eq(c.service, "registry.docker.io");
+    cr_expect_str_eq(c.scope, "repository:library/python:pull");
+    cr_expect_str_eq(c.error, "");
+}
+
+Test(challenge, quoted_commas_spaces_and_escapes)
+{
+    struct reg__challenge c;
+    struct im_error e = {{0}};
+    int rc = reg__parse_challenge(
+        "  bearer  realm = \"https://h/t?a=1,b=2\" , service=svc ,"
+        "scope=\"repository:a/b:pull,push repository:c:pull\", error=\"invalid_token\","
+        "error_description=\"say \\\"hi\\\", then go\"",
+        &c, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_str_eq(c.scheme, "bearer");
+    cr_expect_str_eq(c.realm, "https://h/t?a=1,b=2");
+    cr_expect_str_eq(c.service, "svc");
+    cr_expect_str_eq(c.scope, "repository:a/b:pull,push repository:c:pull");
+    cr_expect_str_eq(c.error, "invalid_token");
+}
+
+Test(challenge, basic_and_malformed)
+{
+    struct reg__challenge c;
+    struct im_error e = {{0}};
+    cr_assert_eq(reg__parse_challenge("Basic realm=\"Registry Realm\"", &c, &e), 0);
+    cr_expect_str_eq(c.scheme, "Basic");
+    cr_expect_str_eq(c.realm, "Registry Realm");
+    cr_expect_eq(reg__parse_challenge("Bearer realm=\"unterminated", &c, &e), IM_EPROTO);
+    cr_expect(strstr(e.msg, "unterminated") != NULL, "%s", e.msg);
+    cr_expect_eq(reg__parse_challenge("Bearer realm", &c, &e), IM_EPROTO);
+    cr_expect_eq(reg__parse_challenge("", &c, &e), IM_EPROTO);
+    cr_expect_eq(reg__parse_challenge("Bearer a=\"x\" b=\"y\"", &c, &e), IM_EPROTO);
+    char big[3000];
+    snprintf(big, sizeof big, "Bearer realm=\"%02000d\"", 0);
+    cr_expect_eq(reg__parse_challenge(big, &c, &e), IM_EPROTO);
+    cr_expect(strstr(e.msg, "too long") != NULL, "%s", e.msg);
+}
+
+Test(token, response_forms)
+{
+    char *t = NULL;
+    long ex = 0;
+    struct im_error e = {{0}};
+    const char *a =
+        "{\"token\":\"abc\",\"expires_in\":300,\"issued_at\":\"2020-01-01T00:00:00Z\"}";
+    cr_assert_eq(reg__parse_token_response(a, strlen(a), &t, &ex, &e), 0, "%s", e.msg);
+    cr_expect_str_eq(t, "abc");
+    cr_expect_eq(ex, 300);
+    free(t);
+    const char *b = "{\"access_token\":\"xyz\"}";
+    cr_assert_eq(reg__parse_token_response(b, strlen(b), &t, &ex, &e), 0, "%s", e.msg);
+    cr_expect_str_eq(t, "xyz");
+    cr_expect_eq(ex, 60, "expires_in defaults to 60 s");
+    free(t);
+    const char *c = "{\"expires_in\":30}";
+    cr_expect_eq(reg__parse_token_response(c, strlen(c), &t, &ex, &e), IM_EPROTO);
+    cr_expect_null(t);
+    cr_expect_eq(reg__parse_token_response("nope", 4, &t, &ex, &e), IM_EPROTO);
+}
+
+Test(token, cache_expiry_and_drop)
+{
+    struct reg__tokens *tc = reg__tokens_new();
+    char buf[64];
+    cr_assert_not_null(tc);
+    cr_assert_eq(reg__tokens_put(tc, "r", "s", "t1", im_now() + 100), 0);
+    cr_assert_eq(reg__tokens_put(tc, "r", "old", "t0", im_now() - 1), 0);
+    cr_expect_eq(reg__tokens_get(tc, "r", "s", buf, sizeof buf), 0);
+    cr_expect_str_eq(buf, "t1");
+    cr_expect_eq(reg__tokens_get(tc, "r", "old", buf, sizeof buf), -1, "expired");
+    cr_expect_eq(reg__tokens_get(tc, "r2", "s", buf, sizeof buf), -1, "other registry");
+    cr_assert_eq(reg__tokens_put(tc, "r", "s", "t2", im_now() + 100), 0);
+    cr_expect_eq(reg__tokens_get(tc, "r", "s", buf, sizeof buf), 0);
+    cr_expect_str_eq(buf, "t2", "replaced");
+    reg__tokens_drop(tc, "r", "s");
+    cr_expect_eq(reg__tokens_get(tc, "r", "s", buf, sizeof buf), -1, "dropped");
+    for (int i = 0; i < 300; i++) { /* more than the cache holds: evicts, no leak */
+        char scope[32];
+        snprintf(scope, sizeof scope, "s%d", i);
+        cr_assert_eq(reg__tokens_put(tc, "r", scope, "t", im_now() + i), 0);
+    }
+    cr_expect_eq(reg__tokens_get(tc, "r", "s299", buf, sizeof buf), 0);
+    reg__tokens_free(tc);
+}
+
+Test(client, base_urls_and_policy)
+{
+    struct reg_config cfg;
+    struct im_error e = {{0}};
+    char url[600];
+    reg_config_defaults(&cfg);
+    cr_assert_eq(reg__base_url(&cfg, "docker.io", url, sizeof url, &e), 0);
+    cr_expect_str_eq(url, "https://registry-1.docker.io");
+    cr_assert_eq(reg__base_url(&cfg, "ghcr.io", url, sizeof url, &e), 0);
+    cr_expect_str_eq(url, "https://ghcr.io");
+    im_strlcpy(cfg.mirrors[0].registry, "docker.io", sizeof cfg.mirrors[0].registry);
+    im_strlcpy(cfg.mirrors[0].base_url, "http://127.0.0.1:5000/",
+               sizeof cfg.mirrors[0].base_url);
+    cfg.n_mirrors = 1;
+    cr_assert_eq(reg__base_url(&cfg, "docker.io", url, sizeof url, &e), 0);
+    cr_expect_str_eq(url, "http://127.0.0.1:5000");
+    im_strlcpy(cfg.mirrors[0].base_url, "file:///etc", sizeof cfg.mirrors[0].base_url);
+    cr_expect_eq(reg__base_url(&cfg, "docker.io", url, sizeof url, &e), IM_EPOLICY);
+    cr_expect_eq(reg__check_url("ftp://x/", &e), IM_EPOLICY);
+    cr_expect_eq(reg__check_url("HTTPS://x/", &e), 0);
+}
+
+/* ------------------------------------------------- a tiny HTTP server --- */
+
+struct req {
+    char method[8];
+    char path[2048];
+    char auth[2048]; /* Authorization value, "" if absent */
+    int naccept;     /* Accept header lines */
+    char accept[1024];
+};
+
+struct resp {
+    int status;
+    char headers[2048]; /* extra header lines, each ending in \r\n */
+    const char *body;
+    size_t len;
+    int delay_ms;
+    bool no_length; /* body delimited by closing the connection */
+};
+
+struct mini;
+typedef void (*handler_fn)(struct mini *m, const struct req *rq, struct resp *rs);
+
+struct mini {
+    int fd, port;
+    pthread_t th;
+    volatile int stop;
+    handler_fn handler;
+    void *ctx;
+    pthread_mutex_t mu;
+    int nreq;
+    char log[256][160]; /* "METHOD path auth=yes|no" */
+};
+
+static int listen_loopback(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    cr_assert_geq(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 64), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void header_copy(const char *head, const char *name, char *dst, size_t n)
+{
+    size_t nl = strlen(name);
+    for (const char *p = head; p && *p; p = strstr(p, "\r\n"), p = p ? p + 2 : NULL) {
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t l = strcspn(v, "\r\n");
+            snprintf(dst, n, "%.*s", (int)l, v);
+            return;
+        }
+    }
+}
+
+static void serve_one(struct mini *m, int cfd)
+{
+    char head[16384];
+    size_t o = 0;
+    struct req rq;
+    struct resp rs;
+    memset(&rq, 0, sizeof rq);
+    memset(&rs, 0, sizeof rs);
+    while (o + 1 < sizeof head) {
+        ssize_t r = recv(cfd, head + o, sizeof head - 1 - o, 0);
+        if (r <= 0)
+            return;
+        o += (size_t)r;
+        head[o] = '\0';
+        if (strstr(head, "\r\n\r\n"))
+            break;
+    }
+    sscanf(head, "%7s %2047s", rq.method, rq.path);
+    header_copy(head, "Authorization", rq.auth, sizeof rq.auth);
+    for (const char *p = strstr(head, "\r\nAccept:"); p;
+         p = strstr(p + 2, "\r\nAccept:")) {
+        size_t l = strlen(rq.accept);
+        size_t vl = strcspn(p + 10, "\r\n");
+        snprintf(rq.accept + l, sizeof rq.accept - l, "%.*s|", (int)vl, p + 10);
+        rq.naccept++;
+    }
+    pthread_mutex_lock(&m->mu);
+    if (m->nreq < 256)
+        snprintf(m->log[m->nreq], sizeof m->log[0], "%s %.100s auth=%s", rq.method,
+                 rq.path, rq.auth[0] ? "yes" : "no");
+    m->nreq++;
+    pthread_mutex_unlock(&m->mu);
+    rs.status = 404;
+    m->handler(m, &rq, &rs);
+    if (rs.delay_ms) {
+        struct timespec ts = {rs.delay_ms / 1000, (long)(rs.delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    char out[4096];
+    char clen[64] = "";
+    if (!rs.no_length)
+        snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", rs.len);
+    int n = snprintf(out, sizeof out, "HTTP/1.1 %d X\r\n%s%sConnection: close\r\n\r\n",
+                     rs.status, rs.headers, clen);
+    send(cfd, out, (size_t)n, MSG_NOSIGNAL);
+    if (strcmp(rq.method, "HEAD") != 0 && rs.len)
+        send(cfd, rs.body, rs.len, MSG_NOSIGNAL);
+}
+
+static void *mini_main(void *arg)
+{
+    struct mini *m = arg;
+    while (!m->stop) {
+        struct pollfd p = {.fd = m->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int cfd = accept(m->fd, NULL, NULL);
+        if (cfd < 0)
+            continue;
+        serve_one(m, cfd);
+        shutdown(cfd, SHUT_WR);
+        close(cfd);
+    }
+    return NULL;
+}
+
+static void mini_start(struct mini *m, handler_fn h, void *ctx)
+{
+    memset(m, 0, sizeof *m);
+    m->handler = h;
+    m->ctx = ctx;
+    pthread_mutex_init(&m->mu, NULL);
+    m->fd = listen_loopback(&m->port);
+    cr_assert_eq(pthread_create(&m->th, NULL, mini_main, m), 0);
+}
+
+static void mini_stop(struct mini *m)
+{
+    m->stop = 1;
+    pthread_join(m->th, NULL);
+    close(m->fd);
+    pthread_mutex_destroy(&m->mu);
+}
+
+static int mini_count(struct mini *m, const char *prefix)
+{
+    int n = 0;
+    pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < m->nreq && i < 256; i++)
+        n += strncmp(m->log[i], prefix, strlen(prefix)) == 0;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+/* ------------------------------------------- a mock registry + CDN ------ */
+
+enum mode {
+    M_OK,
+    M_BAD_CHILD,
+    M_BAD_TYPE,
+    M_BAD_ROOT,
+    M_MISSING,
+    M_429,
+    M_DENY,
+    M_SLOW,
+    M_500,
+    M_NOLEN,
+    M_FILE_REDIRECT
+};
+
+struct mock {
+    enum mode mode;
+    struct mini reg, cdn;
+    char config[256], manifest[8192], attest[8192], index[32768];
+    char dconfig[72], dmanifest[72], dattest[72], dindex[72], dlayer1[72], dlayer2[72];
+    char token_query[2048];
+    int bad_accept; /* manifest requests without the four Accept lines */
+    char dindex512[IM_DIGEST_MAX];
+};
+
+static struct mock M; /* one per test process (Criterion forks per test) */
+
+static void put_body(struct resp *rs, int status, const char *ct, const char *body)
+{
+    rs->status = status;
+    rs->body = body;
+    rs->len = strlen(body);
+    if (ct)
+        snprintf(rs->headers + strlen(rs->headers),
+                 sizeof rs->headers - strlen(rs->headers), "Content-Type: %s\r\n", ct);
+}
+
+static void cdn_handler(struct mini *m, const struct req *rq, struct resp *rs)
+{
+    struct mock *k = m->ctx;
+    const char *d = strrchr(rq->path, '/') + 1;
+    snprintf(rs->headers, sizeof rs->headers,
+             "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n");
+    if (strcmp(d, k->dconfig) == 0) {
+        put_body(rs, 200, "application/octet-stream", k->config);
+    } else if (strcmp(d, k->dlayer1) == 0 || strcmp(d, k->dlayer2) == 0) {
+        rs->status = 200;
+        rs->len = strcmp(d, k->dlayer1) == 0 ? 1234 : 5678;
+        rs->body = NULL; /* HEAD only */
+        snprintf(rs->headers + strlen(rs->headers), 200,
+                 "Content-Type: application/octet-stream\r\n");
+    }
+}
+
+static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
+{
+    struct mock *k = m->ctx;
+    char want[160];
+    if (strncmp(rq->path, "/token", 6) == 0) {
+        snprintf(k->token_query, sizeof k->token_query, "%s", rq->path);
+        put_body(rs, 200, "application/json", "{\"token\":\"tok-1\",\"expires_in\":300}");
+        return;
+    }
+    if (strstr(rq->path, "/manifests/") &&
+        (rq->naccept != 4 || !strstr(rq->accept, MT_OCI_INDEX "|") ||
+         !strstr(rq->accept, MT_OCI_MANIFEST "|") ||
+         !strstr(rq->accept, MT_DOCKER_LIST "|") ||
+         !strstr(rq->accept, MT_DOCKER_V2 "|")))
+        k->bad_accept++;
+    if (strcmp(rq->auth, "Bearer tok-1") != 0 || k->mode == M_DENY) {
+        snprintf(rs->headers, sizeof rs->headers,
+                 "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\","
+                 "service=\"mock,registry\",scope=\"repository:team/app:pull\"%s\r\n",
+                 m->port, k->mode == M_DENY ? ",error=\"insufficient_scope\"" : "");
+        put_body(rs, 401, "application/json",
+                 "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}");
+        return;
+    }
+    if (k->mode == M_429) {
+        put_body(rs, 429, "application/json", "{}");
+        return;
+    }
+    if (k->mode == M_500) {
+        put_body(rs, 503, "text/plain", "down");
+        return;
+    }
+    char want512[200];
+    snprintf(want, sizeof want, "/v2/team/app/manifests/%s", k->dindex);
+    snprintf(want512, sizeof want512, "/v2/team/app/manifests/%s", k->dindex512);
+    if ((strcmp(rq->path, "/v2/team/app/manifests/v1") == 0 ||
+         strcmp(rq->path, want) == 0 || strcmp(rq->path, want512) == 0) &&
+        k->mode != M_MISSING) {
+        rs->delay_ms = k->mode == M_SLOW ? 1500 : 0;
+        rs->no_length = k->mode == M_NOLEN;
+        snprintf(rs->headers, sizeof rs->headers, "Docker-Content-Digest: %s\r\n",
+                 k->mode == M_BAD_ROOT ? D256 : k->dindex);
+        put_body(rs, 200, "application/vnd.oci.image.index.v1+json", k->index);
+        return;
+    }
+    snprintf(want, sizeof want, "/v2/team/app/manifests/%s", k->dmanifest);
+    if (strcmp(rq->path, want) == 0) {
+        static char bad[8300];
+        snprintf(bad, sizeof bad, "%s ", k->manifest);
+        put_body(rs, 200,
+                 k->mode == M_BAD_TYPE
+                     ? "application/vnd.oci.image.manifest.v1+json"
+                     : "application/vnd.docker.distribution.manifest.v2+json",
+                 k->mode == M_BAD_CHILD ? bad : k->manifest);
+        return;
+    }
+    snprintf(want, sizeof want, "/v2/team/app/manifests/%s", k->dattest);
+    if (strcmp(rq->path, want) == 0) {
+        put_body(rs, 200, "application/vnd.oci.image.manifest.v1+json", k->attest);
+        return;
+    }
+    if (strncmp(rq->path, "/v2/team/app/blobs/", 19) == 0 && k->mode == M_FILE_REDIRECT) {
+        rs->status = 307;
+        snprintf(rs->headers, sizeof rs->headers, "Location: file:///etc/passwd\r\n");
+        return;
+    }
+    if (strncmp(rq->path, "/v2/team/app/blobs/", 19) == 0) {
+        rs->status = 307;
+        snprintf(rs->headers, sizeof rs->headers,
+                 "Location: http://127.0.0.1:%d/cdn/%s\r\n", k->cdn.port, rq->path + 19);
+        return;
+    }
+}
+
+static void digest_of(const char *s, char out[72])
+{
+    im_sha256_digest(s, strlen(s), out);
+}
+
+static void mock_start(enum mode mode)
+{
+    struct mock *k = &M;
+    memset(k, 0, sizeof *k);
+    k->mode = mode;
+    digest_of("layer one", k->dlayer1);
+    digest_of("layer two", k->dlayer2);
+    snprintf(
+        k->config, sizeof k->config,
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"sh\"]}}");
+    digest_of(k->config, k->dconfig);
+    snprintf(k->manifest, sizeof k->manifest,
+             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution."
+             "manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker."
+             "container.image.v1+json\",\"size\":%zu,\"digest\":\"%s\"},\"layers\":["
+             "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\","
+             "\"size\":1234,\"digest\":\"%s\"},"
+             "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\","
+             "\"size\":5678,\"digest\":\"%s\"}]}",
+             strlen(k->config), k->dconfig, k->dlayer1, k->dlayer2);
+    digest_of(k->manifest, k->dmanifest);
+    /* the attestation shares the config (unusual but legal) and layer one */
+    snprintf(
+        k->attest, sizeof k->attest,
+        "{\"schemaVersion\":2,\"mediaType\":\"application/"
+        "vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\","
+        "\"size\":%zu,\"digest\":\"%s\"},\"layers\":[{\"mediaType\":"
+        "\"application/vnd.in-toto+json\",\"size\":1234,\"digest\":\"%s\"}]}",
+        strlen(k->config), k->dconfig, k->dlayer1);
+    digest_of(k->attest, k->dattest);
+    snprintf(
+        k->index, sizeof k->index,
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+        "\"manifests\":[{\"mediaType\":\"application/vnd.docker.distribution.manifest."
+        "v2+json\",\"size\":%zu,\"digest\":\"%s\",\"platform\":{\"architecture\":"
+        "\"amd64\",\"os\":\"linux\"}},{\"mediaType\":\"application/vnd.oci.image."
+        "manifest.v1+json\",\"size\":%zu,\"digest\":\"%s\",\"annotations\":{"
+        "\"vnd.docker.reference.type\":\"attestation-manifest\","
+        "\"vnd.docker.reference.digest\":\"%s\"},\"platform\":{\"architecture\":"
+        "\"unknown\",\"os\":\"unknown\"}}]}",
+        strlen(k->manifest), k->dmanifest, strlen(k->attest), k->dattest, k->dmanifest);
+    digest_of(k->index, k->dindex);
+    cr_assert_eq(im_digest_compute("sha512", k->index, strlen(k->index), k->dindex512,
+                                   sizeof k->dindex512),
+                 0);
+    mini_start(&k->cdn, cdn_handler, k);
+    mini_start(&k->reg, reg_handler, k);
+}
+
+static void mock_stop(void)
+{
+    mini_stop(&M.reg);
+    mini_stop(&M.cdn);
+}
+
+static struct reg_client *mock_client_caps(long timeout_ms, size_t max_config,
+                                           size_t max_manifest)
+{
+    struct reg_config cfg;
+    struct im_error e = {{0}};
+    reg_config_defaults(&cfg);
+    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "127.0.0.1:%d",
+             M.reg.port);
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:%d", M.reg.port);
+    cfg.n_mirrors = 1;
+    cfg.request_timeout_ms = timeout_ms;
+    if (max_config)
+        cfg.max_config_bytes = max_config;
+    if (max_manifest)
+        cfg.max_manifest_bytes = max_manifest;
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    return c;
+}
+
+static struct reg_client *mock_client(long timeout_ms, size_t max_config)
+{
+    return mock_client_caps(timeout_ms, max_config, 0);
+}
+
+static int mock_resolve(struct reg_client *c, const char *tag_or_digest,
+                        struct im_bundle *b, struct reg_stats *st, struct im_error *e)
+{
+    char s[512];
+    struct im_ref ref;
+    snprintf(s, sizeof s, "127.0.0.1:%d/team/app%s%s", M.reg.port,
+             strncmp(tag_or_digest, "sha", 3) == 0 ? "@" : ":", tag_or_digest);
+    cr_assert_eq(reg_ref_parse(s, &ref, e), 0, "%s", e->msg);
+    return reg_resolve(c, &ref, b, st, e);
+}
+
+static void init_curl(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+Test(resolve_mock, index_with_attestation_auth_and_cdn_redirects, .init = init_curl)
+{
+    struct im_bundle b;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&b);
+    int rc = mock_resolve(c, "v1", &b, &st, &e);
+    cr_assert_eq(rc, 0, "resolve failed: %d %s", rc, e.msg);
+    cr_expect_str_eq(b.root_digest, M.dindex);
+    cr_expect_eq(b.ndocs, 4, "index, image, attestation, one shared config: %zu",
+                 b.ndocs);
+    const struct im_doc *d = im_bundle_find_doc(&b, M.dindex);
+    cr_assert_not_null(d);
+    cr_expect_str_eq(d->media_type, "application/vnd.oci.image.index.v1+json");
+    cr_expect_eq(d->len, strlen(M.index));
+    d = im_bundle_find_doc(&b, M.dmanifest);
+    cr_assert_not_null(d);
+    cr_expect_str_eq(d->media_type,
+                     "application/vnd.docker.distribution.manifest.v2+json");
+    cr_assert_not_null(im_bundle_find_doc(&b, M.dattest), "attestation manifest fetched");
+    d = im_bundle_find_doc(&b, M.dconfig);
+    cr_assert_not_null(d);
+    cr_expect_str_eq(d->media_type, "application/vnd.docker.container.image.v1+json");
+    cr_expect_eq(b.nblobs, 2);
+    const struct im_blob *l = im_bundle_find_blob(&b, M.dlayer1);
+    cr_assert_not_null(l);
+    cr_expect_eq(l->size, 1234);
+    cr_expect_eq(l->last_modified, 1445412480, "Last-Modified from the CDN answer");
+    cr_expect_str_eq(l->media_type, "application/octet-stream");
+    cr_expect_eq(im_bundle_find_blob(&b, M.dlayer2)->size, 5678);
+    /* one manifest GET each (no duplicates), one config GET, one HEAD per layer */
+    cr_expect_eq(st.manifest_gets, 3 + 1, "3 manifests + the retry after the 401");
+    cr_expect_eq(st.blob_gets, 1);
+    cr_expect_eq(st.blob_heads, 2);
+    cr_expect_eq(st.token_gets, 1);
+    cr_expect_eq(M.bad_accept, 0, "every manifest GET sends the four Accept lines");
+    cr_expect_eq(mini_count(&M.reg, "GET /token"), 1);
+    cr_expect(strstr(M.token_query, "service=mock%2Cregistry") != NULL, "%s",
+              M.token_query);
+    cr_expect(strstr(M.token_query, "scope=repository%3Ateam%2Fapp%3Apull") != NULL, "%s",
+              M.token_query);
+    /* the CDN on another port must never see the registry's token */
+    cr_expect_eq(mini_count(&M.cdn, "GET"), 1);
+    cr_expect_eq(mini_count(&M.cdn, "HEAD"), 2);
+    cr_expect_eq(mini_count(&M.cdn, "GET /cdn/sha256"), 1);
+    pthread_mutex_lock(&M.cdn.mu);
+    for (int i = 0; i < M.cdn.nreq; i++)
+        cr_expect(strstr(M.cdn.log[i], "auth=no") != NULL, "leaked: %s", M.cdn.log[i]);
+    pthread_mutex_unlock(&M.cdn.mu);
+    /* every registry request after the first carried the token */
+    cr_expect_eq(mini_count(&M.reg, "GET /v2/team/app/manifests/v1 auth=no"), 1);
+    /* a second resolution reuses the cached token: no 401, no token GET */
+    struct reg_stats st2 = {0};
+    im_bundle_free(&b);
+    rc = mock_resolve(c, "v1", &b, &st2, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(st2.token_gets, 0);
+    cr_expect_eq(st2.manifest_gets, 3);
+    cr_expect_eq(mini_count(&M.reg, "GET /v2/team/app/manifests/v1 auth=no"), 1);
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(resolve_mock, known_documents_are_not_fetched_again, .init = init_curl)
+{
+    struct im_bundle b;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&b);
+    cr_assert_eq(im_bundle_add_doc(&b, M.dmanifest,
+                                   "application/vnd.docker.distribution.manifest.v2+json",
+                                   M.manifest, strlen(M.manifest)),
+                 0);
+    int rc = mock_resolve(c, M.dindex, &b, &st, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_str_eq(b.root_digest, M.dindex);
+    cr_expect_eq(b.ndocs, 4);
+    cr_expect_eq(mini_count(&M.reg, "GET /v2/team/app/manifests/"), 2 + 1,
+                 "index (twice: 401 then token) and attestation, not the known image");
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+struct worker {
+    struct reg_client *c;
+    int rc;
+    size_t ndocs;
+    struct reg_stats st;
+    char msg[IM_ERRMSG_MAX];
+};
+
+static void *resolve_worker(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 3 && w->rc == 0; i++) {
+        struct im_bundle b;
+        struct im_ref ref;
+        struct im_error e = {{0}};
+        char s[200];
+        snprintf(s, sizeof s, "127.0.0.1:%d/team/app:v1", M.reg.port);
+        w->rc = reg_ref_parse(s, &ref, &e);
+        im_bundle_init(&b);
+        if (w->rc == 0)
+            w->rc = reg_resolve(w->c, &ref, &b, &w->st, &e);
+        w->ndocs = b.ndocs;
+        snprintf(w->msg, sizeof w->msg, "%s", e.msg);
+        im_bundle_free(&b);
+    }
+    return NULL;
+}
+
+Test(resolve_mock, concurrent_resolutions_share_one_client, .init = init_curl)
+{
+    struct worker w[8];
+    pthread_t th[8];
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(10000, 0);
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < 8; i++) {
+        w[i].c = c;
+        cr_assert_eq(pthread_create(&th[i], NULL, resolve_worker, &w[i]), 0);
+    }
+    unsigned tokens = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        cr_expect_eq(w[i].rc, 0, "worker %d: %s", i, w[i].msg);
+        cr_expect_eq(w[i].ndocs, 4);
+        tokens += w[i].st.token_gets;
+    }
+    cr_expect_geq(tokens, 1);
+    cr_expect_leq(tokens, 8, "the token cache is shared: %u token GETs", tokens);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(resolve_mock, sha512_pinned_index_is_verified, .init = init_curl)
+{
+    struct im_bundle b;
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&b);
+    int rc = mock_resolve(c, M.dindex512, &b, NULL, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_str_eq(b.root_digest, M.dindex512);
+    cr_expect_not_null(im_bundle_find_doc(&b, M.dindex512));
+    cr_expect_eq(b.ndocs, 4);
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+struct fail_case {
+    enum mode mode;
+    int code;
+    const char *msg;
+};
+
+static void expect_failure_caps(const struct fail_case *fc, long timeout_ms,
+                                size_t max_config, size_t max_manifest)
+{
+    struct im_bundle b;
+    struct im_error e = {{0}};
+    mock_start(fc->mode);
+    struct reg_client *c = mock_client_caps(timeout_ms, max_config, max_manifest);
+    im_bundle_init(&b);
+    int rc = mock_resolve(c, "v1", &b, NULL, &e);
+    cr_expect_eq(rc, fc->code, "mode %d: got %d (%s), wanted %d", fc->mode, rc, e.msg,
+                 fc->code);
+    cr_expect(strstr(e.msg, fc->msg) != NULL, "mode %d: message '%s' lacks '%s'",
+              fc->mode, e.msg, fc->msg);
+    cr_expect_eq(b.ndocs, 0, "nothing is kept on failure");
+    cr_expect_eq(b.nblobs, 0);
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+static void expect_failure(const struct fail_case *fc, long timeout_ms, size_t max_config)
+{
+    expect_failure_caps(fc, timeout_ms, max_config, 0);
+}
+
+Test(resolve_mock, manifest_over_cap_by_content_length, .init = init_curl)
+{
+    struct fail_case fc = {M_OK, IM_ETOOBIG, "is larger than the 300-byte cap"};
+    expect_failure_caps(&fc, 5000, 0, 300);
+}
+
+Test(resolve_mock, manifest_over_cap_while_reading, .init = init_curl)
+{
+    struct fail_case fc = {M_NOLEN, IM_ETOOBIG, "is larger than the 300-byte cap"};
+    expect_failure_caps(&fc, 5000, 0, 300);
+}
+
+Test(resolve_mock, body_without_content_length_is_fine_under_cap, .init = init_curl)
+{
+    struct im_bundle b;
+    struct im_error e = {{0}};
+    mock_start(M_NOLEN);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&b);
+    cr_expect_eq(mock_resolve(c, "v1", &b, NULL, &e), 0, "%s", e.msg);
+    cr_expect_eq(b.ndocs, 4);
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(resolve_mock, child_digest_mismatch, .init = init_curl)
+{
+    struct fail_case fc = {M_BAD_CHILD, IM_EDIGEST, "content hashes to"};
+    expect_failure(&fc, 5000, 0);
+}
+
+Test(resolve_mock, root_digest_mismatch_with_docker_content_digest, .init = init_curl)
+{
+    struct fail_case fc = {M_BAD_ROOT, IM_EDIGEST, "not " D256};
+    expect_failure(&fc, 5000, 0);
+}
+
+Test(resolve_mock, content_type_disagrees_with_media_type, .init = init_curl)
+{
+    struct fail_case fc = {
+        M_BAD_TYPE, IM_EPROTO,
+        "Content-Type application/vnd.oci.image.manifest.v1+json disagrees "
+        "with its mediaType application/vnd.docker.distribution.manifest."
+        "v2+json"};
+    expect_failure(&fc, 5000, 0);
+}
+
+Test(resolve_mock, missing_tag_is_not_found, .init = init_curl)
+{
+    struct fail_case fc = {M_MISSING, IM_ENOTFOUND, "team/app:v1 not found"};
+    expect_failure(&fc, 5000, 0);
+}
+
+Test(resolve_mock, rate_limited, .init = init_curl)
+{
+    struct fail_case fc = {M_429, IM_ERATELIMIT, "429"};
+    expect_failure(&fc, 5000, 0);
+}
+
+Test(resolve_mock, server_error_is_upstream, .init = init_curl)
+{
+    struct fail_case fc = {M_500, IM_EUPSTREAM, "HTTP 503"};
+    expect_failure(&fc, 5000, 0);
+}
+
+Test(resolve_mock, refused_after_token_is_unauthorized, .init = init_curl)
+{
+    struct fail_case fc = {M_DENY, IM_EUNAUTH, "may not exist or be private"};
+    expect_failure(&fc, 5000, 0);
+}
+
+Test(resolve_mock, slow_upstream_times_out, .init = init_curl)
+{
+    struct fail_case fc = {M_SLOW, IM_ETIMEOUT, "manifest"};
+    expect_failure(&fc, 700, 0);
+}
+
+Test(resolve_mock, config_over_cap_is_too_big, .init = init_curl)
+{
+    struct fail_case fc = {M_OK, IM_ETOOBIG, "the cap is 16"};
+    expect_failure(&fc, 5000, 16);
+}
+
+Test(resolve_mock, redirect_to_file_url_is_refused, .init = init_curl)
+{
+    struct fail_case fc = {M_FILE_REDIRECT, IM_EPOLICY, "refused a non-http(s) URL"};
+    expect_failure(&fc, 5000, 0);
+}
+
+Test(client, invalid_config_is_refused)
+{
+    struct reg_config cfg;
+    struct im_error e = {{0}};
+    reg_config_defaults(&cfg);
+    cfg.max_parallel = 0;
+    cr_expect_null(reg_client_new(&cfg, &e));
+    cr_expect(strstr(e.msg, "invalid registry client configuration") != NULL, "%s",
+              e.msg);
+    reg_client_free(NULL);
+}
+
+Test(resolve_mock, unreachable_registry_is_upstream, .init = init_curl)
+{
+    struct reg_config cfg;
+    struct im_error e = {{0}};
+    struct im_ref ref;
+    struct im_bundle b;
+    int port;
+    int fd = listen_loopback(&port);
+    close(fd); /* nothing listens there now */
+    reg_config_defaults(&cfg);
+    im_strlcpy(cfg.mirrors[0].registry, "docker.io", sizeof cfg.mirrors[0].registry);
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:%d", port);
+    cfg.n_mirrors = 1;
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c);
+    cr_assert_eq(reg_ref_parse("python:3", &ref, &e), 0);
+    im_bundle_init(&b);
+    cr_expect_eq(reg_resolve(c, &ref, &b, NULL, &e), IM_EUPSTREAM, "%s", e.msg);
+    cr_expect(strstr(e.msg, "manifest docker.io/library/python:3") != NULL, "%s", e.msg);
+    reg_client_free(c);
+}
+
+/* ------------------------------- the real registry (docker-registry) --- */
+
+static pid_t registry_pid = -1;
+static char registry_dir[256];
+
+static void registry_stop(void)
+{
+    if (registry_pid > 0) {
+        kill(registry_pid, SIGTERM);
+        waitpid(registry_pid, NULL, 0);
+        registry_pid = -1;
+    }
+    if (registry_dir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", registry_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", registry_dir);
+        registry_dir[0] = '\0';
+    }
+}
+
+static bool on_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    char buf[1024];
+    while (path && *path) {
+        size_t l = strcspn(path, ":");
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)l, path, prog);
+        if (access(buf, X_OK) == 0)
+            return true;
+        path += l + (path[l] == ':');
+    }
+    return false;
+}
+
+static size_t sink(char *d, size_t s, size_t n, void *cls)
+{
+    (void)d;
+    (void)cls;
+    return s * n;
+}
+
+struct hdrcap {
+    char location[2048];
+    char dcd[160];
+};
+
+static size_t cap_header(char *line, size_t s, size_t n, void *cls)
+{
+    struct hdrcap *h = cls;
+    size_t len = s * n;
+    char tmp[2100];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)(len < 2099 ? len : 2099), line);
+    tmp[strcspn(tmp, "\r\n")] = '\0';
+    if (strncasecmp(tmp, "Location: ", 10) == 0)
+        snprintf(h->location, sizeof h->location, "%.2000s", tmp + 10);
+    if (strncasecmp(tmp, "Docker-Content-Digest: ", 23) == 0)
+        snprintf(h->dcd, sizeof h->dcd, "%.150s", tmp + 23);
+    return len;
+}
+
+/* One HTTP request to the test registry; returns the status. */
+static long http(const char *method, const char *url, const char *ctype, const void *body,
+                 size_t len, struct hdrcap *h)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *hl = NULL;
+    char ct[300];
+    long status = 0;
+    cr_assert_not_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, cap_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+        snprintf(ct, sizeof ct, "Content-Type: %s",
+                 ctype ? ctype : "application/octet-stream");
+        hl = curl_slist_append(hl, ct);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    }
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static void registry_start(int *port_out)
+{
+    char cfgpath[300], logpath[300];
+    int port;
+    cr_assert(on_path("docker-registry"),
+              "docker-registry is not on PATH: install Debian's docker-registry package "
+              "(this end-to-end test does not skip)");
+    snprintf(registry_dir, sizeof registry_dir, "/tmp/imgmeta-reg-XXXXXX");
+    cr_assert_not_null(mkdtemp(registry_dir));
+    int fd = listen_loopback(&port);
+    close(fd);
+    snprintf(cfgpath, sizeof cfgpath, "%s/config.yml", registry_dir);
+    snprintf(logpath, sizeof logpath, "%s/registry.log", registry_dir);
+    FILE *f = fopen(cfgpath, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+            "    rootdirectory: %s/data\n  delete:\n    enabled: true\n"
+            "http:\n  addr: 127.0.0.1:%d\n",
+            registry_dir, port);
+    fclose(f);
+    registry_pid = fork();
+    cr_assert_geq(registry_pid, 0);
+    if (registry_pid == 0) {
+        int lfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (lfd >= 0) {
+            dup2(lfd, 1);
+            dup2(lfd, 2);
+        }
+        execlp("docker-registry", "docker-registry", "serve", cfgpath, (char *)NULL);
+        _exit(127);
+    }
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v2/", port);
+    for (int i = 0; i < 100; i++) {
+        struct hdrcap h;
+        memset(&h, 0, sizeof h);
+        if (http("GET", url, NULL, NULL, 0, &h) == 200) {
+            *port_out = port;
+            return;
+        }
+        int st = 0;
+        cr_assert_eq(waitpid(registry_pid, &st, WNOHANG), 0,
+                     "docker-registry exited early; see %s", logpath);
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_fail("docker-registry did not answer on %s within 10 s", url);
+}
+
+static void push_blob(int port, const char *repo, const char *data, char digest[72])
+{
+    char url[2200];
+    struct hdrcap h;
+    memset(&h, 0, sizeof h);
+    digest_of(data, digest);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v2/%s/blobs/uploads/", port, repo);
+    cr_assert_eq(http("POST", url, NULL, "", 0, &h), 202);
+    cr_assert(h.location[0], "no Location for the upload");
+    if (h.location[0] == '/')
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s%cdigest=%s", port, h.location,
+                 strchr(h.location, '?') ? '&' : '?', digest);
+    else
+        snprintf(url, sizeof url, "%s%cdigest=%s", h.location,
+                 strchr(h.location, '?') ? '&' : '?', digest);
+    cr_assert_eq(http("PUT", url, NULL, data, strlen(data), &h), 201, "blob PUT %s", url);
+}
+
+static void push_manifest(int port, const char *repo, const char *ref, const char *mt,
+                          const char *body, char digest[72])
+{
+    char url[512];
+    struct hdrcap h;
+    memset(&h, 0, sizeof h);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v2/%s/manifests/%s", port, repo, ref);
+    cr_assert_eq(http("PUT", url, mt, body, strlen(body), &h), 201, "manifest PUT %s",
+                 url);
+    digest_of(body, digest);
+    cr_assert_str_eq(h.dcd, digest, "registry and test agree on the manifest digest");
+}
+
+struct image_fixture {
+    char la[72], lb[72], lc[72], ca[72], cb[72], ma[72], mb[72], list[72];
+    char ca_body[512], cb_body[512], ma_body[2048], mb_body[2048];
+};
+
+static const char *const LAYER_A = "shared base layer bytes";
+static const char *const LAYER_B = "amd64 layer";
+static const char *const LAYER_C = "arm64 layer, a bit longer";
+
+static void image_manifest(char *out, size_t n, const char *cfg, const char *cfgd,
+                           const char *l1, const char *d1, const char *l2, const char *d2)
+{
+    snprintf(
+        out, n,
+        "{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"" MT_DOCKER_V2 "\",\n"
+        "   \"config\": {\"mediaType\": "
+        "\"application/vnd.docker.container.image.v1+json\","
+        " \"size\": %zu, \"digest\": \"%s\"},\n   \"layers\": [\n"
+        "      {\"mediaType\": \"application/vnd.docker.image.rootfs.diff.tar.gzip\","
+        " \"size\": %zu, \"digest\": \"%s\"},\n"
+        "      {\"mediaType\": \"application/vnd.docker.image.rootfs.diff.tar.gzip\","
+        " \"size\": %zu, \"digest\": \"%s\"}\n   ]\n}",
+        strlen(cfg), cfgd, strlen(l1), d1, strlen(l2), d2);
+}
+
+static void push_fixture(int port, const char *repo, struct image_fixture *fx)
+{
+    char list[4096];
+    push_blob(port, repo, LAYER_A, fx->la);
+    push_blob(port, repo, LAYER_B, fx->lb);
+    push_blob(port, repo, LAYER_C, fx->lc);
+    snprintf(
+        fx->ca_body, sizeof fx->ca_body,
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"python3\"]},"
+        "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}");
+    snprintf(fx->cb_body, sizeof fx->cb_body,
+             "{\"architecture\":\"arm64\",\"variant\":\"v8\",\"os\":\"linux\","
+             "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}");
+    push_blob(port, repo, fx->ca_body, fx->ca);
+    push_blob(port, repo, fx->cb_body, fx->cb);
+    image_manifest(fx->ma_body, sizeof fx->ma_body, fx->ca_body, fx->ca, LAYER_A, fx->la,
+                   LAYER_B, fx->lb);
+    image_manifest(fx->mb_body, sizeof fx->mb_body, fx->cb_body, fx->cb, LAYER_A, fx->la,
+                   LAYER_C, fx->lc);
+    char d[72];
+    digest_of(fx->ma_body, d);
+    push_manifest(port, repo, d, MT_DOCKER_V2, fx->ma_body, fx->ma);
+    digest_of(fx->mb_body, d);
+    push_manifest(port, repo, d, MT_DOCKER_V2, fx->mb_body, fx->mb);
+    snprintf(list, sizeof list,
+             "{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"" MT_DOCKER_LIST "\",\n"
+             "   \"manifests\": [\n      {\"mediaType\": \"" MT_DOCKER_V2
+             "\", \"size\": %zu,"
+             " \"digest\": \"%s\", \"platform\": {\"architecture\": \"amd64\", \"os\": "
+             "\"linux\"}},\n      {\"mediaType\": \"" MT_DOCKER_V2 "\", \"size\": %zu,"
+             " \"digest\": \"%s\", \"platform\": {\"architecture\": \"arm64\", \"os\": "
+             "\"linux\", \"variant\": \"v8\"}}\n   ]\n}",
+             strlen(fx->ma_body), fx->ma, strlen(fx->mb_body), fx->mb);
+    push_manifest(port, repo, "3.7-slim", MT_DOCKER_LIST, list, fx->list);
+}
+
+static struct reg_client *registry_client(int port)
+{
+    struct reg_config cfg;
+    struct im_error e = {{0}};
+    reg_config_defaults(&cfg);
+    im_strlcpy(cfg.mirrors[0].registry, "docker.io", sizeof cfg.mirrors[0].registry);
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:%d", port);
+    cfg.n_mirrors = 1;
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    return c;
+}
+
+Test(resolve_registry, docker_list_of_schema2_via_docker_io_mirror, .init = init_curl,
+     .fini = registry_stop, .timeout = 60)
+{
+    struct image_fixture fx;
+    struct im_bundle b;
+    struct im_ref ref;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    int port = 0;
+    registry_start(&port);
+    push_fixture(port, "library/python", &fx);
+    struct reg_client *c = registry_client(port);
+    cr_assert_eq(reg_ref_parse("python:3.7-slim", &ref, &e), 0);
+    im_bundle_init(&b);
+    int rc = reg_resolve(c, &ref, &b, &st, &e);
+    cr_assert_eq(rc, 0, "resolve: %d %s", rc, e.msg);
+    cr_expect_str_eq(b.root_digest, fx.list);
+    cr_expect_eq(b.ndocs, 5, "list + 2 manifests + 2 configs, got %zu", b.ndocs);
+    const struct im_doc *d = im_bundle_find_doc(&b, fx.list);
+    cr_assert_not_null(d);
+    cr_expect_str_eq(d->media_type, MT_DOCKER_LIST);
+    d = im_bundle_find_doc(&b, fx.ma);
+    cr_assert_not_null(d);
+    cr_expect_str_eq(d->media_type, MT_DOCKER_V2);
+    cr_expect_eq(d->len, strlen(fx.ma_body));
+    cr_expect_eq(memcmp(d->body, fx.ma_body, d->len), 0, "stored verbatim");
+    cr_assert_not_null(im_bundle_find_doc(&b, fx.mb));
+    d = im_bundle_find_doc(&b, fx.cb);
+    cr_assert_not_null(d);
+    cr_expect_str_eq(d->media_type, "application/vnd.docker.container.image.v1+json");
+    cr_expect_eq(d->len, strlen(fx.cb_body));
+    cr_assert_not_null(im_bundle_find_doc(&b, fx.ca));
+    cr_expect_eq(b.nblobs, 3, "three distinct layers");
+    cr_expect_eq(im_bundle_find_blob(&b, fx.la)->size, (int64_t)strlen(LAYER_A));
+    cr_expect_eq(im_bundle_find_blob(&b, fx.lb)->size, (int64_t)strlen(LAYER_B));
+    cr_expect_eq(im_bundle_find_blob(&b, fx.lc)->size, (int64_t)strlen(LAYER_C));
+    cr_expect_eq(st.manifest_gets, 3);
+    cr_expect_eq(st.blob_gets, 2);
+    cr_expect_eq(st.blob_heads, 3, "the shared layer is asked about once");
+    cr_expect_eq(st.token_gets, 0);
+    im_bundle_free(&b);
+
+    /* by digest: the amd64 image alone */
+    char s[200];
+    snprintf(s, sizeof s, "python@%s", fx.ma);
+    cr_assert_eq(reg_ref_parse(s, &ref, &e), 0);
+    rc = reg_resolve(c, &ref, &b, NULL, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_str_eq(b.root_digest, fx.ma);
+    cr_expect_eq(b.ndocs, 2);
+    cr_expect_eq(b.nblobs, 2);
+    im_bundle_free(&b);
+
+    /* a tag that does not exist */
+    cr_assert_eq(reg_ref_parse("python:nope", &ref, &e), 0);
+    rc = reg_resolve(c, &ref, &b, NULL, &e);
+    cr_expect_eq(rc, IM_ENOTFOUND, "%d %s", rc, e.msg);
+    cr_expect(strstr(e.msg, "docker.io/library/python:nope not found") != NULL, "%s",
+              e.msg);
+    cr_expect_eq(b.ndocs, 0);
+    reg_client_free(c);
+}
+
+Test(resolve_registry, oci_index_with_attestation, .init = init_curl,
+     .fini = registry_stop, .timeout = 60)
+{
+    struct image_fixture fx;
+    struct im_bundle b;
+    struct im_ref ref;
+    struct im_error e = {{0}};
+    char att[2048], attd[72], idx[4096], idxd[72], intoto[72], empty[72];
+    int port = 0;
+    registry_start(&port);
+    push_fixture(port, "team/app", &fx);
+    push_blob(port, "team/app", "{\"_type\":\"https://in-toto.io/Statement/v0.1\"}",
+              intoto);
+    push_blob(port, "team/app", "{}", empty);
+    snprintf(
+        att, sizeof att,
+        "{\"schemaVersion\":2,\"mediaType\":\"" MT_OCI_MANIFEST "\",\"config\":{"
+        "\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"size\":2,"
+        "\"digest\":\"%s\"},\"layers\":[{\"mediaType\":\"application/vnd.in-toto+json\","
+        "\"size\":%zu,\"digest\":\"%s\",\"annotations\":{\"in-toto.io/predicate-type\":"
+        "\"https://spdx.dev/Document\"}}]}",
+        empty, strlen("{\"_type\":\"https://in-toto.io/Statement/v0.1\"}"), intoto);
+    digest_of(att, attd);
+    push_manifest(port, "team/app", attd, MT_OCI_MANIFEST, att, attd);
+    snprintf(idx, sizeof idx,
+             "{\"schemaVersion\":2,\"mediaType\":\"" MT_OCI_INDEX "\",\"manifests\":["
+             "{\"mediaType\":\"" MT_DOCKER_V2
+             "\",\"size\":%zu,\"digest\":\"%s\",\"platform\":"
+             "{\"architecture\":\"amd64\",\"os\":\"linux\"}},"
+             "{\"mediaType\":\"" MT_OCI_MANIFEST "\",\"size\":%zu,\"digest\":\"%s\","
+             "\"annotations\":{\"vnd.docker.reference.digest\":\"%s\","
+             "\"vnd.docker.reference.type\":\"attestation-manifest\"},\"platform\":"
+             "{\"architecture\":\"unknown\",\"os\":\"unknown\"}}]}",
+             strlen(fx.ma_body), fx.ma, strlen(att), attd, fx.ma);
+    digest_of(idx, idxd);
+    push_manifest(port, "team/app", "v1", MT_OCI_INDEX, idx, idxd);
+
+    struct reg_config cfg;
+    reg_config_defaults(&cfg);
+    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "localhost:%d",
+             port);
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:%d", port);
+    cfg.n_mirrors = 1;
+    cfg.max_parallel = 1; /* also exercise the queue */
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c);
+    char route[200];
+    snprintf(route, sizeof route, "localhost:%d/team/app/v1", port);
+    cr_assert_eq(reg_ref_from_route(route, &ref, &e), 0, "%s", e.msg);
+    im_bundle_init(&b);
+    int rc = reg_resolve(c, &ref, &b, NULL, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_str_eq(b.root_digest, idxd);
+    cr_expect_str_eq(im_bundle_find_doc(&b, idxd)->media_type, MT_OCI_INDEX);
+    cr_expect_str_eq(im_bundle_find_doc(&b, attd)->media_type, MT_OCI_MANIFEST);
+    cr_expect_str_eq(im_bundle_find_doc(&b, empty)->media_type,
+                     "application/vnd.oci.image.config.v1+json");
+    cr_expect_eq(b.ndocs, 5, "index, image, attestation, 2 configs: %zu", b.ndocs);
+    cr_expect_eq(b.nblobs, 3, "two image layers and the in-toto statement: %zu",
+                 b.nblobs);
+    im_bundle_free(&b);
+    reg_client_free(c);
+}
