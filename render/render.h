@@ -86,30 +86,42 @@ struct render_image {
 };
 
 /* Builds the model for bundle->root_digest. *out is set on success and must be
- * released with render_image_free. Fails with IM_EPROTO (a document that
- * cannot be understood: bad JSON, unknown media type, missing child), with
- * err saying which document and why; IM_ENOMEM. */
+ * released with render_image_free (it is NULL on failure). Fails with
+ * IM_EPROTO (a document that cannot be understood: bad JSON, unknown media
+ * type, missing child manifest or config, a body whose mediaType disagrees
+ * with the stored one), with err saying which document and why; IM_ENOMEM.
+ * Understands Docker lists and OCI indexes, Docker schema2 and OCI manifests,
+ * and legacy schema1 (FORMAT.md). A list entry that is itself an index is
+ * listed with kind RENDER_KIND_UNKNOWN and not descended into. Optional fields
+ * of the wrong JSON type count as absent. */
 int render_image_build(const struct im_ref *ref, const struct im_bundle *bundle,
                        struct render_image **out, struct im_error *err) IM_WUR;
 void render_image_free(struct render_image *img);
 
 /* Platform filter: keeps only entries whose platform matches one of the n
- * "os/arch[/variant]" strings. Returns the number of entries kept. */
+ * "os/arch[/variant]" strings (os "" counts as linux, arch "" as amd64; a
+ * filter without variant matches every variant), plus the attestation
+ * entries of kept images. n == 0 keeps everything. is_list, digest and media
+ * type stay. Returns the number of entries kept. */
 size_t render_image_filter(struct render_image *img, const char *const *platforms, size_t n);
 
 /* The repo-info Markdown page (shared/reference format), malloc'd, NUL
  * terminated; *len excludes the NUL. Caller frees. IM_ENOMEM. */
 int render_markdown(const struct render_image *img, char **out, size_t *len) IM_WUR;
-/* The page for a tag that does not exist. */
+/* The page for a tag that does not exist: heading, blank line,
+ * "**does not exist** (yet?)" and a final newline (like every page). */
 int render_markdown_not_found(const struct im_ref *ref, char **out, size_t *len) IM_WUR;
-/* The JSON description (openapi.yaml's Image schema), compact, malloc'd. */
+/* The JSON description (openapi.yaml's Image schema), compact, malloc'd;
+ * attestation entries go under "attestations", all others under "platforms".
+ * IM_ENOMEM. */
 int render_json(const struct render_image *img, char **out, size_t *len) IM_WUR;
 /* The compact dashboard view: per platform only platform, digest, total size. */
 int render_json_summary(const struct render_image *img, char **out, size_t *len) IM_WUR;
 
 /* ---- formatting rules, public so the unit tests pin them down ---- */
 
-/* "50.9 MB (50868652 bytes)", "239.0 B" (FORMAT.md SIZE). Returns snprintf's count. */
+/* "50.9 MB (50868652 bytes)", "239.0 B" (FORMAT.md SIZE); "unknown" for a
+ * negative count. Returns snprintf's count. */
 int render_size(int64_t bytes, char *buf, size_t n);
 /* "Tue, 17 Jul 2018 00:28:04 GMT". Returns 0, or -1 if t cannot be formatted. */
 int render_http_date(int64_t t, char *buf, size_t n);
@@ -120,16 +132,19 @@ int render_rfc3339(int64_t t, char *buf, size_t n);
 int render_parse_rfc3339(const char *s, int64_t *out);
 /* Parses an HTTP date (RFC 7231 IMF-fixdate) into Unix seconds. 0 or -1. */
 int render_parse_http_date(const char *s, int64_t *out);
-/* "linux; arm variant v7" (FORMAT.md PLATFORM) into buf. */
+/* "linux; arm variant v7" (FORMAT.md PLATFORM) into buf. 0, or -1 when buf
+ * was too small (it then holds a truncated string). */
 int render_platform_string(const struct render_platform *p, char *buf, size_t n);
 /* Reconstructs the Dockerfile line(s) for a schema2/OCI history created_by
- * (FORMAT.md rules; shell is the image's SHELL or NULL). malloc'd, caller frees;
+ * (FORMAT.md rules; shell is the image's SHELL or NULL; the Windows default
+ * "cmd /S /C " is dropped too). NULL or "" gives "". malloc'd, caller frees;
  * NULL on out of memory. */
 char *render_dockerfile_line(const char *created_by, const struct render_strv *shell);
 /* The same for a schema1 container_config.Cmd argument list. */
 char *render_dockerfile_argv(char *const *argv, size_t n);
 /* Display forms of a reference: "python:3.7-slim" (docker.io and library/
- * dropped; other registries keep their host) and the pull name "python". */
+ * dropped; other registries keep their host; "name@sha256:..." without a
+ * tag) and the pull name "python". 0, or -1 when buf was too small. */
 int render_ref_display(const struct im_ref *ref, char *buf, size_t n);
 int render_ref_pull_name(const struct im_ref *ref, char *buf, size_t n);
 
