@@ -1,1 +1,675 @@
-int main(void){return 0;}
+/* regfront.c - a Docker Hub-like front for a local registry, for tests.
+ *
+ *   regfront --listen 127.0.0.1:PORT --upstream http://127.0.0.1:RPORT
+ *            [--lastmod lastmod.tsv] [--log requests.log] [--bearer]
+ *            [--delay-ms N]
+ *
+ * Proxies every request (method, raw path and query, request headers including
+ * repeated Accept lines, body) to the upstream registry and relays the status,
+ * headers and body. Like Docker Hub:
+ * - GET/HEAD /v2/<name>/blobs/<digest> answer 307 with Location
+ *   http://<listen>/cdn/<name>/blobs/<digest>; /cdn/ is proxied to upstream
+ *   /v2/<name>/blobs/<digest> and carries "Last-Modified: <date>" when the
+ *   digest is in --lastmod (lines "DIGEST<TAB>HTTP-date").
+ * - --bearer: /v2/ requests without "Authorization: Bearer <token>" get 401 with
+ *   a WWW-Authenticate Bearer challenge whose realm is http://<listen>/token;
+ *   GET /token answers {"token":"...","expires_in":300}. /cdn/ needs no token.
+ * - --log FILE: one line "METHOD PATH?QUERY STATUS" per request, flushed.
+ * - --delay-ms N: waits N ms before answering each request.
+ * Upstream Location headers that point at the upstream are rewritten to the
+ * front. Writes nothing else; SIGTERM or SIGINT stops it cleanly (exit 0).
+ *
+ * Thread-safety: one thread per connection (libmicrohttpd); the configuration
+ * is read-only after start, the log file has its own lock, and every request
+ * uses its own curl handle. */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "im.h"
+
+#define RF_BODY_MAX (64u << 20) /* cap on request and upstream bodies */
+#define RF_HEADERS_MAX 64       /* upstream response headers kept */
+#define RF_URL_MAX 4096
+#define RF_LASTMOD_MAX 4096 /* entries in --lastmod */
+
+struct rf_lastmod {
+    char digest[IM_DIGEST_MAX];
+    char date[64];
+};
+
+struct rf_conf {
+    char listen[128];   /* host:port as given, for Location and realm */
+    char upstream[512]; /* base URL without trailing slash */
+    struct rf_lastmod *lastmod;
+    size_t nlastmod;
+    FILE *log;
+    pthread_mutex_t loglock;
+    bool bearer;
+    long delay_ms;
+    char token[64];
+};
+
+struct rf_buf {
+    char *p;
+    size_t len, cap;
+};
+
+/* Per-request state, created by the URI log callback, freed on completion. */
+struct rf_req {
+    char *uri; /* raw request target: path and query, still escaped */
+    bool started;
+    bool too_big;
+    struct rf_buf body;
+};
+
+/* What the upstream answered. */
+struct rf_up {
+    long status;
+    struct rf_buf body;
+    char *headers[RF_HEADERS_MAX];
+    size_t nheaders;
+    long long content_length; /* -1 when not sent */
+};
+
+static int buf_append(struct rf_buf *b, const void *data, size_t n)
+{
+    if (n > RF_BODY_MAX - b->len)
+        return IM_ETOOBIG;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return IM_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+static void up_free(struct rf_up *u)
+{
+    free(u->body.p);
+    for (size_t i = 0; i < u->nheaders; i++)
+        free(u->headers[i]);
+}
+
+static void log_request(struct rf_conf *conf, const char *method, const char *uri,
+                        unsigned status)
+{
+    if (conf->log == NULL)
+        return;
+    pthread_mutex_lock(&conf->loglock);
+    fprintf(conf->log, "%s %s %u\n", method, uri, status);
+    fflush(conf->log);
+    pthread_mutex_unlock(&conf->loglock);
+}
+
+static const char *lastmod_find(const struct rf_conf *conf, const char *digest)
+{
+    for (size_t i = 0; i < conf->nlastmod; i++) {
+        if (strcmp(conf->lastmod[i].digest, digest) == 0)
+            return conf->lastmod[i].date;
+    }
+    return NULL;
+}
+
+/* --- upstream ------------------------------------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+    struct rf_up *u = ud;
+    return buf_append(&u->body, data, size * n) == 0 ? size * n : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud)
+{
+    struct rf_up *u = ud;
+    size_t len = size * n;
+
+    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new response: start over */
+        for (size_t i = 0; i < u->nheaders; i++)
+            free(u->headers[i]);
+        u->nheaders = 0;
+        u->content_length = -1;
+        return len;
+    }
+    while (len > 0 && (data[len - 1] == '\r' || data[len - 1] == '\n'))
+        len--;
+    if (len == 0 || memchr(data, ':', len) == NULL)
+        return size * n;
+    if (u->nheaders == RF_HEADERS_MAX)
+        return 0;
+    char *h = malloc(len + 1);
+    if (h == NULL)
+        return 0;
+    memcpy(h, data, len);
+    h[len] = '\0';
+    if (strncasecmp(h, "Content-Length:", 15) == 0) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(h + 15, &end, 10);
+        u->content_length = (errno == 0 && v >= 0) ? v : -1;
+    }
+    u->headers[u->nheaders++] = h;
+    return size * n;
+}
+
+struct rf_hdrctx {
+    struct curl_slist *list;
+    bool drop_auth, has_accept, has_ctype, oom;
+};
+
+static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    static const char *const hop[] = {
+        "Host",   "Connection", "Keep-Alive", "Content-Length",      "Transfer-Encoding",
+        "Expect", "TE",         "Upgrade",    "Proxy-Authorization", "Proxy-Connection"};
+    struct rf_hdrctx *h = cls;
+    char line[8192];
+    (void)kind;
+
+    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++) {
+        if (strcasecmp(key, hop[i]) == 0)
+            return MHD_YES;
+    }
+    if (h->drop_auth && strcasecmp(key, "Authorization") == 0)
+        return MHD_YES;
+    h->has_accept |= strcasecmp(key, "Accept") == 0;
+    h->has_ctype |= strcasecmp(key, "Content-Type") == 0;
+    int n = snprintf(line, sizeof line, "%s: %s", key, value ? value : "");
+    if (n < 0 || (size_t)n >= sizeof line)
+        return MHD_YES; /* absurdly long header: drop it */
+    struct curl_slist *t = curl_slist_append(h->list, line);
+    if (t == NULL) {
+        h->oom = true;
+        return MHD_NO;
+    }
+    h->list = t;
+    return MHD_YES;
+}
+
+static struct curl_slist *request_headers(struct MHD_Connection *conn, bool drop_auth)
+{
+    struct rf_hdrctx h = {.drop_auth = drop_auth};
+    struct curl_slist *t;
+
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, copy_header, &h);
+    /* Keep curl from adding headers the client did not send. */
+    if (!h.oom && (t = curl_slist_append(h.list, "Expect:")) != NULL)
+        h.list = t;
+    if (!h.oom && !h.has_accept && (t = curl_slist_append(h.list, "Accept:")) != NULL)
+        h.list = t;
+    if (!h.oom && !h.has_ctype &&
+        (t = curl_slist_append(h.list, "Content-Type:")) != NULL)
+        h.list = t;
+    return h.list;
+}
+
+/* Sends method + url to the upstream with the client's headers and body. */
+static int upstream_do(struct MHD_Connection *conn, const char *method, const char *url,
+                       const struct rf_buf *body, bool drop_auth, struct rf_up *u,
+                       char *errbuf)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    int rc = 0;
+
+    u->content_length = -1;
+    if (c == NULL)
+        return IM_ENOMEM;
+    hdrs = request_headers(conn, drop_auth);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, u);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, u);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        if (body->len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+            strcmp(method, "PATCH") == 0) {
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->p ? body->p : "");
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+        }
+    }
+    errbuf[0] = '\0';
+    CURLcode cc = curl_easy_perform(c);
+    if (cc != CURLE_OK) {
+        if (errbuf[0] == '\0')
+            im_strlcpy(errbuf, curl_easy_strerror(cc), CURL_ERROR_SIZE);
+        rc = IM_EUPSTREAM;
+    } else {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &u->status);
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+/* --- responses -------------------------------------------------------------- */
+
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls, (void)pos, (void)buf, (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static enum MHD_Result answer_text(struct rf_conf *conf, struct MHD_Connection *conn,
+                                   const char *method, const char *uri, unsigned status,
+                                   const char *ctype, const char *text, const char *hname,
+                                   const char *hvalue)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                                             MHD_RESPMEM_MUST_COPY);
+    if (r == NULL)
+        return MHD_NO;
+    if (ctype != NULL)
+        MHD_add_response_header(r, "Content-Type", ctype);
+    if (hname != NULL)
+        MHD_add_response_header(r, hname, hvalue);
+    MHD_add_response_header(r, "Docker-Distribution-Api-Version", "registry/2.0");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    log_request(conf, method, uri, status);
+    return ret;
+}
+
+static bool relayed_header(const char *h)
+{
+    static const char *const skip[] = {
+        "Connection:", "Keep-Alive:", "Transfer-Encoding:", "Content-Length:", "Date:"};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++) {
+        if (strncasecmp(h, skip[i], strlen(skip[i])) == 0)
+            return false;
+    }
+    return true;
+}
+
+/* Adds "Name: value" to r, rewriting an upstream Location to the front. */
+static void add_relayed(const struct rf_conf *conf, struct MHD_Response *r, char *h)
+{
+    char *colon = strchr(h, ':');
+    char *v = colon + 1;
+    char loc[RF_URL_MAX];
+    size_t ul = strlen(conf->upstream);
+
+    *colon = '\0';
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strcasecmp(h, "Location") == 0 && strncmp(v, conf->upstream, ul) == 0) {
+        int n = snprintf(loc, sizeof loc, "http://%s%s", conf->listen, v + ul);
+        if (n > 0 && (size_t)n < sizeof loc)
+            v = loc;
+    }
+    MHD_add_response_header(r, h, v);
+    *colon = ':';
+}
+
+/* Proxies the request to upstream_path; lastmod, when not NULL, is added as
+ * Last-Modified to a successful answer. */
+static enum MHD_Result proxy(struct rf_conf *conf, struct MHD_Connection *conn,
+                             struct rf_req *req, const char *method,
+                             const char *upstream_path, const char *lastmod,
+                             bool drop_auth)
+{
+    struct rf_up u = {0};
+    char url[RF_URL_MAX], errbuf[CURL_ERROR_SIZE];
+    struct MHD_Response *r = NULL;
+    enum MHD_Result ret;
+
+    int n = snprintf(url, sizeof url, "%s%s", conf->upstream, upstream_path);
+    if (n < 0 || (size_t)n >= sizeof url)
+        return answer_text(conf, conn, method, req->uri, 414, "text/plain",
+                           "URI too long\n", NULL, NULL);
+    if (upstream_do(conn, method, url, &req->body, drop_auth, &u, errbuf) != 0) {
+        char msg[CURL_ERROR_SIZE + 32];
+        snprintf(msg, sizeof msg, "upstream: %s\n", errbuf);
+        up_free(&u);
+        return answer_text(conf, conn, method, req->uri, 502, "text/plain", msg, NULL,
+                           NULL);
+    }
+    if (strcmp(method, "HEAD") == 0)
+        r = MHD_create_response_from_callback(
+            u.content_length >= 0 ? (uint64_t)u.content_length : MHD_SIZE_UNKNOWN, 4096,
+            no_body, NULL, NULL);
+    else
+        r = MHD_create_response_from_buffer(u.body.len, u.body.p ? u.body.p : (void *)"",
+                                            MHD_RESPMEM_MUST_COPY);
+    if (r == NULL) {
+        up_free(&u);
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < u.nheaders; i++) {
+        if (relayed_header(u.headers[i]))
+            add_relayed(conf, r, u.headers[i]);
+    }
+    if (lastmod != NULL && u.status >= 200 && u.status < 300)
+        MHD_add_response_header(r, "Last-Modified", lastmod);
+    ret = MHD_queue_response(conn, (unsigned)u.status, r);
+    MHD_destroy_response(r);
+    log_request(conf, method, req->uri, (unsigned)u.status);
+    up_free(&u);
+    return ret;
+}
+
+/* --- routing ------------------------------------------------------------ */
+
+/* For /v2/<name>/(blobs|manifests|tags)/..., copies <name> into out. */
+static bool repo_name(const char *path, char *out, size_t n)
+{
+    static const char *const kinds[] = {"/blobs/", "/manifests/", "/tags/"};
+    const char *start = path + 4, *end = NULL;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        const char *k = strstr(start, kinds[i]);
+        if (k != NULL && (end == NULL || k < end))
+            end = k;
+    }
+    if (end == NULL || end == start || (size_t)(end - start) >= n)
+        return false;
+    memcpy(out, start, (size_t)(end - start));
+    out[end - start] = '\0';
+    return true;
+}
+
+static enum MHD_Result challenge(struct rf_conf *conf, struct MHD_Connection *conn,
+                                 const char *method, struct rf_req *req, const char *path)
+{
+    char name[IM_REPOSITORY_MAX], h[1024];
+    if (repo_name(path, name, sizeof name))
+        snprintf(h, sizeof h,
+                 "Bearer realm=\"http://%s/token\",service=\"regfront\","
+                 "scope=\"repository:%s:pull\"",
+                 conf->listen, name);
+    else
+        snprintf(h, sizeof h, "Bearer realm=\"http://%s/token\",service=\"regfront\"",
+                 conf->listen);
+    return answer_text(conf, conn, method, req->uri, 401, "application/json",
+                       "{\"errors\":[{\"code\":\"UNAUTHORIZED\","
+                       "\"message\":\"authentication required\",\"detail\":null}]}\n",
+                       "WWW-Authenticate", h);
+}
+
+static bool authorized(const struct rf_conf *conf, struct MHD_Connection *conn)
+{
+    const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    return a != NULL && strncmp(a, "Bearer ", 7) == 0 && strcmp(a + 7, conf->token) == 0;
+}
+
+static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
+                             const char *method, struct rf_req *req)
+{
+    char path[RF_URL_MAX], up[RF_URL_MAX + 8], name[IM_REPOSITORY_MAX];
+    size_t plen = strcspn(req->uri, "?");
+    bool getlike = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+    if (plen >= sizeof path)
+        return answer_text(conf, conn, method, req->uri, 414, "text/plain",
+                           "URI too long\n", NULL, NULL);
+    memcpy(path, req->uri, plen);
+    path[plen] = '\0';
+    if (strcmp(path, "/token") == 0) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"token\":\"%s\",\"expires_in\":300}\n",
+                 conf->token);
+        return answer_text(conf, conn, method, req->uri, 200, "application/json", body,
+                           NULL, NULL);
+    }
+    if (strncmp(path, "/cdn/", 5) == 0) {
+        const char *digest = strstr(path, "/blobs/");
+        if (!getlike || digest == NULL)
+            return answer_text(conf, conn, method, req->uri, 404, "text/plain",
+                               "not found\n", NULL, NULL);
+        snprintf(up, sizeof up, "/v2/%s", req->uri + 5);
+        return proxy(conf, conn, req, method, up, lastmod_find(conf, digest + 7), true);
+    }
+    if (strncmp(path, "/v2/", 4) == 0 || strcmp(path, "/v2") == 0) {
+        if (conf->bearer && !authorized(conf, conn))
+            return challenge(conf, conn, method, req, path);
+        const char *b = strstr(path, "/blobs/");
+        if (getlike && b != NULL && strncmp(b + 7, "uploads", 7) != 0 &&
+            repo_name(path, name, sizeof name)) {
+            char loc[RF_URL_MAX + 200];
+            snprintf(loc, sizeof loc, "http://%s/cdn/%s/blobs/%s", conf->listen, name,
+                     b + 7);
+            return answer_text(conf, conn, method, req->uri, 307, NULL, "", "Location",
+                               loc);
+        }
+    }
+    return proxy(conf, conn, req, method, req->uri, NULL, conf->bearer);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct rf_conf *conf = cls;
+    struct rf_req *req = *con_cls;
+    (void)url, (void)version;
+
+    if (req == NULL)
+        return MHD_NO;
+    if (!req->started) {
+        req->started = true;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (!req->too_big && buf_append(&req->body, upload_data, *upload_data_size) != 0)
+            req->too_big = true;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (conf->delay_ms > 0) {
+        struct timespec ts = {conf->delay_ms / 1000, (conf->delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    if (req->too_big)
+        return answer_text(conf, conn, method, req->uri, 413, "text/plain",
+                           "request body too large\n", NULL, NULL);
+    return route(conf, conn, method, req);
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct rf_req *req = calloc(1, sizeof *req);
+    (void)cls, (void)conn;
+    if (req == NULL)
+        return NULL;
+    req->uri = strdup(uri);
+    if (req->uri == NULL) {
+        free(req);
+        return NULL;
+    }
+    return req;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct rf_req *req = *con_cls;
+    (void)cls, (void)conn, (void)toe;
+    if (req == NULL)
+        return;
+    free(req->uri);
+    free(req->body.p);
+    free(req);
+    *con_cls = NULL;
+}
+
+/* --- start-up ------------------------------------------------------------- */
+
+static int load_lastmod(struct rf_conf *conf, const char *file)
+{
+    FILE *f = fopen(file, "r");
+    char line[512];
+
+    if (f == NULL) {
+        fprintf(stderr, "regfront: cannot open %s\n", file);
+        return -1;
+    }
+    conf->lastmod = calloc(RF_LASTMOD_MAX, sizeof *conf->lastmod);
+    if (conf->lastmod == NULL) {
+        fclose(f);
+        return -1;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *tab = strchr(line, '\t');
+        line[strcspn(line, "\r\n")] = '\0';
+        if (tab == NULL || conf->nlastmod == RF_LASTMOD_MAX)
+            continue;
+        *tab = '\0';
+        struct rf_lastmod *e = &conf->lastmod[conf->nlastmod];
+        if (im_strlcpy(e->digest, line, sizeof e->digest) == 0 &&
+            im_strlcpy(e->date, tab + 1, sizeof e->date) == 0)
+            conf->nlastmod++;
+    }
+    fclose(f);
+    return 0;
+}
+
+static int parse_listen(const char *s, struct sockaddr_in *sa)
+{
+    const char *colon = strrchr(s, ':');
+    char host[64], *end;
+
+    if (colon == NULL || (size_t)(colon - s) >= sizeof host)
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || port <= 0 || port > 65535)
+        return -1;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: regfront --listen HOST:PORT --upstream URL [--lastmod FILE]\n"
+                    "                [--log FILE] [--bearer] [--delay-ms N]\n");
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockaddr_in *sa)
+{
+    const char *listen = NULL, *upstream = NULL, *lastmod = NULL, *log = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end;
+        if (strcmp(a, "--bearer") == 0) {
+            conf->bearer = true;
+            continue;
+        }
+        if (v == NULL)
+            return -1;
+        i++;
+        if (strcmp(a, "--listen") == 0)
+            listen = v;
+        else if (strcmp(a, "--upstream") == 0)
+            upstream = v;
+        else if (strcmp(a, "--lastmod") == 0)
+            lastmod = v;
+        else if (strcmp(a, "--log") == 0)
+            log = v;
+        else if (strcmp(a, "--delay-ms") == 0) {
+            errno = 0;
+            conf->delay_ms = strtol(v, &end, 10);
+            if (errno != 0 || *end != '\0' || conf->delay_ms < 0 ||
+                conf->delay_ms > 600000)
+                return -1;
+        } else
+            return -1;
+    }
+    if (listen == NULL || upstream == NULL || parse_listen(listen, sa) != 0 ||
+        im_strlcpy(conf->listen, listen, sizeof conf->listen) != 0 ||
+        im_strlcpy(conf->upstream, upstream, sizeof conf->upstream) != 0)
+        return -1;
+    size_t ul = strlen(conf->upstream);
+    while (ul > 0 && conf->upstream[ul - 1] == '/')
+        conf->upstream[--ul] = '\0';
+    if (lastmod != NULL && load_lastmod(conf, lastmod) != 0)
+        return -1;
+    if (log != NULL && (conf->log = fopen(log, "a")) == NULL) {
+        fprintf(stderr, "regfront: cannot open %s\n", log);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct rf_conf conf = {0};
+    struct sockaddr_in sa;
+    struct MHD_Daemon *d = NULL;
+    sigset_t set;
+    int sig, rc = 1;
+
+    if (parse_args(argc, argv, &conf, &sa) != 0) {
+        rc = usage();
+        goto out;
+    }
+    snprintf(conf.token, sizeof conf.token, "regfront-%lld-%ld", (long long)im_now(),
+             (long)getpid());
+    pthread_mutex_init(&conf.loglock, NULL);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        goto out;
+    /* Threads inherit this mask: signals are taken by sigwait below only. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* No MHD_USE_ERROR_LOG: skopeo probes with TLS first and every probe would
+     * print a "Request malformed" line. */
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
+                         0, NULL, NULL, on_request, &conf, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
+                         &conf, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &conf,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+    if (d == NULL) {
+        fprintf(stderr, "regfront: cannot listen on %s\n", conf.listen);
+        goto out_curl;
+    }
+    do {
+        if (sigwait(&set, &sig) != 0)
+            break;
+    } while (sig == SIGPIPE);
+    MHD_stop_daemon(d);
+    rc = 0;
+out_curl:
+    curl_global_cleanup();
+    pthread_mutex_destroy(&conf.loglock);
+out:
+    if (conf.log != NULL)
+        fclose(conf.log);
+    free(conf.lastmod);
+    return rc;
+}

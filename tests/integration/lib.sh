@@ -1,0 +1,227 @@
+# lib.sh - integration harness for imgmeta (bash; source it, do not run it).
+#
+# Starts Debian's docker-registry on loopback with throwaway storage, fills it
+# with imgmeta-fixture, puts regfront (Docker Hub-like redirects, Last-Modified,
+# bearer tokens, a request log) in front of it, and runs the imgmeta daemon
+# against the front through --mirror. Every process is recorded by PID and
+# stopped by PID (stop_all, also run by the EXIT trap that lib_init installs).
+#
+#   . tests/integration/lib.sh
+#   lib_init "$IMGMETA" "$FIXTURE" "$REGFRONT"   # sets IT_DIR, the EXIT trap
+#   start_registry "$IT_DIR/registry"            # sets REGISTRY_PORT
+#   fill_fixture                                 # sets IT_OUT, LIST_DIGEST
+#   start_front --bearer                         # sets FRONT_PORT, FRONT_LOG
+#   start_daemon                                 # sets DAEMON_PORT
+#   check "name" test-command...; check_eq "name" EXPECTED ACTUAL ...
+#   finish                                       # prints "N passed, N failed"
+#
+# Environment: IMGMETA_SOURCE_DIR (repo root; default: two levels up),
+# IT_KEEP=1 (leave the processes and the work directory, print where they are),
+# IT_WAIT_S (bounded waits for readiness, default 20 s).
+
+IT_PIDS=""
+IT_PASSED=0
+IT_FAILED=0
+IT_WAIT_S=${IT_WAIT_S:-20}
+
+it_log() { printf '%s\n' "integration: $*" >&2; }
+
+# lib_init IMGMETA FIXTURE REGFRONT: remembers the binaries, makes IT_DIR.
+lib_init() {
+    IMGMETA=$1
+    FIXTURE=$2
+    REGFRONT=$3
+    IMGMETA_SOURCE_DIR=${IMGMETA_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+    SEED=${SEED:-$IMGMETA_SOURCE_DIR/tests/fixtures/python-3.7-slim.json}
+    IT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/imgmeta-it.XXXXXX") || exit 1
+    trap 'it_on_exit' EXIT
+    trap 'exit 130' INT TERM
+}
+
+it_on_exit() {
+    local rc=$?
+    if [ "${IT_KEEP:-0}" = 1 ]; then
+        it_log "IT_KEEP=1: left running (PIDs:$IT_PIDS), files in $IT_DIR"
+        return "$rc"
+    fi
+    stop_all
+    rm -rf "$IT_DIR"
+    return "$rc"
+}
+
+# free_port: prints a TCP port nobody listens on at 127.0.0.1 (bash /dev/tcp).
+free_port() {
+    local p i
+    for i in $(seq 1 100); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            printf '%s\n' "$p"
+            return 0
+        fi
+    done
+    it_log "no free port found"
+    return 1
+}
+
+# wait_http URL [STATUS] [PID]: polls until URL answers STATUS (default 200),
+# at most IT_WAIT_S seconds; fails early when PID has died.
+wait_http() {
+    local url=$1 want=${2:-200} pid=${3:-} i code
+    for i in $(seq 1 $((IT_WAIT_S * 10))); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null)
+        [ "$code" = "$want" ] && return 0
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            it_log "process $pid died while waiting for $url"
+            return 1
+        fi
+        sleep 0.1
+    done
+    it_log "timed out after ${IT_WAIT_S}s waiting for $url to answer $want (last: $code)"
+    return 1
+}
+
+it_record() { IT_PIDS="$IT_PIDS $1"; }
+
+# start_registry DIR: docker-registry with storage in DIR/storage, log in
+# DIR/registry.log; sets REGISTRY_PORT, REGISTRY_PID, REGISTRY_URL.
+start_registry() {
+    local dir=$1
+    mkdir -p "$dir/storage" || return 1
+    REGISTRY_PORT=$(free_port) || return 1
+    cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+  fields:
+    service: registry
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+  secret: imgmeta-integration-test
+EOF
+    # The registry logs to stderr only; the file is its log.
+    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+    REGISTRY_PID=$!
+    it_record "$REGISTRY_PID"
+    REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
+    wait_http "$REGISTRY_URL/v2/" 200 "$REGISTRY_PID" || {
+        tail -n 20 "$dir/registry.log" >&2
+        return 1
+    }
+}
+
+# fill_fixture [push|push-variant ARGS...]: pushes the seed as
+# library/python:3.7-slim into the registry; mapping files in IT_OUT;
+# LIST_DIGEST is the fixture list's digest.
+fill_fixture() {
+    IT_OUT=${IT_OUT:-$IT_DIR/fixture}
+    local cmd=${1:-push}
+    [ $# -gt 0 ] && shift
+    LIST_DIGEST=$("$FIXTURE" "$cmd" --registry "$REGISTRY_URL" --seed "$SEED" \
+        --repo library/python --tag 3.7-slim --out "$IT_OUT" "$@") || return 1
+}
+
+# start_front [--bearer] [--delay-ms N]: regfront before the registry, with the
+# fixture's Last-Modified dates; sets FRONT_PORT, FRONT_PID, FRONT_URL, FRONT_LOG.
+start_front() {
+    FRONT_PORT=$(free_port) || return 1
+    FRONT_LOG=$IT_DIR/front-requests.log
+    FRONT_URL=http://127.0.0.1:$FRONT_PORT
+    "$REGFRONT" --listen "127.0.0.1:$FRONT_PORT" --upstream "$REGISTRY_URL" \
+        --lastmod "$IT_OUT/lastmod.tsv" --log "$FRONT_LOG" "$@" \
+        2>"$IT_DIR/front.stderr" &
+    FRONT_PID=$!
+    it_record "$FRONT_PID"
+    # /token answers 200 with or without --bearer.
+    wait_http "$FRONT_URL/token?service=regfront" 200 "$FRONT_PID" || {
+        cat "$IT_DIR/front.stderr" >&2
+        return 1
+    }
+}
+
+# start_daemon [EXTRA ARGS]: imgmeta serve against the front; sets DAEMON_PORT,
+# DAEMON_PID, DAEMON_URL; the daemon's output goes to IT_DIR/daemon.log.
+start_daemon() {
+    DAEMON_PORT=$(free_port) || return 1
+    DAEMON_URL=http://127.0.0.1:$DAEMON_PORT
+    "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" --db "$IT_DIR/cache.db" \
+        --mirror "docker.io=$FRONT_URL" "$@" >"$IT_DIR/daemon.log" 2>&1 &
+    DAEMON_PID=$!
+    it_record "$DAEMON_PID"
+    wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID" || {
+        tail -n 30 "$IT_DIR/daemon.log" >&2
+        return 1
+    }
+}
+
+# stop_all: SIGTERM to every recorded PID (newest first), wait, then SIGKILL
+# what is still there after 5 s.
+stop_all() {
+    local pid rev="" i
+    for pid in $IT_PIDS; do rev="$pid $rev"; done
+    for pid in $rev; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in $rev; do
+        for i in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    IT_PIDS=""
+}
+
+# front_requests: number of requests the front has seen so far.
+front_requests() {
+    if [ -f "$FRONT_LOG" ]; then wc -l <"$FRONT_LOG" | tr -d ' '; else echo 0; fi
+}
+
+# to_page_digests FILE...: replaces fixture digests with the page's (digests.tsv).
+to_page_digests() {
+    sed -f <(awk -F '\t' '{ printf "s/%s/%s/g\n", $1, $2 }' "$IT_OUT/digests.tsv") "$@"
+}
+
+# --- assertions -------------------------------------------------------------
+
+it_pass() { IT_PASSED=$((IT_PASSED + 1)); printf 'ok   %s\n' "$1"; }
+it_fail() { IT_FAILED=$((IT_FAILED + 1)); printf 'FAIL %s\n' "$1"; }
+
+# check NAME CMD...: passes when CMD succeeds.
+check() {
+    local name=$1
+    shift
+    if "$@"; then it_pass "$name"; else it_fail "$name"; fi
+}
+
+# check_eq NAME EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" = "$3" ]; then
+        it_pass "$1"
+    else
+        it_fail "$1"
+        printf '     expected: %s\n     actual:   %s\n' "$2" "$3"
+    fi
+}
+
+# check_file_eq NAME EXPECTED_FILE ACTUAL_FILE: byte for byte; shows a cat -A
+# diff on failure.
+check_file_eq() {
+    if cmp -s "$2" "$3"; then
+        it_pass "$1"
+    else
+        it_fail "$1"
+        diff <(cat -A "$2") <(cat -A "$3") | head -n 40
+    fi
+}
+
+# finish: prints the plain summary line; exit status 1 when anything failed.
+finish() {
+    printf '%d passed, %d failed\n' "$IT_PASSED" "$IT_FAILED"
+    [ "$IT_FAILED" -eq 0 ] && [ "$IT_PASSED" -gt 0 ]
+}
