@@ -1,0 +1,58 @@
+/* metrics.h - process-wide counters for GET /metrics (Prometheus text).
+ *
+ * Any module may count; only server/ formats. Every function is thread-safe
+ * and lock-free or briefly locked; none allocates on the hot path once a
+ * label set has been seen. Label values are bounded (registry names are
+ * capped, statuses are numbers), so the series count stays bounded. */
+#ifndef IM_METRICS_H
+#define IM_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Plain counters (monotonic). */
+enum im_counter {
+    IM_CACHE_HIT = 0,       /* answered from a fresh cache entry */
+    IM_CACHE_MISS,          /* resolved upstream (cold) */
+    IM_CACHE_STALE,         /* stale entry served because upstream failed */
+    IM_CACHE_REVALIDATED,   /* stale entry confirmed unchanged by a HEAD */
+    IM_CACHE_COALESCED,     /* waited for another request's resolution */
+    IM_CACHE_NEGATIVE_HIT,  /* answered "not found" from the negative cache */
+    IM_STORE_WRITE_FAILURES,/* cache writes that failed (answer still served) */
+    IM_COUNTER__COUNT
+};
+
+/* Gauges (current values). */
+enum im_gauge {
+    IM_RESOLUTIONS_INFLIGHT = 0,
+    IM_DB_BYTES,
+    IM_DB_DOCUMENTS,
+    IM_DB_BLOBS,
+    IM_DB_TAGS,
+    IM_GAUGE__COUNT
+};
+
+void im_metric_inc(enum im_counter c);
+void im_metric_gauge_add(enum im_gauge g, int64_t delta);
+void im_metric_gauge_set(enum im_gauge g, int64_t value);
+
+/* One finished HTTP request served by us: route is a fixed label such as
+ * "images", "healthz", "other"; seconds is its duration. */
+void im_metric_request(const char *route, int status, double seconds);
+
+/* One finished upstream request: registry host, HTTP status (0 for a
+ * transport failure), duration. */
+void im_metric_upstream(const char *registry, long status, double seconds);
+
+/* Docker Hub's ratelimit-limit / ratelimit-remaining as last seen for a
+ * registry (-1 when the header was absent or empty). */
+void im_metric_ratelimit(const char *registry, long limit, long remaining);
+
+/* Writes every metric in Prometheus text exposition format 0.0.4. */
+void im_metrics_write(FILE *out);
+
+/* Back to zero (tests). */
+void im_metrics_reset(void);
+
+#endif
