@@ -112,12 +112,7 @@ out:
     return rc;
 }
 
-int reg__check_url(const char *url, struct im_error *err)
-{
-    if (strncasecmp(url, "https://", 8) == 0 || strncasecmp(url, "http://", 7) == 0)
-        return 0;
-    return im_seterr(err, IM_EPOLICY, "refusing URL that is not http(s): '%.100s'", url);
-}
+/* reg__check_url lives in policy.c with the rest of the outbound policy. */
 
 int reg__parse_token_response(const char *body, size_t len, char **token,
                               long *expires_in, struct im_error *err)

@@ -30,6 +30,9 @@ void reg_config_defaults(struct reg_config *c)
     c->max_config_bytes = 8u << 20;
     c->max_redirects = 5;
     c->max_parallel = 16;
+    c->max_retries = 2;
+    c->retry_base_ms = 200;
+    c->retry_max_ms = 5000;
 #ifdef IMGMETA_VERSION
     c->user_agent = "imgmeta/" IMGMETA_VERSION;
 #else
@@ -72,7 +75,9 @@ struct reg_client *reg_client_new(const struct reg_config *cfg, struct im_error 
 {
     struct reg_client *c = NULL;
     if (cfg->n_mirrors > REG_MAX_MIRRORS || cfg->max_parallel < 1 ||
-        cfg->max_manifest_bytes == 0 || cfg->max_config_bytes == 0) {
+        cfg->max_manifest_bytes == 0 || cfg->max_config_bytes == 0 ||
+        cfg->max_retries < 0 || cfg->max_retries > 10 || cfg->retry_base_ms <= 0 ||
+        cfg->retry_max_ms < cfg->retry_base_ms) {
         im_seterr(err, IM_EINVAL, "invalid registry client configuration");
         goto fail;
     }
@@ -85,6 +90,12 @@ struct reg_client *reg_client_new(const struct reg_config *cfg, struct im_error 
     if (!c->user_agent || !c->tokens)
         goto fail_nomem;
     c->cfg.user_agent = c->user_agent;
+    /* the credentials live in c->creds only (wiped on free) */
+    memset(c->cfg.credentials, 0, sizeof c->cfg.credentials);
+    c->cfg.n_credentials = 0;
+    c->cfg.docker_config_path = NULL;
+    if (reg__creds_load(&c->creds, cfg, err) != 0)
+        goto fail;
     for (; c->nmu < CURL_LOCK_DATA_LAST; c->nmu++)
         if (pthread_mutex_init(&c->share_mu[c->nmu], NULL) != 0)
             goto fail_nomem;
@@ -115,6 +126,7 @@ void reg_client_free(struct reg_client *c)
     if (c->pool_mu_ok)
         pthread_mutex_destroy(&c->pool_mu);
     reg__tokens_free(c->tokens);
+    reg__creds_free(&c->creds);
     free(c->user_agent);
     free(c);
 }
@@ -161,5 +173,6 @@ int reg__base_url(const struct reg_config *cfg, const char *registry, char *out,
         len = snprintf(out, n, "https://%s", registry);
     if (len < 0 || (size_t)len >= n)
         return im_seterr(err, IM_EINVAL, "registry URL is too long");
-    return reg__check_url(out, err);
+    /* security policy (policy.c): allowlist, insecure registries, URL check */
+    return reg__policy_registry(cfg, registry, out, n, err);
 }

@@ -1,26 +1,38 @@
 /* fetch.c - upstream transfers of a resolution: easy-handle setup (timeouts,
- * protocols, caps, error buffer), header capture, the bearer handshake and the
- * stage runner over one curl multi handle.
+ * protocols, caps, error buffer), header capture (Docker-Content-Digest,
+ * WWW-Authenticate, Link, Retry-After, ratelimit-*), the Bearer and Basic
+ * handshakes, retries with backoff, metrics, and the stage runner over one
+ * curl multi handle.
  *
  * Authorization: the bearer token is given to curl as CURLOPT_XOAUTH2_BEARER
- * with CURLOPT_HTTPAUTH = CURLAUTH_BEARER, never as a custom header. curl
- * sends it only to the host, port and scheme of the first request
+ * with CURLOPT_HTTPAUTH = CURLAUTH_BEARER, and Basic credentials as
+ * CURLOPT_USERNAME/PASSWORD with CURLAUTH_BASIC, never as a custom header.
+ * curl sends either only to the host, port and scheme of the first request
  * (Curl_auth_allowed_to_host, 7.83+), so a blob redirect to a CDN does not
- * carry the registry's credentials; tests/unit/test_registry.c checks it. */
+ * carry the registry's credentials; tests/unit/test_registry.c checks it.
+ * Foreign-layer HEADs carry none at all.
+ *
+ * Retries: a transfer that failed to connect, or was answered 5xx or 429, is
+ * detached and scheduled (x->retry_at) instead of failing the stage; the
+ * runner restarts it when due while the other transfers go on. Only the
+ * token GET, which the stage waits for anyway, sleeps between attempts. */
 #include "registry_int.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+#include "metrics.h"
 
 static const char *const accept_manifests[] = {
-    "Accept: " MT_OCI_INDEX,
-    "Accept: " MT_OCI_MANIFEST,
-    "Accept: " MT_DOCKER_LIST,
-    "Accept: " MT_DOCKER_V2,
+    "Accept: " MT_OCI_INDEX, "Accept: " MT_OCI_MANIFEST,     "Accept: " MT_DOCKER_LIST,
+    "Accept: " MT_DOCKER_V2, "Accept: " MT_DOCKER_V1_SIGNED, "Accept: " MT_DOCKER_V1,
 };
+#define N_ACCEPT (sizeof accept_manifests / sizeof accept_manifests[0])
 
 /* ---- callbacks ---- */
 
@@ -68,6 +80,29 @@ static bool header_value(const char *line, size_t len, const char *name, char *d
     return true;
 }
 
+/* Docker Hub's "100;w=21600" -> 100; empty (";w=21600") or malformed -> -1. */
+static long ratelimit_value(const char *v)
+{
+    char *end = NULL;
+    if (!isdigit((unsigned char)v[0]))
+        return -1;
+    long n = strtol(v, &end, 10);
+    return (end != v && (*end == '\0' || *end == ';' || *end == ' ')) ? n : -1;
+}
+
+static void on_ratelimit(struct reg__xfer *x, const char *line, size_t n)
+{
+    char v[64];
+    if (header_value(line, n, "ratelimit-limit", v, sizeof v)) {
+        x->rl_limit = ratelimit_value(v);
+        x->rl_seen = true;
+    }
+    if (header_value(line, n, "ratelimit-remaining", v, sizeof v)) {
+        x->rl_remaining = ratelimit_value(v);
+        x->rl_seen = true;
+    }
+}
+
 static size_t on_header(char *line, size_t size, size_t nmemb, void *cls)
 {
     struct reg__xfer *x = cls;
@@ -76,10 +111,15 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *cls)
     if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new answer (redirects) */
         x->dcd[0] = '\0';
         x->www[0] = '\0';
+        x->link[0] = '\0';
+        x->retry_after[0] = '\0';
         x->clen = -1;
         return n;
     }
+    on_ratelimit(x, line, n);
+    header_value(line, n, "retry-after", x->retry_after, sizeof x->retry_after);
     header_value(line, n, "docker-content-digest", x->dcd, sizeof x->dcd);
+    header_value(line, n, "link", x->link, sizeof x->link);
     char www[sizeof x->www];
     /* keep the first challenge, but prefer a Bearer one when several come */
     if (header_value(line, n, "www-authenticate", www, sizeof www) &&
@@ -96,9 +136,16 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *cls)
 
 /* ---- easy handle setup ---- */
 
+static bool is_manifest(const struct reg__xfer *x)
+{
+    return x->kind == REG__MANIFEST || x->kind == REG__MANIFEST_HEAD;
+}
+
 static int build_url(struct reg__session *s, struct reg__xfer *x, struct im_error *err)
 {
-    const char *what = x->kind == REG__MANIFEST ? "manifests" : "blobs";
+    if (x->kind == REG__TAGS || x->kind == REG__FOREIGN) /* the caller's URL */
+        return reg__check_url(x->url, err);
+    const char *what = is_manifest(x) ? "manifests" : "blobs";
     int len = snprintf(x->url, sizeof x->url, "%s/v2/%s/%s/%s", s->base, s->repository,
                        what, x->ref);
     if (len < 0 || (size_t)len >= sizeof x->url)
@@ -140,6 +187,9 @@ static int xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_err
     reg__xfer_release(x);
     x->clen = x->filetime = -1;
     x->status = 0;
+    x->rl_limit = x->rl_remaining = -1;
+    x->rl_seen = x->waiting = false;
+    x->retry_after[0] = '\0';
     x->limit =
         x->kind == REG__CONFIG ? c->cfg.max_config_bytes : c->cfg.max_manifest_bytes;
     x->easy = curl_easy_init();
@@ -148,6 +198,9 @@ static int xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_err
     CURLcode e = CURLE_OK;
     if (easy_common(c, x->easy, x->errbuf))
         e = CURLE_FAILED_INIT;
+    /* security policy (policy.c): check every connection's address and scheme */
+    if (reg__guard_install(&x->guard, &c->cfg, s->registry, s->base, x->easy))
+        e = CURLE_FAILED_INIT;
     e |= curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
     e |= curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
     e |= curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -155,15 +208,22 @@ static int xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_err
     e |= curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
     e |= curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
     e |= curl_easy_setopt(x->easy, CURLOPT_FILETIME, 1L);
-    if (x->kind == REG__LAYER)
+    if (x->kind == REG__LAYER || x->kind == REG__MANIFEST_HEAD || x->kind == REG__FOREIGN)
         e |= curl_easy_setopt(x->easy, CURLOPT_NOBODY, 1L);
     else
         e |= curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
-    if (s->bearer) {
+    if (x->kind == REG__FOREIGN) {
+        /* not the registry: no credentials of it */
+    } else if (s->basic && s->cred) {
+        /* like the bearer: curl sends it to the first request's origin only */
+        e |= curl_easy_setopt(x->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        e |= curl_easy_setopt(x->easy, CURLOPT_USERNAME, s->cred->username);
+        e |= curl_easy_setopt(x->easy, CURLOPT_PASSWORD, s->cred->password);
+    } else if (s->bearer) {
         e |= curl_easy_setopt(x->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
         e |= curl_easy_setopt(x->easy, CURLOPT_XOAUTH2_BEARER, s->bearer);
     }
-    for (size_t i = 0; x->kind == REG__MANIFEST && i < 4; i++) {
+    for (size_t i = 0; is_manifest(x) && i < N_ACCEPT; i++) {
         struct curl_slist *l = curl_slist_append(x->hdrs, accept_manifests[i]);
         if (!l)
             return im_seterr(err, IM_ENOMEM, "out of memory");
@@ -177,12 +237,24 @@ static int xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_err
     x->attached = true;
     x->gen = s->bearer_gen;
     s->st.requests++;
-    if (x->kind == REG__MANIFEST)
+    switch (x->kind) {
+    case REG__MANIFEST:
         s->st.manifest_gets++;
-    else if (x->kind == REG__CONFIG)
+        break;
+    case REG__MANIFEST_HEAD:
+        s->st.manifest_heads++;
+        break;
+    case REG__CONFIG:
         s->st.blob_gets++;
-    else
+        break;
+    case REG__LAYER:
+    case REG__FOREIGN:
         s->st.blob_heads++;
+        break;
+    case REG__TAGS:
+        s->st.tag_list_gets++;
+        break;
+    }
     return 0;
 }
 
@@ -201,14 +273,112 @@ void reg__xfer_release(struct reg__xfer *x)
     x->toobig = false;
 }
 
+/* ---- retries ---- */
+
+/* Failures worth another attempt: the connection failed or broke, or the
+ * registry was overloaded or briefly unavailable. Not timeouts (a slow
+ * upstream stays slow), not 501/505 (permanent). */
+static bool retryable(CURLcode cres, long status)
+{
+    if (cres != CURLE_OK)
+        return cres == CURLE_COULDNT_CONNECT || cres == CURLE_GOT_NOTHING ||
+               cres == CURLE_SEND_ERROR || cres == CURLE_RECV_ERROR ||
+               cres == CURLE_PARTIAL_FILE || cres == CURLE_HTTP2 ||
+               cres == CURLE_HTTP2_STREAM;
+    return status == 429 ||
+           (status >= 500 && status <= 599 && status != 501 && status != 505);
+}
+
+/* Seconds a Retry-After value asks for (delta-seconds or an HTTP date),
+ * capped at a day; -1 when absent or unreadable. */
+static long retry_after_seconds(const char *v)
+{
+    char *end = NULL;
+    if (!v[0])
+        return -1;
+    if (isdigit((unsigned char)v[0])) {
+        long n = strtol(v, &end, 10);
+        if (*end != '\0' || n < 0)
+            return -1;
+        return n > 86400 ? 86400 : n;
+    }
+    time_t t = curl_getdate(v, NULL);
+    if (t == (time_t)-1)
+        return -1;
+    int64_t d = (int64_t)t - im_now();
+    return d < 0 ? 0 : d > 86400 ? 86400 : (long)d;
+}
+
+/* Backoff before retry number attempt (0-based): base * 2^attempt capped at
+ * max, half of it fixed and half random ("equal jitter"). */
+static int64_t backoff_ms(const struct reg_config *cfg, const void *salt, int attempt)
+{
+    int64_t d = cfg->retry_base_ms;
+    for (int i = 0; i < attempt && d < cfg->retry_max_ms; i++)
+        d *= 2;
+    if (d > cfg->retry_max_ms)
+        d = cfg->retry_max_ms;
+    uint64_t r = (uint64_t)im_monotonic_ms() ^ (uint64_t)(uintptr_t)salt ^
+                 ((uint64_t)attempt << 32); /* xorshift64*: cheap, thread-safe */
+    r ^= r >> 12;
+    r ^= r << 25;
+    r ^= r >> 27;
+    r *= 2685821657736338717ULL;
+    int64_t half = d / 2;
+    return d - half + (half > 0 ? (int64_t)(r % (uint64_t)(half + 1)) : 0);
+}
+
+/* Delay before the next attempt, or -1 when there must not be one (retries
+ * used up, or a Retry-After longer than we are willing to wait). */
+static int64_t retry_delay(const struct reg_config *cfg, const void *salt, int attempts,
+                           long ra_s)
+{
+    if (attempts >= cfg->max_retries)
+        return -1;
+    if (ra_s >= 0 && (int64_t)ra_s * 1000 > cfg->retry_max_ms)
+        return -1;
+    int64_t d = backoff_ms(cfg, salt, attempts);
+    if (ra_s >= 0 && (int64_t)ra_s * 1000 > d)
+        d = (int64_t)ra_s * 1000;
+    return d;
+}
+
+/* Schedules x to be sent again; false when it must not be. */
+static bool schedule_retry(struct reg__session *s, struct reg__xfer *x, long ra_s)
+{
+    int64_t d = retry_delay(&s->c->cfg, x, x->attempts, ra_s);
+    if (d < 0)
+        return false;
+    x->attempts++;
+    x->waiting = true;
+    x->retry_at = im_monotonic_ms() + d;
+    s->st.retries++;
+    return true;
+}
+
+/* Metrics for one finished upstream request. */
+static void observe(struct reg__session *s, CURL *h, CURLcode cres, long status,
+                    const struct reg__xfer *x)
+{
+    curl_off_t us = 0;
+    curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &us);
+    im_metric_upstream(s->registry, cres == CURLE_OK ? status : 0, (double)us / 1e6);
+    if (x->rl_seen)
+        im_metric_ratelimit(s->registry, x->rl_limit, x->rl_remaining);
+}
+
 /* ---- answers ---- */
 
 static void describe(const struct reg__session *s, const struct reg__xfer *x, char *buf,
                      size_t n)
 {
-    if (x->kind == REG__MANIFEST)
+    if (is_manifest(x))
         snprintf(buf, n, "manifest %s/%s%s%s", s->registry, s->repository,
                  x->by_digest ? "@" : ":", x->ref);
+    else if (x->kind == REG__TAGS)
+        snprintf(buf, n, "tag list of %s/%s", s->registry, s->repository);
+    else if (x->kind == REG__FOREIGN)
+        snprintf(buf, n, "foreign layer %.71s at %.200s", x->ref, x->url);
     else
         snprintf(buf, n, "%s blob %s in %s/%s",
                  x->kind == REG__CONFIG ? "config" : "layer", x->ref, s->registry,
@@ -221,6 +391,8 @@ static int map_curl_error(struct reg__session *s, struct reg__xfer *x, CURLcode 
     char what[IM_ERRMSG_MAX];
     describe(s, x, what, sizeof what);
     const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(cres);
+    if (x->guard.refused) /* security policy (policy.c) refused a connection */
+        return im_seterr(err, IM_EPOLICY, "%s: %s", what, x->guard.why);
     if (x->toobig || cres == CURLE_FILESIZE_EXCEEDED)
         return im_seterr(err, IM_ETOOBIG, "%s is larger than the %zu-byte cap", what,
                          x->limit);
@@ -270,6 +442,48 @@ static int token_url(const struct reg__challenge *ch, char *url, size_t n,
     return rc;
 }
 
+/* A login: the token request carries the registry's credentials (Basic),
+ * as `docker login` makes Docker Hub's do. */
+static CURLcode token_credentials(struct reg__session *s, CURL *h)
+{
+    CURLcode e = CURLE_OK;
+    if (!s->cred)
+        return e;
+    e |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    e |= curl_easy_setopt(h, CURLOPT_USERNAME, s->cred->username);
+    e |= curl_easy_setopt(h, CURLOPT_PASSWORD, s->cred->password);
+    return e;
+}
+
+/* The token GET, sent again (after a blocking backoff: this thread has
+ * nothing else to do until the token comes) on the failures fetch retries. */
+static CURLcode token_perform(struct reg__session *s, struct reg__xfer *tx)
+{
+    for (;;) {
+        tx->len = 0;
+        tx->retry_after[0] = '\0';
+        tx->rl_limit = tx->rl_remaining = -1;
+        tx->rl_seen = false;
+        s->st.requests++;
+        s->st.token_gets++;
+        CURLcode cres = curl_easy_perform(tx->easy);
+        tx->status = 0;
+        curl_easy_getinfo(tx->easy, CURLINFO_RESPONSE_CODE, &tx->status);
+        observe(s, tx->easy, cres, tx->status, tx);
+        if (tx->guard.refused || tx->toobig || !retryable(cres, tx->status))
+            return cres;
+        int64_t d =
+            retry_delay(&s->c->cfg, tx, tx->attempts,
+                        cres == CURLE_OK ? retry_after_seconds(tx->retry_after) : -1);
+        if (d < 0)
+            return cres;
+        tx->attempts++;
+        s->st.retries++;
+        struct timespec ts = {(time_t)(d / 1000), (long)(d % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Blocking GET of a bearer token for the challenge (the only synchronous
  * request of a resolution: it happens once per registry+scope, before the
  * transfers that need it); on success s->bearer holds it and the cache has
@@ -291,17 +505,23 @@ static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
         goto out;
     }
     if (easy_common(s->c, tx.easy, tx.errbuf) ||
+        /* security policy (policy.c): the realm's connections are checked too */
+        reg__guard_install(&tx.guard, &s->c->cfg, s->registry, s->base, tx.easy) ||
         curl_easy_setopt(tx.easy, CURLOPT_URL, tx.url) ||
         curl_easy_setopt(tx.easy, CURLOPT_WRITEFUNCTION, on_body) ||
         curl_easy_setopt(tx.easy, CURLOPT_WRITEDATA, &tx) ||
+        curl_easy_setopt(tx.easy, CURLOPT_HEADERFUNCTION, on_header) ||
+        token_credentials(s, tx.easy) ||
+        curl_easy_setopt(tx.easy, CURLOPT_HEADERDATA, &tx) ||
         curl_easy_setopt(tx.easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)tx.limit)) {
         rc = im_seterr(err, IM_EINTERNAL, "cannot configure a curl handle");
         goto out;
     }
-    s->st.requests++;
-    s->st.token_gets++;
-    CURLcode cres = curl_easy_perform(tx.easy);
-    curl_easy_getinfo(tx.easy, CURLINFO_RESPONSE_CODE, &tx.status);
+    CURLcode cres = token_perform(s, &tx);
+    if (cres != CURLE_OK && tx.guard.refused) { /* security policy (policy.c) */
+        rc = im_seterr(err, IM_EPOLICY, "token request: %s", tx.guard.why);
+        goto out;
+    }
     if (cres != CURLE_OK) {
         rc = im_seterr(err, cres == CURLE_OPERATION_TIMEDOUT ? IM_ETIMEOUT : IM_EUPSTREAM,
                        "token request to %.120s failed: %s", ch->realm,
@@ -309,6 +529,9 @@ static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
         goto out;
     }
     if (tx.status != 200) {
+        long ra = retry_after_seconds(tx.retry_after);
+        if (tx.status == 429)
+            s->st.retry_after = ra > 3600 ? 3600 : ra > 0 ? (int)ra : 0;
         rc = im_seterr(err,
                        tx.status == 429   ? IM_ERATELIMIT
                        : tx.status >= 500 ? IM_EUPSTREAM
@@ -335,13 +558,64 @@ out:
     return rc;
 }
 
-/* 401: get (or refresh) a token and restart x once. 1 when restarted. */
+/* A Basic challenge: the registry's credentials from now on (remembered in
+ * the token cache so later sessions send them at once). */
+static int use_basic(struct reg__session *s, struct reg__xfer *x, const char *what,
+                     struct im_error *err)
+{
+    if (!s->cred)
+        return im_seterr(err, IM_EUNAUTH,
+                         "%s: registry asks for Basic authentication and no credentials "
+                         "are configured for %s",
+                         what, s->registry);
+    if (x->gen == s->bearer_gen && !s->basic) {
+        s->basic = true;
+        s->bearer_gen++;
+        if (reg__tokens_put(s->c->tokens, s->registry, REG__BASIC_SCOPE, "basic",
+                            im_now() + 3600) != 0)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* A Bearer challenge: a token from the cache (if another session refreshed
+ * it) or from the realm. */
+static int use_bearer(struct reg__session *s, struct reg__xfer *x,
+                      const struct reg__challenge *ch, const char *what,
+                      struct im_error *err)
+{
+    if (!ch->realm[0])
+        return im_seterr(err, IM_EPROTO, "%s: Bearer challenge without a realm", what);
+    const char *scope_key = ch->scope[0] ? ch->scope : s->scope;
+    if (x->gen != s->bearer_gen) /* refreshed since x was sent: just resend */
+        return 0;
+    char tok[16384];
+    if (strcmp(ch->error, "invalid_token") == 0 || s->bearer)
+        reg__tokens_drop(s->c->tokens, s->registry, scope_key);
+    if (reg__tokens_get(s->c->tokens, s->registry, scope_key, tok, sizeof tok) == 0 &&
+        (!s->bearer || strcmp(tok, s->bearer) != 0)) {
+        char *dup = strdup(tok);
+        if (!dup)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+        free(s->bearer);
+        s->bearer = dup;
+        s->bearer_gen++;
+        return 0;
+    }
+    return fetch_token(s, ch, scope_key, err);
+}
+
+/* 401: authenticate as the challenge asks and restart x once. 1 when
+ * restarted. */
 static int on_unauthorized(struct reg__session *s, struct reg__xfer *x,
                            struct im_error *err)
 {
     struct reg__challenge ch;
     char what[IM_ERRMSG_MAX];
     describe(s, x, what, sizeof what);
+    if (x->auth_retried && s->basic)
+        return im_seterr(err, IM_EUNAUTH, "%s: the credentials for %s were refused", what,
+                         s->registry);
     if (x->auth_retried)
         return im_seterr(err, IM_EUNAUTH,
                          "%s: access refused even with a token; the repository may not "
@@ -353,44 +627,48 @@ static int on_unauthorized(struct reg__session *s, struct reg__xfer *x,
     int rc = reg__parse_challenge(x->www, &ch, err);
     if (rc)
         return rc;
-    if (strcasecmp(ch.scheme, "Bearer") != 0)
-        return im_seterr(err, IM_EUNAUTH,
-                         "%s: registry asks for %s authentication, which "
-                         "is not supported yet",
-                         what, ch.scheme);
-    if (!ch.realm[0])
-        return im_seterr(err, IM_EPROTO, "%s: Bearer challenge without a realm", what);
-    const char *scope_key = ch.scope[0] ? ch.scope : s->scope;
-    if (x->gen == s->bearer_gen) { /* nobody refreshed since x was sent */
-        char tok[16384];
-        if (strcmp(ch.error, "invalid_token") == 0 || s->bearer)
-            reg__tokens_drop(s->c->tokens, s->registry, scope_key);
-        if (reg__tokens_get(s->c->tokens, s->registry, scope_key, tok, sizeof tok) == 0 &&
-            (!s->bearer || strcmp(tok, s->bearer) != 0)) {
-            char *dup = strdup(tok);
-            if (!dup)
-                return im_seterr(err, IM_ENOMEM, "out of memory");
-            free(s->bearer);
-            s->bearer = dup;
-            s->bearer_gen++;
-        } else {
-            rc = fetch_token(s, &ch, scope_key, err);
-            if (rc)
-                return rc;
-        }
-    }
+    if (strcasecmp(ch.scheme, "Basic") == 0)
+        rc = use_basic(s, x, what, err);
+    else if (strcasecmp(ch.scheme, "Bearer") == 0)
+        rc = use_bearer(s, x, &ch, what, err);
+    else
+        rc = im_seterr(err, IM_EUNAUTH,
+                       "%s: registry asks for %.16s authentication, which is not "
+                       "supported",
+                       what, ch.scheme);
+    if (rc)
+        return rc;
     x->auth_retried = true;
     rc = xfer_start(s, x, err);
     return rc ? rc : 1;
 }
 
-/* Retries with exponential backoff and jitter on connection errors, 5xx and
- * 429 (honouring Retry-After) belong here (issue 3): today every failure is
- * final. Returns 0 (done, 2xx), 1 (restarted) or a project error. */
-static int finish(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
-                  struct im_error *err)
+/* A failed answer that will not be retried: the project error for it. */
+static int answer_error(struct reg__session *s, struct reg__xfer *x, long ra_s,
+                        struct im_error *err)
 {
     char what[IM_ERRMSG_MAX];
+    describe(s, x, what, sizeof what);
+    if (x->status == 404)
+        return im_seterr(err, IM_ENOTFOUND, "%s not found", what);
+    if (x->status == 429) {
+        s->st.retry_after = ra_s > 3600 ? 3600 : ra_s > 0 ? (int)ra_s : 0;
+        if (ra_s >= 0)
+            return im_seterr(err, IM_ERATELIMIT,
+                             "%s: registry answered 429 Too Many Requests "
+                             "(retry after %ld s)",
+                             what, ra_s);
+        return im_seterr(err, IM_ERATELIMIT,
+                         "%s: registry answered 429 Too Many Requests", what);
+    }
+    if (x->status >= 500)
+        return im_seterr(err, IM_EUPSTREAM, "%s: registry answered HTTP %ld", what,
+                         x->status);
+    return im_seterr(err, IM_EPROTO, "%s: unexpected HTTP %ld", what, x->status);
+}
+
+static void take_info(struct reg__session *s, struct reg__xfer *x)
+{
     long redirects = 0;
     char *ct = NULL;
     curl_off_t ft = -1;
@@ -409,22 +687,76 @@ static int finish(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
             x->content_type[l] = '\0';
         }
     }
-    if (cres != CURLE_OK)
+}
+
+/* Returns 0 (done, 2xx), 1 (restarted: 401 handshake), 2 (scheduled for a
+ * retry at x->retry_at) or a project error. */
+static int finish(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
+                  struct im_error *err)
+{
+    take_info(s, x);
+    observe(s, x->easy, cres, x->status, x);
+    if (cres != CURLE_OK) {
+        if (!x->toobig && !x->guard.refused && retryable(cres, 0) &&
+            schedule_retry(s, x, -1))
+            return 2;
         return map_curl_error(s, x, cres, err);
-    describe(s, x, what, sizeof what);
+    }
     if (x->status >= 200 && x->status < 300)
         return 0;
-    if (x->status == 401)
+    if (x->status == 401 && x->kind != REG__FOREIGN) /* a foreign host gets no say */
         return on_unauthorized(s, x, err);
-    if (x->status == 404)
-        return im_seterr(err, IM_ENOTFOUND, "%s not found", what);
-    if (x->status == 429)
-        return im_seterr(err, IM_ERATELIMIT,
-                         "%s: registry answered 429 Too Many Requests", what);
-    if (x->status >= 500)
-        return im_seterr(err, IM_EUPSTREAM, "%s: registry answered HTTP %ld", what,
-                         x->status);
-    return im_seterr(err, IM_EPROTO, "%s: unexpected HTTP %ld", what, x->status);
+    long ra = retry_after_seconds(x->retry_after);
+    if (retryable(CURLE_OK, x->status) && schedule_retry(s, x, ra))
+        return 2;
+    return answer_error(s, x, ra, err);
+}
+
+/* Restarts the waiting transfers whose time has come; *wait_ms becomes the
+ * time until the next one is due (at most its initial value). */
+static int restart_due(struct reg__session *s, struct reg__xfer *x, size_t n,
+                       long *wait_ms, struct im_error *err)
+{
+    int64_t now = im_monotonic_ms();
+    for (size_t i = 0; i < n; i++) {
+        if (!x[i].waiting)
+            continue;
+        if (x[i].retry_at <= now) {
+            int rc = xfer_start(s, &x[i], err);
+            if (rc)
+                return rc;
+        } else if (x[i].retry_at - now < *wait_ms) {
+            *wait_ms = (long)(x[i].retry_at - now);
+        }
+    }
+    return 0;
+}
+
+/* Takes every finished transfer off the multi handle. */
+static int collect(struct reg__session *s, size_t *active, struct im_error *err)
+{
+    for (;;) {
+        int left = 0;
+        CURLMsg *m = curl_multi_info_read(s->multi, &left);
+        if (!m)
+            return 0;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURLcode cres = m->data.result;
+        struct reg__xfer *done = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&done);
+        curl_multi_remove_handle(s->multi, done->easy);
+        done->attached = false;
+        int rc = finish(s, done, cres, err);
+        if (rc < 0 && done->optional) { /* recorded, not fatal */
+            done->failed = true;
+            rc = 0;
+        }
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            (*active)--;
+    }
 }
 
 int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
@@ -444,26 +776,15 @@ int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
             rc = im_seterr(err, IM_EINTERNAL, "curl_multi_perform failed");
             goto out;
         }
-        for (;;) {
-            int left = 0;
-            CURLMsg *m = curl_multi_info_read(s->multi, &left);
-            if (!m)
-                break;
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            CURLcode cres = m->data.result;
-            struct reg__xfer *done = NULL;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&done);
-            curl_multi_remove_handle(s->multi, done->easy);
-            done->attached = false;
-            rc = finish(s, done, cres, err);
-            if (rc < 0)
-                goto out;
-            if (rc == 0)
-                active--;
-            rc = 0;
-        }
-        if (active > 0 && curl_multi_poll(s->multi, NULL, 0, 1000, NULL) != CURLM_OK) {
+        rc = collect(s, &active, err);
+        if (rc)
+            goto out;
+        long wait_ms = 1000;
+        rc = restart_due(s, x, next, &wait_ms, err);
+        if (rc)
+            goto out;
+        if (active > 0 &&
+            curl_multi_poll(s->multi, NULL, 0, (int)wait_ms, NULL) != CURLM_OK) {
             rc = im_seterr(err, IM_EINTERNAL, "curl_multi_poll failed");
             goto out;
         }
@@ -474,6 +795,7 @@ out:
             curl_multi_remove_handle(s->multi, x[i].easy);
             x[i].attached = false;
         }
+        x[i].waiting = false;
     }
     return rc;
 }

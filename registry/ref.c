@@ -1,6 +1,6 @@
 /* ref.c - the image reference grammar (Docker's distribution/reference) and
  * the /images/ route grammar. Pure functions, no allocation. */
-#include "registry.h"
+#include "registry_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -12,7 +12,10 @@ static bool is_lower_alnum(int c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
-static bool is_word(int c) { return isalnum((unsigned char)c) || c == '_'; }
+static bool is_word(int c)
+{
+    return isalnum((unsigned char)c) || c == '_';
+}
 
 bool reg_digest_valid(const char *digest)
 {
@@ -297,4 +300,9 @@ int reg_ref_from_route(const char *path, struct im_ref *out, struct im_error *er
     rc = reg_ref_parse(buf, out, err);
 out:
     return rc;
+}
+
+bool reg__tag_valid(const char *tag)
+{
+    return check_tag(tag, strlen(tag), NULL) == 0;
 }

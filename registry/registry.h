@@ -54,6 +54,15 @@ struct reg_mirror {
 };
 
 #define REG_MAX_MIRRORS 16
+#define REG_MAX_CREDENTIALS 16
+
+/* Credentials for one registry (reg_config.credentials). */
+struct reg_credential {
+    char registry[IM_REGISTRY_MAX]; /* "docker.io", "ghcr.io", "localhost:5000" */
+    char username[256];
+    char password[1024]; /* a password or an access token */
+};
+#define REG_MAX_POLICY 32 /* entries in reg_config's allowlist and insecure lists */
 
 struct reg_config {
     struct reg_mirror mirrors[REG_MAX_MIRRORS];
@@ -65,26 +74,80 @@ struct reg_config {
     long max_redirects;        /* default 5 */
     int max_parallel;          /* concurrent transfers per resolution, default 16 */
     const char *user_agent;    /* default "imgmeta/VERSION" */
+    /* Retries: a request that failed to connect (or lost its connection),
+     * or was answered 5xx (not 501/505) or 429, is sent again up to
+     * max_retries more times after a backoff of retry_base_ms * 2^attempt
+     * (capped at retry_max_ms) with jitter (half of it random), or after
+     * the answer's Retry-After (seconds or an HTTP date) when longer. A
+     * Retry-After above retry_max_ms is not waited for: the call fails at
+     * once (IM_ERATELIMIT for a 429, with reg_stats.retry_after set). 401,
+     * 404, timeouts and caps are never retried. */
+    int max_retries;    /* default 2; 0..10 */
+    long retry_base_ms; /* default 200; > 0 */
+    long retry_max_ms;  /* default 5000; >= retry_base_ms */
+    /* Credentials, used only for the registry they name (or the mirror that
+     * stands in for it, which gets them instead): sent as Basic auth
+     * when the registry answers `WWW-Authenticate: Basic`, and with the
+     * token request when it answers `Bearer` (that is how Docker Hub logins
+     * work). Never sent to a redirect target, never logged nor put in an
+     * error message. credentials[] wins over docker_config_path, which names
+     * a Docker config.json read once by reg_client_new: `auths.<key>.auth`
+     * (base64 "user:password") or `auths.<key>.username`/`password`, where
+     * <key> is a registry host, a URL of one, or Docker Hub's
+     * "https://index.docker.io/v1/". Credential helpers (credsStore,
+     * credHelpers) and identitytoken are not supported. NULL = none. */
+    struct reg_credential credentials[REG_MAX_CREDENTIALS];
+    size_t n_credentials;
+    const char *docker_config_path;
+    /* Outbound security policy (registry/policy.c, SECURITY.md); set with
+     * reg_config_policy. allowlist: registries a reference may name
+     * ("host[:port]", "*.suffix", "*"); empty = the built-in public list.
+     * insecure: registries spoken to over plain http that may resolve to
+     * non-public addresses. allow_private: no address or scheme check at all:
+     * any registry, realm or redirect may connect to loopback, private or
+     * link-local addresses over http (closed networks and tests). */
+    char allowlist[REG_MAX_POLICY][IM_REGISTRY_MAX];
+    size_t n_allowlist;
+    char insecure[REG_MAX_POLICY][IM_REGISTRY_MAX];
+    size_t n_insecure;
+    bool allow_private;
 };
 
 /* Fills c with the defaults above (no mirrors). */
 void reg_config_defaults(struct reg_config *c);
 
-/* Counters a resolution adds to (for logs and metrics). requests counts
- * every request sent upstream, including token GETs, the retry after a 401
- * and each redirect followed; the others count requests by kind. */
+/* Sets c's policy fields from comma-separated lists: allow (NULL or "" =
+ * the built-in list; the entry "default" stands for that list, so
+ * "default,registry.example.com" adds one) and insecure (NULL = none).
+ * Mirrored registries are always allowed. 0, or IM_EINVAL with err. */
+int reg_config_policy(struct reg_config *c, const char *allow, const char *insecure,
+                      bool allow_private, struct im_error *err) IM_WUR;
+
+/* Counters a call adds to (for logs and metrics). requests counts every
+ * request sent upstream, including token GETs, the retry after a 401, each
+ * retry after a failure and each redirect followed; the others count
+ * requests by kind. Zero-initialise before the first call. */
 struct reg_stats {
     unsigned requests; /* HTTP requests sent upstream, incl. token GETs */
     unsigned manifest_gets;
+    unsigned manifest_heads; /* reg_head_manifest */
     unsigned blob_gets;
     unsigned blob_heads;
     unsigned token_gets;
+    unsigned tag_list_gets; /* pages of reg_list_tags */
+    unsigned retries;       /* requests repeated after 5xx, 429 or a connection error */
+    /* Set (not added to) when a call fails with IM_ERATELIMIT: the seconds the
+     * registry asked us to wait (Retry-After, capped at 3600), or 0 when it
+     * did not say. Left alone otherwise. */
+    int retry_after;
 };
 
 struct reg_client;
 
 /* Copies cfg (user_agent is duplicated; mirrors are matched by registry name,
- * case-insensitively). NULL on failure (err says why). curl_global_init must
+ * case-insensitively; credentials are copied and docker_config_path is read
+ * now: an unreadable or malformed file fails with IM_EINVAL naming the file
+ * and the key, never a secret). NULL on failure (err says why). curl_global_init must
  * have been called. Free with reg_client_free (NULL accepted) after every
  * reg_resolve using it has returned. */
 struct reg_client *reg_client_new(const struct reg_config *cfg,
@@ -101,12 +164,59 @@ void reg_client_free(struct reg_client *c);
  * to out unless the whole resolution succeeds. stats (may be NULL) is added
  * to, also on failure. For a tag, the root is verified against
  * Docker-Content-Digest when the registry sends it (sha256, sha384 or
- * sha512; another algorithm is IM_EPROTO). Schema1 manifests give
- * IM_EPROTO (not supported yet).
+ * sha512; another algorithm is IM_EPROTO). Schema1 manifests (signed or
+ * not) are accepted: a signed one is identified by the digest of its payload
+ * (the manifest without "signatures"; signatures are not verified) and kept
+ * verbatim; its layers are the distinct fsLayers, HEADed like any other.
  * Errors: IM_EINVAL, IM_ENOTFOUND, IM_EUNAUTH, IM_EPROTO, IM_EDIGEST,
  * IM_ETOOBIG, IM_ETIMEOUT, IM_ERATELIMIT, IM_EUPSTREAM, IM_EPOLICY, IM_ENOMEM. */
 int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle *out,
                 struct reg_stats *stats, struct im_error *err) IM_WUR;
+
+/* What a manifest HEAD says about a reference (reg_head_manifest). */
+struct reg_head {
+    char digest[IM_DIGEST_MAX];        /* Docker-Content-Digest */
+    char media_type[IM_MEDIATYPE_MAX]; /* Content-Type, parameters stripped; may be "" */
+    int64_t size;                      /* Content-Length, -1 when absent */
+};
+
+/* Revalidation: one HEAD of ref's manifest (by tag, or by digest when ref has
+ * one) with exactly the Accept list reg_resolve's GET sends, so the digest is
+ * the one a GET would give. Docker Hub does not count HEADs against the pull
+ * limit. Auth, retries and errors as reg_resolve (the bearer handshake may
+ * add a token GET). On success *out is filled and out->digest is a valid
+ * digest. A 2xx without a valid Docker-Content-Digest is IM_EPROTO (the
+ * registry does not support revalidation: call reg_resolve). When ref has a
+ * digest, a different Docker-Content-Digest is IM_EDIGEST. 404 (and Docker
+ * Hub's 401 for a missing repository) are IM_ENOTFOUND / IM_EUNAUTH as for
+ * reg_resolve. stats (may be NULL) is added to. Thread-safe like reg_resolve. */
+int reg_head_manifest(struct reg_client *c, const struct im_ref *ref,
+                      struct reg_head *out, struct reg_stats *stats,
+                      struct im_error *err) IM_WUR;
+
+/* A list of tags (reg_list_tags). v[0..n-1] are NUL-terminated strings in the
+ * registry's order (lexical per the distribution spec); owned by the list. */
+struct reg_tags {
+    char **v;
+    size_t n;
+    bool truncated; /* stopped at max_tags: the repository has more */
+};
+
+/* Frees every string and re-initialises t (NULL accepted). */
+void reg_tags_free(struct reg_tags *t);
+
+/* GET /v2/<repository>/tags/list of ref's registry and repository (ref's
+ * tag and digest are ignored), following the `Link: <...>; rel="next"`
+ * pagination (each next URL passes the outbound URL policy and must stay on
+ * the registry's host) until the list ends or max_tags tags are held (0 means
+ * 10000); then out->truncated tells whether more exist. Each page is capped
+ * at cfg.max_manifest_bytes. out must be zero-initialised (or reg_tags_free'd);
+ * on success the caller owns it (reg_tags_free); on failure *out is untouched.
+ * Every tag is checked against the tag grammar (IM_EPROTO otherwise).
+ * Errors: as reg_resolve. stats (may be NULL) is added to. */
+int reg_list_tags(struct reg_client *c, const struct im_ref *ref, size_t max_tags,
+                  struct reg_tags *out, struct reg_stats *stats,
+                  struct im_error *err) IM_WUR;
 
 /* SHA-256 for digest checks lives in common/sha256.h (im_sha256_digest). */
 

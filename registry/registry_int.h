@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include "im.h"
 #include "registry.h"
@@ -35,11 +36,64 @@ struct reg__challenge {
 int reg__parse_challenge(const char *hdr, struct reg__challenge *out,
                          struct im_error *err);
 
-/* The outbound URL policy hook: every URL the client is about to request
- * (base URLs, token realms, redirects are limited by curl's protocol list)
- * passes through here. Today it only enforces http/https; the allowlist and
- * SSRF checks (issue: security) belong here. 0 or IM_EPOLICY. */
+/* ---- outbound security policy (policy.c; SECURITY.md) ---- */
+
+/* The URL hook: every URL the client is about to request (base URLs, token
+ * realms, pagination) passes through here: http(s) only, parseable, no
+ * credentials, no spaces or control characters. Where a URL may *connect* to
+ * is the guard's job (below). 0 or IM_EPOLICY. */
 int reg__check_url(const char *url, struct im_error *err);
+
+/* Whether a reference may name registry (mirrored, insecure or on the
+ * allowlist). */
+bool reg__policy_allowed(const struct reg_config *cfg, const char *registry);
+/* The registry gate, called with the base URL just built for registry (size
+ * n): IM_EPOLICY with a message saying how to allow it when the registry is
+ * not allowed; an insecure registry's "https://" becomes "http://"; then
+ * reg__check_url. 0, IM_EPOLICY or IM_EINVAL. */
+int reg__policy_registry(const struct reg_config *cfg, const char *registry, char *url,
+                         size_t n, struct im_error *err);
+
+/* What an address is, for the connection guard. */
+enum reg__addr_class {
+    REG__ADDR_PUBLIC = 0,
+    REG__ADDR_LOOPBACK,    /* 127/8, ::1 */
+    REG__ADDR_PRIVATE,     /* 10/8, 172.16/12, 192.168/16, fc00::/7, fec0::/10 */
+    REG__ADDR_LINKLOCAL,   /* 169.254/16 (cloud metadata), fe80::/10 */
+    REG__ADDR_CGNAT,       /* 100.64/10 */
+    REG__ADDR_MULTICAST,   /* 224/4, ff00::/8 */
+    REG__ADDR_UNSPECIFIED, /* 0.0.0.0, :: */
+    REG__ADDR_BROADCAST,   /* 255.255.255.255 */
+    REG__ADDR_RESERVED,    /* 0/8, 240/4, TEST-NETs, 198.18/15, 2001:db8::/32, ... */
+    REG__ADDR_UNKNOWN      /* not IPv4 or IPv6 */
+};
+/* IPv4-mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16)
+ * addresses are classified by the IPv4 address they carry. Pure. */
+enum reg__addr_class reg__addr_classify(const struct sockaddr *sa);
+/* The same for a printable address; -1 when ip is not one. */
+int reg__addr_classify_text(const char *ip);
+const char *reg__addr_class_name(enum reg__addr_class c);
+
+/* The connection guard of one easy handle (lives in its struct reg__xfer). */
+struct reg__guard {
+    CURL *easy;
+    bool allow_private;
+    bool trusted;               /* host below is the mirror/insecure registry's */
+    char host[IM_REGISTRY_MAX]; /* as curl's URL parser gives it */
+    long port;                  /* its port (for messages) */
+    bool refused;               /* the guard refused a connection of this transfer */
+    char why[400];              /* the reason, for IM_EPOLICY */
+};
+/* Installs the guard on easy (CURLOPT_OPENSOCKETFUNCTION and
+ * CURLOPT_PREREQFUNCTION): every connection the handle opens, to whatever
+ * URL and redirect hop, must go to a public address over https, except to
+ * the host of base (any port) when registry is mirrored or insecure, or when
+ * cfg->allow_private. g must stay
+ * where it is until the handle is cleaned up. registry/base may be NULL. 0 or
+ * IM_EINTERNAL. After a failed transfer, g->refused tells whether the guard
+ * caused it (then answer IM_EPOLICY with g->why). */
+int reg__guard_install(struct reg__guard *g, const struct reg_config *cfg,
+                       const char *registry, const char *base, CURL *easy);
 
 /* ---- token cache (auth.c): per registry + scope, with expiry; locked. ---- */
 struct reg__tokens;
@@ -52,6 +106,9 @@ int reg__tokens_get(struct reg__tokens *t, const char *registry, const char *sco
 /* Stores token with an absolute expiry (Unix seconds). IM_ENOMEM. */
 int reg__tokens_put(struct reg__tokens *t, const char *registry, const char *scope,
                     const char *token, int64_t expires_at);
+/* The cache key under which a registry that asked for Basic auth is
+ * remembered (a scope never starts with a space). */
+#define REG__BASIC_SCOPE " basic"
 /* Forgets the token for (registry, scope), e.g. after "invalid_token". */
 void reg__tokens_drop(struct reg__tokens *t, const char *registry, const char *scope);
 
@@ -60,6 +117,54 @@ void reg__tokens_drop(struct reg__tokens *t, const char *registry, const char *s
  * IM_EPROTO when there is no token, IM_ENOMEM. */
 int reg__parse_token_response(const char *body, size_t len, char **token,
                               long *expires_in, struct im_error *err);
+
+/* ---- schema1 (schema1.c) ---- */
+
+/* For a signed schema1 manifest (a JWS with "signatures"), the payload its
+ * digest is computed over, malloc'ed in *payload (caller frees). For any
+ * other body (including unsigned schema1 and invalid JSON) 0 with *payload
+ * NULL: the body itself is what is hashed. IM_EPROTO when the signatures'
+ * protected headers are unusable or disagree; IM_ENOMEM. Pure. */
+int reg__schema1_payload(const unsigned char *body, size_t len, unsigned char **payload,
+                         size_t *plen, struct im_error *err);
+
+/* ---- credentials (creds.c) ---- */
+
+/* One registry's credentials, as the client keeps them. */
+struct reg__cred {
+    char registry[IM_REGISTRY_MAX]; /* normalised: "docker.io", "localhost:5000" */
+    char *username;                 /* malloc'ed */
+    char *password;                 /* malloc'ed, wiped on free */
+};
+
+struct reg__creds {
+    struct reg__cred *v;
+    size_t n, cap;
+};
+
+/* The registry a config.json "auths" key names, normalised like
+ * reg_ref_parse's registry: "https://index.docker.io/v1/" -> "docker.io",
+ * "http://Localhost:5000/v2/" -> "localhost:5000". -1 when it does not fit. */
+int reg__cred_key(const char *key, char *out, size_t n);
+/* Decodes standard base64 (padding optional, no whitespace) into out (size
+ * n, NUL-terminated). Length decoded, or -1 when invalid or too long. */
+long reg__base64_decode(const char *in, char *out, size_t n);
+/* Parses a Docker config.json and appends its credentials to c (entries for
+ * a registry c already has are skipped: the first wins). Pure. 0, IM_EINVAL
+ * with err naming the key (never a secret), IM_ENOMEM. */
+int reg__parse_docker_config(const char *json, size_t len, struct reg__creds *c,
+                             struct im_error *err);
+/* Appends one credential (copied) unless c already has registry. */
+int reg__creds_add(struct reg__creds *c, const char *registry, const char *user,
+                   const char *pass);
+/* Borrowed: the credentials for a (normalised) registry, or NULL. */
+const struct reg__cred *reg__creds_find(const struct reg__creds *c, const char *registry);
+/* Wipes and frees everything; c is empty afterwards. */
+void reg__creds_free(struct reg__creds *c);
+/* Fills c from cfg->credentials then cfg->docker_config_path (read with a
+ * 1 MiB cap). 0, IM_EINVAL, IM_ENOMEM. */
+int reg__creds_load(struct reg__creds *c, const struct reg_config *cfg,
+                    struct im_error *err);
 
 /* ---- the client handle (client.c) ---- */
 
@@ -76,6 +181,7 @@ struct reg_client {
     bool pool_mu_ok;
     CURLM *pool[REG__POOL_MAX];
     size_t npool;
+    struct reg__creds creds; /* read-only after reg_client_new */
 };
 
 CURLM *reg__pool_get(struct reg_client *c);
@@ -83,7 +189,18 @@ void reg__pool_put(struct reg_client *c, CURLM *m);
 
 /* ---- transfers (fetch.c) ---- */
 
-enum reg__kind { REG__MANIFEST, REG__CONFIG, REG__LAYER };
+/* MANIFEST: GET of a manifest; MANIFEST_HEAD: HEAD of one (revalidation);
+ * CONFIG: GET of a config blob; LAYER: HEAD of a layer blob; TAGS: GET of a
+ * tags/list page whose full URL the caller puts in url; FOREIGN: HEAD of the
+ * first of a foreign layer's urls (in url; sent without credentials). */
+enum reg__kind {
+    REG__MANIFEST,
+    REG__MANIFEST_HEAD,
+    REG__CONFIG,
+    REG__LAYER,
+    REG__TAGS,
+    REG__FOREIGN
+};
 
 /* One upstream request of a resolution: what is wanted (filled by the caller
  * before reg__run_stage) and what came back (filled by reg__run_stage). */
@@ -110,8 +227,19 @@ struct reg__xfer {
     char url[2048];
     size_t alloc, limit;
     bool toobig, attached, auth_retried;
-    unsigned gen;   /* s->bearer_gen when x was (re)started */
-    char www[2048]; /* first WWW-Authenticate of the final answer */
+    bool optional; /* a failure is recorded in failed, not fatal to the stage */
+    bool failed;
+    unsigned gen;                /* s->bearer_gen when x was (re)started */
+    char www[2048];              /* first WWW-Authenticate of the final answer */
+    struct reg__guard guard;     /* outbound policy of this transfer (policy.c) */
+    char link[2048];             /* Link of the final answer (tags/list pagination), "" */
+    char retry_after[64];        /* Retry-After of the final answer, "" */
+    long rl_limit, rl_remaining; /* ratelimit-* headers, -1 absent or empty */
+    bool rl_seen;                /* either ratelimit header came */
+    /* retries (fetch.c) */
+    int attempts;     /* retries done so far */
+    bool waiting;     /* detached, to be restarted at retry_at */
+    int64_t retry_at; /* im_monotonic_ms() */
 };
 
 /* One resolution's upstream session: where to go and the credentials. */
@@ -122,10 +250,23 @@ struct reg__session {
     char base[600];         /* "https://registry-1.docker.io", no trailing '/' */
     char scope[IM_REPOSITORY_MAX + 32]; /* "repository:library/python:pull" */
     char *bearer;                       /* malloc'ed token or NULL */
+    const struct reg__cred *cred;       /* this registry's credentials, or NULL */
+    bool basic;                         /* send cred as Basic auth (bearer unused) */
     unsigned bearer_gen;                /* bumped whenever bearer changes */
     CURLM *multi;
     struct reg_stats st;
 };
+
+/* Opens a session for ref's registry and repository: base URL (through the
+ * URL policy), a cached bearer token when there is one, a pooled multi
+ * handle. Close with reg__session_close (also after a failed open). */
+int reg__session_open(struct reg__session *s, struct reg_client *c,
+                      const struct im_ref *ref, struct im_error *err);
+/* Adds the session's counters to stats (may be NULL) and releases it. */
+void reg__session_close(struct reg__session *s, struct reg_stats *stats);
+
+/* The tag grammar of reg_ref_parse: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
+bool reg__tag_valid(const char *tag);
 
 /* Base URL for a registry: a configured mirror, Docker Hub's API host, or
  * https://<registry>. 0, IM_EINVAL (too long) or IM_EPOLICY. */

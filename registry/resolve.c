@@ -144,6 +144,32 @@ static bool is_foreign(const char *mt)
     return mt && (strstr(mt, "foreign") || strstr(mt, "nondistributable"));
 }
 
+/* Foreign layers live outside the registry: size from the manifest, and
+ * Last-Modified from a HEAD on the first of its urls (through the URL policy;
+ * when that HEAD fails or is refused the layer is still described, without a
+ * date). */
+static int want_foreign(struct resolution *r, json_t *d, const char *ld, const char *mt,
+                        int64_t size, struct im_error *err)
+{
+    const char *url = json_string_value(json_array_get(json_object_get(d, "urls"), 0));
+    struct im_error ignored;
+    if (url && strlen(url) < sizeof r->blobs.v[0].url &&
+        reg__check_url(url, &ignored) == 0) {
+        int rc = want(r, &r->blobs, REG__FOREIGN, ld, true, mt, size, err);
+        if (rc)
+            return rc;
+        struct reg__xfer *x = &r->blobs.v[r->blobs.n - 1];
+        im_strlcpy(x->url, url, sizeof x->url);
+        x->optional = true;
+        return 0;
+    }
+    struct im_blob b = {.size = size, .last_modified = -1};
+    im_strlcpy(b.digest, ld, sizeof b.digest);
+    im_strlcpy(b.media_type, mt, sizeof b.media_type);
+    return im_bundle_add_blob(&r->got, &b) ? im_seterr(err, IM_ENOMEM, "out of memory")
+                                           : 0;
+}
+
 static int want_layer(struct resolution *r, json_t *d, const char *parent,
                       struct im_error *err)
 {
@@ -157,16 +183,8 @@ static int want_layer(struct resolution *r, json_t *d, const char *parent,
         return rc == 0 ? 0 : im_seterr(err, IM_ENOMEM, "out of memory");
     if (im_bundle_find_blob(r->known, ld))
         return 0;
-    if (is_foreign(mt)) {
-        /* Foreign layers live outside the registry: size from the manifest.
-         * A HEAD on the first of its urls (Last-Modified) is issue 3's. */
-        struct im_blob b = {.size = size, .last_modified = -1};
-        im_strlcpy(b.digest, ld, sizeof b.digest);
-        im_strlcpy(b.media_type, mt, sizeof b.media_type);
-        return im_bundle_add_blob(&r->got, &b)
-                   ? im_seterr(err, IM_ENOMEM, "out of memory")
-                   : 0;
-    }
+    if (is_foreign(mt))
+        return want_foreign(r, d, ld, mt, size, err);
     return want(r, &r->blobs, REG__LAYER, ld, true, mt, size, err);
 }
 
@@ -199,6 +217,35 @@ static int walk_image(struct resolution *r, json_t *root, const char *digest,
     json_array_foreach(layers, i, d)
     {
         rc = want_layer(r, d, digest, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Schema1: no config blob; fsLayers[].blobSum (newest first, repeats for
+ * empty layers) are the layers, each asked about once. */
+static int walk_schema1(struct resolution *r, json_t *root, const char *digest,
+                        struct im_error *err)
+{
+    json_t *layers = json_object_get(root, "fsLayers"), *l;
+    size_t i;
+    if (!json_is_array(layers) || !json_is_array(json_object_get(root, "history")))
+        return im_seterr(err, IM_EPROTO, "schema1 manifest %s lacks fsLayers or history",
+                         digest);
+    json_array_foreach(layers, i, l)
+    {
+        const char *d = json_string_value(json_object_get(l, "blobSum"));
+        if (!d || !reg_digest_valid(d))
+            return im_seterr(err, IM_EPROTO,
+                             "schema1 manifest %s: fsLayers[%zu] has no valid blobSum",
+                             digest, i);
+        int rc = seen_add(r, d);
+        if (rc < 0)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+        if (rc == 0 || im_bundle_find_blob(r->known, d))
+            continue;
+        rc = want(r, &r->blobs, REG__LAYER, d, true, NULL, -1, err);
         if (rc)
             return rc;
     }
@@ -261,8 +308,7 @@ static int process_manifest(struct resolution *r, const char *digest, const char
     else if (strcmp(mt, MT_OCI_MANIFEST) == 0 || strcmp(mt, MT_DOCKER_V2) == 0)
         rc = walk_image(r, root, digest, err);
     else if (strcmp(mt, MT_DOCKER_V1) == 0 || strcmp(mt, MT_DOCKER_V1_SIGNED) == 0)
-        rc = im_seterr(err, IM_EPROTO, "manifest %s is schema1 (%s), not supported yet",
-                       digest, mt);
+        rc = walk_schema1(r, root, digest, err);
     else
         rc = im_seterr(err, IM_EPROTO, "manifest %s has unknown media type %s", digest,
                        mt);
@@ -302,7 +348,16 @@ static int take_manifest(struct resolution *r, struct reg__xfer *x, struct im_er
     snprintf(what, sizeof what, "manifest %s/%s%s%s", r->s.registry, r->s.repository,
              x->by_digest ? "@" : ":", x->ref);
     const char *expected = x->by_digest ? x->ref : (x->dcd[0] ? x->dcd : NULL);
-    int rc = verify(what, expected, x->body, x->len, computed, err);
+    unsigned char *payload = NULL; /* a signed schema1 is hashed without signatures */
+    size_t plen = 0;
+    int rc = 0;
+    if (generic_type(x->content_type) || strcmp(x->content_type, MT_DOCKER_V1) == 0 ||
+        strcmp(x->content_type, MT_DOCKER_V1_SIGNED) == 0)
+        rc = reg__schema1_payload(x->body, x->len, &payload, &plen, err);
+    if (!rc)
+        rc = verify(what, expected, payload ? payload : x->body, payload ? plen : x->len,
+                    computed, err);
+    free(payload);
     if (rc)
         return rc;
     if (!expected)
@@ -330,6 +385,11 @@ static int take_blob(struct resolution *r, struct reg__xfer *x, struct im_error 
     struct im_blob b = {.size = x->clen, .last_modified = x->filetime};
     im_strlcpy(b.digest, x->ref, sizeof b.digest);
     im_strlcpy(b.media_type, x->content_type, sizeof b.media_type);
+    if (x->kind == REG__FOREIGN) { /* the manifest's facts, the HEAD's date */
+        b.size = x->desc_size;
+        b.last_modified = x->failed ? -1 : x->filetime;
+        im_strlcpy(b.media_type, x->desc_mt, sizeof b.media_type);
+    }
     if (im_bundle_add_blob(&r->got, &b) != 0)
         return im_seterr(err, IM_ENOMEM, "out of memory");
     return 0;
@@ -405,8 +465,8 @@ static int merge(struct im_bundle *out, struct im_bundle *got, struct im_error *
     return 0;
 }
 
-static int session_open(struct reg__session *s, struct reg_client *c,
-                        const struct im_ref *ref, struct im_error *err)
+int reg__session_open(struct reg__session *s, struct reg_client *c,
+                      const struct im_ref *ref, struct im_error *err)
 {
     char tok[16384];
     s->c = c;
@@ -416,6 +476,10 @@ static int session_open(struct reg__session *s, struct reg_client *c,
     if (rc)
         return rc;
     snprintf(s->scope, sizeof s->scope, "repository:%s:pull", ref->repository);
+    s->cred = reg__creds_find(&c->creds, ref->registry);
+    if (s->cred &&
+        reg__tokens_get(c->tokens, s->registry, REG__BASIC_SCOPE, tok, sizeof tok) == 0)
+        s->basic = true; /* this registry asked for Basic before: no 401 first */
     if (reg__tokens_get(c->tokens, s->registry, s->scope, tok, sizeof tok) == 0) {
         s->bearer = strdup(tok); /* proactive: saves the 401 round trip */
         if (!s->bearer)
@@ -425,6 +489,27 @@ static int session_open(struct reg__session *s, struct reg_client *c,
     if (!s->multi)
         return im_seterr(err, IM_ENOMEM, "curl_multi_init failed");
     return 0;
+}
+
+void reg__session_close(struct reg__session *s, struct reg_stats *stats)
+{
+    if (stats) {
+        stats->requests += s->st.requests;
+        stats->manifest_gets += s->st.manifest_gets;
+        stats->manifest_heads += s->st.manifest_heads;
+        stats->blob_gets += s->st.blob_gets;
+        stats->blob_heads += s->st.blob_heads;
+        stats->token_gets += s->st.token_gets;
+        stats->tag_list_gets += s->st.tag_list_gets;
+        stats->retries += s->st.retries;
+        if (s->st.retry_after)
+            stats->retry_after = s->st.retry_after;
+    }
+    if (s->multi)
+        reg__pool_put(s->c, s->multi);
+    s->multi = NULL;
+    free(s->bearer);
+    s->bearer = NULL;
 }
 
 int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle *out,
@@ -443,7 +528,7 @@ int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle
         rc = im_seterr(err, IM_EINVAL, "invalid digest '%.80s'", ref->digest);
         goto out;
     }
-    rc = session_open(&r.s, c, ref, err);
+    rc = reg__session_open(&r.s, c, ref, err);
     if (rc)
         goto out;
     rc = resolve_manifests(&r, ref, err);
@@ -454,16 +539,7 @@ int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle
         goto out;
     rc = merge(out, &r.got, err);
 out:
-    if (stats) {
-        stats->requests += r.s.st.requests;
-        stats->manifest_gets += r.s.st.manifest_gets;
-        stats->blob_gets += r.s.st.blob_gets;
-        stats->blob_heads += r.s.st.blob_heads;
-        stats->token_gets += r.s.st.token_gets;
-    }
-    if (r.s.multi)
-        reg__pool_put(c, r.s.multi);
-    free(r.s.bearer);
+    reg__session_close(&r.s, stats);
     xlist_free(&r.manifests);
     xlist_free(&r.blobs);
     free(r.seen);

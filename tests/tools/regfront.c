@@ -2,7 +2,9 @@
  *
  *   regfront --listen 127.0.0.1:PORT --upstream http://127.0.0.1:RPORT
  *            [--lastmod lastmod.tsv] [--log requests.log] [--bearer]
- *            [--delay-ms N]
+ *            [--delay-ms N] [--fault-429 N] [--retry-after S|-]
+ *            [--fault-corrupt] [--fault-only SUBSTR]
+ *            [--schema1 /v2/NAME/manifests/TAG FILE DIGEST]
  *
  * Proxies every request (method, raw path and query, request headers including
  * repeated Accept lines, body) to the upstream registry and relays the status,
@@ -16,6 +18,17 @@
  *   GET /token answers {"token":"...","expires_in":300}. /cdn/ needs no token.
  * - --log FILE: one line "METHOD PATH?QUERY STATUS" per request, flushed.
  * - --delay-ms N: waits N ms before answering each request.
+ * - Faults, for requests to /v2/<name>/manifests/ that got past the bearer
+ *   check and whose path contains --fault-only SUBSTR (default: all):
+ *   --fault-429 N: the first N answer 429 with "Retry-After: S" (--retry-after,
+ *   default 1; "-" sends none); --fault-corrupt: GET bodies are relayed with
+ *   one byte changed ("schemaVersion" -> "schemaVersioN"), Docker-Content-Digest
+ *   unchanged - a digest mismatch for the client to catch.
+ * - --schema1 PATH FILE DIGEST: GET/HEAD of PATH, or of the same manifests/
+ *   path by DIGEST, answer FILE (a signed schema1 manifest, which
+ *   docker-registry refuses to store) as
+ *   application/vnd.docker.distribution.manifest.v1+prettyjws with
+ *   Docker-Content-Digest: DIGEST (the test computes it from the payload).
  * Upstream Location headers that point at the upstream are rewritten to the
  * front. Writes nothing else; SIGTERM or SIGINT stops it cleanly (exit 0).
  *
@@ -59,6 +72,15 @@ struct rf_conf {
     bool bearer;
     long delay_ms;
     char token[64];
+    /* faults */
+    long fault_429;       /* 429s still to answer */
+    char retry_after[32]; /* "" = no Retry-After header */
+    bool fault_corrupt;
+    const char *fault_only; /* path substring the faults apply to, or NULL */
+    pthread_mutex_t faultlock;
+    /* --schema1 */
+    char s1_path[RF_URL_MAX], s1_dpath[RF_URL_MAX], s1_digest[IM_DIGEST_MAX];
+    char *s1_body;
 };
 
 struct rf_buf {
@@ -329,12 +351,20 @@ static void add_relayed(const struct rf_conf *conf, struct MHD_Response *r, char
     *colon = ':';
 }
 
+/* --fault-corrupt: one byte of a manifest changed, its length kept. */
+static void corrupt(struct rf_up *u)
+{
+    char *p = u->body.p ? strstr(u->body.p, "schemaVersion") : NULL;
+    if (p != NULL)
+        p[12] = 'N';
+}
+
 /* Proxies the request to upstream_path; lastmod, when not NULL, is added as
- * Last-Modified to a successful answer. */
+ * Last-Modified to a successful answer; spoil corrupts a successful GET. */
 static enum MHD_Result proxy(struct rf_conf *conf, struct MHD_Connection *conn,
                              struct rf_req *req, const char *method,
                              const char *upstream_path, const char *lastmod,
-                             bool drop_auth)
+                             bool drop_auth, bool spoil)
 {
     struct rf_up u = {0};
     char url[RF_URL_MAX], errbuf[CURL_ERROR_SIZE];
@@ -352,6 +382,8 @@ static enum MHD_Result proxy(struct rf_conf *conf, struct MHD_Connection *conn,
         return answer_text(conf, conn, method, req->uri, 502, "text/plain", msg, NULL,
                            NULL);
     }
+    if (spoil && u.status == 200 && strcmp(method, "GET") == 0)
+        corrupt(&u);
     if (strcmp(method, "HEAD") == 0)
         r = MHD_create_response_from_callback(
             u.content_length >= 0 ? (uint64_t)u.content_length : MHD_SIZE_UNKNOWN, 4096,
@@ -419,6 +451,25 @@ static bool authorized(const struct rf_conf *conf, struct MHD_Connection *conn)
     return a != NULL && strncmp(a, "Bearer ", 7) == 0 && strcmp(a + 7, conf->token) == 0;
 }
 
+/* --fault-429: true while 429s remain to be answered (counts one down). */
+static bool take_429(struct rf_conf *conf)
+{
+    bool yes = false;
+    pthread_mutex_lock(&conf->faultlock);
+    if (conf->fault_429 > 0) {
+        conf->fault_429--;
+        yes = true;
+    }
+    pthread_mutex_unlock(&conf->faultlock);
+    return yes;
+}
+
+static bool is_schema1(const struct rf_conf *conf, const char *path)
+{
+    return conf->s1_body != NULL &&
+           (strcmp(path, conf->s1_path) == 0 || strcmp(path, conf->s1_dpath) == 0);
+}
+
 static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
                              const char *method, struct rf_req *req)
 {
@@ -444,11 +495,17 @@ static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
             return answer_text(conf, conn, method, req->uri, 404, "text/plain",
                                "not found\n", NULL, NULL);
         snprintf(up, sizeof up, "/v2/%s", req->uri + 5);
-        return proxy(conf, conn, req, method, up, lastmod_find(conf, digest + 7), true);
+        return proxy(conf, conn, req, method, up, lastmod_find(conf, digest + 7), true,
+                     false);
     }
     if (strncmp(path, "/v2/", 4) == 0 || strcmp(path, "/v2") == 0) {
         if (conf->bearer && !authorized(conf, conn))
             return challenge(conf, conn, method, req, path);
+        if (getlike && is_schema1(conf, path))
+            return answer_text(
+                conf, conn, method, req->uri, 200,
+                "application/vnd.docker.distribution.manifest.v1+prettyjws",
+                conf->s1_body, "Docker-Content-Digest", conf->s1_digest);
         const char *b = strstr(path, "/blobs/");
         if (getlike && b != NULL && strncmp(b + 7, "uploads", 7) != 0 &&
             repo_name(path, name, sizeof name)) {
@@ -459,7 +516,16 @@ static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
                                loc);
         }
     }
-    return proxy(conf, conn, req, method, req->uri, NULL, conf->bearer);
+    bool faulty = strncmp(path, "/v2/", 4) == 0 && strstr(path, "/manifests/") != NULL &&
+                  (conf->fault_only == NULL || strstr(path, conf->fault_only) != NULL);
+    if (faulty && take_429(conf))
+        return answer_text(conf, conn, method, req->uri, 429, "application/json",
+                           "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\","
+                           "\"message\":\"slow down\"}]}\n",
+                           conf->retry_after[0] ? "Retry-After" : NULL,
+                           conf->retry_after);
+    return proxy(conf, conn, req, method, req->uri, NULL, conf->bearer,
+                 faulty && conf->fault_corrupt);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -552,6 +618,33 @@ static int load_lastmod(struct rf_conf *conf, const char *file)
     return 0;
 }
 
+/* --schema1 PATH FILE DIGEST */
+static int load_schema1(struct rf_conf *conf, const char *path, const char *file,
+                        const char *digest)
+{
+    FILE *f = fopen(file, "rb");
+    const char *slash = strrchr(path, '/');
+    if (f == NULL || slash == NULL)
+        goto fail;
+    conf->s1_body = calloc(1, RF_BODY_MAX / 64 + 1);
+    if (conf->s1_body == NULL)
+        goto fail;
+    size_t n = fread(conf->s1_body, 1, RF_BODY_MAX / 64, f);
+    fclose(f);
+    f = NULL;
+    if (n == 0 || im_strlcpy(conf->s1_path, path, sizeof conf->s1_path) != 0 ||
+        im_strlcpy(conf->s1_digest, digest, sizeof conf->s1_digest) != 0 ||
+        snprintf(conf->s1_dpath, sizeof conf->s1_dpath, "%.*s/%s", (int)(slash - path),
+                 path, digest) >= (int)sizeof conf->s1_dpath)
+        goto fail;
+    return 0;
+fail:
+    if (f != NULL)
+        fclose(f);
+    fprintf(stderr, "regfront: cannot use --schema1 %s %s\n", path, file);
+    return -1;
+}
+
 static int parse_listen(const char *s, struct sockaddr_in *sa)
 {
     const char *colon = strrchr(s, ':');
@@ -573,8 +666,11 @@ static int parse_listen(const char *s, struct sockaddr_in *sa)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: regfront --listen HOST:PORT --upstream URL [--lastmod FILE]\n"
-                    "                [--log FILE] [--bearer] [--delay-ms N]\n");
+    fprintf(stderr,
+            "usage: regfront --listen HOST:PORT --upstream URL [--lastmod FILE]\n"
+            "                [--log FILE] [--bearer] [--delay-ms N]\n"
+            "                [--fault-429 N] [--retry-after S|-] [--fault-corrupt]\n"
+            "                [--fault-only SUBSTR] [--schema1 PATH FILE DIGEST]\n");
     return 2;
 }
 
@@ -588,8 +684,18 @@ static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockad
             conf->bearer = true;
             continue;
         }
+        if (strcmp(a, "--fault-corrupt") == 0) {
+            conf->fault_corrupt = true;
+            continue;
+        }
         if (v == NULL)
             return -1;
+        if (strcmp(a, "--schema1") == 0) {
+            if (i + 3 >= argc || load_schema1(conf, v, argv[i + 2], argv[i + 3]) != 0)
+                return -1;
+            i += 3;
+            continue;
+        }
         i++;
         if (strcmp(a, "--listen") == 0)
             listen = v;
@@ -605,6 +711,17 @@ static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockad
             if (errno != 0 || *end != '\0' || conf->delay_ms < 0 ||
                 conf->delay_ms > 600000)
                 return -1;
+        } else if (strcmp(a, "--fault-429") == 0) {
+            errno = 0;
+            conf->fault_429 = strtol(v, &end, 10);
+            if (errno != 0 || *end != '\0' || conf->fault_429 < 0)
+                return -1;
+        } else if (strcmp(a, "--retry-after") == 0) {
+            if (im_strlcpy(conf->retry_after, strcmp(v, "-") == 0 ? "" : v,
+                           sizeof conf->retry_after) != 0)
+                return -1;
+        } else if (strcmp(a, "--fault-only") == 0) {
+            conf->fault_only = v;
         } else
             return -1;
     }
@@ -626,7 +743,7 @@ static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockad
 
 int main(int argc, char **argv)
 {
-    struct rf_conf conf = {0};
+    struct rf_conf conf = {.retry_after = "1"};
     struct sockaddr_in sa;
     struct MHD_Daemon *d = NULL;
     sigset_t set;
@@ -639,6 +756,7 @@ int main(int argc, char **argv)
     snprintf(conf.token, sizeof conf.token, "regfront-%lld-%ld", (long long)im_now(),
              (long)getpid());
     pthread_mutex_init(&conf.loglock, NULL);
+    pthread_mutex_init(&conf.faultlock, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         goto out;
     /* Threads inherit this mask: signals are taken by sigwait below only. */
@@ -653,7 +771,9 @@ int main(int argc, char **argv)
                          0, NULL, NULL, on_request, &conf, MHD_OPTION_SOCK_ADDR,
                          (struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
                          &conf, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &conf,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+                         MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                         /* a test may restart the front on the same port */
+                         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (d == NULL) {
         fprintf(stderr, "regfront: cannot listen on %s\n", conf.listen);
         goto out_curl;
@@ -667,9 +787,11 @@ int main(int argc, char **argv)
 out_curl:
     curl_global_cleanup();
     pthread_mutex_destroy(&conf.loglock);
+    pthread_mutex_destroy(&conf.faultlock);
 out:
     if (conf.log != NULL)
         fclose(conf.log);
     free(conf.lastmod);
+    free(conf.s1_body);
     return rc;
 }

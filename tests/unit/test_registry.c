@@ -21,10 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "registry.h"
 #include "registry_int.h"
 #include "sha256.h"
 
+#define MT_FOREIGN "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+#define BASIC_ROBOT "Basic cm9ib3Q6czNjcmV0" /* robot:s3cret */
 #define D256 "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* ---------------------------------------------------------------- refs --- */
@@ -463,7 +466,13 @@ enum mode {
     M_SLOW,
     M_500,
     M_NOLEN,
-    M_FILE_REDIRECT
+    M_FILE_REDIRECT,
+    M_NO_DCD,      /* manifests answered without Docker-Content-Digest */
+    M_BASIC,       /* the registry wants Basic robot:s3cret, no tokens */
+    M_LOGIN,       /* the token endpoint wants Basic robot:s3cret */
+    M_FOREIGN,     /* the image has foreign layers (urls on the CDN, refused, none) */
+    M_SCHEMA1,     /* v1 is a signed schema1 manifest */
+    M_FOREIGN_LINK /* tags/list pagination points at another host */
 };
 
 struct mock {
@@ -471,9 +480,17 @@ struct mock {
     struct mini reg, cdn;
     char config[256], manifest[8192], attest[8192], index[32768];
     char dconfig[72], dmanifest[72], dattest[72], dindex[72], dlayer1[72], dlayer2[72];
+    char dforeign[3][72];
     char token_query[2048];
-    int bad_accept; /* manifest requests without the four Accept lines */
+    char token_auth[2048]; /* Authorization of the last token request */
+    int bad_accept;        /* manifest requests without the four Accept lines */
     char dindex512[IM_DIGEST_MAX];
+    char schema1[8192], dschema1[72]; /* signed body; digest of its payload */
+    /* faults: the next fail_n authorised manifest requests answer fail_status
+     * with fail_headers (e.g. Retry-After); -1 = every one */
+    int fail_n, fail_status;
+    char fail_headers[256];
+    char extra_headers[256]; /* added to every manifest answer */
 };
 
 static struct mock M; /* one per test process (Criterion forks per test) */
@@ -494,6 +511,14 @@ static void cdn_handler(struct mini *m, const struct req *rq, struct resp *rs)
     const char *d = strrchr(rq->path, '/') + 1;
     snprintf(rs->headers, sizeof rs->headers,
              "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n");
+    if (strncmp(rq->path, "/foreign/", 9) == 0 && strcmp(d, k->dforeign[0]) == 0) {
+        rs->status = 200;
+        rs->len = 1; /* the manifest's size wins */
+        rs->body = "x";
+        snprintf(rs->headers + strlen(rs->headers), 200,
+                 "Content-Type: application/octet-stream\r\n");
+        return;
+    }
     if (strcmp(d, k->dconfig) == 0) {
         put_body(rs, 200, "application/octet-stream", k->config);
     } else if (strcmp(d, k->dlayer1) == 0 || strcmp(d, k->dlayer2) == 0) {
@@ -505,22 +530,60 @@ static void cdn_handler(struct mini *m, const struct req *rq, struct resp *rs)
     }
 }
 
+/* tags/list in pages of two: v1 v2 | v3 v4 | v5, linked by Link headers
+ * (relative, as docker-registry sends them). */
+static void tags_page(struct mini *m, struct mock *k, const struct req *rq,
+                      struct resp *rs)
+{
+    static const char *const pages[] = {
+        "{\"name\":\"team/app\",\"tags\":[\"v1\",\"v2\"]}",
+        "{\"name\":\"team/app\",\"tags\":[\"v3\",\"v4\"]}",
+        "{\"name\":\"team/app\",\"tags\":[\"v5\"]}"};
+    int page = strstr(rq->path, "last=v4") ? 2 : strstr(rq->path, "last=v2") ? 1 : 0;
+    if (page < 2 && k->mode == M_FOREIGN_LINK)
+        snprintf(rs->headers, sizeof rs->headers,
+                 "Link: <http://127.0.0.1:%d/v2/team/app/tags/list?n=2&last=v%d>; "
+                 "rel=\"next\"\r\n",
+                 k->cdn.port, 2 * page + 2);
+    else if (page < 2)
+        snprintf(rs->headers, sizeof rs->headers,
+                 "Link: </v2/team/app/tags/list?n=2&last=v%d>; rel=\"next\"\r\n",
+                 2 * page + 2);
+    (void)m;
+    put_body(rs, 200, "application/json", pages[page]);
+}
+
 static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
 {
     struct mock *k = m->ctx;
     char want[160];
     if (strncmp(rq->path, "/token", 6) == 0) {
         snprintf(k->token_query, sizeof k->token_query, "%s", rq->path);
+        snprintf(k->token_auth, sizeof k->token_auth, "%s", rq->auth);
+        if (k->mode == M_LOGIN && strcmp(rq->auth, BASIC_ROBOT) != 0) {
+            put_body(rs, 401, "application/json", "{\"details\":\"incorrect login\"}");
+            return;
+        }
         put_body(rs, 200, "application/json", "{\"token\":\"tok-1\",\"expires_in\":300}");
         return;
     }
     if (strstr(rq->path, "/manifests/") &&
-        (rq->naccept != 4 || !strstr(rq->accept, MT_OCI_INDEX "|") ||
+        (rq->naccept != 6 || !strstr(rq->accept, MT_OCI_INDEX "|") ||
+         !strstr(rq->accept, MT_DOCKER_V1_SIGNED "|") ||
+         !strstr(rq->accept, MT_DOCKER_V1 "|") ||
          !strstr(rq->accept, MT_OCI_MANIFEST "|") ||
          !strstr(rq->accept, MT_DOCKER_LIST "|") ||
          !strstr(rq->accept, MT_DOCKER_V2 "|")))
         k->bad_accept++;
-    if (strcmp(rq->auth, "Bearer tok-1") != 0 || k->mode == M_DENY) {
+    if (k->mode == M_BASIC && strcmp(rq->auth, BASIC_ROBOT) != 0) {
+        snprintf(rs->headers, sizeof rs->headers,
+                 "WWW-Authenticate: Basic realm=\"Registry Realm\"\r\n");
+        put_body(rs, 401, "application/json",
+                 "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}");
+        return;
+    }
+    if (k->mode != M_BASIC &&
+        (strcmp(rq->auth, "Bearer tok-1") != 0 || k->mode == M_DENY)) {
         snprintf(rs->headers, sizeof rs->headers,
                  "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\","
                  "service=\"mock,registry\",scope=\"repository:team/app:pull\"%s\r\n",
@@ -533,8 +596,27 @@ static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
         put_body(rs, 429, "application/json", "{}");
         return;
     }
+    if (strstr(rq->path, "/manifests/") && k->fail_n != 0) {
+        pthread_mutex_lock(&m->mu);
+        if (k->fail_n > 0)
+            k->fail_n--;
+        pthread_mutex_unlock(&m->mu);
+        snprintf(rs->headers, sizeof rs->headers, "%s", k->fail_headers);
+        put_body(rs, k->fail_status, "application/json", "{\"errors\":[]}");
+        return;
+    }
     if (k->mode == M_500) {
         put_body(rs, 503, "text/plain", "down");
+        return;
+    }
+    if (strncmp(rq->path, "/v2/team/app/tags/list", 22) == 0) {
+        tags_page(m, k, rq, rs);
+        return;
+    }
+    if (k->mode == M_SCHEMA1 && strcmp(rq->path, "/v2/team/app/manifests/v1") == 0) {
+        snprintf(rs->headers, sizeof rs->headers, "Docker-Content-Digest: %s\r\n",
+                 k->dschema1);
+        put_body(rs, 200, MT_DOCKER_V1_SIGNED, k->schema1);
         return;
     }
     char want512[200];
@@ -545,8 +627,9 @@ static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
         k->mode != M_MISSING) {
         rs->delay_ms = k->mode == M_SLOW ? 1500 : 0;
         rs->no_length = k->mode == M_NOLEN;
-        snprintf(rs->headers, sizeof rs->headers, "Docker-Content-Digest: %s\r\n",
-                 k->mode == M_BAD_ROOT ? D256 : k->dindex);
+        if (k->mode != M_NO_DCD)
+            snprintf(rs->headers, sizeof rs->headers, "Docker-Content-Digest: %s\r\n%s",
+                     k->mode == M_BAD_ROOT ? D256 : k->dindex, k->extra_headers);
         put_body(rs, 200, "application/vnd.oci.image.index.v1+json", k->index);
         return;
     }
@@ -584,11 +667,86 @@ static void digest_of(const char *s, char out[72])
     im_sha256_digest(s, strlen(s), out);
 }
 
+static void b64url(const char *in, char *out, size_t n)
+{
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t l = strlen(in), o = 0;
+    for (size_t i = 0; i < l && o + 5 < n; i += 3) {
+        unsigned v = (unsigned char)in[i] << 16;
+        if (i + 1 < l)
+            v |= (unsigned char)in[i + 1] << 8;
+        if (i + 2 < l)
+            v |= (unsigned char)in[i + 2];
+        out[o++] = a[(v >> 18) & 63];
+        out[o++] = a[(v >> 12) & 63];
+        if (i + 1 < l)
+            out[o++] = a[(v >> 6) & 63];
+        if (i + 2 < l)
+            out[o++] = a[v & 63];
+    }
+    out[o] = '\0';
+}
+
+/* A signed schema1 manifest the way libtrust lays it out: the pretty
+ * payload without its closing "\n}", the signatures, then the tail. Layer
+ * one repeats (an empty layer), as in real schema1 manifests. */
+static void make_schema1(struct mock *k)
+{
+    char payload[4096], prot[256], prot64[400], tail64[16];
+    snprintf(
+        payload, sizeof payload,
+        "{\n   \"schemaVersion\": 1,\n   \"name\": \"team/app\",\n   \"tag\": \"v1\",\n"
+        "   \"architecture\": \"amd64\",\n   \"fsLayers\": [\n"
+        "      {\"blobSum\": \"%.71s\"},\n      {\"blobSum\": \"%.71s\"},\n"
+        "      {\"blobSum\": \"%.71s\"}\n   ],\n   \"history\": [\n"
+        "      {\"v1Compatibility\": \"{\\\"id\\\":\\\"c\\\",\\\"parent\\\":\\\"b\\\","
+        "\\\"architecture\\\":\\\"amd64\\\",\\\"os\\\":\\\"linux\\\","
+        "\\\"created\\\":\\\"2016-01-01T00:00:02Z\\\"}\"},\n"
+        "      {\"v1Compatibility\": \"{\\\"id\\\":\\\"b\\\",\\\"parent\\\":\\\"a\\\","
+        "\\\"created\\\":\\\"2016-01-01T00:00:01Z\\\"}\"},\n"
+        "      {\"v1Compatibility\": \"{\\\"id\\\":\\\"a\\\","
+        "\\\"created\\\":\\\"2016-01-01T00:00:00Z\\\"}\"}\n   ]\n}",
+        k->dlayer1, k->dlayer1, k->dlayer2);
+    size_t flen = strlen(payload) - 2; /* without "\n}" */
+    b64url("\n}", tail64, sizeof tail64);
+    snprintf(
+        prot, sizeof prot,
+        "{\"formatLength\":%zu,\"formatTail\":\"%s\",\"time\":\"2016-01-01T00:00:03Z\"}",
+        flen, tail64);
+    b64url(prot, prot64, sizeof prot64);
+    snprintf(
+        k->schema1, sizeof k->schema1,
+        "%.*s,\n   \"signatures\": [\n      {\n         \"header\": {\"alg\": "
+        "\"ES256\"},\n"
+        "         \"signature\": \"bm90IHZlcmlmaWVk\",\n         \"protected\": \"%s\"\n"
+        "      }\n   ]\n}",
+        (int)flen, payload, prot64);
+    digest_of(payload, k->dschema1);
+}
+
 static void mock_start(enum mode mode)
 {
     struct mock *k = &M;
     memset(k, 0, sizeof *k);
     k->mode = mode;
+    mini_start(&k->cdn, cdn_handler, k);
+    char foreign[2048] = "";
+    for (int i = 0; i < 3; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "foreign %d", i);
+        digest_of(what, k->dforeign[i]);
+    }
+    if (mode == M_FOREIGN)
+        snprintf(foreign, sizeof foreign,
+                 ",{\"mediaType\":\"" MT_FOREIGN "\",\"size\":777,\"digest\":\"%.71s\","
+                 "\"urls\":[\"http://127.0.0.1:%d/foreign/%.71s\",\"http://x/\"]},"
+                 "{\"mediaType\":\"" MT_FOREIGN "\",\"size\":888,\"digest\":\"%.71s\","
+                 "\"urls\":[\"http://192.0.2.1/refused-by-policy\"]},"
+                 "{\"mediaType\":\"" MT_FOREIGN "\",\"size\":999,\"digest\":\"%.71s\","
+                 "\"urls\":[\"ftp://example.com/x\"]}",
+                 k->dforeign[0], k->cdn.port, k->dforeign[0], k->dforeign[1],
+                 k->dforeign[2]);
     digest_of("layer one", k->dlayer1);
     digest_of("layer two", k->dlayer2);
     snprintf(
@@ -598,12 +756,12 @@ static void mock_start(enum mode mode)
     snprintf(k->manifest, sizeof k->manifest,
              "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution."
              "manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker."
-             "container.image.v1+json\",\"size\":%zu,\"digest\":\"%s\"},\"layers\":["
+             "container.image.v1+json\",\"size\":%zu,\"digest\":\"%.71s\"},\"layers\":["
              "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\","
-             "\"size\":1234,\"digest\":\"%s\"},"
+             "\"size\":1234,\"digest\":\"%.71s\"},"
              "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\","
-             "\"size\":5678,\"digest\":\"%s\"}]}",
-             strlen(k->config), k->dconfig, k->dlayer1, k->dlayer2);
+             "\"size\":5678,\"digest\":\"%.71s\"}%s]}",
+             strlen(k->config), k->dconfig, k->dlayer1, k->dlayer2, foreign);
     digest_of(k->manifest, k->dmanifest);
     /* the attestation shares the config (unusual but legal) and layer one */
     snprintf(
@@ -611,26 +769,26 @@ static void mock_start(enum mode mode)
         "{\"schemaVersion\":2,\"mediaType\":\"application/"
         "vnd.oci.image.manifest.v1+json\","
         "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\","
-        "\"size\":%zu,\"digest\":\"%s\"},\"layers\":[{\"mediaType\":"
-        "\"application/vnd.in-toto+json\",\"size\":1234,\"digest\":\"%s\"}]}",
+        "\"size\":%zu,\"digest\":\"%.71s\"},\"layers\":[{\"mediaType\":"
+        "\"application/vnd.in-toto+json\",\"size\":1234,\"digest\":\"%.71s\"}]}",
         strlen(k->config), k->dconfig, k->dlayer1);
     digest_of(k->attest, k->dattest);
     snprintf(
         k->index, sizeof k->index,
         "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
         "\"manifests\":[{\"mediaType\":\"application/vnd.docker.distribution.manifest."
-        "v2+json\",\"size\":%zu,\"digest\":\"%s\",\"platform\":{\"architecture\":"
+        "v2+json\",\"size\":%zu,\"digest\":\"%.71s\",\"platform\":{\"architecture\":"
         "\"amd64\",\"os\":\"linux\"}},{\"mediaType\":\"application/vnd.oci.image."
-        "manifest.v1+json\",\"size\":%zu,\"digest\":\"%s\",\"annotations\":{"
+        "manifest.v1+json\",\"size\":%zu,\"digest\":\"%.71s\",\"annotations\":{"
         "\"vnd.docker.reference.type\":\"attestation-manifest\","
-        "\"vnd.docker.reference.digest\":\"%s\"},\"platform\":{\"architecture\":"
+        "\"vnd.docker.reference.digest\":\"%.71s\"},\"platform\":{\"architecture\":"
         "\"unknown\",\"os\":\"unknown\"}}]}",
         strlen(k->manifest), k->dmanifest, strlen(k->attest), k->dattest, k->dmanifest);
     digest_of(k->index, k->dindex);
+    make_schema1(k);
     cr_assert_eq(im_digest_compute("sha512", k->index, strlen(k->index), k->dindex512,
                                    sizeof k->dindex512),
                  0);
-    mini_start(&k->cdn, cdn_handler, k);
     mini_start(&k->reg, reg_handler, k);
 }
 
@@ -677,7 +835,10 @@ static int mock_resolve(struct reg_client *c, const char *tag_or_digest,
     return reg_resolve(c, &ref, b, st, e);
 }
 
-static void init_curl(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void init_curl(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 Test(resolve_mock, index_with_attestation_auth_and_cdn_redirects, .init = init_curl)
 {
@@ -766,6 +927,141 @@ Test(resolve_mock, known_documents_are_not_fetched_again, .init = init_curl)
     im_bundle_free(&b);
     reg_client_free(c);
     mock_stop();
+}
+
+Test(resolve_mock, a_cached_image_costs_only_its_tag, .init = init_curl)
+{
+    struct im_bundle b;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&b);
+    cr_assert_eq(mock_resolve(c, "v1", &b, NULL, &e), 0, "%s", e.msg);
+    size_t ndocs = b.ndocs, nblobs = b.nblobs;
+    /* by tag, everything cached by digest: the tag's manifest and nothing else */
+    int rc = mock_resolve(c, "v1", &b, &st, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(st.requests, 1, "one GET of the tag, got %u requests", st.requests);
+    cr_expect_eq(st.manifest_gets, 1);
+    cr_expect_eq(st.blob_gets + st.blob_heads, 0);
+    cr_expect_str_eq(b.root_digest, M.dindex);
+    cr_expect_eq(b.ndocs, ndocs);
+    cr_expect_eq(b.nblobs, nblobs);
+    /* by digest, everything cached: no request at all */
+    memset(&st, 0, sizeof st);
+    rc = mock_resolve(c, M.dindex, &b, &st, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(st.requests, 0, "got %u requests", st.requests);
+    cr_expect_str_eq(b.root_digest, M.dindex);
+    /* only the layer facts missing: only their HEADs */
+    struct im_bundle docs;
+    im_bundle_init(&docs);
+    for (size_t i = 0; i < b.ndocs; i++)
+        cr_assert_eq(im_bundle_add_doc(&docs, b.docs[i].digest, b.docs[i].media_type,
+                                       b.docs[i].body, b.docs[i].len),
+                     0);
+    memset(&st, 0, sizeof st);
+    rc = mock_resolve(c, M.dindex, &docs, &st, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(st.manifest_gets + st.blob_gets, 0);
+    cr_expect_eq(st.blob_heads, 2);
+    cr_expect_eq(docs.nblobs, 2);
+    im_bundle_free(&docs);
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(resolve_mock, foreign_layers, .init = init_curl)
+{
+    struct im_bundle b;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_FOREIGN);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&b);
+    int rc = mock_resolve(c, "v1", &b, &st, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_eq(b.nblobs, 5);
+    const struct im_blob *l = im_bundle_find_blob(&b, M.dforeign[0]);
+    cr_assert_not_null(l);
+    cr_expect_eq(l->size, 777, "size from the manifest");
+    cr_expect_eq(l->last_modified, 1445412480, "Last-Modified of its first url");
+    cr_expect_str_eq(l->media_type, MT_FOREIGN);
+    l = im_bundle_find_blob(&b, M.dforeign[1]);
+    cr_assert_not_null(l);
+    cr_expect_eq(l->size, 888);
+    cr_expect_eq(l->last_modified, -1, "a url the policy refuses gives no date");
+    l = im_bundle_find_blob(&b, M.dforeign[2]);
+    cr_assert_not_null(l);
+    cr_expect_eq(l->size, 999);
+    cr_expect_eq(l->last_modified, -1, "a non-http url is not asked");
+    char head[200];
+    snprintf(head, sizeof head, "HEAD /foreign/%s auth=no", M.dforeign[0]);
+    cr_expect_eq(mini_count(&M.cdn, head), 1, "one HEAD, without the registry's token");
+    cr_expect_eq(mini_count(&M.reg, "HEAD /v2/team/app/blobs/sha256"), 2,
+                 "foreign layers are not asked of the registry");
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(resolve_mock, signed_schema1_is_identified_by_its_payload, .init = init_curl)
+{
+    struct im_bundle b;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_SCHEMA1);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&b);
+    int rc = mock_resolve(c, "v1", &b, &st, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_str_eq(b.root_digest, M.dschema1, "the digest is over the payload");
+    char whole[72];
+    digest_of(M.schema1, whole);
+    cr_expect_str_neq(b.root_digest, whole);
+    cr_assert_eq(b.ndocs, 1);
+    cr_expect_str_eq(b.docs[0].media_type, MT_DOCKER_V1_SIGNED);
+    cr_expect_eq(b.docs[0].len, strlen(M.schema1), "kept verbatim, signatures and all");
+    cr_expect_eq(b.nblobs, 2, "the repeated fsLayer is asked about once");
+    cr_expect_eq(st.blob_heads, 2);
+    cr_expect_eq(st.blob_gets, 0, "schema1 has no config blob");
+    cr_expect_eq(im_bundle_find_blob(&b, M.dlayer2)->size, 5678);
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(schema1, payload_of_signed_and_unsigned)
+{
+    struct im_error e = {{0}};
+    unsigned char *p = NULL;
+    size_t pl = 0;
+    mock_start(M_SCHEMA1); /* for make_schema1's output only */
+    mock_stop();
+    cr_assert_eq(
+        reg__schema1_payload((unsigned char *)M.schema1, strlen(M.schema1), &p, &pl, &e),
+        0, "%s", e.msg);
+    cr_assert_not_null(p);
+    char d[72];
+    im_sha256_digest(p, pl, d);
+    cr_expect_str_eq(d, M.dschema1);
+    cr_expect_eq(p[pl - 1], '}');
+    free(p);
+    static const char unsigned_s1[] =
+        "{\"schemaVersion\":1,\"fsLayers\":[],\"history\":[]}";
+    cr_assert_eq(reg__schema1_payload((const unsigned char *)unsigned_s1,
+                                      strlen(unsigned_s1), &p, &pl, &e),
+                 0);
+    cr_expect_null(p, "unsigned: hashed as it is");
+    static const char bad[] =
+        "{\"schemaVersion\":1,\"signatures\":[{\"protected\":"
+        "\"eyJmb3JtYXRMZW5ndGgiOjk5OTksImZvcm1hdFRhaWwiOiJDbjAifQ\"}]}";
+    cr_expect_eq(
+        reg__schema1_payload((const unsigned char *)bad, strlen(bad), &p, &pl, &e),
+        IM_EPROTO, "formatLength beyond the body");
+    cr_expect(strstr(e.msg, "formatLength 9999") != NULL, "%s", e.msg);
 }
 
 struct worker {
@@ -958,6 +1254,625 @@ Test(resolve_mock, redirect_to_file_url_is_refused, .init = init_curl)
     expect_failure(&fc, 5000, 0);
 }
 
+/* ------------------------------------------- HEAD and tags/list --------- */
+
+static void mock_ref(const char *tag_or_digest, struct im_ref *ref)
+{
+    char s[512];
+    struct im_error e = {{0}};
+    snprintf(s, sizeof s, "127.0.0.1:%d/team/app%s%s", M.reg.port,
+             strncmp(tag_or_digest, "sha", 3) == 0 ? "@" : ":", tag_or_digest);
+    cr_assert_eq(reg_ref_parse(s, ref, &e), 0, "%s", e.msg);
+}
+
+Test(head_mock, revalidation_is_one_head_with_the_get_accept_list, .init = init_curl)
+{
+    struct im_ref ref;
+    struct reg_head h;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    mock_ref("v1", &ref);
+    int rc = reg_head_manifest(c, &ref, &h, &st, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_str_eq(h.digest, M.dindex);
+    cr_expect_str_eq(h.media_type, MT_OCI_INDEX);
+    cr_expect_eq(h.size, (int64_t)strlen(M.index));
+    cr_expect_eq(st.manifest_heads, 2, "the 401 and the retry with the token");
+    cr_expect_eq(st.manifest_gets, 0, "a HEAD never costs a GET");
+    cr_expect_eq(st.token_gets, 1);
+    cr_expect_eq(M.bad_accept, 0, "the HEAD sends the four Accept lines of the GET");
+    cr_expect_eq(mini_count(&M.reg, "GET /v2/"), 0);
+    /* warm: the token is cached, so revalidation is exactly one request */
+    struct reg_stats st2 = {0};
+    rc = reg_head_manifest(c, &ref, &h, &st2, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(st2.requests, 1);
+    cr_expect_eq(st2.manifest_heads, 1);
+    /* by digest: the same answer */
+    mock_ref(M.dindex, &ref);
+    rc = reg_head_manifest(c, &ref, &h, NULL, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_str_eq(h.digest, M.dindex);
+    reg_client_free(c);
+    mock_stop();
+}
+
+static void expect_head_failure(enum mode mode, const char *what, int code,
+                                const char *msg)
+{
+    struct im_ref ref;
+    struct reg_head h;
+    struct im_error e = {{0}};
+    mock_start(mode);
+    struct reg_client *c = mock_client(5000, 0);
+    mock_ref(what, &ref);
+    int rc = reg_head_manifest(c, &ref, &h, NULL, &e);
+    cr_expect_eq(rc, code, "mode %d: got %d (%s), wanted %d", mode, rc, e.msg, code);
+    cr_expect(strstr(e.msg, msg) != NULL, "message '%s' lacks '%s'", e.msg, msg);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(head_mock, missing_tag_is_not_found, .init = init_curl)
+{
+    expect_head_failure(M_MISSING, "v1", IM_ENOTFOUND, "team/app:v1 not found");
+}
+
+Test(head_mock, no_docker_content_digest_is_a_protocol_error, .init = init_curl)
+{
+    expect_head_failure(M_NO_DCD, "v1", IM_EPROTO,
+                        "without a valid Docker-Content-Digest");
+}
+
+Test(head_mock, pinned_digest_answered_with_another, .init = init_curl)
+{
+    struct im_ref ref;
+    struct reg_head h;
+    struct im_error e = {{0}};
+    mock_start(M_BAD_ROOT);
+    struct reg_client *c = mock_client(5000, 0);
+    mock_ref(M.dindex, &ref);
+    int rc = reg_head_manifest(c, &ref, &h, NULL, &e);
+    cr_expect_eq(rc, IM_EDIGEST, "%d %s", rc, e.msg);
+    cr_expect(strstr(e.msg, "registry says its digest is " D256) != NULL, "%s", e.msg);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(tags_mock, pages_are_followed, .init = init_curl)
+{
+    struct im_ref ref;
+    struct reg_tags t = {0};
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    mock_ref("ignored", &ref);
+    int rc = reg_list_tags(c, &ref, 0, &t, &st, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_assert_eq(t.n, 5);
+    for (size_t i = 0; i < 5; i++) {
+        char want[8];
+        snprintf(want, sizeof want, "v%zu", i + 1);
+        cr_expect_str_eq(t.v[i], want);
+    }
+    cr_expect_not(t.truncated);
+    cr_expect_eq(st.tag_list_gets, 4, "3 pages + the retry after the 401");
+    cr_expect_eq(st.token_gets, 1);
+    reg_tags_free(&t);
+    cr_expect_eq(t.n, 0);
+    /* capped: stops early and says so */
+    rc = reg_list_tags(c, &ref, 3, &t, NULL, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(t.n, 3);
+    cr_expect(t.truncated);
+    reg_tags_free(&t);
+    rc = reg_list_tags(c, &ref, 4, &t, NULL, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(t.n, 4);
+    cr_expect(t.truncated, "a next page exists");
+    reg_tags_free(&t);
+    reg_tags_free(NULL);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(tags_mock, next_page_on_another_host_is_refused, .init = init_curl)
+{
+    struct im_ref ref;
+    struct reg_tags t = {0};
+    struct im_error e = {{0}};
+    mock_start(M_FOREIGN_LINK);
+    struct reg_client *c = mock_client(5000, 0);
+    mock_ref("v1", &ref);
+    int rc = reg_list_tags(c, &ref, 0, &t, NULL, &e);
+    cr_expect_eq(rc, IM_EPOLICY, "%d %s", rc, e.msg);
+    cr_expect(strstr(e.msg, "leaves the registry") != NULL, "%s", e.msg);
+    cr_expect_eq(t.n, 0, "nothing is kept on failure");
+    cr_expect_eq(mini_count(&M.cdn, "GET"), 0);
+    reg_client_free(c);
+    mock_stop();
+}
+
+/* ------------------------------------------------------------ retries --- */
+
+static struct reg_client *retry_client(int max_retries, long base_ms, long max_ms)
+{
+    struct reg_config cfg;
+    struct im_error e = {{0}};
+    reg_config_defaults(&cfg);
+    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "127.0.0.1:%d",
+             M.reg.port);
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:%d", M.reg.port);
+    cfg.n_mirrors = 1;
+    cfg.max_retries = max_retries;
+    cfg.retry_base_ms = base_ms;
+    cfg.retry_max_ms = max_ms;
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    return c;
+}
+
+/* A HEAD of team/app:v1 (no CDN involved) with the mock's faults armed. */
+static int faulty_head(struct reg_client *c, int n, int status, const char *headers,
+                       struct reg_head *h, struct reg_stats *st, struct im_error *e)
+{
+    struct im_ref ref;
+    mock_ref("v1", &ref);
+    /* get the token first so the faults hit the authorised requests */
+    cr_assert_eq(reg_head_manifest(c, &ref, h, NULL, e), 0, "%s", e->msg);
+    M.fail_status = status;
+    snprintf(M.fail_headers, sizeof M.fail_headers, "%s", headers);
+    M.fail_n = n;
+    return reg_head_manifest(c, &ref, h, st, e);
+}
+
+Test(retry_mock, server_errors_are_retried_with_backoff, .init = init_curl)
+{
+    struct reg_head h;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = retry_client(2, 100, 1000);
+    int64_t t0 = im_monotonic_ms();
+    int rc = faulty_head(c, 2, 503, "", &h, &st, &e);
+    int64_t ms = im_monotonic_ms() - t0;
+    cr_assert_eq(rc, 0, "two 503s then 200 within 2 retries: %d %s", rc, e.msg);
+    cr_expect_str_eq(h.digest, M.dindex);
+    cr_expect_eq(st.retries, 2);
+    cr_expect_eq(st.manifest_heads, 3);
+    cr_expect_eq(st.requests, 3);
+    /* backoff 100 then 200 ms, each at least half fixed: >= 50 + 100 */
+    cr_expect_geq(ms, 150, "backoff waited only %lld ms", (long long)ms);
+    cr_expect_lt(ms, 2000, "backoff took %lld ms", (long long)ms);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(retry_mock, retries_are_bounded, .init = init_curl)
+{
+    struct reg_head h;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = retry_client(3, 10, 50);
+    int rc = faulty_head(c, -1, 502, "", &h, &st, &e);
+    cr_expect_eq(rc, IM_EUPSTREAM, "%d %s", rc, e.msg);
+    cr_expect(strstr(e.msg, "HTTP 502") != NULL, "%s", e.msg);
+    cr_expect_eq(st.requests, 4, "1 + 3 retries, got %u", st.requests);
+    cr_expect_eq(st.retries, 3);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(retry_mock, not_implemented_is_not_retried, .init = init_curl)
+{
+    struct reg_head h;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = retry_client(3, 10, 50);
+    int rc = faulty_head(c, -1, 501, "", &h, &st, &e);
+    cr_expect_eq(rc, IM_EUPSTREAM, "%d %s", rc, e.msg);
+    cr_expect_eq(st.requests, 1);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(retry_mock, too_many_requests_honours_retry_after, .init = init_curl)
+{
+    struct reg_head h;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = retry_client(2, 10, 5000);
+    int64_t t0 = im_monotonic_ms();
+    int rc = faulty_head(c, 1, 429, "Retry-After: 1\r\n", &h, &st, &e);
+    int64_t ms = im_monotonic_ms() - t0;
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_eq(st.retries, 1);
+    cr_expect_geq(ms, 1000, "Retry-After: 1 was not waited for (%lld ms)", (long long)ms);
+    cr_expect_eq(st.retry_after, 0, "only set on failure");
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(retry_mock, retry_after_as_http_date, .init = init_curl)
+{
+    struct reg_head h;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    char date[128];
+    time_t t = time(NULL) + 3;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(date, sizeof date, "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    mock_start(M_OK);
+    struct reg_client *c = retry_client(2, 10, 5000);
+    int64_t t0 = im_monotonic_ms();
+    int rc = faulty_head(c, 1, 429, date, &h, &st, &e);
+    int64_t ms = im_monotonic_ms() - t0;
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_geq(ms, 1000, "an HTTP date 3 s ahead waited only %lld ms", (long long)ms);
+    cr_expect_lt(ms, 4500);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(retry_mock, long_retry_after_fails_at_once_and_is_exposed, .init = init_curl)
+{
+    struct reg_head h;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = retry_client(2, 10, 5000);
+    int64_t t0 = im_monotonic_ms();
+    int rc = faulty_head(c, -1, 429, "Retry-After: 120\r\n", &h, &st, &e);
+    int64_t ms = im_monotonic_ms() - t0;
+    cr_expect_eq(rc, IM_ERATELIMIT, "%d %s", rc, e.msg);
+    cr_expect(strstr(e.msg, "retry after 120 s") != NULL, "%s", e.msg);
+    cr_expect_eq(st.retry_after, 120);
+    cr_expect_eq(st.retries, 0, "a 2-minute wait is the caller's decision");
+    cr_expect_lt(ms, 1000);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(retry_mock, persistent_429_without_retry_after, .init = init_curl)
+{
+    struct reg_head h;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = retry_client(2, 10, 100);
+    int rc = faulty_head(c, -1, 429, "", &h, &st, &e);
+    cr_expect_eq(rc, IM_ERATELIMIT, "%d %s", rc, e.msg);
+    cr_expect_eq(st.requests, 3);
+    cr_expect_eq(st.retry_after, 0);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(retry_mock, not_found_and_unauthorized_are_answers, .init = init_curl)
+{
+    struct reg_head h;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_MISSING);
+    struct reg_client *c = retry_client(3, 10, 100);
+    struct im_ref ref;
+    mock_ref("v1", &ref);
+    cr_expect_eq(reg_head_manifest(c, &ref, &h, &st, &e), IM_ENOTFOUND, "%s", e.msg);
+    cr_expect_eq(st.retries, 0);
+    cr_expect_eq(st.manifest_heads, 2, "the 401, then the 404 with the token");
+    reg_client_free(c);
+    mock_stop();
+    mock_start(M_DENY);
+    c = retry_client(3, 10, 100);
+    memset(&st, 0, sizeof st);
+    mock_ref("v1", &ref);
+    cr_expect_eq(reg_head_manifest(c, &ref, &h, &st, &e), IM_EUNAUTH, "%s", e.msg);
+    cr_expect_eq(st.retries, 0);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(retry_mock, connection_refused_is_retried, .init = init_curl)
+{
+    struct reg_config cfg;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    struct im_ref ref;
+    struct im_bundle b;
+    int port;
+    int fd = listen_loopback(&port);
+    close(fd);
+    reg_config_defaults(&cfg);
+    im_strlcpy(cfg.mirrors[0].registry, "docker.io", sizeof cfg.mirrors[0].registry);
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:%d", port);
+    cfg.n_mirrors = 1;
+    cfg.retry_base_ms = 10;
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c);
+    cr_assert_eq(reg_ref_parse("python:3", &ref, &e), 0);
+    im_bundle_init(&b);
+    cr_expect_eq(reg_resolve(c, &ref, &b, &st, &e), IM_EUPSTREAM, "%s", e.msg);
+    cr_expect_eq(st.requests, 3, "1 + 2 retries: %u", st.requests);
+    cr_expect_eq(st.retries, 2);
+    reg_client_free(c);
+}
+
+static bool metrics_have(const char *needle)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    im_metrics_write(f);
+    fclose(f);
+    bool found = strstr(buf, needle) != NULL;
+    if (!found)
+        fprintf(stderr, "metrics lack '%s':\n%s\n", needle, buf);
+    free(buf);
+    return found;
+}
+
+Test(retry_mock, ratelimit_headers_and_upstream_metrics, .init = init_curl)
+{
+    struct reg_head h;
+    struct im_error e = {{0}};
+    struct im_ref ref;
+    char label[128];
+    mock_start(M_OK);
+    im_metrics_reset();
+    snprintf(M.extra_headers, sizeof M.extra_headers,
+             "RateLimit-Limit: 100;w=21600\r\nratelimit-remaining: 76;w=21600\r\n");
+    struct reg_client *c = retry_client(2, 10, 100);
+    mock_ref("v1", &ref);
+    cr_assert_eq(reg_head_manifest(c, &ref, &h, NULL, &e), 0, "%s", e.msg);
+    snprintf(label, sizeof label, "{registry=\"127.0.0.1:%d\"} ", M.reg.port);
+    char want[256];
+    snprintf(want, sizeof want, "imgmeta_upstream_ratelimit_limit%s100", label);
+    cr_expect(metrics_have(want));
+    snprintf(want, sizeof want, "imgmeta_upstream_ratelimit_remaining%s76", label);
+    cr_expect(metrics_have(want));
+    /* empty values (";w=21600") are unknown, not zero */
+    snprintf(M.extra_headers, sizeof M.extra_headers,
+             "ratelimit-limit: ;w=21600\r\nratelimit-remaining: ;w=21600\r\n");
+    cr_assert_eq(reg_head_manifest(c, &ref, &h, NULL, &e), 0, "%s", e.msg);
+    snprintf(want, sizeof want, "imgmeta_upstream_ratelimit_remaining%s-1", label);
+    cr_expect(metrics_have(want));
+    /* every upstream request is timed: the 401, the token GET and 2 HEADs */
+    snprintf(want, sizeof want,
+             "imgmeta_upstream_request_duration_seconds_count{registry=\"127.0.0.1:%d\","
+             "status=\"200\"} 3",
+             M.reg.port);
+    cr_expect(metrics_have(want));
+    snprintf(want, sizeof want,
+             "imgmeta_upstream_request_duration_seconds_count{registry=\"127.0.0.1:%d\","
+             "status=\"401\"} 1",
+             M.reg.port);
+    cr_expect(metrics_have(want));
+    reg_client_free(c);
+    mock_stop();
+}
+
+/* -------------------------------------------------------- credentials --- */
+
+Test(creds, base64_and_keys)
+{
+    char out[64];
+    cr_expect_eq(reg__base64_decode("dXNlcjpwYTpzcw==", out, sizeof out), 10);
+    cr_expect_str_eq(out, "user:pa:ss");
+    cr_expect_eq(reg__base64_decode("dXNlcjpwYTpzcw", out, sizeof out), 10, "no padding");
+    cr_expect_eq(reg__base64_decode("", out, sizeof out), 0);
+    cr_expect_eq(reg__base64_decode("dXNl cjpw", out, sizeof out), -1);
+    cr_expect_eq(reg__base64_decode("dXNlc", out, sizeof out), -1, "impossible length");
+    cr_expect_eq(reg__base64_decode("dXNlcjpwYTpzcw===", out, sizeof out), -1);
+    cr_expect_eq(reg__base64_decode("dXNlcjpwYTpzcw==", out, 5), -1, "too long for out");
+    static const char *const keys[][2] = {
+        {"https://index.docker.io/v1/", "docker.io"},
+        {"index.docker.io", "docker.io"},
+        {"registry-1.docker.io", "docker.io"},
+        {"docker.io", "docker.io"},
+        {"http://Localhost:5000/v2/", "localhost:5000"},
+        {"ghcr.io", "ghcr.io"},
+        {"https://quay.io", "quay.io"},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        cr_assert_eq(reg__cred_key(keys[i][0], out, sizeof out), 0, "%s", keys[i][0]);
+        cr_expect_str_eq(out, keys[i][1], "key %s", keys[i][0]);
+    }
+    cr_expect_eq(reg__cred_key("https:///x", out, sizeof out), -1);
+}
+
+Test(creds, docker_config_json)
+{
+    static const char json[] =
+        "{\"auths\":{"
+        "\"https://index.docker.io/v1/\":{\"auth\":\"dXNlcjpwYTpzcw==\"},"
+        "\"ghcr.io\":{\"username\":\"octo\",\"password\":\"ghp_x\"},"
+        "\"quay.io\":{\"identitytoken\":\"abc\"},"
+        "\"localhost:5000\":{}"
+        "},\"credsStore\":\"desktop\"}";
+    struct reg__creds c = {0};
+    struct im_error e = {{0}};
+    cr_assert_eq(reg__parse_docker_config(json, strlen(json), &c, &e), 0, "%s", e.msg);
+    cr_assert_eq(c.n, 2, "entries without a secret are skipped");
+    const struct reg__cred *k = reg__creds_find(&c, "docker.io");
+    cr_assert_not_null(k);
+    cr_expect_str_eq(k->username, "user");
+    cr_expect_str_eq(k->password, "pa:ss", "the password may contain ':'");
+    k = reg__creds_find(&c, "GHCR.io");
+    cr_assert_not_null(k);
+    cr_expect_str_eq(k->username, "octo");
+    cr_expect_str_eq(k->password, "ghp_x");
+    cr_expect_null(reg__creds_find(&c, "quay.io"));
+    reg__creds_free(&c);
+    cr_expect_eq(c.n, 0);
+}
+
+Test(creds, malformed_config_never_quotes_a_secret)
+{
+    static const char *const bad[] = {
+        "{\"auths\":{\"ghcr.io\":{\"auth\":\"c2VjcmV0LW5vLWNvbG9u\"}}}", /* no ':' */
+        "{\"auths\":{\"ghcr.io\":{\"auth\":\"!!secret!!\"}}}",
+        "{\"auths\":{\"ghcr.io\":{\"auth\":\"secret-oops\" xx}}}",
+        "{\"auths\":[\"secret\"]}",
+        "[\"secret\"]",
+        "{\"auths\":{\"ghcr.io\":\"secret\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct reg__creds c = {0};
+        struct im_error e = {{0}};
+        cr_expect_eq(reg__parse_docker_config(bad[i], strlen(bad[i]), &c, &e), IM_EINVAL,
+                     "case %zu", i);
+        cr_expect(e.msg[0] != '\0', "case %zu has a message", i);
+        cr_expect(strstr(e.msg, "secret") == NULL && strstr(e.msg, "c2Vj") == NULL,
+                  "case %zu leaks: %s", i, e.msg);
+        reg__creds_free(&c);
+    }
+}
+
+Test(creds, client_reads_config_file_and_options_win)
+{
+    char path[] = "/tmp/imgmeta-dockercfg-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    static const char json[] =
+        "{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"dXNlcjpwYTpzcw==\"},"
+        "\"ghcr.io\":{\"auth\":\"cm9ib3Q6czNjcmV0\"}}}";
+    cr_assert_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    struct reg_config cfg;
+    struct im_error e = {{0}};
+    reg_config_defaults(&cfg);
+    cfg.docker_config_path = path;
+    im_strlcpy(cfg.credentials[0].registry, "ghcr.io",
+               sizeof cfg.credentials[0].registry);
+    im_strlcpy(cfg.credentials[0].username, "opt", sizeof cfg.credentials[0].username);
+    im_strlcpy(cfg.credentials[0].password, "optpw", sizeof cfg.credentials[0].password);
+    cfg.n_credentials = 1;
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    cr_expect_str_eq(reg__creds_find(&c->creds, "ghcr.io")->username, "opt");
+    cr_expect_str_eq(reg__creds_find(&c->creds, "docker.io")->username, "user");
+    cr_expect_eq(c->cfg.n_credentials, 0, "one copy of the secrets, in creds");
+    reg_client_free(c);
+    unlink(path);
+    cfg.n_credentials = 0;
+    c = reg_client_new(&cfg, &e);
+    cr_expect_null(c, "a missing config file is an error");
+    cr_expect(strstr(e.msg, path) != NULL, "%s", e.msg);
+}
+
+Test(basic_mock, registry_basic_auth_from_credentials, .init = init_curl)
+{
+    struct im_bundle b;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_BASIC);
+    struct reg_config cfg;
+    reg_config_defaults(&cfg);
+    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "127.0.0.1:%d",
+             M.reg.port);
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:%d", M.reg.port);
+    cfg.n_mirrors = 1;
+    /* without credentials: a clear refusal */
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c);
+    im_bundle_init(&b);
+    cr_expect_eq(mock_resolve(c, "v1", &b, NULL, &e), IM_EUNAUTH, "%s", e.msg);
+    cr_expect(strstr(e.msg, "no credentials are configured for 127.0.0.1:") != NULL, "%s",
+              e.msg);
+    reg_client_free(c);
+    /* wrong password */
+    snprintf(cfg.credentials[0].registry, sizeof cfg.credentials[0].registry,
+             "127.0.0.1:%d", M.reg.port);
+    im_strlcpy(cfg.credentials[0].username, "robot", sizeof cfg.credentials[0].username);
+    im_strlcpy(cfg.credentials[0].password, "wrong", sizeof cfg.credentials[0].password);
+    cfg.n_credentials = 1;
+    c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c);
+    cr_expect_eq(mock_resolve(c, "v1", &b, NULL, &e), IM_EUNAUTH, "%s", e.msg);
+    cr_expect(strstr(e.msg, "credentials for 127.0.0.1:") != NULL, "%s", e.msg);
+    cr_expect(strstr(e.msg, "wrong") == NULL, "the password is never quoted: %s", e.msg);
+    reg_client_free(c);
+    /* right password */
+    im_strlcpy(cfg.credentials[0].password, "s3cret", sizeof cfg.credentials[0].password);
+    c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c);
+    int rc = mock_resolve(c, "v1", &b, &st, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_eq(b.ndocs, 4);
+    cr_expect_eq(st.token_gets, 0);
+    cr_expect_eq(st.manifest_gets, 4, "one 401, then 3 manifests");
+    pthread_mutex_lock(&M.cdn.mu);
+    for (int i = 0; i < M.cdn.nreq; i++)
+        cr_expect(strstr(M.cdn.log[i], "auth=no") != NULL, "leaked: %s", M.cdn.log[i]);
+    pthread_mutex_unlock(&M.cdn.mu);
+    /* the next resolution sends Basic at once: no 401 */
+    im_bundle_free(&b);
+    memset(&st, 0, sizeof st);
+    rc = mock_resolve(c, "v1", &b, &st, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(st.manifest_gets, 3);
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(basic_mock, bearer_login_carries_credentials, .init = init_curl)
+{
+    struct im_bundle b;
+    struct im_error e = {{0}};
+    mock_start(M_LOGIN);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&b);
+    int rc = mock_resolve(c, "v1", &b, NULL, &e);
+    cr_expect_eq(rc, IM_EUNAUTH, "anonymous token refused: %d %s", rc, e.msg);
+    cr_expect(strstr(e.msg, "HTTP 401") != NULL, "%s", e.msg);
+    cr_expect_str_eq(M.token_auth, "");
+    reg_client_free(c);
+
+    char path[] = "/tmp/imgmeta-dockercfg-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"auths\":{\"http://127.0.0.1:%d/v2/\":{\"auth\":\"cm9ib3Q6czNjcmV0\"}}}",
+             M.reg.port);
+    cr_assert_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    struct reg_config cfg;
+    reg_config_defaults(&cfg);
+    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "127.0.0.1:%d",
+             M.reg.port);
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:%d", M.reg.port);
+    cfg.n_mirrors = 1;
+    cfg.docker_config_path = path;
+    c = reg_client_new(&cfg, &e);
+    unlink(path);
+    cr_assert_not_null(c, "%s", e.msg);
+    rc = mock_resolve(c, "v1", &b, NULL, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_str_eq(M.token_auth, BASIC_ROBOT);
+    cr_expect_eq(mini_count(&M.reg, "GET /token"), 2);
+    pthread_mutex_lock(&M.cdn.mu);
+    for (int i = 0; i < M.cdn.nreq; i++)
+        cr_expect(strstr(M.cdn.log[i], "auth=no") != NULL, "leaked: %s", M.cdn.log[i]);
+    pthread_mutex_unlock(&M.cdn.mu);
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
 Test(client, invalid_config_is_refused)
 {
     struct reg_config cfg;
@@ -1054,6 +1969,8 @@ static size_t cap_header(char *line, size_t s, size_t n, void *cls)
     return len;
 }
 
+static const char *http_userpwd; /* "user:password" for the test's own pushes */
+
 /* One HTTP request to the test registry; returns the status. */
 static long http(const char *method, const char *url, const char *ctype, const void *body,
                  size_t len, struct hdrcap *h)
@@ -1070,6 +1987,8 @@ static long http(const char *method, const char *url, const char *ctype, const v
     curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (http_userpwd)
+        curl_easy_setopt(c, CURLOPT_USERPWD, http_userpwd);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
@@ -1085,7 +2004,14 @@ static long http(const char *method, const char *url, const char *ctype, const v
     return status;
 }
 
+static void registry_start_with(int *port_out, const char *extra_yaml);
+
 static void registry_start(int *port_out)
+{
+    registry_start_with(port_out, "");
+}
+
+static void registry_start_with(int *port_out, const char *extra_yaml)
 {
     char cfgpath[300], logpath[300];
     int port;
@@ -1103,8 +2029,8 @@ static void registry_start(int *port_out)
     fprintf(f,
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
             "    rootdirectory: %s/data\n  delete:\n    enabled: true\n"
-            "http:\n  addr: 127.0.0.1:%d\n",
-            registry_dir, port);
+            "http:\n  addr: 127.0.0.1:%d\n%s",
+            registry_dir, port, extra_yaml);
     fclose(f);
     registry_pid = fork();
     cr_assert_geq(registry_pid, 0);
@@ -1122,7 +2048,8 @@ static void registry_start(int *port_out)
     for (int i = 0; i < 100; i++) {
         struct hdrcap h;
         memset(&h, 0, sizeof h);
-        if (http("GET", url, NULL, NULL, 0, &h) == 200) {
+        long code = http("GET", url, NULL, NULL, 0, &h);
+        if (code == 200 || (code == 401 && extra_yaml[0])) {
             *port_out = port;
             return;
         }
@@ -1301,6 +2228,34 @@ Test(resolve_registry, docker_list_of_schema2_via_docker_io_mirror, .init = init
     cr_expect(strstr(e.msg, "docker.io/library/python:nope not found") != NULL, "%s",
               e.msg);
     cr_expect_eq(b.ndocs, 0);
+
+    /* revalidation: one HEAD gives the digest the GET gave */
+    struct reg_head h;
+    struct reg_stats hs = {0};
+    cr_assert_eq(reg_ref_parse("python:3.7-slim", &ref, &e), 0);
+    rc = reg_head_manifest(c, &ref, &h, &hs, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_str_eq(h.digest, fx.list);
+    cr_expect_str_eq(h.media_type, MT_DOCKER_LIST);
+    cr_expect_eq(hs.requests, 1);
+    cr_expect_eq(hs.manifest_heads, 1);
+    cr_assert_eq(reg_ref_parse("python:nope", &ref, &e), 0);
+    cr_expect_eq(reg_head_manifest(c, &ref, &h, NULL, &e), IM_ENOTFOUND, "%s", e.msg);
+
+    /* tags, in the registry's (lexical) order */
+    char d37[72];
+    push_manifest(port, "library/python", "3.7", MT_DOCKER_V2, fx.ma_body, d37);
+    struct reg_tags t = {0};
+    rc = reg_list_tags(c, &ref, 0, &t, NULL, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_assert_eq(t.n, 2);
+    cr_expect_str_eq(t.v[0], "3.7");
+    cr_expect_str_eq(t.v[1], "3.7-slim");
+    cr_expect_not(t.truncated);
+    reg_tags_free(&t);
+    cr_assert_eq(reg_ref_parse("nothere:1", &ref, &e), 0);
+    rc = reg_list_tags(c, &ref, 0, &t, NULL, &e);
+    cr_expect_eq(rc, IM_ENOTFOUND, "%d %s", rc, e.msg);
     reg_client_free(c);
 }
 
@@ -1366,5 +2321,87 @@ Test(resolve_registry, oci_index_with_attestation, .init = init_curl,
     cr_expect_eq(b.nblobs, 3, "two image layers and the in-toto statement: %zu",
                  b.nblobs);
     im_bundle_free(&b);
+    reg_client_free(c);
+}
+
+/* htpasswd -nbB robot s3cret-pw */
+#define HTPASSWD "robot:$2y$05$92NH6vOjopdAvM3sAmGMEeqA2WQErSoH4ICwiWoEELgncsUZDHT0q\n"
+
+static char htpasswd_path[64];
+
+static void htpasswd_stop(void)
+{
+    registry_stop();
+    if (htpasswd_path[0])
+        unlink(htpasswd_path);
+}
+
+Test(resolve_registry, htpasswd_basic_auth, .init = init_curl, .fini = htpasswd_stop,
+     .timeout = 60)
+{
+    struct image_fixture fx;
+    struct im_bundle b;
+    struct im_ref ref;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    char yaml[256];
+    int port = 0;
+    snprintf(htpasswd_path, sizeof htpasswd_path, "/tmp/imgmeta-htpasswd-XXXXXX");
+    int fd = mkstemp(htpasswd_path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, HTPASSWD, strlen(HTPASSWD)), (ssize_t)strlen(HTPASSWD));
+    close(fd);
+    snprintf(yaml, sizeof yaml, "auth:\n  htpasswd:\n    realm: test\n    path: %s\n",
+             htpasswd_path);
+    registry_start_with(&port, yaml);
+    http_userpwd = "robot:s3cret-pw";
+    push_fixture(port, "library/python", &fx);
+    http_userpwd = NULL;
+
+    struct reg_config cfg;
+    reg_config_defaults(&cfg);
+    im_strlcpy(cfg.mirrors[0].registry, "docker.io", sizeof cfg.mirrors[0].registry);
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:%d", port);
+    cfg.n_mirrors = 1;
+    cr_assert_eq(reg_ref_parse("python:3.7-slim", &ref, &e), 0);
+    /* no credentials: refused, and told why */
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    im_bundle_init(&b);
+    int rc = reg_resolve(c, &ref, &b, NULL, &e);
+    cr_expect_eq(rc, IM_EUNAUTH, "%d %s", rc, e.msg);
+    cr_expect(strstr(e.msg, "asks for Basic authentication") != NULL, "%s", e.msg);
+    reg_client_free(c);
+    /* Docker Hub's config.json key names docker.io, mirrored here */
+    char path[] = "/tmp/imgmeta-dockercfg-XXXXXX";
+    fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    static const char json[] = "{\"auths\":{\"https://index.docker.io/v1/"
+                               "\":{\"auth\":\"cm9ib3Q6czNjcmV0LXB3\"}}}";
+    cr_assert_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    cfg.docker_config_path = path;
+    c = reg_client_new(&cfg, &e);
+    unlink(path);
+    cr_assert_not_null(c, "%s", e.msg);
+    rc = reg_resolve(c, &ref, &b, &st, &e);
+    cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
+    cr_expect_str_eq(b.root_digest, fx.list);
+    cr_expect_eq(b.ndocs, 5);
+    cr_expect_eq(b.nblobs, 3);
+    cr_expect_eq(st.manifest_gets, 4, "one 401, then list + 2 manifests");
+    cr_expect_eq(st.token_gets, 0);
+    im_bundle_free(&b);
+    /* revalidation and tags with the same credentials, no 401 any more */
+    struct reg_head h;
+    memset(&st, 0, sizeof st);
+    cr_assert_eq(reg_head_manifest(c, &ref, &h, &st, &e), 0, "%s", e.msg);
+    cr_expect_str_eq(h.digest, fx.list);
+    cr_expect_eq(st.requests, 1);
+    struct reg_tags t = {0};
+    cr_assert_eq(reg_list_tags(c, &ref, 0, &t, NULL, &e), 0, "%s", e.msg);
+    cr_expect_eq(t.n, 1);
+    reg_tags_free(&t);
     reg_client_free(c);
 }

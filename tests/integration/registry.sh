@@ -1,0 +1,550 @@
+#!/usr/bin/env bash
+# registry.sh IMGMETA FIXTURE REGFRONT - the registry client end to end (ctest
+# "integration.registry"): every image kind, every kind of registry, verified
+# and thrifty, as a user of `imgmeta serve` sees it.
+#
+# One docker-registry (R1, foreign-layer URLs allowed) holds:
+#   library/python:3.7-slim  the python:3.7-slim replica (Docker list, 7 platforms)
+#   team/oci:v1              OCI index: 2 OCI manifests + a BuildKit-style
+#                            attestation (unknown/unknown, attestation-manifest)
+#   team/single:v1           one Docker schema2 manifest, no list
+#   team/foreign:v1          schema2 with a foreign layer (urls -> the front's CDN)
+#   team/big:v1              an OCI manifest of ~100 KB
+# R2 serves the same storage with htpasswd Basic auth. regfront fronts provide
+# bearer tokens, CDN redirects with Last-Modified, a request log, and faults
+# (429 + Retry-After, slow answers, corrupted bodies). Checks:
+#   - request counts of a cold python:3.7-slim resolution (1 + 7 + 7 GETs and
+#     one HEAD per distinct layer; token GETs apart) and of a revalidation
+#     after the tag TTL (exactly one HEAD);
+#   - JSON of every fixture agrees with `skopeo inspect` of the same registry
+#     (digest, layers, sizes, os, architecture, created);
+#   - attestations are kept apart and listed as "unknown; unknown";
+#   - foreign layers: size from the manifest, Last-Modified from their URL;
+#   - 429 with Retry-After is waited for; a long one is a 503 with Retry-After;
+#     a slow upstream is a 504; a corrupted manifest is a 502 digest_mismatch;
+#     an oversized manifest is a 502 too_large; Basic auth without
+#     credentials is a clear 502.
+# Prints "N passed, N failed"; exits 1 when anything failed or could not start.
+set -u
+
+if [ $# -ne 3 ]; then
+    echo "usage: $0 IMGMETA FIXTURE REGFRONT" >&2
+    exit 2
+fi
+for tool in docker-registry curl jq skopeo htpasswd sha256sum; do
+    command -v "$tool" >/dev/null || {
+        echo "integration.registry: needs $tool (cmake/install-deps.sh test)" >&2
+        exit 1
+    }
+done
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lib_init "$1" "$2" "$3"
+
+die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
+
+# --- registries ---------------------------------------------------------------
+
+# retry5 FN ARGS...: FN up to five times (a free port can be taken by
+# someone else between free_port and the listen).
+retry5() {
+    local i
+    for i in 1 2 3 4 5; do
+        "$@" && return 0
+    done
+    return 1
+}
+
+# start_reg NAME STORAGE EXTRA_YAML: docker-registry on a free port with
+# storage STORAGE; sets NAME_URL (e.g. R1_URL) and NAME_ADDR (host:port).
+start_reg() { retry5 start_reg1 "$@"; }
+start_reg1() {
+    local name=$1 storage=$2 extra=$3 dir=$IT_DIR/$1 port pid
+    mkdir -p "$dir" "$storage" || return 1
+    port=$(free_port) || return 1
+    cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $storage
+http:
+  addr: 127.0.0.1:$port
+  secret: imgmeta-integration-test
+$extra
+EOF
+    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+    pid=$!
+    it_record "$pid"
+    printf -v "${name}_URL" '%s' "http://127.0.0.1:$port"
+    printf -v "${name}_ADDR" '%s' "127.0.0.1:$port"
+    wait_http "http://127.0.0.1:$port/v2/" "${4:-200}" "$pid" || {
+        tail -n 20 "$dir/registry.log" >&2
+        return 1
+    }
+}
+
+# front NAME ARGS...: a regfront before R1; sets NAME_URL and NAME_LOG.
+front() { retry5 front1 "$@"; }
+front1() {
+    local name=$1 port pid
+    shift
+    port=$(free_port) || return 1
+    "$REGFRONT" --listen "127.0.0.1:$port" --upstream "$R1_URL" \
+        --lastmod "$IT_OUT/lastmod.tsv" --log "$IT_DIR/$name.log" "$@" \
+        2>"$IT_DIR/$name.stderr" &
+    pid=$!
+    it_record "$pid"
+    printf -v "${name}_URL" '%s' "http://127.0.0.1:$port"
+    printf -v "${name}_LOG" '%s' "$IT_DIR/$name.log"
+    # /token answers 200 with or without --bearer (a line in the log: counts
+    # below only look at what follows)
+    wait_http "http://127.0.0.1:$port/token?service=probe" 200 "$pid"
+}
+
+# daemon NAME UPSTREAM_URL ARGS...: imgmeta serve mirroring docker.io to
+# UPSTREAM_URL; sets NAME_URL.
+daemon() { retry5 daemon1 "$@"; }
+daemon1() {
+    local name=$1 up=$2 port pid
+    shift 2
+    port=$(free_port) || return 1
+    "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/$name.db" \
+        --mirror "docker.io=$up" "$@" >"$IT_DIR/$name.daemon.log" 2>&1 &
+    pid=$!
+    it_record "$pid"
+    printf -v "${name}_URL" '%s' "http://127.0.0.1:$port"
+    wait_http "http://127.0.0.1:$port/healthz" 200 "$pid" || {
+        tail -n 30 "$IT_DIR/$name.daemon.log" >&2
+        return 1
+    }
+}
+
+# fetch URL OUT: GET; prints the status; the body goes to OUT, headers to OUT.h.
+fetch() {
+    curl -s -D "$2.h" -o "$2" -w '%{http_code}' --max-time 60 "$1"
+}
+
+# --- fixtures -------------------------------------------------------------------
+
+# blob REPO TEXT: pushes TEXT (exact bytes) as a blob of REPO; prints its digest.
+blob() {
+    local f=$IT_DIR/blob.$RANDOM
+    printf '%s' "$2" >"$f"
+    "$FIXTURE" blob --registry "$R1_URL" --repo "$1" --file "$f"
+}
+
+# manifest REPO TAG|@ MEDIATYPE JSON: pushes JSON (compacted by jq) as is.
+manifest() {
+    local f=$IT_DIR/manifest.$RANDOM
+    jq -cj . <<<"$4" >"$f" || return 1
+    "$FIXTURE" manifest --registry "$R1_URL" --repo "$1" --tag "$2" --type "$3" --file "$f"
+}
+
+size_of() { printf '%s' "$1" | wc -c | tr -d ' '; }
+
+MT_OCI_INDEX=application/vnd.oci.image.index.v1+json
+MT_OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+MT_OCI_CONFIG=application/vnd.oci.image.config.v1+json
+MT_OCI_LAYER=application/vnd.oci.image.layer.v1.tar+gzip
+MT_V2=application/vnd.docker.distribution.manifest.v2+json
+MT_V2_CONFIG=application/vnd.docker.container.image.v1+json
+MT_V2_LAYER=application/vnd.docker.image.rootfs.diff.tar.gzip
+MT_FOREIGN=application/vnd.docker.image.rootfs.foreign.diff.tar.gzip
+
+# config ARCH OS VARIANT CREATED LAYER_DIGESTS...: an image config.
+config() {
+    local arch=$1 os=$2 variant=$3 created=$4
+    shift 4
+    jq -cnj --arg a "$arch" --arg o "$os" --arg v "$variant" --arg c "$created" \
+        --args '{architecture: $a, os: $o} + (if $v == "" then {} else {variant: $v} end)
+          + {created: $c, config: {Cmd: ["sh"]},
+             history: [{created: $c, created_by: "/bin/sh -c #(nop) ADD file:fixture in / "}],
+             rootfs: {type: "layers", diff_ids: $ARGS.positional}}' "$@"
+}
+
+# image REPO MANIFEST_MT CONFIG_MT LAYER_MT ARCH OS VARIANT CREATED LAYER_TEXTS...:
+# pushes layers, config and manifest (by digest); prints "DIGEST SIZE".
+image() {
+    local repo=$1 mmt=$2 cmt=$3 lmt=$4 arch=$5 os=$6 variant=$7 created=$8 t d
+    local layers="[]" digests=() cfg cd m md
+    shift 8
+    for t in "$@"; do
+        d=$(blob "$repo" "$t") || return 1
+        digests+=("$d")
+        layers=$(jq -c --arg mt "$lmt" --arg d "$d" --argjson s "$(size_of "$t")" \
+            '. + [{mediaType: $mt, size: $s, digest: $d}]' <<<"$layers")
+    done
+    cfg=$(config "$arch" "$os" "$variant" "$created" "${digests[@]}")
+    cd=$(blob "$repo" "$cfg") || return 1
+    m=$(jq -cn --arg mmt "$mmt" --arg cmt "$cmt" --arg cd "$cd" \
+        --argjson cs "$(size_of "$cfg")" --argjson layers "$layers" \
+        '{schemaVersion: 2, mediaType: $mmt,
+          config: {mediaType: $cmt, size: $cs, digest: $cd}, layers: $layers}')
+    md=$(manifest "$repo" @ "$mmt" "$m") || return 1
+    printf '%s' "$m" >"$IT_DIR/last-image.json"
+    printf '%s %s\n' "$md" "$(size_of "$m")"
+}
+
+push_oci() {
+    local amd arm att idx intoto empty att_m
+    read -r amd amd_size < <(image team/oci "$MT_OCI_MANIFEST" "$MT_OCI_CONFIG" \
+        "$MT_OCI_LAYER" amd64 linux "" 2024-01-02T03:04:05Z "oci base" "oci amd64") || return 1
+    read -r arm arm_size < <(image team/oci "$MT_OCI_MANIFEST" "$MT_OCI_CONFIG" \
+        "$MT_OCI_LAYER" arm64 linux v8 2024-01-02T04:05:06Z "oci base" "oci arm64, longer") || return 1
+    intoto=$(blob team/oci '{"_type":"https://in-toto.io/Statement/v0.1"}') || return 1
+    empty=$(blob team/oci '{}') || return 1
+    att_m=$(jq -cn --arg e "$empty" --arg i "$intoto" --arg cmt "$MT_OCI_CONFIG" \
+        --arg mt "$MT_OCI_MANIFEST" \
+        '{schemaVersion: 2, mediaType: $mt, config: {mediaType: $cmt, size: 2, digest: $e},
+          layers: [{mediaType: "application/vnd.in-toto+json", size: 45, digest: $i,
+                    annotations: {"in-toto.io/predicate-type": "https://spdx.dev/Document"}}]}')
+    att=$(manifest team/oci @ "$MT_OCI_MANIFEST" "$att_m") || return 1
+    idx=$(jq -cn --arg mi "$MT_OCI_INDEX" --arg mm "$MT_OCI_MANIFEST" \
+        --arg amd "$amd" --argjson asz "$amd_size" --arg arm "$arm" --argjson rs "$arm_size" \
+        --arg att "$att" --argjson ts "$(size_of "$att_m")" \
+        '{schemaVersion: 2, mediaType: $mi, manifests: [
+           {mediaType: $mm, size: $asz, digest: $amd,
+            platform: {architecture: "amd64", os: "linux"}},
+           {mediaType: $mm, size: $rs, digest: $arm,
+            platform: {architecture: "arm64", os: "linux", variant: "v8"}},
+           {mediaType: $mm, size: $ts, digest: $att,
+            annotations: {"vnd.docker.reference.digest": $amd,
+                          "vnd.docker.reference.type": "attestation-manifest"},
+            platform: {architecture: "unknown", os: "unknown"}}]}')
+    OCI_DIGEST=$(manifest team/oci v1 "$MT_OCI_INDEX" "$idx") || return 1
+    OCI_AMD=$amd OCI_ARM=$arm OCI_ATT=$att
+}
+
+push_single() {
+    local d s
+    read -r d s < <(image team/single "$MT_V2" "$MT_V2_CONFIG" "$MT_V2_LAYER" amd64 linux "" \
+        2023-05-06T07:08:09Z "single one" "single two" "single three") || return 1
+    SINGLE_DIGEST=$("$FIXTURE" retag --registry "$R1_URL" --repo team/single --from "$d" \
+        --tag v1) || return 1
+}
+
+# A foreign layer whose URL is a python layer on the front's CDN path (so its
+# Last-Modified is the fixture's); declared 12345678 bytes.
+push_foreign() {
+    local layer lm lmt=$MT_V2_LAYER base cfg cd m fd
+    layer=$(head -n 1 "$IT_OUT/lastmod.tsv" | cut -f 1)
+    FOREIGN_LM=$(head -n 1 "$IT_OUT/lastmod.tsv" | cut -f 2)
+    base=$(blob team/foreign "foreign base") || return 1
+    fd=sha256:$(printf 'not here' | sha256sum | cut -d ' ' -f 1)
+    cfg=$(config amd64 windows "" 2022-02-03T04:05:06Z "$base" "$fd")
+    cd=$(blob team/foreign "$cfg") || return 1
+    m=$(jq -cn --arg mt "$MT_V2" --arg cmt "$MT_V2_CONFIG" --arg cd "$cd" \
+        --argjson cs "$(size_of "$cfg")" --arg lmt "$lmt" --arg b "$base" --arg fmt "$MT_FOREIGN" \
+        --arg fd "$fd" --arg url "$F1_URL/cdn/library/python/blobs/$layer" \
+        '{schemaVersion: 2, mediaType: $mt, config: {mediaType: $cmt, size: $cs, digest: $cd},
+          layers: [{mediaType: $lmt, size: 12, digest: $b},
+                   {mediaType: $fmt, size: 12345678, digest: $fd, urls: [$url]}]}')
+    FOREIGN_DIGEST=$(manifest team/foreign v1 "$MT_V2" "$m") || return 1
+    FOREIGN_LAYER=$fd
+}
+
+push_big() {
+    local d s pad
+    read -r d s < <(image team/big "$MT_OCI_MANIFEST" "$MT_OCI_CONFIG" "$MT_OCI_LAYER" \
+        amd64 linux "" 2021-01-01T00:00:00Z "big") || return 1
+    pad=$(head -c 75000 /dev/zero | tr '\0' 'x')
+    local m
+    m=$(jq -c --arg p "$pad" '.annotations = {"org.example.padding": $p}' \
+        "$IT_DIR/last-image.json") || return 1
+    BIG_DIGEST=$(manifest team/big v1 "$MT_OCI_MANIFEST" "$m") || return 1
+}
+
+# A signed schema1 manifest laid out as libtrust does (docker-registry refuses
+# to store one without schema1 enabled and a real libtrust key, so regfront
+# serves it): the pretty payload without its closing "\n}", the signatures,
+# the tail. Its digest is over the payload. The signature itself is not
+# verified by anyone (imgmeta pins content by digest), so a placeholder does.
+make_schema1() {
+    local l1 l2 payload flen prot
+    l1=$(blob team/legacy "legacy layer one") || return 1
+    l2=$(blob team/legacy "legacy layer two, the base") || return 1
+    payload=$IT_DIR/schema1.payload
+    jq -n --indent 3 --arg l1 "$l1" --arg l2 "$l2" '{schemaVersion: 1, name: "team/legacy",
+        tag: "v1", architecture: "amd64",
+        fsLayers: [{blobSum: $l1}, {blobSum: $l2}, {blobSum: $l2}],
+        history: [
+          {v1Compatibility: ({id: "c", parent: "b", architecture: "amd64", os: "linux",
+             created: "2016-03-04T05:06:07Z", docker_version: "1.10.3",
+             config: {Cmd: ["sh"]}, container_config: {Cmd: ["/bin/sh", "-c", "#(nop) CMD [\"sh\"]"]},
+             throwaway: true} | tojson)},
+          {v1Compatibility: ({id: "b", parent: "a", created: "2016-03-04T05:06:06Z",
+             container_config: {Cmd: ["/bin/sh", "-c", "#(nop) ADD file:legacy in / "]}} | tojson)},
+          {v1Compatibility: ({id: "a", created: "2016-03-04T05:06:05Z",
+             container_config: {Cmd: ["/bin/sh", "-c", "#(nop) ADD file:base in / "]}} | tojson)}
+        ]}' | head -c -1 >"$payload" || return 1 # jq's final newline is not part of it
+    flen=$(($(wc -c <"$payload") - 2))
+    prot=$(printf '{"formatLength":%d,"formatTail":"Cn0","time":"2016-03-04T05:06:08Z"}' "$flen" |
+        base64 -w0 | tr '+/' '-_' | tr -d '=')
+    {
+        head -c "$flen" "$payload"
+        printf ',\n   "signatures": [\n      {\n         "header": {"alg": "ES256"},\n'
+        printf '         "signature": "cGxhY2Vob2xkZXI",\n         "protected": "%s"\n      }\n   ]\n}' "$prot"
+    } >"$IT_DIR/schema1.signed"
+    SCHEMA1_DIGEST=sha256:$(sha256sum <"$payload" | cut -d ' ' -f 1)
+    SCHEMA1_LAYERS="$l1 $l2"
+}
+
+# --- start -------------------------------------------------------------------------
+
+STORAGE=$IT_DIR/storage
+start_reg R1 "$STORAGE" "validation:
+  manifests:
+    urls:
+      allow:
+        - '^http://127\.0\.0\.1:'" || die "cannot start docker-registry"
+REGISTRY_URL=$R1_URL
+fill_fixture || die "imgmeta-fixture push failed"
+front F1 --bearer || die "cannot start regfront"
+push_oci || die "cannot push the OCI index fixture"
+push_single || die "cannot push the schema2 fixture"
+push_foreign || die "cannot push the foreign-layer fixture"
+push_big || die "cannot push the big manifest fixture"
+daemon D1 "$F1_URL" --tag-ttl 1 || die "cannot start imgmeta serve"
+
+# --- request counts ----------------------------------------------------------------
+
+# count LOG REGEX: lines of a front log matching REGEX (extended).
+count() { grep -cE "$2" "$1"; }
+
+cold_counts() {
+    local code layers n0
+    layers=$(jq '[.platforms[].layers[].digest] | unique | length' "$SEED")
+    n0=$(wc -l <"$F1_LOG")
+    code=$(fetch "$D1_URL/images/python/3.7-slim" "$IT_DIR/python.json")
+    check_eq "cold python:3.7-slim answers 200" 200 "$code"
+    tail -n +"$((n0 + 1))" "$F1_LOG" >"$IT_DIR/cold.log"
+    local L=$IT_DIR/cold.log
+    check_eq "cold: 1 + 7 manifest GETs (list, then each platform)" 8 \
+        "$(count "$L" '^GET /v2/library/python/manifests/[^ ]+ 200$')"
+    check_eq "cold: 7 config GETs" 7 "$(count "$L" '^GET /v2/library/python/blobs/')"
+    check_eq "cold: one HEAD per distinct layer ($layers)" "$layers" \
+        "$(count "$L" '^HEAD /v2/library/python/blobs/')"
+    check_eq "cold: one bearer handshake (one 401, one token GET)" "1 1" \
+        "$(count "$L" ' 401$') $(count "$L" '^GET /token\?.*scope=')"
+    check_eq "cold: the CDN is asked exactly what the registry redirected" "7 $layers" \
+        "$(count "$L" '^GET /cdn/') $(count "$L" '^HEAD /cdn/')"
+    check_eq "cold: nothing else (no manifest HEAD, no retry, no tag list)" \
+        "$((8 + 7 + layers + 2 + 7 + layers))" "$(wc -l <"$L" | tr -d ' ')"
+}
+
+warm_counts() {
+    local code n0
+    sleep 2 # past --tag-ttl 1
+    n0=$(wc -l <"$F1_LOG")
+    code=$(fetch "$D1_URL/images/python/3.7-slim" "$IT_DIR/python2.json")
+    tail -n +"$((n0 + 1))" "$F1_LOG" >"$IT_DIR/warm.log"
+    check_eq "warm revalidation after the TTL answers 200" 200 "$code"
+    check_eq "warm revalidation costs exactly one manifest HEAD" \
+        "HEAD /v2/library/python/manifests/3.7-slim 200" "$(cat "$IT_DIR/warm.log")"
+    check "warm answer equals the cold one" cmp -s "$IT_DIR/python.json" "$IT_DIR/python2.json"
+}
+
+it_log "setup done in ${SECONDS}s"; cold_counts
+warm_counts
+
+# --- JSON against skopeo --------------------------------------------------------------
+
+SKOPEO=(skopeo --command-timeout 60s)
+
+# skopeo_view REPO REF: what skopeo says of REPO:REF (tag) on R1, shaped like
+# ours: {digest, mediaType, platforms: [{os, architecture, variant, digest,
+# created, layers: [{digest, size}]}]} - attestations left out.
+skopeo_view() {
+    local repo=$1 ref=$2 raw top d plats="[]" entries e cfg m
+    raw=$IT_DIR/skopeo.raw
+    "${SKOPEO[@]}" inspect --tls-verify=false --raw "docker://$R1_ADDR/$repo:$ref" >"$raw" || return 1
+    top=sha256:$(sha256sum <"$raw" | cut -d ' ' -f 1)
+    if jq -e '.manifests' "$raw" >/dev/null; then
+        entries=$(jq -c '[.manifests[] | select(.annotations["vnd.docker.reference.type"]
+                  != "attestation-manifest") | {digest, platform}]' "$raw")
+    else
+        entries=$(jq -cn --arg d "$top" '[{digest: $d}]')
+    fi
+    for e in $(jq -c '.[]' <<<"$entries"); do
+        d=$(jq -r .digest <<<"$e")
+        m=$("${SKOPEO[@]}" inspect --tls-verify=false --raw "docker://$R1_ADDR/$repo@$d") || return 1
+        cfg=$("${SKOPEO[@]}" inspect --tls-verify=false --config "docker://$R1_ADDR/$repo@$d") || return 1
+        plats=$(jq -c --arg d "$d" --argjson m "$m" --argjson c "$cfg" \
+            '. + [{os: $c.os, architecture: $c.architecture, variant: $c.variant, digest: $d,
+                   created: ($c.created | sub("\\.[0-9]+"; "")),
+                   layers: [$m.layers[] | {digest, size}]}]' <<<"$plats")
+    done
+    jq -cn --arg d "$top" --arg mt "$(jq -r '.mediaType // empty' "$raw")" --argjson p "$plats" \
+        '{digest: $d, mediaType: $mt, platforms: $p}'
+}
+
+# ours_view JSON_FILE: the same shape from imgmeta's JSON ("created" is the
+# config's, which the history's last step carries).
+ours_view() {
+    jq -c '.digest as $top | {digest, mediaType, platforms: [.platforms[] | {os: .platform.os,
+            architecture: .platform.architecture, variant: .platform.variant,
+            digest: (.digest // $top), created: ([.history[]?.created] | last),
+            layers: [.layers[] | {digest, size}]}]}' "$1"
+}
+
+agree_with_skopeo() {
+    local name=$1 repo=$2 tag=$3 route=$4 code exp act
+    code=$(fetch "$D1_URL/images/$route" "$IT_DIR/$name.json")
+    if [ "$code" != 200 ]; then
+        it_fail "$name: JSON agrees with skopeo inspect (HTTP $code: $(head -c 300 "$IT_DIR/$name.json"))"
+        return
+    fi
+    exp=$(skopeo_view "$repo" "$tag") || { it_fail "$name: skopeo inspect failed"; return; }
+    act=$(ours_view "$IT_DIR/$name.json")
+    if [ "$(jq -S . <<<"$exp")" = "$(jq -S . <<<"$act")" ]; then
+        it_pass "$name: JSON agrees with skopeo inspect (digest, layers, sizes, os, arch, created)"
+    else
+        it_fail "$name: JSON agrees with skopeo inspect"
+        diff <(jq -S . <<<"$exp") <(jq -S . <<<"$act") | head -n 30
+    fi
+}
+
+it_log "counts done at ${SECONDS}s"; agree_with_skopeo python library/python 3.7-slim python/3.7-slim
+agree_with_skopeo oci team/oci v1 team/oci/v1
+agree_with_skopeo single team/single v1 team/single/v1
+agree_with_skopeo foreign team/foreign v1 team/foreign/v1
+
+# --- what each kind looks like ----------------------------------------------------
+
+check_eq "OCI index: media type and the two image platforms" \
+    "$MT_OCI_INDEX linux/amd64 linux/arm64/v8" \
+    "$(jq -r '[.mediaType] + [.platforms[].platform | [.os, .architecture, .variant // empty] | join("/")] | join(" ")' "$IT_DIR/oci.json")"
+check_eq "OCI index: the attestation is kept apart and linked to the image it attests" \
+    "$OCI_ATT $OCI_AMD" \
+    "$(jq -r '.attestations[0] | [.digest, .attests] | join(" ")' "$IT_DIR/oci.json")"
+code=$(fetch "$D1_URL/images/team/oci/v1?format=markdown" "$IT_DIR/oci.md")
+check "OCI index: Markdown lists the attestation as 'unknown; unknown'" \
+    grep -q -- '-	unknown; unknown' "$IT_DIR/oci.md"
+check_eq "schema2 without a list: one platform, its own digest" \
+    "$SINGLE_DIGEST $MT_V2 1" \
+    "$(jq -r '[.digest, .mediaType, (.platforms | length)] | join(" ")' "$IT_DIR/single.json")"
+check_eq "foreign layer: size from the manifest, Last-Modified from its URL" \
+    "12345678 $(date -u -d "$FOREIGN_LM" +%Y-%m-%dT%H:%M:%SZ)" \
+    "$(jq -r --arg d "$FOREIGN_LAYER" '.platforms[0].layers[] | select(.digest == $d) | "\(.size) \(.lastModified)"' "$IT_DIR/foreign.json")"
+
+# --- faults -----------------------------------------------------------------------
+
+# error_is NAME URL STATUS CODE MESSAGE_PART: the daemon answers STATUS with
+# {"error": {"code": CODE, "message": ...MESSAGE_PART...}}.
+error_is() {
+    local name=$1 url=$2 status=$3 ecode=$4 part=$5 code out=$IT_DIR/err.$RANDOM
+    code=$(fetch "$url" "$out")
+    local got
+    got="$code $(jq -r '.error.code' "$out" 2>/dev/null)"
+    if [ "$got" = "$status $ecode" ] && jq -r '.error.message' "$out" | grep -qF -- "$part"; then
+        it_pass "$name"
+    else
+        it_fail "$name"
+        printf '     expected: %s %s (message with "%s")\n     actual:   %s\n' \
+            "$status" "$ecode" "$part" "$(head -c 400 "$out")"
+    fi
+    ERR_OUT=$out
+}
+
+it_log "kinds done at ${SECONDS}s"
+# 429 twice, Retry-After: 1 -> waited for, then 200.
+front F2 --fault-429 2 --retry-after 1 || die "cannot start regfront (429)"
+daemon D2 "$F2_URL" || die "cannot start imgmeta serve (429)"
+t0=$(date +%s%N)
+code=$(fetch "$D2_URL/images/team/single/v1" "$IT_DIR/429.json")
+ms=$((($(date +%s%N) - t0) / 1000000))
+check_eq "429 with Retry-After: 1, twice: retried, then 200" \
+    "200 2 1" "$code $(count "$F2_LOG" ' 429$') $(count "$F2_LOG" '^GET /v2/team/single/manifests/v1 200$')"
+check "429 with Retry-After: 1, twice: the client waited (${ms} ms >= 2000)" [ "$ms" -ge 2000 ]
+
+# A 429 that asks for 30 s: not waited for; 503 with Retry-After for the caller.
+front F3 --fault-429 1000 --retry-after 30 || die "cannot start regfront (429 long)"
+daemon D3 "$F3_URL" || die "cannot start imgmeta serve (429 long)"
+error_is "429 with Retry-After: 30: 503 upstream_rate_limited" \
+    "$D3_URL/images/team/single/v1" 503 upstream_rate_limited "429"
+ra=$(tr -d '\r' <"$ERR_OUT.h" | sed -n 's/^Retry-After: //Ip')
+check_eq "429 with Retry-After: 30: one request, not retried" 1 "$(count "$F3_LOG" ' 429$')"
+check "429 with Retry-After: 30: the 503 carries a Retry-After ($ra)" [ "${ra:-0}" -ge 1 ]
+
+it_log "429s done at ${SECONDS}s"
+# A slow upstream: 504.
+front F4 --delay-ms 1500 || die "cannot start regfront (slow)"
+daemon D4 "$F4_URL" --request-timeout-ms 500 || die "cannot start imgmeta serve (slow)"
+error_is "slow upstream: 504 upstream_timeout" "$D4_URL/images/team/single/v1" 504 \
+    upstream_timeout "manifest docker.io/team/single:v1"
+
+# A manifest that does not hash to its digest: 502, nothing cached.
+front F5 --fault-corrupt --fault-only team/single || die "cannot start regfront (corrupt)"
+daemon D5 "$F5_URL" || die "cannot start imgmeta serve (corrupt)"
+error_is "corrupted manifest: 502 digest_mismatch" "$D5_URL/images/team/single/v1" 502 \
+    digest_mismatch "content hashes to"
+error_is "corrupted manifest: still refused (nothing was cached)" \
+    "$D5_URL/images/team/single/v1" 502 digest_mismatch "not $SINGLE_DIGEST"
+
+# An oversized manifest: 502 too_large.
+daemon D6 "$F1_URL" --max-manifest-bytes 65536 || die "cannot start imgmeta serve (cap)"
+error_is "manifest over --max-manifest-bytes: 502 too_large" "$D6_URL/images/team/big/v1" \
+    502 too_large "65536-byte cap"
+code=$(fetch "$D1_URL/images/team/big/v1" "$IT_DIR/big.json")
+check_eq "the same manifest under the default cap: 200, its digest" "200 $BIG_DIGEST" \
+    "$code $(jq -r .digest "$IT_DIR/big.json")"
+
+it_log "faults done at ${SECONDS}s"
+# --- schema1 ---------------------------------------------------------------------
+
+make_schema1 || die "cannot make the schema1 fixture"
+front F6 --bearer --schema1 /v2/team/legacy/manifests/v1 "$IT_DIR/schema1.signed" \
+    "$SCHEMA1_DIGEST" || die "cannot start regfront (schema1)"
+daemon D9 "$F6_URL" || die "cannot start imgmeta serve (schema1)"
+n0=$(wc -l <"$F6_LOG")
+code=$(fetch "$D9_URL/images/team/legacy/v1" "$IT_DIR/schema1.json")
+check_eq "signed schema1: 200, identified by the digest of its payload, its media type" \
+    "200 $SCHEMA1_DIGEST application/vnd.docker.distribution.manifest.v1+prettyjws" \
+    "$code $(jq -r '[.digest, .mediaType] | join(" ")' "$IT_DIR/schema1.json")"
+check_eq "signed schema1: the distinct fsLayers, with their sizes, newest first" \
+    "$(for l in $SCHEMA1_LAYERS; do printf '%s ' "$l"; done)16 26" \
+    "$(jq -r '[.platforms[0].layers[].digest] + [.platforms[0].layers[].size | tostring] | join(" ")' "$IT_DIR/schema1.json" |
+        sed -E 's/ ([0-9]+) ([0-9]+)$/ \1 \2/; s/(sha256:[0-9a-f]+) (sha256:[0-9a-f]+) /\1 \2 /')"
+check_eq "signed schema1: platform and history from v1Compatibility" \
+    "linux/amd64 1.10.3 3 2016-03-04T05:06:07Z" \
+    "$(jq -r '.platforms[0] | "\(.platform.os)/\(.platform.architecture) \(.dockerVersion) \(.history | length) \(.history[-1].created)"' "$IT_DIR/schema1.json")"
+tail -n +"$((n0 + 1))" "$F6_LOG" >"$IT_DIR/schema1.log"
+check_eq "signed schema1: one manifest GET, one HEAD per distinct layer" "1 2" \
+    "$(count "$IT_DIR/schema1.log" '^GET /v2/team/legacy/manifests/v1 200$') $(count "$IT_DIR/schema1.log" '^HEAD /v2/team/legacy/blobs/')"
+code=$(fetch "$D9_URL/images/team/legacy/v1?format=markdown" "$IT_DIR/schema1.md")
+check "signed schema1: the Markdown page renders (200, a schema1 MIME, its layers)" \
+    bash -c "[ $code = 200 ] && grep -qF 'Manifest MIME: \`application/vnd.docker.distribution.manifest.v1+' '$IT_DIR/schema1.md' &&
+             grep -qF '${SCHEMA1_LAYERS%% *}' '$IT_DIR/schema1.md'"
+
+# --- Basic auth (htpasswd) --------------------------------------------------------
+
+htpasswd -Bbc "$IT_DIR/htpasswd" robot s3cret-pw 2>/dev/null || die "htpasswd failed"
+start_reg R2 "$STORAGE" "auth:
+  htpasswd:
+    realm: imgmeta-test
+    path: $IT_DIR/htpasswd" 401 || die "cannot start docker-registry with htpasswd"
+check_eq "htpasswd registry asks for Basic" "401 basic" \
+    "$(curl -s -o /dev/null -w '%{http_code}' "$R2_URL/v2/") $(curl -s -D - -o /dev/null "$R2_URL/v2/" |
+        tr -d '\r' | sed -n 's/^Www-Authenticate: \([A-Za-z]*\).*/\1/Ip' | tr 'A-Z' 'a-z')"
+daemon D7 "$R2_URL" || die "cannot start imgmeta serve (basic)"
+error_is "Basic auth without credentials: 502 upstream_unauthorized, says so" \
+    "$D7_URL/images/team/single/v1" 502 upstream_unauthorized \
+    "asks for Basic authentication and no credentials are configured for docker.io"
+if "$IMGMETA" serve --help | grep -q -- '--docker-config'; then
+    printf '{"auths":{"https://index.docker.io/v1/":{"auth":"%s"}}}' \
+        "$(printf 'robot:s3cret-pw' | base64)" >"$IT_DIR/config.json"
+    daemon D8 "$R2_URL" --docker-config "$IT_DIR/config.json" || die "cannot start imgmeta serve (basic, credentials)"
+    code=$(fetch "$D8_URL/images/team/single/v1" "$IT_DIR/basic.json")
+    check_eq "Basic auth with config.json credentials: 200, the same image" \
+        "200 $SINGLE_DIGEST" "$code $(jq -r .digest "$IT_DIR/basic.json")"
+    check "the password is in no log" bash -c "! grep -rq s3cret-pw '$IT_DIR'/*.log"
+fi
+
+# Every process stopped cleanly: no sanitizer report (ASan/UBSan builds).
+stop_all
+check "no sanitizer report from any daemon or front" \
+    bash -c "! grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$IT_DIR'/*.log '$IT_DIR'/*.stderr"
+
+finish
