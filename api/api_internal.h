@@ -4,14 +4,17 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "api.h"
+#include "store.h"
 
 #define API_CT_JSON "application/json"
 #define API_CT_MARKDOWN "text/markdown; charset=utf-8"
 #define API_CT_TEXT "text/plain; charset=utf-8"
 
-/* One resolution in progress, shared by every request for the same key. */
+/* One resolution (or revalidation) in progress, shared by every request for
+ * the same key. */
 struct api__flight {
     struct api__flight *next;
     char key[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
@@ -19,6 +22,15 @@ struct api__flight {
     int rc;
     struct im_error err;
     unsigned waiters;
+    bool revalidated;        /* a HEAD confirmed the cached digest */
+    struct im_bundle bundle; /* on success, a copy for the waiters */
+};
+
+/* Requests counted since the last write to the store's persistent counters
+ * (C11 atomics; written out at most every API__COUNTERS_FLUSH_S seconds). */
+struct api__pending_counters {
+    _Atomic int_least64_t hits, misses, stale, revalidated, coalesced, negative_hits;
+    _Atomic int_least64_t last_flush;
 };
 
 /* The in-flight table: a short list under one lock (entries live only while
@@ -34,24 +46,46 @@ struct api {
     struct store *store;
     struct reg_client *reg;
     struct api__inflight inflight;
+    struct api__pending_counters counters;
 };
 
 int api__inflight_init(struct api__inflight *t);
 void api__inflight_destroy(struct api__inflight *t);
 
-/* Resolves ref upstream and stores the result, or waits for a concurrent
- * request already doing so. On 0, *coalesced says whether this call waited
- * for another's resolution (then out is empty: read the store) or did the
- * work itself (out holds the bundle). */
-int api__resolve_shared(struct api *a, const struct im_ref *ref, struct im_bundle *out,
-                        bool *coalesced, struct im_error *err);
+/* What api__resolve_shared did. */
+struct api__shared {
+    bool coalesced;   /* waited for another request's work */
+    bool revalidated; /* a HEAD confirmed the cached digest: nothing was fetched */
+    bool store_failed;
+    struct im_error store_err; /* why the result could not be stored */
+};
 
-int api__describe(struct api *a, const struct api_request *req, struct api_response *resp);
+/* Resolves ref upstream and stores the result, or waits for a concurrent
+ * request already doing so. With prior (the tag's cached row, may be NULL)
+ * it first revalidates with one manifest HEAD: an unchanged digest only
+ * touches the tag; a changed one is resolved with every document the cache
+ * already holds pre-filled, so nothing known by digest is fetched again. A
+ * tag the registry says does not exist is remembered (negative cache). On 0,
+ * out (initialised, empty) holds the answer and *how says what happened. */
+int api__resolve_shared(struct api *a, const struct im_ref *ref,
+                        const struct store_tag *prior, struct im_bundle *out,
+                        struct api__shared *how, struct im_error *err);
+
+/* Copies every document and blob of src into dst (initialised, empty). 0 or
+ * IM_ENOMEM (dst then emptied). */
+int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src);
+
+/* POST or DELETE /admin/cache/{ref}: purges ref from the cache (admin.c). */
+int api__admin(struct api *a, const struct api_request *req, struct api_response *resp);
+
+int api__describe(struct api *a, const struct api_request *req,
+                  struct api_response *resp);
 
 int api__status_for(int code);
 int api__set_body(struct api_response *resp, int status, const char *content_type,
                   const char *text);
-int api__error(struct api_response *resp, int status, const char *code, const char *message);
+int api__error(struct api_response *resp, int status, const char *code,
+               const char *message);
 int api__error_code(struct api_response *resp, int code, const char *message);
 
 #endif

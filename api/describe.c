@@ -1,10 +1,27 @@
 /* describe.c - GET /images/{ref}: reference -> (cache | registry) -> model ->
- * Markdown or JSON, with ETag and Cache-Control. */
+ * Markdown or JSON, with ETag and Cache-Control.
+ *
+ * The cache rules, in the order a request meets them:
+ *  - a digest reference is answered from the cache for good (never revalidated);
+ *  - a tag the registry said does not exist is answered 404 from the negative
+ *    cache for --negative-ttl seconds;
+ *  - a tag is fresh for --tag-ttl seconds (store_freshness): answered from
+ *    the cache, Cache-Control max-age = the freshness left;
+ *  - after that it is revalidated (coalesced, inflight.c) with one manifest
+ *    HEAD: the same digest only touches the tag; another is resolved;
+ *  - when that fails upstream (unreachable, 5xx, 429, timeout) and the entry
+ *    is stale by less than --max-stale, the stale answer is served, marked in
+ *    headers (Warning: 110, X-Imgmeta-Stale: true) and, for JSON, with a
+ *    top-level "stale": true (the renderer is pure and knows no clock, so the
+ *    flag is put in front of its object here); Markdown carries it in the
+ *    headers only. Past --max-stale the error is returned.
+ * Every image answer says where it came from in X-Imgmeta-Cache. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
+#include "metrics.h"
 #include "registry.h"
 #include "render.h"
 #include "store.h"
@@ -20,8 +37,14 @@ struct describe {
     struct im_bundle bundle;
     long max_age;
     enum api_cache_outcome cache;
+    const char *detail; /* X-Imgmeta-Cache value, NULL before the cache was asked */
+    bool stale;         /* served past its freshness because the upstream failed */
+    bool store_failed;  /* a cache write failed (the answer is still right) */
+    struct im_error store_err;
     struct im_error err;
 };
+
+static void note_store_failure(struct describe *d, const struct im_error *serr);
 
 /* Accept negotiation: Markdown when text/markdown is acceptable and listed
  * before application/json (or JSON is absent). q-values come with the HTTP
@@ -70,60 +93,251 @@ static int parse_options(const struct api_request *req, struct describe *d,
     return 0;
 }
 
-/* Reads what the cache has for d->ref. 0 with d->bundle filled when it has a
- * fresh answer, IM_ENOTFOUND when it has none, another code on failure. */
-static int from_cache(struct api *a, struct describe *d)
+/* ---- the cache --------------------------------------------------------------- */
+
+#define ACCESS_NOTE_EVERY_S 60 /* accessed_at is bumped at most this often */
+#define API__COUNTERS_FLUSH_S 10
+
+/* Counts an outcome for /metrics and for the store's persistent counters. */
+static void count(struct api *a, enum im_counter c)
+{
+    struct api__pending_counters *k = &a->counters;
+    im_metric_inc(c);
+    switch (c) {
+    case IM_CACHE_HIT:
+        atomic_fetch_add(&k->hits, 1);
+        break;
+    case IM_CACHE_MISS:
+        atomic_fetch_add(&k->misses, 1);
+        break;
+    case IM_CACHE_STALE:
+        atomic_fetch_add(&k->stale, 1);
+        break;
+    case IM_CACHE_REVALIDATED:
+        atomic_fetch_add(&k->revalidated, 1);
+        break;
+    case IM_CACHE_COALESCED:
+        atomic_fetch_add(&k->coalesced, 1);
+        break;
+    case IM_CACHE_NEGATIVE_HIT:
+        atomic_fetch_add(&k->negative_hits, 1);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Writes the pending counters to the store, at most every
+ * API__COUNTERS_FLUSH_S seconds (one request wins the compare-exchange). */
+static void flush_counters(struct api *a, int64_t now, struct describe *d)
+{
+    struct api__pending_counters *k = &a->counters;
+    int_least64_t last = atomic_load(&k->last_flush);
+    if (now - last < API__COUNTERS_FLUSH_S ||
+        !atomic_compare_exchange_strong(&k->last_flush, &last, now))
+        return;
+    struct store_counters delta = {
+        .hits = atomic_exchange(&k->hits, 0),
+        .misses = atomic_exchange(&k->misses, 0),
+        .stale = atomic_exchange(&k->stale, 0),
+        .revalidated = atomic_exchange(&k->revalidated, 0),
+        .coalesced = atomic_exchange(&k->coalesced, 0),
+        .negative_hits = atomic_exchange(&k->negative_hits, 0),
+    };
+    struct im_error serr;
+    if (store_add_counters(a->store, &delta, &serr) != 0)
+        note_store_failure(d, &serr);
+}
+
+static void note_store_failure(struct describe *d, const struct im_error *serr)
+{
+    im_metric_inc(IM_STORE_WRITE_FAILURES);
+    if (!d->store_failed)
+        d->store_err = *serr;
+    d->store_failed = true;
+}
+
+/* Upstream failures that let a stale entry be served instead. */
+static bool stale_if_error(int rc)
+{
+    return rc == IM_EUPSTREAM || rc == IM_ETIMEOUT || rc == IM_ERATELIMIT;
+}
+
+/* A digest reference from the cache: 0 with d->bundle filled, IM_ENOTFOUND. */
+static int digest_from_cache(struct api *a, struct describe *d)
+{
+    /* Content is shared by digest, but only this repository's own roots
+     * answer for it: the registry never said another repository has it. */
+    bool mine = false;
+    int rc = store_has_root(a->store, &d->ref, d->ref.digest, &mine, &d->err);
+    if (rc != 0)
+        return rc;
+    if (!mine)
+        return IM_ENOTFOUND;
+    d->max_age = IMMUTABLE_MAX_AGE;
+    return store_load(a->store, d->ref.digest, &d->bundle, &d->err);
+}
+
+/* Resolution (or revalidation, with prior) shared with concurrent requests. */
+static int shared(struct api *a, struct describe *d, const struct store_tag *prior)
+{
+    struct api__shared how;
+    im_bundle_free(&d->bundle);
+    int rc = api__resolve_shared(a, &d->ref, prior, &d->bundle, &how, &d->err);
+    if (how.store_failed)
+        note_store_failure(d, &how.store_err);
+    if (rc != 0)
+        return rc;
+    d->max_age = d->ref.tag[0] ? (long)a->cfg.tag_ttl_seconds : IMMUTABLE_MAX_AGE;
+    if (how.coalesced) {
+        d->cache = API_CACHE_COALESCED;
+        d->detail = "coalesced";
+        count(a, IM_CACHE_COALESCED);
+    } else if (how.revalidated) {
+        d->cache = API_CACHE_HIT;
+        d->detail = "revalidated";
+        count(a, IM_CACHE_REVALIDATED);
+    } else {
+        d->cache = API_CACHE_MISS;
+        d->detail = "miss";
+        count(a, IM_CACHE_MISS);
+    }
+    return 0;
+}
+
+/* The negative cache: IM_ENOTFOUND while a miss is remembered for the tag. */
+static int negative(struct api *a, struct describe *d, int64_t now)
+{
+    int64_t until = 0;
+    struct im_error serr;
+    if (a->cfg.negative_ttl_seconds <= 0 ||
+        store_get_miss(a->store, &d->ref, &until, &serr) != 0 || now >= until)
+        return 0;
+    d->cache = API_CACHE_HIT;
+    d->detail = "negative";
+    d->max_age = (long)(until - now);
+    count(a, IM_CACHE_NEGATIVE_HIT);
+    return im_seterr(&d->err, IM_ENOTFOUND,
+                     "%s/%s:%s does not exist (the registry said so less than %lld s "
+                     "ago)",
+                     d->ref.registry, d->ref.repository, d->ref.tag,
+                     (long long)a->cfg.negative_ttl_seconds);
+}
+
+/* A fresh tag: from the store, noting the access at most once a minute. */
+static int fresh_hit(struct api *a, struct describe *d, const struct store_tag *t,
+                     int64_t now)
+{
+    struct im_error serr;
+    if (store_load(a->store, t->digest, &d->bundle, &d->err) != 0) {
+        im_bundle_free(&d->bundle);
+        return IM_ENOTFOUND;
+    }
+    if (now - t->accessed_at >= ACCESS_NOTE_EVERY_S &&
+        store_note_access(a->store, &d->ref, now, &serr) != 0)
+        note_store_failure(d, &serr);
+    d->cache = API_CACHE_HIT;
+    d->detail = "hit";
+    d->max_age = (long)store_fresh_for(t, now, a->cfg.tag_ttl_seconds);
+    count(a, IM_CACHE_HIT);
+    return 0;
+}
+
+/* Revalidation failed upstream: the stale entry when policy allows. */
+static int serve_stale(struct api *a, struct describe *d, const struct store_tag *t,
+                       int rc)
+{
+    im_bundle_free(&d->bundle);
+    if (store_load(a->store, t->digest, &d->bundle, NULL) != 0) {
+        im_bundle_free(&d->bundle);
+        return rc;
+    }
+    d->stale = true;
+    d->cache = API_CACHE_HIT;
+    d->detail = "stale";
+    d->max_age = 0;
+    count(a, IM_CACHE_STALE);
+    return 0;
+}
+
+static int obtain_tag(struct api *a, struct describe *d)
 {
     struct store_tag t;
-    const char *root = d->ref.digest;
-    if (d->ref.tag[0]) {
-        int rc = store_get_tag(a->store, &d->ref, &t, &d->err);
-        if (rc != 0)
-            return rc;
-        int64_t now = im_now();
-        if (!store_tag_fresh(&t, now, a->cfg.tag_ttl_seconds))
-            return IM_ENOTFOUND;
-        if (d->ref.digest[0] && strcmp(d->ref.digest, t.digest) != 0)
-            return IM_ENOTFOUND; /* name:tag@digest where the tag moved */
-        d->max_age = (long)(a->cfg.tag_ttl_seconds - (now - t.checked_at));
-        root = t.digest;
-    } else {
-        /* Content is shared by digest, but only this repository's own roots
-         * answer for it: the registry never said another repository has it. */
-        bool mine = false;
-        int rc = store_has_root(a->store, &d->ref, root, &mine, &d->err);
-        if (rc != 0)
-            return rc;
-        if (!mine)
-            return IM_ENOTFOUND;
-        d->max_age = IMMUTABLE_MAX_AGE;
-    }
-    return store_load(a->store, root, &d->bundle, &d->err);
+    int64_t now = im_now();
+    int rc = negative(a, d, now);
+    if (rc != 0)
+        return rc;
+    rc = store_get_tag(a->store, &d->ref, &t, &d->err);
+    if (rc != 0 || (d->ref.digest[0] && strcmp(d->ref.digest, t.digest) != 0))
+        return shared(a, d, NULL); /* unknown, unreadable, or name:tag@digest moved */
+    enum store_freshness fr =
+        store_freshness(&t, now, a->cfg.tag_ttl_seconds, a->cfg.max_stale_seconds);
+    if (fr == STORE_FRESH && fresh_hit(a, d, &t, now) == 0)
+        return 0;
+    rc = shared(a, d, &t);
+    if (rc != 0 && fr == STORE_STALE_REVALIDATE && stale_if_error(rc))
+        rc = serve_stale(a, d, &t, rc);
+    return rc;
 }
 
 static int obtain(struct api *a, struct describe *d)
 {
-    int rc = from_cache(a, d);
-    if (rc == 0) {
+    int rc;
+    if (d->ref.tag[0])
+        rc = obtain_tag(a, d);
+    else if (digest_from_cache(a, d) == 0) {
         d->cache = API_CACHE_HIT;
-        return 0;
+        d->detail = "hit";
+        count(a, IM_CACHE_HIT);
+        rc = 0;
+    } else {
+        rc = shared(a, d, NULL);
     }
-    im_bundle_free(&d->bundle);
-    bool coalesced = false;
-    rc = api__resolve_shared(a, &d->ref, &d->bundle, &coalesced, &d->err);
-    if (rc != 0)
-        return rc;
-    d->cache = coalesced ? API_CACHE_COALESCED : API_CACHE_MISS;
-    d->max_age = d->ref.tag[0] ? (long)a->cfg.tag_ttl_seconds : IMMUTABLE_MAX_AGE;
-    if (!coalesced)
-        return 0;
-    rc = from_cache(a, d);
-    if (rc != 0) {
-        /* The other request could not store its answer: resolve ourselves. */
-        im_bundle_free(&d->bundle);
-        rc = api__resolve_shared(a, &d->ref, &d->bundle, &coalesced, &d->err);
-    }
+    flush_counters(a, im_now(), d);
     return rc;
+}
+
+/* Response headers of the cache: X-Imgmeta-Cache always; Warning and
+ * X-Imgmeta-Stale on a stale answer. */
+static void add_header(struct api_response *resp, const char *name, const char *value)
+{
+    if (resp->n_extra_headers >= API_MAX_EXTRA_HEADERS)
+        return;
+    struct api_header *h = &resp->extra_headers[resp->n_extra_headers++];
+    h->name = name;
+    im_strlcpy(h->value, value, sizeof h->value);
+}
+
+static void cache_headers(const struct describe *d, struct api_response *resp)
+{
+    if (d->detail)
+        add_header(resp, "X-Imgmeta-Cache", d->detail);
+    if (d->stale) {
+        add_header(resp, "Warning", "110 - \"Response is Stale\"");
+        add_header(resp, "X-Imgmeta-Stale", "true");
+    }
+    if (d->store_failed)
+        im_strlcpy(resp->store_error, d->store_err.msg, sizeof resp->store_error);
+}
+
+/* A stale JSON answer says so in the body too: {"stale":true,...}. The
+ * renderer is pure and knows nothing of freshness, so the flag goes in front
+ * of its object here. */
+static int mark_stale_json(struct api_response *resp)
+{
+    static const char flag[] = "\"stale\":true,";
+    if (resp->len < 2 || resp->body[0] != '{')
+        return 0;
+    char *grown = malloc(resp->len + sizeof flag);
+    if (!grown)
+        return IM_ENOMEM;
+    grown[0] = '{';
+    memcpy(grown + 1, flag, sizeof flag - 1);
+    memcpy(grown + sizeof flag, resp->body + 1, resp->len); /* with the NUL */
+    free(resp->body);
+    resp->body = grown;
+    resp->len += sizeof flag - 1;
+    return 0;
 }
 
 /* 64-bit FNV-1a, to fold the platform filter into the ETag. */
@@ -145,9 +359,10 @@ static void make_etag(const struct describe *d, const struct api_request *req, c
     const char *digest = d->bundle.root_digest;
     const char *hex = strchr(digest, ':');
     hex = hex ? hex + 1 : digest;
-    snprintf(buf, n, "\"%.40s-%c%c-%016llx\"", hex,
+    snprintf(buf, n, "\"%.40s-%c%c-%016llx%s\"", hex,
              d->format == API_FORMAT_MARKDOWN ? 'm' : 'j',
-             d->view == VIEW_SUMMARY ? 's' : 'f', (unsigned long long)h);
+             d->view == VIEW_SUMMARY ? 's' : 'f', (unsigned long long)h,
+             d->stale ? "-stale" : "");
 }
 
 /* If-None-Match: a list of entity tags or "*". */
@@ -245,8 +460,11 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     }
     rc = obtain(a, &d);
     resp->cache = d.cache;
+    cache_headers(&d, resp);
     if (rc == IM_ENOTFOUND) {
         rc = not_found(&d, resp);
+        if (rc == 0 && d.detail && strcmp(d.detail, "negative") == 0)
+            resp->max_age = d.max_age;
         goto out;
     }
     if (rc != 0) {
@@ -263,6 +481,8 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
         goto out;
     }
     rc = render_answer(&d, req, resp);
+    if (rc == 0 && d.stale && resp->status == 200 && d.format == API_FORMAT_JSON)
+        rc = mark_stale_json(resp);
 out:
     im_bundle_free(&d.bundle);
     return rc;

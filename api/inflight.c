@@ -1,5 +1,7 @@
-/* inflight.c - coalescing: one upstream resolution per reference at a time,
- * however many requests ask for it concurrently. */
+/* inflight.c - coalescing: one upstream resolution (or revalidation) per
+ * reference at a time, however many requests ask for it concurrently; the one
+ * request that does the work stores the answer and hands every waiter a copy,
+ * so waiters never depend on the cache being writable. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 #include <time.h>
 
 #include "api_internal.h"
+#include "metrics.h"
 #include "registry.h"
 #include "store.h"
 
@@ -37,7 +40,8 @@ void api__inflight_destroy(struct api__inflight *t)
 
 static void flight_key(const struct im_ref *ref, char *key, size_t n)
 {
-    snprintf(key, n, "%s/%s:%s@%s", ref->registry, ref->repository, ref->tag, ref->digest);
+    snprintf(key, n, "%s/%s:%s@%s", ref->registry, ref->repository, ref->tag,
+             ref->digest);
 }
 
 static struct api__flight *find(struct api__inflight *t, const char *key)
@@ -71,8 +75,232 @@ static struct timespec deadline_after(long ms)
     return ts;
 }
 
-/* Waits (lock held) for f to finish; returns its outcome. */
-static int wait_for(struct api *a, struct api__flight *f, struct im_error *err)
+/* ---- bundles ------------------------------------------------------------- */
+
+int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < src->ndocs; i++) {
+        const struct im_doc *d = &src->docs[i];
+        rc = im_bundle_add_doc(dst, d->digest, d->media_type, d->body, d->len);
+    }
+    for (size_t i = 0; !rc && i < src->nblobs; i++)
+        rc = im_bundle_add_blob(dst, &src->blobs[i]);
+    if (rc) {
+        im_bundle_free(dst);
+        return IM_ENOMEM;
+    }
+    im_strlcpy(dst->root_digest, src->root_digest, sizeof dst->root_digest);
+    return 0;
+}
+
+/* Adds to `into` what the document named digest holds in `from`, and (for a
+ * JSON document) everything it names by a "digest" member, recursively. */
+static int keep_reachable(struct im_bundle *into, const struct im_bundle *from,
+                          const char *digest, int depth);
+
+static int keep_named(struct im_bundle *into, const struct im_bundle *from, json_t *v,
+                      int depth)
+{
+    int rc = 0;
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *child;
+        json_object_foreach(v, key, child)
+        {
+            if (strcmp(key, "digest") == 0 && json_is_string(child))
+                rc = keep_reachable(into, from, json_string_value(child), depth + 1);
+            else
+                rc = keep_named(into, from, child, depth);
+            if (rc)
+                break;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(v, i, child)
+        {
+            rc = keep_named(into, from, child, depth);
+            if (rc)
+                break;
+        }
+    }
+    return rc;
+}
+
+static int keep_reachable(struct im_bundle *into, const struct im_bundle *from,
+                          const char *digest, int depth)
+{
+    if (depth > 4 || im_bundle_find_doc(into, digest) ||
+        im_bundle_find_blob(into, digest))
+        return 0; /* a list -> manifest -> config/layer tree is 3 deep */
+    const struct im_blob *bl = im_bundle_find_blob(from, digest);
+    if (bl)
+        return im_bundle_add_blob(into, bl) ? IM_ENOMEM : 0;
+    const struct im_doc *d = im_bundle_find_doc(from, digest);
+    if (!d)
+        return 0;
+    if (im_bundle_add_doc(into, d->digest, d->media_type, d->body, d->len) != 0)
+        return IM_ENOMEM;
+    json_t *doc = json_loadb((const char *)d->body, d->len, JSON_REJECT_DUPLICATES, NULL);
+    int rc = doc ? keep_named(into, from, doc, depth) : 0; /* configs name no children */
+    json_decref(doc);
+    return rc;
+}
+
+/* After a resolution that started from the cached documents of the tag's
+ * previous digest: keeps only what the new root reaches, so the old digest's
+ * documents are not recorded as members of the new one. */
+static int prune(struct im_bundle *b)
+{
+    struct im_bundle kept;
+    im_bundle_init(&kept);
+    int rc = keep_reachable(&kept, b, b->root_digest, 0);
+    if (!rc && !im_bundle_find_doc(&kept, b->root_digest))
+        rc = IM_EINTERNAL;
+    if (rc) {
+        im_bundle_free(&kept);
+        return rc;
+    }
+    im_strlcpy(kept.root_digest, b->root_digest, sizeof kept.root_digest);
+    im_bundle_free(b);
+    *b = kept;
+    return 0;
+}
+
+/* ---- the work one request does for all -------------------------------------- */
+
+static void store_failed(struct api__shared *how, const struct im_error *serr)
+{
+    im_metric_inc(IM_STORE_WRITE_FAILURES);
+    if (!how->store_failed)
+        how->store_err = *serr;
+    how->store_failed = true;
+}
+
+/* One HEAD: the cached digest unchanged -> *same, out loaded from the store;
+ * changed -> out pre-filled with the previous digest's documents. */
+static int revalidate(struct api *a, const struct im_ref *ref,
+                      const struct store_tag *prior, struct im_bundle *out, bool *same,
+                      struct api__shared *how, struct im_error *err)
+{
+    struct reg_head head;
+    struct reg_stats stats = {0};
+    struct im_error serr;
+    struct im_ref byTag = *ref;
+    byTag.digest[0] = '\0';
+    *same = false;
+    int rc = reg_head_manifest(a->reg, &byTag, &head, &stats, err);
+    if (rc == IM_EPROTO)
+        return 0; /* no Docker-Content-Digest: resolve in full */
+    if (rc)
+        return rc;
+    if (strcmp(head.digest, prior->digest) == 0) {
+        struct im_ref at = byTag;
+        im_strlcpy(at.digest, prior->digest, sizeof at.digest);
+        rc = store_touch_tag(a->store, &at, im_now(), &serr);
+        if (rc && rc != IM_ENOTFOUND)
+            store_failed(how, &serr);
+        if (store_load(a->store, prior->digest, out, &serr) == 0) {
+            *same = true;
+            return 0;
+        }
+    }
+    im_bundle_free(out);
+    if (store_load(a->store, prior->digest, out, &serr) != 0)
+        im_bundle_free(out); /* start cold: nothing lost but time */
+    return 0;
+}
+
+static void remember_miss(struct api *a, const struct im_ref *ref,
+                          struct api__shared *how)
+{
+    struct im_error serr;
+    if (!ref->tag[0] || a->cfg.negative_ttl_seconds <= 0)
+        return;
+    if (store_put_miss(a->store, ref, im_now() + a->cfg.negative_ttl_seconds, &serr) != 0)
+        store_failed(how, &serr);
+}
+
+static void store_answer(struct api *a, const struct im_ref *ref, struct im_bundle *out,
+                         struct api__shared *how)
+{
+    struct im_error serr;
+    int64_t now = im_now();
+    if (store_put(a->store, ref, out, now, &serr) != 0) {
+        store_failed(how, &serr);
+        return;
+    }
+    if (a->cfg.cache_max_bytes > 0 &&
+        store_enforce_budget(a->store, a->cfg.cache_max_bytes, ref->tag[0] ? ref : NULL,
+                             now, NULL, &serr) != 0)
+        store_failed(how, &serr);
+}
+
+/* A request that saw the cache stale or empty may become the leader just
+ * after another flight for the same reference finished and stored its
+ * answer: the store is read again first, so that it does not repeat the
+ * work. true with out filled when the cache now has a fresh answer. */
+static bool answered_meanwhile(struct api *a, const struct im_ref *ref,
+                               struct im_bundle *out)
+{
+    struct store_tag t;
+    bool mine = false;
+    const char *root = ref->digest;
+    if (ref->tag[0]) {
+        if (store_get_tag(a->store, ref, &t, NULL) != 0 ||
+            !store_tag_fresh(&t, im_now(), a->cfg.tag_ttl_seconds) ||
+            (ref->digest[0] && strcmp(ref->digest, t.digest) != 0))
+            return false;
+        root = t.digest;
+    } else if (store_has_root(a->store, ref, root, &mine, NULL) != 0 || !mine) {
+        return false;
+    }
+    if (store_load(a->store, root, out, NULL) == 0)
+        return true;
+    im_bundle_free(out);
+    return false;
+}
+
+static int work(struct api *a, const struct im_ref *ref, const struct store_tag *prior,
+                struct im_bundle *out, struct api__shared *how, struct im_error *err)
+{
+    struct reg_stats stats = {0};
+    bool same = false;
+    int rc = 0;
+    if (answered_meanwhile(a, ref, out)) {
+        how->coalesced = true;
+        return 0;
+    }
+    if (prior) {
+        rc = revalidate(a, ref, prior, out, &same, how, err);
+        if (rc || same) {
+            if (rc == IM_ENOTFOUND)
+                remember_miss(a, ref, how);
+            how->revalidated = same;
+            return rc;
+        }
+    }
+    bool prefilled = out->ndocs > 0;
+    rc = reg_resolve(a->reg, ref, out, &stats, err);
+    if (rc == IM_ENOTFOUND)
+        remember_miss(a, ref, how);
+    if (!rc && prefilled)
+        rc = prune(out);
+    if (rc) {
+        im_bundle_free(out);
+        return rc;
+    }
+    store_answer(a, ref, out, how);
+    return 0;
+}
+
+/* ---- coalescing ---------------------------------------------------------- */
+
+/* Waits (lock held) for f to finish; returns its outcome, with out holding a
+ * copy of its answer. */
+static int wait_for(struct api *a, struct api__flight *f, struct im_bundle *out,
+                    struct api__shared *how, struct im_error *err)
 {
     struct api__inflight *t = &a->inflight;
     struct timespec until = deadline_after(a->cfg.resolve_wait_ms);
@@ -86,29 +314,35 @@ static int wait_for(struct api *a, struct api__flight *f, struct im_error *err)
                          "gave up after %ld ms waiting for a concurrent resolution",
                          a->cfg.resolve_wait_ms);
     }
-    int out = f->rc;
-    if (out != 0 && err)
+    int out_rc = f->rc;
+    if (out_rc != 0 && err)
         *err = f->err;
-    if (f->waiters == 0)
+    if (out_rc == 0 && api__bundle_copy(out, &f->bundle) != 0)
+        out_rc = im_seterr(err, IM_ENOMEM, "out of memory copying a shared answer");
+    how->revalidated = f->revalidated;
+    if (f->waiters == 0) {
+        im_bundle_free(&f->bundle);
         free(f);
-    return out;
+    }
+    return out_rc;
 }
 
-int api__resolve_shared(struct api *a, const struct im_ref *ref, struct im_bundle *out,
-                        bool *coalesced, struct im_error *err)
+int api__resolve_shared(struct api *a, const struct im_ref *ref,
+                        const struct store_tag *prior, struct im_bundle *out,
+                        struct api__shared *how, struct im_error *err)
 {
     struct api__inflight *t = &a->inflight;
     struct api__flight *f;
     int rc;
 
-    *coalesced = false;
+    memset(how, 0, sizeof *how);
     pthread_mutex_lock(&t->lock);
     char key[sizeof f->key];
     flight_key(ref, key, sizeof key);
     f = find(t, key);
     if (f) {
-        *coalesced = true;
-        rc = wait_for(a, f, err);
+        how->coalesced = true;
+        rc = wait_for(a, f, out, how, err);
         pthread_mutex_unlock(&t->lock);
         return rc;
     }
@@ -118,29 +352,31 @@ int api__resolve_shared(struct api *a, const struct im_ref *ref, struct im_bundl
         return im_seterr(err, IM_ENOMEM, "out of memory");
     }
     im_strlcpy(f->key, key, sizeof f->key);
+    im_bundle_init(&f->bundle);
     f->next = t->head;
     t->head = f;
     pthread_mutex_unlock(&t->lock);
 
-    struct reg_stats stats = {0};
-    rc = reg_resolve(a->reg, ref, out, &stats, &f->err);
-    if (rc == 0) {
-        /* A cache that cannot be written still lets us answer; waiters then
-         * find nothing in the store and resolve for themselves. */
-        struct im_error serr;
-        if (store_put(a->store, ref, out, im_now(), &serr) != 0)
-            im_strlcpy(f->err.msg, serr.msg, sizeof f->err.msg);
-    }
+    im_metric_gauge_add(IM_RESOLUTIONS_INFLIGHT, 1);
+    rc = work(a, ref, prior, out, how, &f->err);
+    im_metric_gauge_add(IM_RESOLUTIONS_INFLIGHT, -1);
     if (rc != 0 && err)
         *err = f->err;
 
     pthread_mutex_lock(&t->lock);
     f->rc = rc;
+    f->revalidated = how->revalidated;
+    if (rc == 0 && f->waiters > 0 && api__bundle_copy(&f->bundle, out) != 0) {
+        f->rc = IM_ENOMEM;
+        im_seterr(&f->err, IM_ENOMEM, "out of memory sharing an answer");
+    }
     f->done = true;
     unlink_flight(t, f);
     pthread_cond_broadcast(&t->cond);
-    if (f->waiters == 0)
+    if (f->waiters == 0) {
+        im_bundle_free(&f->bundle);
         free(f);
+    }
     pthread_mutex_unlock(&t->lock);
     return rc;
 }

@@ -59,11 +59,44 @@ const char *const store__sql[ST__COUNT] = {
                  " (SELECT count(*) FROM blobs), (SELECT count(*) FROM tags),"
                  " (SELECT count(*) FROM misses),"
                  " (SELECT page_count FROM pragma_page_count())"
-                 " * (SELECT page_size FROM pragma_page_size())",
+                 " * (SELECT page_size FROM pragma_page_size()),"
+                 " ((SELECT page_count FROM pragma_page_count())"
+                 " - (SELECT freelist_count FROM pragma_freelist_count()))"
+                 " * (SELECT page_size FROM pragma_page_size()),"
+                 " (SELECT count(*) FROM repo_roots)",
     [ST_PUT_REPO_ROOT] = "INSERT OR IGNORE INTO repo_roots(registry, repository, root)"
                          " VALUES (?1, ?2, ?3)",
     [ST_HAS_REPO_ROOT] = "SELECT EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
                          " AND repository = ?2 AND root = ?3)",
+    /* housekeeping, run by store_gc.c */
+    [ST_GC_MISSES] = "DELETE FROM misses WHERE until <= ?1",
+    [ST_GC_MEMBERS] =
+        "DELETE FROM members WHERE root NOT IN (SELECT root FROM repo_roots)",
+    [ST_GC_DOCS] = "DELETE FROM documents WHERE NOT EXISTS (SELECT 1 FROM members m"
+                   " WHERE m.digest = documents.digest AND m.kind = 0)",
+    [ST_GC_BLOBS] = "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM members m"
+                    " WHERE m.digest = blobs.digest AND m.kind = 1)",
+    [ST_ORPHAN_ROOTS] = "DELETE FROM repo_roots WHERE NOT EXISTS (SELECT 1 FROM tags t"
+                        " WHERE t.registry = repo_roots.registry"
+                        " AND t.repository = repo_roots.repository"
+                        " AND t.digest = repo_roots.root)",
+    [ST_LRU_TAGS] = "SELECT registry, repository, tag FROM tags"
+                    " WHERE NOT (registry = ?1 AND repository = ?2 AND tag = ?3)"
+                    " ORDER BY accessed_at, checked_at LIMIT ?4",
+    [ST_DEL_TAG] =
+        "DELETE FROM tags WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
+    [ST_DEL_MISS_KEY] = "DELETE FROM misses WHERE registry = ?1 AND repository = ?2"
+                        " AND tag = ?3",
+    [ST_DEL_REPO_ROOT] = "DELETE FROM repo_roots WHERE registry = ?1 AND repository = ?2"
+                         " AND root = ?3",
+    [ST_DEL_TAGS_TO] = "DELETE FROM tags WHERE registry = ?1 AND repository = ?2"
+                       " AND digest = ?3",
+    [ST_USED_BYTES] = "SELECT ((SELECT page_count FROM pragma_page_count())"
+                      " - (SELECT freelist_count FROM pragma_freelist_count()))"
+                      " * (SELECT page_size FROM pragma_page_size())",
+    [ST_ADD_COUNTER] = "INSERT INTO counters(name, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+    [ST_GET_COUNTERS] = "SELECT name, value FROM counters",
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -274,8 +307,8 @@ out:
     return rc;
 }
 
-static int put_repo_root(struct store__conn *c, const struct im_ref *ref, const char *root,
-                         struct im_error *err)
+static int put_repo_root(struct store__conn *c, const struct im_ref *ref,
+                         const char *root, struct im_error *err)
 {
     sqlite3_stmt *st = c->st[ST_PUT_REPO_ROOT];
     if (bind_key(st, ref, root) != SQLITE_OK) {
@@ -430,6 +463,39 @@ out:
 }
 
 /* ---- tags --------------------------------------------------------------- */
+
+/* now - checked_at, 0 when checked_at is in the future, INT64_MAX when the
+ * subtraction would overflow (an absurd row). */
+static int64_t tag_age(const struct store_tag *t, int64_t now)
+{
+    if (t->checked_at >= now)
+        return 0;
+    if (t->checked_at < 0 && now > INT64_MAX + t->checked_at)
+        return INT64_MAX;
+    return now - t->checked_at;
+}
+
+enum store_freshness store_freshness(const struct store_tag *t, int64_t now,
+                                     int64_t ttl_seconds, int64_t max_stale_seconds)
+{
+    if (store_tag_fresh(t, now, ttl_seconds))
+        return STORE_FRESH;
+    if (!t || max_stale_seconds <= 0)
+        return STORE_TOO_STALE;
+    int64_t age = tag_age(t, now);
+    int64_t ttl = ttl_seconds > 0 ? ttl_seconds : 0;
+    if (age == INT64_MAX)
+        return STORE_TOO_STALE; /* older than anything representable */
+    /* age >= ttl here; compare age - ttl, which cannot overflow */
+    return age - ttl < max_stale_seconds ? STORE_STALE_REVALIDATE : STORE_TOO_STALE;
+}
+
+int64_t store_fresh_for(const struct store_tag *t, int64_t now, int64_t ttl_seconds)
+{
+    if (!store_tag_fresh(t, now, ttl_seconds))
+        return 0;
+    return ttl_seconds - tag_age(t, now);
+}
 
 bool store_tag_fresh(const struct store_tag *t, int64_t now, int64_t ttl_seconds)
 {
@@ -621,6 +687,8 @@ int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
     out->tags = sqlite3_column_int64(st, 3);
     out->misses = sqlite3_column_int64(st, 4);
     out->bytes = sqlite3_column_int64(st, 5);
+    out->used_bytes = sqlite3_column_int64(st, 6);
+    out->roots = sqlite3_column_int64(st, 7);
 out:
     if (st)
         store__done(st);

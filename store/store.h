@@ -20,11 +20,28 @@ struct store;
  * tests), runs migrations. NULL on failure with err saying why (including a
  * database from a newer imgmeta, a file that is not an SQLite database, or an
  * SQLite database that belongs to something else); such a file is not
- * modified. A file database gets a pool of up to 8 connections; ":memory:"
+ * modified. A file that exists but cannot be written is opened read-only
+ * (store_readonly). A file database gets a pool of up to 8 connections; ":memory:"
  * (and "", a private temporary database) gets exactly one, since every
  * connection would otherwise see its own empty database. The caller owns the
  * result and frees it with store_close. */
 struct store *store_open(const char *path, struct im_error *err) IM_WUR;
+/* store_open that also says, on failure, whether the file itself is damaged
+ * (*damaged = true: not an SQLite database, corrupt, or failing PRAGMA
+ * quick_check) as opposed to refused for another reason (a newer schema,
+ * another program's database, permissions, memory). damaged may be NULL. */
+struct store *store_open_ex(const char *path, bool *damaged, struct im_error *err) IM_WUR;
+/* Moves a damaged database out of the way: path, path-wal and path-shm are
+ * renamed to <path>.corrupt-<YYYYmmddTHHMMSSZ of now>[-wal|-shm]; moved_to
+ * (n bytes) gets the new name of path. Never deletes anything. 0, IM_EINVAL,
+ * IM_ESTORE (rename failed; err says why). */
+int store_move_aside(const char *path, int64_t now, char *moved_to, size_t n,
+                     struct im_error *err) IM_WUR;
+/* True when the file could only be opened read-only (it, or its directory,
+ * is not writable by this process): answers are read from it, every write
+ * fails with IM_ESTORE. store_open does this instead of failing, so that a
+ * read-only cache still serves. */
+bool store_readonly(const struct store *s);
 /* Closes every connection and frees s; NULL is accepted. No other call on s
  * may be running or follow. */
 void store_close(struct store *s);
@@ -46,6 +63,19 @@ int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *o
  * now - checked_at < ttl_seconds. ttl_seconds <= 0 means never fresh; a
  * checked_at in the future (the clock stepped back) counts as just checked. */
 bool store_tag_fresh(const struct store_tag *t, int64_t now, int64_t ttl_seconds);
+
+/* The freshness of a tag's row, a pure function of (row, now, policy):
+ * STORE_FRESH while now - checked_at < ttl (answer from the cache);
+ * STORE_STALE_REVALIDATE after that, while the entry may still be served if
+ * the upstream fails (now - checked_at < ttl + max_stale);
+ * STORE_TOO_STALE past that (revalidate, and on failure return the error).
+ * ttl <= 0 is never fresh; max_stale <= 0 never serves stale; a checked_at in
+ * the future (the clock stepped back) counts as just checked. */
+enum store_freshness { STORE_FRESH = 0, STORE_STALE_REVALIDATE, STORE_TOO_STALE };
+enum store_freshness store_freshness(const struct store_tag *t, int64_t now,
+                                     int64_t ttl_seconds, int64_t max_stale_seconds);
+/* Seconds of freshness left (0 when not fresh), for Cache-Control max-age. */
+int64_t store_fresh_for(const struct store_tag *t, int64_t now, int64_t ttl_seconds);
 
 /* Stores a verified resolution in one transaction: every document and blob of
  * bundle, the membership of each under bundle->root_digest, and (when ref is
@@ -104,11 +134,63 @@ int store_has_root(struct store *s, const struct im_ref *ref, const char *root, 
 /* Counts for logs and tests. */
 struct store_stats {
     int64_t documents, blobs, tags;
-    int64_t bytes;     /* database file size (page_count * page_size) */
-    int64_t doc_bytes; /* sum of the stored documents' lengths */
-    int64_t misses;    /* remembered misses, expired or not */
+    int64_t bytes;      /* database file size (page_count * page_size) */
+    int64_t doc_bytes;  /* sum of the stored documents' lengths */
+    int64_t misses;     /* remembered misses, expired or not */
+    int64_t used_bytes; /* pages in use ((page_count - freelist_count) * page_size) */
+    int64_t roots;      /* (repository, root digest) answers held */
 };
 /* Fills *out. 0, IM_EINVAL (out NULL), IM_ESTORE. */
 int store_stats(struct store *s, struct store_stats *out, struct im_error *err) IM_WUR;
+
+/* ---- housekeeping (store_gc.c) ---- */
+
+/* What a housekeeping call removed. */
+struct store_removed {
+    int64_t tags, roots, documents, blobs, misses;
+};
+
+/* Forgets ref: for a tag, the tag and its remembered miss; for a digest
+ * reference, the repository's claim on that root and every tag of the
+ * repository pointing to it. Then collects what nothing references any more
+ * (as store_gc). *out (may be NULL) is filled. 0 (also when nothing was
+ * stored), IM_EINVAL, IM_ESTORE. */
+int store_purge(struct store *s, const struct im_ref *ref, struct store_removed *out,
+                struct im_error *err) IM_WUR;
+
+/* Garbage collection in one transaction: expired misses (until <= now),
+ * members of roots no repository claims, documents and blobs no root holds
+ * (a root a repository claims stays: digest references are cached for good,
+ * until purged or evicted by the budget);
+ * then gives free pages back to the file system when the database allows it
+ * (auto_vacuum=INCREMENTAL, the default for databases created by this
+ * version). *out (may be NULL) is filled. 0 or IM_ESTORE. */
+int store_gc(struct store *s, int64_t now, struct store_removed *out,
+             struct im_error *err) IM_WUR;
+
+/* Keeps the database under max_bytes of used pages: when it holds more, evicts
+ * roots no tag points to, then the least recently accessed tags (never keep's
+ * tag, when keep is not NULL), collecting what they held, until it is under
+ * 80% of max_bytes or nothing evictable is left. Cheap when under budget (two
+ * pragma reads). max_bytes <= 0 disables it. *out (may be NULL) is filled.
+ * 0 or IM_ESTORE. */
+int store_enforce_budget(struct store *s, int64_t max_bytes, const struct im_ref *keep,
+                         int64_t now, struct store_removed *out,
+                         struct im_error *err) IM_WUR;
+
+/* PRAGMA integrity_check and quick_check. 0 when both say "ok"; IM_ESTORE
+ * with the first problems in err otherwise. */
+int store_check(struct store *s, struct im_error *err) IM_WUR;
+
+/* Persistent request counters, so that `imgmeta cache stats` can report a
+ * hit ratio across restarts. store_add_counters adds delta in one small
+ * transaction; store_get_counters reads the totals. 0 or IM_ESTORE. */
+struct store_counters {
+    int64_t hits, misses, stale, revalidated, coalesced, negative_hits;
+};
+int store_add_counters(struct store *s, const struct store_counters *delta,
+                       struct im_error *err) IM_WUR;
+int store_get_counters(struct store *s, struct store_counters *out,
+                       struct im_error *err) IM_WUR;
 
 #endif

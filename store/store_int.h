@@ -32,6 +32,20 @@ enum store__stmt {
     ST_STATS,
     ST_PUT_REPO_ROOT, /* repo_roots: the repository a root was resolved from */
     ST_HAS_REPO_ROOT,
+    /* housekeeping (store_gc.c) */
+    ST_GC_MISSES,    /* expired misses */
+    ST_GC_MEMBERS,   /* members of roots no repository claims */
+    ST_GC_DOCS,      /* documents no root holds */
+    ST_GC_BLOBS,     /* blobs no root holds */
+    ST_ORPHAN_ROOTS, /* repository roots no tag of the repository points to */
+    ST_LRU_TAGS,     /* the least recently accessed tags, except one */
+    ST_DEL_TAG,
+    ST_DEL_MISS_KEY,  /* a miss by (registry, repository, key) */
+    ST_DEL_REPO_ROOT, /* one repository's claim on a root */
+    ST_DEL_TAGS_TO,   /* a repository's tags pointing to a root */
+    ST_USED_BYTES,
+    ST_ADD_COUNTER,
+    ST_GET_COUNTERS,
     ST__COUNT
 };
 
@@ -49,6 +63,9 @@ struct store__conn {
 
 struct store {
     char *path;
+    char *name; /* what sqlite3_open_v2 gets: path, or a read-only URI */
+    int open_flags;
+    bool readonly;           /* the file cannot be written: reads only, writes fail */
     int max_conns;           /* 8 for a file, 1 for a private (":memory:") database */
     int nconns;              /* open plus being opened, <= max_conns */
     struct store__conn *all; /* guarded by mu */

@@ -10,11 +10,14 @@
  * what unit tests need. */
 #include "store_int.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define STORE_POOL_MAX 8
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -68,6 +71,17 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (registry, repository, root)) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO repo_roots(registry, repository, root)"
     "  SELECT registry, repository, digest FROM tags;",
+    /* 2 -> 3: housekeeping. Garbage collection looks members up by digest
+     * and repository roots by root; eviction takes tags by last access and
+     * finds a repository's tags pointing to a root; counters persist the
+     * hit ratio across restarts. */
+    "CREATE INDEX members_by_digest ON members(digest, kind);"
+    "CREATE INDEX repo_roots_by_root ON repo_roots(root);"
+    "CREATE INDEX tags_by_access ON tags(accessed_at, checked_at);"
+    "CREATE INDEX tags_by_digest ON tags(registry, repository, digest);"
+    "CREATE TABLE counters("
+    "  name TEXT NOT NULL PRIMARY KEY,"
+    "  value INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -107,6 +121,13 @@ static int open_failure(sqlite3 *db, const char *path, const char *what,
         return im_seterr(err, IM_ESTORE, "%s is a corrupt imgmeta cache database (%s)",
                          path, sqlite3_errmsg(db));
     return im_seterr(err, IM_ESTORE, "%s: %s: %s", path, what, sqlite3_errmsg(db));
+}
+
+/* The file itself is damaged (as opposed to refused for another reason). */
+static bool damaged_code(sqlite3 *db)
+{
+    int code = sqlite3_errcode(db) & 0xff;
+    return code == SQLITE_NOTADB || code == SQLITE_CORRUPT;
 }
 
 static int exec_sql(sqlite3 *db, const char *path, const char *sql, struct im_error *err)
@@ -235,19 +256,71 @@ static void conn_free(struct store__conn *c)
     free(c);
 }
 
+/* PRAGMA quick_check at start: a damaged page deep in the file is found now,
+ * with a clear message, not at the first request that reads it. */
+static int quick_check(sqlite3 *db, const char *path, bool *damaged, struct im_error *err)
+{
+    char result[200];
+    int64_t ignored = 0;
+    int rc = query_one(db, path, "PRAGMA quick_check(3)", &ignored, result, sizeof result,
+                       err);
+    if (rc) {
+        *damaged = damaged_code(db);
+        return rc;
+    }
+    if (strcmp(result, "ok") != 0) {
+        *damaged = true;
+        return im_seterr(err, IM_ESTORE,
+                         "%s is a corrupt imgmeta cache database (quick_check: %s)", path,
+                         result);
+    }
+    return 0;
+}
+
+/* The setup a store's first connection does: the file is ours, not damaged,
+ * in WAL mode (a new file also gets incremental auto-vacuum, so that
+ * eviction gives space back), and migrated. */
+static int conn_setup(sqlite3 *db, const char *path, bool readonly, bool *damaged,
+                      struct im_error *err)
+{
+    int64_t version = 0;
+    int rc = check_identity(db, path, &version, err);
+    if (rc) {
+        *damaged = damaged_code(db);
+        return rc;
+    }
+    rc = quick_check(db, path, damaged, err);
+    if (!rc && readonly && version < SCHEMA_VERSION)
+        rc = im_seterr(err, IM_ESTORE,
+                       "%s is read-only and has schema version %lld: this imgmeta needs "
+                       "%d and cannot migrate it",
+                       path, (long long)version, SCHEMA_VERSION);
+    if (rc || readonly)
+        return rc;
+    /* only takes effect while the file has no table yet */
+    if (!rc && version == 0)
+        rc = exec_sql(db, path, "PRAGMA auto_vacuum=INCREMENTAL", err);
+    if (!rc)
+        rc = set_wal(db, path, err);
+    /* a current schema needs no write lock (a read-only file still opens) */
+    if (!rc && version < SCHEMA_VERSION)
+        rc = migrate(db, path, err);
+    return rc;
+}
+
 /* Opens one connection; the first one of a store (setup) also checks the
  * file is ours, switches it to WAL and migrates. */
-static int conn_open(const char *path, bool setup, struct store__conn **out,
-                     struct im_error *err)
+static int conn_open(const struct store *s, bool setup, bool *damaged,
+                     struct store__conn **out, struct im_error *err)
 {
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    const char *path = s->path;
     struct store__conn *c = calloc(1, sizeof *c);
     int rc = 0;
     if (!c) {
         rc = im_seterr(err, IM_ENOMEM, "out of memory opening %s", path);
         goto out;
     }
-    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(s->name, &c->db, s->open_flags, NULL) != SQLITE_OK) {
         rc = c->db ? open_failure(c->db, path, "cannot open", err)
                    : im_seterr(err, IM_ENOMEM, "out of memory opening %s", path);
         goto out;
@@ -257,15 +330,8 @@ static int conn_open(const char *path, bool setup, struct store__conn **out,
         rc = open_failure(c->db, path, "configuring the connection", err);
         goto out;
     }
-    if (setup) {
-        int64_t version = 0;
-        rc = check_identity(c->db, path, &version, err);
-        if (!rc)
-            rc = set_wal(c->db, path, err);
-        /* a current schema needs no write lock (a read-only file still opens) */
-        if (!rc && version < SCHEMA_VERSION)
-            rc = migrate(c->db, path, err);
-    }
+    if (setup)
+        rc = conn_setup(c->db, path, s->readonly, damaged, err);
     if (!rc)
         rc = exec_sql(c->db, path, "PRAGMA synchronous=NORMAL", err);
     for (int i = 0; !rc && i < ST__COUNT; i++) {
@@ -282,10 +348,82 @@ out:
     return rc;
 }
 
+/* The file exists and this process cannot write it or its directory (where
+ * SQLite creates the -wal and -shm files). */
+static bool cannot_write(const char *path)
+{
+    char dir[1100];
+    if (access(path, F_OK) != 0 || im_strlcpy(dir, path, sizeof dir) != 0)
+        return false;
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        im_strlcpy(dir, ".", sizeof dir);
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    return access(path, W_OK) != 0 || access(dir, W_OK) != 0;
+}
+
+/* "file:PATH?immutable=1" with PATH percent-encoded where a URI needs it.
+ * immutable: SQLite cannot create the -shm it needs to read a WAL database
+ * in a directory it cannot write; the price is that changes another process
+ * makes meanwhile are not seen (nobody can write this file anyway). */
+static char *readonly_uri(const char *path)
+{
+    size_t n = strlen(path);
+    char *uri = malloc(n * 3 + 32);
+    if (!uri)
+        return NULL;
+    size_t o = (size_t)snprintf(uri, 8, "file:");
+    for (const char *p = path; *p; p++) {
+        if (*p == '?' || *p == '#' || *p == '%')
+            o += (size_t)snprintf(uri + o, 4, "%%%02X", (unsigned char)*p);
+        else
+            uri[o++] = *p;
+    }
+    snprintf(uri + o, 16, "?immutable=1");
+    return uri;
+}
+
+/* Opens the first connection; a file that cannot be written is opened again
+ * read-only. */
+static int open_first(struct store *s, bool *damaged, struct store__conn **c,
+                      struct im_error *err)
+{
+    s->open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    s->name = strdup(s->path);
+    if (!s->name)
+        return im_seterr(err, IM_ENOMEM, "out of memory opening %s", s->path);
+    int rc = conn_open(s, true, damaged, c, err);
+    if (!rc || *damaged || is_private_db(s->path) || !cannot_write(s->path))
+        return rc;
+    free(s->name);
+    s->name = readonly_uri(s->path);
+    if (!s->name)
+        return im_seterr(err, IM_ENOMEM, "out of memory opening %s", s->path);
+    s->open_flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX;
+    s->readonly = true;
+    return conn_open(s, true, damaged, c, err);
+}
+
+bool store_readonly(const struct store *s)
+{
+    return s && s->readonly;
+}
+
 struct store *store_open(const char *path, struct im_error *err)
+{
+    return store_open_ex(path, NULL, err);
+}
+
+struct store *store_open_ex(const char *path, bool *damaged, struct im_error *err)
 {
     struct store *s = NULL;
     struct store__conn *c = NULL;
+    bool broken = false;
+    if (damaged)
+        *damaged = false;
     if (!path) {
         im_seterr(err, IM_EINVAL, "no cache database path");
         goto fail;
@@ -310,8 +448,11 @@ struct store *store_open(const char *path, struct im_error *err)
         im_seterr(err, IM_ENOMEM, "cannot create the store's condition variable");
         goto fail_mutex;
     }
-    if (conn_open(path, true, &c, err) != 0)
+    if (open_first(s, &broken, &c, err) != 0) {
+        if (damaged)
+            *damaged = broken;
         goto fail_cond;
+    }
     s->all = c;
     s->idle = c;
     s->nconns = 1;
@@ -322,8 +463,10 @@ fail_cond:
 fail_mutex:
     pthread_mutex_destroy(&s->mu);
 fail_alloc:
-    if (s)
+    if (s) {
+        free(s->name);
         free(s->path);
+    }
     free(s);
 fail:
     return NULL;
@@ -341,6 +484,7 @@ void store_close(struct store *s)
     }
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
+    free(s->name);
     free(s->path);
     free(s);
 }
@@ -361,7 +505,8 @@ int store__conn_get(struct store *s, struct store__conn **out, struct im_error *
     }
     pthread_mutex_unlock(&s->mu);
     if (!c) {
-        rc = conn_open(s->path, false, &c, err);
+        bool ignored = false;
+        rc = conn_open(s, false, &ignored, &c, err);
         pthread_mutex_lock(&s->mu);
         if (rc) {
             s->nconns--;
@@ -388,4 +533,43 @@ void store__conn_put(struct store *s, struct store__conn *c)
     s->idle = c;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Renames from to to when from exists; 0, or IM_ESTORE naming errno's cause. */
+static int rename_if_present(const char *from, const char *to, struct im_error *err)
+{
+    char why[128];
+    if (rename(from, to) == 0 || errno == ENOENT)
+        return 0;
+    if (strerror_r(errno, why, sizeof why) != 0)
+        snprintf(why, sizeof why, "errno %d", errno);
+    return im_seterr(err, IM_ESTORE, "cannot move %s to %s: %s", from, to, why);
+}
+
+int store_move_aside(const char *path, int64_t now, char *moved_to, size_t n,
+                     struct im_error *err)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    char stamp[32], from[1100], to[1200];
+    struct tm tm;
+    time_t t = (time_t)now;
+    if (!path || is_private_db(path) || !moved_to || n == 0)
+        return im_seterr(err, IM_EINVAL, "store_move_aside needs a file path");
+    if (!gmtime_r(&t, &tm) || strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm) == 0)
+        return im_seterr(err, IM_EINVAL, "store_move_aside: bad time %lld",
+                         (long long)now);
+    /* The main file first: once it is gone, its -wal cannot be replayed into
+     * a new database by mistake. */
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        int a = snprintf(from, sizeof from, "%s%s", path, suffixes[i]);
+        int b = snprintf(to, sizeof to, "%s.corrupt-%s%s", path, stamp, suffixes[i]);
+        if (a < 0 || (size_t)a >= sizeof from || b < 0 || (size_t)b >= sizeof to)
+            return im_seterr(err, IM_EINVAL, "database path too long");
+        if (i == 0 && im_strlcpy(moved_to, to, n) != 0)
+            return im_seterr(err, IM_EINVAL, "database path too long");
+        int rc = rename_if_present(from, to, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }

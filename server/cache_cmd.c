@@ -1,0 +1,180 @@
+/* cache_cmd.c - the cache seen from the daemon's side: opening the database
+ * (with the move-aside recovery of a damaged file), passing the cache options
+ * to api/, and `imgmeta cache stats|purge REF|gc|check`. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.h"
+#include "registry.h"
+#include "server.h"
+#include "store.h"
+
+void srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg)
+{
+    acfg->max_stale_seconds = cfg->max_stale;
+    acfg->negative_ttl_seconds = cfg->negative_ttl;
+    acfg->cache_max_bytes = cfg->cache_max_bytes;
+    im_strlcpy(acfg->admin_token, cfg->admin_token, sizeof acfg->admin_token);
+}
+
+struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err)
+{
+    char moved[1200];
+    bool damaged = false;
+    struct store *s = store_open_ex(cfg->db, &damaged, err);
+    if (s && store_readonly(s))
+        srv_log(SRV_WARN, NULL,
+                "event=db_readonly db=\"%s\" msg=\"the cache file cannot be written: "
+                "answers are read from it, nothing new is kept\"",
+                cfg->db);
+    if (s || !damaged)
+        return s;
+    if (!cfg->db_recover) {
+        /* err names the damage; say what can be done about it */
+        char why[IM_ERRMSG_MAX];
+        im_strlcpy(why, err->msg, sizeof why);
+        im_seterr(err, IM_ESTORE,
+                  "%s; it is only a cache: start with --db-recover 1 to move it aside "
+                  "and start empty",
+                  why);
+        return NULL;
+    }
+    srv_log(SRV_WARN, NULL, "event=db_damaged msg=\"%s\"", err->msg);
+    if (store_move_aside(cfg->db, im_now(), moved, sizeof moved, err) != 0)
+        return NULL;
+    srv_log(SRV_WARN, NULL, "event=db_moved_aside db=\"%s\" moved_to=\"%s\"", cfg->db,
+            moved);
+    return store_open(cfg->db, err);
+}
+
+/* ---- imgmeta cache ------------------------------------------------------ */
+
+static void cache_usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: imgmeta cache stats|gc|check [--db FILE]\n"
+        "       imgmeta cache purge REF [--db FILE]\n"
+        "  stats  entries, bytes and the hit ratio recorded by the daemon\n"
+        "  purge  forgets REF (python:3.7-slim, ghcr.io/org/app@sha256:...) and what\n"
+        "         only it held\n"
+        "  gc     removes expired misses and documents nothing refers to\n"
+        "  check  PRAGMA integrity_check and quick_check; exit 1 when not ok\n"
+        "The database is found as by `imgmeta serve` (--db, IMGMETA_DB, --config).\n");
+}
+
+static double ratio(int64_t part, int64_t whole)
+{
+    return whole > 0 ? (double)part / (double)whole : 0.0;
+}
+
+static int cmd_stats(struct store *s, const struct srv_config *cfg, struct im_error *err)
+{
+    struct store_stats st;
+    struct store_counters k;
+    if (store_stats(s, &st, err) != 0 || store_get_counters(s, &k, err) != 0)
+        return 1;
+    int64_t served =
+        k.hits + k.misses + k.stale + k.revalidated + k.coalesced + k.negative_hits;
+    printf("db: %s\n", cfg->db);
+    printf("tags: %lld\nroots: %lld\ndocuments: %lld\nblobs: %lld\nmisses: %lld\n",
+           (long long)st.tags, (long long)st.roots, (long long)st.documents,
+           (long long)st.blobs, (long long)st.misses);
+    printf("bytes: %lld\nused_bytes: %lld\ndocument_bytes: %lld\nbudget_bytes: %ld\n",
+           (long long)st.bytes, (long long)st.used_bytes, (long long)st.doc_bytes,
+           cfg->cache_max_bytes);
+    printf("requests: %lld\nhits: %lld\nrevalidated: %lld\nstale: %lld\n"
+           "coalesced: %lld\nnegative_hits: %lld\nmisses_upstream: %lld\n",
+           (long long)served, (long long)k.hits, (long long)k.revalidated,
+           (long long)k.stale, (long long)k.coalesced, (long long)k.negative_hits,
+           (long long)k.misses);
+    /* answered without resolving upstream (revalidations cost one HEAD) */
+    printf(
+        "hit_ratio: %.3f\n",
+        ratio(k.hits + k.revalidated + k.stale + k.negative_hits + k.coalesced, served));
+    return 0;
+}
+
+static int cmd_purge(struct store *s, const char *text, struct im_error *err)
+{
+    struct im_ref ref;
+    struct store_removed r;
+    if (reg_ref_parse(text, &ref, err) != 0 || store_purge(s, &ref, &r, err) != 0)
+        return 1;
+    printf("purged %s/%s%s%s%s%s: %lld tags, %lld roots, %lld documents, %lld blobs, "
+           "%lld misses\n",
+           ref.registry, ref.repository, ref.tag[0] ? ":" : "", ref.tag,
+           ref.digest[0] ? "@" : "", ref.digest, (long long)r.tags, (long long)r.roots,
+           (long long)r.documents, (long long)r.blobs, (long long)r.misses);
+    return 0;
+}
+
+static int cmd_gc(struct store *s, struct im_error *err)
+{
+    struct store_removed r;
+    struct store_stats st;
+    if (store_gc(s, im_now(), &r, err) != 0 || store_stats(s, &st, err) != 0)
+        return 1;
+    printf("removed %lld documents, %lld blobs, %lld expired misses; %lld bytes used\n",
+           (long long)r.documents, (long long)r.blobs, (long long)r.misses,
+           (long long)st.used_bytes);
+    return 0;
+}
+
+static int run_subcommand(const char *sub, const char *ref, const struct srv_config *cfg,
+                          struct im_error *err)
+{
+    struct stat sb;
+    if (strcmp(cfg->db, ":memory:") != 0 && stat(cfg->db, &sb) != 0)
+        return im_seterr(err, IM_ESTORE, "no cache database at %s", cfg->db), 1;
+    struct store *s = store_open(cfg->db, err);
+    int rc = 1;
+    if (!s)
+        return 1;
+    if (strcmp(sub, "stats") == 0)
+        rc = cmd_stats(s, cfg, err);
+    else if (strcmp(sub, "purge") == 0)
+        rc = cmd_purge(s, ref, err);
+    else if (strcmp(sub, "gc") == 0)
+        rc = cmd_gc(s, err);
+    else if (store_check(s, err) == 0) {
+        printf("ok\n");
+        rc = 0;
+    }
+    store_close(s);
+    return rc;
+}
+
+int srv_cache_command(int argc, char **argv)
+{
+    struct srv_config cfg;
+    struct im_error err = {{0}};
+    const char *sub = argc > 0 ? argv[0] : "";
+    const char *ref = NULL;
+    if (strcmp(sub, "stats") != 0 && strcmp(sub, "purge") != 0 &&
+        strcmp(sub, "gc") != 0 && strcmp(sub, "check") != 0) {
+        cache_usage(strcmp(sub, "--help") == 0 ? stdout : stderr);
+        return strcmp(sub, "--help") == 0 ? 0 : 2;
+    }
+    argc--, argv++;
+    if (strcmp(sub, "purge") == 0) {
+        if (argc < 1 || strncmp(argv[0], "--", 2) == 0) {
+            cache_usage(stderr);
+            return 2;
+        }
+        ref = argv[0];
+        argc--, argv++;
+    }
+    int rc = srv_config_load(&cfg, argc, argv, stdout, &err);
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "imgmeta cache: %s\n", err.msg);
+        return 2;
+    }
+    rc = run_subcommand(sub, ref, &cfg, &err);
+    if (rc != 0)
+        fprintf(stderr, "imgmeta cache %s: %s\n", sub, err.msg);
+    return rc;
+}

@@ -1,0 +1,360 @@
+/* store_gc.c - housekeeping: purging a reference, garbage collection, the
+ * size budget (least recently accessed tags go first), integrity checks and
+ * the persistent counters. Every change runs in one transaction, so a crash
+ * at any moment leaves either the old or the new state. */
+#include "store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define EVICT_BATCH 8
+#define BUDGET_LOW_WATER_PCT 80
+
+/* Steps a statement that returns no row, resets it, adds its changes. */
+static int run(struct store__conn *c, enum store__stmt which, int64_t *changes,
+               struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[which];
+    int rc = 0;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = store__fail(err, c->db, "housekeeping statement %d", (int)which);
+    else if (changes)
+        *changes += sqlite3_changes(c->db);
+    store__done(st);
+    return rc;
+}
+
+/* Binds ?1 ?2 ?3 (registry, repository, key) then runs. */
+static int run_keyed(struct store__conn *c, enum store__stmt which, const char *registry,
+                     const char *repository, const char *key, int64_t *changes,
+                     struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[which];
+    if (sqlite3_bind_text(st, 1, registry, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, repository, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+        int rc = store__fail(err, c->db, "binding %s", key);
+        store__done(st);
+        return rc;
+    }
+    return run(c, which, changes, err);
+}
+
+static int begin(struct store__conn *c, struct im_error *err)
+{
+    return run(c, ST_BEGIN, NULL, err);
+}
+
+/* Commits, or rolls back when rc says the transaction failed. */
+static int end(struct store__conn *c, int rc, struct im_error *err)
+{
+    if (!rc)
+        return run(c, ST_COMMIT, NULL, err);
+    if (!sqlite3_get_autocommit(c->db)) {
+        (void)sqlite3_step(c->st[ST_ROLLBACK]);
+        store__done(c->st[ST_ROLLBACK]);
+    }
+    return rc;
+}
+
+/* Members of unclaimed roots, then documents and blobs nothing holds. */
+static int collect(struct store__conn *c, struct store_removed *r, struct im_error *err)
+{
+    int64_t members = 0;
+    int rc = run(c, ST_GC_MEMBERS, &members, err);
+    if (!rc)
+        rc = run(c, ST_GC_DOCS, &r->documents, err);
+    if (!rc)
+        rc = run(c, ST_GC_BLOBS, &r->blobs, err);
+    return rc;
+}
+
+/* Gives free pages back to the file system (a no-op unless the database was
+ * created with auto_vacuum=INCREMENTAL). Outside any transaction. */
+static void shrink(struct store__conn *c)
+{
+    /* failure only means the file stays larger; the pages are reused */
+    (void)sqlite3_exec(c->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+}
+
+int store_gc(struct store *s, int64_t now, struct store_removed *out,
+             struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    struct store_removed r;
+    memset(&r, 0, sizeof r);
+    int rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    rc = begin(c, err);
+    if (rc)
+        goto out;
+    sqlite3_stmt *st = c->st[ST_GC_MISSES];
+    if (sqlite3_bind_int64(st, 1, now) != SQLITE_OK)
+        rc = store__fail(err, c->db, "binding gc time");
+    else
+        rc = run(c, ST_GC_MISSES, &r.misses, err);
+    if (!rc)
+        rc = collect(c, &r, err);
+    rc = end(c, rc, err);
+    if (!rc)
+        shrink(c);
+out:
+    if (c)
+        store__conn_put(s, c);
+    if (out)
+        *out = r;
+    return rc;
+}
+
+int store_purge(struct store *s, const struct im_ref *ref, struct store_removed *out,
+                struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    struct store_removed r;
+    memset(&r, 0, sizeof r);
+    int rc = 0;
+    if (!ref || !ref->registry[0] || !ref->repository[0] ||
+        (!ref->tag[0] && !ref->digest[0])) {
+        rc = im_seterr(err, IM_EINVAL, "purge needs a tag or digest reference");
+        goto out;
+    }
+    rc = store__conn_get(s, &c, err);
+    if (!rc)
+        rc = begin(c, err);
+    if (rc)
+        goto out;
+    const char *reg = ref->registry, *repo = ref->repository;
+    if (ref->tag[0]) {
+        rc = run_keyed(c, ST_DEL_TAG, reg, repo, ref->tag, &r.tags, err);
+        if (!rc)
+            rc = run_keyed(c, ST_DEL_MISS_KEY, reg, repo, ref->tag, &r.misses, err);
+    } else {
+        rc = run_keyed(c, ST_DEL_TAGS_TO, reg, repo, ref->digest, &r.tags, err);
+        if (!rc)
+            rc = run_keyed(c, ST_DEL_REPO_ROOT, reg, repo, ref->digest, &r.roots, err);
+        if (!rc)
+            rc = run_keyed(c, ST_DEL_MISS_KEY, reg, repo, ref->digest, &r.misses, err);
+    }
+    /* a purged tag's root goes too unless another tag still points to it */
+    if (!rc)
+        rc = run(c, ST_ORPHAN_ROOTS, &r.roots, err);
+    if (!rc)
+        rc = collect(c, &r, err);
+    rc = end(c, rc, err);
+    if (!rc)
+        shrink(c);
+out:
+    if (c)
+        store__conn_put(s, c);
+    if (out)
+        *out = r;
+    return rc;
+}
+
+static int used_bytes(struct store__conn *c, int64_t *used, struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_USED_BYTES];
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *used = sqlite3_column_int64(st, 0);
+    else
+        rc = store__fail(err, c->db, "measuring the database");
+    store__done(st);
+    return rc;
+}
+
+/* Deletes up to EVICT_BATCH least recently accessed tags other than keep's;
+ * *n gets how many. */
+static int evict_lru(struct store__conn *c, const struct im_ref *keep, int64_t *n,
+                     struct im_error *err)
+{
+    char keys[EVICT_BATCH][3][IM_REPOSITORY_MAX];
+    int count = 0, rc = 0, src;
+    sqlite3_stmt *st = c->st[ST_LRU_TAGS];
+    src = sqlite3_bind_text(st, 1, keep ? keep->registry : "", -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 2, keep ? keep->repository : "", -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 3, keep ? keep->tag : "", -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int(st, 4, EVICT_BATCH);
+    while (src == SQLITE_OK && count < EVICT_BATCH &&
+           (src = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < 3; i++) {
+            const unsigned char *t = sqlite3_column_text(st, i);
+            im_strlcpy(keys[count][i], t ? (const char *)t : "", sizeof keys[count][i]);
+        }
+        count++;
+        src = SQLITE_OK;
+    }
+    if (src != SQLITE_DONE && src != SQLITE_OK)
+        rc = store__fail(err, c->db, "choosing tags to evict");
+    store__done(st);
+    for (int i = 0; !rc && i < count; i++)
+        rc = run_keyed(c, ST_DEL_TAG, keys[i][0], keys[i][1], keys[i][2], n, err);
+    return rc;
+}
+
+/* One eviction round in one transaction: unclaimed roots, or else a batch of
+ * LRU tags; then what they held. *progress says whether anything went. */
+static int evict_round(struct store__conn *c, const struct im_ref *keep,
+                       struct store_removed *r, bool *progress, struct im_error *err)
+{
+    int64_t roots = 0, tags = 0;
+    int rc = begin(c, err);
+    if (!rc)
+        rc = run(c, ST_ORPHAN_ROOTS, &roots, err);
+    if (!rc && roots == 0) {
+        rc = evict_lru(c, keep, &tags, err);
+        if (!rc)
+            rc = run(c, ST_ORPHAN_ROOTS, &roots, err);
+    }
+    if (!rc)
+        rc = collect(c, r, err);
+    rc = end(c, rc, err);
+    if (!rc) {
+        r->roots += roots;
+        r->tags += tags;
+        shrink(c);
+    }
+    *progress = roots > 0 || tags > 0;
+    return rc;
+}
+
+int store_enforce_budget(struct store *s, int64_t max_bytes, const struct im_ref *keep,
+                         int64_t now, struct store_removed *out, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    struct store_removed r;
+    int64_t used = 0;
+    bool progress = true;
+    memset(&r, 0, sizeof r);
+    (void)now;
+    int rc = 0;
+    if (max_bytes <= 0)
+        goto out;
+    rc = store__conn_get(s, &c, err);
+    if (!rc)
+        rc = used_bytes(c, &used, err);
+    if (rc || used <= max_bytes)
+        goto out;
+    int64_t low = max_bytes / 100 * BUDGET_LOW_WATER_PCT;
+    while (!rc && progress && used > low) {
+        rc = evict_round(c, keep, &r, &progress, err);
+        if (!rc)
+            rc = used_bytes(c, &used, err);
+    }
+out:
+    if (c)
+        store__conn_put(s, c);
+    if (out)
+        *out = r;
+    return rc;
+}
+
+/* Runs a check pragma; 0 when its first row is "ok", else IM_ESTORE with up
+ * to a few of its rows in err. */
+static int check_pragma(struct store__conn *c, const char *sql, struct im_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    char found[IM_ERRMSG_MAX - 40] = "";
+    size_t off = 0;
+    int rc = 0, src;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = store__fail(err, c->db, "%s", sql);
+        goto out;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        int w = snprintf(found + off, sizeof found - off, "%s%s", off ? "; " : "",
+                         t ? (const char *)t : "?");
+        if (w < 0 || (size_t)w >= sizeof found - off)
+            break;
+        off += (size_t)w;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        rc = store__fail(err, c->db, "%s", sql);
+    else if (strcmp(found, "ok") != 0)
+        rc = im_seterr(err, IM_ESTORE, "%s: %s", sql, found);
+out:
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+int store_check(struct store *s, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    int rc = store__conn_get(s, &c, err);
+    if (!rc)
+        rc = check_pragma(c, "PRAGMA integrity_check(10)", err);
+    if (!rc)
+        rc = check_pragma(c, "PRAGMA quick_check(10)", err);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+/* ---- counters ----------------------------------------------------------- */
+
+static const char *const counter_names[] = {"hits",        "misses",    "stale",
+                                            "revalidated", "coalesced", "negative_hits"};
+
+static int64_t *counter_field(struct store_counters *k, size_t i)
+{
+    int64_t *fields[] = {&k->hits,        &k->misses,    &k->stale,
+                         &k->revalidated, &k->coalesced, &k->negative_hits};
+    return fields[i];
+}
+
+#define N_COUNTERS (sizeof counter_names / sizeof counter_names[0])
+
+int store_add_counters(struct store *s, const struct store_counters *delta,
+                       struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    struct store_counters d = *delta;
+    int rc = store__conn_get(s, &c, err);
+    if (!rc)
+        rc = begin(c, err);
+    for (size_t i = 0; !rc && i < N_COUNTERS; i++) {
+        int64_t v = *counter_field(&d, i);
+        if (v == 0)
+            continue;
+        sqlite3_stmt *st = c->st[ST_ADD_COUNTER];
+        if (sqlite3_bind_text(st, 1, counter_names[i], -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 2, v) != SQLITE_OK) {
+            rc = store__fail(err, c->db, "binding counter");
+            store__done(st);
+        } else {
+            rc = run(c, ST_ADD_COUNTER, NULL, err);
+        }
+    }
+    if (c)
+        rc = end(c, rc, err);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+int store_get_counters(struct store *s, struct store_counters *out, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    int src;
+    memset(out, 0, sizeof *out);
+    int rc = store__conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = c->st[ST_GET_COUNTERS];
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(st, 0);
+        for (size_t i = 0; name && i < N_COUNTERS; i++)
+            if (strcmp((const char *)name, counter_names[i]) == 0)
+                *counter_field(out, i) = sqlite3_column_int64(st, 1);
+    }
+    if (src != SQLITE_DONE)
+        rc = store__fail(err, c->db, "reading counters");
+    store__done(st);
+    store__conn_put(s, c);
+    return rc;
+}

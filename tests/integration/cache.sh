@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# cache.sh IMGMETA FIXTURE REGFRONT - the cache's rules as a user sees them
+# (ctest "integration.cache"), against docker-registry + imgmeta-fixture +
+# regfront (its request log is the upstream's view), each daemon by PID:
+#   (a) freshness: after the tag is re-pushed (push-variant), the old digest is
+#       served until --tag-ttl, the new one after; an unchanged tag past its
+#       TTL costs exactly one manifest HEAD; a changed one refetches nothing
+#       known by digest (no layer HEADs)
+#   (b) stale-if-error: registry gone -> the stale answer, marked (Warning,
+#       X-Imgmeta-Stale, "stale": true); past --max-stale -> 502/504
+#   (c) negative cache: a missing tag asked twice -> one upstream request
+#   (d) coalescing: 50 concurrent cold requests -> one manifest GET upstream;
+#       50 concurrent requests past the TTL -> one HEAD
+#   (e) kill -9 during bursts of cold resolutions, repeated: `imgmeta cache
+#       check` ok and every answer after restart right
+#   (f) a corrupt database: refused with a clear message; --db-recover 1 moves
+#       it aside and starts empty
+#   (g) eviction: a small --cache-max-bytes, many images: the database stays
+#       under it and the most recent entry survives
+#   (h) a read-only database: answers still served, the failed write counted
+#   (i) imgmeta cache stats|purge|gc and DELETE /admin/cache/{ref}
+# Prints "N passed, N failed"; exits 1 when anything failed.
+set -u
+
+if [ $# -ne 3 ]; then
+    echo "usage: $0 IMGMETA FIXTURE REGFRONT" >&2
+    exit 2
+fi
+for tool in docker-registry curl jq; do
+    command -v "$tool" >/dev/null || { echo "cache: needs $tool" >&2; exit 1; }
+done
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lib_init "$1" "$2" "$3"
+
+die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
+
+# stop PID: SIGTERM and wait (at most 10 s, then SIGKILL).
+stop() {
+    local i
+    kill -TERM "$1" 2>/dev/null
+    for i in $(seq 1 100); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+# front [ARGS]: start_front, retried on another port when the first does not
+# come up (loopback ports are shared with concurrently running suites).
+front() {
+    local try
+    for try in 1 2 3; do
+        start_front "$@" && return 0
+        stop "$FRONT_PID"
+    done
+    return 1
+}
+
+start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
+fill_fixture || die "imgmeta-fixture push failed"
+front || die "cannot start regfront"
+
+UPSTREAM_OPTS=(--connect-timeout-ms 500 --request-timeout-ms 3000)
+
+# daemon DB [OPTIONS]: a daemon on its own database (replaces DAEMON_*).
+# Other test suites share the loopback: a port found free may be taken by
+# the time the daemon binds it, so that case is retried on another port.
+daemon() {
+    local db=$1 try
+    shift
+    for try in 1 2 3; do
+        DAEMON_PORT=$(free_port) || return 1
+        DAEMON_URL=http://127.0.0.1:$DAEMON_PORT
+        DAEMON_LOG=$IT_DIR/daemon-$DAEMON_PORT.log
+        "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" --db "$db" \
+            --mirror "docker.io=$FRONT_URL" "${UPSTREAM_OPTS[@]}" "$@" >"$DAEMON_LOG" 2>&1 &
+        DAEMON_PID=$!
+        it_record "$DAEMON_PID"
+        wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID" 2>/dev/null && return 0
+        grep -q 'address in use' "$DAEMON_LOG" || break
+    done
+    tail -n 20 "$DAEMON_LOG" >&2
+    return 1
+}
+
+# fetch PATH: GET into $IT_DIR/body, headers into $IT_DIR/headers; prints the status.
+fetch() {
+    curl -s -D "$IT_DIR/headers" -o "$IT_DIR/body" -w '%{http_code}' --max-time 60 \
+        "$DAEMON_URL$1"
+}
+header() { tr -d '\r' <"$IT_DIR/headers" | sed -n "s/^$1: //Ip" | head -n 1; }
+body_digest() { jq -r .digest "$IT_DIR/body" 2>/dev/null; }
+# upstream LINE-PATTERN: front log lines matching since the mark.
+mark() { MARK=$(front_requests); }
+since_mark() { tail -n "+$((MARK + 1))" "$FRONT_LOG" 2>/dev/null | grep -c -- "$1"; }
+
+MAN=/v2/library/python/manifests
+
+# --- (a) freshness after a re-push --------------------------------------------------
+daemon "$IT_DIR/a.db" --tag-ttl 4 || die "cannot start imgmeta"
+fetch /images/python/3.7-slim >/dev/null
+check_eq "(a) cold answer is the pushed digest" "$LIST_DIGEST" "$(body_digest)"
+V1=$(IT_OUT=$IT_DIR/fx1 fill_fixture push-variant --variant 1 && echo "$LIST_DIGEST")
+LIST_DIGEST0=$(jq -r .digest "$IT_DIR/body")
+[ -n "$V1" ] && [ "$V1" != "$LIST_DIGEST0" ] || die "push-variant gave no new digest"
+mark
+fetch /images/python/3.7-slim >/dev/null
+check_eq "(a) within the TTL the old digest is served" "$LIST_DIGEST0" "$(body_digest)"
+check_eq "(a) ... without asking upstream" 0 "$(since_mark /v2/)"
+sleep 4.2
+mark
+fetch /images/python/3.7-slim >/dev/null
+check_eq "(a) after the TTL the new digest is served" "$V1" "$(body_digest)"
+check_eq "(a) ... with X-Imgmeta-Cache: miss" miss "$(header X-Imgmeta-Cache)"
+check_eq "(a) ... refetching no layer known by digest (no blob HEAD)" 0 "$(since_mark '^HEAD .*/blobs/')"
+sleep 4.2
+mark
+code=$(fetch /images/python/3.7-slim)
+check_eq "(a) unchanged tag past the TTL: 200, revalidated" "200 revalidated" "$code $(header X-Imgmeta-Cache)"
+check_eq "(a) ... with exactly one manifest HEAD upstream" "1" "$(since_mark "^HEAD $MAN/3.7-slim ")"
+check_eq "(a) ... and no GET at all" "0" "$(since_mark '^GET ')"
+ma=$(header Cache-Control)
+check_eq "(a) revalidated answer is fresh again (Cache-Control)" "max-age=4" "$ma"
+etag=$(header ETag)
+mark
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$DAEMON_URL/images/python/3.7-slim")
+check_eq "(a) If-None-Match while fresh: 304 without upstream" "304 0" "$code $(since_mark /v2/)"
+stop "$DAEMON_PID"
+
+# --- (b) stale-if-error -----------------------------------------------------------
+daemon "$IT_DIR/b.db" --tag-ttl 1 --max-stale 8 || die "cannot start imgmeta"
+fetch /images/python/3.7-slim >/dev/null
+B_DIGEST=$(body_digest)
+stop "$FRONT_PID"
+sleep 1.3
+code=$(fetch /images/python/3.7-slim)
+check_eq "(b) registry down past the TTL: the stale answer (200, same digest)" "200 $B_DIGEST" "$code $(body_digest)"
+check_eq "(b) ... marked X-Imgmeta-Stale: true" true "$(header X-Imgmeta-Stale)"
+check_eq "(b) ... with Warning 110" '110 - "Response is Stale"' "$(header Warning)"
+check_eq "(b) ... and \"stale\": true in the JSON" true "$(jq -r .stale "$IT_DIR/body")"
+check_eq "(b) ... Cache-Control max-age=0" max-age=0 "$(header Cache-Control)"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$DAEMON_URL/images/python/3.7-slim?format=markdown")
+check_eq "(b) stale Markdown is served too" 200 "$code"
+sleep 8.2
+code=$(fetch /images/python/3.7-slim)
+case $code in 502 | 504) ok=yes ;; *) ok="no ($code)" ;; esac
+check_eq "(b) past --max-stale: the upstream error (502/504)" yes "$ok"
+stop "$DAEMON_PID"
+front || die "cannot restart regfront"
+
+# --- (c) negative cache ---------------------------------------------------------------
+daemon "$IT_DIR/c.db" || die "cannot start imgmeta"
+mark
+c1=$(fetch /images/python/no-such-tag)
+c2=$(fetch /images/python/no-such-tag)
+check_eq "(c) a missing tag twice: 404 both times" "404 404" "$c1 $c2"
+check_eq "(c) ... second from the negative cache" negative "$(header X-Imgmeta-Cache)"
+check_eq "(c) ... one upstream manifest request" 1 "$(since_mark "$MAN/no-such-tag ")"
+stop "$DAEMON_PID"
+
+# --- (d) coalescing -----------------------------------------------------------------------
+stop "$FRONT_PID"
+front --delay-ms 300 || die "cannot restart regfront with a delay"
+daemon "$IT_DIR/d.db" --threads 64 || die "cannot start imgmeta"
+mark
+seq 1 50 | xargs -P 50 -I{} curl -s -o "$IT_DIR/d.{}.json" -w '%{http_code}\n' --max-time 60 \
+    "$DAEMON_URL/images/python/3.7-slim" >"$IT_DIR/d.codes"
+check_eq "(d) 50 concurrent cold requests: all 200" 50 "$(grep -c '^200$' "$IT_DIR/d.codes")"
+check_eq "(d) ... one manifest GET upstream (one resolution)" 1 "$(since_mark "^GET $MAN/3.7-slim ")"
+check_eq "(d) ... the same answer for all" 1 "$(cat "$IT_DIR"/d.*.json | jq -r .digest | sort -u | wc -l)"
+stop "$DAEMON_PID"
+# TTL 3: the 50 requests may take a second or two to arrive; within the new
+# freshness they must not revalidate again
+daemon "$IT_DIR/d.db" --threads 64 --tag-ttl 3 || die "cannot restart imgmeta"
+sleep 3.2
+mark
+seq 1 50 | xargs -P 50 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 \
+    "$DAEMON_URL/images/python/3.7-slim" >"$IT_DIR/d.codes"
+check_eq "(d) 50 concurrent requests past the TTL: all 200" 50 "$(grep -c '^200$' "$IT_DIR/d.codes")"
+check_eq "(d) ... one revalidation upstream (1 HEAD, 0 GET)" "1 0" \
+    "$(since_mark "^HEAD $MAN/3.7-slim ") $(since_mark '^GET ')"
+stop "$DAEMON_PID"
+stop "$FRONT_PID"
+front || die "cannot restart regfront"
+
+# --- (e) kill -9 during bursts of cold resolutions ----------------------------------------
+declare -A WANT
+for n in 1 2 3 4 5 6; do
+    d=$(IT_OUT=$IT_DIR/fxe$n fill_fixture push-variant --variant $((10 + n)) --tag "e$n" &&
+        echo "$LIST_DIGEST") || die "push-variant e$n failed"
+    WANT[e$n]=$d
+done
+crash_ok=yes
+for round in 1 2 3 4; do
+    daemon "$IT_DIR/e.db" --tag-ttl 1 || die "cannot start imgmeta (round $round)"
+    curls=""
+    for n in 1 2 3 4 5 6; do
+        curl -s -o /dev/null --max-time 20 "$DAEMON_URL/images/python/e$n" &
+        curls="$curls $!"
+        curl -s -o /dev/null --max-time 20 "$DAEMON_URL/images/python/3.7-slim" &
+        curls="$curls $!"
+    done
+    sleep "0.$((RANDOM % 6 + 1))"
+    kill -KILL "$DAEMON_PID"
+    wait "$DAEMON_PID" 2>/dev/null
+    for pid in $curls; do wait "$pid" 2>/dev/null; done
+    if ! "$IMGMETA" cache check --db "$IT_DIR/e.db" >"$IT_DIR/e.check" 2>&1; then
+        crash_ok="no (round $round: $(cat "$IT_DIR/e.check"))"
+    fi
+    sleep 1.1 # past the TTL: the next round revalidates and resolves again
+done
+check_eq "(e) after kill -9 during writes (4 rounds): imgmeta cache check ok" yes "$crash_ok"
+daemon "$IT_DIR/e.db" || die "cannot start imgmeta after the crashes"
+right=yes
+for n in 1 2 3 4 5 6; do
+    code=$(fetch "/images/python/e$n")
+    got="$code $(body_digest) $(jq '.platforms | length' "$IT_DIR/body")"
+    [ "$got" = "200 ${WANT[e$n]} 7" ] || right="no (e$n: $got)"
+done
+check_eq "(e) every answer after the restart is right" yes "$right"
+stop "$DAEMON_PID"
+
+# --- (f) a corrupt database -----------------------------------------------------------------
+cp "$IT_DIR/a.db" "$IT_DIR/f.db"
+size=$(stat -c %s "$IT_DIR/f.db")
+dd if=/dev/urandom of="$IT_DIR/f.db" bs=1024 seek=1 count=$((size / 1024 - 1)) conv=notrunc 2>/dev/null
+port=$(free_port)
+"$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/f.db" >"$IT_DIR/f.log" 2>&1 &
+fpid=$!
+it_record "$fpid"
+for i in $(seq 1 100); do kill -0 "$fpid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$fpid" 2>/dev/null; then
+    it_fail "(f) a corrupt database stops the start"
+    stop "$fpid"
+else
+    wait "$fpid"
+    frc=$?
+    check "(f) a corrupt database stops the start (exit $frc)" [ "$frc" -ne 0 ]
+fi
+check "(f) ... saying it is corrupt and how to recover" grep -q 'corrupt.*--db-recover 1' "$IT_DIR/f.log"
+check "(f) ... leaving the file as it was" [ "$(stat -c %s "$IT_DIR/f.db")" = "$size" ]
+daemon "$IT_DIR/f.db" --db-recover 1 || die "cannot start with --db-recover 1"
+moved_aside() { compgen -G "$IT_DIR/f.db.corrupt-*" >/dev/null; }
+check "(f) --db-recover 1 moves it aside" moved_aside
+check "(f) ... and says so in the log" grep -q 'db_moved_aside' "$DAEMON_LOG"
+code=$(fetch /images/python/3.7-slim)
+check_eq "(f) ... and serves from an empty cache" "200 miss" "$code $(header X-Imgmeta-Cache)"
+stop "$DAEMON_PID"
+
+# --- (g) eviction under a size budget ----------------------------------------------------------
+for n in $(seq 1 8); do
+    IT_OUT=$IT_DIR/fxg$n fill_fixture push-variant --variant $((20 + n)) --tag "g$n" >/dev/null ||
+        die "push-variant g$n failed"
+done
+BUDGET=262144
+daemon "$IT_DIR/g.db" --cache-max-bytes $BUDGET || die "cannot start imgmeta"
+for n in $(seq 1 8); do
+    fetch "/images/python/g$n" >/dev/null
+done
+"$IMGMETA" cache stats --db "$IT_DIR/g.db" >"$IT_DIR/g.stats"
+bytes=$(sed -n 's/^bytes: //p' "$IT_DIR/g.stats")
+check "(g) the database stays under --cache-max-bytes ($bytes <= $BUDGET)" [ "${bytes:-999999999}" -le $BUDGET ]
+tags=$(sed -n 's/^tags: //p' "$IT_DIR/g.stats")
+check "(g) ... by evicting tags ($tags of 8 kept)" [ "${tags:-8}" -lt 8 ]
+mark
+code=$(fetch /images/python/g8)
+check_eq "(g) the most recent survives (a hit, no upstream request)" "200 hit 0" \
+    "$code $(header X-Imgmeta-Cache) $(since_mark /v2/)"
+code=$(fetch /images/python/g1)
+check_eq "(g) the least recent was evicted (resolved again)" "200 miss" "$code $(header X-Imgmeta-Cache)"
+stop "$DAEMON_PID"
+
+# --- (h) a read-only database -----------------------------------------------------------------
+mkdir -p "$IT_DIR/ro" && cp "$IT_DIR/a.db" "$IT_DIR/ro/h.db"
+chmod 755 "$IT_DIR" "$IT_DIR/ro"
+chmod 444 "$IT_DIR/ro/h.db"
+if [ "$(id -u)" = 0 ]; then
+    RUN_AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
+else
+    RUN_AS=()
+    chmod 555 "$IT_DIR/ro"
+fi
+DAEMON_PORT=$(free_port)
+DAEMON_URL=http://127.0.0.1:$DAEMON_PORT
+"${RUN_AS[@]}" "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" --db "$IT_DIR/ro/h.db" \
+    --mirror "docker.io=$FRONT_URL" >"$IT_DIR/h.log" 2>&1 &
+DAEMON_PID=$!
+it_record "$DAEMON_PID"
+if wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID"; then
+    code=$(fetch /images/python/g2)
+    check_eq "(h) read-only database: a new tag is still answered from upstream" \
+        "200 miss" "$code $(header X-Imgmeta-Cache)"
+    check "(h) ... the failed write is logged" grep -q 'store_write_failed' "$IT_DIR/h.log"
+    fails=$(curl -s "$DAEMON_URL/metrics" | sed -n 's/^imgmeta_store_write_failures_total //p')
+    check "(h) ... and counted (imgmeta_store_write_failures_total ${fails:-?})" [ "${fails:-0}" -ge 1 ]
+    code=$(fetch /images/python/3.7-slim)
+    check_eq "(h) ... a cached tag is answered from the cache" "200 hit" "$code $(header X-Imgmeta-Cache)"
+    check "(h) ... and the start said the file is read-only" grep -q 'event=db_readonly' "$IT_DIR/h.log"
+else
+    it_fail "(h) the daemon starts on a read-only database"
+    tail -n 5 "$IT_DIR/h.log"
+fi
+stop "$DAEMON_PID"
+chmod 700 "$IT_DIR"
+
+# --- (i) cache commands and the admin endpoint -------------------------------------------------
+"$IMGMETA" cache stats --db "$IT_DIR/a.db" >"$IT_DIR/i.stats" 2>&1
+check "(i) imgmeta cache stats reports entries and a hit ratio" \
+    grep -q '^hit_ratio: ' "$IT_DIR/i.stats"
+out=$("$IMGMETA" cache purge python:3.7-slim --db "$IT_DIR/a.db" 2>&1)
+check "(i) imgmeta cache purge python:3.7-slim forgets the tag ($out)" \
+    grep -q '^tags: 0$' <("$IMGMETA" cache stats --db "$IT_DIR/a.db")
+out=$("$IMGMETA" cache gc --db "$IT_DIR/a.db" 2>&1)
+check "(i) imgmeta cache gc runs ($out)" [ -n "$out" ]
+check "(i) imgmeta cache check says ok" [ "$("$IMGMETA" cache check --db "$IT_DIR/a.db")" = ok ]
+daemon "$IT_DIR/i.db" --admin-token s3cret || die "cannot start imgmeta"
+fetch /images/python/3.7-slim >/dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$DAEMON_URL/admin/cache/python/3.7-slim")
+check_eq "(i) DELETE /admin/cache/... without the token: 401" 401 "$code"
+code=$(curl -s -o "$IT_DIR/body" -w '%{http_code}' -X DELETE -H 'Authorization: Bearer s3cret' \
+    "$DAEMON_URL/admin/cache/python/3.7-slim")
+check_eq "(i) ... with it: 200, one tag purged" "200 1" "$code $(jq .removed.tags "$IT_DIR/body")"
+code=$(fetch /images/python/3.7-slim)
+check_eq "(i) ... and the next request resolves again" "200 miss" "$code $(header X-Imgmeta-Cache)"
+stop "$DAEMON_PID"
+
+# Under ASan/UBSan a daemon's report goes to its log (it may not fail a request).
+reports=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$IT_DIR"/daemon-*.log \
+    "$IT_DIR"/h.log 2>/dev/null | wc -l)
+check_eq "no sanitizer report in any daemon log" 0 "$reports"
+
+finish
