@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
+#include "negotiate.h"
 #include "store.h"
+#include "tags.h"
 
 /* Every project error maps to exactly one HTTP status here. */
 static const struct {
@@ -104,7 +107,12 @@ int api__set_body(struct api_response *resp, int status, const char *content_typ
 /* {"error":{"code":"...","message":"..."}} with the message JSON-escaped. */
 int api__error(struct api_response *resp, int status, const char *code, const char *message)
 {
-    json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    /* Messages quote user input and upstream text, possibly cut mid-character:
+     * make them valid UTF-8 so the error itself cannot fail. */
+    char safe[2 * IM_ERRMSG_MAX];
+    im_strlcpy(safe, message, sizeof safe);
+    im_utf8_sanitize(safe);
+    json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", safe);
     if (!doc)
         return IM_ENOMEM;
     char *text = json_dumps(doc, JSON_COMPACT);
@@ -144,30 +152,148 @@ static int handle_readyz(struct api *a, struct api_response *resp)
     return api__set_body(resp, 200, API_CT_JSON, "{\"status\":\"ready\"}\n");
 }
 
+int api_update_store_gauges(struct api *a)
+{
+    struct store_stats st;
+    struct im_error err = {{0}};
+    int rc = store_stats(a->store, &st, &err);
+    if (rc != 0)
+        return rc;
+    im_metric_gauge_set(IM_DB_BYTES, st.bytes);
+    im_metric_gauge_set(IM_DB_DOCUMENTS, st.documents);
+    im_metric_gauge_set(IM_DB_BLOBS, st.blobs);
+    im_metric_gauge_set(IM_DB_TAGS, st.tags);
+    return 0;
+}
+
 static bool is_get_or_head(const char *method)
 {
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
-int api_handle(struct api *a, const struct api_request *req, struct api_response *resp)
+const char *api_route_label(const char *path)
 {
-    int rc;
-    resp->max_age = -1;
-    resp->retry_after = -1;
+    if (!path)
+        return "other";
+    if (strncmp(path, "/images/", 8) == 0)
+        return "images";
+    if (api__is_tags_path(path))
+        return "tags";
+    if (strcmp(path, "/healthz") == 0)
+        return "healthz";
+    if (strcmp(path, "/readyz") == 0)
+        return "readyz";
+    if (strcmp(path, "/metrics") == 0)
+        return "metrics";
+    if (strncmp(path, "/admin/", 7) == 0)
+        return "admin";
+    return "other";
+}
+
+/* Rewrites a JSON error answer as its message in plain text, for a request
+ * that asked for Markdown: a Markdown reader gets a line, not JSON. */
+static int error_as_text(struct api_response *resp)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(resp->body, resp->len, 0, &jerr);
+    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"),
+                                                        "message"));
+    int rc = 0;
+    if (msg) {
+        size_t len = strlen(msg);
+        char *text = malloc(len + 2);
+        if (!text) {
+            rc = IM_ENOMEM;
+        } else {
+            memcpy(text, msg, len);
+            text[len] = '\n';
+            text[len + 1] = '\0';
+            free(resp->body);
+            resp->body = text;
+            resp->len = len + 1;
+            resp->content_type = API_CT_TEXT;
+        }
+    }
+    json_decref(doc);
+    return rc;
+}
+
+static int finish_error(const struct api_request *req, struct api_response *resp)
+{
+    if (resp->status < 400 || !resp->body || !resp->content_type ||
+        strcmp(resp->content_type, API_CT_JSON) != 0)
+        return 0;
+    if (api__request_format(req, NULL) != API_FORMAT_MARKDOWN)
+        return 0;
+    return error_as_text(resp);
+}
+
+int api_error_response(const struct api_request *req, struct api_response *resp, int status,
+                       const char *code, const char *message)
+{
+    int rc = api__error(resp, status, code, message);
+    return rc != 0 ? rc : finish_error(req, resp);
+}
+
+static int handle_reject(const struct api_request *req, struct api_response *resp)
+{
+    switch (req->reject) {
+    case API_REJECT_BODY:
+        return api__error(resp, 413, "body_not_allowed",
+                          "requests to imgmeta carry no body: send GET or HEAD without one");
+    case API_REJECT_URI_TOO_LONG:
+        return api__error(resp, 414, "uri_too_long",
+                          "the request target is too long (at most 2048 bytes of path and "
+                          "8192 of query): shorten the reference or the parameters");
+    case API_REJECT_HEADERS_TOO_LARGE:
+        return api__error(resp, 431, "headers_too_large",
+                          "the request header fields are too large (at most 16384 bytes "
+                          "in all): send fewer or shorter headers");
+    case API_REJECT_NONE:
+        break;
+    }
+    return api__error(resp, 500, "internal_error", "unknown rejection");
+}
+
+static int route(struct api *a, const struct api_request *req, struct api_response *resp)
+{
+    if (req->reject != API_REJECT_NONE)
+        return handle_reject(req, resp);
+    if (strncmp(req->path, "/admin/", 7) == 0)
+        return api__admin(a, req, resp);
     if (!is_get_or_head(req->method)) {
         resp->allow = "GET, HEAD";
-        rc = api__error(resp, 405, "method_not_allowed",
-                        "only GET and HEAD are supported");
-    } else if (strncmp(req->path, "/images/", 8) == 0) {
-        rc = api__describe(a, req, resp);
-    } else if (strcmp(req->path, "/healthz") == 0) {
-        rc = handle_healthz(resp);
-    } else if (strcmp(req->path, "/readyz") == 0) {
-        rc = handle_readyz(a, resp);
-    } else {
-        rc = api__error(resp, 404, "no_such_route",
-                        "no such route: try /images/{repository}/{tag}, e.g. "
-                        "/images/python/3.7-slim");
+        return api__error(resp, 405, "method_not_allowed",
+                          "only GET and HEAD are supported");
     }
+    if (strncmp(req->path, "/images/", 8) == 0) {
+        /* Negotiation happens here (q-values, wildcards): describe sees the
+         * outcome as an explicit format. */
+        struct api_request negotiated = *req;
+        if (!negotiated.format)
+            negotiated.format =
+                api__negotiate(req->accept, NULL) == API_FORMAT_MARKDOWN ? "markdown" : "json";
+        return api__describe(a, &negotiated, resp);
+    }
+    if (api__is_tags_path(req->path))
+        return api__tags(a, req, resp);
+    if (strcmp(req->path, "/healthz") == 0)
+        return handle_healthz(resp);
+    if (strcmp(req->path, "/readyz") == 0)
+        return handle_readyz(a, resp);
+    return api__error(resp, 404, "no_such_route",
+                      "no such route: try /images/{repository}/{tag} (e.g. "
+                      "/images/python/3.7-slim), /repositories/{repository}/tags, "
+                      "/healthz, /readyz or /metrics");
+}
+
+int api_handle(struct api *a, const struct api_request *req, struct api_response *resp)
+{
+    resp->max_age = -1;
+    resp->retry_after = -1;
+    resp->route = api_route_label(req->path);
+    int rc = route(a, req, resp);
+    if (rc == 0)
+        rc = finish_error(req, resp);
     return rc;
 }

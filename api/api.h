@@ -19,6 +19,13 @@ struct reg_client;
 struct api_config {
     int64_t tag_ttl_seconds;   /* how long a tag resolution is fresh; default 300 */
     long resolve_wait_ms;      /* max wait for a coalesced resolution; default 60000 */
+    /* The cache. api_config_defaults leaves these 0 (off); server/ passes the
+     * configured values (defaults 86400, 30, 1 GiB). */
+    int64_t max_stale_seconds;    /* serve stale this long past the TTL when the
+                                     upstream fails; 0 = never */
+    int64_t negative_ttl_seconds; /* remember a missing tag this long; 0 = never */
+    int64_t cache_max_bytes;      /* database size budget; 0 = none */
+    char admin_token[128];        /* bearer token for /admin/; "" = /admin/ disabled */
 };
 
 void api_config_defaults(struct api_config *c);
@@ -34,6 +41,15 @@ void api_free(struct api *a);
 
 enum api_format { API_FORMAT_JSON = 0, API_FORMAT_MARKDOWN = 1 };
 
+/* Requests server/ refuses before routing; api_handle answers them with the
+ * error in the representation the request asked for. */
+enum api_reject {
+    API_REJECT_NONE = 0,
+    API_REJECT_BODY,          /* 413: the request carried a body */
+    API_REJECT_URI_TOO_LONG,  /* 414: path or query over the service's limit */
+    API_REJECT_HEADERS_TOO_LARGE /* 431: header fields over the service's limit */
+};
+
 /* One request as server/ understood it. Strings are borrowed for the call. */
 struct api_request {
     const char *method;        /* "GET", "HEAD", ... */
@@ -46,6 +62,10 @@ struct api_request {
     size_t n_platforms;
     bool too_many_platforms;   /* more ?platform= than API_MAX_PLATFORMS */
     const char *request_id;    /* for logs */
+    const char *authorization; /* Authorization header (for /admin/), NULL when absent */
+    const char *n;             /* ?n= (tag list page size), NULL when absent */
+    const char *last;          /* ?last= (tag list cursor), NULL when absent */
+    enum api_reject reject;    /* set by server/ for requests it refuses */
 };
 
 /* Where the answer came from, for the access log and metrics. */
@@ -55,6 +75,14 @@ enum api_cache_outcome {
     API_CACHE_MISS,     /* resolved upstream */
     API_CACHE_COALESCED /* waited for another request's resolution */
 };
+
+/* A response header server/ sends as is (name and value are never user-chosen
+ * text that could split a header: values are built by api/). */
+struct api_header {
+    const char *name;  /* static string, e.g. "X-Imgmeta-Cache" */
+    char value[64];
+};
+#define API_MAX_EXTRA_HEADERS 4
 
 struct api_response {
     int status;
@@ -67,6 +95,19 @@ struct api_response {
     long retry_after;          /* seconds, -1 for no header */
     const char *allow;         /* Allow header for 405, NULL otherwise */
     enum api_cache_outcome cache;
+    /* Headers to send in addition to the ones above, in order: X-Imgmeta-Cache
+     * (hit|miss|coalesced|revalidated|stale|negative) on image answers, and for
+     * a stale answer Warning: 110 - "Response is Stale" and X-Imgmeta-Stale. */
+    struct api_header extra_headers[API_MAX_EXTRA_HEADERS];
+    size_t n_extra_headers;
+    /* A cache write failed while answering (the answer is still right): ""
+     * when none. For server/ to log; already counted in
+     * imgmeta_store_write_failures. */
+    char store_error[IM_ERRMSG_MAX];
+    char link[1280];           /* Link header ("" for none): the next tag list page */
+    const char *route;         /* fixed metrics label: "images", "tags", "healthz",
+                                  "readyz", "metrics", "admin", "other" (never NULL after
+                                  api_handle) */
 };
 
 /* Fills resp (which the caller zero-initialises) and returns 0; returns
@@ -76,5 +117,20 @@ int api_handle(struct api *a, const struct api_request *req, struct api_response
 void api_response_free(struct api_response *resp);
 
 const char *api_cache_outcome_name(enum api_cache_outcome c);
+
+/* Fills resp with an error answer: JSON {"error":{"code","message"}}, or the
+ * message as text/plain when the request asked for Markdown (?format= or
+ * Accept). For errors server/ finds itself (e.g. a /metrics failure). 0 or
+ * IM_ENOMEM. */
+int api_error_response(const struct api_request *req, struct api_response *resp, int status,
+                       const char *code, const char *message);
+
+/* Reads the cache's size and entry counts into the process metrics
+ * (imgmeta_db_* gauges); called before GET /metrics is written. 0 or the
+ * store's error code. */
+int api_update_store_gauges(struct api *a);
+
+/* The route label api_handle would give path (for requests it never sees). */
+const char *api_route_label(const char *path);
 
 #endif

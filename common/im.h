@@ -115,6 +115,11 @@ const struct im_blob *im_bundle_find_blob(const struct im_bundle *b, const char 
  * or -1 when src did not fit (dst then holds a truncated copy). */
 int im_strlcpy(char *dst, const char *src, size_t n);
 
+/* Replaces, in place, every byte that is not part of a valid UTF-8 sequence
+ * (overlong forms, surrogates and code points past U+10FFFF included) with
+ * '?', so text from the network or cut at a byte limit can go into JSON. */
+void im_utf8_sanitize(char *s);
+
 /* Wall clock in Unix seconds, and a monotonic clock in milliseconds. */
 int64_t im_now(void);
 int64_t im_monotonic_ms(void);

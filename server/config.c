@@ -7,7 +7,11 @@
 
 #include "server.h"
 
-enum opt_type { OPT_STR, OPT_LONG, OPT_LIST, OPT_LEVEL };
+enum opt_type { OPT_STR, OPT_LONG, OPT_LIST, OPT_LEVEL, OPT_FILE };
+
+/* Where a value came from, in increasing precedence: a list option (--mirror)
+ * takes its values from the highest source that has any. */
+enum source { SRC_DEFAULT = 0, SRC_FILE, SRC_ENV, SRC_FLAG };
 
 struct opt {
     const char *name; /* flag without "--" */
@@ -48,6 +52,42 @@ static const struct opt opts[] = {
      256L << 20, "8388608", "largest config blob accepted from a registry"},
     {"log-level", "IMGMETA_LOG_LEVEL", OPT_LEVEL, STR(log_level), 0, 0, "info",
      "debug, info, warn or error"},
+    /* the HTTP API (server/http.c, config file) */
+    {"shutdown-timeout", "IMGMETA_SHUTDOWN_TIMEOUT", OPT_LONG, NUM(shutdown_timeout), 0, 600,
+     "10", "seconds SIGTERM/SIGINT waits for requests in flight before closing"},
+    {"config", "IMGMETA_CONFIG", OPT_FILE, STR(config), 0, 0, NULL,
+     "file of 'name = value' lines (names as the flags, '#' comments); "
+     "precedence: defaults < file < environment < flags"},
+    /* outbound security policy (registry/policy.c, SECURITY.md) */
+    {"allow-registries", "IMGMETA_ALLOW_REGISTRIES", OPT_STR, STR(allow_registries), 0, 0,
+     "default",
+     "comma-separated registries a reference may name (host[:port], *.suffix, *); "
+     "'default' = docker.io, ghcr.io, quay.io, gcr.io, *.gcr.io, *.pkg.dev, registry.k8s.io, "
+     "public.ecr.aws, mcr.microsoft.com, registry.gitlab.com; mirrored registries are "
+     "always allowed"},
+    {"insecure-registries", "IMGMETA_INSECURE_REGISTRIES", OPT_STR,
+     STR(insecure_registries), 0, 0, NULL,
+     "comma-separated registries (host[:port]) spoken to over plain http that may be on "
+     "loopback or private addresses"},
+    {"allow-private", "IMGMETA_ALLOW_PRIVATE", OPT_LONG, NUM(allow_private), 0, 1, "0",
+     "1 turns the address and https checks off: every registry, token realm and redirect "
+     "may connect to loopback, private and link-local addresses, over http too (unsafe: "
+     "closed networks only)"},
+    /* the cache (server/cache_cmd.c passes these on) */
+    {"max-stale", "IMGMETA_MAX_STALE", OPT_LONG, NUM(max_stale), 0, 31536000, "86400",
+     "seconds past --tag-ttl a cached tag may still be served (marked stale) while the "
+     "registry fails; 0 = never serve stale"},
+    {"negative-ttl", "IMGMETA_NEGATIVE_TTL", OPT_LONG, NUM(negative_ttl), 0, 86400, "30",
+     "seconds a tag the registry says does not exist is remembered; 0 = not at all"},
+    {"cache-max-bytes", "IMGMETA_CACHE_MAX_BYTES", OPT_LONG, NUM(cache_max_bytes), 0,
+     1L << 50, "1073741824",
+     "size budget of the cache database; least recently used tags are evicted to stay "
+     "under it; 0 = no budget"},
+    {"db-recover", "IMGMETA_DB_RECOVER", OPT_LONG, NUM(db_recover), 0, 1, "0",
+     "1: a corrupt cache database is moved aside (<db>.corrupt-<time>) and an empty one "
+     "started; 0: refuse to start"},
+    {"admin-token", "IMGMETA_ADMIN_TOKEN", OPT_STR, STR(admin_token), 0, 0, NULL,
+     "bearer token for DELETE /admin/cache/{ref}; unset = the admin endpoint is off"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
@@ -70,6 +110,7 @@ static int set_opt(struct srv_config *cfg, const struct opt *o, const char *valu
     char *base = (char *)cfg;
     switch (o->type) {
     case OPT_STR:
+    case OPT_FILE:
     case OPT_LEVEL:
         if (o->type == OPT_LEVEL && srv_level_parse(value) < 0)
             return im_seterr(err, IM_EINVAL, "--%s: '%s' is not one of %s", o->name, value,
@@ -122,7 +163,9 @@ static const struct opt *find_opt(const char *name, size_t len)
 
 void srv_config_help(FILE *out)
 {
-    fprintf(out, "usage: imgmeta serve [options]\n\noptions (flag, environment, default):\n");
+    fprintf(out, "usage: imgmeta serve [options]\n\n"
+                 "options (flag, environment, default); a value comes from the first of:\n"
+                 "flag, environment, --config file, default\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         const struct opt *o = &opts[i];
         fprintf(out, "  --%-20s %-28s %s\n      %s\n", o->name, o->env, o->def ? o->def : "-",
@@ -131,32 +174,130 @@ void srv_config_help(FILE *out)
     fprintf(out, "  --%-20s %-28s %s\n      %s\n", "help", "-", "-", "print this help");
 }
 
-static int load_defaults_and_env(struct srv_config *cfg, struct im_error *err)
+/* Sets o from a source; a list option drops the values of a lower source. */
+static int set_from(struct srv_config *cfg, const struct opt *o, const char *value,
+                    enum source src, enum source *list_src, struct im_error *err)
+{
+    if (o->type == OPT_LIST) {
+        if (*list_src < src)
+            cfg->n_mirrors = 0;
+        *list_src = src;
+        if (src == SRC_ENV)
+            return set_env_list(cfg, o, value, err);
+    }
+    return set_opt(cfg, o, value, err);
+}
+
+/* Trims blanks on both sides, in place. */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' ||
+                     s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* One "name = value" line (value may be in double quotes). */
+static int file_line(struct srv_config *cfg, char *line, enum source *list_src,
+                     struct im_error *err)
+{
+    char *t = trim(line);
+    if (!*t || *t == '#')
+        return 0;
+    char *eq = strchr(t, '=');
+    if (!eq)
+        return im_seterr(err, IM_EINVAL, "expected 'name = value', got '%.60s'", t);
+    *eq = '\0';
+    char *name = trim(t), *value = trim(eq + 1);
+    size_t vl = strlen(value);
+    if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+        value[vl - 1] = '\0';
+        value++;
+    }
+    const struct opt *o = find_opt(name, strlen(name));
+    if (!o || o->type == OPT_FILE)
+        return im_seterr(err, IM_EINVAL, "unknown option '%.60s' (see --help)", name);
+    return set_from(cfg, o, value, SRC_FILE, list_src, err);
+}
+
+static int load_file(struct srv_config *cfg, const char *path, enum source *list_src,
+                     struct im_error *err)
+{
+    char line[4096];
+    struct im_error lerr = {{0}};
+    int rc = 0, lineno = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return im_seterr(err, IM_EINVAL, "--config: cannot open '%.200s'", path);
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f))
+            rc = im_seterr(&lerr, IM_EINVAL, "line longer than %zu bytes", sizeof line - 2);
+        else
+            rc = file_line(cfg, line, list_src, &lerr);
+    }
+    if (rc == 0 && ferror(f))
+        rc = im_seterr(&lerr, IM_EINVAL, "read error");
+    fclose(f);
+    if (rc != 0)
+        im_seterr(err, rc, "%.200s:%d: %s", path, lineno, lerr.msg);
+    return rc;
+}
+
+/* The config file named by --config (last one wins), else IMGMETA_CONFIG. */
+static const char *config_path(int argc, char **argv)
+{
+    const char *path = getenv("IMGMETA_CONFIG");
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+    }
+    return path && *path ? path : NULL;
+}
+
+static int load_defaults(struct srv_config *cfg, struct im_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < N_OPTS; i++) {
-        const struct opt *o = &opts[i];
-        int rc = o->def ? set_opt(cfg, o, o->def, err) : 0;
-        const char *env = getenv(o->env);
-        if (rc == 0 && env && *env)
-            rc = o->type == OPT_LIST ? set_env_list(cfg, o, env, err) : set_opt(cfg, o, env, err);
+        int rc = opts[i].def ? set_opt(cfg, &opts[i], opts[i].def, err) : 0;
         if (rc != 0)
             return rc;
     }
     return 0;
 }
 
-int srv_config_load(struct srv_config *cfg, int argc, char **argv, FILE *out,
-                    struct im_error *err)
+static int load_env(struct srv_config *cfg, enum source *list_src, struct im_error *err)
 {
-    int rc = load_defaults_and_env(cfg, err);
-    bool env_mirrors = cfg->n_mirrors > 0, flag_mirror_seen = false;
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const char *env = getenv(opts[i].env);
+        if (!env || !*env || opts[i].type == OPT_FILE)
+            continue;
+        int rc = set_from(cfg, &opts[i], env, SRC_ENV, list_src, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+static int load_flags(struct srv_config *cfg, int argc, char **argv, enum source *list_src,
+                      struct im_error *err)
+{
+    int rc = 0;
     for (int i = 0; rc == 0 && i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            srv_config_help(out);
-            return 1;
-        }
         if (strncmp(arg, "--", 2) != 0)
             return im_seterr(err, IM_EINVAL, "unexpected argument '%s' (see --help)", arg);
         const char *name = arg + 2, *eq = strchr(name, '=');
@@ -166,11 +307,29 @@ int srv_config_load(struct srv_config *cfg, int argc, char **argv, FILE *out,
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value)
             return im_seterr(err, IM_EINVAL, "option --%s needs a value", o->name);
-        if (o->type == OPT_LIST && env_mirrors && !flag_mirror_seen)
-            cfg->n_mirrors = 0; /* flags replace the environment's list */
-        if (o->type == OPT_LIST)
-            flag_mirror_seen = true;
-        rc = set_opt(cfg, o, value, err);
+        rc = set_from(cfg, o, value, SRC_FLAG, list_src, err);
     }
+    return rc;
+}
+
+int srv_config_load(struct srv_config *cfg, int argc, char **argv, FILE *out,
+                    struct im_error *err)
+{
+    enum source list_src = SRC_DEFAULT;
+    if (wants_help(argc, argv)) {
+        srv_config_help(out);
+        return 1;
+    }
+    int rc = load_defaults(cfg, err);
+    const char *path = config_path(argc, argv);
+    if (rc == 0 && path) {
+        rc = load_file(cfg, path, &list_src, err);
+        if (rc == 0 && im_strlcpy(cfg->config, path, sizeof cfg->config) != 0)
+            rc = im_seterr(err, IM_EINVAL, "--config: path too long");
+    }
+    if (rc == 0)
+        rc = load_env(cfg, &list_src, err);
+    if (rc == 0)
+        rc = load_flags(cfg, argc, argv, &list_src, err);
     return rc;
 }

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +17,8 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: imgmeta serve [options]   run the HTTP service (see serve --help)\n"
+                 "       imgmeta describe REF [--format json|markdown] [--platform P]\n"
+                 "                                 describe one image and exit (describe --help)\n"
                  "       imgmeta version           print the version\n");
 }
 
@@ -64,15 +68,52 @@ static void wait_for_signal(void)
     srv_log(SRV_INFO, NULL, "event=shutdown signal=%d", sig);
 }
 
+/* The modules one command runs on: the cache, the registry client, the API. */
+struct modules {
+    struct store *store;
+    struct reg_client *reg;
+    struct api *api;
+};
+
+static int open_modules(const struct srv_config *cfg, struct modules *m, struct im_error *err)
+{
+    struct reg_config rcfg;
+    struct api_config acfg;
+    reg_config_defaults(&rcfg);
+    rcfg.connect_timeout_ms = cfg->connect_timeout_ms;
+    rcfg.request_timeout_ms = cfg->request_timeout_ms;
+    rcfg.max_manifest_bytes = (size_t)cfg->max_manifest_bytes;
+    rcfg.max_config_bytes = (size_t)cfg->max_config_bytes;
+    api_config_defaults(&acfg);
+    acfg.tag_ttl_seconds = cfg->tag_ttl;
+    srv_cache_api_config(cfg, &acfg);
+    memset(m, 0, sizeof *m);
+    if (mirrors_to_registry(cfg, &rcfg, err) != 0 ||
+        /* outbound security policy (registry/policy.c) */
+        reg_config_policy(&rcfg, cfg->allow_registries, cfg->insecure_registries,
+                          cfg->allow_private != 0, err) != 0 ||
+        ensure_db_dir(cfg->db, err) != 0)
+        return 1;
+    if (!(m->store = srv_cache_open(cfg, err)) || !(m->reg = reg_client_new(&rcfg, err)) ||
+        !(m->api = api_new(&acfg, m->store, m->reg, err)))
+        return 1;
+    return 0;
+}
+
+/* Frees in reverse order; closing the store checkpoints and closes SQLite. */
+static void close_modules(struct modules *m)
+{
+    api_free(m->api);
+    reg_client_free(m->reg);
+    store_close(m->store);
+    memset(m, 0, sizeof *m);
+}
+
 static int serve(int argc, char **argv)
 {
     struct srv_config cfg;
-    struct reg_config rcfg;
-    struct api_config acfg;
     struct im_error err = {{0}};
-    struct store *store = NULL;
-    struct reg_client *reg = NULL;
-    struct api *api = NULL;
+    struct modules m = {0};
     struct srv_http *http = NULL;
     int rc = srv_config_load(&cfg, argc, argv, stdout, &err);
     if (rc == 1)
@@ -91,32 +132,152 @@ static int serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    reg_config_defaults(&rcfg);
-    rcfg.connect_timeout_ms = cfg.connect_timeout_ms;
-    rcfg.request_timeout_ms = cfg.request_timeout_ms;
-    rcfg.max_manifest_bytes = (size_t)cfg.max_manifest_bytes;
-    rcfg.max_config_bytes = (size_t)cfg.max_config_bytes;
-    api_config_defaults(&acfg);
-    acfg.tag_ttl_seconds = cfg.tag_ttl;
-
     rc = 1;
-    if (mirrors_to_registry(&cfg, &rcfg, &err) != 0 || ensure_db_dir(cfg.db, &err) != 0)
+    if (open_modules(&cfg, &m, &err) != 0 || !(http = srv_http_start(&cfg, m.api, &err)))
         goto out;
-    if (!(store = store_open(cfg.db, &err)) || !(reg = reg_client_new(&rcfg, &err)) ||
-        !(api = api_new(&acfg, store, reg, &err)) ||
-        !(http = srv_http_start(&cfg, api, &err)))
-        goto out;
-    srv_log(SRV_INFO, NULL, "event=listening addr=%s db=\"%s\" mirrors=%zu tag_ttl=%ld",
-            cfg.listen, cfg.db, cfg.n_mirrors, cfg.tag_ttl);
+    srv_log(SRV_INFO, NULL,
+            "event=listening addr=%s db=\"%s\" mirrors=%zu tag_ttl=%ld config=\"%s\"",
+            cfg.listen, cfg.db, cfg.n_mirrors, cfg.tag_ttl, cfg.config);
     wait_for_signal();
     rc = 0;
 out:
     if (rc != 0)
         srv_log(SRV_ERROR, NULL, "event=startup_failed msg=\"%s\"", err.msg);
-    srv_http_stop(http);
-    api_free(api);
-    reg_client_free(reg);
-    store_close(store);
+    srv_http_stop(http); /* drains the requests in flight first */
+    close_modules(&m);
+    if (rc == 0)
+        srv_log(SRV_INFO, NULL, "event=stopped");
+    return rc;
+}
+
+/* imgmeta describe: exit codes. */
+enum { EXIT_FOUND = 0, EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_UPSTREAM = 3 };
+
+static void describe_usage(FILE *out)
+{
+    fprintf(out, "usage: imgmeta describe REF [--format json|markdown] [--platform OS/ARCH[/VARIANT]]...\n"
+                 "                        [serve options: --db, --mirror, --config, ...]\n"
+                 "Describes REF (e.g. python:3.7-slim, ghcr.io/org/app@sha256:...) once, through the\n"
+                 "same cache file and code path as GET /images/REF. Exit status: 0 described,\n"
+                 "1 not found, 2 usage or invalid reference, 3 upstream or cache failure.\n\n");
+    srv_config_help(out);
+}
+
+/* describe's own arguments; the others are serve options, left in rest. */
+struct describe_args {
+    const char *ref;
+    struct api_request req;
+    char **rest;
+    int nrest;
+};
+
+static int describe_parse(int argc, char **argv, struct describe_args *d)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--format") == 0 || strcmp(a, "--platform") == 0) {
+            if (!v)
+                return fprintf(stderr, "imgmeta describe: %s needs a value\n", a), -1;
+            if (a[2] == 'f')
+                d->req.format = v;
+            else if (d->req.n_platforms < API_MAX_PLATFORMS)
+                d->req.platforms[d->req.n_platforms++] = v;
+            else
+                d->req.too_many_platforms = true;
+            i++;
+        } else if (strncmp(a, "--format=", 9) == 0) {
+            d->req.format = a + 9;
+        } else if (strncmp(a, "--platform=", 11) == 0) {
+            if (d->req.n_platforms < API_MAX_PLATFORMS)
+                d->req.platforms[d->req.n_platforms++] = a + 11;
+            else
+                d->req.too_many_platforms = true;
+        } else if (strncmp(a, "--", 2) != 0) {
+            if (d->ref)
+                return fprintf(stderr, "imgmeta describe: one REF only ('%s')\n", a), -1;
+            d->ref = a;
+        } else {
+            d->rest[d->nrest++] = argv[i];
+            if (!strchr(a, '=') && strcmp(a, "--help") != 0 && v)
+                d->rest[d->nrest++] = argv[++i]; /* every serve option takes a value */
+        }
+    }
+    return 0;
+}
+
+static int describe_exit_code(int status)
+{
+    if (status == 200)
+        return EXIT_FOUND;
+    if (status == 404)
+        return EXIT_NOT_FOUND;
+    if (status == 400)
+        return EXIT_USAGE;
+    return EXIT_UPSTREAM;
+}
+
+/* Runs one request through api_handle and prints the answer: the body on
+ * stdout when it is the description (or the Markdown not-found page), the
+ * error's text on stderr otherwise. */
+static int describe_run(struct api *api, struct describe_args *d)
+{
+    struct api_response resp;
+    char path[1100];
+    memset(&resp, 0, sizeof resp);
+    snprintf(path, sizeof path, "/images/%s", d->ref);
+    d->req.method = "GET";
+    d->req.path = path;
+    d->req.request_id = "cli";
+    if (!d->req.format)
+        d->req.accept = "application/json";
+    if (api_handle(api, &d->req, &resp) != 0) {
+        fprintf(stderr, "imgmeta: out of memory\n");
+        return EXIT_UPSTREAM;
+    }
+    int code = describe_exit_code(resp.status);
+    bool page = resp.status == 200 || (resp.status == 404 && resp.content_type &&
+                                       strncmp(resp.content_type, "text/markdown", 13) == 0);
+    if (resp.body)
+        fwrite(resp.body, 1, resp.len, page ? stdout : stderr);
+    api_response_free(&resp);
+    return code;
+}
+
+static int describe(int argc, char **argv)
+{
+    struct srv_config cfg;
+    struct im_error err = {{0}};
+    struct modules m = {0};
+    struct describe_args d;
+    memset(&d, 0, sizeof d);
+    int rc = EXIT_USAGE;
+    d.rest = calloc((size_t)argc + 1, sizeof *d.rest);
+    if (!d.rest || describe_parse(argc, argv, &d) != 0)
+        goto out;
+    for (int i = 0; i < d.nrest; i++)
+        if (strcmp(d.rest[i], "--help") == 0 || strcmp(d.rest[i], "-h") == 0) {
+            describe_usage(stdout);
+            rc = EXIT_FOUND;
+            goto out;
+        }
+    if (!d.ref) {
+        describe_usage(stderr);
+        goto out;
+    }
+    if (srv_config_load(&cfg, d.nrest, d.rest, stdout, &err) != 0) {
+        fprintf(stderr, "imgmeta describe: %s\n", err.msg);
+        goto out;
+    }
+    srv_log_set_level((enum srv_level)srv_level_parse(cfg.log_level));
+    if (open_modules(&cfg, &m, &err) != 0) {
+        fprintf(stderr, "imgmeta describe: %s\n", err.msg);
+        rc = EXIT_UPSTREAM;
+        goto out;
+    }
+    rc = describe_run(m.api, &d);
+out:
+    close_modules(&m);
+    free(d.rest);
     return rc;
 }
 
@@ -130,7 +291,14 @@ int main(int argc, char **argv)
         printf("imgmeta %s\n", IMGMETA_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "serve") != 0) {
+    int (*command)(int, char **) = NULL;
+    if (strcmp(argv[1], "serve") == 0)
+        command = serve;
+    else if (strcmp(argv[1], "describe") == 0)
+        command = describe;
+    else if (strcmp(argv[1], "cache") == 0)
+        command = srv_cache_command;
+    if (!command) {
         fprintf(stderr, "imgmeta: unknown command '%s'\n", argv[1]);
         usage(stderr);
         return 2;
@@ -139,7 +307,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "imgmeta: curl_global_init failed\n");
         return 1;
     }
-    int rc = serve(argc - 2, argv + 2);
+    int rc = command(argc - 2, argv + 2);
     curl_global_cleanup();
     return rc;
 }

@@ -30,14 +30,42 @@ struct srv_config {
     long max_manifest_bytes;
     long max_config_bytes;
     char log_level[16];        /* debug|info|warn|error */
+    /* outbound security policy (registry/policy.c, SECURITY.md) */
+    char allow_registries[2048];    /* comma-separated; "default" = built-in list */
+    char insecure_registries[2048]; /* comma-separated; plain http, private addresses */
+    long allow_private;             /* 1: any host may be on a non-public address */
+    long shutdown_timeout;     /* seconds SIGTERM waits for in-flight requests */
+    char config[1024];         /* the config file read, "" for none */
+    /* the cache (store/, api/describe.c, server/cache_cmd.c) */
+    long max_stale;            /* seconds past the TTL a stale entry may be served */
+    long negative_ttl;         /* seconds a missing tag is remembered */
+    long cache_max_bytes;      /* database size budget, 0 = none */
+    long db_recover;           /* 1: move a damaged database aside and start empty */
+    char admin_token[128];     /* bearer token for /admin/, "" = disabled */
 };
 
-/* Parses environment (IMGMETA_*) then argv (flags win) into cfg. Returns 0,
- * 1 when --help was printed to out, or IM_EINVAL with err naming the option. */
+/* Fills cfg from, in increasing precedence: the table's defaults, the config
+ * file (--config FILE or IMGMETA_CONFIG: "name = value" lines with the flags'
+ * names, '#' comments), the environment (IMGMETA_*), then argv. Returns 0,
+ * 1 when --help was printed to out, or IM_EINVAL with err naming the option
+ * (and the file and line for the config file). */
 int srv_config_load(struct srv_config *cfg, int argc, char **argv, FILE *out,
                     struct im_error *err);
 /* Writes the generated option list (from the same table) to out. */
 void srv_config_help(FILE *out);
+
+/* ---- the cache (cache_cmd.c) ---- */
+
+struct api_config;
+struct store;
+/* Copies the cache options of cfg into acfg. */
+void srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg);
+/* store_open(cfg->db); a damaged file is moved aside and replaced by an empty
+ * database when cfg->db_recover, else refused with a message saying so. */
+struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err) IM_WUR;
+/* imgmeta cache stats|purge REF|gc|check [options]: argv after "cache";
+ * returns the exit status. */
+int srv_cache_command(int argc, char **argv);
 
 /* ---- logging: one line per event, level checked before formatting ---- */
 
@@ -56,6 +84,17 @@ void srv_log_raw(enum srv_level level, const char *reqid, const char *fmt, ...)
             srv_log_raw(level, reqid, __VA_ARGS__);                                     \
     } while (0)
 
+/* ---- metrics (GET /metrics) ---- */
+
+#define SRV_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct api;
+
+/* The process metrics in Prometheus text format 0.0.4, after refreshing the
+ * cache gauges through a (may be NULL). *body is malloc'd, the caller frees
+ * it. 0 or IM_ENOMEM. */
+int srv_metrics_text(struct api *a, char **body, size_t *len) IM_WUR;
+
 /* ---- the HTTP server ---- */
 
 struct api;
@@ -65,7 +104,9 @@ struct srv_http;
  * failure (address in use, bad address). */
 struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
                                 struct im_error *err) IM_WUR;
-/* Stops accepting, waits for the workers, frees. NULL accepted. */
+/* Stops accepting new connections, waits up to cfg->shutdown_timeout seconds
+ * for the requests in flight to complete, then stops the workers and frees.
+ * NULL accepted. */
 void srv_http_stop(struct srv_http *h);
 
 #endif

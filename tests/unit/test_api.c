@@ -220,3 +220,209 @@ Test(api, healthz_and_readyz)
     cr_assert_eq(r.status, 200);
     api_response_free(&r);
 }
+
+/* ---- content negotiation (api/negotiate.c) ---- */
+
+#include "negotiate.h"
+
+static void expect_format(const char *accept, enum api_format want, bool want_acceptable)
+{
+    bool acceptable = !want_acceptable;
+    enum api_format got = api__negotiate(accept, &acceptable);
+    cr_expect_eq(got, want, "Accept: %s -> %s", accept ? accept : "(none)",
+                 got == API_FORMAT_MARKDOWN ? "markdown" : "json");
+    cr_expect_eq(acceptable, want_acceptable, "Accept: %s acceptable", accept ? accept : "");
+}
+
+Test(negotiate, defaults_and_exact_types)
+{
+    expect_format(NULL, API_FORMAT_JSON, true);
+    expect_format("", API_FORMAT_JSON, true);
+    expect_format("*/*", API_FORMAT_JSON, true);
+    expect_format("application/json", API_FORMAT_JSON, true);
+    expect_format("text/markdown", API_FORMAT_MARKDOWN, true);
+    expect_format("TEXT/Markdown; charset=utf-8", API_FORMAT_MARKDOWN, true);
+}
+
+Test(negotiate, q_values_decide)
+{
+    expect_format("text/markdown;q=0.9, application/json;q=0.5", API_FORMAT_MARKDOWN, true);
+    expect_format("text/markdown;q=0.5, application/json;q=0.9", API_FORMAT_JSON, true);
+    expect_format("application/json;q=0.1, text/markdown ; q = 0.2", API_FORMAT_MARKDOWN, true);
+    expect_format("application/json;q=0, */*", API_FORMAT_MARKDOWN, true);
+    expect_format("text/markdown;q=0, */*", API_FORMAT_JSON, true);
+    expect_format("text/markdown;q=1.000", API_FORMAT_MARKDOWN, true);
+}
+
+Test(negotiate, equal_q_prefers_exact_then_order)
+{
+    /* a browser: both only through a wildcard at 0.8 -> JSON */
+    expect_format("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                  API_FORMAT_JSON, true);
+    expect_format("text/markdown, application/json", API_FORMAT_MARKDOWN, true);
+    expect_format("application/json, text/markdown", API_FORMAT_JSON, true);
+    expect_format("text/markdown, */*", API_FORMAT_MARKDOWN, true);
+    expect_format("*/*, text/markdown", API_FORMAT_MARKDOWN, true);
+}
+
+Test(negotiate, type_wildcards)
+{
+    expect_format("text/*", API_FORMAT_MARKDOWN, true);
+    expect_format("application/*", API_FORMAT_JSON, true);
+    expect_format("text/*;q=0.8, application/*;q=0.9", API_FORMAT_JSON, true);
+    /* the most specific range decides: text/markdown;q=0 beats text/STAR */
+    expect_format("text/*, text/markdown;q=0", API_FORMAT_JSON, false);
+}
+
+Test(negotiate, nothing_acceptable_still_json)
+{
+    expect_format("image/png", API_FORMAT_JSON, false);
+    expect_format("application/json;q=0", API_FORMAT_JSON, false);
+    expect_format("garbage, ,;;", API_FORMAT_JSON, false);
+}
+
+Test(negotiate, format_parameter_wins)
+{
+    struct api_request req;
+    bool valid = false;
+    memset(&req, 0, sizeof req);
+    req.accept = "application/json";
+    req.format = "md";
+    cr_expect_eq(api__request_format(&req, &valid), API_FORMAT_MARKDOWN);
+    cr_expect(valid);
+    req.format = "yaml";
+    cr_expect_eq(api__request_format(&req, &valid), API_FORMAT_JSON);
+    cr_expect_not(valid);
+}
+
+/* ---- error mapping and error bodies ---- */
+
+#include "api_internal.h"
+
+Test(errors, every_project_code_has_its_status)
+{
+    cr_expect_eq(api__status_for(IM_EINVAL), 400);
+    cr_expect_eq(api__status_for(IM_ENOTFOUND), 404);
+    cr_expect_eq(api__status_for(IM_EPROTO), 502);
+    cr_expect_eq(api__status_for(IM_EDIGEST), 502);
+    cr_expect_eq(api__status_for(IM_EUPSTREAM), 502);
+    cr_expect_eq(api__status_for(IM_ERATELIMIT), 503);
+    cr_expect_eq(api__status_for(IM_ETIMEOUT), 504);
+    cr_expect_eq(api__status_for(IM_ESTORE), 500);
+    cr_expect_eq(api__status_for(12345), 500, "unknown codes are internal errors");
+}
+
+static struct api_response handle(struct api_request *req)
+{
+    struct api_response resp;
+    memset(&resp, 0, sizeof resp);
+    if (!req->method)
+        req->method = "GET";
+    cr_assert_eq(api_handle(api, req, &resp), 0);
+    return resp;
+}
+
+Test(api, markdown_request_gets_errors_as_plain_text)
+{
+    struct api_request req;
+    memset(&req, 0, sizeof req);
+    req.path = "/images/Python/3.7-slim";
+    req.accept = "text/markdown";
+    struct api_response r = handle(&req);
+    cr_assert_eq(r.status, 400);
+    cr_assert_str_eq(r.content_type, "text/plain; charset=utf-8");
+    cr_assert(r.len > 1 && r.body[r.len - 1] == '\n' && r.body[0] != '{', "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "lowercase"), "%s", r.body);
+    api_response_free(&r);
+
+    memset(&req, 0, sizeof req);
+    req.path = "/nothing";
+    req.format = "markdown";
+    r = handle(&req);
+    cr_assert_eq(r.status, 404);
+    cr_assert_str_eq(r.content_type, "text/plain; charset=utf-8");
+    api_response_free(&r);
+}
+
+Test(api, markdown_platform_miss_is_plain_text_listing_platforms)
+{
+    struct api_request req;
+    memset(&req, 0, sizeof req);
+    req.path = "/images/python/3.7-slim";
+    req.accept = "text/markdown";
+    req.platforms[0] = "linux/s390x";
+    req.n_platforms = 1;
+    struct api_response r = handle(&req);
+    cr_assert_eq(r.status, 404);
+    cr_assert_str_eq(r.content_type, "text/plain; charset=utf-8");
+    cr_assert_not_null(strstr(r.body, "linux/amd64"), "%s", r.body);
+    api_response_free(&r);
+}
+
+Test(api, server_rejections_are_json_errors)
+{
+    static const struct {
+        enum api_reject reject;
+        int status;
+        const char *code;
+    } cases[] = {{API_REJECT_BODY, 413, "body_not_allowed"},
+                 {API_REJECT_URI_TOO_LONG, 414, "uri_too_long"},
+                 {API_REJECT_HEADERS_TOO_LARGE, 431, "headers_too_large"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct api_request req;
+        memset(&req, 0, sizeof req);
+        req.path = "/images/python/3.7-slim";
+        req.reject = cases[i].reject;
+        struct api_response r = handle(&req);
+        cr_expect_eq(r.status, cases[i].status);
+        cr_expect_str_eq(r.content_type, "application/json");
+        cr_expect_not_null(strstr(r.body, cases[i].code), "%s", r.body);
+        api_response_free(&r);
+    }
+}
+
+Test(api, route_labels_are_fixed)
+{
+    cr_expect_str_eq(api_route_label("/images/python/3.7-slim"), "images");
+    cr_expect_str_eq(api_route_label("/repositories/python/tags"), "tags");
+    cr_expect_str_eq(api_route_label("/healthz"), "healthz");
+    cr_expect_str_eq(api_route_label("/metrics"), "metrics");
+    cr_expect_str_eq(api_route_label("/whatever/user/text"), "other");
+}
+
+Test(api, tags_route_validates_before_asking_upstream)
+{
+    static const struct {
+        const char *path, *n, *last, *code;
+    } cases[] = {
+        {"/repositories/Python/tags", NULL, NULL, "invalid_reference"},
+        {"/repositories/python:3.7/tags", NULL, NULL, "invalid_reference"},
+        {"/repositories/python/tags", "0", NULL, "invalid_parameter"},
+        {"/repositories/python/tags", "ten", NULL, "invalid_parameter"},
+        {"/repositories/python/tags", "10001", NULL, "invalid_parameter"},
+        {"/repositories/python/tags", "5", "", "invalid_parameter"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct api_request req;
+        memset(&req, 0, sizeof req);
+        req.path = cases[i].path;
+        req.n = cases[i].n;
+        req.last = cases[i].last;
+        struct api_response r = handle(&req);
+        cr_expect_eq(r.status, 400, "%s n=%s: %d", cases[i].path, cases[i].n, r.status);
+        cr_expect_not_null(strstr(r.body, cases[i].code), "%s", r.body);
+        cr_expect_eq(r.link[0], '\0');
+        api_response_free(&r);
+    }
+}
+
+Test(api, tags_upstream_down_is_a_gateway_error)
+{
+    struct api_request req;
+    memset(&req, 0, sizeof req);
+    req.path = "/repositories/python/tags";
+    struct api_response r = handle(&req);
+    cr_assert(r.status == 502 || r.status == 504, "status %d: %s", r.status, r.body);
+    cr_assert_not_null(strstr(r.body, "\"error\""), "%s", r.body);
+    api_response_free(&r);
+}

@@ -1,0 +1,183 @@
+/* tags.c - GET /repositories/{repository}/tags?n=&last=: the registry's tag
+ * list (reg_list_tags follows the registry's own pages), cut into pages the
+ * distribution-spec way: the tags after `last` (in the registry's order; tags
+ * lexically after it when the list does not hold it), at most `n`, and a
+ * `Link: <...>; rel="next"` header while more remain. Every page asks the
+ * registry for the whole list (up to 10000 tags): nothing is cached. */
+#include "tags.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "registry.h"
+
+#define PREFIX "/repositories/"
+#define SUFFIX "/tags"
+#define MAX_PAGE 10000L
+
+bool api__is_tags_path(const char *path)
+{
+    size_t len = strlen(path), pl = strlen(PREFIX), sl = strlen(SUFFIX);
+    return len > pl + sl && strncmp(path, PREFIX, pl) == 0 &&
+           strcmp(path + len - sl, SUFFIX) == 0;
+}
+
+struct page {
+    char repo[IM_REPOSITORY_MAX + IM_REGISTRY_MAX]; /* as the path names it */
+    struct im_ref ref;
+    long n; /* 0: everything */
+    const char *last;
+};
+
+/* Returns 0 with p filled, or 1 after writing a 400 (IM_ENOMEM if not even). */
+static int parse_page(const struct api_request *req, struct page *p,
+                      struct api_response *resp)
+{
+    struct im_error err = {{0}};
+    const char *start = req->path + strlen(PREFIX);
+    size_t len = strlen(start) - strlen(SUFFIX);
+    char route[sizeof p->repo + 8];
+    int rc;
+    if (len >= sizeof p->repo)
+        rc = api__error(resp, 400, "invalid_reference", "repository name too long");
+    else {
+        memcpy(p->repo, start, len);
+        p->repo[len] = '\0';
+        /* The route grammar with a placeholder tag: the same rules as /images/. */
+        snprintf(route, sizeof route, "%s/latest", p->repo);
+        const char *seg = strrchr(p->repo, '/');
+        seg = seg ? seg + 1 : p->repo;
+        if (strchr(p->repo, '@') || (strchr(seg, ':') && seg != p->repo))
+            rc = api__error(resp, 400, "invalid_reference",
+                            "name a repository without tag or digest, e.g. "
+                            "/repositories/python/tags");
+        else if (reg_ref_from_route(route, &p->ref, &err) != 0)
+            rc = api__error(resp, 400, "invalid_reference", err.msg);
+        else
+            rc = -1;
+    }
+    if (rc == -1 && req->n) {
+        char *end = NULL;
+        errno = 0;
+        p->n = strtol(req->n, &end, 10);
+        if (errno || end == req->n || *end || p->n < 1 || p->n > MAX_PAGE)
+            rc = api__error(resp, 400, "invalid_parameter",
+                            "n must be a whole number from 1 to 10000");
+    }
+    if (rc == -1 && req->last && (!*req->last || strlen(req->last) >= IM_TAG_MAX))
+        rc = api__error(resp, 400, "invalid_parameter",
+                        "last must be a tag (1 to 128 characters)");
+    p->last = req->last;
+    if (rc == -1)
+        return 0;
+    return rc != 0 ? rc : 1;
+}
+
+/* Where the page starts: after `last` in the registry's order when the list
+ * holds it, else after the tags lexically up to it (the spec's rule). */
+static size_t page_start(const struct page *p, const struct reg_tags *t, bool *lexical)
+{
+    *lexical = false;
+    if (!p->last)
+        return 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->v[i], p->last) == 0)
+            return i + 1;
+    *lexical = true;
+    return 0;
+}
+
+/* Selects the page's tags into arr; sets *more when tags remain after it. */
+static int select_tags(const struct page *p, const struct reg_tags *t, json_t *arr,
+                       const char **last_out, bool *more)
+{
+    size_t taken = 0;
+    bool lexical = false;
+    *more = false;
+    for (size_t i = page_start(p, t, &lexical); i < t->n; i++) {
+        if (lexical && strcmp(t->v[i], p->last) <= 0)
+            continue;
+        if (p->n > 0 && taken == (size_t)p->n) {
+            *more = true;
+            break;
+        }
+        if (json_array_append_new(arr, json_string(t->v[i])) != 0)
+            return IM_ENOMEM;
+        *last_out = t->v[i];
+        taken++;
+    }
+    return 0;
+}
+
+/* The body is text and a newline, like every other JSON answer. */
+static int set_json_line(struct api_response *resp, const char *text)
+{
+    size_t len = strlen(text);
+    char *body = malloc(len + 2);
+    if (!body)
+        return IM_ENOMEM;
+    memcpy(body, text, len);
+    body[len] = '\n';
+    body[len + 1] = '\0';
+    free(resp->body);
+    resp->body = body;
+    resp->len = len + 1;
+    resp->status = 200;
+    resp->content_type = API_CT_JSON;
+    return 0;
+}
+
+static int upstream_error(struct api_response *resp, int rc,
+                          const struct reg_stats *stats, const struct im_error *err)
+{
+    if (rc == IM_ERATELIMIT)
+        resp->retry_after = stats->retry_after > 0 ? stats->retry_after : 60;
+    if (rc == IM_ENOTFOUND)
+        return api__error(resp, 404, "not_found", err->msg);
+    return api__error_code(resp, rc, err->msg);
+}
+
+int api__tags(struct api *a, const struct api_request *req, struct api_response *resp)
+{
+    struct page p;
+    struct reg_tags tags = {0};
+    struct reg_stats stats = {0};
+    struct im_error err = {{0}};
+    json_t *doc = NULL, *arr = NULL;
+    char *text = NULL;
+    const char *last = NULL;
+    bool more = false;
+    memset(&p, 0, sizeof p);
+    int rc = parse_page(req, &p, resp);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    rc = reg_list_tags(a->reg, &p.ref, 0, &tags, &stats, &err);
+    if (rc != 0) {
+        rc = upstream_error(resp, rc, &stats, &err);
+        goto out;
+    }
+    arr = json_array();
+    rc = arr ? select_tags(&p, &tags, arr, &last, &more) : IM_ENOMEM;
+    if (rc == 0) {
+        doc = json_pack("{s:s,s:s,s:O}", "registry", p.ref.registry, "repository",
+                        p.ref.repository, "tags", arr);
+        text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        rc = text ? set_json_line(resp, text) : IM_ENOMEM;
+    }
+    if (rc != 0) {
+        rc = api__error_code(resp, IM_ENOMEM, "out of memory while listing tags");
+        goto out;
+    }
+    if (more && last)
+        snprintf(resp->link, sizeof resp->link, "<%s%s%s?n=%ld&last=%s>; rel=\"next\"",
+                 PREFIX, p.repo, SUFFIX, p.n, last);
+out:
+    free(text);
+    json_decref(doc);
+    json_decref(arr);
+    reg_tags_free(&tags);
+    return rc;
+}

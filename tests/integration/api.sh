@@ -1,0 +1,470 @@
+#!/usr/bin/env bash
+# api.sh IMGMETA FIXTURE REGFRONT - the HTTP API as a client sees it (ctest "api").
+#
+# Same harness as run.sh (lib.sh): docker-registry with the python:3.7-slim
+# replica (also tagged 3.7, 3 and latest), regfront before it, and one daemon
+# with four mirrors: docker.io (the good front), corrupt.test (a front that
+# alters manifests: 502), limited.test (a front answering 429: 503 with
+# Retry-After) and slow.test (a front slower than the daemon's upstream
+# timeout: 504). It checks every route, the negotiation cases, the platform
+# filter, 304, every error status, /metrics (promtool), the access log, the
+# config file, `imgmeta describe` and the SIGTERM drain; then it lints
+# openapi.yaml with redocly and validates every answer it received against
+# openapi.yaml with ajv (tests/openapi; `npm ci` installs them into the build
+# directory's openapi-tools/).
+# Prints "N passed, N failed"; IT_KEEP=1 leaves everything running.
+set -u
+
+if [ $# -ne 3 ]; then
+    echo "usage: $0 IMGMETA FIXTURE REGFRONT" >&2
+    exit 2
+fi
+for tool in docker-registry curl jq promtool node npm; do
+    command -v "$tool" >/dev/null || {
+        echo "api: needs $tool (cmake/install-deps.sh test installs it)" >&2
+        exit 1
+    }
+done
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lib_init "$1" "$2" "$3"
+
+# free_port, as lib.sh's but below Linux's ephemeral range (32768-60999): a port
+# there can be the local end of some outgoing loopback connection, and then
+# listening on it fails even though nothing listens there.
+free_port() {
+    local p i
+    for i in $(seq 1 100); do
+        p=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            printf '%s\n' "$p"
+            return 0
+        fi
+    done
+    it_log "no free port found"
+    return 1
+}
+OPENAPI_DIR=$IMGMETA_SOURCE_DIR/tests/openapi
+R=$IT_DIR/responses
+CASES=$IT_DIR/cases.tsv
+mkdir -p "$R"
+: >"$CASES"
+
+die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
+
+# --- the world ----------------------------------------------------------------------
+start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
+fill_fixture || die "imgmeta-fixture push failed"
+for t in 3.7 3 latest; do
+    "$FIXTURE" retag --registry "$REGISTRY_URL" --repo library/python --from 3.7-slim --tag "$t" \
+        >/dev/null || die "cannot tag $t"
+done
+
+# retry CMD...: up to three attempts; free_port can race with other tests
+# (ctest -j) taking the port between the pick and the listen.
+retry() { "$@" || "$@" || "$@"; }
+
+# start_named_front VAR ARGS...: a regfront; VAR_URL is its URL.
+start_named_front() {
+    local var=$1
+    shift
+    start_front "$@" || return 1
+    printf -v "${var}_URL" '%s' "$FRONT_URL"
+}
+retry start_named_front CORRUPT --fault-corrupt || die "cannot start the corrupting front"
+retry start_named_front LIMITED --fault-429 100000 --retry-after 7 || die "cannot start the 429 front"
+# The slow front answers nothing in time, its /token included: wait for its port.
+start_slow_front() {
+    local port i
+    port=$(free_port) || return 1
+    "$REGFRONT" --listen "127.0.0.1:$port" --upstream "$REGISTRY_URL" --delay-ms 4000 \
+        2>"$IT_DIR/slow-front.stderr" &
+    it_record "$!"
+    SLOW_URL=http://127.0.0.1:$port
+    for i in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+retry start_slow_front || die "cannot start the slow front"
+retry start_named_front GOOD --bearer || die "cannot start regfront"
+FRONT_URL=$GOOD_URL
+
+# The config file sets what the flags do not: tag-ttl 120 must show in max-age.
+cat >"$IT_DIR/imgmeta.conf" <<EOF
+# imgmeta test configuration
+tag-ttl = 120
+log-level = "info"
+mirror = corrupt.test=$CORRUPT_URL
+EOF
+ADMIN_TOKEN=it-admin-$RANDOM$RANDOM
+retry start_daemon --config "$IT_DIR/imgmeta.conf" --request-timeout-ms 1500 --admin-token "$ADMIN_TOKEN" \
+    --mirror "docker.io=$GOOD_URL" --mirror "corrupt.test=$CORRUPT_URL" \
+    --mirror "limited.test=$LIMITED_URL" --mirror "slow.test=$SLOW_URL" ||
+    die "cannot start imgmeta serve"
+U=$DAEMON_URL
+MAIN_PID=$DAEMON_PID
+
+# fetch NAME TEMPLATE CURL-ARGS...: one request; headers in $R/NAME.h, body in
+# $R/NAME.b, recorded for the OpenAPI validation; prints the status.
+fetch() {
+    local name=$1 template=$2 method=GET a
+    shift 2
+    for a in "$@"; do
+        case $a in HEAD | -I) method=HEAD ;; POST | DELETE | PUT) method=$a ;; esac
+    done
+    curl -s --max-time 60 -D "$R/$name.h" -o "$R/$name.b" -w '%{http_code}' "$@"
+    printf '%s\t%s\t%s\t%s\n' "$template" "$method" "$R/$name.h" "$R/$name.b" >>"$CASES"
+}
+# header NAME HEADER: the value of a response header (last response).
+header() { tr -d '\r' <"$R/$1.h" | sed -n "s/^$2: //Ip" | tail -n 1; }
+body_has() { grep -q -- "$2" "$R/$1.b"; }
+jqb() { jq -r "$2" "$R/$1.b" 2>/dev/null; }
+
+IMG=/images/{ref}
+TAGS=/repositories/{repository}/tags
+
+# --- images: representation and negotiation ------------------------------------------
+s=$(fetch json $IMG "$U/images/python/3.7-slim")
+check_eq "GET image: 200" 200 "$s"
+check_eq "JSON Content-Type" "application/json" "$(header json Content-Type)"
+check_eq "Vary: Accept" "Accept" "$(header json Vary)"
+check_eq "JSON names the resolved list digest" "$LIST_DIGEST" "$(jqb json .digest)"
+check "Cache-Control max-age within the config file's tag-ttl (120)" \
+    awk -v v="$(header json Cache-Control)" 'BEGIN { sub("max-age=", "", v); exit !(v > 0 && v <= 120) }'
+
+md_ok() { # md_ok NAME: a Markdown page answer
+    [ "$(header "$1" Content-Type)" = "text/markdown; charset=utf-8" ] && head -n 1 "$R/$1.b" | grep -q '^## `python:3.7-slim`$'
+}
+json_ok() { [ "$(header "$1" Content-Type)" = "application/json" ] && jq -e .platforms "$R/$1.b" >/dev/null; }
+
+negotiate() { # negotiate NAME EXPECT(md|json) ACCEPT...
+    local name=$1 want=$2 s
+    shift 2
+    s=$(fetch "$name" $IMG -H "Accept: $1" "$U/images/python/3.7-slim")
+    if [ "$s" = 200 ] && { if [ "$want" = md ]; then md_ok "$name"; else json_ok "$name"; fi; }; then
+        it_pass "Accept: $1 -> $want"
+    else
+        it_fail "Accept: $1 -> $want (status $s, $(header "$name" Content-Type))"
+    fi
+}
+negotiate acc_md md "text/markdown"
+negotiate acc_q_md md "text/markdown;q=0.9, application/json;q=0.5"
+negotiate acc_q_json json "text/markdown;q=0.1, application/json"
+negotiate acc_any json "*/*"
+negotiate acc_text md "text/*"
+negotiate acc_browser json "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+negotiate acc_none json "image/png"
+negotiate acc_order md "text/markdown, application/json"
+negotiate acc_json0 md "application/json;q=0, */*"
+
+s=$(fetch fmt_md $IMG -H "Accept: application/json" "$U/images/python/3.7-slim?format=markdown")
+check "?format=markdown wins over Accept" md_ok fmt_md
+check "Markdown ETag differs from JSON's" [ "$(header fmt_md ETag)" != "$(header json ETag)" ]
+
+s=$(fetch docker_form $IMG "$U/images/python:3.7-slim")
+check_eq "one-segment docker form /images/python:3.7-slim" "200 $LIST_DIGEST" "$s $(jqb docker_form .digest)"
+s=$(fetch by_digest $IMG "$U/images/python@$LIST_DIGEST")
+check_eq "by digest: 200, cached for a year" "200 max-age=31536000" "$s $(header by_digest Cache-Control)"
+
+# HEAD: same status and headers, no body, Content-Length of the GET's body.
+s=$(fetch head $IMG -I "$U/images/python/3.7-slim")
+# (curl -I writes the headers where the body would go: nothing else may be there.)
+check_eq "HEAD image: 200, Content-Length of the GET body, no body" \
+    "200 $(stat -c %s "$R/json.b") same" \
+    "$s $(header head Content-Length) $(cmp -s "$R/head.b" "$R/head.h" && echo same)"
+s=$(fetch head_md $IMG -I -H 'Accept: text/markdown' "$U/images/python/3.7-slim")
+check_eq "HEAD Markdown: Content-Type and length" \
+    "text/markdown; charset=utf-8 $(stat -c %s "$R/acc_md.b")" \
+    "$(header head_md Content-Type) $(header head_md Content-Length)"
+
+# --- summary view and platform filter -------------------------------------------------
+s=$(fetch summary $IMG "$U/images/python/3.7-slim?view=summary")
+check_eq "summary: 7 platforms with platform, platformString, digest, totalSize only" \
+    '200 7 ["digest","platform","platformString","totalSize"]' \
+    "$s $(jqb summary '.platforms | length') $(jq -c '[.platforms[] | keys] | unique | .[0]' "$R/summary.b")"
+
+s=$(fetch plat1 $IMG "$U/images/python/3.7-slim?platform=linux/arm/v7")
+check_eq "platform=linux/arm/v7: one entry" '200 ["linux; arm variant v7"]' \
+    "$s $(jq -c '[.platforms[].platformString]' "$R/plat1.b")"
+s=$(fetch plat2 $IMG "$U/images/python/3.7-slim?platform=linux/amd64&platform=linux/s390x&view=summary")
+check_eq "platform repeated: both entries, list order" '200 ["linux; amd64","linux; s390x"]' \
+    "$s $(jq -c '[.platforms[].platformString]' "$R/plat2.b")"
+s=$(fetch plat_md $IMG "$U/images/python/3.7-slim?format=markdown&platform=linux/arm/v7")
+plat_md_ok() {
+    [ "$s" = 200 ] && grep -q '^### `python:3.7-slim` - linux; arm variant v7$' "$R/plat_md.b" &&
+        ! grep -q '^### `python:3.7-slim` - linux; amd64$' "$R/plat_md.b"
+}
+check "platform filter applies to Markdown" plat_md_ok
+check "filtered answers have their own ETags" [ "$(header plat1 ETag)" != "$(header json ETag)" ]
+s=$(fetch plat_none $IMG "$U/images/python/3.7-slim?platform=windows/amd64")
+check_eq "no platform matches: 404 platform_not_found" "404 platform_not_found" "$s $(jqb plat_none .error.code)"
+check "404 lists the image's platforms" body_has plat_none 'linux/amd64, linux/arm/v5, linux/arm/v7'
+s=$(fetch plat_none_md $IMG "$U/images/python/3.7-slim?platform=windows/amd64&format=markdown")
+check_eq "no platform match in Markdown: 404 as plain text" "404 text/plain; charset=utf-8" \
+    "$s $(header plat_none_md Content-Type)"
+
+# --- conditional requests ---------------------------------------------------------------
+etag=$(header json ETag)
+s=$(fetch inm $IMG -H "If-None-Match: $etag" "$U/images/python/3.7-slim")
+check_eq "If-None-Match with the ETag: 304, no body, same ETag" "304 0 $etag" \
+    "$s $(cat "$R/inm.b" 2>/dev/null | wc -c) $(header inm ETag)"
+s=$(fetch inm_other $IMG -H 'If-None-Match: "other"' "$U/images/python/3.7-slim")
+check_eq "If-None-Match with another tag: 200" 200 "$s"
+
+# --- errors -------------------------------------------------------------------------------
+error_is() { # error_is NAME STATUS CODE: JSON error body with that code
+    local name=$1 want=$2 code=$3 got
+    got="$(cat "$R/$name.status") $(header "$name" Content-Type) $(jqb "$name" .error.code)"
+    check_eq "$name: $want $code" "$want application/json $code" "$got"
+}
+efetch() { local name=$1; shift; fetch "$name" "$@" >"$R/$name.status"; }
+
+efetch bad_ref $IMG "$U/images/Python/3.7-slim"
+error_is bad_ref 400 invalid_reference
+efetch no_tag $IMG "$U/images/python"
+error_is no_tag 400 invalid_reference
+efetch bad_format $IMG "$U/images/python/3.7-slim?format=xml"
+error_is bad_format 400 invalid_parameter
+efetch bad_view $IMG "$U/images/python/3.7-slim?view=tiny"
+error_is bad_view 400 invalid_parameter
+efetch bad_ref_md $IMG -H 'Accept: text/markdown' "$U/images/Python/3.7-slim"
+check_eq "a Markdown request's 400 is plain text" "400 text/plain; charset=utf-8" \
+    "$(cat "$R/bad_ref_md.status") $(header bad_ref_md Content-Type)"
+
+efetch missing $IMG "$U/images/python/3.7-nope"
+error_is missing 404 not_found
+efetch missing_md $IMG "$U/images/python/3.7-nope?format=markdown"
+check_eq "missing tag in Markdown: 404 with the repo-info page" \
+    '404 ## `python:3.7-nope`|**does not exist** (yet?)' \
+    "$(cat "$R/missing_md.status") $(grep -v '^$' "$R/missing_md.b" | paste -sd '|')"
+efetch no_route "#/x-unrouted-responses/NoSuchRoute" "$U/nothing/here"
+error_is no_route 404 no_such_route
+
+efetch post "#/components/responses/MethodNotAllowed" -X POST "$U/images/python/3.7-slim"
+error_is post 405 method_not_allowed
+check_eq "405 has Allow: GET, HEAD" "GET, HEAD" "$(header post Allow)"
+efetch delete "#/components/responses/MethodNotAllowed" -X DELETE "$U/healthz"
+error_is delete 405 method_not_allowed
+
+efetch body "#/components/responses/ContentTooLarge" -X POST --data-binary 'x=1' "$U/images/python/3.7-slim"
+error_is body 413 body_not_allowed
+long=$(head -c 3000 /dev/zero | tr '\0' a)
+efetch long_path $IMG "$U/images/python/$long"
+error_is long_path 414 uri_too_long
+efetch long_query $IMG "$U/images/python/3.7-slim?x=$(head -c 9000 /dev/zero | tr '\0' a)"
+error_is long_query 414 uri_too_long
+efetch big_headers $IMG -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' a)" "$U/images/python/3.7-slim"
+error_is big_headers 431 headers_too_large
+# Beyond the connection's memory (64 KiB) libmicrohttpd answers itself (HTML).
+s=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 70000 /dev/zero | tr '\0' a)" "$U/healthz")
+check_eq "headers beyond 64 KiB: libmicrohttpd's own 431" 431 "$s"
+
+efetch corrupt $IMG "$U/images/corrupt.test/library/python/3.7-slim"
+check_eq "altered manifest upstream: 502 digest_mismatch" "502 digest_mismatch" \
+    "$(cat "$R/corrupt.status") $(jqb corrupt .error.code)"
+efetch limited $IMG "$U/images/limited.test/library/python/3.7-slim"
+error_is limited 503 upstream_rate_limited
+check "503 carries Retry-After" [ -n "$(header limited Retry-After)" ]
+efetch slow $IMG "$U/images/slow.test/library/python/3.7-slim"
+error_is slow 504 upstream_timeout
+efetch slow_md $IMG -H 'Accept: text/markdown' "$U/images/slow.test/library/python/3.7-slim"
+check_eq "a Markdown request's 504 is plain text" "504 text/plain; charset=utf-8" \
+    "$(cat "$R/slow_md.status") $(header slow_md Content-Type)"
+
+# --- tags -------------------------------------------------------------------------------------
+s=$(fetch tags_all $TAGS "$U/repositories/python/tags")
+all=$(jq -c .tags "$R/tags_all.b")
+check_eq "tags: every tag the registry has" '200 ["3","3.7","3.7-slim","latest"]' "$s $(jq -c sort <<<"$all")"
+check_eq "tags: no Link on the whole list" "" "$(header tags_all Link)"
+s=$(fetch tags_p1 $TAGS "$U/repositories/library/python/tags?n=2")
+check_eq "tags n=2: the first two, in the registry's order" "200 $(jq -c '.[0:2]' <<<"$all")" "$s $(jq -c .tags "$R/tags_p1.b")"
+link=$(header tags_p1 Link)
+check_eq "tags n=2: Link to the next page" \
+    "</repositories/library/python/tags?n=2&last=$(jq -r '.[1]' <<<"$all")>; rel=\"next\"" "$link"
+next=$(sed -n 's/^<\(.*\)>; rel="next"$/\1/p' <<<"$link")
+s=$(fetch tags_p2 $TAGS "$U$next")
+check_eq "tags: following Link gives the last page, without Link" "200 $(jq -c '.[2:4]' <<<"$all") " \
+    "$s $(jq -c .tags "$R/tags_p2.b") $(header tags_p2 Link)"
+efetch tags_missing $TAGS "$U/repositories/nosuch/tags"
+error_is tags_missing 404 not_found
+efetch tags_bad_n $TAGS "$U/repositories/python/tags?n=0"
+error_is tags_bad_n 400 invalid_parameter
+s=$(fetch tags_head $TAGS -I "$U/repositories/python/tags")
+check_eq "HEAD tags: 200 and the GET's length" "200 $(stat -c %s "$R/tags_all.b")" "$s $(header tags_head Content-Length)"
+
+# --- operations ------------------------------------------------------------------------------
+s=$(fetch healthz /healthz "$U/healthz")
+check_eq "healthz" '200 ok' "$s $(jqb healthz .status)"
+s=$(fetch readyz /readyz "$U/readyz")
+check_eq "readyz" '200 ready' "$s $(jqb readyz .status)"
+s=$(fetch healthz_head /healthz -I "$U/healthz")
+check_eq "HEAD healthz" 200 "$s"
+
+s=$(fetch metrics /metrics "$U/metrics")
+check_eq "metrics: 200, Prometheus text 0.0.4" "200 text/plain; version=0.0.4; charset=utf-8" \
+    "$s $(header metrics Content-Type)"
+check "metrics pass promtool check metrics" promtool check metrics <"$R/metrics.b"
+metric() { awk -v k="$1" '$1 == k { print $2 }' "$R/metrics.b"; }
+positive() { awk -v v="$(metric "$1")" 'BEGIN { exit !(v > 0) }'; }
+check "metrics count image requests by route and status" \
+    positive 'imgmeta_http_request_duration_seconds_count{route="images",status="200"}'
+check "metrics count 404s and 414s" eval \
+    "positive 'imgmeta_http_request_duration_seconds_count{route=\"images\",status=\"404\"}' &&
+     positive 'imgmeta_http_request_duration_seconds_count{route=\"images\",status=\"414\"}'"
+check "metrics count tag list requests" positive 'imgmeta_http_request_duration_seconds_count{route="tags",status="200"}'
+check "metrics: cache hits and misses" eval \
+    "positive 'imgmeta_cache_lookups_total{outcome=\"hit\"}' && positive 'imgmeta_cache_lookups_total{outcome=\"miss\"}'"
+check "metrics: stale and revalidated outcomes are exported" eval \
+    "[ -n \"$(metric 'imgmeta_cache_lookups_total{outcome="stale"}')\" ] &&
+     [ -n \"$(metric 'imgmeta_cache_lookups_total{outcome="revalidated"}')\" ]"
+check "metrics: upstream requests by registry" grep -q '^imgmeta_upstream_request_duration_seconds_count{registry="docker.io",status="200"}' "$R/metrics.b"
+check "metrics: database size and entries" eval "positive imgmeta_db_bytes && positive imgmeta_db_documents"
+check "metrics: in-flight resolutions gauge" grep -q '^imgmeta_resolutions_in_flight ' "$R/metrics.b"
+check "metrics: rate-limit gauge family" grep -q '^# TYPE imgmeta_upstream_ratelimit_remaining gauge' "$R/metrics.b"
+s=$(fetch metrics_head /metrics -I "$U/metrics")
+check_eq "HEAD metrics" 200 "$s"
+
+# --- access log --------------------------------------------------------------------------------
+access_line_ok() {
+    grep 'event=access' "$IT_DIR/daemon.log" | grep 'path="/images/python/3.7-slim"' | grep 'status=200' | head -n 1 |
+        grep -Eq '^ts=[0-9T:.-]+Z level=info req=[0-9a-f]+ event=access method=GET path="[^"]+" status=200 bytes=[0-9]+ dur_ms=[0-9]+ cache=(hit|miss|coalesced)'
+}
+check "access log: time, request id, method, path, status, bytes, duration, cache" access_line_ok
+check "access log: one line per request" \
+    [ "$(grep -c 'event=access' "$IT_DIR/daemon.log")" -ge "$(wc -l <"$CASES")" ]
+
+# --- config -----------------------------------------------------------------------------------------
+check "serve --help lists --config and its environment variable" eval \
+    "'$IMGMETA' serve --help | grep -q -- '--config *IMGMETA_CONFIG'"
+bad_conf() {
+    printf 'no-such-option = 1\n' >"$IT_DIR/bad.conf"
+    ! "$IMGMETA" serve --config "$IT_DIR/bad.conf" 2>"$IT_DIR/bad.err" &&
+        grep -q 'bad.conf:1: unknown option' "$IT_DIR/bad.err"
+}
+check "a bad config file line is refused with file and line" bad_conf
+
+# Precedence defaults < file < environment < flags, seen in max-age (the tag is
+# fresh in the shared cache file, so max-age is the tag-ttl minus a few seconds).
+maxage_with() { # maxage_with ENV-ASSIGNMENT|- ARGS...: max-age a daemon so configured gives
+    local envset=$1 port pid ma
+    shift
+    port=$(free_port) || return 1
+    env ${envset/#-/IMGMETA_UNUSED=1} "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/cache.db" \
+        --mirror "docker.io=$GOOD_URL" "$@" >>"$IT_DIR/precedence.log" 2>&1 &
+    pid=$!
+    it_record "$pid"
+    wait_http "http://127.0.0.1:$port/healthz" 200 "$pid" >/dev/null 2>&1 || return 1
+    ma=$(curl -sI "http://127.0.0.1:$port/images/python/3.7-slim" | tr -d '\r' | sed -n 's/^Cache-Control: max-age=//Ip')
+    kill -TERM "$pid"
+    wait "$pid"
+    printf '%s\n' "$ma"
+}
+in_range() { [ -n "$1" ] && [ "$1" -gt "$2" ] && [ "$1" -le "$3" ]; }
+ma=$(maxage_with - --config "$IT_DIR/imgmeta.conf")
+check "config file: tag-ttl 120 (max-age $ma)" in_range "$ma" 60 120
+ma=$(maxage_with IMGMETA_TAG_TTL=60 --config "$IT_DIR/imgmeta.conf")
+check "environment beats the file: IMGMETA_TAG_TTL=60 (max-age $ma)" in_range "$ma" 30 60
+ma=$(maxage_with IMGMETA_TAG_TTL=60 --config "$IT_DIR/imgmeta.conf" --tag-ttl 30)
+check "a flag beats both: --tag-ttl 30 (max-age $ma)" in_range "$ma" 0 30
+ma=$(maxage_with IMGMETA_CONFIG="$IT_DIR/imgmeta.conf")
+check "IMGMETA_CONFIG names the file too (max-age $ma)" in_range "$ma" 60 120
+
+# --- imgmeta describe ---------------------------------------------------------------------------
+D=("--db" "$IT_DIR/cache.db" "--mirror" "docker.io=$GOOD_URL" "--mirror" "corrupt.test=$CORRUPT_URL")
+"$IMGMETA" describe python:3.7-slim "${D[@]}" >"$IT_DIR/cli.json" 2>"$IT_DIR/cli.err"
+check_eq "describe: exit 0, the same JSON as the service" "0" "$?"
+check "describe JSON equals GET /images/python:3.7-slim" cmp -s "$IT_DIR/cli.json" "$R/docker_form.b"
+"$IMGMETA" describe python:3.7-slim --format markdown --platform linux/arm/v7 "${D[@]}" >"$IT_DIR/cli.md" 2>&1
+check_eq "describe --format markdown --platform: exit 0, the served page" "0" "$?"
+check "describe Markdown equals the filtered page" cmp -s "$IT_DIR/cli.md" "$R/plat_md.b"
+"$IMGMETA" describe python:3.7-nope "${D[@]}" >/dev/null 2>&1
+check_eq "describe a missing tag: exit 1" 1 "$?"
+"$IMGMETA" describe Python:3.7 "${D[@]}" >/dev/null 2>&1
+check_eq "describe an invalid reference: exit 2" 2 "$?"
+"$IMGMETA" describe "${D[@]}" >/dev/null 2>&1
+check_eq "describe without REF: exit 2" 2 "$?"
+"$IMGMETA" describe corrupt.test/library/python:3.7-slim "${D[@]}" >/dev/null 2>&1
+check_eq "describe with a corrupting upstream: exit 3" 3 "$?"
+
+# --- admin: purge a reference (the cache's endpoint, validated here too) ----------------------------
+ADM=/admin/cache/{ref}
+s=$(fetch purge_noauth $ADM -X DELETE "$U/admin/cache/python/3.7-slim")
+check_eq "purge without the token: 401 with a bearer challenge" '401 Bearer realm="imgmeta-admin"' \
+    "$s $(header purge_noauth WWW-Authenticate)"
+s=$(fetch purge $ADM -X DELETE -H "Authorization: Bearer $ADMIN_TOKEN" "$U/admin/cache/python/3.7-slim")
+check_eq "purge with the token: 200, the tag removed" "200 1" "$s $(jqb purge .removed.tags)"
+s=$(fetch after_purge $IMG "$U/images/python/3.7-slim")
+check_eq "after the purge the image is resolved again" "200 miss" "$s $(header after_purge X-Imgmeta-Cache)"
+
+# --- the contract -----------------------------------------------------------------------------------
+# npm ci installs the pinned linter and validator (tests/openapi/package-lock.json)
+# next to the binaries (TOOLS, in the build directory: every build directory
+# has its own, so concurrent test runs never share one node_modules), under a
+# lock, and only when that install is not already there.
+TOOLS=${IMGMETA_OPENAPI_TOOLS:-$(cd "$(dirname "$IMGMETA")" && pwd)/openapi-tools}
+npm_ci() {
+    mkdir -p "$TOOLS" || return 1
+    (
+        flock 9 || exit 1
+        cp "$OPENAPI_DIR/package.json" "$OPENAPI_DIR/package-lock.json" "$OPENAPI_DIR/validate.mjs" \
+            "$TOOLS/" || exit 1
+        cd "$TOOLS" || exit 1
+        cmp -s package-lock.json node_modules/.imgmeta-installed-lock && exit 0
+        npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.imgmeta-installed-lock
+    ) 9>"$TOOLS.lock"
+}
+if (npm_ci >"$IT_DIR/npm.log" 2>&1); then
+    check "openapi.yaml passes redocly lint" eval \
+        "(cd '$IMGMETA_SOURCE_DIR' && '$TOOLS/node_modules/.bin/redocly' lint --config redocly.yaml openapi.yaml) >'$IT_DIR/lint.log' 2>&1 || { cat '$IT_DIR/lint.log'; false; }"
+    if node "$TOOLS/validate.mjs" "$IMGMETA_SOURCE_DIR/openapi.yaml" "$CASES" >"$IT_DIR/validate.log" 2>&1; then
+        it_pass "every answer ($(wc -l <"$CASES")) validates against openapi.yaml"
+    else
+        it_fail "every answer validates against openapi.yaml"
+        grep -v '^ok' "$IT_DIR/validate.log" | head -n 30
+    fi
+else
+    it_fail "npm ci in tests/openapi"
+    tail -n 20 "$IT_DIR/npm.log"
+fi
+
+# --- SIGTERM: a slow request in flight completes, the database closes --------------------------------
+drain() {
+    local front_pid daemon_pid curl_pid code rc
+    retry start_front --delay-ms 300 || return 1
+    front_pid=$FRONT_PID
+    DAEMON_PORT=$(free_port) || return 1
+    "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" --db "$IT_DIR/drain.db" \
+        --mirror "docker.io=$FRONT_URL" --shutdown-timeout 30 >"$IT_DIR/drain.log" 2>&1 &
+    daemon_pid=$!
+    it_record "$daemon_pid"
+    wait_http "http://127.0.0.1:$DAEMON_PORT/healthz" 200 "$daemon_pid" || return 1
+    curl -s -o "$IT_DIR/drain.json" -w '%{http_code}' --max-time 60 \
+        "http://127.0.0.1:$DAEMON_PORT/images/python/3.7-slim" >"$IT_DIR/drain.code" &
+    curl_pid=$!
+    sleep 0.5 # the cold resolution takes several front round trips of 300 ms
+    kill -TERM "$daemon_pid"
+    sleep 0.2
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$DAEMON_PORT/healthz")
+    wait "$curl_pid"
+    wait "$daemon_pid"
+    rc=$?
+    check_eq "SIGTERM: no new connections accepted while draining" 000 "$code"
+    check_eq "SIGTERM: the request in flight completes with 200" 200 "$(cat "$IT_DIR/drain.code")"
+    check_eq "SIGTERM: the daemon exits 0 after it" 0 "$rc"
+    check "SIGTERM: drain and stop are logged" eval \
+        "grep -q 'event=draining' '$IT_DIR/drain.log' && grep -q 'event=stopped' '$IT_DIR/drain.log'"
+    check "SIGTERM: the database is closed cleanly (no WAL left)" [ ! -s "$IT_DIR/drain.db-wal" ]
+}
+drain || it_fail "SIGTERM drain test could not run"
+
+# The main daemon, after everything above: exits 0 on SIGTERM, and nothing in its
+# log from a sanitizer (ASan/UBSan builds: leaks make the exit status non-zero).
+stop_main() {
+    kill -TERM "$MAIN_PID" && wait "$MAIN_PID" &&
+        ! grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' "$IT_DIR/daemon.log"
+}
+check "the daemon stops cleanly on SIGTERM (exit 0, no sanitizer report)" stop_main
+
+finish
