@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# hostile.sh IMGMETA FIXTURE REGFRONT - malformed and hostile requests against
+# the daemon (ctest "integration.hostile"; SECURITY.md).
+#
+# A table of requests (bad references, overlong paths and headers,
+# percent-encoding tricks, "..", NUL and CRLF, unknown and repeated
+# parameters, huge query strings, wrong methods, bodies, broken HTTP, slow and
+# incomplete requests). Each row names the answers the contract allows (a
+# status, several "400|404", or 000 = the connection was closed without an
+# answer); no row may get a 5xx. After the table the daemon must be alive and
+# still answer the fixture image exactly as before the table (same bytes),
+# and /healthz must be 200.
+set -u
+
+if [ $# -ne 3 ]; then
+    echo "usage: $0 IMGMETA FIXTURE REGFRONT" >&2
+    exit 2
+fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lib_init "$1" "$2" "$3"
+
+die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
+# try3 CMD...: a start that lost a race for its port (other test runs share
+# the machine) is retried with a fresh port, at most 3 times.
+try3() { "$@" || "$@" || "$@"; }
+
+try3 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
+try3 fill_fixture || die "imgmeta-fixture push failed"
+try3 start_front --bearer || die "cannot start regfront"
+try3 start_daemon || die "cannot start imgmeta serve"
+HOST=127.0.0.1
+IMAGE=/images/python/3.7-slim
+
+BASE_JSON=$IT_DIR/base.json
+[ "$(curl -s -o "$BASE_JSON" -w '%{http_code}' --max-time 60 "$DAEMON_URL$IMAGE")" = 200 ] ||
+    die "the fixture image does not answer 200 before the table"
+
+# judge NAME ALLOWED GOT: passes when GOT is one of ALLOWED ("400|404"). A
+# 500, 502, 503 or 504 never passes.
+judge() {
+    local name=$1 allowed=$2 got=$3
+    if [[ "$got" =~ ^($allowed)$ ]] && [[ ! "$got" =~ ^50[0-4]$ ]]; then
+        it_pass "$name -> $got"
+    else
+        it_fail "$name"
+        printf '     allowed %s, got %s\n' "$allowed" "$got"
+    fi
+}
+
+# c NAME ALLOWED CURL-ARGS... (the URL is relative to the daemon; "@PATH").
+c() {
+    local name=$1 allowed=$2 got args=()
+    shift 2
+    for a in "$@"; do
+        if [[ "$a" == @/* ]]; then args+=("$DAEMON_URL${a#@}"); else args+=("$a"); fi
+    done
+    got=$(curl -s -o "$IT_DIR/out" -w '%{http_code}' --max-time 10 "${args[@]}" 2>/dev/null)
+    judge "$name" "$allowed" "${got:-000}"
+}
+
+# same NAME CURL-ARGS...: 200 with exactly the baseline JSON (ignored extras).
+same() {
+    local name=$1 got
+    shift
+    got=$(curl -s -o "$IT_DIR/out" -w '%{http_code}' --max-time 10 "$@" 2>/dev/null)
+    if [ "$got" = 200 ] && cmp -s "$BASE_JSON" "$IT_DIR/out"; then
+        it_pass "$name -> 200, same answer"
+    else
+        it_fail "$name"
+        printf '     want 200 with the baseline answer, got %s\n' "$got"
+    fi
+}
+
+# raw NAME ALLOWED PRINTF-FORMAT: sends the bytes over a fresh connection,
+# reads for at most 3 s; the status of the first answer line, or 000.
+raw() {
+    local name=$1 allowed=$2 fmt=$3 got
+    got=$(timeout 3 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 0
+        printf -- "$2" >&3
+        head -c 200 <&3' "$HOST" "$DAEMON_PORT" "$fmt" 2>/dev/null |
+        head -n 1 | sed -n 's#^HTTP/1\.[01] \([0-9][0-9][0-9]\).*#\1#p')
+    judge "$name" "$allowed" "${got:-000}"
+}
+
+long() { head -c "$1" /dev/zero | tr '\0' "${2:-a}"; }
+
+# --- bad references ----------------------------------------------------------------
+c "no reference" "400|404" @/images/
+c "missing tag" 400 @/images/python
+c "trailing slash" "400|404" @/images/python/
+c "uppercase repository" 400 @/images/Python/3.7-slim
+c "empty component" 400 @/images//python/3.7-slim
+c "double colon" 400 "@/images/python/3.7-slim::"
+c "bad digest hex" 400 "@/images/python@sha256:zzzz"
+c "short digest" 400 "@/images/python@sha256:$(long 63 a)"
+c "unknown digest algorithm" 400 "@/images/python@md5:0123456789abcdef0123456789abcdef"
+c "tag starting with -" 400 @/images/python/-x
+c "tag starting with ." 400 @/images/python/.x
+c "tag of 129 characters" 400 "@/images/python/$(long 129 t)"
+c "name of 300 characters" 400 "@/images/$(long 300 a)/1"
+c "leading underscore" 400 @/images/_python/1
+c "trailing separator" 400 @/images/python_/1
+c "encoded space in tag" 400 "@/images/python/3.7%20slim"
+c "encoded NUL in tag" "400|404" "@/images/python/3.7%00slim"
+c "encoded CRLF in tag" 400 "@/images/python/3.7%0d%0aX-Injected:%201"
+if grep -qi '^x-injected' "$IT_DIR/out" 2>/dev/null; then it_fail "CRLF reflected as a header"; fi
+c "encoded ../ traversal" "400|404" "@/images/..%2f..%2fetc%2fpasswd/x"
+c "literal ../ traversal" "400|404" --path-as-is "@/images/../../etc/passwd"
+c "dot-dot tag" "400|404" --path-as-is @/images/python/..
+c "dot component" "400|404" --path-as-is @/images/./python/3.7-slim
+c "encoded dot-dot" "400|404" "@/images/%2e%2e/%2e%2e/x"
+c "double-encoded slash" 400 "@/images/python%252F3.7-slim"
+c "invalid UTF-8" 400 "@/images/python/3.7-slim%ff"
+c "non-ASCII name" 400 "@/images/pyth%C3%B6n/1"
+c "broken escape" "400|404" "@/images/python/3.7-slim%"
+c "tag and bad digest" 400 "@/images/python:3.7-slim@sha256:bad"
+c "digest only" 400 "@/images/@sha256:$(long 64 a)"
+c "tag only" 400 "@/images/:tag"
+c "port out of range" "400|403" "@/images/localhost:99999/x/y"
+c "IPv6 literal registry" "400|403" "@/images/[::1]:5000/x/y"
+c "userinfo in registry" "400|403" "@/images/user:pw@host/x/y"
+c "URL as reference" "400|403|404" --path-as-is "@/images/http://evil.example/x/y"
+c "encoded @ in registry" "400|403" "@/images/evil.example%40ghcr.io/x/y"
+c "registry with @" 400 "@/images/ghcr.io:443@evil/x"
+c "unknown route" 404 @/etc/passwd
+c "route prefix trick" 404 @/imagesX/python/3.7-slim
+c "no path" "400|404" --request-target "*" "@/"
+
+# --- percent-encoding that decodes to the plain reference: the same answer ------
+same "encoded letter in name" "$DAEMON_URL/images/%70ython/3.7-slim"
+same "encoded slash between name and tag" "$DAEMON_URL/images/python%2F3.7-slim"
+
+# --- overlong parts ---------------------------------------------------------------
+c "path of 3000 bytes" "400|414" "@/images/$(long 3000 a)/1"
+c "path of 70000 bytes" "400|414|431|000" "@/images/$(long 70000 a)/1"
+c "query of 10000 bytes" "400|414" "@$IMAGE?x=$(long 10000 b)"
+c "query of 100000 bytes" "400|414|431|000" "@$IMAGE?x=$(long 100000 b)"
+c "header of 20000 bytes" "400|431" -H "X-Long: $(long 20000 h)" "@$IMAGE"
+c "header of 100000 bytes" "400|431|000" -H "X-Long: $(long 100000 h)" "@$IMAGE"
+hdrs=()
+for i in $(seq 1 300); do hdrs+=(-H "X-H$i: $(long 100 v)"); done
+c "300 headers" "400|431|000" "${hdrs[@]}" "@$IMAGE"
+
+# --- parameters --------------------------------------------------------------------
+c "format=xml" 400 "@$IMAGE?format=xml"
+c "empty format" 400 "@$IMAGE?format="
+c "view=everything" 400 "@$IMAGE?view=everything"
+c "platform without arch" "400|404" "@$IMAGE?platform=linux"
+c "platform with NUL" "400|404" "@$IMAGE?platform=linux%00/amd64"
+plats=""
+for i in $(seq 1 20); do plats="$plats&platform=linux/amd64"; done
+c "20 platform parameters" 400 "@$IMAGE?${plats#&}"
+same "unknown parameter ignored" "$DAEMON_URL$IMAGE?unknown=1&x=%00%ff"
+same "parameter without value ignored" "$DAEMON_URL$IMAGE?justakey"
+c "repeated format" "200|400" "@$IMAGE?format=json&format=markdown"
+
+# --- methods and bodies -----------------------------------------------------------
+for m in POST PUT DELETE PATCH OPTIONS TRACE PROPFIND FOOBAR; do
+    c "method $m" "405|413" -X "$m" "@$IMAGE"
+done
+c "CONNECT" "400|405|000" -X CONNECT "@$IMAGE"
+c "POST with a body" "405|413" --data "x=1" "@$IMAGE"
+c "GET with a body" 413 -X GET --data "hello" "@$IMAGE"
+c "GET with a chunked body" 413 -X GET -H "Transfer-Encoding: chunked" --data "hello" "@$IMAGE"
+raw "negative Content-Length" "400|413|000" \
+    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\nConnection: close\r\n\r\n"
+raw "huge Content-Length" "400|413|000" \
+    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\nConnection: close\r\n\r\n"
+
+# --- broken HTTP ---------------------------------------------------------------------
+raw "garbage request line" "400|000" "HELLO THERE\r\n\r\n"
+raw "HTTP/0.9 request" "400|505|000" "GET /healthz\r\n\r\n"
+raw "HTTP/2.0 over HTTP/1" "400|505|000" "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n"
+raw "NUL in the request line" "400|404|000" "GET /heal\0thz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw "CRLF injection in the target" "400|404|000" \
+    "GET /images/python/3.7\r\nX-Evil: 1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw "missing Host in HTTP/1.1" "400|200" "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+raw "header without colon" "400|200|000" "GET /healthz HTTP/1.1\r\nHost: x\r\nNoColon\r\nConnection: close\r\n\r\n"
+raw "obsolete line folding" "400|200|000" \
+    "GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\nConnection: close\r\n\r\n"
+raw "space before colon" "400|200|000" "GET /healthz HTTP/1.1\r\nHost : x\r\nConnection: close\r\n\r\n"
+raw "Content-Length and chunked together" "400|413|200|000" \
+    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n"
+raw "absolute-form target elsewhere" "400|404|000" \
+    "GET http://169.254.169.254/latest HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw "request smuggling prefix" "400|404|413|000" \
+    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n"
+c "Accept with 2000 types" "200|400|406|431" \
+    -H "Accept: $(for i in $(seq 1 2000); do printf 'a/b%d,' "$i"; done)text/markdown" "@$IMAGE"
+c "garbage If-None-Match" "200|400" -H "If-None-Match: $(long 4000 '"')" "@$IMAGE"
+c "Accept with a bad q" "200|400|406" -H "Accept: text/markdown;q=abc" "@$IMAGE"
+
+# --- slow and incomplete requests (bounded: at most ~5 s in all) -----------------------
+slow_pids=()
+for i in $(seq 1 40); do
+    timeout 5 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 0
+        printf "GET /healthz HTTP/1.1\r\nHost: x\r\n" >&3
+        for j in 1 2 3 4 5 6 7 8 9; do printf "X-Slow-%d: 1\r\n" "$j" >&3; sleep 0.5; done' \
+        "$HOST" "$DAEMON_PORT" 2>/dev/null &
+    slow_pids+=($!)
+done
+sleep 1
+t0=$(date +%s%N)
+got=$(curl -s -o "$IT_DIR/out" -w '%{http_code}' --max-time 5 "$DAEMON_URL$IMAGE")
+t1=$(date +%s%N)
+if [ "$got" = 200 ] && cmp -s "$BASE_JSON" "$IT_DIR/out" && [ $(((t1 - t0) / 1000000)) -lt 3000 ]; then
+    it_pass "40 slowloris connections open: a valid request still answers at once ($(((t1 - t0) / 1000000)) ms)"
+else
+    it_fail "valid request while 40 slowloris connections are open (got $got)"
+fi
+for p in "${slow_pids[@]}"; do kill "$p" 2>/dev/null; done
+for p in "${slow_pids[@]}"; do wait "$p" 2>/dev/null; done
+raw "incomplete request, then silence" "000" "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+raw "half a request line" "000" "GET /images/pyth"
+
+# --- the connection limit: beyond it connections are closed, then it recovers ---------
+MAIN_URL=$DAEMON_URL
+MAIN_PID=$DAEMON_PID
+MAIN_PORT=$DAEMON_PORT
+try3 start_daemon --db "$IT_DIR/limit.db" --connection-limit 8 || die "cannot start the limited daemon"
+LIMIT_PID=$DAEMON_PID
+hold_pids=()
+for i in $(seq 1 8); do
+    timeout 6 bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 0; printf "GET /healthz HTTP/1.1\r\n" >&3; sleep 6' \
+        "$HOST" "$DAEMON_PORT" 2>/dev/null &
+    hold_pids+=($!)
+done
+sleep 1
+got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$DAEMON_URL/healthz")
+judge "--connection-limit 8 with 8 held: the 9th connection is refused or closed" "000|503" "${got:-000}"
+for p in "${hold_pids[@]}"; do kill "$p" 2>/dev/null; done
+for p in "${hold_pids[@]}"; do wait "$p" 2>/dev/null; done
+ok_again() {
+    local i
+    for i in $(seq 1 30); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$DAEMON_URL/healthz")" = 200 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+check "--connection-limit: serves again once the held connections close" ok_again
+kill -TERM "$LIMIT_PID"
+wait "$LIMIT_PID"
+DAEMON_URL=$MAIN_URL
+DAEMON_PID=$MAIN_PID
+DAEMON_PORT=$MAIN_PORT
+
+# --- the service afterwards --------------------------------------------------------
+check "daemon still running" kill -0 "$DAEMON_PID"
+c "healthz afterwards" 200 @/healthz
+same "the image answers exactly as before the table" "$DAEMON_URL$IMAGE"
+got=$(curl -s -o "$IT_DIR/md" -w '%{http_code}' --max-time 10 "$DAEMON_URL$IMAGE?format=markdown")
+to_page_digests "$IT_DIR/md" >"$IT_DIR/md.page"
+check "the Markdown page still equals the reference page" cmp -s \
+    "$IMGMETA_SOURCE_DIR/tests/cases/python-3.7-slim/expected.md" "$IT_DIR/md.page"
+# A clean shutdown: exit status 0 and no sanitizer report (leaks are reported
+# at exit under ASan).
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID"
+check_eq "daemon exits 0 on SIGTERM" 0 "$?"
+if grep -Eq 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' "$IT_DIR/daemon.log"; then
+    it_fail "daemon log has sanitizer reports"
+    grep -E 'Sanitizer|runtime error' "$IT_DIR/daemon.log" | head -5
+else
+    it_pass "daemon log has no sanitizer reports"
+fi
+
+finish

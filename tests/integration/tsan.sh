@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# tsan.sh SOURCE_DIR BUILD_DIR - the daemon under ThreadSanitizer, hammered
+# with concurrent requests (ctest "tsan"; SECURITY.md).
+#
+# Criterion cannot start under TSan here ("Could not initialize inheritable
+# arena"), so the concurrency proof is the real daemon: this builds imgmeta
+# and the test tools with -DIMGMETA_TSAN=ON in BUILD_DIR, starts the fixture
+# registry, regfront and faultreg, and sends in parallel (curl -P): cold
+# resolutions of one reference (coalescing), cold resolutions of 24 distinct
+# images, failing upstreams (503, reset, digest mismatch), warm hits in JSON,
+# Markdown, summary and filtered forms, 304s and invalid requests. Passes when
+# every answer is the expected status, the daemon exits 0 on SIGTERM and its
+# log has no ThreadSanitizer report.
+set -u
+src=${1:?usage: tsan.sh SOURCE_DIR BUILD_DIR}
+bld=${2:?usage: tsan.sh SOURCE_DIR BUILD_DIR}
+
+cmake -S "$src" -B "$bld" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMGMETA_TSAN=ON \
+    -DIMGMETA_TESTS=ON -DIMGMETA_WERROR=ON >/dev/null || exit 1
+cmake --build "$bld" -j "$(nproc 2>/dev/null || echo 2)" \
+    --target imgmeta imgmeta-fixture regfront faultreg >"$bld/build.log" 2>&1 || {
+    tail -n 40 "$bld/build.log" >&2
+    exit 1
+}
+export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+
+. "$src/tests/integration/lib.sh"
+lib_init "$bld/imgmeta" "$bld/tests/imgmeta-fixture" "$bld/tests/regfront"
+FAULTREG=$bld/tests/faultreg
+die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
+# try3 CMD...: a start that lost a race for its port (other test runs share
+# the machine) is retried with a fresh port, at most 3 times.
+try3() { "$@" || "$@" || "$@"; }
+# start_faultreg ARGS...: faultreg on a free loopback port (retried like
+# try3); sets FR_PORT and FR_URL.
+start_faultreg() {
+    local i pid
+    for i in 1 2 3; do
+        FR_PORT=$(free_port) || return 1
+        "$FAULTREG" --listen "127.0.0.1:$FR_PORT" "$@" 2>>"$IT_DIR/faultreg.log" &
+        pid=$!
+        it_record "$pid"
+        FR_URL=http://127.0.0.1:$FR_PORT
+        wait_http "$FR_URL/v2/" 200 "$pid" && return 0
+    done
+    return 1
+}
+
+try3 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
+try3 fill_fixture || die "imgmeta-fixture push failed"
+try3 start_front --bearer || die "cannot start regfront"
+start_faultreg || die "cannot start faultreg"
+FAULT_PORT=$FR_PORT
+IT_WAIT_S=60 try3 start_daemon --threads 8 --request-timeout-ms 5000 \
+    --mirror "fault.test=http://127.0.0.1:$FAULT_PORT" || die "cannot start imgmeta serve"
+
+# hammer NAME PARALLEL WANT URL...: every URL (repeated as given) with curl -P;
+# passes when every answer's status is WANT.
+hammer() {
+    local name=$1 par=$2 want=$3 bad
+    shift 3
+    printf '%s\n' "$@" | xargs -P "$par" -I{} curl -s -o /dev/null -w '%{http_code}\n' \
+        --max-time 60 "{}" >"$IT_DIR/codes"
+    bad=$(grep -vc "^$want\$" "$IT_DIR/codes")
+    check_eq "$name: $(wc -l <"$IT_DIR/codes") answers, all $want" 0 "$bad"
+}
+rep() { local n=$1 u=$2 i; for ((i = 0; i < n; i++)); do printf '%s\n' "$u"; done; }
+
+U=$DAEMON_URL/images
+mapfile -t same < <(rep 32 "$U/python/3.7-slim")
+hammer "cold, one reference (coalesced)" 32 200 "${same[@]}"
+mapfile -t distinct < <(for i in $(seq 1 24); do printf '%s\n' "$U/fault.test/library/img$i/v1"; done)
+hammer "cold, 24 distinct images" 24 200 "${distinct[@]}"
+mapfile -t failing < <(rep 8 "$U/fault.test/library/503/v1"; rep 8 "$U/fault.test/library/reset/v1";
+    rep 8 "$U/fault.test/library/digest/v1")
+hammer "failing upstreams" 24 502 "${failing[@]}"
+mapfile -t warm < <(rep 60 "$U/python/3.7-slim"; rep 60 "$U/python/3.7-slim?format=markdown"
+    rep 60 "$U/python/3.7-slim?view=summary"; rep 60 "$U/python/3.7-slim?platform=linux/arm/v7"
+    rep 60 "$U/python:3.7-slim")
+hammer "warm hits" 16 200 "${warm[@]}"
+etag=$(curl -s -D - -o /dev/null "$U/python/3.7-slim" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')
+seq 1 100 | xargs -P 16 -I{} curl -s -o /dev/null -w '%{http_code}\n' -H "If-None-Match: $etag" \
+    "$U/python/3.7-slim" >"$IT_DIR/codes"
+check_eq "100 conditional requests, all 304" 0 "$(grep -vc '^304$' "$IT_DIR/codes")"
+mapfile -t invalid < <(rep 50 "$U/Python/x"; rep 50 "$U/python?format=xml")
+hammer "invalid requests" 16 400 "${invalid[@]}"
+
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID"
+check_eq "daemon exits 0 on SIGTERM" 0 "$?"
+if grep -q 'WARNING: ThreadSanitizer' "$IT_DIR/daemon.log"; then
+    it_fail "ThreadSanitizer reports in the daemon log"
+    grep -A 12 'WARNING: ThreadSanitizer' "$IT_DIR/daemon.log" | head -n 60
+else
+    it_pass "no ThreadSanitizer report"
+fi
+finish
