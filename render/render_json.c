@@ -31,9 +31,7 @@ static json_t *jstr(const char *s)
     copy = strdup(s);
     if (!copy)
         return NULL;
-    for (char *p = copy; *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
+    im_utf8_sanitize(copy);
     v = json_string(copy);
     free(copy);
     return v;

@@ -148,27 +148,71 @@ static void md_facts(struct mdbuf *b, const struct render_entry *e)
     }
 }
 
+/* Longest run of backticks that opens a line (after up to 3 spaces): such a
+ * line would close a fence of that length or shorter (CommonMark). */
+static size_t fence_run(const char *s, size_t len)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < len;) {
+        size_t j = i, spaces = 0, run = 0;
+        while (j < len && s[j] == ' ' && spaces < 3) {
+            j++;
+            spaces++;
+        }
+        while (j < len && s[j] == '`') {
+            j++;
+            run++;
+        }
+        if (run > best)
+            best = run;
+        while (i < len && s[i] != '\n')
+            i++;
+        i++;
+    }
+    return best;
+}
+
+static void md_fence(struct mdbuf *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        md_putn(b, "`", 1);
+}
+
 static void md_dockerfile(struct mdbuf *b, const struct render_entry *e)
 {
     char date[64];
-    md_put(b, "\n```dockerfile\n");
+    struct mdbuf body = {0};
     for (size_t i = 0; i < e->n_history; i++) {
         const struct render_history *h = &e->history[i];
         char *line;
         if (h->created != INT64_MIN &&
             render_http_date(h->created, date, sizeof date) == 0)
-            md_cat(b, "# ", date, "\n", (char *)NULL);
+            md_cat(&body, "# ", date, "\n", (char *)NULL);
         else if (h->created_raw)
-            md_cat(b, "# ", h->created_raw, "\n", (char *)NULL);
+            md_cat(&body, "# ", h->created_raw, "\n", (char *)NULL);
         line = h->cmd_argv.present ? render_dockerfile_argv(h->cmd_argv.v, h->cmd_argv.n)
                                    : render_dockerfile_line(h->created_by, &e->shell);
         if (!line)
-            b->oom = true;
+            body.oom = true;
         else
-            md_cat(b, line, "\n", (char *)NULL);
+            md_cat(&body, line, "\n", (char *)NULL);
         free(line);
     }
-    md_put(b, "```\n");
+    /* Upstream text is untrusted: a line of backticks inside must not close
+     * the block early, so the fence grows past the longest such run (the
+     * usual page keeps its three). */
+    size_t run = body.p ? fence_run(body.p, body.len) : 0;
+    size_t n = run >= 3 ? run + 1 : 3;
+    md_put(b, "\n");
+    md_fence(b, n);
+    md_put(b, "dockerfile\n");
+    if (body.oom)
+        b->oom = true;
+    else if (body.p)
+        md_putn(b, body.p, body.len);
+    md_fence(b, n);
+    md_put(b, "\n");
+    free(body.p);
 }
 
 /* One layer item: its lines joined by "  \n" (Markdown hard breaks). */

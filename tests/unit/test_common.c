@@ -148,3 +148,26 @@ Test(digest, compute_refuses_unknown_algorithms_and_small_buffers)
     cr_expect_str_eq(
         d, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
+
+/* Error messages quote user input cut at byte limits; JSON needs valid UTF-8. */
+Test(utf8, invalid_sequences_become_question_marks)
+{
+    char s1[] = "caf\xc3\xa9 ok";           /* valid: untouched */
+    char s2[] = "cut \xe2\x82";             /* a 3-byte sequence cut short */
+    char s3[] = "\xc0\xaf overlong";        /* overlong '/' */
+    char s4[] = "\xed\xa0\x80 surrogate";   /* U+D800 */
+    char s5[] = "\xf4\x90\x80\x80 too big"; /* past U+10FFFF */
+    char s6[] = "\xf0\x9f\x90\xb3 whale";   /* valid 4-byte */
+    im_utf8_sanitize(s1);
+    im_utf8_sanitize(s2);
+    im_utf8_sanitize(s3);
+    im_utf8_sanitize(s4);
+    im_utf8_sanitize(s5);
+    im_utf8_sanitize(s6);
+    cr_expect_str_eq(s1, "caf\xc3\xa9 ok");
+    cr_expect_str_eq(s2, "cut ??");
+    cr_expect_str_eq(s3, "?? overlong");
+    cr_expect_str_eq(s4, "??? surrogate");
+    cr_expect_str_eq(s5, "???? too big");
+    cr_expect_str_eq(s6, "\xf0\x9f\x90\xb3 whale");
+}

@@ -1155,3 +1155,29 @@ Test(date, before_1970_history)
     render_image_free(img);
     im_bundle_free(&b);
 }
+
+/* Upstream text is untrusted: a history line of backticks must not close the
+ * dockerfile block early (which would let the next line become a heading). */
+Test(markdown, backtick_lines_in_history_stay_inside_the_block)
+{
+    struct im_bundle b;
+    struct render_image *img = NULL;
+    struct im_error err;
+    char *md = NULL;
+    size_t len = 0;
+
+    im_bundle_init(&b);
+    im_strlcpy(b.root_digest, D_M1, sizeof b.root_digest);
+    add_doc(&b, D_M1, MT_V2,
+            "{\"mediaType\":\"" MT_V2 "\",\"config\":{\"digest\":\"" D_C1
+            "\"},\"layers\":[]}");
+    add_doc(&b, D_C1, MT_CFG,
+            "{\"history\":[{\"created_by\":\"/bin/sh -c #(nop) ````\\n# Injected heading\"}]}");
+    cr_assert_eq(build(&b, &img, &err), 0, "%s", err.msg);
+    cr_assert_eq(render_markdown(img, &md, &len), 0);
+    cr_assert_not_null(strstr(md, "\n`````dockerfile\n````\n# Injected heading\n`````\n"),
+                       "the fence must outgrow the backtick run:\n%s", md);
+    free(md);
+    render_image_free(img);
+    im_bundle_free(&b);
+}
