@@ -6,7 +6,7 @@ LISTEN     ?= 127.0.0.1:8080
 DB         ?= data/imgmeta.db
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test test-asan demo clean
+.PHONY: all build run test test-asan demo clean bench
 
 all: build
 
@@ -41,6 +41,16 @@ demo:
 	cmake -S . -B $(BUILD) -DIMGMETA_TESTS=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS) --target imgmeta imgmeta-fixture regfront
 	tests/integration/demo.sh $(BUILD)/imgmeta $(BUILD)/tests/imgmeta-fixture $(BUILD)/tests/regfront
+
+# Performance, measured side by side with nginx and skopeo (not part of `make test`):
+# a Release build in build-bench, then bench/bench.sh writes BENCHMARKS.md.
+bench:
+	@cmake/install-deps.sh bench
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DIMGMETA_TESTS=ON >/dev/null
+	cmake --build build-bench -j $(JOBS) --target imgmeta imgmeta-fixture regfront
+	$(CC) -std=c17 -O2 -Wall -Icommon bench/fill.c common/sha256.c \
+	  $$(pkg-config --cflags --libs jansson) -o build-bench/bench-fill
+	bench/bench.sh build-bench
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -5,8 +5,8 @@ set -eu
 
 build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev"
 run="$build ca-certificates"
-test="$run libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev"
-bench="$test wrk nginx-light skopeo"
+test="$run libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind"
+bench="$test wrk nginx-light skopeo bc"
 
 case "${1:-}" in
 build) want=$build ;;
@@ -15,6 +15,11 @@ test) want=$test ;;
 bench) want=$bench ;;
 *) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
 esac
+# The OpenAPI lint and response validation (tests/openapi) run on node and npm;
+# Debian's packages only when neither is there (a NodeSource node brings npm).
+if [ "$want" != "$build" ] && [ "$want" != "$run" ] && ! command -v npm >/dev/null 2>&1; then
+    want="$want nodejs npm"
+fi
 
 missing=""
 for p in $want; do
