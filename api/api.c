@@ -48,7 +48,9 @@ struct api *api_new(const struct api_config *cfg, struct store *store, struct re
     a->cfg = *cfg;
     a->store = store;
     a->reg = reg;
-    if (api__inflight_init(&a->inflight) != 0) {
+    a->rendered = api__rcache_new((size_t)16 << 20); /* 16 MiB of answers */
+    if (!a->rendered || api__inflight_init(&a->inflight) != 0) {
+        api__rcache_free(a->rendered);
         free(a);
         im_seterr(err, IM_ENOMEM, "cannot initialise the in-flight table");
         return NULL;
@@ -61,6 +63,7 @@ void api_free(struct api *a)
     if (!a)
         return;
     api__inflight_destroy(&a->inflight);
+    api__rcache_free(a->rendered);
     free(a);
 }
 

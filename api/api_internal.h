@@ -41,8 +41,19 @@ struct api__inflight {
     struct api__flight *head;
 };
 
+/* Rendered answers (rcache.c): a byte-bounded LRU, thread-safe. get copies
+ * the body into *body (caller frees); IM_ENOTFOUND on a miss. */
+struct api__rcache;
+struct api__rcache *api__rcache_new(size_t max_bytes);
+void api__rcache_free(struct api__rcache *c);
+int api__rcache_get(struct api__rcache *c, const char *key, size_t klen, char **body,
+                    size_t *len, const char **ctype);
+void api__rcache_put(struct api__rcache *c, const char *key, size_t klen, const char *body,
+                     size_t len, const char *ctype);
+
 struct api {
     struct api_config cfg;
+    struct api__rcache *rendered;
     struct store *store;
     struct reg_client *reg;
     struct api__inflight inflight;

@@ -39,6 +39,7 @@ struct describe {
     enum api_cache_outcome cache;
     const char *detail; /* X-Imgmeta-Cache value, NULL before the cache was asked */
     bool stale;         /* served past its freshness because the upstream failed */
+    bool lazy;          /* bundle holds only root_digest: load it when rendering */
     bool store_failed;  /* a cache write failed (the answer is still right) */
     struct im_error store_err;
     struct im_error err;
@@ -229,10 +230,11 @@ static int fresh_hit(struct api *a, struct describe *d, const struct store_tag *
                      int64_t now)
 {
     struct im_error serr;
-    if (store_load(a->store, t->digest, &d->bundle, &d->err) != 0) {
-        im_bundle_free(&d->bundle);
+    /* The ETag and a rendered answer need only the root digest: the
+     * documents are read when (and only when) the answer must be rendered. */
+    if (im_strlcpy(d->bundle.root_digest, t->digest, sizeof d->bundle.root_digest) != 0)
         return IM_ENOTFOUND;
-    }
+    d->lazy = true;
     if (now - t->accessed_at >= ACCESS_NOTE_EVERY_S &&
         store_note_access(a->store, &d->ref, now, &serr) != 0)
         note_store_failure(d, &serr);
@@ -387,13 +389,49 @@ static void list_platforms(const struct render_image *img, char *msg, size_t n)
     }
 }
 
-static int render_answer(struct describe *d, const struct api_request *req,
+/* The rendered-answer key: root digest, the reference as asked (registry,
+ * repository, tag, digest: the page names it), representation and platform filter, NUL-separated. */
+static size_t answer_key(const struct describe *d, const struct api_request *req,
+                         char *key, size_t n)
+{
+    int off = snprintf(key, n, "%s%c%s%c%s%c%s%c%s%c%c%c", d->bundle.root_digest, 0,
+                       d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0, d->ref.digest, 0,
+                       d->format == API_FORMAT_MARKDOWN ? 'm' : 'j',
+                       d->view == VIEW_SUMMARY ? 's' : 'f');
+    for (size_t i = 0; i < req->n_platforms && off > 0 && (size_t)off < n; i++)
+        off += snprintf(key + off, n - (size_t)off, "%c%s", 0, req->platforms[i]);
+    return off > 0 && (size_t)off < n ? (size_t)off : 0; /* 0: too long, no caching */
+}
+
+static int render_answer(struct api *a, struct describe *d, const struct api_request *req,
                          struct api_response *resp)
 {
     struct render_image *img = NULL;
-    char *body = NULL;
-    size_t len = 0;
-    int rc = render_image_build(&d->ref, &d->bundle, &img, &d->err);
+    char *body = NULL, key[1024];
+    size_t len = 0, klen = answer_key(d, req, key, sizeof key);
+    const char *ctype = NULL;
+    if (klen && api__rcache_get(a->rendered, key, klen, &body, &len, &ctype) == 0) {
+        free(resp->body);
+        resp->status = 200;
+        resp->content_type = ctype;
+        resp->body = body;
+        resp->len = len;
+        return 0;
+    }
+    int rc = 0;
+    if (d->lazy) { /* a fresh hit that was not rendered yet: read its documents */
+        char root[IM_DIGEST_MAX];
+        im_strlcpy(root, d->bundle.root_digest, sizeof root);
+        im_bundle_free(&d->bundle);
+        d->lazy = false;
+        if (store_load(a->store, root, &d->bundle, &d->err) != 0)
+            rc = shared(a, d, NULL); /* gone from the store meanwhile */
+        if (rc != 0) {
+            rc = api__error_code(resp, rc, d->err.msg);
+            goto out;
+        }
+    }
+    rc = render_image_build(&d->ref, &d->bundle, &img, &d->err);
     if (rc != 0) {
         rc = api__error_code(resp, rc, d->err.msg);
         goto out;
@@ -419,6 +457,8 @@ static int render_answer(struct describe *d, const struct api_request *req,
     free(resp->body);
     resp->status = 200;
     resp->content_type = d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
+    if (klen)
+        api__rcache_put(a->rendered, key, klen, body, len, resp->content_type);
     resp->body = body;
     resp->len = len;
     body = NULL;
@@ -480,7 +520,7 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
         resp->content_type = NULL;
         goto out;
     }
-    rc = render_answer(&d, req, resp);
+    rc = render_answer(a, &d, req, resp);
     if (rc == 0 && d.stale && resp->status == 200 && d.format == API_FORMAT_JSON)
         rc = mark_stale_json(resp);
 out:

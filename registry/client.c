@@ -29,7 +29,7 @@ void reg_config_defaults(struct reg_config *c)
     c->max_manifest_bytes = 4u << 20;
     c->max_config_bytes = 8u << 20;
     c->max_redirects = 5;
-    c->max_parallel = 16;
+    c->max_parallel = 64; /* stage 3 of a 7-platform list is ~42 transfers: one wave */
     c->max_retries = 2;
     c->retry_base_ms = 200;
     c->retry_max_ms = 5000;

@@ -72,7 +72,7 @@ struct reg_config {
     size_t max_manifest_bytes; /* default 4 MiB */
     size_t max_config_bytes;   /* default 8 MiB */
     long max_redirects;        /* default 5 */
-    int max_parallel;          /* concurrent transfers per resolution, default 16 */
+    int max_parallel;          /* concurrent transfers per resolution, default 64 */
     const char *user_agent;    /* default "imgmeta/VERSION" */
     /* Retries: a request that failed to connect (or lost its connection),
      * or was answered 5xx (not 501/505) or 429, is sent again up to

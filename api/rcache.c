@@ -1,0 +1,170 @@
+/* rcache.c - rendered answers by (root digest, reference, representation,
+ * platform filter), in a byte-bounded LRU in front of store + render.
+ *
+ * A root digest names immutable documents and the renderer is a pure function
+ * of them and of the reference, so an entry never goes stale; it only ages
+ * out. Thread-safe: one mutex around the table (held for a lookup and a
+ * memcpy, never while rendering). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+
+#define RC_BUCKETS 4096
+
+struct rc_entry {
+    struct rc_entry *hnext;        /* hash chain */
+    struct rc_entry *prev, *next;  /* LRU list, most recent first */
+    uint64_t hash;
+    size_t klen, blen;
+    const char *ctype;
+    char *key, *body;
+};
+
+struct api__rcache {
+    pthread_mutex_t lock;
+    struct rc_entry *bucket[RC_BUCKETS];
+    struct rc_entry *head, *tail;
+    size_t bytes, max_bytes;
+};
+
+static uint64_t hash(const char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)k[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+struct api__rcache *api__rcache_new(size_t max_bytes)
+{
+    struct api__rcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->max_bytes = max_bytes;
+    return c;
+}
+
+static void entry_free(struct rc_entry *e)
+{
+    free(e->key);
+    free(e->body);
+    free(e);
+}
+
+void api__rcache_free(struct api__rcache *c)
+{
+    if (!c)
+        return;
+    for (struct rc_entry *e = c->head, *n; e; e = n) {
+        n = e->next;
+        entry_free(e);
+    }
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static void lru_unlink(struct api__rcache *c, struct rc_entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push(struct api__rcache *c, struct rc_entry *e)
+{
+    e->next = c->head;
+    if (c->head)
+        c->head->prev = e;
+    c->head = e;
+    if (!c->tail)
+        c->tail = e;
+}
+
+static struct rc_entry **slot(struct api__rcache *c, const char *k, size_t n, uint64_t h)
+{
+    struct rc_entry **p = &c->bucket[h % RC_BUCKETS];
+    while (*p && !((*p)->hash == h && (*p)->klen == n && memcmp((*p)->key, k, n) == 0))
+        p = &(*p)->hnext;
+    return p;
+}
+
+int api__rcache_get(struct api__rcache *c, const char *key, size_t klen, char **body,
+                    size_t *len, const char **ctype)
+{
+    uint64_t h = hash(key, klen);
+    int rc = IM_ENOTFOUND;
+    pthread_mutex_lock(&c->lock);
+    struct rc_entry *e = *slot(c, key, klen, h);
+    if (e) {
+        char *copy = malloc(e->blen ? e->blen : 1);
+        if (copy) {
+            memcpy(copy, e->body, e->blen);
+            *body = copy;
+            *len = e->blen;
+            *ctype = e->ctype;
+            lru_unlink(c, e);
+            lru_push(c, e);
+            rc = 0;
+        } else {
+            rc = IM_ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+static void evict(struct api__rcache *c, struct rc_entry *e)
+{
+    struct rc_entry **p = slot(c, e->key, e->klen, e->hash);
+    *p = e->hnext;
+    lru_unlink(c, e);
+    c->bytes -= e->klen + e->blen + sizeof *e;
+    entry_free(e);
+}
+
+void api__rcache_put(struct api__rcache *c, const char *key, size_t klen, const char *body,
+                     size_t len, const char *ctype)
+{
+    size_t cost = klen + len + sizeof(struct rc_entry);
+    if (cost > c->max_bytes / 8) /* one answer never takes over the cache */
+        return;
+    struct rc_entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->key = malloc(klen)) || !(e->body = malloc(len ? len : 1))) {
+        if (e)
+            entry_free(e);
+        return; /* a cache: failing to remember is fine */
+    }
+    memcpy(e->key, key, klen);
+    memcpy(e->body, body, len);
+    e->klen = klen;
+    e->blen = len;
+    e->ctype = ctype;
+    e->hash = hash(key, klen);
+    pthread_mutex_lock(&c->lock);
+    struct rc_entry **p = slot(c, key, klen, e->hash);
+    if (*p) { /* another thread rendered it first */
+        pthread_mutex_unlock(&c->lock);
+        entry_free(e);
+        return;
+    }
+    *p = e;
+    lru_push(c, e);
+    c->bytes += cost;
+    while (c->bytes > c->max_bytes && c->tail)
+        evict(c, c->tail);
+    pthread_mutex_unlock(&c->lock);
+}
