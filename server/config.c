@@ -88,6 +88,12 @@ static const struct opt opts[] = {
      "started; 0: refuse to start"},
     {"admin-token", "IMGMETA_ADMIN_TOKEN", OPT_STR, STR(admin_token), 0, 0, NULL,
      "bearer token for DELETE /admin/cache/{ref}; unset = the admin endpoint is off"},
+    {"docker-config", "IMGMETA_DOCKER_CONFIG", OPT_STR, STR(docker_config), 0, 0, NULL,
+     "a Docker config.json whose auths.<registry>.auth credentials are used for basic "
+     "auth and token logins (never logged)"},
+    {"max-retries", "IMGMETA_MAX_RETRIES", OPT_LONG, NUM(max_retries), 0, 10, "2",
+     "retries of an upstream request after a connection error, 5xx or 429 (exponential "
+     "backoff with jitter, Retry-After honoured)"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

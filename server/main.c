@@ -19,6 +19,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: imgmeta serve [options]   run the HTTP service (see serve --help)\n"
                  "       imgmeta describe REF [--format json|markdown] [--platform P]\n"
                  "                                 describe one image and exit (describe --help)\n"
+                 "       imgmeta cache stats|purge REF|gc|check\n"
+                 "                                 inspect or tidy the cache file (cache --help)\n"
                  "       imgmeta version           print the version\n");
 }
 
@@ -84,6 +86,8 @@ static int open_modules(const struct srv_config *cfg, struct modules *m, struct 
     rcfg.request_timeout_ms = cfg->request_timeout_ms;
     rcfg.max_manifest_bytes = (size_t)cfg->max_manifest_bytes;
     rcfg.max_config_bytes = (size_t)cfg->max_config_bytes;
+    rcfg.max_retries = (int)cfg->max_retries;
+    rcfg.docker_config_path = cfg->docker_config[0] ? cfg->docker_config : NULL;
     api_config_defaults(&acfg);
     acfg.tag_ttl_seconds = cfg->tag_ttl;
     srv_cache_api_config(cfg, &acfg);

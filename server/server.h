@@ -42,6 +42,8 @@ struct srv_config {
     long cache_max_bytes;      /* database size budget, 0 = none */
     long db_recover;           /* 1: move a damaged database aside and start empty */
     char admin_token[128];     /* bearer token for /admin/, "" = disabled */
+    char docker_config[1024];  /* Docker config.json with credentials, "" = none */
+    long max_retries;          /* upstream retries */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config
