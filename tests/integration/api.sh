@@ -50,7 +50,6 @@ CASES=$IT_DIR/cases.tsv
 mkdir -p "$R"
 : >"$CASES"
 
-die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
 
 # --- the world ----------------------------------------------------------------------
 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"

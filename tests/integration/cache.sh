@@ -33,7 +33,6 @@ done
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init "$1" "$2" "$3"
 
-die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
 
 # stop PID: SIGTERM and wait (at most 10 s, then SIGKILL).
 stop() {

@@ -19,10 +19,6 @@ fi
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init "$1" "$2" "$3"
 
-die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
-# try3 CMD...: a start that lost a race for its port (other test runs share
-# the machine) is retried with a fresh port, at most 3 times.
-try3() { "$@" || "$@" || "$@"; }
 
 try3 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
 try3 fill_fixture || die "imgmeta-fixture push failed"

@@ -26,6 +26,29 @@ IT_WAIT_S=${IT_WAIT_S:-20}
 
 it_log() { printf '%s\n' "integration: $*" >&2; }
 
+# die MESSAGE: the suite cannot go on; counts one failure and prints the
+# summary line before exiting 1.
+die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
+
+# try3 CMD...: a start that lost a race for its port (other test runs share
+# the machine) is retried with a fresh port, at most 3 times.
+try3() { "$@" || "$@" || "$@"; }
+# start_faultreg ARGS...: faultreg on a free loopback port (retried like
+# try3); sets FR_PORT and FR_URL.
+start_faultreg() {
+    local i pid
+    for i in 1 2 3; do
+        FR_PORT=$(free_port) || return 1
+        "$FAULTREG" --listen "127.0.0.1:$FR_PORT" "$@" 2>>"$IT_DIR/faultreg.log" &
+        pid=$!
+        it_record "$pid"
+        FR_URL=http://127.0.0.1:$FR_PORT
+        wait_http "$FR_URL/v2/" 200 "$pid" && return 0
+    done
+    return 1
+}
+# (start_faultreg needs FAULTREG: the path of the faultreg binary.)
+
 # lib_init IMGMETA FIXTURE REGFRONT: remembers the binaries, makes IT_DIR.
 lib_init() {
     IMGMETA=$1

@@ -27,7 +27,6 @@ done
 lib_init "$1" "$2" "$3"
 EXPECTED_MD=$IMGMETA_SOURCE_DIR/tests/cases/python-3.7-slim/expected.md
 
-die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
 
 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
 fill_fixture || die "imgmeta-fixture push failed"

@@ -27,25 +27,6 @@ export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 . "$src/tests/integration/lib.sh"
 lib_init "$bld/imgmeta" "$bld/tests/imgmeta-fixture" "$bld/tests/regfront"
 FAULTREG=$bld/tests/faultreg
-die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
-# try3 CMD...: a start that lost a race for its port (other test runs share
-# the machine) is retried with a fresh port, at most 3 times.
-try3() { "$@" || "$@" || "$@"; }
-# start_faultreg ARGS...: faultreg on a free loopback port (retried like
-# try3); sets FR_PORT and FR_URL.
-start_faultreg() {
-    local i pid
-    for i in 1 2 3; do
-        FR_PORT=$(free_port) || return 1
-        "$FAULTREG" --listen "127.0.0.1:$FR_PORT" "$@" 2>>"$IT_DIR/faultreg.log" &
-        pid=$!
-        it_record "$pid"
-        FR_URL=http://127.0.0.1:$FR_PORT
-        wait_http "$FR_URL/v2/" 200 "$pid" && return 0
-    done
-    return 1
-}
-
 try3 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
 try3 fill_fixture || die "imgmeta-fixture push failed"
 try3 start_front --bearer || die "cannot start regfront"

@@ -17,10 +17,6 @@ command -v valgrind >/dev/null || { echo "valgrind: not installed (Debian: valgr
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 REAL_IMGMETA=$1
 lib_init "$1" "$2" "$3"
-die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
-# try3 CMD...: a start that lost a race for its port (other test runs share
-# the machine) is retried with a fresh port, at most 3 times.
-try3() { "$@" || "$@" || "$@"; }
 
 VGLOG=$IT_DIR/valgrind.log
 cat >"$IT_DIR/imgmeta-vg" <<EOF
