@@ -6,7 +6,7 @@ LISTEN     ?= 127.0.0.1:8080
 DB         ?= data/imgmeta.db
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test test-asan demo clean bench
+.PHONY: all build run test test-asan demo clean bench format format-check
 
 all: build
 
@@ -19,8 +19,8 @@ run: build
 	@cmake/install-deps.sh run
 	./$(BUILD)/imgmeta serve --listen $(LISTEN) --db $(DB)
 
-# Every test: warnings are errors; then the whole suite again under ASan+UBSan.
-test:
+# Every test: formatting, warnings are errors; then the whole suite again under ASan+UBSan.
+test: format-check
 	@cmake/install-deps.sh test
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMGMETA_TESTS=ON -DIMGMETA_WERROR=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
@@ -51,6 +51,14 @@ bench:
 	$(CC) -std=c17 -O2 -Wall -Icommon bench/fill.c common/sha256.c \
 	  $$(pkg-config --cflags --libs jansson) -o build-bench/bench-fill
 	bench/bench.sh build-bench
+
+# .clang-format (LLVM base, 4-space indent, 90 columns) over every C file.
+format:
+	clang-format-14 -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	@cmake/install-deps.sh format
+	clang-format-14 --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

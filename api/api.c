@@ -15,10 +15,9 @@ static const struct {
     int code;
     int status;
 } status_table[] = {
-    {IM_EINVAL, 400},     {IM_ENOTFOUND, 404},  {IM_EUNAUTH, 502},
-    {IM_EPROTO, 502},     {IM_EDIGEST, 502},    {IM_ETOOBIG, 502},
-    {IM_ETIMEOUT, 504},   {IM_ERATELIMIT, 503}, {IM_EPOLICY, 403},
-    {IM_ESTORE, 500},     {IM_ENOMEM, 500},     {IM_EUPSTREAM, 502},
+    {IM_EINVAL, 400},    {IM_ENOTFOUND, 404}, {IM_EUNAUTH, 502},  {IM_EPROTO, 502},
+    {IM_EDIGEST, 502},   {IM_ETOOBIG, 502},   {IM_ETIMEOUT, 504}, {IM_ERATELIMIT, 503},
+    {IM_EPOLICY, 403},   {IM_ESTORE, 500},    {IM_ENOMEM, 500},   {IM_EUPSTREAM, 502},
     {IM_EINTERNAL, 500},
 };
 
@@ -37,8 +36,8 @@ void api_config_defaults(struct api_config *c)
     c->resolve_wait_ms = 60000;
 }
 
-struct api *api_new(const struct api_config *cfg, struct store *store, struct reg_client *reg,
-                    struct im_error *err)
+struct api *api_new(const struct api_config *cfg, struct store *store,
+                    struct reg_client *reg, struct im_error *err)
 {
     struct api *a = calloc(1, sizeof *a);
     if (!a) {
@@ -108,7 +107,8 @@ int api__set_body(struct api_response *resp, int status, const char *content_typ
 }
 
 /* {"error":{"code":"...","message":"..."}} with the message JSON-escaped. */
-int api__error(struct api_response *resp, int status, const char *code, const char *message)
+int api__error(struct api_response *resp, int status, const char *code,
+               const char *message)
 {
     /* Messages quote user input and upstream text, possibly cut mid-character:
      * make them valid UTF-8 so the error itself cannot fail. */
@@ -199,8 +199,8 @@ static int error_as_text(struct api_response *resp)
 {
     json_error_t jerr;
     json_t *doc = json_loadb(resp->body, resp->len, 0, &jerr);
-    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"),
-                                                        "message"));
+    const char *msg =
+        json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
     int rc = 0;
     if (msg) {
         size_t len = strlen(msg);
@@ -231,8 +231,8 @@ static int finish_error(const struct api_request *req, struct api_response *resp
     return error_as_text(resp);
 }
 
-int api_error_response(const struct api_request *req, struct api_response *resp, int status,
-                       const char *code, const char *message)
+int api_error_response(const struct api_request *req, struct api_response *resp,
+                       int status, const char *code, const char *message)
 {
     int rc = api__error(resp, status, code, message);
     return rc != 0 ? rc : finish_error(req, resp);
@@ -242,12 +242,14 @@ static int handle_reject(const struct api_request *req, struct api_response *res
 {
     switch (req->reject) {
     case API_REJECT_BODY:
-        return api__error(resp, 413, "body_not_allowed",
-                          "requests to imgmeta carry no body: send GET or HEAD without one");
+        return api__error(
+            resp, 413, "body_not_allowed",
+            "requests to imgmeta carry no body: send GET or HEAD without one");
     case API_REJECT_URI_TOO_LONG:
-        return api__error(resp, 414, "uri_too_long",
-                          "the request target is too long (at most 2048 bytes of path and "
-                          "8192 of query): shorten the reference or the parameters");
+        return api__error(
+            resp, 414, "uri_too_long",
+            "the request target is too long (at most 2048 bytes of path and "
+            "8192 of query): shorten the reference or the parameters");
     case API_REJECT_HEADERS_TOO_LARGE:
         return api__error(resp, 431, "headers_too_large",
                           "the request header fields are too large (at most 16384 bytes "
@@ -274,8 +276,9 @@ static int route(struct api *a, const struct api_request *req, struct api_respon
          * outcome as an explicit format. */
         struct api_request negotiated = *req;
         if (!negotiated.format)
-            negotiated.format =
-                api__negotiate(req->accept, NULL) == API_FORMAT_MARKDOWN ? "markdown" : "json";
+            negotiated.format = api__negotiate(req->accept, NULL) == API_FORMAT_MARKDOWN
+                                    ? "markdown"
+                                    : "json";
         return api__describe(a, &negotiated, resp);
     }
     if (api__is_tags_path(req->path))

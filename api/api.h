@@ -17,8 +17,8 @@ struct store;
 struct reg_client;
 
 struct api_config {
-    int64_t tag_ttl_seconds;   /* how long a tag resolution is fresh; default 300 */
-    long resolve_wait_ms;      /* max wait for a coalesced resolution; default 60000 */
+    int64_t tag_ttl_seconds; /* how long a tag resolution is fresh; default 300 */
+    long resolve_wait_ms;    /* max wait for a coalesced resolution; default 60000 */
     /* The cache. api_config_defaults leaves these 0 (off); server/ passes the
      * configured values (defaults 86400, 30, 1 GiB). */
     int64_t max_stale_seconds;    /* serve stale this long past the TTL when the
@@ -45,8 +45,8 @@ enum api_format { API_FORMAT_JSON = 0, API_FORMAT_MARKDOWN = 1 };
  * error in the representation the request asked for. */
 enum api_reject {
     API_REJECT_NONE = 0,
-    API_REJECT_BODY,          /* 413: the request carried a body */
-    API_REJECT_URI_TOO_LONG,  /* 414: path or query over the service's limit */
+    API_REJECT_BODY,             /* 413: the request carried a body */
+    API_REJECT_URI_TOO_LONG,     /* 414: path or query over the service's limit */
     API_REJECT_HEADERS_TOO_LARGE /* 431: header fields over the service's limit */
 };
 
@@ -79,21 +79,21 @@ enum api_cache_outcome {
 /* A response header server/ sends as is (name and value are never user-chosen
  * text that could split a header: values are built by api/). */
 struct api_header {
-    const char *name;  /* static string, e.g. "X-Imgmeta-Cache" */
+    const char *name; /* static string, e.g. "X-Imgmeta-Cache" */
     char value[64];
 };
 #define API_MAX_EXTRA_HEADERS 4
 
 struct api_response {
     int status;
-    const char *content_type;  /* static string */
-    char *body;                /* malloc'd, owned by the response; NULL for none */
+    const char *content_type; /* static string */
+    char *body;               /* malloc'd, owned by the response; NULL for none */
     size_t len;
-    char etag[96];             /* "" when none */
-    long max_age;              /* Cache-Control max-age, -1 for no header */
+    char etag[96]; /* "" when none */
+    long max_age;  /* Cache-Control max-age, -1 for no header */
     bool vary_accept;
-    long retry_after;          /* seconds, -1 for no header */
-    const char *allow;         /* Allow header for 405, NULL otherwise */
+    long retry_after;  /* seconds, -1 for no header */
+    const char *allow; /* Allow header for 405, NULL otherwise */
     enum api_cache_outcome cache;
     /* Headers to send in addition to the ones above, in order: X-Imgmeta-Cache
      * (hit|miss|coalesced|revalidated|stale|negative) on image answers, and for
@@ -104,10 +104,10 @@ struct api_response {
      * when none. For server/ to log; already counted in
      * imgmeta_store_write_failures. */
     char store_error[IM_ERRMSG_MAX];
-    char link[1280];           /* Link header ("" for none): the next tag list page */
-    const char *route;         /* fixed metrics label: "images", "tags", "healthz",
-                                  "readyz", "metrics", "admin", "other" (never NULL after
-                                  api_handle) */
+    char link[1280];   /* Link header ("" for none): the next tag list page */
+    const char *route; /* fixed metrics label: "images", "tags", "healthz",
+                          "readyz", "metrics", "admin", "other" (never NULL after
+                          api_handle) */
 };
 
 /* Fills resp (which the caller zero-initialises) and returns 0; returns
@@ -122,8 +122,8 @@ const char *api_cache_outcome_name(enum api_cache_outcome c);
  * message as text/plain when the request asked for Markdown (?format= or
  * Accept). For errors server/ finds itself (e.g. a /metrics failure). 0 or
  * IM_ENOMEM. */
-int api_error_response(const struct api_request *req, struct api_response *resp, int status,
-                       const char *code, const char *message);
+int api_error_response(const struct api_request *req, struct api_response *resp,
+                       int status, const char *code, const char *message);
 
 /* Reads the cache's size and entry counts into the process metrics
  * (imgmeta_db_* gauges); called before GET /metrics is written. 0 or the

@@ -48,8 +48,8 @@ struct api__rcache *api__rcache_new(size_t max_bytes);
 void api__rcache_free(struct api__rcache *c);
 int api__rcache_get(struct api__rcache *c, const char *key, size_t klen, char **body,
                     size_t *len, const char **ctype);
-void api__rcache_put(struct api__rcache *c, const char *key, size_t klen, const char *body,
-                     size_t len, const char *ctype);
+void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
+                     const char *body, size_t len, const char *ctype);
 
 struct api {
     struct api_config cfg;

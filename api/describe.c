@@ -390,13 +390,14 @@ static void list_platforms(const struct render_image *img, char *msg, size_t n)
 }
 
 /* The rendered-answer key: root digest, the reference as asked (registry,
- * repository, tag, digest: the page names it), representation and platform filter, NUL-separated. */
+ * repository, tag, digest: the page names it), representation and platform filter,
+ * NUL-separated. */
 static size_t answer_key(const struct describe *d, const struct api_request *req,
                          char *key, size_t n)
 {
     int off = snprintf(key, n, "%s%c%s%c%s%c%s%c%s%c%c%c", d->bundle.root_digest, 0,
-                       d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0, d->ref.digest, 0,
-                       d->format == API_FORMAT_MARKDOWN ? 'm' : 'j',
+                       d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0,
+                       d->ref.digest, 0, d->format == API_FORMAT_MARKDOWN ? 'm' : 'j',
                        d->view == VIEW_SUMMARY ? 's' : 'f');
     for (size_t i = 0; i < req->n_platforms && off > 0 && (size_t)off < n; i++)
         off += snprintf(key + off, n - (size_t)off, "%c%s", 0, req->platforms[i]);

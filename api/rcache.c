@@ -14,8 +14,8 @@
 #define RC_BUCKETS 4096
 
 struct rc_entry {
-    struct rc_entry *hnext;        /* hash chain */
-    struct rc_entry *prev, *next;  /* LRU list, most recent first */
+    struct rc_entry *hnext;       /* hash chain */
+    struct rc_entry *prev, *next; /* LRU list, most recent first */
     uint64_t hash;
     size_t klen, blen;
     const char *ctype;
@@ -136,8 +136,8 @@ static void evict(struct api__rcache *c, struct rc_entry *e)
     entry_free(e);
 }
 
-void api__rcache_put(struct api__rcache *c, const char *key, size_t klen, const char *body,
-                     size_t len, const char *ctype)
+void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
+                     const char *body, size_t len, const char *ctype)
 {
     size_t cost = klen + len + sizeof(struct rc_entry);
     if (cost > c->max_bytes / 8) /* one answer never takes over the cache */

@@ -98,7 +98,8 @@ static int put(const struct opts *o, const char *kind, const char *data, size_t 
     if (write_file(dir, "data", data, len) != 0)
         return -1;
     if (strcmp(kind, "layers") == 0)
-        snprintf(dir, sizeof dir, "%s/repositories/%s/_layers/sha256/%s", v2, o->repo, hex);
+        snprintf(dir, sizeof dir, "%s/repositories/%s/_layers/sha256/%s", v2, o->repo,
+                 hex);
     else
         snprintf(dir, sizeof dir, "%s/repositories/%s/_manifests/revisions/sha256/%s", v2,
                  o->repo, hex);
@@ -108,8 +109,8 @@ static int put(const struct opts *o, const char *kind, const char *data, size_t 
 static int tag(const struct opts *o, const char *name, const char *digest)
 {
     char dir[PATH_MAX_];
-    snprintf(dir, sizeof dir, "%s/repositories/%s/_manifests/tags/%s/current", v2, o->repo,
-             name);
+    snprintf(dir, sizeof dir, "%s/repositories/%s/_manifests/tags/%s/current", v2,
+             o->repo, name);
     if (write_file(dir, "link", digest, strlen(digest)) != 0)
         return -1;
     snprintf(dir, sizeof dir, "%s/repositories/%s/_manifests/tags/%s/index/sha256/%s", v2,
@@ -185,12 +186,13 @@ int main(int argc, char **argv)
     json_t **man = calloc(np, sizeof *man);
     char **cfg = calloc(np, sizeof *cfg);
     for (size_t i = 0; i < np; i++) {
-        const char *d = json_string_value(json_object_get(json_array_get(ms, i), "digest"));
+        const char *d =
+            json_string_value(json_object_get(json_array_get(ms, i), "digest"));
         char *t = d ? read_blob(d, &len) : NULL;
         man[i] = t ? json_loads(t, 0, NULL) : NULL;
         free(t);
-        const char *cd =
-            json_string_value(json_object_get(json_object_get(man[i], "config"), "digest"));
+        const char *cd = json_string_value(
+            json_object_get(json_object_get(man[i], "config"), "digest"));
         cfg[i] = cd ? read_blob(cd, &len) : NULL;
         if (cfg[i] == NULL) {
             fprintf(stderr, "bench-fill: cannot read manifest %zu of the list\n", i);
@@ -203,7 +205,8 @@ int main(int argc, char **argv)
         size_t size;
         snprintf(name, sizeof name, "%s%ld", o.prefix, n);
         if (single) {
-            if (variant_manifest(&o, man[0], cfg[0], n, d, &size) != 0 || tag(&o, name, d))
+            if (variant_manifest(&o, man[0], cfg[0], n, d, &size) != 0 ||
+                tag(&o, name, d))
                 goto fail;
             continue;
         }
@@ -218,7 +221,8 @@ int main(int argc, char **argv)
         }
         char *txt = json_dumps(l2, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(l2);
-        if (txt == NULL || put(&o, "manifests", txt, strlen(txt), d) != 0 || tag(&o, name, d))
+        if (txt == NULL || put(&o, "manifests", txt, strlen(txt), d) != 0 ||
+            tag(&o, name, d))
             goto fail;
         free(txt);
     }

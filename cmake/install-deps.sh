@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, only those missing.
-# usage: cmake/install-deps.sh build|run|test|bench
+# usage: cmake/install-deps.sh build|run|test|bench|format
 set -eu
 
 build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev"
@@ -13,11 +13,12 @@ build) want=$build ;;
 run) want=$run ;;
 test) want=$test ;;
 bench) want=$bench ;;
-*) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
+format) want="clang-format-14 git" ;;
+*) echo "usage: $0 build|run|test|bench|format" >&2; exit 2 ;;
 esac
 # The OpenAPI lint and response validation (tests/openapi) run on node and npm;
 # Debian's packages only when neither is there (a NodeSource node brings npm).
-if [ "$want" != "$build" ] && [ "$want" != "$run" ] && ! command -v npm >/dev/null 2>&1; then
+if { [ "$1" = test ] || [ "$1" = bench ]; } && ! command -v npm >/dev/null 2>&1; then
     want="$want nodejs npm"
 fi
 

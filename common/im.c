@@ -36,8 +36,14 @@ static size_t err_index(int code)
     return sizeof err_table / sizeof err_table[0] - 1; /* internal */
 }
 
-const char *im_strerror(int code) { return err_table[err_index(code)].text; }
-const char *im_errname(int code) { return err_table[err_index(code)].name; }
+const char *im_strerror(int code)
+{
+    return err_table[err_index(code)].text;
+}
+const char *im_errname(int code)
+{
+    return err_table[err_index(code)].name;
+}
 
 int im_seterr(struct im_error *err, int code, const char *fmt, ...)
 {
@@ -64,7 +70,10 @@ int im_strlcpy(char *dst, const char *src, size_t n)
     return 0;
 }
 
-void im_bundle_init(struct im_bundle *b) { memset(b, 0, sizeof *b); }
+void im_bundle_init(struct im_bundle *b)
+{
+    memset(b, 0, sizeof *b);
+}
 
 void im_bundle_free(struct im_bundle *b)
 {

@@ -22,19 +22,19 @@
  * one to exactly one HTTP status and JSON error code. */
 enum im_err {
     IM_OK = 0,
-    IM_EINVAL = -1,      /* invalid reference or parameter (user input) */
-    IM_ENOTFOUND = -2,   /* image, tag or blob does not exist */
-    IM_EUNAUTH = -3,     /* upstream refused our credentials / token */
-    IM_EPROTO = -4,      /* upstream answered something we cannot accept */
-    IM_EDIGEST = -5,     /* body does not hash to the digest it was asked by */
-    IM_ETOOBIG = -6,     /* a body or request part exceeded its cap */
-    IM_ETIMEOUT = -7,    /* upstream did not answer in time */
-    IM_ERATELIMIT = -8,  /* upstream said 429 */
-    IM_EPOLICY = -9,     /* refused by our own policy (allowlist, SSRF) */
-    IM_ESTORE = -10,     /* the SQLite cache failed */
-    IM_ENOMEM = -11,     /* out of memory */
-    IM_EUPSTREAM = -12,  /* upstream unreachable or 5xx */
-    IM_EINTERNAL = -13,  /* a bug: should not happen */
+    IM_EINVAL = -1,     /* invalid reference or parameter (user input) */
+    IM_ENOTFOUND = -2,  /* image, tag or blob does not exist */
+    IM_EUNAUTH = -3,    /* upstream refused our credentials / token */
+    IM_EPROTO = -4,     /* upstream answered something we cannot accept */
+    IM_EDIGEST = -5,    /* body does not hash to the digest it was asked by */
+    IM_ETOOBIG = -6,    /* a body or request part exceeded its cap */
+    IM_ETIMEOUT = -7,   /* upstream did not answer in time */
+    IM_ERATELIMIT = -8, /* upstream said 429 */
+    IM_EPOLICY = -9,    /* refused by our own policy (allowlist, SSRF) */
+    IM_ESTORE = -10,    /* the SQLite cache failed */
+    IM_ENOMEM = -11,    /* out of memory */
+    IM_EUPSTREAM = -12, /* upstream unreachable or 5xx */
+    IM_EINTERNAL = -13, /* a bug: should not happen */
 };
 
 /* Human-readable message for a failure, filled by the function that failed.
@@ -53,11 +53,11 @@ const char *im_errname(int code);
 int im_seterr(struct im_error *err, int code, const char *fmt, ...) IM_PRINTF(3, 4);
 
 /* Bounded sizes of the textual pieces we keep. */
-#define IM_DIGEST_MAX 160      /* "sha512:" + 128 hex + NUL fits */
+#define IM_DIGEST_MAX 160 /* "sha512:" + 128 hex + NUL fits */
 #define IM_MEDIATYPE_MAX 256
 #define IM_REGISTRY_MAX 256
-#define IM_REPOSITORY_MAX 256  /* Docker's 255-char name limit + NUL */
-#define IM_TAG_MAX 129         /* 128 chars + NUL */
+#define IM_REPOSITORY_MAX 256 /* Docker's 255-char name limit + NUL */
+#define IM_TAG_MAX 129        /* 128 chars + NUL */
 
 /* A normalised image reference: docker.io/library/python:3.7-slim is
  * {registry "docker.io", repository "library/python", tag "3.7-slim"}.

@@ -10,8 +10,8 @@
 #define MAX_SERIES 256 /* labelled series; more are folded into "other" */
 #define LABEL_MAX 64
 
-static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                  0.1,   0.25,   0.5,   1,    2.5,   5, 10};
+static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25,  0.5,    1,     2.5,  5,     10};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 
 /* One labelled histogram series: requests (route, status) or upstream
@@ -51,9 +51,18 @@ static const char *const gauge_help[IM_GAUGE__COUNT] = {
     "Manifests and configs in the cache.", "Layer blobs known to the cache.",
     "Tag resolutions in the cache."};
 
-void im_metric_inc(enum im_counter c) { atomic_fetch_add(&counters[c], 1); }
-void im_metric_gauge_add(enum im_gauge g, int64_t d) { atomic_fetch_add(&gauges[g], d); }
-void im_metric_gauge_set(enum im_gauge g, int64_t v) { atomic_store(&gauges[g], v); }
+void im_metric_inc(enum im_counter c)
+{
+    atomic_fetch_add(&counters[c], 1);
+}
+void im_metric_gauge_add(enum im_gauge g, int64_t d)
+{
+    atomic_fetch_add(&gauges[g], d);
+}
+void im_metric_gauge_set(enum im_gauge g, int64_t v)
+{
+    atomic_store(&gauges[g], v);
+}
 
 static void observe(struct family *f, const char *label, long status, double seconds)
 {
@@ -114,8 +123,8 @@ static void write_histograms(FILE *out, const struct family *f, const char *name
                     (unsigned long long)s->bucket[b]);
         fprintf(out, "%s_bucket{%s=\"%s\",status=\"%ld\",le=\"+Inf\"} %llu\n", name,
                 label_name, s->label, s->status, (unsigned long long)s->count);
-        fprintf(out, "%s_sum{%s=\"%s\",status=\"%ld\"} %.6f\n", name, label_name, s->label,
-                s->status, s->sum);
+        fprintf(out, "%s_sum{%s=\"%s\",status=\"%ld\"} %.6f\n", name, label_name,
+                s->label, s->status, s->sum);
         fprintf(out, "%s_count{%s=\"%s\",status=\"%ld\"} %llu\n", name, label_name,
                 s->label, s->status, (unsigned long long)s->count);
     }
@@ -126,23 +135,25 @@ void im_metrics_write(FILE *out)
     fprintf(out, "# HELP imgmeta_cache_lookups_total Image answers by cache outcome.\n"
                  "# TYPE imgmeta_cache_lookups_total counter\n");
     for (int c = 0; c < IM_STORE_WRITE_FAILURES; c++)
-        fprintf(out, "imgmeta_cache_lookups_total{outcome=\"%s\"} %llu\n", counter_names[c],
-                (unsigned long long)atomic_load(&counters[c]));
+        fprintf(out, "imgmeta_cache_lookups_total{outcome=\"%s\"} %llu\n",
+                counter_names[c], (unsigned long long)atomic_load(&counters[c]));
     fprintf(out,
             "# HELP imgmeta_store_write_failures_total Cache writes that failed.\n"
             "# TYPE imgmeta_store_write_failures_total counter\n"
             "imgmeta_store_write_failures_total %llu\n",
             (unsigned long long)atomic_load(&counters[IM_STORE_WRITE_FAILURES]));
     for (int g = 0; g < IM_GAUGE__COUNT; g++)
-        fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_names[g], gauge_help[g],
-                gauge_names[g], gauge_names[g], (long long)atomic_load(&gauges[g]));
+        fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_names[g],
+                gauge_help[g], gauge_names[g], gauge_names[g],
+                (long long)atomic_load(&gauges[g]));
     pthread_mutex_lock(&mu);
     write_histograms(out, &requests, "imgmeta_http_request_duration_seconds", "route",
                      "Requests served, by route and status.");
     write_histograms(out, &upstream, "imgmeta_upstream_request_duration_seconds",
                      "registry", "Requests sent to registries, by registry and status.");
-    fprintf(out, "# HELP imgmeta_upstream_ratelimit_remaining Last ratelimit-remaining "
-                 "seen (-1 unknown).\n# TYPE imgmeta_upstream_ratelimit_remaining gauge\n");
+    fprintf(out,
+            "# HELP imgmeta_upstream_ratelimit_remaining Last ratelimit-remaining "
+            "seen (-1 unknown).\n# TYPE imgmeta_upstream_ratelimit_remaining gauge\n");
     for (size_t i = 0; i < nlimits; i++)
         fprintf(out, "imgmeta_upstream_ratelimit_remaining{registry=\"%s\"} %ld\n",
                 limits[i].registry, limits[i].remaining);

@@ -13,13 +13,13 @@
 
 /* Plain counters (monotonic). */
 enum im_counter {
-    IM_CACHE_HIT = 0,       /* answered from a fresh cache entry */
-    IM_CACHE_MISS,          /* resolved upstream (cold) */
-    IM_CACHE_STALE,         /* stale entry served because upstream failed */
-    IM_CACHE_REVALIDATED,   /* stale entry confirmed unchanged by a HEAD */
-    IM_CACHE_COALESCED,     /* waited for another request's resolution */
-    IM_CACHE_NEGATIVE_HIT,  /* answered "not found" from the negative cache */
-    IM_STORE_WRITE_FAILURES,/* cache writes that failed (answer still served) */
+    IM_CACHE_HIT = 0,        /* answered from a fresh cache entry */
+    IM_CACHE_MISS,           /* resolved upstream (cold) */
+    IM_CACHE_STALE,          /* stale entry served because upstream failed */
+    IM_CACHE_REVALIDATED,    /* stale entry confirmed unchanged by a HEAD */
+    IM_CACHE_COALESCED,      /* waited for another request's resolution */
+    IM_CACHE_NEGATIVE_HIT,   /* answered "not found" from the negative cache */
+    IM_STORE_WRITE_FAILURES, /* cache writes that failed (answer still served) */
     IM_COUNTER__COUNT
 };
 

@@ -16,7 +16,10 @@ static const uint32_t K[64] = {
     0xc67178f2,
 };
 
-static uint32_t ror(uint32_t x, unsigned n) { return (x >> n) | (x << (32 - n)); }
+static uint32_t ror(uint32_t x, unsigned n)
+{
+    return (x >> n) | (x << (32 - n));
+}
 
 static void compress(uint32_t h[8], const unsigned char blk[64])
 {
@@ -162,7 +165,10 @@ static const uint64_t K512[80] = {
     0x5fcb6fab3ad6faecULL, 0x6c44198c4a475817ULL,
 };
 
-static uint64_t ror64(uint64_t x, unsigned n) { return (x >> n) | (x << (64 - n)); }
+static uint64_t ror64(uint64_t x, unsigned n)
+{
+    return (x >> n) | (x << (64 - n));
+}
 
 static void compress512(uint64_t h[8], const unsigned char blk[128])
 {

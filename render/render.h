@@ -17,11 +17,11 @@
 #include "im.h"
 
 struct render_platform {
-    char *os;            /* "linux"; never NULL in a built model ("" if unknown) */
-    char *architecture;  /* "amd64"; never NULL */
-    char *variant;       /* NULL when absent */
-    char *os_version;    /* NULL when absent */
-    char **os_features;  /* n_os_features strings */
+    char *os;           /* "linux"; never NULL in a built model ("" if unknown) */
+    char *architecture; /* "amd64"; never NULL */
+    char *variant;      /* NULL when absent */
+    char *os_version;   /* NULL when absent */
+    char **os_features; /* n_os_features strings */
     size_t n_os_features;
     char **features;
     size_t n_features;
@@ -35,10 +35,10 @@ struct render_strv {
 };
 
 struct render_history {
-    int64_t created;     /* Unix seconds (fraction dropped), INT64_MIN when absent */
-    char *created_raw;   /* the string as the config has it; NULL when absent */
-    char *created_by;    /* NULL when absent */
-    char *comment;       /* NULL when absent */
+    int64_t created;   /* Unix seconds (fraction dropped), INT64_MIN when absent */
+    char *created_raw; /* the string as the config has it; NULL when absent */
+    char *created_by;  /* NULL when absent */
+    char *comment;     /* NULL when absent */
     bool empty_layer;
     /* schema1 only: container_config.Cmd as an argument list */
     struct render_strv cmd_argv;
@@ -62,10 +62,10 @@ enum render_kind {
 struct render_entry {
     enum render_kind kind;
     struct render_platform platform;
-    char *digest;          /* this manifest's digest; NULL for a single manifest */
-    char *media_type;      /* this manifest's media type */
-    char *docker_version;  /* NULL when unknown */
-    char *image_id;        /* config digest (schema1: the v1 id); NULL unknown */
+    char *digest;         /* this manifest's digest; NULL for a single manifest */
+    char *media_type;     /* this manifest's media type */
+    char *docker_version; /* NULL when unknown */
+    char *image_id;       /* config digest (schema1: the v1 id); NULL unknown */
     struct render_strv entrypoint;
     struct render_strv cmd;
     struct render_strv shell;
@@ -73,14 +73,14 @@ struct render_entry {
     size_t n_history;
     struct render_layer *layers;
     size_t n_layers;
-    char *attests;         /* attestation entries: digest of the image they attest */
+    char *attests; /* attestation entries: digest of the image they attest */
 };
 
 struct render_image {
-    struct im_ref ref;     /* as resolved: tag and/or digest */
-    char *digest;          /* what the reference points to */
-    char *media_type;      /* its media type */
-    bool is_list;          /* a manifest list / OCI index */
+    struct im_ref ref; /* as resolved: tag and/or digest */
+    char *digest;      /* what the reference points to */
+    char *media_type;  /* its media type */
+    bool is_list;      /* a manifest list / OCI index */
     struct render_entry *entries;
     size_t n_entries;
 };
@@ -103,7 +103,8 @@ void render_image_free(struct render_image *img);
  * filter without variant matches every variant), plus the attestation
  * entries of kept images. n == 0 keeps everything. is_list, digest and media
  * type stay. Returns the number of entries kept. */
-size_t render_image_filter(struct render_image *img, const char *const *platforms, size_t n);
+size_t render_image_filter(struct render_image *img, const char *const *platforms,
+                           size_t n);
 
 /* The repo-info Markdown page (shared/reference format), malloc'd, NUL
  * terminated; *len excludes the NUL. Caller frees. IM_ENOMEM. */

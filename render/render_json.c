@@ -37,7 +37,10 @@ static json_t *jstr(const char *s)
     return v;
 }
 
-static json_t *jstr_or_null(const char *s) { return s ? jstr(s) : json_null(); }
+static json_t *jstr_or_null(const char *s)
+{
+    return s ? jstr(s) : json_null();
+}
 
 static json_t *jstrs(char *const *v, size_t n)
 {

@@ -38,7 +38,10 @@ static void md_putn(struct mdbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void md_put(struct mdbuf *b, const char *s) { md_putn(b, s, strlen(s)); }
+static void md_put(struct mdbuf *b, const char *s)
+{
+    md_putn(b, s, strlen(s));
+}
 
 /* Several strings in a row, NULL-terminated. */
 static void md_cat(struct mdbuf *b, ...)

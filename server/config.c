@@ -17,14 +17,15 @@ struct opt {
     const char *name; /* flag without "--" */
     const char *env;
     enum opt_type type;
-    size_t offset;    /* into struct srv_config */
-    size_t size;      /* buffer size for strings */
+    size_t offset; /* into struct srv_config */
+    size_t size;   /* buffer size for strings */
     long min, max;
     const char *def;
     const char *help;
 };
 
-#define STR(field) offsetof(struct srv_config, field), sizeof(((struct srv_config *)0)->field)
+#define STR(field)                                                                       \
+    offsetof(struct srv_config, field), sizeof(((struct srv_config *)0)->field)
 #define NUM(field) offsetof(struct srv_config, field), 0
 
 static const struct opt opts[] = {
@@ -42,19 +43,20 @@ static const struct opt opts[] = {
      100000, "1024", "maximum concurrent client connections"},
     {"tag-ttl", "IMGMETA_TAG_TTL", OPT_LONG, NUM(tag_ttl), 0, 604800, "300",
      "seconds a tag's resolution is fresh before the registry is asked again"},
-    {"connect-timeout-ms", "IMGMETA_CONNECT_TIMEOUT_MS", OPT_LONG, NUM(connect_timeout_ms),
-     100, 120000, "5000", "upstream connect timeout"},
-    {"request-timeout-ms", "IMGMETA_REQUEST_TIMEOUT_MS", OPT_LONG, NUM(request_timeout_ms),
-     100, 600000, "30000", "upstream per-request timeout"},
-    {"max-manifest-bytes", "IMGMETA_MAX_MANIFEST_BYTES", OPT_LONG, NUM(max_manifest_bytes),
-     1024, 64L << 20, "4194304", "largest manifest accepted from a registry"},
-    {"max-config-bytes", "IMGMETA_MAX_CONFIG_BYTES", OPT_LONG, NUM(max_config_bytes), 1024,
-     256L << 20, "8388608", "largest config blob accepted from a registry"},
+    {"connect-timeout-ms", "IMGMETA_CONNECT_TIMEOUT_MS", OPT_LONG,
+     NUM(connect_timeout_ms), 100, 120000, "5000", "upstream connect timeout"},
+    {"request-timeout-ms", "IMGMETA_REQUEST_TIMEOUT_MS", OPT_LONG,
+     NUM(request_timeout_ms), 100, 600000, "30000", "upstream per-request timeout"},
+    {"max-manifest-bytes", "IMGMETA_MAX_MANIFEST_BYTES", OPT_LONG,
+     NUM(max_manifest_bytes), 1024, 64L << 20, "4194304",
+     "largest manifest accepted from a registry"},
+    {"max-config-bytes", "IMGMETA_MAX_CONFIG_BYTES", OPT_LONG, NUM(max_config_bytes),
+     1024, 256L << 20, "8388608", "largest config blob accepted from a registry"},
     {"log-level", "IMGMETA_LOG_LEVEL", OPT_LEVEL, STR(log_level), 0, 0, "info",
      "debug, info, warn or error"},
     /* the HTTP API (server/http.c, config file) */
-    {"shutdown-timeout", "IMGMETA_SHUTDOWN_TIMEOUT", OPT_LONG, NUM(shutdown_timeout), 0, 600,
-     "10", "seconds SIGTERM/SIGINT waits for requests in flight before closing"},
+    {"shutdown-timeout", "IMGMETA_SHUTDOWN_TIMEOUT", OPT_LONG, NUM(shutdown_timeout), 0,
+     600, "10", "seconds SIGTERM/SIGINT waits for requests in flight before closing"},
     {"config", "IMGMETA_CONFIG", OPT_FILE, STR(config), 0, 0, NULL,
      "file of 'name = value' lines (names as the flags, '#' comments); "
      "precedence: defaults < file < environment < flags"},
@@ -62,7 +64,8 @@ static const struct opt opts[] = {
     {"allow-registries", "IMGMETA_ALLOW_REGISTRIES", OPT_STR, STR(allow_registries), 0, 0,
      "default",
      "comma-separated registries a reference may name (host[:port], *.suffix, *); "
-     "'default' = docker.io, ghcr.io, quay.io, gcr.io, *.gcr.io, *.pkg.dev, registry.k8s.io, "
+     "'default' = docker.io, ghcr.io, quay.io, gcr.io, *.gcr.io, *.pkg.dev, "
+     "registry.k8s.io, "
      "public.ecr.aws, mcr.microsoft.com, registry.gitlab.com; mirrored registries are "
      "always allowed"},
     {"insecure-registries", "IMGMETA_INSECURE_REGISTRIES", OPT_STR,
@@ -119,8 +122,8 @@ static int set_opt(struct srv_config *cfg, const struct opt *o, const char *valu
     case OPT_FILE:
     case OPT_LEVEL:
         if (o->type == OPT_LEVEL && srv_level_parse(value) < 0)
-            return im_seterr(err, IM_EINVAL, "--%s: '%s' is not one of %s", o->name, value,
-                             o->help);
+            return im_seterr(err, IM_EINVAL, "--%s: '%s' is not one of %s", o->name,
+                             value, o->help);
         if (im_strlcpy(base + o->offset, value, o->size) != 0)
             return im_seterr(err, IM_EINVAL, "--%s: value longer than %zu bytes", o->name,
                              o->size - 1);
@@ -130,10 +133,11 @@ static int set_opt(struct srv_config *cfg, const struct opt *o, const char *valu
         errno = 0;
         long v = strtol(value, &end, 10);
         if (errno || end == value || *end)
-            return im_seterr(err, IM_EINVAL, "--%s: '%s' is not a number", o->name, value);
+            return im_seterr(err, IM_EINVAL, "--%s: '%s' is not a number", o->name,
+                             value);
         if (v < o->min || v > o->max)
-            return im_seterr(err, IM_EINVAL, "--%s: %ld is outside [%ld, %ld]", o->name, v,
-                             o->min, o->max);
+            return im_seterr(err, IM_EINVAL, "--%s: %ld is outside [%ld, %ld]", o->name,
+                             v, o->min, o->max);
         *(long *)(void *)(base + o->offset) = v;
         return 0;
     }
@@ -169,13 +173,14 @@ static const struct opt *find_opt(const char *name, size_t len)
 
 void srv_config_help(FILE *out)
 {
-    fprintf(out, "usage: imgmeta serve [options]\n\n"
-                 "options (flag, environment, default); a value comes from the first of:\n"
-                 "flag, environment, --config file, default\n");
+    fprintf(out,
+            "usage: imgmeta serve [options]\n\n"
+            "options (flag, environment, default); a value comes from the first of:\n"
+            "flag, environment, --config file, default\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         const struct opt *o = &opts[i];
-        fprintf(out, "  --%-20s %-28s %s\n      %s\n", o->name, o->env, o->def ? o->def : "-",
-                o->help);
+        fprintf(out, "  --%-20s %-28s %s\n      %s\n", o->name, o->env,
+                o->def ? o->def : "-", o->help);
     }
     fprintf(out, "  --%-20s %-28s %s\n      %s\n", "help", "-", "-", "print this help");
 }
@@ -200,8 +205,8 @@ static char *trim(char *s)
     while (*s == ' ' || *s == '\t')
         s++;
     size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' ||
-                     s[n - 1] == '\r'))
+    while (n > 0 &&
+           (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
         s[--n] = '\0';
     return s;
 }
@@ -241,7 +246,8 @@ static int load_file(struct srv_config *cfg, const char *path, enum source *list
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f))
-            rc = im_seterr(&lerr, IM_EINVAL, "line longer than %zu bytes", sizeof line - 2);
+            rc = im_seterr(&lerr, IM_EINVAL, "line longer than %zu bytes",
+                           sizeof line - 2);
         else
             rc = file_line(cfg, line, list_src, &lerr);
     }
@@ -298,14 +304,15 @@ static bool wants_help(int argc, char **argv)
     return false;
 }
 
-static int load_flags(struct srv_config *cfg, int argc, char **argv, enum source *list_src,
-                      struct im_error *err)
+static int load_flags(struct srv_config *cfg, int argc, char **argv,
+                      enum source *list_src, struct im_error *err)
 {
     int rc = 0;
     for (int i = 0; rc == 0 && i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0)
-            return im_seterr(err, IM_EINVAL, "unexpected argument '%s' (see --help)", arg);
+            return im_seterr(err, IM_EINVAL, "unexpected argument '%s' (see --help)",
+                             arg);
         const char *name = arg + 2, *eq = strchr(name, '=');
         const struct opt *o = find_opt(name, eq ? (size_t)(eq - name) : strlen(name));
         if (!o)

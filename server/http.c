@@ -78,7 +78,10 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
-static void free_body(void *p) { free(p); }
+static void free_body(void *p)
+{
+    free(p);
+}
 
 /* Copies s for a logfmt quoted value: '"' and '\\' escaped, control bytes as
  * \\xNN, cut to fit n. */
@@ -103,7 +106,8 @@ static struct MHD_Response *make_response(struct api_response *r, bool closing)
 {
     struct MHD_Response *resp;
     if (r->body) {
-        resp = MHD_create_response_from_buffer_with_free_callback(r->len, r->body, free_body);
+        resp = MHD_create_response_from_buffer_with_free_callback(r->len, r->body,
+                                                                  free_body);
         if (resp)
             r->body = NULL; /* owned by MHD now */
     } else {
@@ -131,7 +135,8 @@ static struct MHD_Response *make_response(struct api_response *r, bool closing)
     if (r->link[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, r->link);
     for (size_t i = 0; i < r->n_extra_headers && i < API_MAX_EXTRA_HEADERS; i++)
-        MHD_add_response_header(resp, r->extra_headers[i].name, r->extra_headers[i].value);
+        MHD_add_response_header(resp, r->extra_headers[i].name,
+                                r->extra_headers[i].value);
     if (closing)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     return resp;
@@ -166,7 +171,8 @@ static bool is_metrics(const struct api_request *req)
 
 /* Builds the answer: GET /metrics here (server/ formats metrics), every other
  * request through api_handle. 0, or IM_ENOMEM. */
-static int build(struct srv_http *h, const struct api_request *req, struct api_response *r)
+static int build(struct srv_http *h, const struct api_request *req,
+                 struct api_response *r)
 {
     if (!is_metrics(req))
         return api_handle(h->api, req, r);
@@ -190,7 +196,8 @@ static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *conn,
     req.method = method;
     req.path = url;
     req.request_id = rq->id;
-    req.accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    req.accept =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     req.if_none_match =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     req.authorization =
@@ -265,11 +272,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     int64_t dur_ms = im_monotonic_ms() - rq->start_ms;
     if (rq->status > 0)
         im_metric_request(rq->route, rq->status, (double)dur_ms / 1000.0);
-    srv_log(SRV_INFO, rq->id,
-            "event=access method=%s path=\"%s\" status=%d bytes=%zu dur_ms=%lld cache=%s%s",
-            rq->method, rq->path, rq->status, rq->bytes, (long long)dur_ms,
-            api_cache_outcome_name(rq->cache),
-            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+    srv_log(
+        SRV_INFO, rq->id,
+        "event=access method=%s path=\"%s\" status=%d bytes=%zu dur_ms=%lld cache=%s%s",
+        rq->method, rq->path, rq->status, rq->bytes, (long long)dur_ms,
+        api_cache_outcome_name(rq->cache),
+        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
     free(rq);
     *req_cls = NULL;
     atomic_fetch_sub(&h->in_flight, 1);
@@ -332,7 +340,8 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
             threads = 8;
     }
     /* ITC: MHD_quiesce_daemon needs it to stop accepting while requests finish. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->mhd = MHD_start_daemon(
@@ -361,7 +370,8 @@ void srv_http_stop(struct srv_http *h)
     int64_t deadline = im_monotonic_ms() + h->drain_ms;
     long left = atomic_load(&h->in_flight);
     if (left > 0)
-        srv_log(SRV_INFO, NULL, "event=draining in_flight=%ld wait_ms=%ld", left, h->drain_ms);
+        srv_log(SRV_INFO, NULL, "event=draining in_flight=%ld wait_ms=%ld", left,
+                h->drain_ms);
     while ((left = atomic_load(&h->in_flight)) > 0 && im_monotonic_ms() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);

@@ -19,9 +19,15 @@ int srv_level_parse(const char *name)
     return -1;
 }
 
-void srv_log_set_level(enum srv_level level) { atomic_store(&current_level, (int)level); }
+void srv_log_set_level(enum srv_level level)
+{
+    atomic_store(&current_level, (int)level);
+}
 
-bool srv_log_enabled(enum srv_level level) { return (int)level >= atomic_load(&current_level); }
+bool srv_log_enabled(enum srv_level level)
+{
+    return (int)level >= atomic_load(&current_level);
+}
 
 void srv_log_raw(enum srv_level level, const char *reqid, const char *fmt, ...)
 {
@@ -30,10 +36,10 @@ void srv_log_raw(enum srv_level level, const char *reqid, const char *fmt, ...)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int off = snprintf(line, sizeof line,
-                       "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s", tm.tm_year + 1900,
-                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                       ts.tv_nsec / 1000000, level_names[level]);
+    int off =
+        snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
     if (reqid && off > 0 && (size_t)off < sizeof line)
         off += snprintf(line + off, sizeof line - (size_t)off, " req=%s", reqid);
     if (off > 0 && (size_t)off < sizeof line - 1) {

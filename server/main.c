@@ -16,12 +16,14 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: imgmeta serve [options]   run the HTTP service (see serve --help)\n"
-                 "       imgmeta describe REF [--format json|markdown] [--platform P]\n"
-                 "                                 describe one image and exit (describe --help)\n"
-                 "       imgmeta cache stats|purge REF|gc|check\n"
-                 "                                 inspect or tidy the cache file (cache --help)\n"
-                 "       imgmeta version           print the version\n");
+    fprintf(
+        out,
+        "usage: imgmeta serve [options]   run the HTTP service (see serve --help)\n"
+        "       imgmeta describe REF [--format json|markdown] [--platform P]\n"
+        "                                 describe one image and exit (describe --help)\n"
+        "       imgmeta cache stats|purge REF|gc|check\n"
+        "                                 inspect or tidy the cache file (cache --help)\n"
+        "       imgmeta version           print the version\n");
 }
 
 /* Creates the directory that will hold the database file, one level deep. */
@@ -51,7 +53,8 @@ static int mirrors_to_registry(const struct srv_config *cfg, struct reg_config *
         memcpy(dst->registry, m, nl);
         dst->registry[nl] = '\0';
         if (strncmp(eq + 1, "http://", 7) != 0 && strncmp(eq + 1, "https://", 8) != 0)
-            return im_seterr(err, IM_EINVAL, "--mirror: URL must start with http(s)://: '%s'", m);
+            return im_seterr(err, IM_EINVAL,
+                             "--mirror: URL must start with http(s)://: '%s'", m);
         if (im_strlcpy(dst->base_url, eq + 1, sizeof dst->base_url) != 0)
             return im_seterr(err, IM_EINVAL, "--mirror: URL too long in '%s'", m);
         rc->n_mirrors++;
@@ -77,7 +80,8 @@ struct modules {
     struct api *api;
 };
 
-static int open_modules(const struct srv_config *cfg, struct modules *m, struct im_error *err)
+static int open_modules(const struct srv_config *cfg, struct modules *m,
+                        struct im_error *err)
 {
     struct reg_config rcfg;
     struct api_config acfg;
@@ -98,7 +102,8 @@ static int open_modules(const struct srv_config *cfg, struct modules *m, struct 
                           cfg->allow_private != 0, err) != 0 ||
         ensure_db_dir(cfg->db, err) != 0)
         return 1;
-    if (!(m->store = srv_cache_open(cfg, err)) || !(m->reg = reg_client_new(&rcfg, err)) ||
+    if (!(m->store = srv_cache_open(cfg, err)) ||
+        !(m->reg = reg_client_new(&rcfg, err)) ||
         !(m->api = api_new(&acfg, m->store, m->reg, err)))
         return 1;
     return 0;
@@ -159,11 +164,15 @@ enum { EXIT_FOUND = 0, EXIT_NOT_FOUND = 1, EXIT_USAGE = 2, EXIT_UPSTREAM = 3 };
 
 static void describe_usage(FILE *out)
 {
-    fprintf(out, "usage: imgmeta describe REF [--format json|markdown] [--platform OS/ARCH[/VARIANT]]...\n"
-                 "                        [serve options: --db, --mirror, --config, ...]\n"
-                 "Describes REF (e.g. python:3.7-slim, ghcr.io/org/app@sha256:...) once, through the\n"
-                 "same cache file and code path as GET /images/REF. Exit status: 0 described,\n"
-                 "1 not found, 2 usage or invalid reference, 3 upstream or cache failure.\n\n");
+    fprintf(
+        out,
+        "usage: imgmeta describe REF [--format json|markdown] [--platform "
+        "OS/ARCH[/VARIANT]]...\n"
+        "                        [serve options: --db, --mirror, --config, ...]\n"
+        "Describes REF (e.g. python:3.7-slim, ghcr.io/org/app@sha256:...) once, through "
+        "the\n"
+        "same cache file and code path as GET /images/REF. Exit status: 0 described,\n"
+        "1 not found, 2 usage or invalid reference, 3 upstream or cache failure.\n\n");
     srv_config_help(out);
 }
 
@@ -239,8 +248,9 @@ static int describe_run(struct api *api, struct describe_args *d)
         return EXIT_UPSTREAM;
     }
     int code = describe_exit_code(resp.status);
-    bool page = resp.status == 200 || (resp.status == 404 && resp.content_type &&
-                                       strncmp(resp.content_type, "text/markdown", 13) == 0);
+    bool page =
+        resp.status == 200 || (resp.status == 404 && resp.content_type &&
+                               strncmp(resp.content_type, "text/markdown", 13) == 0);
     if (resp.body)
         fwrite(resp.body, 1, resp.len, page ? stdout : stderr);
     api_response_free(&resp);

@@ -18,32 +18,32 @@
 #define SRV_MAX_MIRRORS 16
 
 struct srv_config {
-    char listen[128];          /* "127.0.0.1:8080" */
-    char db[1024];             /* SQLite cache file */
+    char listen[128];                   /* "127.0.0.1:8080" */
+    char db[1024];                      /* SQLite cache file */
     char mirrors[SRV_MAX_MIRRORS][640]; /* "docker.io=http://127.0.0.1:5000" */
     size_t n_mirrors;
-    long threads;              /* HTTP worker threads; 0 = 4 x cores (min 8) */
+    long threads; /* HTTP worker threads; 0 = 4 x cores (min 8) */
     long connection_limit;
-    long tag_ttl;              /* seconds a tag resolution stays fresh */
+    long tag_ttl; /* seconds a tag resolution stays fresh */
     long connect_timeout_ms;
     long request_timeout_ms;
     long max_manifest_bytes;
     long max_config_bytes;
-    char log_level[16];        /* debug|info|warn|error */
+    char log_level[16]; /* debug|info|warn|error */
     /* outbound security policy (registry/policy.c, SECURITY.md) */
     char allow_registries[2048];    /* comma-separated; "default" = built-in list */
     char insecure_registries[2048]; /* comma-separated; plain http, private addresses */
     long allow_private;             /* 1: any host may be on a non-public address */
-    long shutdown_timeout;     /* seconds SIGTERM waits for in-flight requests */
-    char config[1024];         /* the config file read, "" for none */
+    long shutdown_timeout;          /* seconds SIGTERM waits for in-flight requests */
+    char config[1024];              /* the config file read, "" for none */
     /* the cache (store/, api/describe.c, server/cache_cmd.c) */
-    long max_stale;            /* seconds past the TTL a stale entry may be served */
-    long negative_ttl;         /* seconds a missing tag is remembered */
-    long cache_max_bytes;      /* database size budget, 0 = none */
-    long db_recover;           /* 1: move a damaged database aside and start empty */
-    char admin_token[128];     /* bearer token for /admin/, "" = disabled */
-    char docker_config[1024];  /* Docker config.json with credentials, "" = none */
-    long max_retries;          /* upstream retries */
+    long max_stale;           /* seconds past the TTL a stale entry may be served */
+    long negative_ttl;        /* seconds a missing tag is remembered */
+    long cache_max_bytes;     /* database size budget, 0 = none */
+    long db_recover;          /* 1: move a damaged database aside and start empty */
+    char admin_token[128];    /* bearer token for /admin/, "" = disabled */
+    char docker_config[1024]; /* Docker config.json with credentials, "" = none */
+    long max_retries;         /* upstream retries */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config
@@ -80,10 +80,10 @@ bool srv_log_enabled(enum srv_level level);
 void srv_log_raw(enum srv_level level, const char *reqid, const char *fmt, ...)
     IM_PRINTF(3, 4);
 
-#define srv_log(level, reqid, ...)                                                      \
-    do {                                                                                \
-        if (srv_log_enabled(level))                                                     \
-            srv_log_raw(level, reqid, __VA_ARGS__);                                     \
+#define srv_log(level, reqid, ...)                                                       \
+    do {                                                                                 \
+        if (srv_log_enabled(level))                                                      \
+            srv_log_raw(level, reqid, __VA_ARGS__);                                      \
     } while (0)
 
 /* ---- metrics (GET /metrics) ---- */

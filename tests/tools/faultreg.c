@@ -83,9 +83,10 @@ struct fr_image {
 /* The extra history entry of mode "nasty": Markdown and shell
  * metacharacters, a fence, a heading, newlines, tabs, an RTL override and an
  * impossible date. */
-#define NASTY_HISTORY                                                                   \
-    ",{\"created\":\"9999-99-99T99:99:99Z\",\"created_by\":\"/bin/sh -c echo '```' && " \
-    "printf '\\n```\\n## Injected heading\\n' # \\u202e `rm -rf /` <script>x</script>\\t|a|b|"  \
+#define NASTY_HISTORY                                                                    \
+    ",{\"created\":\"9999-99-99T99:99:99Z\",\"created_by\":\"/bin/sh -c echo '```' && "  \
+    "printf '\\n```\\n## Injected heading\\n' # \\u202e `rm -rf /` "                     \
+    "<script>x</script>\\t|a|b|"                                                         \
     "\",\"empty_layer\":true}"
 
 static void make_image(const char *mode, struct fr_image *im)

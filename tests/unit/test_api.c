@@ -15,14 +15,19 @@ static struct reg_client *reg;
 static struct api *api;
 
 static const char manifest[] =
-    "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\","
-    "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"size\":10,"
-    "\"digest\":\"sha256:1111111111111111111111111111111111111111111111111111111111111111\"},"
+    "{\"schemaVersion\":2,\"mediaType\":\"application/"
+    "vnd.docker.distribution.manifest.v2+json\","
+    "\"config\":{\"mediaType\":\"application/"
+    "vnd.docker.container.image.v1+json\",\"size\":10,"
+    "\"digest\":\"sha256:"
+    "1111111111111111111111111111111111111111111111111111111111111111\"},"
     "\"layers\":[{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\","
-    "\"size\":1001,\"digest\":\"sha256:2222222222222222222222222222222222222222222222222222222222222222\"}]}";
+    "\"size\":1001,\"digest\":\"sha256:"
+    "2222222222222222222222222222222222222222222222222222222222222222\"}]}";
 static const char config[] =
     "{\"architecture\":\"amd64\",\"os\":\"linux\",\"docker_version\":\"17.06.2-ce\","
-    "\"config\":{\"Cmd\":[\"python3\"]},\"history\":[{\"created\":\"2018-07-17T00:28:04.5Z\","
+    "\"config\":{\"Cmd\":[\"python3\"]},\"history\":[{\"created\":\"2018-07-17T00:28:04."
+    "5Z\","
     "\"created_by\":\"/bin/sh -c #(nop) ADD file:abc in / \"}],"
     "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
 #define ROOT "sha256:3333333333333333333333333333333333333333333333333333333333333333"
@@ -51,13 +56,18 @@ static void setup(void)
     struct im_bundle b;
     im_bundle_init(&b);
     strcpy(b.root_digest, ROOT);
-    cr_assert_eq(im_bundle_add_doc(&b, ROOT, "application/vnd.docker.distribution.manifest.v2+json",
-                                   manifest, strlen(manifest)), 0);
-    cr_assert_eq(im_bundle_add_doc(&b, "sha256:1111111111111111111111111111111111111111111111111111111111111111",
-                                   "application/vnd.docker.container.image.v1+json", config,
-                                   strlen(config)), 0);
+    cr_assert_eq(im_bundle_add_doc(&b, ROOT,
+                                   "application/vnd.docker.distribution.manifest.v2+json",
+                                   manifest, strlen(manifest)),
+                 0);
+    cr_assert_eq(
+        im_bundle_add_doc(
+            &b, "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+            "application/vnd.docker.container.image.v1+json", config, strlen(config)),
+        0);
     struct im_blob blob = {.size = 1001, .last_modified = 1531788244};
-    strcpy(blob.digest, "sha256:2222222222222222222222222222222222222222222222222222222222222222");
+    strcpy(blob.digest,
+           "sha256:2222222222222222222222222222222222222222222222222222222222222222");
     strcpy(blob.media_type, "application/octet-stream");
     cr_assert_eq(im_bundle_add_blob(&b, &blob), 0);
     struct im_ref ref;
@@ -231,7 +241,8 @@ static void expect_format(const char *accept, enum api_format want, bool want_ac
     enum api_format got = api__negotiate(accept, &acceptable);
     cr_expect_eq(got, want, "Accept: %s -> %s", accept ? accept : "(none)",
                  got == API_FORMAT_MARKDOWN ? "markdown" : "json");
-    cr_expect_eq(acceptable, want_acceptable, "Accept: %s acceptable", accept ? accept : "");
+    cr_expect_eq(acceptable, want_acceptable, "Accept: %s acceptable",
+                 accept ? accept : "");
 }
 
 Test(negotiate, defaults_and_exact_types)
@@ -246,9 +257,11 @@ Test(negotiate, defaults_and_exact_types)
 
 Test(negotiate, q_values_decide)
 {
-    expect_format("text/markdown;q=0.9, application/json;q=0.5", API_FORMAT_MARKDOWN, true);
+    expect_format("text/markdown;q=0.9, application/json;q=0.5", API_FORMAT_MARKDOWN,
+                  true);
     expect_format("text/markdown;q=0.5, application/json;q=0.9", API_FORMAT_JSON, true);
-    expect_format("application/json;q=0.1, text/markdown ; q = 0.2", API_FORMAT_MARKDOWN, true);
+    expect_format("application/json;q=0.1, text/markdown ; q = 0.2", API_FORMAT_MARKDOWN,
+                  true);
     expect_format("application/json;q=0, */*", API_FORMAT_MARKDOWN, true);
     expect_format("text/markdown;q=0, */*", API_FORMAT_JSON, true);
     expect_format("text/markdown;q=1.000", API_FORMAT_MARKDOWN, true);

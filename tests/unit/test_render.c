@@ -1172,7 +1172,8 @@ Test(markdown, backtick_lines_in_history_stay_inside_the_block)
             "{\"mediaType\":\"" MT_V2 "\",\"config\":{\"digest\":\"" D_C1
             "\"},\"layers\":[]}");
     add_doc(&b, D_C1, MT_CFG,
-            "{\"history\":[{\"created_by\":\"/bin/sh -c #(nop) ````\\n# Injected heading\"}]}");
+            "{\"history\":[{\"created_by\":\"/bin/sh -c #(nop) ````\\n# Injected "
+            "heading\"}]}");
     cr_assert_eq(build(&b, &img, &err), 0, "%s", err.msg);
     cr_assert_eq(render_markdown(img, &md, &len), 0);
     cr_assert_not_null(strstr(md, "\n`````dockerfile\n````\n# Injected heading\n`````\n"),
