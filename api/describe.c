@@ -335,7 +335,10 @@ static int mark_stale_json(struct api_response *resp)
         return IM_ENOMEM;
     grown[0] = '{';
     memcpy(grown + 1, flag, sizeof flag - 1);
-    memcpy(grown + sizeof flag, resp->body + 1, resp->len); /* with the NUL */
+    /* The body need not be NUL-terminated (rendered-answer cache copies): copy
+     * exactly its bytes and terminate the result here. */
+    memcpy(grown + sizeof flag, resp->body + 1, resp->len - 1);
+    grown[resp->len + sizeof flag - 1] = '\0';
     free(resp->body);
     resp->body = grown;
     resp->len += sizeof flag - 1;

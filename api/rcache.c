@@ -110,9 +110,10 @@ int api__rcache_get(struct api__rcache *c, const char *key, size_t klen, char **
     pthread_mutex_lock(&c->lock);
     struct rc_entry *e = *slot(c, key, klen, h);
     if (e) {
-        char *copy = malloc(e->blen ? e->blen : 1);
+        char *copy = malloc(e->blen + 1);
         if (copy) {
             memcpy(copy, e->body, e->blen);
+            copy[e->blen] = '\0'; /* bodies are text: keep them C strings too */
             *body = copy;
             *len = e->blen;
             *ctype = e->ctype;
