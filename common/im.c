@@ -161,6 +161,27 @@ int im_bundle_add_blob(struct im_bundle *b, const struct im_blob *blob)
     return 0;
 }
 
+int im_buf_append(struct im_buf *b, const void *data, size_t n)
+{
+    if (n > b->max || b->len > b->max - n)
+        return IM_ETOOBIG;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return IM_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
 /* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *s)
 {

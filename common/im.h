@@ -115,6 +115,17 @@ const struct im_blob *im_bundle_find_blob(const struct im_bundle *b, const char 
  * or -1 when src did not fit (dst then holds a truncated copy). */
 int im_strlcpy(char *dst, const char *src, size_t n);
 
+/* A growing, NUL-terminated byte buffer bounded by max (set it before the
+ * first append; a zeroed im_buf with max 0 accepts nothing). */
+struct im_buf {
+    char *p;
+    size_t len, cap, max;
+};
+
+/* Appends n bytes. IM_ETOOBIG when the buffer would exceed max (nothing is
+ * appended), IM_ENOMEM. Release with free(b->p). */
+int im_buf_append(struct im_buf *b, const void *data, size_t n) IM_WUR;
+
 /* Replaces, in place, every byte that is not part of a valid UTF-8 sequence
  * (overlong forms, surrogates and code points past U+10FFFF included) with
  * '?', so text from the network or cut at a byte limit can go into JSON. */

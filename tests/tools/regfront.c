@@ -83,47 +83,22 @@ struct rf_conf {
     char *s1_body;
 };
 
-struct rf_buf {
-    char *p;
-    size_t len, cap;
-};
-
 /* Per-request state, created by the URI log callback, freed on completion. */
 struct rf_req {
     char *uri; /* raw request target: path and query, still escaped */
     bool started;
     bool too_big;
-    struct rf_buf body;
+    struct im_buf body;
 };
 
 /* What the upstream answered. */
 struct rf_up {
     long status;
-    struct rf_buf body;
+    struct im_buf body;
     char *headers[RF_HEADERS_MAX];
     size_t nheaders;
     long long content_length; /* -1 when not sent */
 };
-
-static int buf_append(struct rf_buf *b, const void *data, size_t n)
-{
-    if (n > RF_BODY_MAX - b->len)
-        return IM_ETOOBIG;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return IM_ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
 
 static void up_free(struct rf_up *u)
 {
@@ -157,7 +132,7 @@ static const char *lastmod_find(const struct rf_conf *conf, const char *digest)
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
     struct rf_up *u = ud;
-    return buf_append(&u->body, data, size * n) == 0 ? size * n : 0;
+    return im_buf_append(&u->body, data, size * n) == 0 ? size * n : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *ud)
@@ -247,7 +222,7 @@ static struct curl_slist *request_headers(struct MHD_Connection *conn, bool drop
 
 /* Sends method + url to the upstream with the client's headers and body. */
 static int upstream_do(struct MHD_Connection *conn, const char *method, const char *url,
-                       const struct rf_buf *body, bool drop_auth, struct rf_up *u,
+                       const struct im_buf *body, bool drop_auth, struct rf_up *u,
                        char *errbuf)
 {
     CURL *c = curl_easy_init();
@@ -366,7 +341,7 @@ static enum MHD_Result proxy(struct rf_conf *conf, struct MHD_Connection *conn,
                              const char *upstream_path, const char *lastmod,
                              bool drop_auth, bool spoil)
 {
-    struct rf_up u = {0};
+    struct rf_up u = {.body.max = RF_BODY_MAX};
     char url[RF_URL_MAX], errbuf[CURL_ERROR_SIZE];
     struct MHD_Response *r = NULL;
     enum MHD_Result ret;
@@ -544,7 +519,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (!req->too_big && buf_append(&req->body, upload_data, *upload_data_size) != 0)
+        if (!req->too_big &&
+            im_buf_append(&req->body, upload_data, *upload_data_size) != 0)
             req->too_big = true;
         *upload_data_size = 0;
         return MHD_YES;
@@ -566,6 +542,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     (void)cls, (void)conn;
     if (req == NULL)
         return NULL;
+    req->body.max = RF_BODY_MAX;
     req->uri = strdup(uri);
     if (req->uri == NULL) {
         free(req);

@@ -171,3 +171,19 @@ Test(utf8, invalid_sequences_become_question_marks)
     cr_expect_str_eq(s5, "???? too big");
     cr_expect_str_eq(s6, "\xf0\x9f\x90\xb3 whale");
 }
+
+/* Buffers fed from the network stop at their cap and keep what they had. */
+Test(buf, append_is_bounded_and_terminated)
+{
+    struct im_buf b = {.max = 8};
+    cr_assert_eq(im_buf_append(&b, "abcde", 5), 0);
+    cr_assert_str_eq(b.p, "abcde");
+    cr_assert_eq(im_buf_append(&b, "fghi", 4), IM_ETOOBIG);
+    cr_assert_eq(b.len, 5, "nothing appended past the cap");
+    cr_assert_str_eq(b.p, "abcde");
+    cr_assert_eq(im_buf_append(&b, "fgh", 3), 0);
+    cr_assert_str_eq(b.p, "abcdefgh");
+    struct im_buf z = {0};
+    cr_assert_eq(im_buf_append(&z, "x", 1), IM_ETOOBIG, "max 0 accepts nothing");
+    free(b.p);
+}
