@@ -16,6 +16,9 @@
 struct store;
 struct reg_client;
 
+#define API_MAX_REGISTRY_TTLS 32
+#define API_MAX_TTL_SECONDS 604800 /* a week */
+
 struct api_config {
     int64_t tag_ttl_seconds; /* how long a tag resolution is fresh; default 300 */
     long resolve_wait_ms;    /* max wait for a coalesced resolution; default 60000 */
@@ -26,9 +29,25 @@ struct api_config {
     int64_t negative_ttl_seconds; /* remember a missing tag this long; 0 = never */
     int64_t cache_max_bytes;      /* database size budget; 0 = none */
     char admin_token[128];        /* bearer token for /admin/; "" = /admin/ disabled */
+    /* Per-registry tag TTLs overriding tag_ttl_seconds (api_config_registry_ttls). */
+    struct api_registry_ttl {
+        char registry[256]; /* as in a normalised reference: "docker.io", "ghcr.io" */
+        int64_t seconds;
+    } registry_ttls[API_MAX_REGISTRY_TTLS];
+    size_t n_registry_ttls;
 };
 
 void api_config_defaults(struct api_config *c);
+
+/* Parses "REGISTRY=SECONDS[,REGISTRY=SECONDS...]" (e.g. "ghcr.io=60,quay.io=900";
+ * docker.io's aliases index.docker.io and registry-1.docker.io name docker.io)
+ * into c->registry_ttls, replacing what was there. "" clears the list. Returns 0,
+ * or IM_EINVAL with err naming the bad entry (c unchanged). */
+int api_config_registry_ttls(struct api_config *c, const char *spec,
+                             struct im_error *err);
+
+/* The tag TTL for a registry: its own entry, else c->tag_ttl_seconds. */
+int64_t api_config_tag_ttl(const struct api_config *c, const char *registry);
 
 struct api;
 

@@ -189,7 +189,8 @@ static int shared(struct api *a, struct describe *d, const struct store_tag *pri
         note_store_failure(d, &how.store_err);
     if (rc != 0)
         return rc;
-    d->max_age = d->ref.tag[0] ? (long)a->cfg.tag_ttl_seconds : IMMUTABLE_MAX_AGE;
+    d->max_age = d->ref.tag[0] ? (long)api_config_tag_ttl(&a->cfg, d->ref.registry)
+                               : IMMUTABLE_MAX_AGE;
     if (how.coalesced) {
         d->cache = API_CACHE_COALESCED;
         d->detail = "coalesced";
@@ -240,7 +241,8 @@ static int fresh_hit(struct api *a, struct describe *d, const struct store_tag *
         note_store_failure(d, &serr);
     d->cache = API_CACHE_HIT;
     d->detail = "hit";
-    d->max_age = (long)store_fresh_for(t, now, a->cfg.tag_ttl_seconds);
+    d->max_age =
+        (long)store_fresh_for(t, now, api_config_tag_ttl(&a->cfg, d->ref.registry));
     count(a, IM_CACHE_HIT);
     return 0;
 }
@@ -272,8 +274,8 @@ static int obtain_tag(struct api *a, struct describe *d)
     rc = store_get_tag(a->store, &d->ref, &t, &d->err);
     if (rc != 0 || (d->ref.digest[0] && strcmp(d->ref.digest, t.digest) != 0))
         return shared(a, d, NULL); /* unknown, unreadable, or name:tag@digest moved */
-    enum store_freshness fr =
-        store_freshness(&t, now, a->cfg.tag_ttl_seconds, a->cfg.max_stale_seconds);
+    enum store_freshness fr = store_freshness(
+        &t, now, api_config_tag_ttl(&a->cfg, d->ref.registry), a->cfg.max_stale_seconds);
     if (fr == STORE_FRESH && fresh_hit(a, d, &t, now) == 0)
         return 0;
     rc = shared(a, d, &t);

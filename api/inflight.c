@@ -249,7 +249,7 @@ static bool answered_meanwhile(struct api *a, const struct im_ref *ref,
     const char *root = ref->digest;
     if (ref->tag[0]) {
         if (store_get_tag(a->store, ref, &t, NULL) != 0 ||
-            !store_tag_fresh(&t, im_now(), a->cfg.tag_ttl_seconds) ||
+            !store_tag_fresh(&t, im_now(), api_config_tag_ttl(&a->cfg, ref->registry)) ||
             (ref->digest[0] && strcmp(ref->digest, t.digest) != 0))
             return false;
         root = t.digest;

@@ -10,12 +10,17 @@
 #include "server.h"
 #include "store.h"
 
-void srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg)
+int srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg,
+                         struct im_error *err)
 {
+    struct im_error terr;
+    if (api_config_registry_ttls(acfg, cfg->registry_ttl, &terr) != 0)
+        return im_seterr(err, IM_EINVAL, "--registry-ttl: %s", terr.msg);
     acfg->max_stale_seconds = cfg->max_stale;
     acfg->negative_ttl_seconds = cfg->negative_ttl;
     acfg->cache_max_bytes = cfg->cache_max_bytes;
     im_strlcpy(acfg->admin_token, cfg->admin_token, sizeof acfg->admin_token);
+    return 0;
 }
 
 struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err)

@@ -77,6 +77,9 @@ static const struct opt opts[] = {
      "may connect to loopback, private and link-local addresses, over http too (unsafe: "
      "closed networks only)"},
     /* the cache (server/cache_cmd.c passes these on) */
+    {"registry-ttl", "IMGMETA_REGISTRY_TTL", OPT_STR, STR(registry_ttl), 0, 0, NULL,
+     "comma-separated REGISTRY=SECONDS overriding --tag-ttl for a registry, e.g. "
+     "ghcr.io=60,docker.io=900 (docker.io also names index.docker.io)"},
     {"max-stale", "IMGMETA_MAX_STALE", OPT_LONG, NUM(max_stale), 0, 31536000, "86400",
      "seconds past --tag-ttl a cached tag may still be served (marked stale) while the "
      "registry fails; 0 = never serve stale"},

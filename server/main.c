@@ -94,9 +94,9 @@ static int open_modules(const struct srv_config *cfg, struct modules *m,
     rcfg.docker_config_path = cfg->docker_config[0] ? cfg->docker_config : NULL;
     api_config_defaults(&acfg);
     acfg.tag_ttl_seconds = cfg->tag_ttl;
-    srv_cache_api_config(cfg, &acfg);
     memset(m, 0, sizeof *m);
-    if (mirrors_to_registry(cfg, &rcfg, err) != 0 ||
+    if (srv_cache_api_config(cfg, &acfg, err) != 0 ||
+        mirrors_to_registry(cfg, &rcfg, err) != 0 ||
         /* outbound security policy (registry/policy.c) */
         reg_config_policy(&rcfg, cfg->allow_registries, cfg->insecure_registries,
                           cfg->allow_private != 0, err) != 0 ||

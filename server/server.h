@@ -44,6 +44,7 @@ struct srv_config {
     char admin_token[128];    /* bearer token for /admin/, "" = disabled */
     char docker_config[1024]; /* Docker config.json with credentials, "" = none */
     long max_retries;         /* upstream retries */
+    char registry_ttl[2048];  /* "ghcr.io=60,quay.io=900": per-registry --tag-ttl */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config
@@ -60,8 +61,10 @@ void srv_config_help(FILE *out);
 
 struct api_config;
 struct store;
-/* Copies the cache options of cfg into acfg. */
-void srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg);
+/* Copies the cache options of cfg into acfg; IM_EINVAL with err when
+ * --registry-ttl does not parse. */
+int srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg,
+                         struct im_error *err);
 /* store_open(cfg->db); a damaged file is moved aside and replaced by an empty
  * database when cfg->db_recover, else refused with a message saying so. */
 struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err) IM_WUR;

@@ -439,3 +439,46 @@ Test(api, tags_upstream_down_is_a_gateway_error)
     cr_assert_not_null(strstr(r.body, "\"error\""), "%s", r.body);
     api_response_free(&r);
 }
+
+Test(config, registry_ttls_override_the_tag_ttl_per_registry)
+{
+    struct api_config c;
+    struct im_error err;
+    api_config_defaults(&c);
+    cr_assert_eq(api_config_registry_ttls(&c,
+                                          " ghcr.io=60, registry-1.docker.io=0,"
+                                          "localhost:5000=7",
+                                          &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(c.n_registry_ttls, 3);
+    cr_assert_eq(api_config_tag_ttl(&c, "ghcr.io"), 60);
+    cr_assert_eq(api_config_tag_ttl(&c, "docker.io"), 0, "alias names docker.io");
+    cr_assert_eq(api_config_tag_ttl(&c, "localhost:5000"), 7);
+    cr_assert_eq(api_config_tag_ttl(&c, "quay.io"), 300, "others keep --tag-ttl");
+    cr_assert_eq(api_config_registry_ttls(&c, "", &err), 0);
+    cr_assert_eq(api_config_tag_ttl(&c, "ghcr.io"), 300, "\"\" clears the list");
+}
+
+Test(config, bad_registry_ttls_are_refused_and_change_nothing)
+{
+    static const char *bad[] = {"ghcr.io",
+                                "ghcr.io=",
+                                "=60",
+                                "ghcr.io=6x",
+                                "ghcr.io=-1",
+                                "ghcr.io=604801",
+                                "ghcr=5",
+                                "gh cr.io=5",
+                                "ghcr.io=1,ghcr.io=2",
+                                "ghcr.io=99999999999999999999"};
+    struct api_config c;
+    struct im_error err;
+    api_config_defaults(&c);
+    cr_assert_eq(api_config_registry_ttls(&c, "quay.io=9", &err), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = '\0';
+        cr_expect_eq(api_config_registry_ttls(&c, bad[i], &err), IM_EINVAL, "%s", bad[i]);
+        cr_expect_neq(err.msg[0], '\0', "%s: a message", bad[i]);
+        cr_expect_eq(api_config_tag_ttl(&c, "quay.io"), 9, "%s left the list", bad[i]);
+    }
+}
