@@ -5,7 +5,8 @@
 #   (a) freshness: after the tag is re-pushed (push-variant), the old digest is
 #       served until --tag-ttl, the new one after; an unchanged tag past its
 #       TTL costs exactly one manifest HEAD; a changed one refetches nothing
-#       known by digest (no layer HEADs)
+#       known by digest (no layer HEADs); --registry-ttl overrides the TTL
+#       for one registry, both ways, and a bad value is refused at start
 #   (b) stale-if-error: registry gone -> the stale answer, marked (Warning,
 #       X-Imgmeta-Stale, "stale": true); past --max-stale -> 502/504
 #   (c) negative cache: a missing tag asked twice -> one upstream request
@@ -18,6 +19,9 @@
 #   (g) eviction: a small --cache-max-bytes, many images: the database stays
 #       under it and the most recent entry survives
 #   (h) a read-only database: answers still served, the failed write counted
+#   (h2) a full disk (a tmpfs filled up): answers still served and right, the
+#       failed write logged and counted, the database intact, writes resume
+#       once there is room
 #   (i) imgmeta cache stats|purge|gc and DELETE /admin/cache/{ref}
 # Prints "N passed, N failed"; exits 1 when anything failed.
 set -u
@@ -127,6 +131,34 @@ mark
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$DAEMON_URL/images/python/3.7-slim")
 check_eq "(a) If-None-Match while fresh: 304 without upstream" "304 0" "$code $(since_mark /v2/)"
 stop "$DAEMON_PID"
+
+# --- (a2) per-registry TTL: --registry-ttl overrides --tag-ttl for one registry ----
+R1=$(IT_OUT=$IT_DIR/fxr1 fill_fixture push-variant --variant 3 --tag r1 && echo "$LIST_DIGEST") ||
+    die "push-variant r1 failed"
+daemon "$IT_DIR/a2.db" --tag-ttl 600 --registry-ttl docker.io=2 || die "cannot start imgmeta"
+fetch /images/python/r1 >/dev/null
+check_eq "(a2) docker.io=2 over --tag-ttl 600: Cache-Control" "max-age=2 $R1" "$(header Cache-Control) $(body_digest)"
+R2=$(IT_OUT=$IT_DIR/fxr2 fill_fixture push-variant --variant 4 --tag r1 && echo "$LIST_DIGEST") ||
+    die "push-variant r1 (2) failed"
+sleep 2.2
+fetch /images/python/r1 >/dev/null
+check_eq "(a2) ... the re-pushed tag is seen after 2 s, not 600" "$R2" "$(body_digest)"
+stop "$DAEMON_PID"
+daemon "$IT_DIR/a3.db" --tag-ttl 2 --registry-ttl " ghcr.io=60, index.docker.io=600 " ||
+    die "cannot start imgmeta"
+fetch /images/python/r1 >/dev/null
+check_eq "(a2) index.docker.io=600 names docker.io: Cache-Control" "max-age=600" "$(header Cache-Control)"
+sleep 2.2
+mark
+fetch /images/python/r1 >/dev/null
+check_eq "(a2) ... still fresh past --tag-ttl 2: a hit, nothing upstream" "hit 0" "$(header X-Imgmeta-Cache) $(since_mark /v2/)"
+stop "$DAEMON_PID"
+for bad in docker.io=abc docker.io ghcr.io=-1 ghcr.io=604801 notahost=5 "ghcr.io=5,ghcr.io=6"; do
+    out=$("$IMGMETA" serve --listen 127.0.0.1:1 --db "$IT_DIR/bad.db" --registry-ttl "$bad" 2>&1)
+    rc=$?
+    case $out in *--registry-ttl*) said=yes ;; *) said="no: $out" ;; esac
+    check_eq "(a2) --registry-ttl '$bad' refused at start, naming the option" "1 yes" "$rc $said"
+done
 
 # --- (b) stale-if-error -----------------------------------------------------------
 daemon "$IT_DIR/b.db" --tag-ttl 1 --max-stale 8 || die "cannot start imgmeta"
@@ -271,6 +303,14 @@ code=$(fetch /images/python/g1)
 check_eq "(g) the least recent was evicted (resolved again)" "200 miss" "$code $(header X-Imgmeta-Cache)"
 stop "$DAEMON_PID"
 
+# check_write_failed LABEL LOG: the daemon logged a failed cache write and
+# counts it in /metrics.
+check_write_failed() {
+    check "$1 ... the failed write is logged" grep -q 'store_write_failed' "$2"
+    fails=$(curl -s "$DAEMON_URL/metrics" | sed -n 's/^imgmeta_store_write_failures_total //p')
+    check "$1 ... and counted (imgmeta_store_write_failures_total ${fails:-?})" [ "${fails:-0}" -ge 1 ]
+}
+
 # --- (h) a read-only database -----------------------------------------------------------------
 mkdir -p "$IT_DIR/ro" && cp "$IT_DIR/a.db" "$IT_DIR/ro/h.db"
 chmod 755 "$IT_DIR" "$IT_DIR/ro"
@@ -291,9 +331,7 @@ if wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID"; then
     code=$(fetch /images/python/g2)
     check_eq "(h) read-only database: a new tag is still answered from upstream" \
         "200 miss" "$code $(header X-Imgmeta-Cache)"
-    check "(h) ... the failed write is logged" grep -q 'store_write_failed' "$IT_DIR/h.log"
-    fails=$(curl -s "$DAEMON_URL/metrics" | sed -n 's/^imgmeta_store_write_failures_total //p')
-    check "(h) ... and counted (imgmeta_store_write_failures_total ${fails:-?})" [ "${fails:-0}" -ge 1 ]
+    check_write_failed "(h)" "$IT_DIR/h.log"
     code=$(fetch /images/python/3.7-slim)
     check_eq "(h) ... a cached tag is answered from the cache" "200 hit" "$code $(header X-Imgmeta-Cache)"
     check "(h) ... and the start said the file is read-only" grep -q 'event=db_readonly' "$IT_DIR/h.log"
@@ -303,6 +341,64 @@ else
 fi
 stop "$DAEMON_PID"
 chmod 700 "$IT_DIR"
+
+# --- (h2) a full disk -------------------------------------------------------------------------
+# The database lives on a 1 MiB tmpfs mounted in a mount namespace of the
+# daemon's own (unshare -m; the mount vanishes with the process), which the
+# test fills up from inside the namespace (nsenter) once the daemon runs:
+# SQLite then gets a real ENOSPC/SQLITE_FULL. Needs root for the mount; as
+# another user this part cannot run and says so (CI runs as root).
+# registry_digest TAG: the digest the registry itself has for python:TAG.
+registry_digest() {
+    curl -s -I -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
+        "$REGISTRY_URL/v2/library/python/manifests/$1" |
+        tr -d '\r' | sed -n 's/^docker-content-digest: //Ip'
+}
+if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null; then
+    echo "SKIP (h2) full disk: needs root and unshare -m for a tmpfs of its own (uid $(id -u))"
+else
+    mkdir -p "$IT_DIR/full"
+    DAEMON_PORT=$(free_port)
+    DAEMON_URL=http://127.0.0.1:$DAEMON_PORT
+    unshare -m sh -c 'mount -t tmpfs -o size=1m,mode=0755 imgmeta-full "$1" && shift &&
+        exec "$@"' sh "$IT_DIR/full" "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" \
+        --db "$IT_DIR/full/h2.db" --mirror "docker.io=$FRONT_URL" "${UPSTREAM_OPTS[@]}" \
+        >"$IT_DIR/h2.log" 2>&1 &
+    DAEMON_PID=$!
+    it_record "$DAEMON_PID"
+    if wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID"; then
+        in_ns() { nsenter -t "$DAEMON_PID" -m "$@"; }
+        code=$(fetch /images/python/3.7-slim)
+        check_eq "(h2) with room on the disk: answered and stored" "200 miss" "$code $(header X-Imgmeta-Cache)"
+        in_ns sh -c 'dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null; true' sh "$IT_DIR/full"
+        avail=$(in_ns df --output=avail -k "$IT_DIR/full" | tail -n 1 | tr -d ' ')
+        check_eq "(h2) the tmpfs is full (KiB available)" 0 "$avail"
+        want=$(registry_digest g3)
+        code=$(fetch /images/python/g3)
+        check_eq "(h2) full disk: a new tag is still answered, from upstream, right" \
+            "200 miss $want" "$code $(header X-Imgmeta-Cache) $(body_digest)"
+        check_write_failed "(h2)" "$IT_DIR/h2.log"
+        code=$(fetch /images/python/g3)
+        check_eq "(h2) ... asked again: answered again (nothing half-stored)" \
+            "200 miss $want" "$code $(header X-Imgmeta-Cache) $(body_digest)"
+        code=$(fetch /images/python/3.7-slim)
+        check_eq "(h2) ... the tag stored before is a hit" "200 hit" "$code $(header X-Imgmeta-Cache)"
+        in_ns rm -f "$IT_DIR/full/filler"
+        want=$(registry_digest g4)
+        fetch /images/python/g4 >/dev/null
+        code=$(fetch /images/python/g4)
+        check_eq "(h2) space freed: the next new tag is stored again (second ask a hit)" \
+            "200 hit $want" "$code $(header X-Imgmeta-Cache) $(body_digest)"
+        check_eq "(h2) the database is intact (imgmeta cache check, in the namespace)" ok \
+            "$(in_ns "$IMGMETA" cache check --db "$IT_DIR/full/h2.db" 2>&1)"
+        check "(h2) the daemon is still healthy" [ "$(curl -s -o /dev/null -w '%{http_code}' \
+            "$DAEMON_URL/healthz")" = 200 ]
+    else
+        it_fail "(h2) the daemon starts on a tmpfs"
+        tail -n 5 "$IT_DIR/h2.log"
+    fi
+    stop "$DAEMON_PID"
+fi
 
 # --- (i) cache commands and the admin endpoint -------------------------------------------------
 "$IMGMETA" cache stats --db "$IT_DIR/a.db" >"$IT_DIR/i.stats" 2>&1
@@ -327,7 +423,7 @@ stop "$DAEMON_PID"
 
 # Under ASan/UBSan a daemon's report goes to its log (it may not fail a request).
 reports=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$IT_DIR"/daemon-*.log \
-    "$IT_DIR"/h.log 2>/dev/null | wc -l)
+    "$IT_DIR"/h.log "$IT_DIR"/h2.log 2>/dev/null | wc -l)
 check_eq "no sanitizer report in any daemon log" 0 "$reports"
 
 finish
