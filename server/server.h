@@ -44,6 +44,7 @@ struct srv_config {
     char admin_token[128];    /* bearer token for /admin/, "" = disabled */
     char docker_config[1024]; /* Docker config.json with credentials, "" = none */
     long max_retries;         /* upstream retries */
+    long max_resolutions;     /* distinct references resolved upstream at once, 0 = any */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config
