@@ -20,7 +20,7 @@ static const struct {
     {IM_EINVAL, 400},    {IM_ENOTFOUND, 404}, {IM_EUNAUTH, 502},  {IM_EPROTO, 502},
     {IM_EDIGEST, 502},   {IM_ETOOBIG, 502},   {IM_ETIMEOUT, 504}, {IM_ERATELIMIT, 503},
     {IM_EPOLICY, 403},   {IM_ESTORE, 500},    {IM_ENOMEM, 500},   {IM_EUPSTREAM, 502},
-    {IM_EINTERNAL, 500},
+    {IM_EINTERNAL, 500}, {IM_EBUSY, 503},
 };
 
 int api__status_for(int code)
@@ -36,6 +36,7 @@ void api_config_defaults(struct api_config *c)
     memset(c, 0, sizeof *c);
     c->tag_ttl_seconds = 300;
     c->resolve_wait_ms = 60000;
+    c->max_resolutions = 32;
 }
 
 /* One "REGISTRY=SECONDS" entry, the registry normalised as references are. */
@@ -340,6 +341,11 @@ static int handle_reject(const struct api_request *req, struct api_response *res
         return api__error(resp, 431, "headers_too_large",
                           "the request header fields are too large (at most 16384 bytes "
                           "in all): send fewer or shorter headers");
+    case API_REJECT_BAD_HOST:
+        return api__error(
+            resp, 400, "invalid_request",
+            "an HTTP/1.1 request carries exactly one Host header (RFC 9112, "
+            "section 3.2)");
     case API_REJECT_NONE:
         break;
     }

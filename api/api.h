@@ -22,6 +22,12 @@ struct reg_client;
 struct api_config {
     int64_t tag_ttl_seconds; /* how long a tag resolution is fresh; default 300 */
     long resolve_wait_ms;    /* max wait for a coalesced resolution; default 60000 */
+    /* Distinct references resolved (or revalidated, or tag lists fetched)
+     * upstream at once; a request that would start one more is refused 503
+     * busy with Retry-After (a stale entry is served instead where the cache
+     * rules allow). Requests joining a running resolution do not count.
+     * Default 32; 0 = unbounded. */
+    long max_resolutions;
     /* The cache. api_config_defaults leaves these 0 (off); server/ passes the
      * configured values (defaults 86400, 30, 1 GiB). */
     int64_t max_stale_seconds;    /* serve stale this long past the TTL when the
@@ -64,9 +70,10 @@ enum api_format { API_FORMAT_JSON = 0, API_FORMAT_MARKDOWN = 1 };
  * error in the representation the request asked for. */
 enum api_reject {
     API_REJECT_NONE = 0,
-    API_REJECT_BODY,             /* 413: the request carried a body */
-    API_REJECT_URI_TOO_LONG,     /* 414: path or query over the service's limit */
-    API_REJECT_HEADERS_TOO_LARGE /* 431: header fields over the service's limit */
+    API_REJECT_BODY,              /* 413: the request carried a body */
+    API_REJECT_URI_TOO_LONG,      /* 414: path or query over the service's limit */
+    API_REJECT_HEADERS_TOO_LARGE, /* 431: header fields over the service's limit */
+    API_REJECT_BAD_HOST           /* 400: HTTP/1.1 without exactly one Host header */
 };
 
 /* One request as server/ understood it. Strings are borrowed for the call. */

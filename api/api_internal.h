@@ -23,6 +23,7 @@ struct api__flight {
     struct im_error err;
     unsigned waiters;
     bool revalidated;        /* a HEAD confirmed the cached digest */
+    long retry_after;        /* the upstream's Retry-After (seconds), 0 = none */
     struct im_bundle bundle; /* on success, a copy for the waiters */
 };
 
@@ -34,11 +35,13 @@ struct api__pending_counters {
 };
 
 /* The in-flight table: a short list under one lock (entries live only while
- * their resolution runs). */
+ * their resolution runs), and the count of upstream operations running
+ * (flights and tag listings), bounded by cfg.max_resolutions. */
 struct api__inflight {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct api__flight *head;
+    long running;
 };
 
 /* Rendered answers (rcache.c): a byte-bounded LRU, thread-safe. get copies
@@ -69,6 +72,8 @@ struct api__shared {
     bool revalidated; /* a HEAD confirmed the cached digest: nothing was fetched */
     bool store_failed;
     struct im_error store_err; /* why the result could not be stored */
+    long retry_after;          /* on IM_ERATELIMIT or IM_EBUSY: seconds to tell the
+                                  client (the upstream's Retry-After), 0 = unknown */
 };
 
 /* Resolves ref upstream and stores the result, or waits for a concurrent
@@ -77,10 +82,18 @@ struct api__shared {
  * touches the tag; a changed one is resolved with every document the cache
  * already holds pre-filled, so nothing known by digest is fetched again. A
  * tag the registry says does not exist is remembered (negative cache). On 0,
- * out (initialised, empty) holds the answer and *how says what happened. */
+ * out (initialised, empty) holds the answer and *how says what happened.
+ * IM_EBUSY (at once, nothing asked upstream) when cfg.max_resolutions other
+ * references are being resolved already and none of them is ref. */
 int api__resolve_shared(struct api *a, const struct im_ref *ref,
                         const struct store_tag *prior, struct im_bundle *out,
                         struct api__shared *how, struct im_error *err);
+
+/* One upstream operation that is not a resolution (a tag listing) takes a
+ * slot of cfg.max_resolutions: 0, or IM_EBUSY (counted, *retry_after set)
+ * when none is free. Every 0 is paired with one api__upstream_leave. */
+int api__upstream_enter(struct api *a, long *retry_after, struct im_error *err);
+void api__upstream_leave(struct api *a);
 
 /* Copies every document and blob of src into dst (initialised, empty). 0 or
  * IM_ENOMEM (dst then emptied). */

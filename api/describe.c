@@ -41,6 +41,7 @@ struct describe {
     bool stale;         /* served past its freshness because the upstream failed */
     bool lazy;          /* bundle holds only root_digest: load it when rendering */
     bool store_failed;  /* a cache write failed (the answer is still right) */
+    long retry_after;   /* on IM_ERATELIMIT/IM_EBUSY: seconds for Retry-After, 0 */
     struct im_error store_err;
     struct im_error err;
 };
@@ -161,7 +162,8 @@ static void note_store_failure(struct describe *d, const struct im_error *serr)
 /* Upstream failures that let a stale entry be served instead. */
 static bool stale_if_error(int rc)
 {
-    return rc == IM_EUPSTREAM || rc == IM_ETIMEOUT || rc == IM_ERATELIMIT;
+    return rc == IM_EUPSTREAM || rc == IM_ETIMEOUT || rc == IM_ERATELIMIT ||
+           rc == IM_EBUSY;
 }
 
 /* A digest reference from the cache: 0 with d->bundle filled, IM_ENOTFOUND. */
@@ -185,6 +187,7 @@ static int shared(struct api *a, struct describe *d, const struct store_tag *pri
     struct api__shared how;
     im_bundle_free(&d->bundle);
     int rc = api__resolve_shared(a, &d->ref, prior, &d->bundle, &how, &d->err);
+    d->retry_after = how.retry_after;
     if (how.store_failed)
         note_store_failure(d, &how.store_err);
     if (rc != 0)
@@ -514,8 +517,8 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
         goto out;
     }
     if (rc != 0) {
-        if (rc == IM_ERATELIMIT)
-            resp->retry_after = 60;
+        if (rc == IM_ERATELIMIT || rc == IM_EBUSY)
+            resp->retry_after = d.retry_after > 0 ? d.retry_after : 60;
         rc = api__error_code(resp, rc, d.err.msg);
         goto out;
     }

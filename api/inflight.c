@@ -1,7 +1,13 @@
 /* inflight.c - coalescing: one upstream resolution (or revalidation) per
  * reference at a time, however many requests ask for it concurrently; the one
  * request that does the work stores the answer and hands every waiter a copy,
- * so waiters never depend on the cache being writable. */
+ * so waiters never depend on the cache being writable.
+ *
+ * The table also bounds how many references are resolved upstream at once
+ * (cfg.max_resolutions): a request that would start one more is refused with
+ * IM_EBUSY at once instead of queueing, so a burst of distinct cold
+ * references cannot pile up threads, sockets and memory behind a slow
+ * registry. Joining a running resolution is always allowed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +19,15 @@
 #include "registry.h"
 #include "store.h"
 
+/* What a refused request is told to wait: resolutions take from a few ms to
+ * the upstream timeout, so a short, fixed hint keeps clients polite without
+ * making them wait out the worst case. */
+#define API__BUSY_RETRY_AFTER_S 1
+
 int api__inflight_init(struct api__inflight *t)
 {
     t->head = NULL;
+    t->running = 0;
     if (pthread_mutex_init(&t->lock, NULL) != 0)
         return -1;
     pthread_condattr_t attr;
@@ -191,6 +203,7 @@ static int revalidate(struct api *a, const struct im_ref *ref,
     byTag.digest[0] = '\0';
     *same = false;
     int rc = reg_head_manifest(a->reg, &byTag, &head, &stats, err);
+    how->retry_after = stats.retry_after;
     if (rc == IM_EPROTO)
         return 0; /* no Docker-Content-Digest: resolve in full */
     if (rc)
@@ -283,6 +296,7 @@ static int work(struct api *a, const struct im_ref *ref, const struct store_tag 
     }
     bool prefilled = out->ndocs > 0;
     rc = reg_resolve(a->reg, ref, out, &stats, err);
+    how->retry_after = stats.retry_after;
     if (rc == IM_ENOTFOUND)
         remember_miss(a, ref, how);
     if (!rc && prefilled)
@@ -293,6 +307,43 @@ static int work(struct api *a, const struct im_ref *ref, const struct store_tag 
     }
     store_answer(a, ref, out, how);
     return 0;
+}
+
+/* ---- the bound on upstream work -------------------------------------------- */
+
+/* Takes a slot (lock held): false when cfg.max_resolutions are running. */
+static bool take_slot(struct api *a)
+{
+    struct api__inflight *t = &a->inflight;
+    if (a->cfg.max_resolutions > 0 && t->running >= a->cfg.max_resolutions)
+        return false;
+    t->running++;
+    return true;
+}
+
+static int refuse(struct api *a, long *retry_after, struct im_error *err)
+{
+    im_metric_inc(IM_RESOLUTIONS_REFUSED);
+    *retry_after = API__BUSY_RETRY_AFTER_S;
+    return im_seterr(err, IM_EBUSY,
+                     "imgmeta is already resolving %ld references upstream (the "
+                     "--max-resolutions limit): retry in %d s",
+                     a->cfg.max_resolutions, API__BUSY_RETRY_AFTER_S);
+}
+
+int api__upstream_enter(struct api *a, long *retry_after, struct im_error *err)
+{
+    pthread_mutex_lock(&a->inflight.lock);
+    bool taken = take_slot(a);
+    pthread_mutex_unlock(&a->inflight.lock);
+    return taken ? 0 : refuse(a, retry_after, err);
+}
+
+void api__upstream_leave(struct api *a)
+{
+    pthread_mutex_lock(&a->inflight.lock);
+    a->inflight.running--;
+    pthread_mutex_unlock(&a->inflight.lock);
 }
 
 /* ---- coalescing ---------------------------------------------------------- */
@@ -320,6 +371,7 @@ static int wait_for(struct api *a, struct api__flight *f, struct im_bundle *out,
     if (out_rc == 0 && api__bundle_copy(out, &f->bundle) != 0)
         out_rc = im_seterr(err, IM_ENOMEM, "out of memory copying a shared answer");
     how->revalidated = f->revalidated;
+    how->retry_after = f->retry_after;
     if (f->waiters == 0) {
         im_bundle_free(&f->bundle);
         free(f);
@@ -346,8 +398,13 @@ int api__resolve_shared(struct api *a, const struct im_ref *ref,
         pthread_mutex_unlock(&t->lock);
         return rc;
     }
+    if (!take_slot(a)) {
+        pthread_mutex_unlock(&t->lock);
+        return refuse(a, &how->retry_after, err);
+    }
     f = calloc(1, sizeof *f);
     if (!f) {
+        t->running--;
         pthread_mutex_unlock(&t->lock);
         return im_seterr(err, IM_ENOMEM, "out of memory");
     }
@@ -366,6 +423,8 @@ int api__resolve_shared(struct api *a, const struct im_ref *ref,
     pthread_mutex_lock(&t->lock);
     f->rc = rc;
     f->revalidated = how->revalidated;
+    f->retry_after = how->retry_after;
+    t->running--;
     if (rc == 0 && f->waiters > 0 && api__bundle_copy(&f->bundle, out) != 0) {
         f->rc = IM_ENOMEM;
         im_seterr(&f->err, IM_ENOMEM, "out of memory sharing an answer");

@@ -133,7 +133,7 @@ static int set_json_line(struct api_response *resp, const char *text)
 static int upstream_error(struct api_response *resp, int rc,
                           const struct reg_stats *stats, const struct im_error *err)
 {
-    if (rc == IM_ERATELIMIT)
+    if (rc == IM_ERATELIMIT || rc == IM_EBUSY)
         resp->retry_after = stats->retry_after > 0 ? stats->retry_after : 60;
     if (rc == IM_ENOTFOUND)
         return api__error(resp, 404, "not_found", err->msg);
@@ -154,7 +154,14 @@ int api__tags(struct api *a, const struct api_request *req, struct api_response 
     int rc = parse_page(req, &p, resp);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    rc = reg_list_tags(a->reg, &p.ref, 0, &tags, &stats, &err);
+    long busy_retry = 0;
+    rc = api__upstream_enter(a, &busy_retry, &err);
+    if (rc == 0) {
+        rc = reg_list_tags(a->reg, &p.ref, 0, &tags, &stats, &err);
+        api__upstream_leave(a);
+    } else {
+        stats.retry_after = (int)busy_retry;
+    }
     if (rc != 0) {
         rc = upstream_error(resp, rc, &stats, &err);
         goto out;

@@ -5,8 +5,8 @@ set -eu
 
 build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev"
 run="$build ca-certificates"
-test="$run libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind"
-bench="$test wrk nginx-light skopeo bc"
+test="$run libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk"
+bench="$test nginx-light bc"
 
 case "${1:-}" in
 build) want=$build ;;

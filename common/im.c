@@ -25,7 +25,8 @@ static const struct {
     {IM_ESTORE, "store_failure", "cache database failure"},
     {IM_ENOMEM, "out_of_memory", "out of memory"},
     {IM_EUPSTREAM, "upstream_unavailable", "upstream unavailable"},
-    {IM_EINTERNAL, "internal_error", "internal error"},
+    {IM_EBUSY, "busy", "too many upstream resolutions in progress"},
+    {IM_EINTERNAL, "internal_error", "internal error"}, /* last: the fallback */
 };
 
 static size_t err_index(int code)

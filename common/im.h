@@ -35,6 +35,7 @@ enum im_err {
     IM_ENOMEM = -11,    /* out of memory */
     IM_EUPSTREAM = -12, /* upstream unreachable or 5xx */
     IM_EINTERNAL = -13, /* a bug: should not happen */
+    IM_EBUSY = -14,     /* too many upstream resolutions at once (--max-resolutions) */
 };
 
 /* Human-readable message for a failure, filled by the function that failed.

@@ -42,7 +42,7 @@ static struct ratelimit limits[16];
 static size_t nlimits;
 
 static const char *const counter_names[IM_COUNTER__COUNT] = {
-    "hit", "miss", "stale", "revalidated", "coalesced", "negative_hit", NULL};
+    "hit", "miss", "stale", "revalidated", "coalesced", "negative_hit", NULL, NULL};
 static const char *const gauge_names[IM_GAUGE__COUNT] = {
     "imgmeta_resolutions_in_flight", "imgmeta_db_bytes", "imgmeta_db_documents",
     "imgmeta_db_blobs", "imgmeta_db_tags"};
@@ -142,6 +142,12 @@ void im_metrics_write(FILE *out)
             "# TYPE imgmeta_store_write_failures_total counter\n"
             "imgmeta_store_write_failures_total %llu\n",
             (unsigned long long)atomic_load(&counters[IM_STORE_WRITE_FAILURES]));
+    fprintf(out,
+            "# HELP imgmeta_resolutions_refused_total Requests answered 503 busy because "
+            "--max-resolutions upstream resolutions were running.\n"
+            "# TYPE imgmeta_resolutions_refused_total counter\n"
+            "imgmeta_resolutions_refused_total %llu\n",
+            (unsigned long long)atomic_load(&counters[IM_RESOLUTIONS_REFUSED]));
     for (int g = 0; g < IM_GAUGE__COUNT; g++)
         fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_names[g],
                 gauge_help[g], gauge_names[g], gauge_names[g],

@@ -20,6 +20,7 @@ enum im_counter {
     IM_CACHE_COALESCED,      /* waited for another request's resolution */
     IM_CACHE_NEGATIVE_HIT,   /* answered "not found" from the negative cache */
     IM_STORE_WRITE_FAILURES, /* cache writes that failed (answer still served) */
+    IM_RESOLUTIONS_REFUSED,  /* 503 busy: --max-resolutions were already running */
     IM_COUNTER__COUNT
 };
 

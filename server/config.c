@@ -100,6 +100,11 @@ static const struct opt opts[] = {
     {"max-retries", "IMGMETA_MAX_RETRIES", OPT_LONG, NUM(max_retries), 0, 10, "2",
      "retries of an upstream request after a connection error, 5xx or 429 (exponential "
      "backoff with jitter, Retry-After honoured)"},
+    {"max-resolutions", "IMGMETA_MAX_RESOLUTIONS", OPT_LONG, NUM(max_resolutions), 0,
+     100000, "32",
+     "distinct references resolved upstream at once; a request needing one more gets "
+     "503 busy with Retry-After (or a stale answer where --max-stale allows); requests "
+     "for a reference already being resolved wait for it; 0 = no bound"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

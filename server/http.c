@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,8 +152,33 @@ static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
+static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    size_t *n = cls;
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        (*n)++;
+    return MHD_YES;
+}
+
+/* RFC 9112, section 3.2: a server answers 400 to an HTTP/1.1 request without
+ * a Host header, and to any request with more than one. libmicrohttpd
+ * enforces the first only in its strict mode, with its own HTML answer; here
+ * the client gets the service's JSON error like for every other refusal. */
+static bool host_ok(struct MHD_Connection *conn, const char *version)
+{
+    size_t hosts = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &hosts);
+    if (hosts > 1)
+        return false;
+    return hosts == 1 || strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
+}
+
 /* The service's limits, checked on the request's first call. */
-static enum api_reject check_limits(struct MHD_Connection *conn, const char *url)
+static enum api_reject check_limits(struct MHD_Connection *conn, const char *url,
+                                    const char *version)
 {
     size_t headers = 0;
     if (strlen(url) > MAX_PATH_BYTES)
@@ -160,6 +186,8 @@ static enum api_reject check_limits(struct MHD_Connection *conn, const char *url
     MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &headers);
     if (headers > MAX_HEADER_BYTES)
         return API_REJECT_HEADERS_TOO_LARGE;
+    if (!host_ok(conn, version))
+        return API_REJECT_BAD_HOST;
     return API_REJECT_NONE;
 }
 
@@ -236,7 +264,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct srv_http *h = cls;
     struct request *rq = *req_cls;
-    (void)version;
     (void)upload_data;
     if (!rq) {
         rq = calloc(1, sizeof *rq);
@@ -248,7 +275,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->route = api_route_label(url);
         im_strlcpy(rq->method, method, sizeof rq->method);
         log_escape(rq->path, sizeof rq->path, url);
-        rq->reject = check_limits(conn, url);
+        rq->reject = check_limits(conn, url, version);
         atomic_fetch_add(&h->in_flight, 1);
         *req_cls = rq;
         return MHD_YES;

@@ -45,6 +45,7 @@ struct srv_config {
     char docker_config[1024]; /* Docker config.json with credentials, "" = none */
     long max_retries;         /* upstream retries */
     char registry_ttl[2048];  /* "ghcr.io=60,quay.io=900": per-registry --tag-ttl */
+    long max_resolutions;     /* distinct references resolved upstream at once, 0 = any */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config

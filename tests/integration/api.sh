@@ -265,7 +265,8 @@ check_eq "altered manifest upstream: 502 digest_mismatch" "502 digest_mismatch" 
     "$(cat "$R/corrupt.status") $(jqb corrupt .error.code)"
 efetch limited $IMG "$U/images/limited.test/library/python/3.7-slim"
 error_is limited 503 upstream_rate_limited
-check "503 carries Retry-After" [ -n "$(header limited Retry-After)" ]
+check_eq "503 carries the registry's own Retry-After (7), not a made-up one" 7 \
+    "$(header limited Retry-After)"
 efetch slow $IMG "$U/images/slow.test/library/python/3.7-slim"
 error_is slow 504 upstream_timeout
 efetch slow_md $IMG -H 'Accept: text/markdown' "$U/images/slow.test/library/python/3.7-slim"
@@ -337,6 +338,7 @@ check "access log: one line per request" \
 # --- config -----------------------------------------------------------------------------------------
 check "serve --help lists --config and its environment variable" eval \
     "'$IMGMETA' serve --help | grep -q -- '--config *IMGMETA_CONFIG'"
+# (README.md's option table is checked against --help by ctest docs.options)
 bad_conf() {
     printf 'no-such-option = 1\n' >"$IT_DIR/bad.conf"
     ! "$IMGMETA" serve --config "$IT_DIR/bad.conf" 2>"$IT_DIR/bad.err" &&
@@ -386,6 +388,40 @@ check_eq "describe an invalid reference: exit 2" 2 "$?"
 check_eq "describe without REF: exit 2" 2 "$?"
 "$IMGMETA" describe corrupt.test/library/python:3.7-slim "${D[@]}" >/dev/null 2>&1
 check_eq "describe with a corrupting upstream: exit 3" 3 "$?"
+
+# --- --max-resolutions: the bound on upstream work answers 503 busy -------------------------------
+# A second daemon allows one upstream operation at a time; a resolution
+# through the slow front holds it (the front answers after its timeout), so
+# another reference, and a tag list, are refused at once with 503 busy and
+# Retry-After, while the running one goes on.
+busy() {
+    local port pid bu i cpid
+    port=$(free_port) || return 1
+    "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/busy.db" --max-resolutions 1 \
+        --request-timeout-ms 1500 --max-retries 0 --mirror "slow.test=$SLOW_URL" \
+        >"$IT_DIR/busy.log" 2>&1 &
+    pid=$!
+    it_record "$pid"
+    bu=http://127.0.0.1:$port
+    wait_http "$bu/healthz" 200 "$pid" || return 1
+    curl -s -o /dev/null --max-time 30 "$bu/images/slow.test/library/python/3.7-slim" &
+    cpid=$!
+    for i in $(seq 1 50); do
+        curl -s "$bu/metrics" | grep -q '^imgmeta_resolutions_in_flight 1$' && break
+        sleep 0.05
+    done
+    efetch busy_image $IMG "$bu/images/slow.test/library/python/3"
+    error_is busy_image 503 busy
+    check_eq "busy: Retry-After 1" 1 "$(header busy_image Retry-After)"
+    efetch busy_tags $TAGS "$bu/repositories/slow.test/library/python/tags"
+    error_is busy_tags 503 busy
+    check_eq "busy: counted in /metrics" "imgmeta_resolutions_refused_total 2" \
+        "$(curl -s "$bu/metrics" | grep '^imgmeta_resolutions_refused_total')"
+    wait "$cpid"
+    kill -TERM "$pid"
+    wait "$pid"
+}
+busy || it_fail "the --max-resolutions test could not run"
 
 # --- admin: purge a reference (the cache's endpoint, validated here too) ----------------------------
 ADM=/admin/cache/{ref}

@@ -102,6 +102,27 @@ fault_and_heal 429 503 upstream_rate_limited 8
 grep -qi '^retry-after:' "$IT_DIR/h"
 check "429: our 503 carries Retry-After" [ $? -eq 0 ]
 fault_and_heal 429ra 503 upstream_rate_limited 8
+# The registry's Retry-After (faultreg sends 1) reaches the client, for the
+# request that resolved and for every request that waited for it (coalesced):
+# not a made-up 60.
+ctl "break?mode=rawait&as=429ra" >/dev/null
+ra_pids=()
+for i in 1 2 3 4 5 6; do
+    curl -s -D "$IT_DIR/ra$i.h" -o /dev/null -w '%{http_code}\n' --max-time 30 \
+        "$DAEMON_URL/images/rawait/v1" >"$IT_DIR/ra$i.s" &
+    ra_pids+=($!)
+done
+wait "${ra_pids[@]}"
+ra_all() {
+    local i
+    for i in 1 2 3 4 5 6; do
+        printf '%s %s\n' "$(cat "$IT_DIR/ra$i.s")" \
+            "$(tr -d '\r' <"$IT_DIR/ra$i.h" | sed -n 's/^retry-after: //Ip')"
+    done | sort | uniq -c | awk '{print $1, $2, $3}'
+}
+check_eq "429 with Retry-After: 1 -> six concurrent requests all 503 with Retry-After: 1" \
+    "6 503 1" "$(ra_all)"
+healed rawait
 fault_and_heal 503 502 upstream_unavailable 8
 fault_and_heal 503ra 502 upstream_unavailable 8
 

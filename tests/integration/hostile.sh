@@ -171,7 +171,23 @@ raw "HTTP/2.0 over HTTP/1" "400|505|000" "GET /healthz HTTP/2.0\r\nHost: x\r\n\r
 raw "NUL in the request line" "400|404|000" "GET /heal\0thz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 raw "CRLF injection in the target" "400|404|000" \
     "GET /images/python/3.7\r\nX-Evil: 1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-raw "missing Host in HTTP/1.1" "400|200" "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+# RFC 9112, section 3.2: HTTP/1.1 needs exactly one Host; the 400 is the
+# service's JSON error (rawbody checks the body too).
+raw "missing Host in HTTP/1.1" 400 "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+raw "missing Host, image route" 400 "GET $IMAGE HTTP/1.1\r\nConnection: close\r\n\r\n"
+raw "missing Host, /metrics" 400 "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"
+raw "two Host headers" 400 "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n"
+raw "two Host headers in HTTP/1.0" 400 "GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"
+raw "HTTP/1.0 without Host (allowed)" 200 "GET /healthz HTTP/1.0\r\n\r\n"
+raw "empty Host (allowed)" 200 "GET /healthz HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n"
+host_error_json() {
+    timeout 3 bash -c '
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        printf "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n" >&3
+        cat <&3' "$HOST" "$DAEMON_PORT" 2>/dev/null | sed '1,/^\r$/d' |
+        jq -e '.error.code == "invalid_request" and (.error.message | test("Host"))' >/dev/null
+}
+check "missing Host: the JSON error invalid_request names the Host header" host_error_json
 raw "header without colon" "400|200|000" "GET /healthz HTTP/1.1\r\nHost: x\r\nNoColon\r\nConnection: close\r\n\r\n"
 raw "obsolete line folding" "400|200|000" \
     "GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\nConnection: close\r\n\r\n"
@@ -242,6 +258,76 @@ wait "$LIMIT_PID"
 DAEMON_URL=$MAIN_URL
 DAEMON_PID=$MAIN_PID
 DAEMON_PORT=$MAIN_PORT
+
+# --- --max-resolutions: a bound on upstream work, cached answers never refused ---------
+# A slow front (every request delayed) and --max-resolutions 2: while two
+# distinct cold references are being resolved, a third is refused at once
+# with 503 busy and Retry-After; a reference already being resolved is joined
+# (coalesced), a fresh digest reference answers from the cache, and a stale
+# tag is served marked stale rather than refused; the two running resolutions
+# finish with 200 and the refused reference resolves once a slot is free.
+for t in la lb lc; do
+    IT_OUT=$IT_DIR/fx-$t fill_fixture push --tag "$t" >/dev/null || die "cannot push tag $t"
+done
+MAIN_FRONT=$FRONT_URL
+try3 start_front --bearer --delay-ms 1000 || die "cannot start the slow front"
+try3 start_daemon --db "$IT_DIR/resolutions.db" --max-resolutions 2 --tag-ttl 1 \
+    --max-stale 3600 || die "cannot start the daemon with --max-resolutions 2"
+LIM_PID=$DAEMON_PID
+get() { # get NAME PATH: status in $IT_DIR/NAME.s, headers .h, body .b
+    curl -s -D "$IT_DIR/$1.h" -o "$IT_DIR/$1.b" -w '%{http_code}' --max-time 60 \
+        "$DAEMON_URL$2" >"$IT_DIR/$1.s"
+}
+hdr() { tr -d '\r' <"$IT_DIR/$1.h" | sed -n "s/^$2: //Ip" | tail -n 1; }
+get warm "$IMAGE"
+get warm_digest "/images/python@$LIST_DIGEST"
+check_eq "limits: the fixture and its digest are cached first" "200 200" \
+    "$(cat "$IT_DIR/warm.s") $(cat "$IT_DIR/warm_digest.s")"
+sleep 2 # --tag-ttl 1: the tag is stale now, the digest reference never is
+get la /images/python/la &
+la_pid=$!
+get lb /images/python/lb &
+lb_pid=$!
+saturated() {
+    local i
+    for i in $(seq 1 100); do
+        curl -s "$DAEMON_URL/metrics" | grep -q '^imgmeta_resolutions_in_flight 2$' && return 0
+        sleep 0.02
+    done
+    return 1
+}
+check "limits: two slow resolutions hold both slots" saturated
+get stale "$IMAGE"
+get digest_hit "/images/python@$LIST_DIGEST"
+get lc /images/python/lc
+get la2 /images/python/la &
+la2_pid=$!
+wait "$la_pid" "$lb_pid" "$la2_pid"
+check_eq "limits: a third distinct cold reference gets 503 busy with Retry-After" \
+    "503 busy 1" "$(cat "$IT_DIR/lc.s") $(jq -r .error.code "$IT_DIR/lc.b") $(hdr lc Retry-After)"
+check_eq "limits: the two running resolutions answer 200" "200 200" \
+    "$(cat "$IT_DIR/la.s") $(cat "$IT_DIR/lb.s")"
+check_eq "limits: a request for a reference being resolved joins it (not refused)" \
+    "200 coalesced" "$(cat "$IT_DIR/la2.s") $(hdr la2 X-Imgmeta-Cache)"
+check_eq "limits: a cached digest reference answers 200 while saturated" "200 hit" \
+    "$(cat "$IT_DIR/digest_hit.s") $(hdr digest_hit X-Imgmeta-Cache)"
+check_eq "limits: a stale tag is served marked stale while saturated, not refused" \
+    "200 stale true $(jq -r .digest "$IT_DIR/warm.b")" \
+    "$(cat "$IT_DIR/stale.s") $(hdr stale X-Imgmeta-Cache) $(jq -r .stale "$IT_DIR/stale.b") $(jq -r .digest "$IT_DIR/stale.b")"
+refused=$(curl -s "$DAEMON_URL/metrics" | sed -n 's/^imgmeta_resolutions_refused_total //p')
+check "limits: refusals are counted in /metrics ($refused)" [ "${refused:-0}" -ge 2 ]
+if [ "$IT_FAILED" -gt 0 ]; then # what the daemon saw, for the failure above
+    grep -a 'event=access' "$IT_DIR/daemon.log" | grep -a 'path="/images/python' | tail -n 8
+fi
+get lc_again /images/python/lc
+check_eq "limits: the refused reference resolves once a slot is free" 200 "$(cat "$IT_DIR/lc_again.s")"
+kill -TERM "$LIM_PID"
+wait "$LIM_PID"
+check_eq "limits: the daemon exits 0" 0 "$?"
+DAEMON_URL=$MAIN_URL
+DAEMON_PID=$MAIN_PID
+DAEMON_PORT=$MAIN_PORT
+FRONT_URL=$MAIN_FRONT
 
 # --- the service afterwards --------------------------------------------------------
 check "daemon still running" kill -0 "$DAEMON_PID"
