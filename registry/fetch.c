@@ -487,14 +487,16 @@ static CURLcode token_perform(struct reg__session *s, struct reg__xfer *tx)
 /* Blocking GET of a bearer token for the challenge (the only synchronous
  * request of a resolution: it happens once per registry+scope, before the
  * transfers that need it); on success s->bearer holds it and the cache has
- * it. */
+ * it. once: a single attempt (reg__token_prefetch). */
 static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
-                       const char *scope_key, struct im_error *err)
+                       const char *scope_key, bool once, struct im_error *err)
 {
     struct reg__xfer tx;
     char *tok = NULL;
     long expires_in = 60;
     memset(&tx, 0, sizeof tx);
+    if (once) /* no retries: the attempts are used up already */
+        tx.attempts = s->c->cfg.max_retries;
     int rc = token_url(ch, tx.url, sizeof tx.url, err);
     if (rc)
         goto out;
@@ -602,7 +604,21 @@ static int use_bearer(struct reg__session *s, struct reg__xfer *x,
         s->bearer_gen++;
         return 0;
     }
-    return fetch_token(s, ch, scope_key, err);
+    int rc = fetch_token(s, ch, scope_key, false, err);
+    if (rc == 0) /* the next session asks this realm first (reg__token_prefetch) */
+        reg__realms_put(s->c->realms, s->registry, ch->realm, ch->service);
+    return rc;
+}
+
+void reg__token_prefetch(struct reg__session *s)
+{
+    struct reg__challenge ch;
+    struct im_error ignored;
+    if (s->bearer || s->basic || reg__realms_get(s->c->realms, s->registry, &ch) != 0)
+        return;
+    if (im_strlcpy(ch.scope, s->scope, sizeof ch.scope) != 0 ||
+        fetch_token(s, &ch, s->scope, true, &ignored) != 0)
+        reg__realms_drop(s->c->realms, s->registry); /* relearnt from the 401 */
 }
 
 /* 401: authenticate as the challenge asks and restart x once. 1 when

@@ -44,6 +44,8 @@ int reg__parse_challenge(const char *hdr, struct reg__challenge *out,
  * is the guard's job (below). 0 or IM_EPOLICY. */
 int reg__check_url(const char *url, struct im_error *err);
 
+/* Whether cfg sends registry's traffic to a mirror. */
+bool reg__policy_mirrored(const struct reg_config *cfg, const char *registry);
 /* Whether a reference may name registry (mirrored, insecure or on the
  * allowlist). */
 bool reg__policy_allowed(const struct reg_config *cfg, const char *registry);
@@ -112,6 +114,28 @@ int reg__tokens_put(struct reg__tokens *t, const char *registry, const char *sco
 /* Forgets the token for (registry, scope), e.g. after "invalid_token". */
 void reg__tokens_drop(struct reg__tokens *t, const char *registry, const char *scope);
 
+/* ---- token realms (auth.c): per registry, bounded (LRU), locked. ----
+ * A registry's Bearer realm and service, learnt from its last challenge (or
+ * known in advance: Docker Hub's), so that a session without a cached token
+ * asks the realm first instead of being sent there by a 401. */
+struct reg__realms;
+struct reg__realms *reg__realms_new(void);
+void reg__realms_free(struct reg__realms *t);
+/* Fills out (scheme "Bearer", realm, service; no scope) for registry: 0, or
+ * -1 when none is remembered. */
+int reg__realms_get(struct reg__realms *t, const char *registry,
+                    struct reg__challenge *out);
+/* Remembers (replaces) registry's realm and service; values too long for a
+ * challenge, or an empty realm, are not remembered. */
+void reg__realms_put(struct reg__realms *t, const char *registry, const char *realm,
+                     const char *service);
+/* Forgets registry's realm (its token endpoint failed us). */
+void reg__realms_drop(struct reg__realms *t, const char *registry);
+/* Docker Hub's token realm, remembered from the start when docker.io is not
+ * mirrored (a mirror has its own). */
+#define REG__HUB_REALM "https://auth.docker.io/token"
+#define REG__HUB_SERVICE "registry.docker.io"
+
 /* Parses a token endpoint answer ({"token"|"access_token", "expires_in"}) into
  * a malloc'ed token (caller frees) and its lifetime in seconds (default 60).
  * IM_EPROTO when there is no token, IM_ENOMEM. */
@@ -174,6 +198,7 @@ struct reg_client {
     struct reg_config cfg; /* cfg.user_agent points at user_agent */
     char *user_agent;
     struct reg__tokens *tokens;
+    struct reg__realms *realms;
     CURLSH *share; /* DNS cache and TLS sessions, locked by share_mu */
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     int nmu; /* share_mu entries initialised */
@@ -258,7 +283,8 @@ struct reg__session {
 };
 
 /* Opens a session for ref's registry and repository: base URL (through the
- * URL policy), a cached bearer token when there is one, a pooled multi
+ * URL policy), a cached bearer token when there is one (else one fetched
+ * from the registry's remembered realm: reg__token_prefetch), a pooled multi
  * handle. Close with reg__session_close (also after a failed open). */
 int reg__session_open(struct reg__session *s, struct reg_client *c,
                       const struct im_ref *ref, struct im_error *err);
@@ -280,5 +306,12 @@ int reg__base_url(const struct reg_config *cfg, const char *registry, char *out,
 int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
                    struct im_error *err);
 void reg__xfer_release(struct reg__xfer *x);
+
+/* For a session without a token or Basic credentials in use, on a registry
+ * whose realm is remembered: fetches a token for s->scope from that realm
+ * now (one attempt, no retries), saving the 401 round trip. Any failure is
+ * forgotten (and so is the realm): the transfers then meet the 401 and the
+ * challenge flow takes over, with its own errors. */
+void reg__token_prefetch(struct reg__session *s);
 
 #endif

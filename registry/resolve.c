@@ -488,6 +488,7 @@ int reg__session_open(struct reg__session *s, struct reg_client *c,
     s->multi = reg__pool_get(c);
     if (!s->multi)
         return im_seterr(err, IM_ENOMEM, "curl_multi_init failed");
+    reg__token_prefetch(s); /* no token yet: ask the known realm, not for a 401 */
     return 0;
 }
 
