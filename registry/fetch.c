@@ -261,7 +261,7 @@ static int xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_err
 void reg__xfer_release(struct reg__xfer *x)
 {
     if (x->easy) {
-        /* the caller detaches from the multi before releasing (reg__run_stage) */
+        /* the caller detaches from the multi before releasing (reg__run) */
         curl_easy_cleanup(x->easy);
         x->easy = NULL;
     }
@@ -730,26 +730,28 @@ static int finish(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
 
 /* Restarts the waiting transfers whose time has come; *wait_ms becomes the
  * time until the next one is due (at most its initial value). */
-static int restart_due(struct reg__session *s, struct reg__xfer *x, size_t n,
+static int restart_due(struct reg__session *s, struct reg__xfer *const *x, size_t n,
                        long *wait_ms, struct im_error *err)
 {
     int64_t now = im_monotonic_ms();
     for (size_t i = 0; i < n; i++) {
-        if (!x[i].waiting)
+        if (!x[i]->waiting)
             continue;
-        if (x[i].retry_at <= now) {
-            int rc = xfer_start(s, &x[i], err);
+        if (x[i]->retry_at <= now) {
+            int rc = xfer_start(s, x[i], err);
             if (rc)
                 return rc;
-        } else if (x[i].retry_at - now < *wait_ms) {
-            *wait_ms = (long)(x[i].retry_at - now);
+        } else if (x[i]->retry_at - now < *wait_ms) {
+            *wait_ms = (long)(x[i]->retry_at - now);
         }
     }
     return 0;
 }
 
-/* Takes every finished transfer off the multi handle. */
-static int collect(struct reg__session *s, size_t *active, struct im_error *err)
+/* Takes every finished transfer off the multi handle and hands each answer
+ * to run->done (which may queue more). */
+static int collect(struct reg__session *s, struct reg__run *run, size_t *active,
+                   struct im_error *err)
 {
     for (;;) {
         int left = 0;
@@ -770,19 +772,22 @@ static int collect(struct reg__session *s, size_t *active, struct im_error *err)
         }
         if (rc < 0)
             return rc;
-        if (rc == 0)
+        if (rc == 0) {
             (*active)--;
+            rc = run->done ? run->done(run->cls, done, err) : 0;
+            if (rc)
+                return rc;
+        }
     }
 }
 
-int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
-                   struct im_error *err)
+int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err)
 {
     size_t next = 0, active = 0, cap = (size_t)s->c->cfg.max_parallel;
     int rc = 0;
-    while (next < n || active > 0) {
-        while (next < n && active < cap) {
-            rc = xfer_start(s, &x[next++], err);
+    while (next < run->n || active > 0) {
+        while (next < run->n && active < cap) {
+            rc = xfer_start(s, run->x[next++], err);
             if (rc)
                 goto out;
             active++;
@@ -792,13 +797,15 @@ int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
             rc = im_seterr(err, IM_EINTERNAL, "curl_multi_perform failed");
             goto out;
         }
-        rc = collect(s, &active, err);
+        rc = collect(s, run, &active, err);
         if (rc)
             goto out;
         long wait_ms = 1000;
-        rc = restart_due(s, x, next, &wait_ms, err);
+        rc = restart_due(s, run->x, next, &wait_ms, err);
         if (rc)
             goto out;
+        if (next < run->n && active < cap) /* answers queued more: start them now */
+            continue;
         if (active > 0 &&
             curl_multi_poll(s->multi, NULL, 0, (int)wait_ms, NULL) != CURLM_OK) {
             rc = im_seterr(err, IM_EINTERNAL, "curl_multi_poll failed");
@@ -806,12 +813,18 @@ int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
         }
     }
 out:
-    for (size_t i = 0; i < n; i++) {
-        if (x[i].attached) {
-            curl_multi_remove_handle(s->multi, x[i].easy);
-            x[i].attached = false;
+    for (size_t i = 0; i < run->n; i++) {
+        if (run->x[i]->attached) {
+            curl_multi_remove_handle(s->multi, run->x[i]->easy);
+            run->x[i]->attached = false;
         }
-        x[i].waiting = false;
+        run->x[i]->waiting = false;
     }
     return rc;
+}
+
+int reg__run_one(struct reg__session *s, struct reg__xfer *x, struct im_error *err)
+{
+    struct reg__run run = {.x = &x, .n = 1};
+    return reg__run(s, &run, err);
 }

@@ -228,7 +228,7 @@ enum reg__kind {
 };
 
 /* One upstream request of a resolution: what is wanted (filled by the caller
- * before reg__run_stage) and what came back (filled by reg__run_stage). */
+ * before reg__run) and what came back (filled by reg__run). */
 struct reg__xfer {
     /* wanted */
     enum reg__kind kind;
@@ -237,6 +237,7 @@ struct reg__xfer {
     bool is_root;
     char desc_mt[IM_MEDIATYPE_MAX]; /* media type from the parent descriptor */
     int64_t desc_size;              /* size from the parent descriptor, -1 */
+    int depth;                      /* index levels above this manifest (resolve.c) */
     /* answer */
     long status;
     unsigned char *body; /* malloc'ed, len bytes (GETs) */
@@ -299,12 +300,27 @@ bool reg__tag_valid(const char *tag);
 int reg__base_url(const struct reg_config *cfg, const char *registry, char *out, size_t n,
                   struct im_error *err);
 
-/* Runs n transfers on s->multi, at most cfg.max_parallel at once, doing the
- * bearer handshake on 401 and mapping failures to project errors. Returns 0
- * when every transfer ended 2xx; on the first failure the others are stopped
- * and the error returned. Release each xfer with reg__xfer_release. */
-int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
-                   struct im_error *err);
+/* The transfers of one run (reg__run): pointers, because curl holds each
+ * transfer's address until it ends, so x may grow (realloc) during the run
+ * while the transfers stay put. */
+struct reg__run {
+    struct reg__xfer **x;
+    size_t n;
+    /* Called with each transfer that ended 2xx (or failed, if optional), in
+     * the order they end; may append to x and n, and what it appends is
+     * started at once. Non-zero (a project error) stops the run. May be NULL. */
+    int (*done)(void *cls, struct reg__xfer *x, struct im_error *err);
+    void *cls;
+};
+
+/* Runs run's transfers on s->multi, at most cfg.max_parallel at once, doing
+ * the bearer handshake on 401 and mapping failures to project errors, until
+ * every one (including those done() queued) has ended. Returns 0 when every
+ * transfer ended 2xx; on the first failure the others are stopped and the
+ * error returned. Release each xfer with reg__xfer_release. */
+int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err);
+/* reg__run of the one transfer x. */
+int reg__run_one(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
 void reg__xfer_release(struct reg__xfer *x);
 
 /* For a session without a token or Basic credentials in use, on a registry
