@@ -1,6 +1,6 @@
-/* client.c - the registry client: configuration, the client handle (token
- * cache, DNS/TLS share, pool of multi handles) and reg_resolve's staged,
- * parallel, verified fetch.
+/* client.c - the registry client: configuration and the client handle (token
+ * cache, remembered token realms, DNS/TLS share, pool of multi handles);
+ * reg_resolve itself is in resolve.c.
  *
  * Connection reuse: every resolution borrows a curl multi handle from a small
  * pool kept by the client and returns it afterwards; the multi handle's own

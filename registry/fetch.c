@@ -1,8 +1,8 @@
 /* fetch.c - upstream transfers of a resolution: easy-handle setup (timeouts,
  * protocols, caps, error buffer), header capture (Docker-Content-Digest,
  * WWW-Authenticate, Link, Retry-After, ratelimit-*), the Bearer and Basic
- * handshakes, retries with backoff, metrics, and the stage runner over one
- * curl multi handle.
+ * handshakes (and the token prefetch from a remembered realm), retries with
+ * backoff, metrics, and the runner (reg__run) over one curl multi handle.
  *
  * Authorization: the bearer token is given to curl as CURLOPT_XOAUTH2_BEARER
  * with CURLOPT_HTTPAUTH = CURLAUTH_BEARER, and Basic credentials as
