@@ -1,4 +1,5 @@
-/* auth.c - WWW-Authenticate challenge parsing and the bearer token cache. */
+/* auth.c - WWW-Authenticate challenge parsing, the bearer token cache and the
+ * token realms remembered per registry. */
 #include "registry_int.h"
 
 #include <ctype.h>
@@ -161,20 +162,25 @@ struct token_entry {
 };
 
 struct reg__tokens {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* first: locked_new */
     struct token_entry e[TOKENS_MAX];
 };
 
+/* A zeroed struct of size bytes whose first member is its mutex, initialised;
+ * NULL when out of memory. */
+static void *locked_new(size_t size)
+{
+    pthread_mutex_t *mu = calloc(1, size);
+    if (mu && pthread_mutex_init(mu, NULL) != 0) {
+        free(mu);
+        mu = NULL;
+    }
+    return mu;
+}
+
 struct reg__tokens *reg__tokens_new(void)
 {
-    struct reg__tokens *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    if (pthread_mutex_init(&t->mu, NULL) != 0) {
-        free(t);
-        return NULL;
-    }
-    return t;
+    return locked_new(sizeof(struct reg__tokens));
 }
 
 static void entry_clear(struct token_entry *e)
@@ -262,5 +268,92 @@ void reg__tokens_drop(struct reg__tokens *t, const char *registry, const char *s
     for (size_t i = 0; i < TOKENS_MAX; i++)
         if (key_is(&t->e[i], registry, scope))
             entry_clear(&t->e[i]);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- token realms ---- */
+
+#define REALMS_MAX 64
+
+struct realm_entry {
+    char registry[IM_REGISTRY_MAX]; /* "" when the slot is free */
+    char realm[sizeof((struct reg__challenge *)0)->realm];
+    char service[sizeof((struct reg__challenge *)0)->service];
+    uint64_t used; /* tick of the last put or get, for eviction */
+};
+
+struct reg__realms {
+    pthread_mutex_t mu; /* first: locked_new */
+    uint64_t tick;
+    struct realm_entry e[REALMS_MAX];
+};
+
+struct reg__realms *reg__realms_new(void)
+{
+    return locked_new(sizeof(struct reg__realms));
+}
+
+void reg__realms_free(struct reg__realms *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+static struct realm_entry *realm_find(struct reg__realms *t, const char *registry)
+{
+    for (size_t i = 0; i < REALMS_MAX; i++)
+        if (t->e[i].registry[0] && strcmp(t->e[i].registry, registry) == 0)
+            return &t->e[i];
+    return NULL;
+}
+
+int reg__realms_get(struct reg__realms *t, const char *registry,
+                    struct reg__challenge *out)
+{
+    int rc = -1;
+    pthread_mutex_lock(&t->mu);
+    struct realm_entry *e = realm_find(t, registry);
+    if (e) {
+        memset(out, 0, sizeof *out);
+        memcpy(out->scheme, "Bearer", sizeof "Bearer");
+        memcpy(out->realm, e->realm, sizeof out->realm);
+        memcpy(out->service, e->service, sizeof out->service);
+        e->used = ++t->tick;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+void reg__realms_put(struct reg__realms *t, const char *registry, const char *realm,
+                     const char *service)
+{
+    struct realm_entry n;
+    memset(&n, 0, sizeof n);
+    if (im_strlcpy(n.registry, registry, sizeof n.registry) != 0 || !realm[0] ||
+        im_strlcpy(n.realm, realm, sizeof n.realm) != 0 ||
+        im_strlcpy(n.service, service, sizeof n.service) != 0)
+        return; /* not remembered: the next resolution asks with a 401 again */
+    pthread_mutex_lock(&t->mu);
+    struct realm_entry *e = realm_find(t, registry);
+    if (!e) { /* a free slot, else the least recently used */
+        e = &t->e[0];
+        for (size_t i = 0; i < REALMS_MAX && e->registry[0]; i++)
+            if (!t->e[i].registry[0] || t->e[i].used < e->used)
+                e = &t->e[i];
+    }
+    n.used = ++t->tick;
+    *e = n;
+    pthread_mutex_unlock(&t->mu);
+}
+
+void reg__realms_drop(struct reg__realms *t, const char *registry)
+{
+    pthread_mutex_lock(&t->mu);
+    struct realm_entry *e = realm_find(t, registry);
+    if (e)
+        memset(e, 0, sizeof *e);
     pthread_mutex_unlock(&t->mu);
 }

@@ -1,6 +1,6 @@
-/* client.c - the registry client: configuration, the client handle (token
- * cache, DNS/TLS share, pool of multi handles) and reg_resolve's staged,
- * parallel, verified fetch.
+/* client.c - the registry client: configuration and the client handle (token
+ * cache, remembered token realms, DNS/TLS share, pool of multi handles);
+ * reg_resolve itself is in resolve.c.
  *
  * Connection reuse: every resolution borrows a curl multi handle from a small
  * pool kept by the client and returns it afterwards; the multi handle's own
@@ -87,8 +87,12 @@ struct reg_client *reg_client_new(const struct reg_config *cfg, struct im_error 
     c->cfg = *cfg;
     c->user_agent = strdup(cfg->user_agent ? cfg->user_agent : "imgmeta");
     c->tokens = reg__tokens_new();
-    if (!c->user_agent || !c->tokens)
+    c->realms = reg__realms_new();
+    if (!c->user_agent || !c->tokens || !c->realms)
         goto fail_nomem;
+    if (!reg__policy_mirrored(
+            cfg, "docker.io")) /* the first Docker Hub pull needs no 401 either */
+        reg__realms_put(c->realms, "docker.io", REG__HUB_REALM, REG__HUB_SERVICE);
     c->cfg.user_agent = c->user_agent;
     /* the credentials live in c->creds only (wiped on free) */
     memset(c->cfg.credentials, 0, sizeof c->cfg.credentials);
@@ -126,6 +130,7 @@ void reg_client_free(struct reg_client *c)
     if (c->pool_mu_ok)
         pthread_mutex_destroy(&c->pool_mu);
     reg__tokens_free(c->tokens);
+    reg__realms_free(c->realms);
     reg__creds_free(&c->creds);
     free(c->user_agent);
     free(c);

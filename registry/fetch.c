@@ -1,8 +1,8 @@
 /* fetch.c - upstream transfers of a resolution: easy-handle setup (timeouts,
  * protocols, caps, error buffer), header capture (Docker-Content-Digest,
  * WWW-Authenticate, Link, Retry-After, ratelimit-*), the Bearer and Basic
- * handshakes, retries with backoff, metrics, and the stage runner over one
- * curl multi handle.
+ * handshakes (and the token prefetch from a remembered realm), retries with
+ * backoff, metrics, and the runner (reg__run) over one curl multi handle.
  *
  * Authorization: the bearer token is given to curl as CURLOPT_XOAUTH2_BEARER
  * with CURLOPT_HTTPAUTH = CURLAUTH_BEARER, and Basic credentials as
@@ -261,7 +261,7 @@ static int xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_err
 void reg__xfer_release(struct reg__xfer *x)
 {
     if (x->easy) {
-        /* the caller detaches from the multi before releasing (reg__run_stage) */
+        /* the caller detaches from the multi before releasing (reg__run) */
         curl_easy_cleanup(x->easy);
         x->easy = NULL;
     }
@@ -487,14 +487,16 @@ static CURLcode token_perform(struct reg__session *s, struct reg__xfer *tx)
 /* Blocking GET of a bearer token for the challenge (the only synchronous
  * request of a resolution: it happens once per registry+scope, before the
  * transfers that need it); on success s->bearer holds it and the cache has
- * it. */
+ * it. once: a single attempt (reg__token_prefetch). */
 static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
-                       const char *scope_key, struct im_error *err)
+                       const char *scope_key, bool once, struct im_error *err)
 {
     struct reg__xfer tx;
     char *tok = NULL;
     long expires_in = 60;
     memset(&tx, 0, sizeof tx);
+    if (once) /* no retries: the attempts are used up already */
+        tx.attempts = s->c->cfg.max_retries;
     int rc = token_url(ch, tx.url, sizeof tx.url, err);
     if (rc)
         goto out;
@@ -602,7 +604,21 @@ static int use_bearer(struct reg__session *s, struct reg__xfer *x,
         s->bearer_gen++;
         return 0;
     }
-    return fetch_token(s, ch, scope_key, err);
+    int rc = fetch_token(s, ch, scope_key, false, err);
+    if (rc == 0) /* the next session asks this realm first (reg__token_prefetch) */
+        reg__realms_put(s->c->realms, s->registry, ch->realm, ch->service);
+    return rc;
+}
+
+void reg__token_prefetch(struct reg__session *s)
+{
+    struct reg__challenge ch;
+    struct im_error ignored;
+    if (s->bearer || s->basic || reg__realms_get(s->c->realms, s->registry, &ch) != 0)
+        return;
+    if (im_strlcpy(ch.scope, s->scope, sizeof ch.scope) != 0 ||
+        fetch_token(s, &ch, s->scope, true, &ignored) != 0)
+        reg__realms_drop(s->c->realms, s->registry); /* relearnt from the 401 */
 }
 
 /* 401: authenticate as the challenge asks and restart x once. 1 when
@@ -714,26 +730,28 @@ static int finish(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
 
 /* Restarts the waiting transfers whose time has come; *wait_ms becomes the
  * time until the next one is due (at most its initial value). */
-static int restart_due(struct reg__session *s, struct reg__xfer *x, size_t n,
+static int restart_due(struct reg__session *s, struct reg__xfer *const *x, size_t n,
                        long *wait_ms, struct im_error *err)
 {
     int64_t now = im_monotonic_ms();
     for (size_t i = 0; i < n; i++) {
-        if (!x[i].waiting)
+        if (!x[i]->waiting)
             continue;
-        if (x[i].retry_at <= now) {
-            int rc = xfer_start(s, &x[i], err);
+        if (x[i]->retry_at <= now) {
+            int rc = xfer_start(s, x[i], err);
             if (rc)
                 return rc;
-        } else if (x[i].retry_at - now < *wait_ms) {
-            *wait_ms = (long)(x[i].retry_at - now);
+        } else if (x[i]->retry_at - now < *wait_ms) {
+            *wait_ms = (long)(x[i]->retry_at - now);
         }
     }
     return 0;
 }
 
-/* Takes every finished transfer off the multi handle. */
-static int collect(struct reg__session *s, size_t *active, struct im_error *err)
+/* Takes every finished transfer off the multi handle and hands each answer
+ * to run->done (which may queue more). */
+static int collect(struct reg__session *s, struct reg__run *run, size_t *active,
+                   struct im_error *err)
 {
     for (;;) {
         int left = 0;
@@ -754,19 +772,22 @@ static int collect(struct reg__session *s, size_t *active, struct im_error *err)
         }
         if (rc < 0)
             return rc;
-        if (rc == 0)
+        if (rc == 0) {
             (*active)--;
+            rc = run->done ? run->done(run->cls, done, err) : 0;
+            if (rc)
+                return rc;
+        }
     }
 }
 
-int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
-                   struct im_error *err)
+int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err)
 {
     size_t next = 0, active = 0, cap = (size_t)s->c->cfg.max_parallel;
     int rc = 0;
-    while (next < n || active > 0) {
-        while (next < n && active < cap) {
-            rc = xfer_start(s, &x[next++], err);
+    while (next < run->n || active > 0) {
+        while (next < run->n && active < cap) {
+            rc = xfer_start(s, run->x[next++], err);
             if (rc)
                 goto out;
             active++;
@@ -776,13 +797,15 @@ int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
             rc = im_seterr(err, IM_EINTERNAL, "curl_multi_perform failed");
             goto out;
         }
-        rc = collect(s, &active, err);
+        rc = collect(s, run, &active, err);
         if (rc)
             goto out;
         long wait_ms = 1000;
-        rc = restart_due(s, x, next, &wait_ms, err);
+        rc = restart_due(s, run->x, next, &wait_ms, err);
         if (rc)
             goto out;
+        if (next < run->n && active < cap) /* answers queued more: start them now */
+            continue;
         if (active > 0 &&
             curl_multi_poll(s->multi, NULL, 0, (int)wait_ms, NULL) != CURLM_OK) {
             rc = im_seterr(err, IM_EINTERNAL, "curl_multi_poll failed");
@@ -790,12 +813,18 @@ int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
         }
     }
 out:
-    for (size_t i = 0; i < n; i++) {
-        if (x[i].attached) {
-            curl_multi_remove_handle(s->multi, x[i].easy);
-            x[i].attached = false;
+    for (size_t i = 0; i < run->n; i++) {
+        if (run->x[i]->attached) {
+            curl_multi_remove_handle(s->multi, run->x[i]->easy);
+            run->x[i]->attached = false;
         }
-        x[i].waiting = false;
+        run->x[i]->waiting = false;
     }
     return rc;
+}
+
+int reg__run_one(struct reg__session *s, struct reg__xfer *x, struct im_error *err)
+{
+    struct reg__run run = {.x = &x, .n = 1};
+    return reg__run(s, &run, err);
 }

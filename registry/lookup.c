@@ -62,7 +62,7 @@ int reg_head_manifest(struct reg_client *c, const struct im_ref *ref,
     x.by_digest = ref->digest[0] != '\0';
     x.desc_size = -1;
     im_strlcpy(x.ref, x.by_digest ? ref->digest : ref->tag, sizeof x.ref);
-    rc = reg__run_stage(&s, &x, 1, err);
+    rc = reg__run_one(&s, &x, err);
     if (rc)
         goto out;
     rc = take_head(&s, &x, out, err);
@@ -205,7 +205,7 @@ static int list_pages(struct reg__session *s, size_t max, struct reg_tags *t,
         x.kind = REG__TAGS;
         x.desc_size = -1;
         memcpy(x.url, next, sizeof x.url);
-        rc = reg__run_stage(s, &x, 1, err);
+        rc = reg__run_one(s, &x, err);
         if (rc == 0)
             rc = take_page(s, &x, t, &cap, max, err);
         if (rc == 0)

@@ -131,7 +131,7 @@ static bool pattern_matches(const char *pat, const char *registry)
     return strcasecmp(pat, registry) == 0;
 }
 
-static bool is_mirrored(const struct reg_config *cfg, const char *registry)
+bool reg__policy_mirrored(const struct reg_config *cfg, const char *registry)
 {
     for (size_t i = 0; i < cfg->n_mirrors; i++)
         if (strcasecmp(cfg->mirrors[i].registry, registry) == 0)
@@ -149,7 +149,7 @@ static bool is_insecure(const struct reg_config *cfg, const char *registry)
 
 bool reg__policy_allowed(const struct reg_config *cfg, const char *registry)
 {
-    if (is_mirrored(cfg, registry) || is_insecure(cfg, registry))
+    if (reg__policy_mirrored(cfg, registry) || is_insecure(cfg, registry))
         return true;
     if (cfg->n_allowlist == 0) {
         for (size_t i = 0; i < N_DEFAULT_ALLOW; i++)
@@ -173,7 +173,7 @@ int reg__policy_registry(const struct reg_config *cfg, const char *registry, cha
                          "(environment IMGMETA_ALLOW_REGISTRIES)",
                          registry, registry);
     /* An insecure registry (not mirrored) is spoken to over plain http. */
-    if (!is_mirrored(cfg, registry) && is_insecure(cfg, registry) &&
+    if (!reg__policy_mirrored(cfg, registry) && is_insecure(cfg, registry) &&
         strncmp(url, "https://", 8) == 0) {
         size_t l = strlen(url);
         if (l >= n)
@@ -368,7 +368,7 @@ static void trusted_endpoint(struct reg__guard *g, const struct reg_config *cfg,
     struct im_error e;
     g->trusted = false;
     if (!registry || !base ||
-        (!is_mirrored(cfg, registry) && !is_insecure(cfg, registry)))
+        (!reg__policy_mirrored(cfg, registry) && !is_insecure(cfg, registry)))
         return;
     if (url_split(base, &p, &e) != 0)
         return;

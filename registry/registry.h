@@ -2,8 +2,8 @@
  *
  * Thread-safety: reg_ref_* are pure and reentrant. A struct reg_client is
  * shared by all server threads: reg_resolve may be called concurrently; the
- * token cache, the DNS/TLS share and the pool of multi handles lock inside
- * this module. */
+ * token cache, the remembered token realms, the DNS/TLS share and the pool
+ * of multi handles lock inside this module. */
 #ifndef REGISTRY_H
 #define REGISTRY_H
 

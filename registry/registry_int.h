@@ -44,6 +44,8 @@ int reg__parse_challenge(const char *hdr, struct reg__challenge *out,
  * is the guard's job (below). 0 or IM_EPOLICY. */
 int reg__check_url(const char *url, struct im_error *err);
 
+/* Whether cfg sends registry's traffic to a mirror. */
+bool reg__policy_mirrored(const struct reg_config *cfg, const char *registry);
 /* Whether a reference may name registry (mirrored, insecure or on the
  * allowlist). */
 bool reg__policy_allowed(const struct reg_config *cfg, const char *registry);
@@ -112,6 +114,28 @@ int reg__tokens_put(struct reg__tokens *t, const char *registry, const char *sco
 /* Forgets the token for (registry, scope), e.g. after "invalid_token". */
 void reg__tokens_drop(struct reg__tokens *t, const char *registry, const char *scope);
 
+/* ---- token realms (auth.c): per registry, bounded (LRU), locked. ----
+ * A registry's Bearer realm and service, learnt from its last challenge (or
+ * known in advance: Docker Hub's), so that a session without a cached token
+ * asks the realm first instead of being sent there by a 401. */
+struct reg__realms;
+struct reg__realms *reg__realms_new(void);
+void reg__realms_free(struct reg__realms *t);
+/* Fills out (scheme "Bearer", realm, service; no scope) for registry: 0, or
+ * -1 when none is remembered. */
+int reg__realms_get(struct reg__realms *t, const char *registry,
+                    struct reg__challenge *out);
+/* Remembers (replaces) registry's realm and service; values too long for a
+ * challenge, or an empty realm, are not remembered. */
+void reg__realms_put(struct reg__realms *t, const char *registry, const char *realm,
+                     const char *service);
+/* Forgets registry's realm (its token endpoint failed us). */
+void reg__realms_drop(struct reg__realms *t, const char *registry);
+/* Docker Hub's token realm, remembered from the start when docker.io is not
+ * mirrored (a mirror has its own). */
+#define REG__HUB_REALM "https://auth.docker.io/token"
+#define REG__HUB_SERVICE "registry.docker.io"
+
 /* Parses a token endpoint answer ({"token"|"access_token", "expires_in"}) into
  * a malloc'ed token (caller frees) and its lifetime in seconds (default 60).
  * IM_EPROTO when there is no token, IM_ENOMEM. */
@@ -174,6 +198,7 @@ struct reg_client {
     struct reg_config cfg; /* cfg.user_agent points at user_agent */
     char *user_agent;
     struct reg__tokens *tokens;
+    struct reg__realms *realms;
     CURLSH *share; /* DNS cache and TLS sessions, locked by share_mu */
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
     int nmu; /* share_mu entries initialised */
@@ -203,7 +228,7 @@ enum reg__kind {
 };
 
 /* One upstream request of a resolution: what is wanted (filled by the caller
- * before reg__run_stage) and what came back (filled by reg__run_stage). */
+ * before reg__run) and what came back (filled by reg__run). */
 struct reg__xfer {
     /* wanted */
     enum reg__kind kind;
@@ -212,6 +237,7 @@ struct reg__xfer {
     bool is_root;
     char desc_mt[IM_MEDIATYPE_MAX]; /* media type from the parent descriptor */
     int64_t desc_size;              /* size from the parent descriptor, -1 */
+    int depth;                      /* index levels above this manifest (resolve.c) */
     /* answer */
     long status;
     unsigned char *body; /* malloc'ed, len bytes (GETs) */
@@ -258,7 +284,8 @@ struct reg__session {
 };
 
 /* Opens a session for ref's registry and repository: base URL (through the
- * URL policy), a cached bearer token when there is one, a pooled multi
+ * URL policy), a cached bearer token when there is one (else one fetched
+ * from the registry's remembered realm: reg__token_prefetch), a pooled multi
  * handle. Close with reg__session_close (also after a failed open). */
 int reg__session_open(struct reg__session *s, struct reg_client *c,
                       const struct im_ref *ref, struct im_error *err);
@@ -273,12 +300,34 @@ bool reg__tag_valid(const char *tag);
 int reg__base_url(const struct reg_config *cfg, const char *registry, char *out, size_t n,
                   struct im_error *err);
 
-/* Runs n transfers on s->multi, at most cfg.max_parallel at once, doing the
- * bearer handshake on 401 and mapping failures to project errors. Returns 0
- * when every transfer ended 2xx; on the first failure the others are stopped
- * and the error returned. Release each xfer with reg__xfer_release. */
-int reg__run_stage(struct reg__session *s, struct reg__xfer *x, size_t n,
-                   struct im_error *err);
+/* The transfers of one run (reg__run): pointers, because curl holds each
+ * transfer's address until it ends, so x may grow (realloc) during the run
+ * while the transfers stay put. */
+struct reg__run {
+    struct reg__xfer **x;
+    size_t n;
+    /* Called with each transfer that ended 2xx (or failed, if optional), in
+     * the order they end; may append to x and n, and what it appends is
+     * started at once. Non-zero (a project error) stops the run. May be NULL. */
+    int (*done)(void *cls, struct reg__xfer *x, struct im_error *err);
+    void *cls;
+};
+
+/* Runs run's transfers on s->multi, at most cfg.max_parallel at once, doing
+ * the bearer handshake on 401 and mapping failures to project errors, until
+ * every one (including those done() queued) has ended. Returns 0 when every
+ * transfer ended 2xx; on the first failure the others are stopped and the
+ * error returned. Release each xfer with reg__xfer_release. */
+int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err);
+/* reg__run of the one transfer x. */
+int reg__run_one(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
 void reg__xfer_release(struct reg__xfer *x);
+
+/* For a session without a token or Basic credentials in use, on a registry
+ * whose realm is remembered: fetches a token for s->scope from that realm
+ * now (one attempt, no retries), saving the 401 round trip. Any failure is
+ * forgotten (and so is the realm): the transfers then meet the 401 and the
+ * challenge flow takes over, with its own errors. */
+void reg__token_prefetch(struct reg__session *s);
 
 #endif

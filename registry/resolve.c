@@ -1,8 +1,11 @@
-/* resolve.c - reg_resolve: a cold resolution in stages (the manifest; every
- * child of a list/index, level by level; every config blob and one HEAD per
- * distinct layer), each stage's transfers in parallel (fetch.c). Every
- * document is hashed and checked against the digest it was asked by before
- * it is kept, and the caller's bundle is only touched on success. */
+/* resolve.c - reg_resolve: a cold resolution as one pipelined run (fetch.c):
+ * the manifest; every child of a list/index; every config blob and one HEAD
+ * per distinct layer. Each answer is taken as soon as it arrives and what it
+ * names is requested at once, so a platform's config and layers do not wait
+ * for its sibling manifests (the "stages" only exist per path down the
+ * tree). Every document is hashed and checked against the digest it was
+ * asked by before it is kept, and the caller's bundle is only touched on
+ * success. */
 #include "registry_int.h"
 
 #include <jansson.h>
@@ -15,11 +18,6 @@
 #define MAX_WANTS 2048 /* transfers per resolution */
 #define MAX_DEPTH 4    /* nested index levels below the root */
 
-struct xlist {
-    struct reg__xfer *v;
-    size_t n, cap;
-};
-
 struct resolution {
     struct reg__session s;
     const struct im_bundle *known; /* caller's bundle: what it holds is not fetched */
@@ -27,16 +25,18 @@ struct resolution {
     char (*seen)[IM_DIGEST_MAX];   /* digests already wanted */
     size_t nseen, capseen;
     size_t nwants;
-    struct xlist manifests; /* the next manifest stage */
-    struct xlist blobs;     /* configs and layer HEADs (last stage) */
+    int depth;           /* index levels above the manifests wanted now */
+    struct reg__run run; /* every transfer (calloc'ed each), in the order wanted */
+    size_t cap;          /* of run.x */
 };
 
-static void xlist_free(struct xlist *l)
+static void run_free(struct reg__run *run)
 {
-    for (size_t i = 0; i < l->n; i++)
-        reg__xfer_release(&l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
+    for (size_t i = 0; i < run->n; i++) {
+        reg__xfer_release(run->x[i]);
+        free(run->x[i]);
+    }
+    free(run->x);
 }
 
 /* 1 when digest is new (and now remembered), 0 when seen before. */
@@ -57,23 +57,30 @@ static int seen_add(struct resolution *r, const char *digest)
     return 1;
 }
 
-static int want(struct resolution *r, struct xlist *l, enum reg__kind kind,
-                const char *ref, bool by_digest, const char *mt, int64_t size,
-                struct im_error *err)
+/* Queues a transfer (started at once when a run is going on). */
+static int want(struct resolution *r, enum reg__kind kind, const char *ref,
+                bool by_digest, const char *mt, int64_t size, struct im_error *err)
 {
+    struct reg__run *l = &r->run;
     if (++r->nwants > MAX_WANTS)
         return im_seterr(err, IM_ETOOBIG, "image needs more than %d upstream requests",
                          MAX_WANTS);
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 8;
-        void *p = realloc(l->v, nc * sizeof *l->v);
+    if (kind == REG__MANIFEST && r->depth > MAX_DEPTH)
+        return im_seterr(err, IM_EPROTO, "indexes nested more than %d levels deep",
+                         MAX_DEPTH);
+    if (l->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 8;
+        void *p = realloc(l->x, nc * sizeof *l->x);
         if (!p)
             return im_seterr(err, IM_ENOMEM, "out of memory");
-        l->v = p;
-        l->cap = nc;
+        l->x = p;
+        r->cap = nc;
     }
-    struct reg__xfer *x = &l->v[l->n++];
-    memset(x, 0, sizeof *x);
+    struct reg__xfer *x = calloc(1, sizeof *x);
+    if (!x)
+        return im_seterr(err, IM_ENOMEM, "out of memory");
+    l->x[l->n++] = x;
+    x->depth = r->depth;
     x->kind = kind;
     x->by_digest = by_digest;
     x->desc_size = size;
@@ -112,7 +119,7 @@ static int want_manifest(struct resolution *r, const char *digest, const char *m
     const struct im_doc *k = im_bundle_find_doc(r->known, digest);
     if (k) /* already verified by the caller's cache: only walk it */
         return process_manifest(r, k->digest, k->media_type, k->body, k->len, false, err);
-    return want(r, &r->manifests, REG__MANIFEST, digest, true, mt, size, err);
+    return want(r, REG__MANIFEST, digest, true, mt, size, err);
 }
 
 static int walk_index(struct resolution *r, json_t *root, const char *digest,
@@ -153,12 +160,12 @@ static int want_foreign(struct resolution *r, json_t *d, const char *ld, const c
 {
     const char *url = json_string_value(json_array_get(json_object_get(d, "urls"), 0));
     struct im_error ignored;
-    if (url && strlen(url) < sizeof r->blobs.v[0].url &&
+    if (url && strlen(url) < sizeof((struct reg__xfer *)0)->url &&
         reg__check_url(url, &ignored) == 0) {
-        int rc = want(r, &r->blobs, REG__FOREIGN, ld, true, mt, size, err);
+        int rc = want(r, REG__FOREIGN, ld, true, mt, size, err);
         if (rc)
             return rc;
-        struct reg__xfer *x = &r->blobs.v[r->blobs.n - 1];
+        struct reg__xfer *x = r->run.x[r->run.n - 1];
         im_strlcpy(x->url, url, sizeof x->url);
         x->optional = true;
         return 0;
@@ -185,7 +192,7 @@ static int want_layer(struct resolution *r, json_t *d, const char *parent,
         return 0;
     if (is_foreign(mt))
         return want_foreign(r, d, ld, mt, size, err);
-    return want(r, &r->blobs, REG__LAYER, ld, true, mt, size, err);
+    return want(r, REG__LAYER, ld, true, mt, size, err);
 }
 
 static int walk_image(struct resolution *r, json_t *root, const char *digest,
@@ -210,7 +217,7 @@ static int walk_image(struct resolution *r, json_t *root, const char *digest,
     if (rc < 0)
         return im_seterr(err, IM_ENOMEM, "out of memory");
     if (rc == 1 && !im_bundle_find_doc(r->known, cd)) {
-        rc = want(r, &r->blobs, REG__CONFIG, cd, true, mt, size, err);
+        rc = want(r, REG__CONFIG, cd, true, mt, size, err);
         if (rc)
             return rc;
     }
@@ -245,7 +252,7 @@ static int walk_schema1(struct resolution *r, json_t *root, const char *digest,
             return im_seterr(err, IM_ENOMEM, "out of memory");
         if (rc == 0 || im_bundle_find_blob(r->known, d))
             continue;
-        rc = want(r, &r->blobs, REG__LAYER, d, true, NULL, -1, err);
+        rc = want(r, REG__LAYER, d, true, NULL, -1, err);
         if (rc)
             return rc;
     }
@@ -395,22 +402,19 @@ static int take_blob(struct resolution *r, struct reg__xfer *x, struct im_error 
     return 0;
 }
 
-/* Runs every transfer of *l as one stage and takes the answers in order. */
-static int run_list(struct resolution *r, struct xlist *l, struct im_error *err)
+/* reg__run's done: takes one answer; a manifest's children, config and
+ * layers are queued (and started) right away. */
+static int take_answer(void *cls, struct reg__xfer *x, struct im_error *err)
 {
-    struct xlist cur = *l;
-    memset(l, 0, sizeof *l); /* taking answers may queue the next stage */
-    int rc = reg__run_stage(&r->s, cur.v, cur.n, err);
-    for (size_t i = 0; rc == 0 && i < cur.n; i++)
-        rc = cur.v[i].kind == REG__MANIFEST ? take_manifest(r, &cur.v[i], err)
-                                            : take_blob(r, &cur.v[i], err);
-    xlist_free(&cur);
-    return rc;
+    struct resolution *r = cls;
+    if (x->kind != REG__MANIFEST)
+        return take_blob(r, x, err);
+    r->depth = x->depth + 1;
+    return take_manifest(r, x, err);
 }
 
-/* Stage 1 (the reference's manifest) and the manifest stages below it. */
-static int resolve_manifests(struct resolution *r, const struct im_ref *ref,
-                             struct im_error *err)
+/* Queues the reference's manifest, or walks it when the caller has it. */
+static int want_root(struct resolution *r, const struct im_ref *ref, struct im_error *err)
 {
     int rc = 0;
     const struct im_doc *k =
@@ -418,29 +422,18 @@ static int resolve_manifests(struct resolution *r, const struct im_ref *ref,
     if (k) {
         im_strlcpy(r->got.root_digest, k->digest, sizeof r->got.root_digest);
         rc = seen_add(r, k->digest) < 0 ? IM_ENOMEM : 0;
-        if (!rc)
-            rc = process_manifest(r, k->digest, k->media_type, k->body, k->len, false,
-                                  err);
-        if (rc)
-            return rc;
-    } else {
-        bool by_digest = ref->digest[0] != '\0';
-        rc = want(r, &r->manifests, REG__MANIFEST, by_digest ? ref->digest : ref->tag,
-                  by_digest, NULL, -1, err);
-        if (rc)
-            return rc;
-        r->manifests.v[0].is_root = true;
-        if (by_digest && seen_add(r, ref->digest) < 0)
-            return im_seterr(err, IM_ENOMEM, "out of memory");
+        return rc ? rc
+                  : process_manifest(r, k->digest, k->media_type, k->body, k->len, false,
+                                     err);
     }
-    for (int depth = 0; r->manifests.n > 0; depth++) {
-        if (depth > MAX_DEPTH)
-            return im_seterr(err, IM_EPROTO, "indexes nested more than %d levels deep",
-                             MAX_DEPTH);
-        rc = run_list(r, &r->manifests, err);
-        if (rc)
-            return rc;
-    }
+    bool by_digest = ref->digest[0] != '\0';
+    rc = want(r, REG__MANIFEST, by_digest ? ref->digest : ref->tag, by_digest, NULL, -1,
+              err);
+    if (rc)
+        return rc;
+    r->run.x[0]->is_root = true;
+    if (by_digest && seen_add(r, ref->digest) < 0)
+        return im_seterr(err, IM_ENOMEM, "out of memory");
     return 0;
 }
 
@@ -488,6 +481,7 @@ int reg__session_open(struct reg__session *s, struct reg_client *c,
     s->multi = reg__pool_get(c);
     if (!s->multi)
         return im_seterr(err, IM_ENOMEM, "curl_multi_init failed");
+    reg__token_prefetch(s); /* no token yet: ask the known realm, not for a 401 */
     return 0;
 }
 
@@ -531,17 +525,18 @@ int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle
     rc = reg__session_open(&r.s, c, ref, err);
     if (rc)
         goto out;
-    rc = resolve_manifests(&r, ref, err);
+    rc = want_root(&r, ref, err);
     if (rc)
         goto out;
-    rc = run_list(&r, &r.blobs, err); /* stage 3: configs and layer HEADs */
+    r.run.done = take_answer;
+    r.run.cls = &r;
+    rc = reg__run(&r.s, &r.run, err);
     if (rc)
         goto out;
     rc = merge(out, &r.got, err);
 out:
     reg__session_close(&r.s, stats);
-    xlist_free(&r.manifests);
-    xlist_free(&r.blobs);
+    run_free(&r.run);
     free(r.seen);
     im_bundle_free(&r.got);
     return rc;

@@ -15,7 +15,8 @@
 # (429 + Retry-After, slow answers, corrupted bodies). Checks:
 #   - request counts of a cold python:3.7-slim resolution (1 + 7 + 7 GETs and
 #     one HEAD per distinct layer; token GETs apart) and of a revalidation
-#     after the tag TTL (exactly one HEAD);
+#     after the tag TTL (exactly one HEAD); another repository of the same
+#     registry then asks the remembered token realm first (no 401);
 #   - JSON of every fixture agrees with `skopeo inspect` of the same registry
 #     (digest, layers, sizes, os, architecture, created);
 #   - attestations are kept apart and listed as "unknown; unknown";
@@ -345,8 +346,23 @@ warm_counts() {
     check "warm answer equals the cold one" cmp -s "$IT_DIR/python.json" "$IT_DIR/python2.json"
 }
 
+# A repository the daemon has no token for, on a registry it has talked to:
+# the realm learnt from python's 401 is asked first (no 401 round trip).
+realm_counts() {
+    local code n0 L=$IT_DIR/realm.log
+    n0=$(wc -l <"$F1_LOG")
+    code=$(fetch "$D1_URL/images/team/single/v1" "$IT_DIR/single-first.json")
+    tail -n +"$((n0 + 1))" "$F1_LOG" >"$L"
+    check_eq "another repository of a known registry answers 200" 200 "$code"
+    check_eq "another repository: token first (its scope), no 401" "1 0" \
+        "$(count "$L" '^GET /token\?.*scope=repository%3Ateam%2Fsingle%3Apull ') $(count "$L" ' 401$')"
+    check_eq "another repository: the token came before any registry request" \
+        "/token" "$(head -n 1 "$L" | cut -d ' ' -f 2 | cut -d '?' -f 1)"
+}
+
 it_log "setup done in ${SECONDS}s"; cold_counts
 warm_counts
+realm_counts
 
 # --- JSON against skopeo --------------------------------------------------------------
 

@@ -271,6 +271,68 @@ Test(token, cache_expiry_and_drop)
     reg__tokens_free(tc);
 }
 
+Test(realms, remember_replace_forget_and_bound)
+{
+    struct reg__realms *t = reg__realms_new();
+    struct reg__challenge ch;
+    char reg[32], big[2000];
+    cr_assert_not_null(t);
+    cr_expect_eq(reg__realms_get(t, "r", &ch), -1);
+    reg__realms_put(t, "r", "https://auth/token", "svc");
+    cr_assert_eq(reg__realms_get(t, "r", &ch), 0);
+    cr_expect_str_eq(ch.scheme, "Bearer");
+    cr_expect_str_eq(ch.realm, "https://auth/token");
+    cr_expect_str_eq(ch.service, "svc");
+    cr_expect_str_eq(ch.scope, "");
+    reg__realms_put(t, "r", "https://auth2/token", "");
+    cr_assert_eq(reg__realms_get(t, "r", &ch), 0);
+    cr_expect_str_eq(ch.realm, "https://auth2/token", "a new challenge replaces it");
+    cr_expect_str_eq(ch.service, "");
+    reg__realms_drop(t, "r");
+    cr_expect_eq(reg__realms_get(t, "r", &ch), -1);
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    reg__realms_put(t, "r", big, "svc");
+    cr_expect_eq(reg__realms_get(t, "r", &ch), -1, "too long for a challenge: not kept");
+    reg__realms_put(t, "r", "", "svc");
+    cr_expect_eq(reg__realms_get(t, "r", &ch), -1, "no realm: not kept");
+    /* bounded: 300 registries later, the recently used one is still there */
+    reg__realms_put(t, "keep", "https://k/token", "k");
+    for (int i = 0; i < 300; i++) {
+        snprintf(reg, sizeof reg, "r%d", i);
+        reg__realms_put(t, reg, "https://x/token", "x");
+        cr_assert_eq(reg__realms_get(t, "keep", &ch), 0, "evicted at %d", i);
+    }
+    cr_expect_eq(reg__realms_get(t, "r0", &ch), -1, "the least recently used went");
+    cr_expect_eq(reg__realms_get(t, "r299", &ch), 0);
+    reg__realms_free(t);
+    reg__realms_free(NULL);
+}
+
+Test(client, docker_hub_realm_is_known_unless_mirrored)
+{
+    struct reg_config cfg;
+    struct reg__challenge ch;
+    struct im_error e = {{0}};
+    reg_config_defaults(&cfg);
+    struct reg_client *c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    cr_assert_eq(reg__realms_get(c->realms, "docker.io", &ch), 0);
+    cr_expect_str_eq(ch.realm, "https://auth.docker.io/token");
+    cr_expect_str_eq(ch.service, "registry.docker.io");
+    cr_expect_eq(reg__realms_get(c->realms, "ghcr.io", &ch), -1);
+    reg_client_free(c);
+    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "Docker.io");
+    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
+             "http://127.0.0.1:5000");
+    cfg.n_mirrors = 1;
+    c = reg_client_new(&cfg, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    cr_expect_eq(reg__realms_get(c->realms, "docker.io", &ch), -1,
+                 "a mirror has its own realm: learnt from its 401");
+    reg_client_free(c);
+}
+
 Test(client, base_urls_and_policy)
 {
     struct reg_config cfg;
@@ -467,12 +529,13 @@ enum mode {
     M_500,
     M_NOLEN,
     M_FILE_REDIRECT,
-    M_NO_DCD,      /* manifests answered without Docker-Content-Digest */
-    M_BASIC,       /* the registry wants Basic robot:s3cret, no tokens */
-    M_LOGIN,       /* the token endpoint wants Basic robot:s3cret */
-    M_FOREIGN,     /* the image has foreign layers (urls on the CDN, refused, none) */
-    M_SCHEMA1,     /* v1 is a signed schema1 manifest */
-    M_FOREIGN_LINK /* tags/list pagination points at another host */
+    M_NO_DCD,       /* manifests answered without Docker-Content-Digest */
+    M_BASIC,        /* the registry wants Basic robot:s3cret, no tokens */
+    M_LOGIN,        /* the token endpoint wants Basic robot:s3cret */
+    M_FOREIGN,      /* the image has foreign layers (urls on the CDN, refused, none) */
+    M_SCHEMA1,      /* v1 is a signed schema1 manifest */
+    M_FOREIGN_LINK, /* tags/list pagination points at another host */
+    M_REALM2        /* the realm moved: /token2 gives tok-2, the only one accepted */
 };
 
 struct mock {
@@ -564,7 +627,10 @@ static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
             put_body(rs, 401, "application/json", "{\"details\":\"incorrect login\"}");
             return;
         }
-        put_body(rs, 200, "application/json", "{\"token\":\"tok-1\",\"expires_in\":300}");
+        put_body(rs, 200, "application/json",
+                 strncmp(rq->path, "/token2", 7) == 0
+                     ? "{\"token\":\"tok-2\",\"expires_in\":300}"
+                     : "{\"token\":\"tok-1\",\"expires_in\":300}");
         return;
     }
     if (strstr(rq->path, "/manifests/") &&
@@ -583,11 +649,13 @@ static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
         return;
     }
     if (k->mode != M_BASIC &&
-        (strcmp(rq->auth, "Bearer tok-1") != 0 || k->mode == M_DENY)) {
+        (strcmp(rq->auth, k->mode == M_REALM2 ? "Bearer tok-2" : "Bearer tok-1") != 0 ||
+         k->mode == M_DENY)) {
         snprintf(rs->headers, sizeof rs->headers,
-                 "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\","
+                 "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token%s\","
                  "service=\"mock,registry\",scope=\"repository:team/app:pull\"%s\r\n",
-                 m->port, k->mode == M_DENY ? ",error=\"insufficient_scope\"" : "");
+                 m->port, k->mode == M_REALM2 ? "2" : "",
+                 k->mode == M_DENY ? ",error=\"insufficient_scope\"" : "");
         put_body(rs, 401, "application/json",
                  "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}");
         return;
@@ -902,6 +970,92 @@ Test(resolve_mock, index_with_attestation_auth_and_cdn_redirects, .init = init_c
     cr_expect_eq(st2.manifest_gets, 3);
     cr_expect_eq(mini_count(&M.reg, "GET /v2/team/app/manifests/v1 auth=no"), 1);
     im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
+}
+
+/* The registry's key in the client's caches, as reg_ref_parse gives it. */
+static void mock_registry(char *out, size_t n)
+{
+    snprintf(out, n, "127.0.0.1:%d", M.reg.port);
+}
+
+/* Resolves v1 with the token cache emptied first: what a running daemon
+ * does for a repository of this registry it has no token for yet. */
+static void resolve_without_token(struct reg_client *c, struct reg_stats *st)
+{
+    char registry[64];
+    struct im_bundle b;
+    struct im_error e = {{0}};
+    mock_registry(registry, sizeof registry);
+    reg__tokens_drop(c->tokens, registry, "repository:team/app:pull");
+    im_bundle_init(&b);
+    int rc = mock_resolve(c, "v1", &b, st, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(b.ndocs, 4);
+    im_bundle_free(&b);
+}
+
+Test(resolve_mock, remembered_realm_saves_the_401, .init = init_curl)
+{
+    struct reg_stats st1 = {0}, st2 = {0};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    resolve_without_token(c, &st1);
+    cr_expect_eq(st1.manifest_gets, 3 + 1, "the first resolution meets one 401");
+    cr_expect_eq(mini_count(&M.reg, "GET /v2/team/app/manifests/v1 auth=no"), 1);
+    resolve_without_token(c, &st2);
+    cr_expect_eq(st2.token_gets, 1, "a token for the new scope, from the known realm");
+    cr_expect_eq(st2.manifest_gets, 3, "no 401 and no resend");
+    cr_expect_eq(mini_count(&M.reg, "GET /v2/team/app/manifests/v1 auth=no"), 1,
+                 "the second resolution sent nothing without its token");
+    cr_expect_eq(mini_count(&M.reg, "GET /token"), 2);
+    cr_expect(strstr(M.token_query, "service=mock%2Cregistry") != NULL, "%s",
+              M.token_query);
+    cr_expect(strstr(M.token_query, "scope=repository%3Ateam%2Fapp%3Apull") != NULL, "%s",
+              M.token_query);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(resolve_mock, moved_realm_falls_back_to_the_challenge, .init = init_curl)
+{
+    struct reg_stats st1 = {0}, st2 = {0}, st3 = {0};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    resolve_without_token(c, &st1);
+    M.mode = M_REALM2; /* the old realm still answers, its token is refused */
+    resolve_without_token(c, &st2);
+    cr_expect_eq(st2.token_gets, 2, "the old realm's token, then the new realm's");
+    cr_expect_eq(st2.manifest_gets, 3 + 1, "one 401 names the new realm");
+    cr_expect_eq(mini_count(&M.reg, "GET /token2"), 1);
+    resolve_without_token(c, &st3);
+    cr_expect_eq(st3.token_gets, 1, "the new realm is the one remembered");
+    cr_expect_eq(st3.manifest_gets, 3);
+    cr_expect_eq(mini_count(&M.reg, "GET /token2"), 2);
+    reg_client_free(c);
+    mock_stop();
+}
+
+Test(resolve_mock, failing_realm_is_forgotten, .init = init_curl)
+{
+    char registry[64], realm[128];
+    struct reg__challenge ch;
+    struct reg_stats st1 = {0}, st2 = {0};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    mock_registry(registry, sizeof registry);
+    snprintf(realm, sizeof realm, "http://127.0.0.1:%d/gone", M.cdn.port);
+    reg__realms_put(c->realms, registry, realm, "mock");
+    resolve_without_token(c, &st1);
+    cr_expect_eq(mini_count(&M.cdn, "GET /gone"), 1, "the remembered realm was asked");
+    cr_expect_eq(st1.token_gets, 2, "it answered 404: the challenge's realm was asked");
+    cr_expect_eq(st1.manifest_gets, 3 + 1);
+    cr_assert_eq(reg__realms_get(c->realms, registry, &ch), 0);
+    cr_expect(strstr(ch.realm, "/token") != NULL, "relearnt: %s", ch.realm);
+    resolve_without_token(c, &st2);
+    cr_expect_eq(st2.manifest_gets, 3);
+    cr_expect_eq(mini_count(&M.cdn, "GET /gone"), 1);
     reg_client_free(c);
     mock_stop();
 }
