@@ -1,7 +1,7 @@
 /* regfront.c - a Docker Hub-like front for a local registry, for tests.
  *
  *   regfront --listen 127.0.0.1:PORT --upstream http://127.0.0.1:RPORT
- *            [--lastmod lastmod.tsv] [--log requests.log] [--bearer]
+ *            [--lastmod lastmod.tsv] [--log requests.log] [--bearer] [--cdn-cache]
  *            [--delay-ms N] [--fault-429 N] [--retry-after S|-]
  *            [--fault-corrupt] [--fault-only SUBSTR]
  *            [--schema1 /v2/NAME/manifests/TAG FILE DIGEST]
@@ -16,6 +16,10 @@
  * - --bearer: /v2/ requests without "Authorization: Bearer <token>" get 401 with
  *   a WWW-Authenticate Bearer challenge whose realm is http://<listen>/token;
  *   GET /token answers {"token":"...","expires_in":300}. /cdn/ needs no token.
+ * - --cdn-cache: the /cdn/ path behaves as a CDN edge does for immutable
+ *   blobs: a 200 answer is kept (per method and path, at most RF_CDN_MAX
+ *   entries, GET bodies up to RF_CDN_BODY_MAX) and later requests for it are
+ *   answered without asking the registry (still logged and still delayed).
  * - --log FILE: one line "METHOD PATH?QUERY STATUS" per request, flushed.
  * - --delay-ms N: waits N ms before answering each request.
  * - Faults, for requests to /v2/<name>/manifests/ that got past the bearer
@@ -64,6 +68,8 @@
 #define RF_URL_MAX 4096
 #define RF_LASTMOD_MAX 4096 /* entries in --lastmod */
 #define RF_POOL_MAX 128     /* idle upstream curl handles kept */
+#define RF_CDN_MAX 8192     /* --cdn-cache entries */
+#define RF_CDN_BODY_MAX (4u << 20)
 
 struct rf_lastmod {
     char digest[IM_DIGEST_MAX];
@@ -90,17 +96,14 @@ struct rf_conf {
     pthread_mutex_t poollock;
     CURL *pool[RF_POOL_MAX];
     size_t npool;
+    /* --cdn-cache */
+    bool cdn_cache;
+    pthread_mutex_t cdnlock;
+    struct rf_cdn *cdn;
+    size_t ncdn;
     /* --schema1 */
     char s1_path[RF_URL_MAX], s1_dpath[RF_URL_MAX], s1_digest[IM_DIGEST_MAX];
     char *s1_body;
-};
-
-/* Per-request state, created by the URI log callback, freed on completion. */
-struct rf_req {
-    char *uri; /* raw request target: path and query, still escaped */
-    bool started;
-    bool too_big;
-    struct im_buf body;
 };
 
 /* What the upstream answered. */
@@ -110,6 +113,20 @@ struct rf_up {
     char *headers[RF_HEADERS_MAX];
     size_t nheaders;
     long long content_length; /* -1 when not sent */
+};
+
+/* One --cdn-cache entry: "METHOD /cdn/..." and the upstream's answer. */
+struct rf_cdn {
+    char *key;
+    struct rf_up up;
+};
+
+/* Per-request state, created by the URI log callback, freed on completion. */
+struct rf_req {
+    char *uri; /* raw request target: path and query, still escaped */
+    bool started;
+    bool too_big;
+    struct im_buf body;
 };
 
 static void up_free(struct rf_up *u)
@@ -344,23 +361,25 @@ static bool relayed_header(const char *h)
 }
 
 /* Adds "Name: value" to r, rewriting an upstream Location to the front. */
-static void add_relayed(const struct rf_conf *conf, struct MHD_Response *r, char *h)
+static void add_relayed(const struct rf_conf *conf, struct MHD_Response *r, const char *h)
 {
-    char *colon = strchr(h, ':');
-    char *v = colon + 1;
-    char loc[RF_URL_MAX];
+    char name[256], loc[RF_URL_MAX];
+    const char *colon = strchr(h, ':');
     size_t ul = strlen(conf->upstream);
 
-    *colon = '\0';
+    if (colon == NULL || (size_t)(colon - h) >= sizeof name)
+        return;
+    memcpy(name, h, (size_t)(colon - h));
+    name[colon - h] = '\0';
+    const char *v = colon + 1;
     while (*v == ' ' || *v == '\t')
         v++;
-    if (strcasecmp(h, "Location") == 0 && strncmp(v, conf->upstream, ul) == 0) {
+    if (strcasecmp(name, "Location") == 0 && strncmp(v, conf->upstream, ul) == 0) {
         int n = snprintf(loc, sizeof loc, "http://%s%s", conf->listen, v + ul);
         if (n > 0 && (size_t)n < sizeof loc)
             v = loc;
     }
-    MHD_add_response_header(r, h, v);
-    *colon = ':';
+    MHD_add_response_header(r, name, v);
 }
 
 /* --fault-corrupt: one byte of a manifest changed, its length kept. */
@@ -371,16 +390,82 @@ static void corrupt(struct rf_up *u)
         p[12] = 'N';
 }
 
+/* Answers what the upstream answered (u is not changed); lastmod, when not
+ * NULL, is added as Last-Modified to a successful answer. */
+static enum MHD_Result respond(struct rf_conf *conf, struct MHD_Connection *conn,
+                               const char *method, const char *uri, const struct rf_up *u,
+                               const char *lastmod)
+{
+    struct MHD_Response *r = NULL;
+    if (strcmp(method, "HEAD") == 0)
+        r = MHD_create_response_from_callback(
+            u->content_length >= 0 ? (uint64_t)u->content_length : MHD_SIZE_UNKNOWN, 4096,
+            no_body, NULL, NULL);
+    else
+        r = MHD_create_response_from_buffer(
+            u->body.len, u->body.p ? u->body.p : (void *)"", MHD_RESPMEM_MUST_COPY);
+    if (r == NULL)
+        return MHD_NO;
+    for (size_t i = 0; i < u->nheaders; i++) {
+        if (relayed_header(u->headers[i]))
+            add_relayed(conf, r, u->headers[i]);
+    }
+    if (lastmod != NULL && u->status >= 200 && u->status < 300)
+        MHD_add_response_header(r, "Last-Modified", lastmod);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)u->status, r);
+    MHD_destroy_response(r);
+    log_request(conf, method, uri, (unsigned)u->status);
+    return ret;
+}
+
+/* --cdn-cache: a deep copy of u under key, when there is room. */
+static void cdn_keep(struct rf_conf *conf, const char *key, const struct rf_up *u)
+{
+    struct rf_cdn e = {.key = strdup(key),
+                       .up = {.status = u->status,
+                              .content_length = u->content_length,
+                              .body.max = RF_CDN_BODY_MAX}};
+    bool ok = e.key != NULL && im_buf_append(&e.up.body, u->body.p, u->body.len) == 0;
+    for (size_t i = 0; ok && i < u->nheaders; i++) {
+        e.up.headers[i] = strdup(u->headers[i]);
+        ok = e.up.headers[i] != NULL;
+        e.up.nheaders = i + 1;
+    }
+    pthread_mutex_lock(&conf->cdnlock);
+    if (ok && conf->ncdn < RF_CDN_MAX) {
+        conf->cdn[conf->ncdn++] = e;
+        e.key = NULL;
+    }
+    pthread_mutex_unlock(&conf->cdnlock);
+    if (e.key != NULL) {
+        free(e.key);
+        up_free(&e.up);
+    }
+}
+
+/* --cdn-cache: the kept answer for key, or NULL. Entries are never removed
+ * while the front runs, so the pointer stays valid. */
+static const struct rf_up *cdn_find(struct rf_conf *conf, const char *key)
+{
+    const struct rf_up *found = NULL;
+    pthread_mutex_lock(&conf->cdnlock);
+    for (size_t i = 0; found == NULL && i < conf->ncdn; i++)
+        if (strcmp(conf->cdn[i].key, key) == 0)
+            found = &conf->cdn[i].up;
+    pthread_mutex_unlock(&conf->cdnlock);
+    return found;
+}
+
 /* Proxies the request to upstream_path; lastmod, when not NULL, is added as
- * Last-Modified to a successful answer; spoil corrupts a successful GET. */
+ * Last-Modified to a successful answer; spoil corrupts a successful GET; a
+ * cache_key (--cdn-cache) keeps a 200 answer for later requests. */
 static enum MHD_Result proxy(struct rf_conf *conf, struct MHD_Connection *conn,
                              struct rf_req *req, const char *method,
                              const char *upstream_path, const char *lastmod,
-                             bool drop_auth, bool spoil)
+                             bool drop_auth, bool spoil, const char *cache_key)
 {
     struct rf_up u = {.body.max = RF_BODY_MAX};
     char url[RF_URL_MAX], errbuf[CURL_ERROR_SIZE];
-    struct MHD_Response *r = NULL;
     enum MHD_Result ret;
 
     int n = snprintf(url, sizeof url, "%s%s", conf->upstream, upstream_path);
@@ -396,26 +481,9 @@ static enum MHD_Result proxy(struct rf_conf *conf, struct MHD_Connection *conn,
     }
     if (spoil && u.status == 200 && strcmp(method, "GET") == 0)
         corrupt(&u);
-    if (strcmp(method, "HEAD") == 0)
-        r = MHD_create_response_from_callback(
-            u.content_length >= 0 ? (uint64_t)u.content_length : MHD_SIZE_UNKNOWN, 4096,
-            no_body, NULL, NULL);
-    else
-        r = MHD_create_response_from_buffer(u.body.len, u.body.p ? u.body.p : (void *)"",
-                                            MHD_RESPMEM_MUST_COPY);
-    if (r == NULL) {
-        up_free(&u);
-        return MHD_NO;
-    }
-    for (size_t i = 0; i < u.nheaders; i++) {
-        if (relayed_header(u.headers[i]))
-            add_relayed(conf, r, u.headers[i]);
-    }
-    if (lastmod != NULL && u.status >= 200 && u.status < 300)
-        MHD_add_response_header(r, "Last-Modified", lastmod);
-    ret = MHD_queue_response(conn, (unsigned)u.status, r);
-    MHD_destroy_response(r);
-    log_request(conf, method, req->uri, (unsigned)u.status);
+    ret = respond(conf, conn, method, req->uri, &u, lastmod);
+    if (cache_key != NULL && u.status == 200 && u.body.len <= RF_CDN_BODY_MAX)
+        cdn_keep(conf, cache_key, &u);
     up_free(&u);
     return ret;
 }
@@ -506,9 +574,15 @@ static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
         if (!getlike || digest == NULL)
             return answer_text(conf, conn, method, req->uri, 404, "text/plain",
                                "not found\n", NULL, NULL);
+        char key[RF_URL_MAX + 16];
+        snprintf(key, sizeof key, "%s %s", method, path);
+        const struct rf_up *kept = conf->cdn_cache ? cdn_find(conf, key) : NULL;
+        if (kept != NULL)
+            return respond(conf, conn, method, req->uri, kept,
+                           lastmod_find(conf, digest + 7));
         snprintf(up, sizeof up, "/v2/%s", req->uri + 5);
         return proxy(conf, conn, req, method, up, lastmod_find(conf, digest + 7), true,
-                     false);
+                     false, conf->cdn_cache ? key : NULL);
     }
     if (strncmp(path, "/v2/", 4) == 0 || strcmp(path, "/v2") == 0) {
         if (conf->bearer && !authorized(conf, conn))
@@ -537,7 +611,7 @@ static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
                            conf->retry_after[0] ? "Retry-After" : NULL,
                            conf->retry_after);
     return proxy(conf, conn, req, method, req->uri, NULL, conf->bearer,
-                 faulty && conf->fault_corrupt);
+                 faulty && conf->fault_corrupt, NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -682,7 +756,7 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: regfront --listen HOST:PORT --upstream URL [--lastmod FILE]\n"
-            "                [--log FILE] [--bearer] [--delay-ms N]\n"
+            "                [--log FILE] [--bearer] [--delay-ms N] [--cdn-cache]\n"
             "                [--fault-429 N] [--retry-after S|-] [--fault-corrupt]\n"
             "                [--fault-only SUBSTR] [--schema1 PATH FILE DIGEST]\n");
     return 2;
@@ -700,6 +774,10 @@ static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockad
         }
         if (strcmp(a, "--fault-corrupt") == 0) {
             conf->fault_corrupt = true;
+            continue;
+        }
+        if (strcmp(a, "--cdn-cache") == 0) {
+            conf->cdn_cache = true;
             continue;
         }
         if (v == NULL)
@@ -772,6 +850,9 @@ int main(int argc, char **argv)
     pthread_mutex_init(&conf.loglock, NULL);
     pthread_mutex_init(&conf.faultlock, NULL);
     pthread_mutex_init(&conf.poollock, NULL);
+    pthread_mutex_init(&conf.cdnlock, NULL);
+    if (conf.cdn_cache && (conf.cdn = calloc(RF_CDN_MAX, sizeof *conf.cdn)) == NULL)
+        goto out;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         goto out;
     /* Threads inherit this mask: signals are taken by sigwait below only. */
@@ -806,6 +887,12 @@ out_curl:
     pthread_mutex_destroy(&conf.loglock);
     pthread_mutex_destroy(&conf.faultlock);
     pthread_mutex_destroy(&conf.poollock);
+    pthread_mutex_destroy(&conf.cdnlock);
+    for (size_t i = 0; i < conf.ncdn; i++) {
+        free(conf.cdn[i].key);
+        up_free(&conf.cdn[i].up);
+    }
+    free(conf.cdn);
 out:
     if (conf.log != NULL)
         fclose(conf.log);
