@@ -1,5 +1,6 @@
 /* api.c - routing of API paths, error mapping, and the non-image endpoints. */
 #include "api_internal.h"
+#include "renderer_id.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,11 @@ struct api *api_new(const struct api_config *cfg, struct store *store,
         im_seterr(err, IM_ENOMEM, "cannot initialise the in-flight table");
         return NULL;
     }
+    /* Rendered answers of another renderer build are dropped now and never
+     * served; a failure to drop them leaves rows that are only never read. */
+    struct im_error serr;
+    if (store && store_set_renderer(store, IMGMETA_RENDERER_ID, NULL, &serr) != 0)
+        im_metric_inc(IM_STORE_WRITE_FAILURES);
     return a;
 }
 

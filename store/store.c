@@ -63,7 +63,8 @@ const char *const store__sql[ST__COUNT] = {
                  " ((SELECT page_count FROM pragma_page_count())"
                  " - (SELECT freelist_count FROM pragma_freelist_count()))"
                  " * (SELECT page_size FROM pragma_page_size()),"
-                 " (SELECT count(*) FROM repo_roots)",
+                 " (SELECT count(*) FROM repo_roots),"
+                 " (SELECT count(*) FROM rendered)",
     [ST_PUT_REPO_ROOT] = "INSERT OR IGNORE INTO repo_roots(registry, repository, root)"
                          " VALUES (?1, ?2, ?3)",
     [ST_HAS_REPO_ROOT] = "SELECT EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
@@ -97,6 +98,18 @@ const char *const store__sql[ST__COUNT] = {
     [ST_ADD_COUNTER] = "INSERT INTO counters(name, value) VALUES (?1, ?2)"
                        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
     [ST_GET_COUNTERS] = "SELECT name, value FROM counters",
+    [ST_GET_RENDERED] = "SELECT body FROM rendered WHERE key = ?1 AND renderer = ?2",
+    [ST_PUT_RENDERED] =
+        "INSERT OR REPLACE INTO rendered(registry, repository, root, renderer, key, body)"
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM repo_roots"
+        " WHERE registry = ?1 AND repository = ?2 AND root = ?3)",
+    [ST_DEL_RENDERED_ROOT] = "DELETE FROM rendered WHERE key >= ?1 AND key < ?2",
+    [ST_GC_RENDERED] = "DELETE FROM rendered WHERE NOT EXISTS (SELECT 1 FROM repo_roots r"
+                       " WHERE r.registry = rendered.registry"
+                       " AND r.repository = rendered.repository"
+                       " AND r.root = rendered.root)",
+    [ST_DROP_RENDERED] = "DELETE FROM rendered",
+    [ST_DROP_OTHER_RENDERS] = "DELETE FROM rendered WHERE renderer <> ?1",
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -329,6 +342,8 @@ static int put_rows(struct store__conn *c, const struct im_ref *ref,
         rc = put_blob(c, b->root_digest, &b->blobs[i], now, err);
     if (!rc)
         rc = check_root(c, b->root_digest, err);
+    if (!rc)
+        rc = store__forget_rendered(c, b->root_digest, err);
     if (!rc && ref)
         rc = put_repo_root(c, ref, b->root_digest, err);
     if (!rc && ref && ref->tag[0] != '\0')
@@ -689,6 +704,7 @@ int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
     out->bytes = sqlite3_column_int64(st, 5);
     out->used_bytes = sqlite3_column_int64(st, 6);
     out->roots = sqlite3_column_int64(st, 7);
+    out->rendered = sqlite3_column_int64(st, 8);
 out:
     if (st)
         store__done(st);

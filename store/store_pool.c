@@ -82,6 +82,19 @@ static const char *const migrations[] = {
     "CREATE TABLE counters("
     "  name TEXT NOT NULL PRIMARY KEY,"
     "  value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 3 -> 4: rendered answers (store_rendered.c), keyed like the in-memory
+     * LRU (root digest, NUL, reference, representation, platform filter);
+     * renderer names the code that rendered the body. A rowid table: bodies
+     * are large; the key's unique index finds a row and, since the key starts
+     * with the root digest, a root's rows. The small columns come first, so
+     * gc's scan never reads a body. */
+    "CREATE TABLE rendered("
+    "  registry TEXT NOT NULL,"
+    "  repository TEXT NOT NULL,"
+    "  root TEXT NOT NULL,"
+    "  renderer TEXT NOT NULL,"
+    "  key BLOB NOT NULL UNIQUE,"
+    "  body BLOB NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
