@@ -3,8 +3,11 @@
  * that needed the network would fail, so a 200 proves it came from cache. */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "registry.h"
@@ -32,27 +35,10 @@ static const char config[] =
     "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
 #define ROOT "sha256:3333333333333333333333333333333333333333333333333333333333333333"
 
-static void setup(void)
+/* Pretends python:3.7-slim was resolved just now into s. */
+static void put_python(struct store *s)
 {
     struct im_error err;
-    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    st = store_open(":memory:", &err);
-    cr_assert_not_null(st, "%s", err.msg);
-    struct reg_config rc;
-    reg_config_defaults(&rc);
-    rc.n_mirrors = 1;
-    strcpy(rc.mirrors[0].registry, "docker.io");
-    strcpy(rc.mirrors[0].base_url, "http://127.0.0.1:1"); /* nothing listens there */
-    rc.connect_timeout_ms = 1000;
-    rc.request_timeout_ms = 2000;
-    reg = reg_client_new(&rc, &err);
-    cr_assert_not_null(reg, "%s", err.msg);
-    struct api_config ac;
-    api_config_defaults(&ac);
-    api = api_new(&ac, st, reg, &err);
-    cr_assert_not_null(api);
-
-    /* Pretend python:3.7-slim was resolved just now. */
     struct im_bundle b;
     im_bundle_init(&b);
     strcpy(b.root_digest, ROOT);
@@ -72,8 +58,30 @@ static void setup(void)
     cr_assert_eq(im_bundle_add_blob(&b, &blob), 0);
     struct im_ref ref;
     cr_assert_eq(reg_ref_parse("python:3.7-slim", &ref, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_put(st, &ref, &b, im_now(), &err), 0, "%s", err.msg);
+    cr_assert_eq(store_put(s, &ref, &b, im_now(), &err), 0, "%s", err.msg);
     im_bundle_free(&b);
+}
+
+static void setup(void)
+{
+    struct im_error err;
+    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
+    st = store_open(":memory:", &err);
+    cr_assert_not_null(st, "%s", err.msg);
+    struct reg_config rc;
+    reg_config_defaults(&rc);
+    rc.n_mirrors = 1;
+    strcpy(rc.mirrors[0].registry, "docker.io");
+    strcpy(rc.mirrors[0].base_url, "http://127.0.0.1:1"); /* nothing listens there */
+    rc.connect_timeout_ms = 1000;
+    rc.request_timeout_ms = 2000;
+    reg = reg_client_new(&rc, &err);
+    cr_assert_not_null(reg, "%s", err.msg);
+    struct api_config ac;
+    api_config_defaults(&ac);
+    api = api_new(&ac, st, reg, &err);
+    cr_assert_not_null(api);
+    put_python(st);
 }
 
 static void teardown(void)
@@ -438,4 +446,87 @@ Test(api, tags_upstream_down_is_a_gateway_error)
     cr_assert(r.status == 502 || r.status == 504, "status %d: %s", r.status, r.body);
     cr_assert_not_null(strstr(r.body, "\"error\""), "%s", r.body);
     api_response_free(&r);
+}
+
+/* ---- rendered answers kept in the store --------------------------------- */
+
+static struct api_response get_from(struct api *a, const char *path)
+{
+    struct api_request req;
+    struct api_response resp;
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    req.method = "GET";
+    req.path = path;
+    cr_assert_eq(api_handle(a, &req, &resp), 0);
+    cr_assert_eq(resp.status, 200, "status %d: %.*s", resp.status, (int)resp.len,
+                 resp.body);
+    return resp;
+}
+
+static struct api *api_on(struct store *s)
+{
+    struct im_error err;
+    struct api_config ac;
+    api_config_defaults(&ac);
+    struct api *a = api_new(&ac, s, reg, &err);
+    cr_assert_not_null(a);
+    return a;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+}
+
+Test(api, after_a_restart_the_kept_rendering_is_served_until_the_renderer_changes)
+{
+    char dir[] = "/tmp/imgmeta-api-XXXXXX", path[64], p[80];
+    struct im_error err;
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    struct store *fs = store_open(path, &err);
+    cr_assert_not_null(fs, "%s", err.msg);
+    put_python(fs);
+    struct api *fa = api_on(fs);
+    struct api_response fresh = get_from(fa, "/images/python/3.7-slim");
+    api_free(fa);
+    store_close(fs);
+    /* The stored config changes behind the daemon's back: rendering it again
+     * would say so, the kept rendering does not. */
+    raw_exec(path, "UPDATE documents SET body = CAST(replace(CAST(body AS TEXT),"
+                   " '17.06.2-ce', '99.99.9-xx') AS BLOB)");
+    fs = store_open(path, &err);
+    cr_assert_not_null(fs, "%s", err.msg);
+    fa = api_on(fs); /* a restart: the in-memory cache is empty */
+    struct api_response kept = get_from(fa, "/images/python/3.7-slim");
+    cr_assert_eq(kept.len, fresh.len);
+    cr_assert(memcmp(kept.body, fresh.body, fresh.len) == 0, "not byte-identical");
+    cr_assert_str_eq(kept.content_type, fresh.content_type);
+    api_free(fa);
+    /* Another renderer build (a fix) ran on this file: this one's rows are
+     * gone, and the answer is rendered again from the stored documents. */
+    int64_t dropped = 0;
+    cr_assert_eq(store_set_renderer(fs, "another-build", &dropped, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(dropped, 1);
+    fa = api_on(fs);
+    struct api_response again = get_from(fa, "/images/python/3.7-slim");
+    cr_assert_not_null(strstr(again.body, "\"dockerVersion\":\"99.99.9-xx\""), "%s",
+                       again.body);
+    api_free(fa);
+    store_close(fs);
+    api_response_free(&fresh);
+    api_response_free(&kept);
+    api_response_free(&again);
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(dir);
 }
