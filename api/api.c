@@ -35,6 +35,7 @@ void api_config_defaults(struct api_config *c)
     memset(c, 0, sizeof *c);
     c->tag_ttl_seconds = 300;
     c->resolve_wait_ms = 60000;
+    c->answer_cache_bytes = (size_t)16 << 20;
 }
 
 struct api *api_new(const struct api_config *cfg, struct store *store,
@@ -48,7 +49,7 @@ struct api *api_new(const struct api_config *cfg, struct store *store,
     a->cfg = *cfg;
     a->store = store;
     a->reg = reg;
-    a->rendered = api__rcache_new((size_t)16 << 20); /* 16 MiB of answers */
+    a->rendered = api__rcache_new(cfg->answer_cache_bytes);
     if (!a->rendered || api__inflight_init(&a->inflight) != 0) {
         api__rcache_free(a->rendered);
         free(a);

@@ -97,6 +97,13 @@ static const struct opt opts[] = {
     {"max-retries", "IMGMETA_MAX_RETRIES", OPT_LONG, NUM(max_retries), 0, 10, "2",
      "retries of an upstream request after a connection error, 5xx or 429 (exponential "
      "backoff with jitter, Retry-After honoured)"},
+    {"answer-cache-bytes", "IMGMETA_ANSWER_CACHE_BYTES", OPT_LONG,
+     NUM(answer_cache_bytes), 0, 1L << 40, "16777216",
+     "memory for recently served answers (rendered bytes, least recently used go "
+     "first); others are read from the database's rendered rows; 0 = none"},
+    {"malloc-arenas", "IMGMETA_MALLOC_ARENAS", OPT_LONG, NUM(malloc_arenas), 0, 64, "2",
+     "glibc malloc arenas (M_ARENA_MAX): each HTTP thread would otherwise get its own, "
+     "each holding freed memory; 0 = glibc's default (8 x cores)"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

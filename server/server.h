@@ -44,6 +44,8 @@ struct srv_config {
     char admin_token[128];    /* bearer token for /admin/, "" = disabled */
     char docker_config[1024]; /* Docker config.json with credentials, "" = none */
     long max_retries;         /* upstream retries */
+    long answer_cache_bytes;  /* in-memory LRU of rendered answers, 0 = none */
+    long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config

@@ -21,6 +21,7 @@
 
 #define STORE_POOL_MAX 8
 #define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_CACHE_KIB_TEXT "-512"     /* negative: KiB of page cache per connection */
 #define STORE_APPLICATION_ID 0x494d474d /* "IMGM" in the file header */
 
 /* Migrations: migrations[i] takes the schema from version i to i + 1. Append
@@ -347,6 +348,11 @@ static int conn_open(const struct store *s, bool setup, bool *damaged,
         rc = conn_setup(c->db, path, s->readonly, damaged, err);
     if (!rc)
         rc = exec_sql(c->db, path, "PRAGMA synchronous=NORMAL", err);
+    /* Bounded page cache per connection (SQLite's default is 2 MiB, x 8): the
+     * operating system's page cache holds the file anyway, and this keeps the
+     * hot interior pages of the indexes. */
+    if (!rc)
+        rc = exec_sql(c->db, path, "PRAGMA cache_size=" STORE_CACHE_KIB_TEXT, err);
     for (int i = 0; !rc && i < ST__COUNT; i++) {
         if (sqlite3_prepare_v3(c->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &c->st[i], NULL) != SQLITE_OK)
