@@ -211,13 +211,11 @@ static int shared(struct api *a, struct describe *d, const struct store_tag *pri
     return 0;
 }
 
-/* The negative cache: IM_ENOTFOUND while a miss is remembered for the tag. */
-static int negative(struct api *a, struct describe *d, int64_t now)
+/* The negative cache: IM_ENOTFOUND while a miss is remembered for the tag
+ * (until: when it ends, INT64_MIN when none is). */
+static int negative(struct api *a, struct describe *d, int64_t until, int64_t now)
 {
-    int64_t until = 0;
-    struct im_error serr;
-    if (a->cfg.negative_ttl_seconds <= 0 ||
-        store_get_miss(a->store, &d->ref, &until, &serr) != 0 || now >= until)
+    if (a->cfg.negative_ttl_seconds <= 0 || now >= until)
         return 0;
     d->cache = API_CACHE_HIT;
     d->detail = "negative";
@@ -270,11 +268,13 @@ static int serve_stale(struct api *a, struct describe *d, const struct store_tag
 static int obtain_tag(struct api *a, struct describe *d)
 {
     struct store_tag t;
-    int64_t now = im_now();
-    int rc = negative(a, d, now);
-    if (rc != 0)
-        return rc;
-    rc = store_get_tag(a->store, &d->ref, &t, &d->err);
+    int64_t now = im_now(), until = INT64_MIN;
+    /* the tag and its remembered miss in one read; an unreadable store is
+     * asked upstream, as a tag it does not hold */
+    int rc = store_lookup_tag(a->store, &d->ref, &t, &until, &d->err);
+    int neg = negative(a, d, until, now);
+    if (neg != 0)
+        return neg;
     if (rc != 0 || (d->ref.digest[0] && strcmp(d->ref.digest, t.digest) != 0))
         return shared(a, d, NULL); /* unknown, unreadable, or name:tag@digest moved */
     enum store_freshness fr =

@@ -37,8 +37,14 @@ const char *const store__sql[ST__COUNT] = {
                    " accessed_at = max(accessed_at, excluded.accessed_at)",
     [ST_DEL_MISS] = "DELETE FROM misses WHERE registry = ?1 AND repository = ?2"
                     " AND tag = ?3",
-    [ST_GET_TAG] = "SELECT digest, resolved_at, checked_at, accessed_at FROM tags"
-                   " WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
+    /* one row always: the tag's columns NULL when it is not stored, and the
+     * tag's remembered miss (NULL: none), so that a warm request reads both in
+     * one statement */
+    [ST_GET_TAG] = "SELECT t.digest, t.resolved_at, t.checked_at, t.accessed_at, m.until"
+                   " FROM (SELECT 1) LEFT JOIN tags t ON t.registry = ?1"
+                   " AND t.repository = ?2 AND t.tag = ?3"
+                   " LEFT JOIN misses m ON m.registry = ?1 AND m.repository = ?2"
+                   " AND m.tag = ?3",
     [ST_TOUCH_TAG] = "UPDATE tags SET checked_at = max(checked_at, ?4)"
                      " WHERE registry = ?1 AND repository = ?2 AND tag = ?3"
                      " AND (?5 = '' OR digest = ?5)",
@@ -527,11 +533,19 @@ bool store_tag_fresh(const struct store_tag *t, int64_t now, int64_t ttl_seconds
 int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
                   struct im_error *err)
 {
+    return store_lookup_tag(s, ref, out, NULL, err);
+}
+
+int store_lookup_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
+                     int64_t *miss_until, struct im_error *err)
+{
     struct store__conn *c = NULL;
     sqlite3_stmt *st = NULL;
     const char *digest = NULL;
     int src = SQLITE_OK;
     int rc = ref_check(ref, true, err);
+    if (miss_until)
+        *miss_until = INT64_MIN;
     if (rc || !out) {
         rc = rc ? rc : im_seterr(err, IM_EINVAL, "store_get_tag needs an out-parameter");
         goto out;
@@ -543,13 +557,15 @@ int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *o
     src = bind_key(st, ref, ref->tag);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
-    if (src == SQLITE_DONE) {
-        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored", ref->registry,
-                       ref->repository, ref->tag);
-        goto out;
-    }
     if (src != SQLITE_ROW) {
         rc = store__fail(err, c->db, "reading tag %s", ref->tag);
+        goto out;
+    }
+    if (miss_until && sqlite3_column_type(st, 4) != SQLITE_NULL)
+        *miss_until = sqlite3_column_int64(st, 4);
+    if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored", ref->registry,
+                       ref->repository, ref->tag);
         goto out;
     }
     digest = (const char *)sqlite3_column_text(st, 0);

@@ -61,6 +61,11 @@ struct store_tag {
  * IM_ENOTFOUND when never resolved, IM_ESTORE. */
 int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
                   struct im_error *err) IM_WUR;
+/* store_get_tag and store_get_miss in one read (a warm request needs both):
+ * also sets *miss_until (may be NULL) to the tag's remembered miss, INT64_MIN
+ * when none, whether or not the tag is stored (also on IM_ENOTFOUND). */
+int store_lookup_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
+                     int64_t *miss_until, struct im_error *err) IM_WUR;
 
 /* Freshness is a pure function of (row, now, ttl): true while
  * now - checked_at < ttl_seconds. ttl_seconds <= 0 means never fresh; a

@@ -1237,6 +1237,33 @@ Test(store, a_schema_3_database_gains_the_rendered_table)
     tmpdb_remove(&db);
 }
 
+Test(store, one_lookup_reads_a_tag_and_its_remembered_miss)
+{
+    struct store *s = open_ok(":memory:");
+    struct im_bundle a;
+    struct im_error err = {{0}};
+    struct store_tag t;
+    int64_t until = 0;
+    make_image(&a, 7);
+    struct im_ref held = tag_ref("library/a", "1"), gone = tag_ref("library/a", "gone");
+    cr_assert_eq(store_lookup_tag(s, &gone, &t, &until, &err), IM_ENOTFOUND);
+    cr_assert_eq(until, INT64_MIN, "no miss remembered");
+    cr_assert_eq(store_put_miss(s, &gone, 500, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_lookup_tag(s, &gone, &t, &until, &err), IM_ENOTFOUND);
+    cr_assert_eq(until, 500, "the miss is read with the absent tag");
+    put_ok(s, &held, &a, 100);
+    cr_assert_eq(store_lookup_tag(s, &held, &t, &until, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(t.digest, a.root_digest);
+    cr_assert_eq(t.checked_at, 100);
+    cr_assert_eq(until, INT64_MIN);
+    /* the registry later said the held tag is gone: both are seen */
+    cr_assert_eq(store_put_miss(s, &held, 900, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_lookup_tag(s, &held, &t, &until, &err), 0, "%s", err.msg);
+    cr_assert_eq(until, 900);
+    im_bundle_free(&a);
+    store_close(s);
+}
+
 #else /* STORE_TSAN_MAIN: the threaded scenario alone, for ThreadSanitizer */
 
 int main(void)
