@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "api_internal.h"
 #include "registry.h"
 #include "store.h"
 
@@ -529,4 +530,56 @@ Test(api, after_a_restart_the_kept_rendering_is_served_until_the_renderer_change
         unlink(p);
     }
     rmdir(dir);
+}
+
+/* ---- the in-memory answer cache ------------------------------------------ */
+
+static bool rcache_has(struct api__rcache *c, const char *key, const char *want)
+{
+    char *body = NULL;
+    size_t len = 0;
+    const char *ctype = NULL;
+    if (api__rcache_get(c, key, strlen(key), &body, &len, &ctype) != 0)
+        return false;
+    cr_assert_eq(len, strlen(want));
+    cr_assert(memcmp(body, want, len) == 0 && body[len] == '\0');
+    cr_assert_str_eq(ctype, API_CT_JSON);
+    free(body);
+    return true;
+}
+
+Test(rcache, keeps_recent_answers_within_its_bytes)
+{
+    struct api__rcache *c = api__rcache_new(64 * 1024);
+    cr_assert_not_null(c);
+    static char body[1000];
+    memset(body, 'b', sizeof body - 1);
+    char key[32];
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        body[0] = (char)('A' + i % 26);
+        api__rcache_put(c, key, strlen(key), body, strlen(body), API_CT_JSON);
+    }
+    int kept = 0;
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        body[0] = (char)('A' + i % 26);
+        kept += rcache_has(c, key, body);
+    }
+    cr_assert_gt(kept, 20, "recent answers are kept (%d)", kept);
+    cr_assert_leq(kept, 64, "no more than its bytes hold (%d)", kept);
+    body[0] = (char)('A' + 399 % 26);
+    cr_assert(rcache_has(c, "k399", body), "the latest is kept");
+    cr_assert(!rcache_has(c, "k0", ""), "the oldest went");
+    static char huge[40000];
+    memset(huge, 'h', sizeof huge - 1);
+    api__rcache_put(c, "huge", 4, huge, strlen(huge), API_CT_JSON);
+    cr_assert(!rcache_has(c, "huge", huge), "one answer never takes over the cache");
+    api__rcache_free(c);
+
+    c = api__rcache_new(0); /* --answer-cache-bytes 0: none */
+    cr_assert_not_null(c);
+    api__rcache_put(c, "k", 1, "v", 1, API_CT_JSON);
+    cr_assert(!rcache_has(c, "k", "v"));
+    api__rcache_free(c);
 }
