@@ -104,12 +104,12 @@ const char *const store__sql[ST__COUNT] = {
     [ST_ADD_COUNTER] = "INSERT INTO counters(name, value) VALUES (?1, ?2)"
                        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
     [ST_GET_COUNTERS] = "SELECT name, value FROM counters",
-    [ST_GET_RENDERED] = "SELECT body FROM rendered WHERE key = ?1 AND renderer = ?2",
-    [ST_PUT_RENDERED] =
-        "INSERT OR REPLACE INTO rendered(registry, repository, root, renderer, key, body)"
-        " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM repo_roots"
-        " WHERE registry = ?1 AND repository = ?2 AND root = ?3)",
-    [ST_DEL_RENDERED_ROOT] = "DELETE FROM rendered WHERE key >= ?1 AND key < ?2",
+    [ST_GET_RENDERED] = "SELECT key, body FROM rendered WHERE id = ?1 AND renderer = ?2",
+    [ST_PUT_RENDERED] = "INSERT OR REPLACE INTO rendered(id, registry, repository, root,"
+                        " renderer, key, body) SELECT ?7, ?1, ?2, ?3, ?4, ?5, ?6"
+                        " WHERE EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
+                        " AND repository = ?2 AND root = ?3)",
+    [ST_DEL_RENDERED_ROOT] = "DELETE FROM rendered WHERE root = ?1",
     [ST_GC_RENDERED] = "DELETE FROM rendered WHERE NOT EXISTS (SELECT 1 FROM repo_roots r"
                        " WHERE r.registry = rendered.registry"
                        " AND r.repository = rendered.repository"

@@ -49,7 +49,7 @@ enum store__stmt {
     /* rendered answers (store_rendered.c) */
     ST_GET_RENDERED,
     ST_PUT_RENDERED,       /* only while the repository claims the root */
-    ST_DEL_RENDERED_ROOT,  /* a root's rows: key in [root NUL, root \x01) */
+    ST_DEL_RENDERED_ROOT,  /* a root's rows */
     ST_GC_RENDERED,        /* rows whose (repository, root) claim is gone */
     ST_DROP_RENDERED,      /* every row: the budget's first resort */
     ST_DROP_OTHER_RENDERS, /* rows of another renderer */

@@ -85,17 +85,20 @@ static const char *const migrations[] = {
     "  value INTEGER NOT NULL) WITHOUT ROWID;",
     /* 3 -> 4: rendered answers (store_rendered.c), keyed like the in-memory
      * LRU (root digest, NUL, reference, representation, platform filter);
-     * renderer names the code that rendered the body. A rowid table: bodies
-     * are large; the key's unique index finds a row and, since the key starts
-     * with the root digest, a root's rows. The small columns come first, so
-     * gc's scan never reads a body. */
+     * renderer names the code that rendered the body. The rowid is a 63-bit
+     * hash of the key, so a read is one descent of the table's b-tree (no
+     * index to go through first); the stored key is compared, and a key whose
+     * hash collides replaces the other's row. The small columns come first,
+     * so gc's scan never reads a body; a root's rows are found by its index. */
     "CREATE TABLE rendered("
+    "  id INTEGER PRIMARY KEY,"
     "  registry TEXT NOT NULL,"
     "  repository TEXT NOT NULL,"
     "  root TEXT NOT NULL,"
     "  renderer TEXT NOT NULL,"
-    "  key BLOB NOT NULL UNIQUE,"
-    "  body BLOB NOT NULL);",
+    "  key BLOB NOT NULL,"
+    "  body BLOB NOT NULL);"
+    "CREATE INDEX rendered_by_root ON rendered(root);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

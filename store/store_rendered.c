@@ -5,6 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The row id of key: 64-bit FNV-1a, kept to 63 bits (a positive rowid). */
+static sqlite3_int64 key_id(const void *key, size_t klen)
+{
+    const unsigned char *k = key;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < klen; i++) {
+        h ^= k[i];
+        h *= 1099511628211ULL;
+    }
+    return (sqlite3_int64)(h & (uint64_t)INT64_MAX);
+}
+
 /* The root digest key starts with: the bytes before its first NUL. 0 when
  * key is not "<digest> NUL ...". */
 static size_t key_root_len(const void *key, size_t klen)
@@ -13,6 +25,13 @@ static size_t key_root_len(const void *key, size_t klen)
         key ? memchr(key, '\0', klen < IM_DIGEST_MAX ? klen : IM_DIGEST_MAX) : NULL;
     size_t n = nul ? (size_t)(nul - (const char *)key) : 0;
     return n > 0 && memchr(key, ':', n) ? n : 0;
+}
+
+/* The row st is on holds key (column 0). */
+static bool same_key(sqlite3_stmt *st, const void *key, size_t klen)
+{
+    const void *k = sqlite3_column_blob(st, 0);
+    return k && (size_t)sqlite3_column_bytes(st, 0) == klen && memcmp(k, key, klen) == 0;
 }
 
 int store_set_renderer(struct store *s, const char *identity, int64_t *dropped,
@@ -71,11 +90,13 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
     if (rc)
         goto out;
     st = c->st[ST_GET_RENDERED];
-    src = sqlite3_bind_blob(st, 1, key, (int)klen, SQLITE_STATIC);
+    src = sqlite3_bind_int64(st, 1, key_id(key, klen));
     if (src == SQLITE_OK)
         src = sqlite3_bind_text(st, 2, s->renderer, -1, SQLITE_STATIC);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
+    if (src == SQLITE_ROW && !same_key(st, key, klen))
+        src = SQLITE_DONE; /* another key with the same hash */
     if (src == SQLITE_DONE) {
         rc = im_seterr(err, IM_ENOTFOUND, "no rendered answer kept");
         goto out;
@@ -84,8 +105,8 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
         rc = store__fail(err, c->db, "reading a rendered answer");
         goto out;
     }
-    const void *b = sqlite3_column_blob(st, 0);
-    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    const void *b = sqlite3_column_blob(st, 1);
+    size_t n = (size_t)sqlite3_column_bytes(st, 1);
     char *copy = (b || n == 0) ? malloc(n + 1) : NULL;
     if (!copy) {
         rc = im_seterr(err, IM_ENOMEM, "out of memory reading a rendered answer");
@@ -136,6 +157,8 @@ int store_put_rendered(struct store *s, const struct im_ref *ref, const void *ke
     if (src == SQLITE_OK)
         src = sqlite3_bind_blob(st, 6, body ? body : "", (int)len, SQLITE_STATIC);
     if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(st, 7, key_id(key, klen));
+    if (src == SQLITE_OK)
         src = sqlite3_step(st);
     if (src != SQLITE_DONE)
         rc = store__fail(err, c->db, "keeping a rendered answer");
@@ -149,18 +172,9 @@ out:
 
 int store__forget_rendered(struct store__conn *c, const char *root, struct im_error *err)
 {
-    char lo[IM_DIGEST_MAX + 1], hi[IM_DIGEST_MAX + 1];
-    size_t n = strlen(root);
     sqlite3_stmt *st = c->st[ST_DEL_RENDERED_ROOT];
     int rc = 0;
-    if (n >= IM_DIGEST_MAX)
-        return im_seterr(err, IM_EINVAL, "root digest too long");
-    memcpy(lo, root, n);
-    memcpy(hi, root, n);
-    lo[n] = '\0';
-    hi[n] = '\x01';
-    if (sqlite3_bind_blob(st, 1, lo, (int)n + 1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_blob(st, 2, hi, (int)n + 1, SQLITE_STATIC) != SQLITE_OK ||
+    if (sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_DONE)
         rc = store__fail(err, c->db, "forgetting the rendered answers of %s", root);
     store__done(st);

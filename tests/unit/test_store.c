@@ -1264,6 +1264,33 @@ Test(store, one_lookup_reads_a_tag_and_its_remembered_miss)
     store_close(s);
 }
 
+Test(store, a_row_found_by_the_hash_of_another_key_is_not_served)
+{
+    struct tmpdb db;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    struct im_bundle a;
+    make_image(&a, 8);
+    struct im_ref ref = tag_ref("library/a", "1");
+    char key[256];
+    size_t klen = rendered_key(key, sizeof key, a.root_digest, "j");
+    struct store *s = open_ok(db.path);
+    put_ok(s, &ref, &a, 100);
+    set_renderer_ok(s, "r", NULL);
+    put_rendered_ok(s, &ref, key, klen, "A", 1);
+    store_close(s);
+    /* as if another key hashed to this row's id: its stored key differs */
+    raw_exec(db.path, "UPDATE rendered SET key = CAST('sha256:other' AS BLOB)");
+    s = open_ok(db.path);
+    set_renderer_ok(s, "r", NULL);
+    cr_assert_eq(get_rendered_is(s, key, klen, "", 0), IM_ENOTFOUND);
+    put_rendered_ok(s, &ref, key, klen, "B", 1); /* the colliding row is replaced */
+    cr_assert_eq(get_rendered_is(s, key, klen, "B", 1), 0);
+    cr_assert_eq(stats_ok(s).rendered, 1);
+    store_close(s);
+    im_bundle_free(&a);
+    tmpdb_remove(&db);
+}
+
 #else /* STORE_TSAN_MAIN: the threaded scenario alone, for ThreadSanitizer */
 
 int main(void)
