@@ -439,8 +439,9 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
         answer_200(resp, ctype, body, len);
         return 0;
     }
-    /* only a fresh hit may have rows: a resolution just forgot its root's */
-    if (!d->lazy || store_get_rendered(a->store, key, klen, &body, &len, NULL) != 0)
+    /* a resolution that stored its root again forgot the root's rows; after a
+     * revalidation (same digest) or a coalesced wait they still answer */
+    if (store_get_rendered(a->store, key, klen, &body, &len, NULL) != 0)
         return IM_ENOTFOUND;
     ctype = d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
     api__rcache_put(a->rendered, key, klen, body, len, ctype);

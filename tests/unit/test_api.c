@@ -470,6 +470,7 @@ static struct api *api_on(struct store *s)
     struct im_error err;
     struct api_config ac;
     api_config_defaults(&ac);
+    ac.max_stale_seconds = 86400; /* as the daemon's default */
     struct api *a = api_new(&ac, s, reg, &err);
     cr_assert_not_null(a);
     return a;
@@ -484,12 +485,38 @@ static void raw_exec(const char *path, const char *sql)
     cr_assert_eq(sqlite3_close(db), SQLITE_OK);
 }
 
-Test(api, after_a_restart_the_kept_rendering_is_served_until_the_renderer_changes)
+/* A file database in a fresh directory: path (64 bytes) gets its name. */
+static void tmp_db(char *dir, char *path)
 {
-    char dir[] = "/tmp/imgmeta-api-XXXXXX", path[64], p[80];
-    struct im_error err;
     cr_assert_not_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/cache.db", dir);
+    snprintf(path, 64, "%s/cache.db", dir);
+}
+
+static void tmp_db_remove(const char *dir, const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    char p[80];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static const char *header_of(const struct api_response *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_extra_headers; i++)
+        if (strcmp(r->extra_headers[i].name, name) == 0)
+            return r->extra_headers[i].value;
+    return "";
+}
+
+/* A daemon's first run on a new file database: python:3.7-slim resolved, then
+ * asked once (rendered and kept). Returns that answer. */
+static struct api_response first_run(char *dir, char *path)
+{
+    struct im_error err;
+    tmp_db(dir, path);
     struct store *fs = store_open(path, &err);
     cr_assert_not_null(fs, "%s", err.msg);
     put_python(fs);
@@ -497,13 +524,21 @@ Test(api, after_a_restart_the_kept_rendering_is_served_until_the_renderer_change
     struct api_response fresh = get_from(fa, "/images/python/3.7-slim");
     api_free(fa);
     store_close(fs);
+    return fresh;
+}
+
+Test(api, after_a_restart_the_kept_rendering_is_served_until_the_renderer_changes)
+{
+    char dir[] = "/tmp/imgmeta-api-XXXXXX", path[64];
+    struct im_error err;
+    struct api_response fresh = first_run(dir, path);
     /* The stored config changes behind the daemon's back: rendering it again
      * would say so, the kept rendering does not. */
     raw_exec(path, "UPDATE documents SET body = CAST(replace(CAST(body AS TEXT),"
                    " '17.06.2-ce', '99.99.9-xx') AS BLOB)");
-    fs = store_open(path, &err);
+    struct store *fs = store_open(path, &err);
     cr_assert_not_null(fs, "%s", err.msg);
-    fa = api_on(fs); /* a restart: the in-memory cache is empty */
+    struct api *fa = api_on(fs); /* a restart: the in-memory cache is empty */
     struct api_response kept = get_from(fa, "/images/python/3.7-slim");
     cr_assert_eq(kept.len, fresh.len);
     cr_assert(memcmp(kept.body, fresh.body, fresh.len) == 0, "not byte-identical");
@@ -524,12 +559,34 @@ Test(api, after_a_restart_the_kept_rendering_is_served_until_the_renderer_change
     api_response_free(&fresh);
     api_response_free(&kept);
     api_response_free(&again);
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    tmp_db_remove(dir, path);
+}
+
+Test(api, a_stale_answer_is_the_kept_rendering_marked_stale)
+{
+    char dir[] = "/tmp/imgmeta-api-XXXXXX", path[64];
+    struct im_error err;
+    struct api_response fresh = first_run(dir, path);
+    /* an hour later, the registry unreachable; the stored config changed (a
+     * new render would say 99.99.9-xx) */
+    raw_exec(path, "UPDATE tags SET checked_at = checked_at - 3600;"
+                   " UPDATE documents SET body = CAST(replace(CAST(body AS TEXT),"
+                   " '17.06.2-ce', '99.99.9-xx') AS BLOB)");
+    struct store *fs = store_open(path, &err);
+    cr_assert_not_null(fs, "%s", err.msg);
+    struct api *fa = api_on(fs);
+    struct api_response stale = get_from(fa, "/images/python/3.7-slim");
+    cr_assert_str_eq(header_of(&stale, "X-Imgmeta-Cache"), "stale");
+    static const char flag[] = "{\"stale\":true,";
+    cr_assert_eq(stale.len, fresh.len + strlen(flag) - 1);
+    cr_assert(memcmp(stale.body, flag, strlen(flag)) == 0, "%s", stale.body);
+    cr_assert(memcmp(stale.body + strlen(flag), fresh.body + 1, fresh.len - 1) == 0,
+              "the kept rendering, not a new one: %s", stale.body);
+    api_free(fa);
+    store_close(fs);
+    api_response_free(&fresh);
+    api_response_free(&stale);
+    tmp_db_remove(dir, path);
 }
 
 /* ---- the in-memory answer cache ------------------------------------------ */
