@@ -1,5 +1,6 @@
 /* api.c - routing of API paths, error mapping, and the non-image endpoints. */
 #include "api_internal.h"
+#include "renderer_id.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@ void api_config_defaults(struct api_config *c)
     c->tag_ttl_seconds = 300;
     c->resolve_wait_ms = 60000;
     c->max_resolutions = 32;
+    c->answer_cache_bytes = (size_t)16 << 20;
 }
 
 /* One "REGISTRY=SECONDS" entry, the registry normalised as references are. */
@@ -134,13 +136,18 @@ struct api *api_new(const struct api_config *cfg, struct store *store,
     a->cfg = *cfg;
     a->store = store;
     a->reg = reg;
-    a->rendered = api__rcache_new((size_t)16 << 20); /* 16 MiB of answers */
+    a->rendered = api__rcache_new(cfg->answer_cache_bytes);
     if (!a->rendered || api__inflight_init(&a->inflight) != 0) {
         api__rcache_free(a->rendered);
         free(a);
         im_seterr(err, IM_ENOMEM, "cannot initialise the in-flight table");
         return NULL;
     }
+    /* Rendered answers of another renderer build are dropped now and never
+     * served; a failure to drop them leaves rows that are only never read. */
+    struct im_error serr;
+    if (store && store_set_renderer(store, IMGMETA_RENDERER_ID, NULL, &serr) != 0)
+        im_metric_inc(IM_STORE_WRITE_FAILURES);
     return a;
 }
 

@@ -34,6 +34,8 @@ struct api_config {
                                      upstream fails; 0 = never */
     int64_t negative_ttl_seconds; /* remember a missing tag this long; 0 = never */
     int64_t cache_max_bytes;      /* database size budget; 0 = none */
+    size_t answer_cache_bytes;    /* in-memory LRU of rendered answers; 0 = none;
+                                     api_config_defaults: 16 MiB */
     char admin_token[128];        /* bearer token for /admin/; "" = /admin/ disabled */
     /* Per-registry tag TTLs overriding tag_ttl_seconds (api_config_registry_ttls). */
     struct api_registry_ttl {

@@ -97,7 +97,10 @@ static int parse_options(const struct api_request *req, struct describe *d,
 
 /* ---- the cache --------------------------------------------------------------- */
 
-#define ACCESS_NOTE_EVERY_S 60 /* accessed_at is bumped at most this often */
+/* accessed_at is bumped at most this often: it only orders eviction under the
+ * size budget, and every write on the read path takes the write lock (and, over
+ * 10,000 tags asked at random, made one write every few requests) */
+#define ACCESS_NOTE_EVERY_S 3600
 #define API__COUNTERS_FLUSH_S 10
 
 /* Counts an outcome for /metrics and for the store's persistent counters. */
@@ -178,7 +181,12 @@ static int digest_from_cache(struct api *a, struct describe *d)
     if (!mine)
         return IM_ENOTFOUND;
     d->max_age = IMMUTABLE_MAX_AGE;
-    return store_load(a->store, d->ref.digest, &d->bundle, &d->err);
+    /* as for a fresh tag: the documents are read only if the answer must be
+     * rendered (render_answer falls back to a resolution if they are gone) */
+    if (im_strlcpy(d->bundle.root_digest, d->ref.digest, sizeof d->bundle.root_digest))
+        return IM_ENOTFOUND;
+    d->lazy = true;
+    return 0;
 }
 
 /* Resolution (or revalidation, with prior) shared with concurrent requests. */
@@ -210,13 +218,11 @@ static int shared(struct api *a, struct describe *d, const struct store_tag *pri
     return 0;
 }
 
-/* The negative cache: IM_ENOTFOUND while a miss is remembered for the tag. */
-static int negative(struct api *a, struct describe *d, int64_t now)
+/* The negative cache: IM_ENOTFOUND while a miss is remembered for the tag
+ * (until: when it ends, INT64_MIN when none is). */
+static int negative(struct api *a, struct describe *d, int64_t until, int64_t now)
 {
-    int64_t until = 0;
-    struct im_error serr;
-    if (a->cfg.negative_ttl_seconds <= 0 ||
-        store_get_miss(a->store, &d->ref, &until, &serr) != 0 || now >= until)
+    if (a->cfg.negative_ttl_seconds <= 0 || now >= until)
         return 0;
     d->cache = API_CACHE_HIT;
     d->detail = "negative";
@@ -270,11 +276,13 @@ static int serve_stale(struct api *a, struct describe *d, const struct store_tag
 static int obtain_tag(struct api *a, struct describe *d)
 {
     struct store_tag t;
-    int64_t now = im_now();
-    int rc = negative(a, d, now);
-    if (rc != 0)
-        return rc;
-    rc = store_get_tag(a->store, &d->ref, &t, &d->err);
+    int64_t now = im_now(), until = INT64_MIN;
+    /* the tag and its remembered miss in one read; an unreadable store is
+     * asked upstream, as a tag it does not hold */
+    int rc = store_lookup_tag(a->store, &d->ref, &t, &until, &d->err);
+    int neg = negative(a, d, until, now);
+    if (neg != 0)
+        return neg;
     if (rc != 0 || (d->ref.digest[0] && strcmp(d->ref.digest, t.digest) != 0))
         return shared(a, d, NULL); /* unknown, unreadable, or name:tag@digest moved */
     enum store_freshness fr = store_freshness(
@@ -412,21 +420,68 @@ static size_t answer_key(const struct describe *d, const struct api_request *req
     return off > 0 && (size_t)off < n ? (size_t)off : 0; /* 0: too long, no caching */
 }
 
+static void answer_200(struct api_response *resp, const char *ctype, char *body,
+                       size_t len)
+{
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = ctype;
+    resp->body = body;
+    resp->len = len;
+}
+
+/* An answer already rendered: from the in-memory LRU, else from the store's
+ * rendered rows (then kept in the LRU too). 0 with the answer in resp. */
+static int rendered_before(struct api *a, const struct describe *d, const char *key,
+                           size_t klen, struct api_response *resp)
+{
+    char *body = NULL;
+    size_t len = 0;
+    const char *ctype = NULL;
+    if (!klen)
+        return IM_ENOTFOUND;
+    if (api__rcache_get(a->rendered, key, klen, &body, &len, &ctype) == 0) {
+        answer_200(resp, ctype, body, len);
+        return 0;
+    }
+    /* a resolution that stored its root again forgot the root's rows; after a
+     * revalidation (same digest) or a coalesced wait they still answer */
+    if (store_get_rendered(a->store, key, klen, &body, &len, NULL) != 0)
+        return IM_ENOTFOUND;
+    ctype = d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
+    api__rcache_put(a->rendered, key, klen, body, len, ctype);
+    answer_200(resp, ctype, body, len);
+    return 0;
+}
+
+/* Keeps a fresh rendering in the store, within the size budget; a failure
+ * only costs a later render. */
+static void keep_rendered(struct api *a, const struct describe *d, const char *key,
+                          size_t klen, const char *body, size_t len,
+                          struct api_response *resp)
+{
+    struct im_error serr;
+    const struct im_ref *keep = d->ref.tag[0] ? &d->ref : NULL;
+    if (!klen || store_readonly(a->store))
+        return;
+    if (store_put_rendered(a->store, &d->ref, key, klen, body, len, &serr) == 0 &&
+        (a->cfg.cache_max_bytes <= 0 ||
+         store_enforce_budget(a->store, a->cfg.cache_max_bytes, keep, im_now(), NULL,
+                              &serr) == 0))
+        return;
+    im_metric_inc(IM_STORE_WRITE_FAILURES);
+    if (!resp->store_error[0])
+        im_strlcpy(resp->store_error, serr.msg, sizeof resp->store_error);
+}
+
 static int render_answer(struct api *a, struct describe *d, const struct api_request *req,
                          struct api_response *resp)
 {
     struct render_image *img = NULL;
     char *body = NULL, key[1024];
     size_t len = 0, klen = answer_key(d, req, key, sizeof key);
-    const char *ctype = NULL;
-    if (klen && api__rcache_get(a->rendered, key, klen, &body, &len, &ctype) == 0) {
-        free(resp->body);
-        resp->status = 200;
-        resp->content_type = ctype;
-        resp->body = body;
-        resp->len = len;
+    if (rendered_before(a, d, key, klen, resp) == 0)
         return 0;
-    }
     int rc = 0;
     if (d->lazy) { /* a fresh hit that was not rendered yet: read its documents */
         char root[IM_DIGEST_MAX];
@@ -463,13 +518,11 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
         rc = api__error_code(resp, IM_ENOMEM, "out of memory while rendering");
         goto out;
     }
-    free(resp->body);
-    resp->status = 200;
-    resp->content_type = d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
+    const char *ctype = d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
     if (klen)
-        api__rcache_put(a->rendered, key, klen, body, len, resp->content_type);
-    resp->body = body;
-    resp->len = len;
+        api__rcache_put(a->rendered, key, klen, body, len, ctype);
+    keep_rendered(a, d, key, klen, body, len, resp);
+    answer_200(resp, ctype, body, len);
     body = NULL;
 out:
     free(body);

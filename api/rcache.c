@@ -3,15 +3,18 @@
  *
  * A root digest names immutable documents and the renderer is a pure function
  * of them and of the reference, so an entry never goes stale; it only ages
- * out. Thread-safe: one mutex around the table (held for a lookup and a
- * memcpy, never while rendering). */
+ * out. Thread-safe: the table is split by key hash into RC_SHARDS shards, each
+ * an LRU of max_bytes / RC_SHARDS under its own mutex (held for a lookup and a
+ * memcpy, never while rendering), so that threads copying answers out of
+ * different shards do not wait for each other. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
 
-#define RC_BUCKETS 4096
+#define RC_SHARDS 8
+#define RC_BUCKETS 512 /* per shard */
 
 struct rc_entry {
     struct rc_entry *hnext;       /* hash chain */
@@ -22,11 +25,15 @@ struct rc_entry {
     char *key, *body;
 };
 
-struct api__rcache {
+struct rc_shard {
     pthread_mutex_t lock;
     struct rc_entry *bucket[RC_BUCKETS];
     struct rc_entry *head, *tail;
     size_t bytes, max_bytes;
+};
+
+struct api__rcache {
+    struct rc_shard shard[RC_SHARDS];
 };
 
 static uint64_t hash(const char *k, size_t n)
@@ -41,15 +48,21 @@ static uint64_t hash(const char *k, size_t n)
 
 struct api__rcache *api__rcache_new(size_t max_bytes)
 {
-    struct api__rcache *c = calloc(1, sizeof *c);
-    if (!c)
+    struct api__rcache *r = calloc(1, sizeof *r);
+    int i = 0;
+    if (!r)
         return NULL;
-    if (pthread_mutex_init(&c->lock, NULL) != 0) {
-        free(c);
-        return NULL;
+    for (; i < RC_SHARDS; i++) {
+        if (pthread_mutex_init(&r->shard[i].lock, NULL) != 0)
+            goto fail;
+        r->shard[i].max_bytes = max_bytes / RC_SHARDS;
     }
-    c->max_bytes = max_bytes;
-    return c;
+    return r;
+fail:
+    while (i-- > 0)
+        pthread_mutex_destroy(&r->shard[i].lock);
+    free(r);
+    return NULL;
 }
 
 static void entry_free(struct rc_entry *e)
@@ -59,19 +72,22 @@ static void entry_free(struct rc_entry *e)
     free(e);
 }
 
-void api__rcache_free(struct api__rcache *c)
+void api__rcache_free(struct api__rcache *r)
 {
-    if (!c)
+    if (!r)
         return;
-    for (struct rc_entry *e = c->head, *n; e; e = n) {
-        n = e->next;
-        entry_free(e);
+    for (int i = 0; i < RC_SHARDS; i++) {
+        struct rc_shard *c = &r->shard[i];
+        for (struct rc_entry *e = c->head, *n; e; e = n) {
+            n = e->next;
+            entry_free(e);
+        }
+        pthread_mutex_destroy(&c->lock);
     }
-    pthread_mutex_destroy(&c->lock);
-    free(c);
+    free(r);
 }
 
-static void lru_unlink(struct api__rcache *c, struct rc_entry *e)
+static void lru_unlink(struct rc_shard *c, struct rc_entry *e)
 {
     if (e->prev)
         e->prev->next = e->next;
@@ -84,7 +100,7 @@ static void lru_unlink(struct api__rcache *c, struct rc_entry *e)
     e->prev = e->next = NULL;
 }
 
-static void lru_push(struct api__rcache *c, struct rc_entry *e)
+static void lru_push(struct rc_shard *c, struct rc_entry *e)
 {
     e->next = c->head;
     if (c->head)
@@ -94,18 +110,19 @@ static void lru_push(struct api__rcache *c, struct rc_entry *e)
         c->tail = e;
 }
 
-static struct rc_entry **slot(struct api__rcache *c, const char *k, size_t n, uint64_t h)
+static struct rc_entry **slot(struct rc_shard *c, const char *k, size_t n, uint64_t h)
 {
-    struct rc_entry **p = &c->bucket[h % RC_BUCKETS];
+    struct rc_entry **p = &c->bucket[(h / RC_SHARDS) % RC_BUCKETS];
     while (*p && !((*p)->hash == h && (*p)->klen == n && memcmp((*p)->key, k, n) == 0))
         p = &(*p)->hnext;
     return p;
 }
 
-int api__rcache_get(struct api__rcache *c, const char *key, size_t klen, char **body,
+int api__rcache_get(struct api__rcache *r, const char *key, size_t klen, char **body,
                     size_t *len, const char **ctype)
 {
     uint64_t h = hash(key, klen);
+    struct rc_shard *c = &r->shard[h % RC_SHARDS];
     int rc = IM_ENOTFOUND;
     pthread_mutex_lock(&c->lock);
     struct rc_entry *e = *slot(c, key, klen, h);
@@ -128,7 +145,7 @@ int api__rcache_get(struct api__rcache *c, const char *key, size_t klen, char **
     return rc;
 }
 
-static void evict(struct api__rcache *c, struct rc_entry *e)
+static void evict(struct rc_shard *c, struct rc_entry *e)
 {
     struct rc_entry **p = slot(c, e->key, e->klen, e->hash);
     *p = e->hnext;
@@ -137,11 +154,13 @@ static void evict(struct api__rcache *c, struct rc_entry *e)
     entry_free(e);
 }
 
-void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
+void api__rcache_put(struct api__rcache *r, const char *key, size_t klen,
                      const char *body, size_t len, const char *ctype)
 {
     size_t cost = klen + len + sizeof(struct rc_entry);
-    if (cost > c->max_bytes / 8) /* one answer never takes over the cache */
+    uint64_t h = hash(key, klen);
+    struct rc_shard *c = &r->shard[h % RC_SHARDS];
+    if (cost > c->max_bytes / 2) /* one answer never takes over a shard */
         return;
     struct rc_entry *e = calloc(1, sizeof *e);
     if (!e || !(e->key = malloc(klen)) || !(e->body = malloc(len ? len : 1))) {
@@ -154,7 +173,7 @@ void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
     e->klen = klen;
     e->blen = len;
     e->ctype = ctype;
-    e->hash = hash(key, klen);
+    e->hash = h;
     pthread_mutex_lock(&c->lock);
     struct rc_entry **p = slot(c, key, klen, e->hash);
     if (*p) { /* another thread rendered it first */

@@ -17,17 +17,11 @@
 # in $BENCH_RAW when BENCH_KEEP=1.
 #
 # Environment: DELAY_MS (25), COLD_RUNS (5), WRK_RUNS (3), WRK_S (8),
-# WRK_C (64), SCALE_N (10000), SCALE_LISTS (0: also N/10... 7-platform images
-# when > 0), CONCURRENT (50), OUT.
-# BENCH_ONLY=cold: the set-up and section 1 only, without skopeo (its figure
-# does not depend on imgmeta); section 1's Markdown goes to stdout and
-# BENCHMARKS.md is left alone:  BENCH_ONLY=cold bench/bench.sh build-bench
+# WRK_C (64), SCALE_N (10000), SCALE_LISTS (200 distinct 7-platform images for
+# the marginal database bytes per multi-platform image; 0 skips), CONCURRENT
+# (50), BENCH_ONLY (all; or a comma list of cold, warm, scale, economy: only
+# those sections run and are written), OUT.
 set -u
-BENCH_ONLY=${BENCH_ONLY:-}
-case $BENCH_ONLY in
-"" | cold) ;;
-*) echo "bench: BENCH_ONLY is 'cold' or unset" >&2; exit 2 ;;
-esac
 
 if [ $# -ne 1 ]; then
     echo "usage: $0 BUILD_DIR" >&2
@@ -41,15 +35,15 @@ WRK_RUNS=${WRK_RUNS:-3}
 WRK_S=${WRK_S:-8}
 WRK_C=${WRK_C:-64}
 SCALE_N=${SCALE_N:-10000}
-SCALE_LISTS=${SCALE_LISTS:-0}
+SCALE_LISTS=${SCALE_LISTS:-200}
 CONCURRENT=${CONCURRENT:-50}
 OUT=${OUT:-$SRC/BENCHMARKS.md}
 LUA=$SRC/bench/lua
 T_START=$(date +%s)
+# want SECTION: whether BENCH_ONLY asks for it.
+want() { case ,${BENCH_ONLY:-all}, in *,all,* | *,"$1",*) return 0 ;; esac; return 1; }
 
-TOOLS="docker-registry curl jq wrk nginx skopeo bc"
-[ "$BENCH_ONLY" = cold ] && TOOLS="docker-registry curl jq bc"
-for tool in $TOOLS; do
+for tool in docker-registry curl jq wrk nginx skopeo bc; do
     command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 1; }
 done
 
@@ -203,6 +197,9 @@ wrk_once() { wrk_run "$@" >>"$IT_DIR/series-$1"; }
 col() { awk -v k="$2" '{print $k}' "$IT_DIR/series-$1" | median; }
 bad() { awk '{s += $3 + $4} END {print s + 0}' "$IT_DIR/series-$1"; }
 
+ratio() { calc "$1 / $2" 2; }
+yes_no() { [ "$(echo "$1" | bc -l)" = 1 ] && echo "met" || echo "**not met**"; }
+
 cold_once() { # URL -> time_total in ms, and checks 200
     local out
     out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 60 "$1")
@@ -222,13 +219,16 @@ log "registry + fixture ($(date -u +%H:%M:%S))"
 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
 fill_fixture || die "imgmeta-fixture push failed"
 REF=library/python:3.7-slim
-
-# === 1. cold ==================================================================
-log "1. cold resolution through a ${DELAY_MS} ms front"
 front delay --bearer --delay-ms "$DELAY_MS" || die "cannot start regfront"
 DF_URL=$F_URL DF_LOG=$F_LOG
 front nodelay --bearer || die "cannot start regfront"
 NF_URL=$F_URL NF_LOG=$F_LOG
+daemon empty "$NF_URL" && stop "$D_PID"
+DB_EMPTY=$(db_bytes "$D_DB")
+
+# === 1. cold ==================================================================
+if want cold; then
+log "1. cold resolution through a ${DELAY_MS} ms front"
 : >"$IT_DIR/cold.ms"
 : >"$IT_DIR/cold0.ms"
 : >"$IT_DIR/cold.reqs"
@@ -298,8 +298,6 @@ done
 CDN_MS=$(median <"$IT_DIR/cdn.ms")
 CDN0_MS=$(median <"$IT_DIR/cdn0.ms")
 CDN_TAG_MS=$(median <"$IT_DIR/cdn-tag.ms")
-daemon empty "$NF_URL" && stop "$D_PID"
-DB_EMPTY=$(db_bytes "$D_DB")
 COLD_TAG_MS=$(median <"$IT_DIR/cold-tag.ms")
 COLD_REPO_MS=$(median <"$IT_DIR/cold-repo.ms")
 COLD_MS=$(median <"$IT_DIR/cold.ms")
@@ -320,8 +318,6 @@ ROUNDS=$(rounds "$IT_DIR/cold-requests.log")
 ROUNDS_TAG=$(rounds "$IT_DIR/cold-tag-requests.log")
 ROUNDS_REPO=$(rounds "$IT_DIR/cold-repo-requests.log")
 
-ratio() { calc "$1 / $2" 2; }
-yes_no() { [ "$(echo "$1" | bc -l)" = 1 ] && echo "met" || echo "**not met**"; }
 # cold_report: section 1 of the report (Markdown).
 cold_report() {
     cat <<EOF
@@ -369,12 +365,6 @@ per cold resolution), is most of what stands above the rounds.
 EOF
 }
 COLD_KINDS=$(kinds "$IT_DIR/cold-requests.log")
-if [ "$BENCH_ONLY" = cold ]; then
-    SK_CELL="not measured (BENCH_ONLY=cold)" SK_REQS="n/a" SK_RATIO=""
-    cold_report
-    log "section 1 done in $(($(date +%s) - T_START)) s (BENCH_ONLY=cold: BENCHMARKS.md untouched)"
-    exit 0
-fi
 
 log "1b. skopeo inspect, 7 platforms, sequential"
 SK_HOST=${DF_URL#http://}
@@ -398,8 +388,10 @@ done
 SK_MS=$(median <"$IT_DIR/skopeo.ms")
 SK_REQS=$(median <"$IT_DIR/skopeo.reqs")
 SK_CELL="$SK_MS ms" SK_RATIO="$(calc "$SK_MS / $COLD_MS" 2) × imgmeta's time"
+fi
 
 # === 2. warm ==================================================================
+if want warm; then
 log "2. warm answers: imgmeta vs nginx, wrk -t2 -c$WRK_C -d${WRK_S}s x $WRK_RUNS"
 daemon warm "$NF_URL" || die "cannot start imgmeta"
 WARM_PID=$D_PID WARM_URL=$D_URL
@@ -431,8 +423,25 @@ done
 WARM_RSS=$(awk '/VmHWM|VmRSS/ {sub(":", "", $1); printf "%s%s %.1f MiB", (n++ ? ", " : ""), $1, $2 / 1024}' "/proc/$WARM_PID/status")
 stop "$N_PID"
 stop "$WARM_PID"
+fi
 
 # === 3. scale =================================================================
+# resolve_all URL PREFIX N: asks URL/images/python/PREFIX1..N once each (8 curl
+# processes, keep-alive); sets RESOLVE_MS and RESOLVE_OK (answers 200).
+resolve_all() {
+    local t0
+    t0=$(now_ms)
+    rm -f "$IT_DIR/resolve-urls."*
+    seq 1 "$3" | awk -v u="$1/images/python/$2" '{print "url = \"" u $1 "\"\noutput = \"/dev/null\""}' |
+        split -l 500 - "$IT_DIR/resolve-urls."
+    ls "$IT_DIR"/resolve-urls.* | timeout 900 xargs -P 8 -I{} curl -s --max-time 600 -K {} \
+        -w '%{http_code}\n' >"$IT_DIR/resolve-$2.codes"
+    RESOLVE_MS=$(($(now_ms) - t0))
+    RESOLVE_OK=$(grep -c '^200$' "$IT_DIR/resolve-$2.codes")
+    [ "$RESOLVE_OK" -eq "$3" ] || log "resolving $2*: only $RESOLVE_OK of $3 answered 200"
+}
+
+if want scale; then
 log "3. scale: $SCALE_N distinct images"
 STORAGE=$IT_DIR/registry/storage
 t0=$(now_ms)
@@ -441,15 +450,8 @@ t0=$(now_ms)
 FILL_REG_MS=$(($(now_ms) - t0))
 daemon scale "$REGISTRY_URL" || die "cannot start imgmeta"
 SCALE_PID=$D_PID SCALE_URL=$D_URL SCALE_DB=$D_DB
-# Resolve every image once: 8 curl processes, 250 URLs each (keep-alive).
-t0=$(now_ms)
-seq 1 "$SCALE_N" | awk -v u="$SCALE_URL/images/python/s" '{print "url = \"" u $1 "\"\noutput = \"/dev/null\""}' |
-    split -l 500 - "$IT_DIR/scale-urls."
-ls "$IT_DIR"/scale-urls.* | timeout 900 xargs -P 8 -I{} curl -s --max-time 600 -K {} \
-    -w '%{http_code}\n' >"$IT_DIR/scale-fill.codes"
-FILL_MS=$(($(now_ms) - t0))
-FILL_OK=$(grep -c '^200$' "$IT_DIR/scale-fill.codes")
-[ "$FILL_OK" -eq "$SCALE_N" ] || log "scale fill: only $FILL_OK of $SCALE_N answered 200"
+resolve_all "$SCALE_URL" s "$SCALE_N"
+FILL_MS=$RESOLVE_MS FILL_OK=$RESOLVE_OK
 RSS_FILLED=$(awk '/VmRSS/ {print $2}' "/proc/$SCALE_PID/status")
 for r in $(seq 1 "$WRK_RUNS"); do
     BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s wrk_once sc-mix "$SCALE_URL/" "$LUA/random.lua"
@@ -459,14 +461,39 @@ SCALE_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$SCALE_PID/status")
 SCALE_RSS=$(awk '/VmRSS/ {print $2}' "/proc/$SCALE_PID/status")
 stop "$SCALE_PID"
 SCALE_DBB=$(db_bytes "$SCALE_DB")
+if [ -z "${DB_ONE:-}" ]; then # section 1 did not run: one 7-platform image alone
+    daemon one "$NF_URL" || die "cannot start imgmeta"
+    cold_once "$D_URL/images/python/3.7-slim" >/dev/null || die "cold request failed"
+    stop "$D_PID"
+    DB_ONE=$(db_bytes "$D_DB")
+fi
+# The marginal cost of a multi-platform image: SCALE_LISTS distinct 7-platform
+# images (each platform's config made distinct, as in single mode) in a database
+# of their own, each asked once as JSON.
+LISTS_DBB=0 LISTS_OK=0
+if [ "$SCALE_LISTS" -gt 0 ]; then
+    log "3b. scale: $SCALE_LISTS distinct 7-platform images"
+    "$BUILD/bench-fill" --storage "$STORAGE" --repo library/python --list "$LIST_DIGEST" \
+        --mode list --count "$SCALE_LISTS" --prefix l >/dev/null || die "bench-fill failed"
+    daemon lists "$REGISTRY_URL" || die "cannot start imgmeta"
+    resolve_all "$D_URL" l "$SCALE_LISTS"
+    LISTS_OK=$RESOLVE_OK
+    stop "$D_PID"
+    LISTS_DBB=$(db_bytes "$D_DB")
+fi
+fi
 
 # === 4. upstream economy ======================================================
+if want economy; then
 log "4. upstream economy"
 # Revalidation after the TTL: --tag-ttl 1, one cold request, then again at 1.5 s.
 : >"$IT_DIR/reval.reqs"
 for i in 1 2 3; do
     daemon "reval$i" "$DF_URL" --tag-ttl 1 || die "cannot start imgmeta"
+    n0=$(wc -l <"$DF_LOG")
     cold_once "$D_URL/images/python/3.7-slim" >/dev/null || die "cold request failed"
+    # without section 1, the cold resolutions here give its request count
+    [ -n "${COLD_REQS:-}" ] || [ "$i" != 1 ] || COLD_REQS=$(($(wc -l <"$DF_LOG") - n0))
     sleep 1.5
     n0=$(wc -l <"$DF_LOG")
     cold_once "$D_URL/images/python/3.7-slim" >"$IT_DIR/reval$i.ms" || die "revalidation failed"
@@ -478,6 +505,7 @@ done
 REVAL_REQS=$(median <"$IT_DIR/reval.reqs")
 REVAL_MS=$(cat "$IT_DIR"/reval?.ms | median)
 REVAL_KINDS=$(kinds "$IT_DIR/reval-requests.log")
+COLD_KINDS=$(kinds "$IT_DIR/cold-requests.log")
 
 # N concurrent cold requests for one reference.
 daemon conc "$DF_URL" || die "cannot start imgmeta"
@@ -497,14 +525,15 @@ CONC_OK=$(grep -c '^200$' "$IT_DIR/conc.codes")
 CONC_MISS=$(grep -c 'cache=miss' "$IT_DIR/conc.log")
 CONC_COAL=$(grep -c 'cache=coalesced' "$IT_DIR/conc.log")
 stop "$D_PID"
+fi
 
 # === report ===================================================================
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 T_TOTAL=$(($(date +%s) - T_START))
 pct() { calc "100 * $1 / $2" 0; }
-IJ=$(col im-json 1) NJR=$(col ng-json 1) IM=$(col im-md 1) NMR=$(col ng-md 1)
-I3=$(col im-304 1) N3=$(col ng-304 1)
-SM=$(col sc-mix 1) SO=$(col sc-one 1)
+want warm && { IJ=$(col im-json 1) NJR=$(col ng-json 1) IM=$(col im-md 1) NMR=$(col ng-md 1)
+    I3=$(col im-304 1) N3=$(col ng-304 1); }
+want scale && { SM=$(col sc-mix 1) SO=$(col sc-one 1); }
 GIT=$(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)$(cd "$SRC" && git diff --quiet HEAD -- . ':!BENCHMARKS.md' 2>/dev/null || echo "+changes")
 
 {
@@ -525,8 +554,12 @@ Linux $(uname -r); load average before $LOAD_BEFORE, after $LOAD_AFTER (the mach
 other builds and test suites may run at the same time, so treat differences under ~15% as noise).
 Everything runs on loopback on these cores: the load generator (wrk) competes with the server
 for them, for imgmeta and nginx alike.
+EOF
+want cold && cat <<EOF
 
 $(cold_report)
+EOF
+want warm && cat <<EOF
 
 ## 2. Warm answers (fresh in cache), wrk -t2 -c$WRK_C -d${WRK_S}s --latency
 
@@ -543,6 +576,8 @@ imgmeta runs with its defaults (8 worker threads, access log on at info, to a fi
 304 revalidation vs a warm JSON answer: $(ratio "$I3" "$IJ") × the requests/s (target ≥ 1: $(yes_no "$I3 >= $IJ")).
 Responses other than 2xx/3xx or socket errors over all runs: imgmeta $(($(bad im-json) + $(bad im-md) + $(bad im-304))), nginx $(($(bad ng-json) + $(bad ng-md) + $(bad ng-304))).
 Daemon memory after the warm runs: $WARM_RSS
+EOF
+want scale && cat <<EOF
 
 ## 3. Scale: $SCALE_N distinct cached images
 
@@ -561,9 +596,16 @@ $(calc "$FILL_MS / 1000" 1) s (8 clients; $(calc "$SCALE_N * 1000 / $FILL_MS" 0)
 | daemon RSS: VmHWM / VmRSS at the end | $(calc "$SCALE_HWM / 1024" 1) / $(calc "$SCALE_RSS / 1024" 1) MiB (after the fill: $(calc "$RSS_FILLED / 1024" 1) MiB) | < 64 MiB | $(yes_no "$SCALE_HWM < 65536") |
 | database bytes per image, single-platform ($SCALE_N images) | $(calc "($SCALE_DBB - $DB_EMPTY) / $SCALE_N / 1024" 1) KiB ($SCALE_DBB bytes in all) | < 40 KiB | $(yes_no "($SCALE_DBB - $DB_EMPTY) / $SCALE_N < 40960") |
 | database bytes, one 7-platform python:3.7-slim | $(calc "($DB_ONE - $DB_EMPTY) / 1024" 1) KiB | (< 40 KiB per image) | $(yes_no "($DB_ONE - $DB_EMPTY) < 40960") |
+EOF
+want scale && [ "$SCALE_LISTS" -gt 0 ] && cat <<EOF
+| database bytes per image, $SCALE_LISTS distinct 7-platform images ($LISTS_OK answered 200) | $(calc "($LISTS_DBB - $DB_EMPTY) / $SCALE_LISTS / 1024" 1) KiB ($LISTS_DBB bytes in all) | < 40 KiB | $(yes_no "($LISTS_DBB - $DB_EMPTY) / $SCALE_LISTS < 40960") |
+EOF
+want scale && cat <<EOF
 
 Database sizes are the file plus its WAL after the daemon stopped, minus an empty
 database ($DB_EMPTY bytes).
+EOF
+want economy && cat <<EOF
 
 ## 4. Upstream economy
 

@@ -19,6 +19,7 @@ int srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg,
     acfg->max_stale_seconds = cfg->max_stale;
     acfg->negative_ttl_seconds = cfg->negative_ttl;
     acfg->cache_max_bytes = cfg->cache_max_bytes;
+    acfg->answer_cache_bytes = (size_t)cfg->answer_cache_bytes;
     im_strlcpy(acfg->admin_token, cfg->admin_token, sizeof acfg->admin_token);
     return 0;
 }

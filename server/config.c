@@ -105,6 +105,13 @@ static const struct opt opts[] = {
      "distinct references resolved upstream at once; a request needing one more gets "
      "503 busy with Retry-After (or a stale answer where --max-stale allows); requests "
      "for a reference already being resolved wait for it; 0 = no bound"},
+    {"answer-cache-bytes", "IMGMETA_ANSWER_CACHE_BYTES", OPT_LONG,
+     NUM(answer_cache_bytes), 0, 1L << 40, "16777216",
+     "memory for recently served answers (rendered bytes, least recently used go "
+     "first); others are read from the database's rendered rows; 0 = none"},
+    {"malloc-arenas", "IMGMETA_MALLOC_ARENAS", OPT_LONG, NUM(malloc_arenas), 0, 64, "2",
+     "glibc malloc arenas (M_ARENA_MAX): each HTTP thread would otherwise get its own, "
+     "each holding freed memory; 0 = glibc's default (8 x cores)"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

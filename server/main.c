@@ -1,6 +1,7 @@
 /* main.c - reads the configuration, wires the modules, runs until a signal. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -141,6 +142,10 @@ static int serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Before any thread starts: glibc would give each HTTP thread an arena of
+     * its own, each keeping the memory freed in it (README, Architecture). */
+    if (cfg.malloc_arenas > 0 && mallopt(M_ARENA_MAX, (int)cfg.malloc_arenas) != 1)
+        srv_log(SRV_WARN, NULL, "event=mallopt_failed arenas=%ld", cfg.malloc_arenas);
 
     rc = 1;
     if (open_modules(&cfg, &m, &err) != 0 || !(http = srv_http_start(&cfg, m.api, &err)))

@@ -37,8 +37,14 @@ const char *const store__sql[ST__COUNT] = {
                    " accessed_at = max(accessed_at, excluded.accessed_at)",
     [ST_DEL_MISS] = "DELETE FROM misses WHERE registry = ?1 AND repository = ?2"
                     " AND tag = ?3",
-    [ST_GET_TAG] = "SELECT digest, resolved_at, checked_at, accessed_at FROM tags"
-                   " WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
+    /* one row always: the tag's columns NULL when it is not stored, and the
+     * tag's remembered miss (NULL: none), so that a warm request reads both in
+     * one statement */
+    [ST_GET_TAG] = "SELECT t.digest, t.resolved_at, t.checked_at, t.accessed_at, m.until"
+                   " FROM (SELECT 1) LEFT JOIN tags t ON t.registry = ?1"
+                   " AND t.repository = ?2 AND t.tag = ?3"
+                   " LEFT JOIN misses m ON m.registry = ?1 AND m.repository = ?2"
+                   " AND m.tag = ?3",
     [ST_TOUCH_TAG] = "UPDATE tags SET checked_at = max(checked_at, ?4)"
                      " WHERE registry = ?1 AND repository = ?2 AND tag = ?3"
                      " AND (?5 = '' OR digest = ?5)",
@@ -63,7 +69,8 @@ const char *const store__sql[ST__COUNT] = {
                  " ((SELECT page_count FROM pragma_page_count())"
                  " - (SELECT freelist_count FROM pragma_freelist_count()))"
                  " * (SELECT page_size FROM pragma_page_size()),"
-                 " (SELECT count(*) FROM repo_roots)",
+                 " (SELECT count(*) FROM repo_roots),"
+                 " (SELECT count(*) FROM rendered)",
     [ST_PUT_REPO_ROOT] = "INSERT OR IGNORE INTO repo_roots(registry, repository, root)"
                          " VALUES (?1, ?2, ?3)",
     [ST_HAS_REPO_ROOT] = "SELECT EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
@@ -97,6 +104,18 @@ const char *const store__sql[ST__COUNT] = {
     [ST_ADD_COUNTER] = "INSERT INTO counters(name, value) VALUES (?1, ?2)"
                        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
     [ST_GET_COUNTERS] = "SELECT name, value FROM counters",
+    [ST_GET_RENDERED] = "SELECT key, body FROM rendered WHERE id = ?1 AND renderer = ?2",
+    [ST_PUT_RENDERED] = "INSERT OR REPLACE INTO rendered(id, registry, repository, root,"
+                        " renderer, key, body) SELECT ?7, ?1, ?2, ?3, ?4, ?5, ?6"
+                        " WHERE EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
+                        " AND repository = ?2 AND root = ?3)",
+    [ST_DEL_RENDERED_ROOT] = "DELETE FROM rendered WHERE root = ?1",
+    [ST_GC_RENDERED] = "DELETE FROM rendered WHERE NOT EXISTS (SELECT 1 FROM repo_roots r"
+                       " WHERE r.registry = rendered.registry"
+                       " AND r.repository = rendered.repository"
+                       " AND r.root = rendered.root)",
+    [ST_DROP_RENDERED] = "DELETE FROM rendered",
+    [ST_DROP_OTHER_RENDERS] = "DELETE FROM rendered WHERE renderer <> ?1",
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -329,6 +348,8 @@ static int put_rows(struct store__conn *c, const struct im_ref *ref,
         rc = put_blob(c, b->root_digest, &b->blobs[i], now, err);
     if (!rc)
         rc = check_root(c, b->root_digest, err);
+    if (!rc)
+        rc = store__forget_rendered(c, b->root_digest, err);
     if (!rc && ref)
         rc = put_repo_root(c, ref, b->root_digest, err);
     if (!rc && ref && ref->tag[0] != '\0')
@@ -512,11 +533,19 @@ bool store_tag_fresh(const struct store_tag *t, int64_t now, int64_t ttl_seconds
 int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
                   struct im_error *err)
 {
+    return store_lookup_tag(s, ref, out, NULL, err);
+}
+
+int store_lookup_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
+                     int64_t *miss_until, struct im_error *err)
+{
     struct store__conn *c = NULL;
     sqlite3_stmt *st = NULL;
     const char *digest = NULL;
     int src = SQLITE_OK;
     int rc = ref_check(ref, true, err);
+    if (miss_until)
+        *miss_until = INT64_MIN;
     if (rc || !out) {
         rc = rc ? rc : im_seterr(err, IM_EINVAL, "store_get_tag needs an out-parameter");
         goto out;
@@ -528,13 +557,15 @@ int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *o
     src = bind_key(st, ref, ref->tag);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
-    if (src == SQLITE_DONE) {
-        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored", ref->registry,
-                       ref->repository, ref->tag);
-        goto out;
-    }
     if (src != SQLITE_ROW) {
         rc = store__fail(err, c->db, "reading tag %s", ref->tag);
+        goto out;
+    }
+    if (miss_until && sqlite3_column_type(st, 4) != SQLITE_NULL)
+        *miss_until = sqlite3_column_int64(st, 4);
+    if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored", ref->registry,
+                       ref->repository, ref->tag);
         goto out;
     }
     digest = (const char *)sqlite3_column_text(st, 0);
@@ -689,6 +720,7 @@ int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
     out->bytes = sqlite3_column_int64(st, 5);
     out->used_bytes = sqlite3_column_int64(st, 6);
     out->roots = sqlite3_column_int64(st, 7);
+    out->rendered = sqlite3_column_int64(st, 8);
 out:
     if (st)
         store__done(st);

@@ -16,6 +16,9 @@
 
 struct store;
 
+/* The longest renderer identity store_set_renderer accepts, with its NUL. */
+#define STORE_RENDERER_MAX 96
+
 /* Opens (creating when missing) the database at path (":memory:" works for
  * tests), runs migrations. NULL on failure with err saying why (including a
  * database from a newer imgmeta, a file that is not an SQLite database, or an
@@ -58,6 +61,11 @@ struct store_tag {
  * IM_ENOTFOUND when never resolved, IM_ESTORE. */
 int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
                   struct im_error *err) IM_WUR;
+/* store_get_tag and store_get_miss in one read (a warm request needs both):
+ * also sets *miss_until (may be NULL) to the tag's remembered miss, INT64_MIN
+ * when none, whether or not the tag is stored (also on IM_ENOTFOUND). */
+int store_lookup_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
+                     int64_t *miss_until, struct im_error *err) IM_WUR;
 
 /* Freshness is a pure function of (row, now, ttl): true while
  * now - checked_at < ttl_seconds. ttl_seconds <= 0 means never fresh; a
@@ -139,15 +147,51 @@ struct store_stats {
     int64_t misses;     /* remembered misses, expired or not */
     int64_t used_bytes; /* pages in use ((page_count - freelist_count) * page_size) */
     int64_t roots;      /* (repository, root digest) answers held */
+    int64_t rendered;   /* rendered answers kept (store_put_rendered) */
 };
 /* Fills *out. 0, IM_EINVAL (out NULL), IM_ESTORE. */
 int store_stats(struct store *s, struct store_stats *out, struct im_error *err) IM_WUR;
+
+/* ---- rendered answers (store_rendered.c) ---- */
+
+/* Rendered answers are kept so that a warm answer no in-memory cache holds
+ * costs one indexed read instead of parsing and rendering. Each row names the
+ * renderer that produced it; a renderer fix must apply to what is already
+ * cached, so rows of any other renderer are never served.
+ *
+ * store_set_renderer names the renderer of this process (a string that
+ * changes whenever the renderer's code does) and deletes every row of another
+ * renderer (nothing is deleted from a read-only store: such rows are only
+ * never read). Call it once after store_open, before other threads use s.
+ * Until it is called, get finds nothing and put keeps nothing. *dropped (may
+ * be NULL) gets how many rows went. 0, IM_EINVAL (identity empty or longer
+ * than STORE_RENDERER_MAX - 1), IM_ESTORE. */
+int store_set_renderer(struct store *s, const char *identity, int64_t *dropped,
+                       struct im_error *err) IM_WUR;
+
+/* The answer rendered under key (klen bytes; it starts with the root digest
+ * and a NUL byte) by this process's renderer: 0 with *body (malloc'd, NUL
+ * after its *len bytes; the caller frees it), IM_ENOTFOUND (none, or only
+ * another renderer's), IM_EINVAL, IM_ENOMEM, IM_ESTORE. */
+int store_get_rendered(struct store *s, const void *key, size_t klen, char **body,
+                       size_t *len, struct im_error *err) IM_WUR;
+
+/* Keeps body (len bytes) as the answer under key for ref's registry and
+ * repository, replacing an earlier one. Kept only while that repository claims
+ * the root (a root it does not claim keeps nothing, and 0 is returned): purge,
+ * gc and the budget collect the row with the claim; the budget drops rendered
+ * rows before any upstream data. A store_put of the root forgets its rows
+ * (the stored data may have changed what the answer says). 0, IM_EINVAL (key
+ * does not start with a root digest and NUL), IM_ESTORE. */
+int store_put_rendered(struct store *s, const struct im_ref *ref, const void *key,
+                       size_t klen, const char *body, size_t len,
+                       struct im_error *err) IM_WUR;
 
 /* ---- housekeeping (store_gc.c) ---- */
 
 /* What a housekeeping call removed. */
 struct store_removed {
-    int64_t tags, roots, documents, blobs, misses;
+    int64_t tags, roots, documents, blobs, misses, rendered;
 };
 
 /* Forgets ref: for a tag, the tag and its remembered miss; for a digest

@@ -63,6 +63,8 @@ static int collect(struct store__conn *c, struct store_removed *r, struct im_err
     int64_t members = 0;
     int rc = run(c, ST_GC_MEMBERS, &members, err);
     if (!rc)
+        rc = run(c, ST_GC_RENDERED, &r->rendered, err);
+    if (!rc)
         rc = run(c, ST_GC_DOCS, &r->documents, err);
     if (!rc)
         rc = run(c, ST_GC_BLOBS, &r->blobs, err);
@@ -196,16 +198,20 @@ static int evict_lru(struct store__conn *c, const struct im_ref *keep, int64_t *
     return rc;
 }
 
-/* One eviction round in one transaction: unclaimed roots, or else a batch of
- * LRU tags; then what they held. *progress says whether anything went. */
+/* One eviction round in one transaction: unclaimed roots, or else every
+ * rendered answer (rebuilt from stored data without the network), or else a
+ * batch of LRU tags; then what they held. *progress says whether anything
+ * went. */
 static int evict_round(struct store__conn *c, const struct im_ref *keep,
                        struct store_removed *r, bool *progress, struct im_error *err)
 {
-    int64_t roots = 0, tags = 0;
+    int64_t roots = 0, tags = 0, rendered = 0;
     int rc = begin(c, err);
     if (!rc)
         rc = run(c, ST_ORPHAN_ROOTS, &roots, err);
-    if (!rc && roots == 0) {
+    if (!rc && roots == 0)
+        rc = run(c, ST_DROP_RENDERED, &rendered, err);
+    if (!rc && roots == 0 && rendered == 0) {
         rc = evict_lru(c, keep, &tags, err);
         if (!rc)
             rc = run(c, ST_ORPHAN_ROOTS, &roots, err);
@@ -216,9 +222,10 @@ static int evict_round(struct store__conn *c, const struct im_ref *keep,
     if (!rc) {
         r->roots += roots;
         r->tags += tags;
+        r->rendered += rendered;
         shrink(c);
     }
-    *progress = roots > 0 || tags > 0;
+    *progress = roots > 0 || tags > 0 || rendered > 0;
     return rc;
 }
 

@@ -46,6 +46,13 @@ enum store__stmt {
     ST_USED_BYTES,
     ST_ADD_COUNTER,
     ST_GET_COUNTERS,
+    /* rendered answers (store_rendered.c) */
+    ST_GET_RENDERED,
+    ST_PUT_RENDERED,       /* only while the repository claims the root */
+    ST_DEL_RENDERED_ROOT,  /* a root's rows */
+    ST_GC_RENDERED,        /* rows whose (repository, root) claim is gone */
+    ST_DROP_RENDERED,      /* every row: the budget's first resort */
+    ST_DROP_OTHER_RENDERS, /* rows of another renderer */
     ST__COUNT
 };
 
@@ -72,6 +79,9 @@ struct store {
     struct store__conn *idle;
     pthread_mutex_t mu;
     pthread_cond_t cv; /* signalled when a connection is returned or a slot frees */
+    /* store_set_renderer: set once before threads use the rendered rows; ""
+     * means none (nothing rendered is read or written) */
+    char renderer[STORE_RENDERER_MAX];
 };
 
 /* Takes an idle connection, opening a new one while fewer than max_conns
@@ -83,6 +93,10 @@ void store__conn_put(struct store *s, struct store__conn *c);
 /* Formats "<what>: <sqlite3_errmsg(db)>" into err; returns IM_ESTORE. Call it
  * before resetting the statement that failed. */
 int store__fail(struct im_error *err, sqlite3 *db, const char *fmt, ...) IM_PRINTF(3, 4);
+/* Forgets the rendered answers of root (its data is being stored again, and
+ * may say more than when they were rendered). Inside the caller's
+ * transaction. 0 or IM_ESTORE. */
+int store__forget_rendered(struct store__conn *c, const char *root, struct im_error *err);
 /* Resets st and clears its bindings (no pointer bound with SQLITE_STATIC
  * outlives the call that bound it). */
 void store__done(sqlite3_stmt *st);

@@ -21,6 +21,7 @@
 
 #define STORE_POOL_MAX 8
 #define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_CACHE_KIB_TEXT "-512"     /* negative: KiB of page cache per connection */
 #define STORE_APPLICATION_ID 0x494d474d /* "IMGM" in the file header */
 
 /* Migrations: migrations[i] takes the schema from version i to i + 1. Append
@@ -82,6 +83,22 @@ static const char *const migrations[] = {
     "CREATE TABLE counters("
     "  name TEXT NOT NULL PRIMARY KEY,"
     "  value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 3 -> 4: rendered answers (store_rendered.c), keyed like the in-memory
+     * LRU (root digest, NUL, reference, representation, platform filter);
+     * renderer names the code that rendered the body. The rowid is a 63-bit
+     * hash of the key, so a read is one descent of the table's b-tree (no
+     * index to go through first); the stored key is compared, and a key whose
+     * hash collides replaces the other's row. The small columns come first,
+     * so gc's scan never reads a body; a root's rows are found by its index. */
+    "CREATE TABLE rendered("
+    "  id INTEGER PRIMARY KEY,"
+    "  registry TEXT NOT NULL,"
+    "  repository TEXT NOT NULL,"
+    "  root TEXT NOT NULL,"
+    "  renderer TEXT NOT NULL,"
+    "  key BLOB NOT NULL,"
+    "  body BLOB NOT NULL);"
+    "CREATE INDEX rendered_by_root ON rendered(root);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -334,6 +351,11 @@ static int conn_open(const struct store *s, bool setup, bool *damaged,
         rc = conn_setup(c->db, path, s->readonly, damaged, err);
     if (!rc)
         rc = exec_sql(c->db, path, "PRAGMA synchronous=NORMAL", err);
+    /* Bounded page cache per connection (SQLite's default is 2 MiB, x 8): the
+     * operating system's page cache holds the file anyway, and this keeps the
+     * hot interior pages of the indexes. */
+    if (!rc)
+        rc = exec_sql(c->db, path, "PRAGMA cache_size=" STORE_CACHE_KIB_TEXT, err);
     for (int i = 0; !rc && i < ST__COUNT; i++) {
         if (sqlite3_prepare_v3(c->db, store__sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &c->st[i], NULL) != SQLITE_OK)

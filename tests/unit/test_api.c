@@ -3,10 +3,14 @@
  * that needed the network would fail, so a 200 proves it came from cache. */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
+#include "api_internal.h"
 #include "registry.h"
 #include "store.h"
 
@@ -32,27 +36,10 @@ static const char config[] =
     "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
 #define ROOT "sha256:3333333333333333333333333333333333333333333333333333333333333333"
 
-static void setup(void)
+/* Pretends python:3.7-slim was resolved just now into s. */
+static void put_python(struct store *s)
 {
     struct im_error err;
-    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    st = store_open(":memory:", &err);
-    cr_assert_not_null(st, "%s", err.msg);
-    struct reg_config rc;
-    reg_config_defaults(&rc);
-    rc.n_mirrors = 1;
-    strcpy(rc.mirrors[0].registry, "docker.io");
-    strcpy(rc.mirrors[0].base_url, "http://127.0.0.1:1"); /* nothing listens there */
-    rc.connect_timeout_ms = 1000;
-    rc.request_timeout_ms = 2000;
-    reg = reg_client_new(&rc, &err);
-    cr_assert_not_null(reg, "%s", err.msg);
-    struct api_config ac;
-    api_config_defaults(&ac);
-    api = api_new(&ac, st, reg, &err);
-    cr_assert_not_null(api);
-
-    /* Pretend python:3.7-slim was resolved just now. */
     struct im_bundle b;
     im_bundle_init(&b);
     strcpy(b.root_digest, ROOT);
@@ -72,8 +59,30 @@ static void setup(void)
     cr_assert_eq(im_bundle_add_blob(&b, &blob), 0);
     struct im_ref ref;
     cr_assert_eq(reg_ref_parse("python:3.7-slim", &ref, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_put(st, &ref, &b, im_now(), &err), 0, "%s", err.msg);
+    cr_assert_eq(store_put(s, &ref, &b, im_now(), &err), 0, "%s", err.msg);
     im_bundle_free(&b);
+}
+
+static void setup(void)
+{
+    struct im_error err;
+    cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
+    st = store_open(":memory:", &err);
+    cr_assert_not_null(st, "%s", err.msg);
+    struct reg_config rc;
+    reg_config_defaults(&rc);
+    rc.n_mirrors = 1;
+    strcpy(rc.mirrors[0].registry, "docker.io");
+    strcpy(rc.mirrors[0].base_url, "http://127.0.0.1:1"); /* nothing listens there */
+    rc.connect_timeout_ms = 1000;
+    rc.request_timeout_ms = 2000;
+    reg = reg_client_new(&rc, &err);
+    cr_assert_not_null(reg, "%s", err.msg);
+    struct api_config ac;
+    api_config_defaults(&ac);
+    api = api_new(&ac, st, reg, &err);
+    cr_assert_not_null(api);
+    put_python(st);
 }
 
 static void teardown(void)
@@ -481,4 +490,196 @@ Test(config, bad_registry_ttls_are_refused_and_change_nothing)
         cr_expect_neq(err.msg[0], '\0', "%s: a message", bad[i]);
         cr_expect_eq(api_config_tag_ttl(&c, "quay.io"), 9, "%s left the list", bad[i]);
     }
+}
+
+/* ---- rendered answers kept in the store --------------------------------- */
+
+static struct api_response get_from(struct api *a, const char *path)
+{
+    struct api_request req;
+    struct api_response resp;
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    req.method = "GET";
+    req.path = path;
+    cr_assert_eq(api_handle(a, &req, &resp), 0);
+    cr_assert_eq(resp.status, 200, "status %d: %.*s", resp.status, (int)resp.len,
+                 resp.body);
+    return resp;
+}
+
+static struct api *api_on(struct store *s)
+{
+    struct im_error err;
+    struct api_config ac;
+    api_config_defaults(&ac);
+    ac.max_stale_seconds = 86400; /* as the daemon's default */
+    struct api *a = api_new(&ac, s, reg, &err);
+    cr_assert_not_null(a);
+    return a;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+}
+
+/* A file database in a fresh directory: path (64 bytes) gets its name. */
+static void tmp_db(char *dir, char *path)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, 64, "%s/cache.db", dir);
+}
+
+static void tmp_db_remove(const char *dir, const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    char p[80];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static const char *header_of(const struct api_response *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_extra_headers; i++)
+        if (strcmp(r->extra_headers[i].name, name) == 0)
+            return r->extra_headers[i].value;
+    return "";
+}
+
+/* A daemon's first run on a new file database: python:3.7-slim resolved, then
+ * asked once (rendered and kept). Returns that answer. */
+static struct api_response first_run(char *dir, char *path)
+{
+    struct im_error err;
+    tmp_db(dir, path);
+    struct store *fs = store_open(path, &err);
+    cr_assert_not_null(fs, "%s", err.msg);
+    put_python(fs);
+    struct api *fa = api_on(fs);
+    struct api_response fresh = get_from(fa, "/images/python/3.7-slim");
+    api_free(fa);
+    store_close(fs);
+    return fresh;
+}
+
+Test(api, after_a_restart_the_kept_rendering_is_served_until_the_renderer_changes)
+{
+    char dir[] = "/tmp/imgmeta-api-XXXXXX", path[64];
+    struct im_error err;
+    struct api_response fresh = first_run(dir, path);
+    /* The stored config changes behind the daemon's back: rendering it again
+     * would say so, the kept rendering does not. */
+    raw_exec(path, "UPDATE documents SET body = CAST(replace(CAST(body AS TEXT),"
+                   " '17.06.2-ce', '99.99.9-xx') AS BLOB)");
+    struct store *fs = store_open(path, &err);
+    cr_assert_not_null(fs, "%s", err.msg);
+    struct api *fa = api_on(fs); /* a restart: the in-memory cache is empty */
+    struct api_response kept = get_from(fa, "/images/python/3.7-slim");
+    cr_assert_eq(kept.len, fresh.len);
+    cr_assert(memcmp(kept.body, fresh.body, fresh.len) == 0, "not byte-identical");
+    cr_assert_str_eq(kept.content_type, fresh.content_type);
+    api_free(fa);
+    /* Another renderer build (a fix) ran on this file: this one's rows are
+     * gone, and the answer is rendered again from the stored documents. */
+    int64_t dropped = 0;
+    cr_assert_eq(store_set_renderer(fs, "another-build", &dropped, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(dropped, 1);
+    fa = api_on(fs);
+    struct api_response again = get_from(fa, "/images/python/3.7-slim");
+    cr_assert_not_null(strstr(again.body, "\"dockerVersion\":\"99.99.9-xx\""), "%s",
+                       again.body);
+    api_free(fa);
+    store_close(fs);
+    api_response_free(&fresh);
+    api_response_free(&kept);
+    api_response_free(&again);
+    tmp_db_remove(dir, path);
+}
+
+Test(api, a_stale_answer_is_the_kept_rendering_marked_stale)
+{
+    char dir[] = "/tmp/imgmeta-api-XXXXXX", path[64];
+    struct im_error err;
+    struct api_response fresh = first_run(dir, path);
+    /* an hour later, the registry unreachable; the stored config changed (a
+     * new render would say 99.99.9-xx) */
+    raw_exec(path, "UPDATE tags SET checked_at = checked_at - 3600;"
+                   " UPDATE documents SET body = CAST(replace(CAST(body AS TEXT),"
+                   " '17.06.2-ce', '99.99.9-xx') AS BLOB)");
+    struct store *fs = store_open(path, &err);
+    cr_assert_not_null(fs, "%s", err.msg);
+    struct api *fa = api_on(fs);
+    struct api_response stale = get_from(fa, "/images/python/3.7-slim");
+    cr_assert_str_eq(header_of(&stale, "X-Imgmeta-Cache"), "stale");
+    static const char flag[] = "{\"stale\":true,";
+    cr_assert_eq(stale.len, fresh.len + strlen(flag) - 1);
+    cr_assert(memcmp(stale.body, flag, strlen(flag)) == 0, "%s", stale.body);
+    cr_assert(memcmp(stale.body + strlen(flag), fresh.body + 1, fresh.len - 1) == 0,
+              "the kept rendering, not a new one: %s", stale.body);
+    api_free(fa);
+    store_close(fs);
+    api_response_free(&fresh);
+    api_response_free(&stale);
+    tmp_db_remove(dir, path);
+}
+
+/* ---- the in-memory answer cache ------------------------------------------ */
+
+static bool rcache_has(struct api__rcache *c, const char *key, const char *want)
+{
+    char *body = NULL;
+    size_t len = 0;
+    const char *ctype = NULL;
+    if (api__rcache_get(c, key, strlen(key), &body, &len, &ctype) != 0)
+        return false;
+    cr_assert_eq(len, strlen(want));
+    cr_assert(memcmp(body, want, len) == 0 && body[len] == '\0');
+    cr_assert_str_eq(ctype, API_CT_JSON);
+    free(body);
+    return true;
+}
+
+Test(rcache, keeps_recent_answers_within_its_bytes)
+{
+    struct api__rcache *c = api__rcache_new(64 * 1024);
+    cr_assert_not_null(c);
+    static char body[1000];
+    memset(body, 'b', sizeof body - 1);
+    char key[32];
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        body[0] = (char)('A' + i % 26);
+        api__rcache_put(c, key, strlen(key), body, strlen(body), API_CT_JSON);
+    }
+    int kept = 0;
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        body[0] = (char)('A' + i % 26);
+        kept += rcache_has(c, key, body);
+    }
+    cr_assert_gt(kept, 20, "recent answers are kept (%d)", kept);
+    cr_assert_leq(kept, 64, "no more than its bytes hold (%d)", kept);
+    body[0] = (char)('A' + 399 % 26);
+    cr_assert(rcache_has(c, "k399", body), "the latest is kept");
+    cr_assert(!rcache_has(c, "k0", ""), "the oldest went");
+    static char huge[40000];
+    memset(huge, 'h', sizeof huge - 1);
+    api__rcache_put(c, "huge", 4, huge, strlen(huge), API_CT_JSON);
+    cr_assert(!rcache_has(c, "huge", huge), "one answer never takes over the cache");
+    api__rcache_free(c);
+
+    c = api__rcache_new(0); /* --answer-cache-bytes 0: none */
+    cr_assert_not_null(c);
+    api__rcache_put(c, "k", 1, "v", 1, API_CT_JSON);
+    cr_assert(!rcache_has(c, "k", "v"));
+    api__rcache_free(c);
 }

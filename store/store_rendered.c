@@ -1,0 +1,182 @@
+/* store_rendered.c - rendered answers kept next to the data they were
+ * rendered from, each naming the renderer that produced it (store.h). */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The row id of key: 64-bit FNV-1a, kept to 63 bits (a positive rowid). */
+static sqlite3_int64 key_id(const void *key, size_t klen)
+{
+    const unsigned char *k = key;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < klen; i++) {
+        h ^= k[i];
+        h *= 1099511628211ULL;
+    }
+    return (sqlite3_int64)(h & (uint64_t)INT64_MAX);
+}
+
+/* The root digest key starts with: the bytes before its first NUL. 0 when
+ * key is not "<digest> NUL ...". */
+static size_t key_root_len(const void *key, size_t klen)
+{
+    const char *nul =
+        key ? memchr(key, '\0', klen < IM_DIGEST_MAX ? klen : IM_DIGEST_MAX) : NULL;
+    size_t n = nul ? (size_t)(nul - (const char *)key) : 0;
+    return n > 0 && memchr(key, ':', n) ? n : 0;
+}
+
+/* The row st is on holds key (column 0). */
+static bool same_key(sqlite3_stmt *st, const void *key, size_t klen)
+{
+    const void *k = sqlite3_column_blob(st, 0);
+    return k && (size_t)sqlite3_column_bytes(st, 0) == klen && memcmp(k, key, klen) == 0;
+}
+
+int store_set_renderer(struct store *s, const char *identity, int64_t *dropped,
+                       struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (dropped)
+        *dropped = 0;
+    if (!s || !identity || !identity[0] ||
+        im_strlcpy(s->renderer, identity, sizeof s->renderer) != 0) {
+        if (s)
+            s->renderer[0] = '\0';
+        rc = im_seterr(err, IM_EINVAL, "a renderer identity of 1 to %d bytes is needed",
+                       STORE_RENDERER_MAX - 1);
+        goto out;
+    }
+    if (s->readonly)
+        goto out; /* rows of another renderer are never read anyway */
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[ST_DROP_OTHER_RENDERS];
+    if (sqlite3_bind_text(st, 1, s->renderer, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE) {
+        rc = store__fail(err, c->db, "dropping answers of another renderer");
+        goto out;
+    }
+    if (dropped)
+        *dropped = sqlite3_changes(c->db);
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+int store_get_rendered(struct store *s, const void *key, size_t klen, char **body,
+                       size_t *len, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0, src;
+    if (!s || !body || !len || key_root_len(key, klen) == 0 || klen > INT32_MAX) {
+        rc = im_seterr(err, IM_EINVAL,
+                       "store_get_rendered needs a key and out-parameters");
+        goto out;
+    }
+    if (!s->renderer[0]) {
+        rc = im_seterr(err, IM_ENOTFOUND, "no renderer named: nothing rendered is kept");
+        goto out;
+    }
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[ST_GET_RENDERED];
+    src = sqlite3_bind_int64(st, 1, key_id(key, klen));
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 2, s->renderer, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src == SQLITE_ROW && !same_key(st, key, klen))
+        src = SQLITE_DONE; /* another key with the same hash */
+    if (src == SQLITE_DONE) {
+        rc = im_seterr(err, IM_ENOTFOUND, "no rendered answer kept");
+        goto out;
+    }
+    if (src != SQLITE_ROW) {
+        rc = store__fail(err, c->db, "reading a rendered answer");
+        goto out;
+    }
+    const void *b = sqlite3_column_blob(st, 1);
+    size_t n = (size_t)sqlite3_column_bytes(st, 1);
+    char *copy = (b || n == 0) ? malloc(n + 1) : NULL;
+    if (!copy) {
+        rc = im_seterr(err, IM_ENOMEM, "out of memory reading a rendered answer");
+        goto out;
+    }
+    if (n)
+        memcpy(copy, b, n);
+    copy[n] = '\0';
+    *body = copy;
+    *len = n;
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+int store_put_rendered(struct store *s, const struct im_ref *ref, const void *key,
+                       size_t klen, const char *body, size_t len, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t rlen = key_root_len(key, klen);
+    int rc = 0, src;
+    if (!s || !ref || !ref->registry[0] || !ref->repository[0] || rlen == 0 ||
+        (!body && len) || klen > INT32_MAX || len > INT32_MAX) {
+        rc = im_seterr(err, IM_EINVAL,
+                       "store_put_rendered needs a reference, a key "
+                       "starting with a root digest, and a body");
+        goto out;
+    }
+    if (!s->renderer[0])
+        goto out; /* no renderer named: nothing is kept */
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[ST_PUT_RENDERED];
+    src = sqlite3_bind_text(st, 1, ref->registry, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 2, ref->repository, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 3, key, (int)rlen, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 4, s->renderer, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_blob(st, 5, key, (int)klen, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_blob(st, 6, body ? body : "", (int)len, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(st, 7, key_id(key, klen));
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = store__fail(err, c->db, "keeping a rendered answer");
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+int store__forget_rendered(struct store__conn *c, const char *root, struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_DEL_RENDERED_ROOT];
+    int rc = 0;
+    if (sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE)
+        rc = store__fail(err, c->db, "forgetting the rendered answers of %s", root);
+    store__done(st);
+    return rc;
+}
