@@ -16,7 +16,7 @@
 # Writes $OUT (default: BENCHMARKS.md in the source tree); raw outputs stay
 # in $BENCH_RAW when BENCH_KEEP=1.
 #
-# Environment: DELAY_MS (25), COLD_RUNS (5), WRK_RUNS (3), WRK_S (8),
+# Environment: DELAY_MS (25), COLD_RUNS (9), WRK_RUNS (3), WRK_S (8),
 # WRK_C (64), SCALE_N (10000), SCALE_LISTS (200 distinct 7-platform images for
 # the marginal database bytes per multi-platform image; 0 skips), CONCURRENT
 # (50), BENCH_ONLY (all; or a comma list of cold, warm, scale, economy: only
@@ -30,7 +30,7 @@ fi
 BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DELAY_MS=${DELAY_MS:-25}
-COLD_RUNS=${COLD_RUNS:-5}
+COLD_RUNS=${COLD_RUNS:-9}
 WRK_RUNS=${WRK_RUNS:-3}
 WRK_S=${WRK_S:-8}
 WRK_C=${WRK_C:-64}
@@ -546,7 +546,7 @@ runs of ${WRK_S} s, interleaved with nginx). Re-run with:
 
 \`\`\`console
 $ make bench          # = cmake/install-deps.sh bench; Release build in build-bench; bench/bench.sh build-bench
-$ DELAY_MS=25 COLD_RUNS=5 WRK_RUNS=3 WRK_S=$WRK_S SCALE_N=$SCALE_N make bench   # the knobs, with these defaults
+$ DELAY_MS=$DELAY_MS COLD_RUNS=$COLD_RUNS WRK_RUNS=$WRK_RUNS WRK_S=$WRK_S SCALE_N=$SCALE_N make bench   # the knobs, with these defaults
 \`\`\`
 
 Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1),
