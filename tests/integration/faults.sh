@@ -212,14 +212,7 @@ check_eq "readyz" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$D
 healed ok
 # A clean shutdown: exit status 0 and no sanitizer report (leaks are reported
 # at exit under ASan).
-kill -TERM "$DAEMON_PID"
-wait "$DAEMON_PID"
-check_eq "daemon exits 0 on SIGTERM" 0 "$?"
-if grep -Eq 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' "$IT_DIR/daemon.log"; then
-    it_fail "daemon log has sanitizer reports"
-    grep -E 'Sanitizer|runtime error' "$IT_DIR/daemon.log" | head -5
-else
-    it_pass "daemon log has no sanitizer reports"
-fi
+check_clean_stop "$DAEMON_PID"
+check_no_sanitizer_report "$IT_DIR/daemon.log"
 
 finish

@@ -243,6 +243,24 @@ check_file_eq() {
     fi
 }
 
+# check_clean_stop PID: SIGTERM, and the daemon exits 0.
+check_clean_stop() {
+    kill -TERM "$1"
+    wait "$1"
+    check_eq "daemon $1 exits 0 on SIGTERM" 0 "$?"
+}
+
+# check_no_sanitizer_report LOG...: no ASan, LSan, TSan or UBSan report in the
+# daemon logs (leaks are reported at exit, so after check_clean_stop).
+check_no_sanitizer_report() {
+    if grep -aEq 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' "$@"; then
+        it_fail "daemon log has sanitizer reports"
+        grep -aE 'Sanitizer|runtime error' "$@" | head -5
+    else
+        it_pass "daemon log has no sanitizer reports"
+    fi
+}
+
 # finish: prints the plain summary line; exit status 1 when anything failed.
 finish() {
     printf '%d passed, %d failed\n' "$IT_PASSED" "$IT_FAILED"

@@ -108,16 +108,8 @@ expect "first daemon still serves the mirror afterwards" 200 - "/images/python/3
 check "first daemon still running" kill -0 "$DAEMON1_PID"
 
 # Clean shutdowns, and no sanitizer or leak report (under ASan) from either.
-for pid in "$DAEMON1_PID" "$DAEMON_PID2"; do
-    kill -TERM "$pid"
-    wait "$pid"
-    check_eq "daemon $pid exits 0 on SIGTERM" 0 "$?"
-done
-if grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error' "$IT_DIR/daemon.log"; then
-    it_fail "daemon log has sanitizer reports"
-    grep -E 'Sanitizer|runtime error' "$IT_DIR/daemon.log" | head -5
-else
-    it_pass "daemon log has no sanitizer reports"
-fi
+check_clean_stop "$DAEMON1_PID"
+check_clean_stop "$DAEMON_PID2"
+check_no_sanitizer_report "$IT_DIR/daemon.log"
 
 finish

@@ -244,14 +244,7 @@ fi
 got=$(curl -s -o "$IT_DIR/after.json" -w '%{http_code}' --max-time 30 "$DAEMON_URL/images/python@$LIST_DIGEST")
 check_eq "the fixture still answers 200 with its digest" "200 $LIST_DIGEST" \
     "$got $(jq -r .digest "$IT_DIR/after.json" 2>/dev/null)"
-kill -TERM "$DAEMON_PID"
-wait "$DAEMON_PID"
-check_eq "daemon exits 0 on SIGTERM" 0 "$?"
-if grep -aEq 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error' "$IT_DIR/daemon.log"; then
-    it_fail "daemon log has sanitizer reports"
-    grep -aE 'Sanitizer|runtime error' "$IT_DIR/daemon.log" | head -5
-else
-    it_pass "daemon log has no sanitizer reports"
-fi
+check_clean_stop "$DAEMON_PID"
+check_no_sanitizer_report "$IT_DIR/daemon.log"
 
 finish
