@@ -45,25 +45,16 @@ void api_config_defaults(struct api_config *c)
 static int registry_ttl_entry(const char *entry, size_t len, struct api_registry_ttl *out,
                               struct im_error *err)
 {
-    char host[300], probe[320];
     const char *eq = memchr(entry, '=', len);
-    if (!eq || eq == entry || (size_t)(eq - entry) >= sizeof host)
+    if (!eq || eq == entry)
         return im_seterr(err, IM_EINVAL, "'%.*s' is not REGISTRY=SECONDS", (int)len,
                          entry);
-    snprintf(host, sizeof host, "%.*s", (int)(eq - entry), entry);
-    /* "host/x" parses host exactly as a reference's registry part */
-    struct im_ref ref;
-    struct im_error rerr;
-    snprintf(probe, sizeof probe, "%s/x", host);
-    if (!strchr(host, '.') && !strchr(host, ':') && strcmp(host, "localhost") != 0)
-        return im_seterr(err, IM_EINVAL,
-                         "'%s' is not a registry host (docker.io, ghcr.io, "
-                         "host:port)",
-                         host);
-    if (reg_ref_parse(probe, &ref, &rerr) != 0)
-        return im_seterr(err, IM_EINVAL, "'%s': %s", host, rerr.msg);
+    size_t hlen = (size_t)(eq - entry);
+    int rc = reg_registry_name(entry, hlen, out->registry, sizeof out->registry, err);
+    if (rc)
+        return rc;
     char num[32];
-    size_t nlen = len - (size_t)(eq + 1 - entry);
+    size_t nlen = len - hlen - 1;
     if (nlen == 0 || nlen >= sizeof num)
         return im_seterr(err, IM_EINVAL, "'%.*s': SECONDS missing or too long", (int)len,
                          entry);
@@ -74,10 +65,8 @@ static int registry_ttl_entry(const char *entry, size_t len, struct api_registry
     long long v = strtoll(num, &end, 10);
     if (errno || *end || v < 0 || v > API_MAX_TTL_SECONDS)
         return im_seterr(err, IM_EINVAL,
-                         "'%s': TTL '%s' is not a number of seconds in "
-                         "[0, %d]",
-                         host, num, API_MAX_TTL_SECONDS);
-    im_strlcpy(out->registry, ref.registry, sizeof out->registry);
+                         "'%.*s': TTL '%s' is not a number of seconds in [0, %d]",
+                         (int)hlen, entry, num, API_MAX_TTL_SECONDS);
     out->seconds = v;
     return 0;
 }
@@ -86,31 +75,22 @@ int api_config_registry_ttls(struct api_config *c, const char *spec, struct im_e
 {
     struct api_registry_ttl ttls[API_MAX_REGISTRY_TTLS];
     size_t n = 0;
-    for (const char *p = spec ? spec : ""; *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        while (len > 0 && *p == ' ') {
-            p++;
-            len--;
-        }
-        while (len > 0 && p[len - 1] == ' ')
-            len--;
-        if (len > 0) {
-            if (n == API_MAX_REGISTRY_TTLS)
-                return im_seterr(err, IM_EINVAL, "at most %d registry TTLs",
-                                 API_MAX_REGISTRY_TTLS);
-            int rc = registry_ttl_entry(p, len, &ttls[n], err);
-            if (rc != 0)
-                return rc;
-            for (size_t i = 0; i < n; i++)
-                if (strcmp(ttls[i].registry, ttls[n].registry) == 0)
-                    return im_seterr(err, IM_EINVAL, "registry '%s' is given twice",
-                                     ttls[n].registry);
-            n++;
-        }
-        if (!comma)
-            break;
-        p = comma + 1;
+    const char *item;
+    size_t len;
+    for (const char *p = spec; im_csv_next(&p, &item, &len);) {
+        if (len == 0)
+            continue;
+        if (n == API_MAX_REGISTRY_TTLS)
+            return im_seterr(err, IM_EINVAL, "at most %d registry TTLs",
+                             API_MAX_REGISTRY_TTLS);
+        int rc = registry_ttl_entry(item, len, &ttls[n], err);
+        if (rc != 0)
+            return rc;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(ttls[i].registry, ttls[n].registry) == 0)
+                return im_seterr(err, IM_EINVAL, "registry '%s' is given twice",
+                                 ttls[n].registry);
+        n++;
     }
     memcpy(c->registry_ttls, ttls, n * sizeof ttls[0]);
     c->n_registry_ttls = n;

@@ -57,6 +57,23 @@ int im_seterr(struct im_error *err, int code, const char *fmt, ...)
     return code;
 }
 
+bool im_csv_next(const char **p, const char **item, size_t *len)
+{
+    const char *s = *p;
+    if (!s || !*s)
+        return false;
+    size_t l = strcspn(s, ",");
+    const char *e = s + l;
+    *p = *e ? e + 1 : e;
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *item = s;
+    *len = (size_t)(e - s);
+    return true;
+}
+
 int im_strlcpy(char *dst, const char *src, size_t n)
 {
     size_t len = strlen(src);

@@ -7,6 +7,7 @@
 #ifndef IM_H
 #define IM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -115,6 +116,12 @@ const struct im_blob *im_bundle_find_blob(const struct im_bundle *b, const char 
 /* Bounded string copy: copies at most n-1 bytes and NUL-terminates. Returns 0,
  * or -1 when src did not fit (dst then holds a truncated copy). */
 int im_strlcpy(char *dst, const char *src, size_t n);
+
+/* Comma-separated lists ("a, b,c"): the next entry at *p with blanks (space,
+ * tab) trimmed, in *item and *len (0 for an empty entry); *p moves past it.
+ * false when the list is used up. Usage:
+ *   for (const char *p = csv, *it; im_csv_next(&p, &it, &len);) ... */
+bool im_csv_next(const char **p, const char **item, size_t *len);
 
 /* A growing, NUL-terminated byte buffer bounded by max (set it before the
  * first append; a zeroed im_buf with max 0 accepts nothing). */

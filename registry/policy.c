@@ -190,16 +190,10 @@ int reg__policy_registry(const struct reg_config *cfg, const char *registry, cha
 static int add_csv(char (*list)[IM_REGISTRY_MAX], size_t *n, const char *csv,
                    bool defaults, const char *what, struct im_error *err)
 {
-    const char *p = csv ? csv : "";
-    while (*p) {
-        size_t l = strcspn(p, ",");
-        const char *e = p + l;
-        while (p < e && (*p == ' ' || *p == '\t'))
-            p++;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        size_t el = (size_t)(e - p);
-        if (defaults && el == 7 && strncasecmp(p, "default", 7) == 0) {
+    const char *p, *e;
+    size_t el;
+    for (p = csv; im_csv_next(&p, &e, &el);) {
+        if (defaults && el == 7 && strncasecmp(e, "default", 7) == 0) {
             for (size_t i = 0; i < N_DEFAULT_ALLOW; i++) {
                 if (*n >= REG_MAX_POLICY)
                     return im_seterr(err, IM_EINVAL, "%s: more than %d entries", what,
@@ -211,13 +205,12 @@ static int add_csv(char (*list)[IM_REGISTRY_MAX], size_t *n, const char *csv,
                 return im_seterr(err, IM_EINVAL, "%s: too many or too long entries",
                                  what);
             for (size_t i = 0; i < el; i++)
-                if ((unsigned char)p[i] <= ' ' || p[i] == '/' || p[i] == '@')
+                if ((unsigned char)e[i] <= ' ' || e[i] == '/' || e[i] == '@')
                     return im_seterr(err, IM_EINVAL, "%s: '%.*s' is not a host[:port]",
-                                     what, (int)el, p);
-            memcpy(list[*n], p, el);
+                                     what, (int)el, e);
+            memcpy(list[*n], e, el);
             list[(*n)++][el] = '\0';
         }
-        p += l + (p[l] == ',');
     }
     return 0;
 }

@@ -161,6 +161,28 @@ static bool looks_like_host(const char *s, size_t len)
            (len == 9 && memcmp(s, "localhost", 9) == 0);
 }
 
+int reg_registry_name(const char *host, size_t len, char *out, size_t n,
+                      struct im_error *err)
+{
+    if (!looks_like_host(host, len))
+        return im_seterr(err, IM_EINVAL,
+                         "'%.*s' is not a registry host (it needs a '.' or a ':port', "
+                         "or is localhost)",
+                         (int)len, host);
+    int rc = check_host(host, len, err);
+    if (rc)
+        return rc;
+    if (len >= n)
+        return im_seterr(err, IM_EINVAL, "registry host '%.*s' is too long", (int)len,
+                         host);
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char)tolower((unsigned char)host[i]);
+    out[len] = '\0';
+    if (strcmp(out, "index.docker.io") == 0 || strcmp(out, "registry-1.docker.io") == 0)
+        im_strlcpy(out, "docker.io", n);
+    return 0;
+}
+
 /* name = [host '/'] component ('/' component)*, written into out->registry and
  * out->repository with Docker Hub normalisation. */
 static int parse_name(const char *name, size_t len, struct im_ref *out,
@@ -177,15 +199,9 @@ static int parse_name(const char *name, size_t len, struct im_ref *out,
     im_strlcpy(out->registry, "docker.io", sizeof out->registry);
     if (slash && looks_like_host(name, (size_t)(slash - name))) {
         size_t hlen = (size_t)(slash - name);
-        int rc = check_host(name, hlen, err);
+        int rc = reg_registry_name(name, hlen, out->registry, sizeof out->registry, err);
         if (rc)
             return rc;
-        snprintf(out->registry, sizeof out->registry, "%.*s", (int)hlen, name);
-        for (char *p = out->registry; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-        if (strcmp(out->registry, "index.docker.io") == 0 ||
-            strcmp(out->registry, "registry-1.docker.io") == 0)
-            im_strlcpy(out->registry, "docker.io", sizeof out->registry);
         path = slash + 1;
         plen = len - hlen - 1;
         if (plen == 0)

@@ -29,6 +29,12 @@
  * digest is given. On success *out is filled; IM_EINVAL with err saying
  * precisely what is wrong (*out untouched). */
 int reg_ref_parse(const char *s, struct im_ref *out, struct im_error *err) IM_WUR;
+/* The registry part of a reference, normalised as reg_ref_parse does it:
+ * host[:port] that looks like a host (has a '.' or ':', or is localhost),
+ * lowercased, with index.docker.io and registry-1.docker.io named docker.io.
+ * Writes it to out (n bytes); IM_EINVAL with err when it is no registry host. */
+int reg_registry_name(const char *host, size_t len, char *out, size_t n,
+                      struct im_error *err) IM_WUR;
 /* Parses the part of a route after "/images/" (already percent-decoded):
  *  - anything containing '@', or whose last '/'-segment contains ':', is a
  *    docker reference and goes to reg_ref_parse: "python@sha256:...",

@@ -187,3 +187,21 @@ Test(buf, append_is_bounded_and_terminated)
     cr_assert_eq(im_buf_append(&z, "x", 1), IM_ETOOBIG, "max 0 accepts nothing");
     free(b.p);
 }
+
+Test(csv, entries_are_trimmed_and_empty_ones_kept)
+{
+    static const char *const want[] = {"a", "b c", "", "d"};
+    const char *p = " a ,\tb c\t,, d ,", *item;
+    size_t len, n = 0;
+    while (im_csv_next(&p, &item, &len)) {
+        cr_assert_lt(n, 4, "too many entries");
+        cr_expect_eq(len, strlen(want[n]), "entry %zu", n);
+        cr_expect_eq(strncmp(item, want[n], len), 0, "entry %zu", n);
+        n++;
+    }
+    cr_expect_eq(n, 4, "a trailing comma ends the list: %zu entries", n);
+    p = NULL;
+    cr_expect(!im_csv_next(&p, &item, &len), "NULL is an empty list");
+    p = "";
+    cr_expect(!im_csv_next(&p, &item, &len), "\"\" is an empty list");
+}
