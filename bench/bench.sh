@@ -295,6 +295,55 @@ for i in $(seq 1 "$COLD_RUNS"); do
     cold_once "$D_URL/images/python/3.7-slim" >>"$IT_DIR/cdn0.ms" || die "cold request failed"
     stop "$D_PID"
 done
+# Registries that serve their blobs themselves (no 307, no CDN hop: the
+# brief's model of 3 stages + the token round), with a token (--bearer) and
+# anonymous: the fresh daemon pays the 401 challenge and the token, a running
+# daemon only the token for another repository and nothing for a new tag.
+# Their blob answers are kept by the front after a first pass (--cdn-cache),
+# so docker-registry's CPU stays out of the blob path as in the CDN rows.
+front direct --bearer --direct-blobs --cdn-cache --delay-ms "$DELAY_MS" ||
+    die "cannot start regfront"
+XF_URL=$F_URL XF_LOG=$F_LOG
+front anon --direct-blobs --cdn-cache --delay-ms "$DELAY_MS" || die "cannot start regfront"
+AF_URL=$F_URL AF_LOG=$F_LOG
+for url in "$XF_URL" "$AF_URL"; do
+    daemon directwarm "$url" || die "cannot start imgmeta"
+    for img in python/3.7-slim python/3.7-slim-v1 pyrealm/3.7-slim; do
+        cold_once "$D_URL/images/$img" >/dev/null || die "cold request failed"
+    done
+    stop "$D_PID"
+done
+# cpu_ms PID: user + system CPU of the process so far, in ms (clock ticks).
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
+for f in direct direct-tag direct-repo anon direct-cpu; do : >"$IT_DIR/$f.ms"; done
+for i in $(seq 1 "$COLD_RUNS"); do
+    daemon "direct$i" "$XF_URL" || die "cannot start imgmeta"
+    n0=$(wc -l <"$XF_LOG")
+    c0=$(cpu_ms "$D_PID")
+    cold_once "$D_URL/images/python/3.7-slim" >>"$IT_DIR/direct.ms" || die "cold request failed"
+    echo "$(cpu_ms "$D_PID") - $c0" | bc >>"$IT_DIR/direct-cpu.ms"
+    n1=$(wc -l <"$XF_LOG")
+    cold_once "$D_URL/images/python/3.7-slim-v1" >>"$IT_DIR/direct-tag.ms" || die "cold request failed"
+    n2=$(wc -l <"$XF_LOG")
+    cold_once "$D_URL/images/pyrealm/3.7-slim" >>"$IT_DIR/direct-repo.ms" || die "cold request failed"
+    n3=$(wc -l <"$XF_LOG")
+    if [ "$i" = 1 ]; then
+        sed -n "$((n0 + 1)),${n1}p" "$XF_LOG" >"$IT_DIR/direct-requests.log"
+        sed -n "$((n1 + 1)),${n2}p" "$XF_LOG" >"$IT_DIR/direct-tag-requests.log"
+        sed -n "$((n2 + 1)),${n3}p" "$XF_LOG" >"$IT_DIR/direct-repo-requests.log"
+    fi
+    stop "$D_PID"
+    daemon "anon$i" "$AF_URL" || die "cannot start imgmeta"
+    n0=$(wc -l <"$AF_LOG")
+    cold_once "$D_URL/images/python/3.7-slim" >>"$IT_DIR/anon.ms" || die "cold request failed"
+    [ "$i" = 1 ] && sed -n "$((n0 + 1)),\$p" "$AF_LOG" >"$IT_DIR/anon-requests.log"
+    stop "$D_PID"
+done
+DIRECT_MS=$(median <"$IT_DIR/direct.ms")
+DIRECT_TAG_MS=$(median <"$IT_DIR/direct-tag.ms")
+DIRECT_REPO_MS=$(median <"$IT_DIR/direct-repo.ms")
+ANON_MS=$(median <"$IT_DIR/anon.ms")
+DIRECT_CPU_MS=$(median <"$IT_DIR/direct-cpu.ms")
 CDN_MS=$(median <"$IT_DIR/cdn.ms")
 CDN0_MS=$(median <"$IT_DIR/cdn0.ms")
 CDN_TAG_MS=$(median <"$IT_DIR/cdn-tag.ms")
@@ -317,6 +366,15 @@ rounds() {
 ROUNDS=$(rounds "$IT_DIR/cold-requests.log")
 ROUNDS_TAG=$(rounds "$IT_DIR/cold-tag-requests.log")
 ROUNDS_REPO=$(rounds "$IT_DIR/cold-repo-requests.log")
+R_DIRECT=$(rounds "$IT_DIR/direct-requests.log")
+R_DIRECT_TAG=$(rounds "$IT_DIR/direct-tag-requests.log")
+R_DIRECT_REPO=$(rounds "$IT_DIR/direct-repo-requests.log")
+R_ANON=$(rounds "$IT_DIR/anon-requests.log")
+# direct_row LABEL MS ROUNDS: a row of the direct-blob table, against the
+# floor of its own rounds and the brief's target.
+direct_row() {
+    echo "| $1 | **$2 ms** | $3 × D = $(($3 * DELAY_MS)) ms | $TARGET ms | $(ratio "$2" "$TARGET") × ($(yes_no "$2 <= $TARGET")) |"
+}
 
 # cold_report: section 1 of the report (Markdown).
 cold_report() {
@@ -362,6 +420,24 @@ from the start, so a fresh daemon pulling from the real Docker Hub skips the 401
 its 401). The front's CDN hop sends ~42 requests at once to docker-registry, which
 spends ~2 ms of CPU on each: on these 2 cores that burst, not imgmeta (~10-20 ms of CPU
 per cold resolution), is most of what stands above the rounds.
+
+### 1b. Registries that serve blobs themselves: the brief's model
+
+The same replica behind \`regfront --direct-blobs --cdn-cache --delay-ms $DELAY_MS\`: blob
+HEAD/GET are answered in place (as docker-registry, Harbor or a registry with local storage
+do), so a resolution is the brief's 3 stages (list → manifests → configs + layer HEADs) plus
+the token round when one is needed. The front keeps its blob answers after a first pass,
+as in the CDN rows, so docker-registry's CPU is out of the blob path. With \`--bearer\` the
+front wants a token (401 challenge first); without it the registry is anonymous. Medians
+of $COLD_RUNS runs, one round = D = $DELAY_MS ms. imgmeta's own CPU (user + system, from
+/proc, clock ticks) for the fresh daemon's resolution: **$DIRECT_CPU_MS ms**.
+
+| measurement | median | floor: rounds the front forces | target 4 × D + 20 ms | vs target |
+|---|---|---|---|---|
+$(direct_row "token registry, first request of a fresh daemon (401 challenge, token, 3 stages)" "$DIRECT_MS" "$R_DIRECT")
+$(direct_row "token registry, running daemon, another repository (realm remembered: token + 3 stages)" "$DIRECT_REPO_MS" "$R_DIRECT_REPO")
+$(direct_row "token registry, running daemon, new tag (token cached: 3 stages)" "$DIRECT_TAG_MS" "$R_DIRECT_TAG")
+$(direct_row "anonymous registry, first request of a fresh daemon (3 stages)" "$ANON_MS" "$R_ANON")
 EOF
 }
 COLD_KINDS=$(kinds "$IT_DIR/cold-requests.log")

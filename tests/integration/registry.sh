@@ -17,6 +17,7 @@
 #     one HEAD per distinct layer; token GETs apart) and of a revalidation
 #     after the tag TTL (exactly one HEAD); another repository of the same
 #     registry then asks the remembered token realm first (no 401);
+#   - a registry serving blobs in place (no 307): no CDN requests, same answer;
 #   - JSON of every fixture agrees with `skopeo inspect` of the same registry
 #     (digest, layers, sizes, os, architecture, created);
 #   - attestations are kept apart and listed as "unknown; unknown";
@@ -360,9 +361,27 @@ realm_counts() {
         "/token" "$(head -n 1 "$L" | cut -d ' ' -f 2 | cut -d '?' -f 1)"
 }
 
+# A registry that serves its blobs itself (no 307, no CDN hop): the same
+# requests minus the CDN's, and the same answer, layer dates included (here
+# from the blob answers' own Last-Modified).
+direct_blobs() {
+    local code layers L=$IT_DIR/FD.log
+    layers=$(jq '[.platforms[].layers[].digest] | unique | length' "$SEED")
+    front FD --bearer --direct-blobs || { check "start a --direct-blobs front" false; return; }
+    daemon DD "$FD_URL" || { check "start a daemon on the --direct-blobs front" false; return; }
+    code=$(fetch "$DD_URL/images/python/3.7-slim" "$IT_DIR/python-direct.json")
+    check_eq "blobs served in place: cold python:3.7-slim answers 200" 200 "$code"
+    check_eq "blobs served in place: 7 config GETs and one HEAD per layer, no redirect" \
+        "7 $layers 0 0" "$(count "$L" '^GET /v2/library/python/blobs/[^ ]+ 200$') $(count "$L" \
+        '^HEAD /v2/library/python/blobs/[^ ]+ 200$') $(count "$L" ' 307$') $(count "$L" '^[A-Z]+ /cdn/')"
+    check "blobs served in place: the same answer as through the CDN, dates included" \
+        cmp -s "$IT_DIR/python.json" "$IT_DIR/python-direct.json"
+}
+
 it_log "setup done in ${SECONDS}s"; cold_counts
 warm_counts
 realm_counts
+direct_blobs
 
 # --- JSON against skopeo --------------------------------------------------------------
 

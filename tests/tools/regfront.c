@@ -2,6 +2,7 @@
  *
  *   regfront --listen 127.0.0.1:PORT --upstream http://127.0.0.1:RPORT
  *            [--lastmod lastmod.tsv] [--log requests.log] [--bearer] [--cdn-cache]
+ *            [--direct-blobs]
  *            [--delay-ms N] [--fault-429 N] [--retry-after S|-]
  *            [--fault-corrupt] [--fault-only SUBSTR]
  *            [--schema1 /v2/NAME/manifests/TAG FILE DIGEST]
@@ -20,6 +21,9 @@
  *   blobs: a 200 answer is kept (per method and path, at most RF_CDN_MAX
  *   entries, GET bodies up to RF_CDN_BODY_MAX) and later requests for it are
  *   answered without asking the registry (still logged and still delayed).
+ * - --direct-blobs: blob GET/HEAD are answered in place, as a registry that
+ *   serves its blobs itself does (no 307, no CDN hop), with the /cdn/ path's
+ *   Last-Modified and --cdn-cache behaviour; they still need the token.
  * - --log FILE: one line "METHOD PATH?QUERY STATUS" per request, flushed.
  * - --delay-ms N: waits N ms before answering each request.
  * - Faults, for requests to /v2/<name>/manifests/ that got past the bearer
@@ -98,6 +102,7 @@ struct rf_conf {
     size_t npool;
     /* --cdn-cache */
     bool cdn_cache;
+    bool direct_blobs; /* --direct-blobs */
     pthread_mutex_t cdnlock;
     struct rf_cdn *cdn;
     size_t ncdn;
@@ -550,6 +555,23 @@ static bool is_schema1(const struct rf_conf *conf, const char *path)
            (strcmp(path, conf->s1_path) == 0 || strcmp(path, conf->s1_dpath) == 0);
 }
 
+/* A blob GET/HEAD answered in place: path is what the client asked (the cache
+ * key), upstream_path the registry's /v2/<name>/blobs/<digest> for it. The
+ * answer carries Last-Modified from --lastmod and, with --cdn-cache, is kept. */
+static enum MHD_Result blob(struct rf_conf *conf, struct MHD_Connection *conn,
+                            struct rf_req *req, const char *method, const char *path,
+                            const char *upstream_path)
+{
+    const char *digest = strstr(path, "/blobs/") + 7;
+    char key[RF_URL_MAX + 16];
+    snprintf(key, sizeof key, "%s %s", method, path);
+    const struct rf_up *kept = conf->cdn_cache ? cdn_find(conf, key) : NULL;
+    if (kept != NULL)
+        return respond(conf, conn, method, req->uri, kept, lastmod_find(conf, digest));
+    return proxy(conf, conn, req, method, upstream_path, lastmod_find(conf, digest), true,
+                 false, conf->cdn_cache ? key : NULL);
+}
+
 static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
                              const char *method, struct rf_req *req)
 {
@@ -570,19 +592,11 @@ static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
                            NULL, NULL);
     }
     if (strncmp(path, "/cdn/", 5) == 0) {
-        const char *digest = strstr(path, "/blobs/");
-        if (!getlike || digest == NULL)
+        if (!getlike || strstr(path, "/blobs/") == NULL)
             return answer_text(conf, conn, method, req->uri, 404, "text/plain",
                                "not found\n", NULL, NULL);
-        char key[RF_URL_MAX + 16];
-        snprintf(key, sizeof key, "%s %s", method, path);
-        const struct rf_up *kept = conf->cdn_cache ? cdn_find(conf, key) : NULL;
-        if (kept != NULL)
-            return respond(conf, conn, method, req->uri, kept,
-                           lastmod_find(conf, digest + 7));
         snprintf(up, sizeof up, "/v2/%s", req->uri + 5);
-        return proxy(conf, conn, req, method, up, lastmod_find(conf, digest + 7), true,
-                     false, conf->cdn_cache ? key : NULL);
+        return blob(conf, conn, req, method, path, up);
     }
     if (strncmp(path, "/v2/", 4) == 0 || strcmp(path, "/v2") == 0) {
         if (conf->bearer && !authorized(conf, conn))
@@ -593,6 +607,9 @@ static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
                 "application/vnd.docker.distribution.manifest.v1+prettyjws",
                 conf->s1_body, "Docker-Content-Digest", conf->s1_digest);
         const char *b = strstr(path, "/blobs/");
+        if (getlike && b != NULL && strncmp(b + 7, "uploads", 7) != 0 &&
+            conf->direct_blobs)
+            return blob(conf, conn, req, method, path, req->uri);
         if (getlike && b != NULL && strncmp(b + 7, "uploads", 7) != 0 &&
             repo_name(path, name, sizeof name)) {
             char loc[RF_URL_MAX + 200];
@@ -757,6 +774,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: regfront --listen HOST:PORT --upstream URL [--lastmod FILE]\n"
             "                [--log FILE] [--bearer] [--delay-ms N] [--cdn-cache]\n"
+            "                [--direct-blobs]\n"
             "                [--fault-429 N] [--retry-after S|-] [--fault-corrupt]\n"
             "                [--fault-only SUBSTR] [--schema1 PATH FILE DIGEST]\n");
     return 2;
@@ -778,6 +796,10 @@ static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockad
         }
         if (strcmp(a, "--cdn-cache") == 0) {
             conf->cdn_cache = true;
+            continue;
+        }
+        if (strcmp(a, "--direct-blobs") == 0) {
+            conf->direct_blobs = true;
             continue;
         }
         if (v == NULL)
