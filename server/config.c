@@ -105,6 +105,16 @@ static const struct opt opts[] = {
      "distinct references resolved upstream at once; a request needing one more gets "
      "503 busy with Retry-After (or a stale answer where --max-stale allows); requests "
      "for a reference already being resolved wait for it; 0 = no bound"},
+    {"upstream-threads", "IMGMETA_UPSTREAM_THREADS", OPT_LONG, NUM(upstream_threads), 0,
+     4096, "0",
+     "threads that run requests waiting on a registry (resolving, revalidating, joining "
+     "a resolution in flight, listing tags) while their connection is set aside, so the "
+     "HTTP threads keep serving cached answers; 0 = 2 x --max-resolutions, at least 8 "
+     "(64 when --max-resolutions is 0)"},
+    {"upstream-queue", "IMGMETA_UPSTREAM_QUEUE", OPT_LONG, NUM(upstream_queue), 1, 100000,
+     "1024",
+     "requests waiting for one of the --upstream-threads; one more is answered 503 busy "
+     "with Retry-After"},
     {"answer-cache-bytes", "IMGMETA_ANSWER_CACHE_BYTES", OPT_LONG,
      NUM(answer_cache_bytes), 0, 1L << 40, "16777216",
      "memory for recently served answers (rendered bytes, least recently used go "
