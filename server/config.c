@@ -110,7 +110,7 @@ static const struct opt opts[] = {
      "threads that run requests waiting on a registry (resolving, revalidating, joining "
      "a resolution in flight, listing tags) while their connection is set aside, so the "
      "HTTP threads keep serving cached answers; 0 = 2 x --max-resolutions, at least 8 "
-     "(64 when --max-resolutions is 0)"},
+     "and at most 1024 (64 when --max-resolutions is 0)"},
     {"upstream-queue", "IMGMETA_UPSTREAM_QUEUE", OPT_LONG, NUM(upstream_queue), 1, 100000,
      "1024",
      "requests waiting for one of the --upstream-threads; one more is answered 503 busy "

@@ -611,16 +611,21 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, struct im_er
 }
 
 /* The upstream pool's size: --upstream-threads, else 2 x --max-resolutions
- * (at least 8; 64 when resolutions are unbounded), so that requests refused
- * busy, joining a resolution or served stale find a thread at once while the
- * resolutions run. */
+ * (at least 8, at most POOL_MAX_DERIVED; 64 when resolutions are unbounded),
+ * so that requests refused busy, joining a resolution or served stale find a
+ * thread at once while the resolutions run. */
+#define POOL_MAX_DERIVED 1024
 static size_t pool_threads(const struct srv_config *cfg)
 {
     if (cfg->upstream_threads > 0)
         return (size_t)cfg->upstream_threads;
     if (cfg->max_resolutions <= 0)
         return 64;
-    return cfg->max_resolutions < 4 ? 8 : (size_t)(2 * cfg->max_resolutions);
+    if (cfg->max_resolutions < 4)
+        return 8;
+    if (cfg->max_resolutions > POOL_MAX_DERIVED / 2)
+        return POOL_MAX_DERIVED;
+    return (size_t)(2 * cfg->max_resolutions);
 }
 
 /* Joins the started threads (after stopping) and frees the pool. */

@@ -47,7 +47,7 @@ struct srv_config {
     char registry_ttl[2048];  /* "ghcr.io=60,quay.io=900": per-registry --tag-ttl */
     long max_resolutions;     /* distinct references resolved upstream at once, 0 = any */
     long upstream_threads;    /* threads for requests that wait on upstream work;
-                                 0 = 2 x max_resolutions (at least 8, 64 for any) */
+                                 0 = 2 x max_resolutions (8..1024, 64 for any) */
     long upstream_queue;      /* such requests waiting for one of them; more: 503 */
     long answer_cache_bytes;  /* in-memory LRU of rendered answers, 0 = none */
     long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
