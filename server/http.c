@@ -439,12 +439,13 @@ static enum MHD_Result go_slow(struct srv_http *h, struct MHD_Connection *conn,
                                : "imgmeta has as many requests waiting for a registry "
                                  "as it queues (--upstream-queue): retry in 1 s");
     struct job *j = job_new(req, conn, rq);
-    srv_log(SRV_DEBUG, rq->id, "event=upstream_queued");
     rq->job = j;
     rq->conn = conn;
     rq->suspended = j != NULL;
-    if (j)
+    if (j) {
+        srv_log(SRV_DEBUG, rq->id, "event=upstream_queued");
         MHD_suspend_connection(conn);
+    }
     pthread_mutex_lock(&p->lock);
     p->entering--;
     if (j) {
@@ -455,7 +456,10 @@ static enum MHD_Result go_slow(struct srv_http *h, struct MHD_Connection *conn,
         p->tail = j;
         p->queued++;
     }
-    pthread_cond_broadcast(&p->cond); /* a thread, or srv_http_stop waiting */
+    if (p->stopping)
+        pthread_cond_broadcast(&p->cond); /* srv_http_stop waits for entering */
+    else
+        pthread_cond_signal(&p->cond); /* only threads wait: wake one */
     pthread_mutex_unlock(&p->lock);
     return j ? MHD_YES : MHD_NO; /* out of memory: drop the connection */
 }
