@@ -38,7 +38,8 @@ static const struct opt opts[] = {
      "REGISTRY=URL: send REGISTRY's traffic to URL instead, e.g. "
      "docker.io=http://127.0.0.1:5000 (repeatable; env: comma-separated)"},
     {"threads", "IMGMETA_THREADS", OPT_LONG, NUM(threads), 0, 1024, "0",
-     "HTTP worker threads (0 = 4 x cores, at least 8)"},
+     "HTTP worker threads, each serving many connections from the cache (0 = one per "
+     "core)"},
     {"connection-limit", "IMGMETA_CONNECTION_LIMIT", OPT_LONG, NUM(connection_limit), 1,
      100000, "1024", "maximum concurrent client connections"},
     {"tag-ttl", "IMGMETA_TAG_TTL", OPT_LONG, NUM(tag_ttl), 0, 604800, "300",

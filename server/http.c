@@ -719,12 +719,13 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
     }
     h->api = api;
     h->drain_ms = cfg->shutdown_timeout * 1000L;
+    /* One worker per core: a worker never waits on a registry (the upstream
+     * pool does), and more workers than cores only take turns on them (on 2
+     * cores, 2 workers gave a lower p99 of warm answers than 4 or 8). */
     long threads = cfg->threads;
     if (threads == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores > 0 ? 4 * cores : 8;
-        if (threads < 8)
-            threads = 8;
+        threads = cores > 0 ? cores : 2;
     }
     if (pool_start(h, cfg, err) != 0) {
         free(h);

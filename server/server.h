@@ -22,7 +22,7 @@ struct srv_config {
     char db[1024];                      /* SQLite cache file */
     char mirrors[SRV_MAX_MIRRORS][640]; /* "docker.io=http://127.0.0.1:5000" */
     size_t n_mirrors;
-    long threads; /* HTTP worker threads; 0 = 4 x cores (min 8) */
+    long threads; /* HTTP worker threads; 0 = one per core */
     long connection_limit;
     long tag_ttl; /* seconds a tag resolution stays fresh */
     long connect_timeout_ms;
