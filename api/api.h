@@ -94,6 +94,10 @@ struct api_request {
     const char *n;             /* ?n= (tag list page size), NULL when absent */
     const char *last;          /* ?last= (tag list cursor), NULL when absent */
     enum api_reject reject;    /* set by server/ for requests it refuses */
+    /* Answer only what needs no upstream work (the cache, errors found on the
+     * spot); api_handle returns API_SLOW instead of resolving, revalidating,
+     * joining a resolution in flight or listing tags. */
+    bool cache_only;
 };
 
 /* Where the answer came from, for the access log and metrics. */
@@ -138,9 +142,14 @@ struct api_response {
                           api_handle) */
 };
 
+/* api_handle's answer to a req->cache_only request that needs upstream work:
+ * resp holds nothing to send; call again without cache_only on a thread that
+ * may wait (up to the upstream timeouts). */
+#define API_SLOW 1
+
 /* Fills resp (which the caller zero-initialises) and returns 0; returns
- * IM_ENOMEM only when not even an error response could be built. The caller
- * releases resp with api_response_free. */
+ * IM_ENOMEM only when not even an error response could be built, API_SLOW
+ * as above. The caller releases resp with api_response_free. */
 int api_handle(struct api *a, const struct api_request *req, struct api_response *resp);
 void api_response_free(struct api_response *resp);
 

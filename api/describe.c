@@ -41,6 +41,7 @@ struct describe {
     bool stale;         /* served past its freshness because the upstream failed */
     bool lazy;          /* bundle holds only root_digest: load it when rendering */
     bool store_failed;  /* a cache write failed (the answer is still right) */
+    bool cache_only;    /* upstream work ends the call with API_SLOW */
     long retry_after;   /* on IM_ERATELIMIT/IM_EBUSY: seconds for Retry-After, 0 */
     struct im_error store_err;
     struct im_error err;
@@ -193,6 +194,8 @@ static int digest_from_cache(struct api *a, struct describe *d)
 static int shared(struct api *a, struct describe *d, const struct store_tag *prior)
 {
     struct api__shared how;
+    if (d->cache_only)
+        return API_SLOW;
     im_bundle_free(&d->bundle);
     int rc = api__resolve_shared(a, &d->ref, prior, &d->bundle, &how, &d->err);
     d->retry_after = how.retry_after;
@@ -490,6 +493,8 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
         d->lazy = false;
         if (store_load(a->store, root, &d->bundle, &d->err) != 0)
             rc = shared(a, d, NULL); /* gone from the store meanwhile */
+        if (rc == API_SLOW)
+            goto out;
         if (rc != 0) {
             rc = api__error_code(resp, rc, d->err.msg);
             goto out;
@@ -560,7 +565,10 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
         rc = api__error(resp, 400, "invalid_reference", d.err.msg);
         goto out;
     }
+    d.cache_only = req->cache_only;
     rc = obtain(a, &d);
+    if (rc == API_SLOW)
+        goto out;
     resp->cache = d.cache;
     cache_headers(&d, resp);
     if (rc == IM_ENOTFOUND) {
@@ -583,6 +591,8 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
         goto out;
     }
     rc = render_answer(a, &d, req, resp);
+    if (rc == API_SLOW)
+        goto out;
     if (rc == 0 && d.stale && resp->status == 200 && d.format == API_FORMAT_JSON)
         rc = mark_stale_json(resp);
 out:

@@ -150,11 +150,15 @@ int api__tags(struct api *a, const struct api_request *req, struct api_response 
     char *text = NULL;
     const char *last = NULL;
     bool more = false;
+    long busy_retry = 0;
     memset(&p, 0, sizeof p);
     int rc = parse_page(req, &p, resp);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    long busy_retry = 0;
+    if (req->cache_only) {
+        rc = API_SLOW; /* every listing asks the registry */
+        goto out;
+    }
     rc = api__upstream_enter(a, &busy_retry, &err);
     if (rc == 0) {
         rc = reg_list_tags(a->reg, &p.ref, 0, &tags, &stats, &err);

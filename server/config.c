@@ -38,7 +38,8 @@ static const struct opt opts[] = {
      "REGISTRY=URL: send REGISTRY's traffic to URL instead, e.g. "
      "docker.io=http://127.0.0.1:5000 (repeatable; env: comma-separated)"},
     {"threads", "IMGMETA_THREADS", OPT_LONG, NUM(threads), 0, 1024, "0",
-     "HTTP worker threads (0 = 4 x cores, at least 8)"},
+     "HTTP worker threads, each serving many connections from the cache (0 = one per "
+     "core)"},
     {"connection-limit", "IMGMETA_CONNECTION_LIMIT", OPT_LONG, NUM(connection_limit), 1,
      100000, "1024", "maximum concurrent client connections"},
     {"tag-ttl", "IMGMETA_TAG_TTL", OPT_LONG, NUM(tag_ttl), 0, 604800, "300",
@@ -105,6 +106,16 @@ static const struct opt opts[] = {
      "distinct references resolved upstream at once; a request needing one more gets "
      "503 busy with Retry-After (or a stale answer where --max-stale allows); requests "
      "for a reference already being resolved wait for it; 0 = no bound"},
+    {"upstream-threads", "IMGMETA_UPSTREAM_THREADS", OPT_LONG, NUM(upstream_threads), 0,
+     4096, "0",
+     "threads that run requests waiting on a registry (resolving, revalidating, joining "
+     "a resolution in flight, listing tags) while their connection is set aside, so the "
+     "HTTP threads keep serving cached answers; 0 = 2 x --max-resolutions, at least 8 "
+     "and at most 1024 (64 when --max-resolutions is 0)"},
+    {"upstream-queue", "IMGMETA_UPSTREAM_QUEUE", OPT_LONG, NUM(upstream_queue), 1, 100000,
+     "1024",
+     "requests waiting for one of the --upstream-threads; one more is answered 503 busy "
+     "with Retry-After"},
     {"answer-cache-bytes", "IMGMETA_ANSWER_CACHE_BYTES", OPT_LONG,
      NUM(answer_cache_bytes), 0, 1L << 40, "16777216",
      "memory for recently served answers (rendered bytes, least recently used go "

@@ -22,7 +22,7 @@ struct srv_config {
     char db[1024];                      /* SQLite cache file */
     char mirrors[SRV_MAX_MIRRORS][640]; /* "docker.io=http://127.0.0.1:5000" */
     size_t n_mirrors;
-    long threads; /* HTTP worker threads; 0 = 4 x cores (min 8) */
+    long threads; /* HTTP worker threads; 0 = one per core */
     long connection_limit;
     long tag_ttl; /* seconds a tag resolution stays fresh */
     long connect_timeout_ms;
@@ -46,6 +46,9 @@ struct srv_config {
     long max_retries;         /* upstream retries */
     char registry_ttl[2048];  /* "ghcr.io=60,quay.io=900": per-registry --tag-ttl */
     long max_resolutions;     /* distinct references resolved upstream at once, 0 = any */
+    long upstream_threads;    /* threads for requests that wait on upstream work;
+                                 0 = 2 x max_resolutions (8..1024, 64 for any) */
+    long upstream_queue;      /* such requests waiting for one of them; more: 503 */
     long answer_cache_bytes;  /* in-memory LRU of rendered answers, 0 = none */
     long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
 };

@@ -293,12 +293,10 @@ in_flight() {
     done
     return 1
 }
-# One at a time: a libmicrohttpd worker may accept two connections that
-# arrive together and then serve them one after the other, so lb is sent
-# only once la holds its slot (and its worker).
+# Both at once: whichever worker accepts them, each waits for its registry
+# on an upstream thread, not on the worker.
 get la /images/python/la &
 la_pid=$!
-in_flight 1
 get lb /images/python/lb &
 lb_pid=$!
 check "limits: two slow resolutions hold both slots" in_flight 2
@@ -329,6 +327,82 @@ check_eq "limits: the refused reference resolves once a slot is free" 200 "$(cat
 kill -TERM "$LIM_PID"
 wait "$LIM_PID"
 check_eq "limits: the daemon exits 0" 0 "$?"
+DAEMON_URL=$MAIN_URL
+DAEMON_PID=$MAIN_PID
+DAEMON_PORT=$MAIN_PORT
+FRONT_URL=$MAIN_FRONT
+
+# --- head-of-line blocking: upstream work never holds a worker's connections ----------
+# --threads 1: one libmicrohttpd worker holds every connection. A request that
+# waits on a slow registry (every answer delayed 1.5 s) runs on an upstream
+# thread while its connection is set aside, so cached answers on other
+# connections are served while it waits; with --upstream-threads 1 and
+# --upstream-queue 1, the request after the queued one is answered 503 busy at
+# once; a client that gives up while its request waits does no harm; SIGTERM
+# while a request waits upstream answers it 503 shutting_down and exits 0.
+for t in hol hol2 hol3; do
+    IT_OUT=$IT_DIR/fx-$t fill_fixture push --tag "$t" >/dev/null || die "cannot push tag $t"
+done
+try3 start_daemon --db "$IT_DIR/hol.db" --threads 1 || die "cannot start the --threads 1 daemon"
+get hol_warm "$IMAGE"
+check_eq "hol: the fixture is cached first" 200 "$(cat "$IT_DIR/hol_warm.s")"
+check_clean_stop "$DAEMON_PID"
+cp "$IT_DIR/daemon.log" "$IT_DIR/hol-fill.log"
+try3 start_front --bearer --delay-ms 1500 || die "cannot start the slow front"
+try3 start_daemon --db "$IT_DIR/hol.db" --threads 1 --upstream-threads 1 \
+    --upstream-queue 1 --shutdown-timeout 0 --log-level debug ||
+    die "cannot start the --threads 1 daemon on the slow front"
+HOL_PID=$DAEMON_PID
+get hol_cold /images/python/hol &
+cold_pid=$!
+check "hol: the cold reference is being resolved" in_flight 1
+warm_ok=0
+for i in 1 2 3 4 5; do
+    get "hol_w$i" "$IMAGE"
+    if [ "$(cat "$IT_DIR/hol_w$i.s")" = 200 ] && cmp -s "$IT_DIR/hol_warm.b" "$IT_DIR/hol_w$i.b"; then
+        warm_ok=$((warm_ok + 1))
+    fi
+done
+check "hol: the cold request is still waiting after the warm ones were answered" \
+    kill -0 "$cold_pid"
+check_eq "hol: 5 warm requests on new connections answer 200 with the cached bytes meanwhile" \
+    5 "$warm_ok"
+# queued: wait until the daemon has queued N requests for its upstream thread.
+queued() {
+    local i
+    for i in $(seq 1 200); do
+        [ "$(grep -ac 'event=upstream_queued' "$IT_DIR/daemon.log")" -ge "$1" ] && return 0
+        sleep 0.02
+    done
+    return 1
+}
+get hol_join /images/python/hol &
+join_pid=$!
+check "hol: a second request for it waits in the queue" queued 2
+get hol_busy /images/python/hol2
+check "hol: the queue is full while the cold request still runs" kill -0 "$cold_pid"
+check_eq "hol: one request more than --upstream-queue gets 503 busy with Retry-After" \
+    "503 busy 1" "$(cat "$IT_DIR/hol_busy.s") $(jq -r .error.code "$IT_DIR/hol_busy.b") $(hdr hol_busy Retry-After)"
+wait "$cold_pid" "$join_pid"
+check_eq "hol: the cold and the queued request answer 200" "200 200 $(jq -r .digest "$IT_DIR/hol_warm.b")" \
+    "$(cat "$IT_DIR/hol_cold.s") $(cat "$IT_DIR/hol_join.s") $(jq -r .digest "$IT_DIR/hol_cold.b")"
+curl -s -o /dev/null --max-time 1 "$DAEMON_URL/images/python/hol3"
+check_eq "hol: a client gives up while its request waits upstream" 28 "$?"
+get hol_gone "$IMAGE"
+check_eq "hol: the daemon serves on after it" 200 "$(cat "$IT_DIR/hol_gone.s")"
+get hol3 /images/python/hol3
+check_eq "hol: the abandoned reference resolves later" 200 "$(cat "$IT_DIR/hol3.s")"
+get hol_stop /images/python/hol2 &
+stop_pid=$!
+check "hol: a request waits upstream when SIGTERM comes" queued 5
+kill -TERM "$HOL_PID"
+wait "$HOL_PID"
+check_eq "hol: SIGTERM with a request waiting upstream exits 0" 0 "$?"
+wait "$stop_pid"
+check_eq "hol: the waiting request is answered 503 shutting_down" "503 shutting_down" \
+    "$(cat "$IT_DIR/hol_stop.s") $(jq -r .error.code "$IT_DIR/hol_stop.b")"
+cp "$IT_DIR/daemon.log" "$IT_DIR/hol.log"
+check_no_sanitizer_report "$IT_DIR/hol-fill.log" "$IT_DIR/hol.log"
 DAEMON_URL=$MAIN_URL
 DAEMON_PID=$MAIN_PID
 DAEMON_PORT=$MAIN_PORT
