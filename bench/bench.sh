@@ -641,7 +641,7 @@ want warm && cat <<EOF
 
 nginx (Debian nginx-light $(nginx -v 2>&1 | sed 's/.*\///'), ${NGINX_WORKERS:-auto} workers = $(nproc), sendfile, access log on,
 keep-alive unlimited) serves the exact bytes imgmeta answers, as static files.
-imgmeta runs with its defaults (8 worker threads, access log on at info, to a file).
+imgmeta runs with its defaults (one HTTP worker thread per core = $(nproc), access log on at info, to a file).
 
 | answer | bytes | imgmeta req/s | nginx req/s | imgmeta / nginx (target ≥ 50%) | imgmeta p99 (target < 5 ms) | nginx p99 |
 |---|---|---|---|---|---|---|
