@@ -47,6 +47,7 @@ struct srv_config {
     char registry_ttl[2048];  /* "ghcr.io=60,quay.io=900": per-registry --tag-ttl */
     long max_resolutions;     /* distinct references resolved upstream at once, 0 = any */
     long answer_cache_bytes;  /* in-memory LRU of rendered answers, 0 = none */
+    long answer_file_bytes;   /* the answers file next to the database, 0 = none */
     long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
 };
 
