@@ -9,7 +9,8 @@
  * unlinked at once), so it only ever holds this renderer's answers; keys name
  * the root digest, so an entry never goes stale, as in rcache.c.
  *
- * Bounded by max_bytes of file and max_bytes / AF_BYTES_PER_ENTRY entries:
+ * Bounded by max_bytes of file and max_bytes / AF_BYTES_PER_ENTRY entries (at
+ * most AF_MAX_ENTRIES):
  * when either is reached, the index is emptied and writing starts over at
  * offset 0 (the epoch changes). A reader copies (offset, length, epoch) under
  * the lock, preads without it, and keeps the bytes only if the epoch is still
@@ -33,6 +34,8 @@
 /* One entry per this many bytes of file at most (answers are ~1-10 KB). */
 #define AF_BYTES_PER_ENTRY 2048
 #define AF_MIN_ENTRIES 64
+/* ... and never more than this many (the index's memory: ~200 bytes each). */
+#define AF_MAX_ENTRIES (1u << 20)
 
 struct af_entry {
     struct af_entry *hnext;
@@ -84,7 +87,10 @@ struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
     f->max_entries = (size_t)(max_bytes / AF_BYTES_PER_ENTRY);
     if (f->max_entries < AF_MIN_ENTRIES)
         f->max_entries = AF_MIN_ENTRIES;
-    for (f->nbuckets = AF_MIN_ENTRIES; f->nbuckets < f->max_entries;)
+    if (f->max_entries > AF_MAX_ENTRIES)
+        f->max_entries = AF_MAX_ENTRIES;
+    /* chains of two on average when full: half a pointer an entry */
+    for (f->nbuckets = AF_MIN_ENTRIES; f->nbuckets < f->max_entries / 2;)
         f->nbuckets *= 2;
     f->bucket = calloc(f->nbuckets, sizeof *f->bucket);
     if (!f->bucket || pthread_mutex_init(&f->lock, NULL) != 0) {
