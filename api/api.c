@@ -123,6 +123,11 @@ struct api *api_new(const struct api_config *cfg, struct store *store,
         im_seterr(err, IM_ENOMEM, "cannot initialise the in-flight table");
         return NULL;
     }
+    /* without the answers file every answer is still served, only slower:
+     * api_answers_file_error says why for server/ to log */
+    if (cfg->answer_file_bytes > 0 && cfg->answer_file_dir[0])
+        a->answers =
+            api__afile_new(cfg->answer_file_dir, cfg->answer_file_bytes, &a->answers_err);
     /* Rendered answers of another renderer build are dropped now and never
      * served; a failure to drop them leaves rows that are only never read. */
     struct im_error serr;
@@ -137,7 +142,13 @@ void api_free(struct api *a)
         return;
     api__inflight_destroy(&a->inflight);
     api__rcache_free(a->rendered);
+    api__afile_free(a->answers);
     free(a);
+}
+
+const char *api_answers_file_error(const struct api *a)
+{
+    return a->answers_err.msg[0] ? a->answers_err.msg : NULL;
 }
 
 void api_response_free(struct api_response *resp)
@@ -240,6 +251,10 @@ int api_update_store_gauges(struct api *a)
     im_metric_gauge_set(IM_DB_DOCUMENTS, st.documents);
     im_metric_gauge_set(IM_DB_BLOBS, st.blobs);
     im_metric_gauge_set(IM_DB_TAGS, st.tags);
+    struct api__afile_stats af;
+    api__afile_stats(a->answers, &af);
+    im_metric_gauge_set(IM_ANSWER_FILE_ENTRIES, (int64_t)af.entries);
+    im_metric_gauge_set(IM_ANSWER_FILE_BYTES, (int64_t)af.bytes);
     return 0;
 }
 

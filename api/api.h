@@ -36,7 +36,13 @@ struct api_config {
     int64_t cache_max_bytes;      /* database size budget; 0 = none */
     size_t answer_cache_bytes;    /* in-memory LRU of rendered answers; 0 = none;
                                      api_config_defaults: 16 MiB */
-    char admin_token[128];        /* bearer token for /admin/; "" = /admin/ disabled */
+    /* The answers file behind that LRU (api/afile.c): at most this many bytes of
+     * rendered answers in an unlinked file in answer_file_dir; 0 or "" = none
+     * (api_config_defaults leaves both so; server/ passes the database's
+     * directory and --answer-file-bytes). */
+    uint64_t answer_file_bytes;
+    char answer_file_dir[1024];
+    char admin_token[128]; /* bearer token for /admin/; "" = /admin/ disabled */
     /* Per-registry tag TTLs overriding tag_ttl_seconds (api_config_registry_ttls). */
     struct api_registry_ttl {
         char registry[256]; /* as in a normalised reference: "docker.io", "ghcr.io" */
@@ -63,6 +69,9 @@ struct api;
 struct api *api_new(const struct api_config *cfg, struct store *store,
                     struct reg_client *reg, struct im_error *err) IM_WUR;
 void api_free(struct api *a);
+/* Why the answers file asked for in the config could not be made (answers
+ * are then served without it), or NULL. Borrowed from a. */
+const char *api_answers_file_error(const struct api *a);
 
 #define API_MAX_PLATFORMS 16
 

@@ -44,6 +44,9 @@ struct api__inflight {
     long running;
 };
 
+/* 64-bit FNV-1a of a rendered-answer key (rcache.c), for both tiers' tables. */
+uint64_t api__key_hash(const char *k, size_t n);
+
 /* Rendered answers (rcache.c): a byte-bounded LRU, thread-safe. get copies
  * the body into *body (caller frees); IM_ENOTFOUND on a miss. */
 struct api__rcache;
@@ -54,9 +57,35 @@ int api__rcache_get(struct api__rcache *c, const char *key, size_t klen, char **
 void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
                      const char *body, size_t len, const char *ctype);
 
+/* The answers file (afile.c): rendered answers appended to an unlinked file
+ * in a directory (next to the database), indexed in memory, at most max_bytes
+ * of file; when full it starts over. Thread-safe. new: NULL with err on
+ * failure (no memory, the file cannot be created). get: as rcache's (the
+ * caller frees *body); IM_ENOTFOUND also when f is NULL or the bytes could
+ * not be read back. put: keeps a copy; a failure (disk full, I/O error) is
+ * counted and only costs a later miss. */
+struct api__afile;
+struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
+                                  struct im_error *err);
+void api__afile_free(struct api__afile *f);
+int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **body,
+                   size_t *len, const char **ctype);
+void api__afile_put(struct api__afile *f, const char *key, size_t klen, const char *body,
+                    size_t len, const char *ctype);
+struct api__afile_stats {
+    size_t entries;
+    uint64_t bytes; /* written since the file last started over */
+    uint64_t epoch; /* how many times it started over */
+    uint64_t hits, write_failures;
+};
+void api__afile_stats(struct api__afile *f, struct api__afile_stats *out);
+
 struct api {
     struct api_config cfg;
     struct api__rcache *rendered;
+    struct api__afile *answers;          /* NULL: none (off, or could not be made) */
+    struct im_error answers_err;         /* why answers is NULL when it was asked for */
+    _Atomic unsigned answers_promotions; /* answers-file hits, to copy 1 in N to rcache */
     struct store *store;
     struct reg_client *reg;
     struct api__inflight inflight;

@@ -433,8 +433,14 @@ static void answer_200(struct api_response *resp, const char *ctype, char *body,
     resp->len = len;
 }
 
-/* An answer already rendered: from the in-memory LRU, else from the store's
- * rendered rows (then kept in the LRU too). 0 with the answer in resp. */
+/* One answers-file hit in this many is copied into the in-memory LRU: an
+ * answer asked for again and again moves up there soon, while a random mix
+ * over more answers than the LRU holds does not churn it on every request. */
+#define ANSWERS_PROMOTE_EVERY 16
+
+/* An answer already rendered: from the in-memory LRU, else from the answers
+ * file, else from the store's rendered rows (then kept in the answers file
+ * and the LRU too). 0 with the answer in resp. */
 static int rendered_before(struct api *a, const struct describe *d, const char *key,
                            size_t klen, struct api_response *resp)
 {
@@ -447,11 +453,18 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
         answer_200(resp, ctype, body, len);
         return 0;
     }
+    if (api__afile_get(a->answers, key, klen, &body, &len, &ctype) == 0) {
+        if (atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0)
+            api__rcache_put(a->rendered, key, klen, body, len, ctype);
+        answer_200(resp, ctype, body, len);
+        return 0;
+    }
     /* a resolution that stored its root again forgot the root's rows; after a
      * revalidation (same digest) or a coalesced wait they still answer */
     if (store_get_rendered(a->store, key, klen, &body, &len, NULL) != 0)
         return IM_ENOTFOUND;
     ctype = d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
+    api__afile_put(a->answers, key, klen, body, len, ctype);
     api__rcache_put(a->rendered, key, klen, body, len, ctype);
     answer_200(resp, ctype, body, len);
     return 0;
@@ -524,8 +537,10 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
         goto out;
     }
     const char *ctype = d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
-    if (klen)
+    if (klen) {
+        api__afile_put(a->answers, key, klen, body, len, ctype);
         api__rcache_put(a->rendered, key, klen, body, len, ctype);
+    }
     keep_rendered(a, d, key, klen, body, len, resp);
     answer_200(resp, ctype, body, len);
     body = NULL;

@@ -36,7 +36,7 @@ struct api__rcache {
     struct rc_shard shard[RC_SHARDS];
 };
 
-static uint64_t hash(const char *k, size_t n)
+uint64_t api__key_hash(const char *k, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) {
@@ -121,7 +121,7 @@ static struct rc_entry **slot(struct rc_shard *c, const char *k, size_t n, uint6
 int api__rcache_get(struct api__rcache *r, const char *key, size_t klen, char **body,
                     size_t *len, const char **ctype)
 {
-    uint64_t h = hash(key, klen);
+    uint64_t h = api__key_hash(key, klen);
     struct rc_shard *c = &r->shard[h % RC_SHARDS];
     int rc = IM_ENOTFOUND;
     pthread_mutex_lock(&c->lock);
@@ -158,7 +158,7 @@ void api__rcache_put(struct api__rcache *r, const char *key, size_t klen,
                      const char *body, size_t len, const char *ctype)
 {
     size_t cost = klen + len + sizeof(struct rc_entry);
-    uint64_t h = hash(key, klen);
+    uint64_t h = api__key_hash(key, klen);
     struct rc_shard *c = &r->shard[h % RC_SHARDS];
     if (cost > c->max_bytes / 2) /* one answer never takes over a shard */
         return;

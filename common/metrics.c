@@ -42,14 +42,22 @@ static struct ratelimit limits[16];
 static size_t nlimits;
 
 static const char *const counter_names[IM_COUNTER__COUNT] = {
-    "hit", "miss", "stale", "revalidated", "coalesced", "negative_hit", NULL, NULL};
-static const char *const gauge_names[IM_GAUGE__COUNT] = {
-    "imgmeta_resolutions_in_flight", "imgmeta_db_bytes", "imgmeta_db_documents",
-    "imgmeta_db_blobs", "imgmeta_db_tags"};
+    "hit", "miss", "stale", "revalidated", "coalesced", "negative_hit", NULL, NULL, NULL};
+static const char *const gauge_names[IM_GAUGE__COUNT] = {"imgmeta_resolutions_in_flight",
+                                                         "imgmeta_db_bytes",
+                                                         "imgmeta_db_documents",
+                                                         "imgmeta_db_blobs",
+                                                         "imgmeta_db_tags",
+                                                         "imgmeta_answer_file_entries",
+                                                         "imgmeta_answer_file_bytes"};
 static const char *const gauge_help[IM_GAUGE__COUNT] = {
-    "Upstream resolutions running now.", "Size of the cache database in bytes.",
-    "Manifests and configs in the cache.", "Layer blobs known to the cache.",
-    "Tag resolutions in the cache."};
+    "Upstream resolutions running now.",
+    "Size of the cache database in bytes.",
+    "Manifests and configs in the cache.",
+    "Layer blobs known to the cache.",
+    "Tag resolutions in the cache.",
+    "Answers indexed in the answers file.",
+    "Bytes written to the answers file since it last started over."};
 
 void im_metric_inc(enum im_counter c)
 {
@@ -148,6 +156,11 @@ void im_metrics_write(FILE *out)
             "# TYPE imgmeta_resolutions_refused_total counter\n"
             "imgmeta_resolutions_refused_total %llu\n",
             (unsigned long long)atomic_load(&counters[IM_RESOLUTIONS_REFUSED]));
+    fprintf(out,
+            "# HELP imgmeta_answer_file_hits_total Answers read from the answers file.\n"
+            "# TYPE imgmeta_answer_file_hits_total counter\n"
+            "imgmeta_answer_file_hits_total %llu\n",
+            (unsigned long long)atomic_load(&counters[IM_ANSWER_FILE_HITS]));
     for (int g = 0; g < IM_GAUGE__COUNT; g++)
         fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_names[g],
                 gauge_help[g], gauge_names[g], gauge_names[g],

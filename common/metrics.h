@@ -21,6 +21,7 @@ enum im_counter {
     IM_CACHE_NEGATIVE_HIT,   /* answered "not found" from the negative cache */
     IM_STORE_WRITE_FAILURES, /* cache writes that failed (answer still served) */
     IM_RESOLUTIONS_REFUSED,  /* 503 busy: --max-resolutions were already running */
+    IM_ANSWER_FILE_HITS,     /* answers read from the answers file (api/afile.c) */
     IM_COUNTER__COUNT
 };
 
@@ -31,6 +32,8 @@ enum im_gauge {
     IM_DB_DOCUMENTS,
     IM_DB_BLOBS,
     IM_DB_TAGS,
+    IM_ANSWER_FILE_ENTRIES,
+    IM_ANSWER_FILE_BYTES,
     IM_GAUGE__COUNT
 };
 

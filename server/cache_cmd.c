@@ -10,6 +10,22 @@
 #include "server.h"
 #include "store.h"
 
+/* The directory of the database file, for the answers file: "" for an
+ * in-memory database (no answers file then). */
+static void db_dir(const char *db, char *dir, size_t n)
+{
+    const char *slash = strrchr(db, '/');
+    dir[0] = '\0';
+    if (db[0] == '\0' || strcmp(db, ":memory:") == 0)
+        return;
+    if (!slash)
+        im_strlcpy(dir, ".", n);
+    else if (slash == db)
+        im_strlcpy(dir, "/", n);
+    else if ((size_t)(slash - db) < n)
+        snprintf(dir, n, "%.*s", (int)(slash - db), db);
+}
+
 int srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg,
                          struct im_error *err)
 {
@@ -20,6 +36,8 @@ int srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg,
     acfg->negative_ttl_seconds = cfg->negative_ttl;
     acfg->cache_max_bytes = cfg->cache_max_bytes;
     acfg->answer_cache_bytes = (size_t)cfg->answer_cache_bytes;
+    acfg->answer_file_bytes = (uint64_t)cfg->answer_file_bytes;
+    db_dir(cfg->db, acfg->answer_file_dir, sizeof acfg->answer_file_dir);
     im_strlcpy(acfg->admin_token, cfg->admin_token, sizeof acfg->admin_token);
     return 0;
 }

@@ -119,7 +119,13 @@ static const struct opt opts[] = {
     {"answer-cache-bytes", "IMGMETA_ANSWER_CACHE_BYTES", OPT_LONG,
      NUM(answer_cache_bytes), 0, 1L << 40, "16777216",
      "memory for recently served answers (rendered bytes, least recently used go "
-     "first); others are read from the database's rendered rows; 0 = none"},
+     "first); others are read from the answers file, then the database's rendered "
+     "rows; 0 = none"},
+    {"answer-file-bytes", "IMGMETA_ANSWER_FILE_BYTES", OPT_LONG, NUM(answer_file_bytes),
+     0, 1L << 40, "268435456",
+     "size of the answers file: rendered answers kept on disk next to the database, in "
+     "an unlinked file read through the kernel's page cache (not the daemon's memory); "
+     "when full it starts over; 0 = none"},
     {"malloc-arenas", "IMGMETA_MALLOC_ARENAS", OPT_LONG, NUM(malloc_arenas), 0, 64, "2",
      "glibc malloc arenas (M_ARENA_MAX): each HTTP thread would otherwise get its own, "
      "each holding freed memory; 0 = glibc's default (8 x cores)"},

@@ -108,6 +108,9 @@ static int open_modules(const struct srv_config *cfg, struct modules *m,
         !(m->reg = reg_client_new(&rcfg, err)) ||
         !(m->api = api_new(&acfg, m->store, m->reg, err)))
         return 1;
+    if (api_answers_file_error(m->api))
+        srv_log(SRV_WARN, NULL, "event=answers_file_off msg=\"%s\"",
+                api_answers_file_error(m->api));
     return 0;
 }
 

@@ -50,6 +50,7 @@ struct srv_config {
                                  0 = 2 x max_resolutions (8..1024, 64 for any) */
     long upstream_queue;      /* such requests waiting for one of them; more: 503 */
     long answer_cache_bytes;  /* in-memory LRU of rendered answers, 0 = none */
+    long answer_file_bytes;   /* the answers file next to the database, 0 = none */
     long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
 };
 

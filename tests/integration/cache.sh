@@ -23,6 +23,8 @@
 #       failed write logged and counted, the database intact, writes resume
 #       once there is room
 #   (i) imgmeta cache stats|purge|gc and DELETE /admin/cache/{ref}
+#   (j) the answers file: with the in-memory LRU off, answers asked again are
+#       byte-identical with fresh renders; purge + re-push serves the new one
 # Prints "N passed, N failed"; exits 1 when anything failed.
 set -u
 
@@ -335,6 +337,8 @@ if wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID"; then
     code=$(fetch /images/python/3.7-slim)
     check_eq "(h) ... a cached tag is answered from the cache" "200 hit" "$code $(header X-Imgmeta-Cache)"
     check "(h) ... and the start said the file is read-only" grep -q 'event=db_readonly' "$IT_DIR/h.log"
+    check "(h) ... and that the answers file cannot be made there (answers served without it)" \
+        grep -q 'event=answers_file_off' "$IT_DIR/h.log"
 else
     it_fail "(h) the daemon starts on a read-only database"
     tail -n 5 "$IT_DIR/h.log"
@@ -363,7 +367,7 @@ else
     unshare -m sh -c 'mount -t tmpfs -o size=1m,mode=0755 imgmeta-full "$1" && shift &&
         exec "$@"' sh "$IT_DIR/full" "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" \
         --db "$IT_DIR/full/h2.db" --mirror "docker.io=$FRONT_URL" "${UPSTREAM_OPTS[@]}" \
-        >"$IT_DIR/h2.log" 2>&1 &
+        --answer-cache-bytes 0 >"$IT_DIR/h2.log" 2>&1 &
     DAEMON_PID=$!
     it_record "$DAEMON_PID"
     if wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID"; then
@@ -383,6 +387,15 @@ else
             "200 miss $want" "$code $(header X-Imgmeta-Cache) $(body_digest)"
         code=$(fetch /images/python/3.7-slim)
         check_eq "(h2) ... the tag stored before is a hit" "200 hit" "$code $(header X-Imgmeta-Cache)"
+        # the answers file lives on the full disk too (and the LRU is off)
+        fetch "/images/python/3.7-slim?format=markdown" >/dev/null
+        cp "$IT_DIR/body" "$IT_DIR/h2-md1"
+        code=$(fetch "/images/python/3.7-slim?format=markdown")
+        same=no
+        cmp -s "$IT_DIR/h2-md1" "$IT_DIR/body" && grep -q '^## `python:3.7-slim`' "$IT_DIR/body" &&
+            same=yes
+        check_eq "(h2) ... a new rendering the answers file cannot keep is answered alike twice" \
+            "200 yes" "$code $same"
         in_ns rm -f "$IT_DIR/full/filler"
         want=$(registry_digest g4)
         fetch /images/python/g4 >/dev/null
@@ -420,6 +433,55 @@ check_eq "(i) ... with it: 200, one tag purged" "200 1" "$code $(jq .removed.tag
 code=$(fetch /images/python/3.7-slim)
 check_eq "(i) ... and the next request resolves again" "200 miss" "$code $(header X-Imgmeta-Cache)"
 stop "$DAEMON_PID"
+
+# --- (j) the answers file -------------------------------------------------------------------------
+# With the in-memory LRU off (--answer-cache-bytes 0), an answer asked for
+# again comes from the answers file: byte-identical with a fresh render by a
+# daemon without one (JSON, Markdown, summary, a platform filter; ETag and
+# Content-Type too). A purge then a re-push never lets the old answer out.
+# metric NAME: its value on the running daemon's /metrics.
+metric() { curl -s "$DAEMON_URL/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+# answer PATH: status, Content-Type, ETag and body bytes of one answer, in $IT_DIR/$2.
+answer() {
+    local code
+    code=$(fetch "$1")
+    printf '%s\n%s\n%s\n' "$code" "$(header Content-Type)" "$(header ETag)" >"$IT_DIR/$2"
+    cat "$IT_DIR/body" >>"$IT_DIR/$2"
+}
+J_PATHS=("/images/python/3.7-slim" "/images/python/3.7-slim?format=markdown"
+    "/images/python/3.7-slim?view=summary" "/images/python/3.7-slim?platform=linux/arm64/v8"
+    "/images/python/3.7-slim?format=markdown&platform=linux/amd64")
+daemon "$IT_DIR/j-ref.db" --answer-cache-bytes 0 --answer-file-bytes 0 || die "cannot start imgmeta"
+for i in "${!J_PATHS[@]}"; do answer "${J_PATHS[$i]}" "j-fresh-$i"; done
+stop "$DAEMON_PID"
+daemon "$IT_DIR/j.db" --answer-cache-bytes 0 --tag-ttl 3600 --admin-token s3cret ||
+    die "cannot start imgmeta"
+for i in "${!J_PATHS[@]}"; do answer "${J_PATHS[$i]}" "j-first-$i"; done
+hits0=$(metric imgmeta_answer_file_hits_total)
+for i in "${!J_PATHS[@]}"; do
+    answer "${J_PATHS[$i]}" "j-again-$i"
+    same=no
+    cmp -s "$IT_DIR/j-fresh-$i" "$IT_DIR/j-again-$i" && same=yes
+    check_eq "(j) ${J_PATHS[$i]} asked again: 200, byte-identical with a fresh render (type, ETag, body)" \
+        "200 yes" "$(head -n 1 "$IT_DIR/j-again-$i") $same"
+done
+check "(j) ... and those came from the answers file (hits $hits0 -> $(metric imgmeta_answer_file_hits_total))" \
+    [ "$(metric imgmeta_answer_file_hits_total)" -ge $((hits0 + ${#J_PATHS[@]})) ]
+check_eq "(j) the answers file indexes them" ${#J_PATHS[@]} "$(metric imgmeta_answer_file_entries)"
+V2=$(IT_OUT=$IT_DIR/fx2 fill_fixture push-variant --variant 2 && echo "$LIST_DIGEST")
+curl -s -o /dev/null -X DELETE -H 'Authorization: Bearer s3cret' "$DAEMON_URL/admin/cache/python/3.7-slim"
+code=$(fetch /images/python/3.7-slim)
+check_eq "(j) purged, then re-pushed: resolved again, the new digest (not the old answer)" \
+    "200 miss $V2" "$code $(header X-Imgmeta-Cache) $(body_digest)"
+answer /images/python/3.7-slim j-new
+stop "$DAEMON_PID"
+daemon "$IT_DIR/j-ref2.db" --answer-cache-bytes 0 --answer-file-bytes 0 || die "cannot start imgmeta"
+answer /images/python/3.7-slim j-new-fresh
+stop "$DAEMON_PID"
+same=no
+cmp -s "$IT_DIR/j-new-fresh" "$IT_DIR/j-new" && same=yes
+check_eq "(j) ... and asked again, 200, byte-identical with a fresh render of the new digest" \
+    "200 yes" "$(head -n 1 "$IT_DIR/j-new") $same"
 
 # Under ASan/UBSan a daemon's report goes to its log (it may not fail a request).
 reports=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$IT_DIR"/daemon-*.log \

@@ -3,10 +3,12 @@
  * that needed the network would fail, so a 200 proves it came from cache. */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -95,7 +97,8 @@ static void teardown(void)
 
 TestSuite(api, .init = setup, .fini = teardown, .timeout = 30);
 
-static struct api_response get(const char *path, const char *accept, const char *format)
+static struct api_response get_on(struct api *a, const char *path, const char *accept,
+                                  const char *format)
 {
     struct api_request req;
     struct api_response resp;
@@ -105,8 +108,13 @@ static struct api_response get(const char *path, const char *accept, const char 
     req.path = path;
     req.accept = accept;
     req.format = format;
-    cr_assert_eq(api_handle(api, &req, &resp), 0);
+    cr_assert_eq(api_handle(a, &req, &resp), 0);
     return resp;
+}
+
+static struct api_response get(const char *path, const char *accept, const char *format)
+{
+    return get_on(api, path, accept, format);
 }
 
 Test(api, cached_tag_answers_json_without_upstream)
@@ -682,4 +690,159 @@ Test(rcache, keeps_recent_answers_within_its_bytes)
     api__rcache_put(c, "k", 1, "v", 1, API_CT_JSON);
     cr_assert(!rcache_has(c, "k", "v"));
     api__rcache_free(c);
+}
+
+/* ---- the answers file (api/afile.c) ----------------------------------------- */
+
+/* A fresh directory for an answers file (dir: a mkdtemp template). */
+static void afile_dir(char *dir)
+{
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+/* An api on the shared in-memory store with the LRU off and an answers file
+ * of max_bytes in dir: every answer asked again comes from the file. */
+static struct api *api_with_answers_file(const char *dir, uint64_t max_bytes)
+{
+    struct im_error err;
+    struct api_config ac;
+    api_config_defaults(&ac);
+    ac.answer_cache_bytes = 0;
+    ac.answer_file_bytes = max_bytes;
+    snprintf(ac.answer_file_dir, sizeof ac.answer_file_dir, "%s", dir);
+    struct api *a = api_new(&ac, st, reg, &err);
+    cr_assert_not_null(a, "%s", err.msg);
+    return a;
+}
+
+static void assert_same_answer(const struct api_response *a, const struct api_response *b)
+{
+    cr_assert_eq(a->status, b->status);
+    cr_assert_str_eq(a->content_type, b->content_type);
+    cr_assert_str_eq(a->etag, b->etag);
+    cr_assert_eq(a->len, b->len, "%zu vs %zu bytes", a->len, b->len);
+    cr_assert(memcmp(a->body, b->body, a->len) == 0, "bodies differ");
+}
+
+Test(api, answers_file_serves_the_fresh_render_byte_for_byte)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    afile_dir(dir);
+    /* the reference: an api with neither the LRU nor the file renders afresh
+     * (the store's rendered rows are dropped between asks) */
+    struct api_config ac;
+    struct im_error err;
+    api_config_defaults(&ac);
+    ac.answer_cache_bytes = 0;
+    struct api *plain = api_new(&ac, st, reg, &err);
+    cr_assert_not_null(plain);
+    struct api *a = api_with_answers_file(dir, 1 << 20);
+    static const char *const formats[] = {NULL, "markdown"};
+    for (size_t i = 0; i < 2; i++) {
+        struct api_response first =
+            get_on(a, "/images/python/3.7-slim", NULL, formats[i]);
+        cr_assert_eq(first.status, 200);
+        struct api__afile_stats s0, s1;
+        api__afile_stats(a->answers, &s0);
+        struct api_response again =
+            get_on(a, "/images/python/3.7-slim", NULL, formats[i]);
+        api__afile_stats(a->answers, &s1);
+        cr_assert_eq(s1.hits, s0.hits + 1, "asked again: from the answers file");
+        /* another renderer name drops the store's rendered rows: plain must
+         * render afresh */
+        cr_assert_eq(
+            store_set_renderer(st, i ? "test-fresh-1" : "test-fresh-0", NULL, &err), 0);
+        struct api_response fresh =
+            get_on(plain, "/images/python/3.7-slim", NULL, formats[i]);
+        assert_same_answer(&again, &fresh);
+        assert_same_answer(&again, &first);
+        api_response_free(&first);
+        api_response_free(&again);
+        api_response_free(&fresh);
+    }
+    api_free(plain);
+    api_free(a);
+    rmdir(dir);
+}
+
+Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    afile_dir(dir);
+    struct im_error err;
+    struct api__afile *f = api__afile_new(dir, 64 * 1024, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    char key[32], body[4096], *got = NULL;
+    size_t len = 0;
+    const char *ct = NULL;
+    /* 40 answers of 4 KiB through a 64 KiB file: it starts over twice */
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        memset(body, 'a' + i % 26, sizeof body);
+        api__afile_put(f, key, strlen(key), body, sizeof body, API_CT_JSON);
+    }
+    struct api__afile_stats s;
+    api__afile_stats(f, &s);
+    cr_assert_geq(s.epoch, 2, "started over (epoch %llu)", (unsigned long long)s.epoch);
+    cr_assert_leq(s.bytes, 64 * 1024);
+    int found = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        if (api__afile_get(f, key, strlen(key), &got, &len, &ct) != 0)
+            continue;
+        found++;
+        cr_assert_eq(len, sizeof body);
+        cr_assert_str_eq(ct, API_CT_JSON);
+        for (size_t j = 0; j < len; j++)
+            cr_assert_eq(got[j], 'a' + i % 26, "answer %d holds its own bytes", i);
+        free(got);
+    }
+    cr_assert(found > 0 && found < 40, "the newest are kept, the oldest gone (%d)",
+              found);
+    snprintf(key, sizeof key, "k%d", 39);
+    cr_assert_eq(api__afile_get(f, key, strlen(key), &got, &len, &ct), 0, "the newest");
+    free(got);
+    cr_assert_eq(api__afile_get(f, "k0", 2, &got, &len, &ct), IM_ENOTFOUND);
+    api__afile_free(f);
+    rmdir(dir);
+}
+
+Test(api, answers_file_write_failure_still_answers_right)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    afile_dir(dir);
+    struct api_response before = get("/images/python/3.7-slim", NULL, NULL);
+    /* the file may not grow at all: every write fails with EFBIG (as a full
+     * disk fails with ENOSPC); Criterion runs each test in its own process */
+    struct rlimit lim = {.rlim_cur = 0, .rlim_max = 0};
+    signal(SIGXFSZ, SIG_IGN);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct api *a = api_with_answers_file(dir, 1 << 20);
+    for (int i = 0; i < 3; i++) {
+        struct api_response r = get_on(a, "/images/python/3.7-slim", NULL, NULL);
+        assert_same_answer(&r, &before);
+        api_response_free(&r);
+    }
+    struct api__afile_stats s;
+    api__afile_stats(a->answers, &s);
+    cr_assert_geq(s.write_failures, 1, "the writes did fail");
+    cr_assert_eq(s.entries, 0, "a failed write indexes nothing");
+    cr_assert_eq(s.hits, 0);
+    api_free(a);
+    api_response_free(&before);
+    rmdir(dir);
+}
+
+Test(api, answers_file_in_a_missing_directory_is_off_and_answers_still_come)
+{
+    struct api *a = api_with_answers_file("/nonexistent/imgmeta-dir", 1 << 20);
+    cr_assert_null(a->answers);
+    cr_assert_not_null(api_answers_file_error(a));
+    cr_assert_not_null(strstr(api_answers_file_error(a), "/nonexistent/imgmeta-dir"),
+                       "%s", api_answers_file_error(a));
+    struct api_response r = get_on(a, "/images/python/3.7-slim", NULL, "markdown");
+    cr_assert_eq(r.status, 200);
+    cr_assert(strncmp(r.body, "## `python:3.7-slim`\n", 21) == 0, "%s", r.body);
+    api_response_free(&r);
+    api_free(a);
 }

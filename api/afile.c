@@ -1,0 +1,281 @@
+/* afile.c - the answers file: rendered answers appended to an unlinked file
+ * next to the database, indexed in memory by the same key as rcache.c.
+ *
+ * The second tier between the in-memory LRU (rcache.c, a few thousand
+ * answers) and the database's rendered rows: an answer is one pread of bytes
+ * the kernel's page cache holds (not the process's memory, and given back
+ * under pressure) instead of an SQLite read transaction over its overflow
+ * pages. The file is private to this process (O_TMPFILE, or created and
+ * unlinked at once), so it only ever holds this renderer's answers; keys name
+ * the root digest, so an entry never goes stale, as in rcache.c.
+ *
+ * Bounded by max_bytes of file and max_bytes / AF_BYTES_PER_ENTRY entries (at
+ * most AF_MAX_ENTRIES):
+ * when either is reached, the index is emptied and writing starts over at
+ * offset 0 (the epoch changes). A reader copies (offset, length, epoch) under
+ * the lock, preads without it, and keeps the bytes only if the epoch is still
+ * the same: a region is rewritten only after the epoch moved, so equal epochs
+ * mean the bytes read are the entry's. A write that fails (disk full, I/O
+ * error) indexes nothing: it costs a later database read, never a wrong answer.
+ * Thread-safe: one mutex, held for index updates only, never during I/O. */
+#define _GNU_SOURCE /* O_TMPFILE, mkostemp */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api_internal.h"
+#include "metrics.h"
+
+/* One entry per this many bytes of file at most (answers are ~1-10 KB). */
+#define AF_BYTES_PER_ENTRY 2048
+#define AF_MIN_ENTRIES 64
+/* ... and never more than this many (the index's memory: ~200 bytes each). */
+#define AF_MAX_ENTRIES (1u << 20)
+
+struct af_entry {
+    struct af_entry *hnext;
+    uint64_t hash;
+    uint64_t off;
+    size_t len, klen;
+    const char *ctype;
+    char key[]; /* klen bytes */
+};
+
+struct api__afile {
+    pthread_mutex_t lock;
+    int fd;
+    _Atomic uint64_t epoch; /* bumped (under lock) before offsets are reused */
+    uint64_t end;           /* the next free offset */
+    uint64_t max_bytes;
+    size_t n, max_entries, nbuckets; /* nbuckets: a power of two */
+    struct af_entry **bucket;
+    _Atomic uint64_t hits, write_failures;
+};
+
+/* A private file in dir that no other process can open: O_TMPFILE where the
+ * file system has it, else a named file unlinked at once. -1 on failure. */
+static int open_private(const char *dir)
+{
+    char path[4096];
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    int n = snprintf(path, sizeof path, "%s/.imgmeta-answers-XXXXXX", dir);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return -1;
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}
+
+struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
+                                  struct im_error *err)
+{
+    struct api__afile *f = calloc(1, sizeof *f);
+    if (!f) {
+        im_seterr(err, IM_ENOMEM, "out of memory for the answers file");
+        return NULL;
+    }
+    f->fd = -1;
+    f->max_bytes = max_bytes;
+    f->max_entries = (size_t)(max_bytes / AF_BYTES_PER_ENTRY);
+    if (f->max_entries < AF_MIN_ENTRIES)
+        f->max_entries = AF_MIN_ENTRIES;
+    if (f->max_entries > AF_MAX_ENTRIES)
+        f->max_entries = AF_MAX_ENTRIES;
+    /* chains of two on average when full: half a pointer an entry */
+    for (f->nbuckets = AF_MIN_ENTRIES; f->nbuckets < f->max_entries / 2;)
+        f->nbuckets *= 2;
+    f->bucket = calloc(f->nbuckets, sizeof *f->bucket);
+    if (!f->bucket || pthread_mutex_init(&f->lock, NULL) != 0) {
+        free(f->bucket);
+        free(f);
+        im_seterr(err, IM_ENOMEM, "out of memory for the answers file's index");
+        return NULL;
+    }
+    f->fd = open_private(dir);
+    if (f->fd < 0) {
+        char buf[128];
+        const char *why = strerror_r(errno, buf, sizeof buf); /* GNU: the text */
+        im_seterr(err, IM_ESTORE, "cannot create the answers file in %s: %s", dir, why);
+        api__afile_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static void clear_index(struct api__afile *f)
+{
+    for (size_t i = 0; i < f->nbuckets; i++) {
+        for (struct af_entry *e = f->bucket[i], *n; e; e = n) {
+            n = e->hnext;
+            free(e);
+        }
+        f->bucket[i] = NULL;
+    }
+    f->n = 0;
+}
+
+void api__afile_free(struct api__afile *f)
+{
+    if (!f)
+        return;
+    if (f->bucket) {
+        clear_index(f);
+        free(f->bucket);
+        pthread_mutex_destroy(&f->lock);
+    }
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f);
+}
+
+static struct af_entry **slot(struct api__afile *f, const char *k, size_t n, uint64_t h)
+{
+    struct af_entry **p = &f->bucket[h & (f->nbuckets - 1)];
+    while (*p && !((*p)->hash == h && (*p)->klen == n && memcmp((*p)->key, k, n) == 0))
+        p = &(*p)->hnext;
+    return p;
+}
+
+/* pread into rbuf, or pwrite from wbuf, exactly n bytes at off: 0, or -1
+ * (error, disk full, end of file). */
+static int io_all(int fd, char *rbuf, const char *wbuf, size_t n, uint64_t off)
+{
+    while (n > 0) {
+        ssize_t k =
+            rbuf ? pread(fd, rbuf, n, (off_t)off) : pwrite(fd, wbuf, n, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        if (rbuf)
+            rbuf += k;
+        else
+            wbuf += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **body,
+                   size_t *len, const char **ctype)
+{
+    if (!f)
+        return IM_ENOTFOUND;
+    uint64_t h = api__key_hash(key, klen), off = 0, epoch = 0;
+    size_t n = 0;
+    const char *ct = NULL;
+    char *buf = NULL;
+    int rc = IM_ENOTFOUND;
+    pthread_mutex_lock(&f->lock);
+    const struct af_entry *e = *slot(f, key, klen, h);
+    if (e) {
+        off = e->off;
+        n = e->len;
+        ct = e->ctype;
+        epoch = atomic_load(&f->epoch);
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (!ct)
+        goto out;
+    buf = malloc(n + 1);
+    if (!buf) {
+        rc = IM_ENOMEM;
+        goto out;
+    }
+    /* the epoch is read after the bytes: unchanged, nothing rewrote them */
+    if (io_all(f->fd, buf, NULL, n, off) != 0 || atomic_load(&f->epoch) != epoch)
+        goto out;
+    buf[n] = '\0'; /* bodies are text: keep them C strings too, as rcache does */
+    *body = buf;
+    *len = n;
+    *ctype = ct;
+    buf = NULL;
+    atomic_fetch_add(&f->hits, 1);
+    im_metric_inc(IM_ANSWER_FILE_HITS);
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}
+
+/* Reserves len bytes of file for key under the lock: false when key is
+ * indexed already (another thread wrote it) or the answer cannot fit at all.
+ * Starts over (new epoch, empty index) when the file or the index is full. */
+static bool reserve(struct api__afile *f, const char *key, size_t klen, uint64_t h,
+                    size_t len, uint64_t *off, uint64_t *epoch)
+{
+    if (len > f->max_bytes / 4) /* one answer never takes over the file */
+        return false;
+    if (*slot(f, key, klen, h))
+        return false;
+    if (f->end + len > f->max_bytes || f->n >= f->max_entries) {
+        clear_index(f);
+        f->end = 0;
+        atomic_fetch_add(&f->epoch, 1);
+    }
+    *off = f->end;
+    *epoch = atomic_load(&f->epoch);
+    f->end += len;
+    return true;
+}
+
+void api__afile_put(struct api__afile *f, const char *key, size_t klen, const char *body,
+                    size_t len, const char *ctype)
+{
+    if (!f || !len)
+        return;
+    uint64_t h = api__key_hash(key, klen), off = 0, epoch = 0;
+    struct af_entry *e = malloc(sizeof *e + klen);
+    if (!e)
+        return; /* a cache: failing to remember is fine */
+    pthread_mutex_lock(&f->lock);
+    bool ok = reserve(f, key, klen, h, len, &off, &epoch);
+    pthread_mutex_unlock(&f->lock);
+    if (!ok)
+        goto out;
+    if (io_all(f->fd, NULL, body, len, off) != 0) {
+        atomic_fetch_add(&f->write_failures, 1);
+        im_metric_inc(IM_STORE_WRITE_FAILURES);
+        goto out;
+    }
+    e->hash = h;
+    e->off = off;
+    e->len = len;
+    e->klen = klen;
+    e->ctype = ctype;
+    memcpy(e->key, key, klen);
+    pthread_mutex_lock(&f->lock);
+    struct af_entry **p = slot(f, key, klen, h);
+    if (atomic_load(&f->epoch) == epoch && !*p) { /* else its region is gone */
+        e->hnext = NULL;
+        *p = e;
+        f->n++;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&f->lock);
+out:
+    free(e);
+}
+
+void api__afile_stats(struct api__afile *f, struct api__afile_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->lock);
+    out->entries = f->n;
+    out->bytes = f->end;
+    pthread_mutex_unlock(&f->lock);
+    out->epoch = atomic_load(&f->epoch);
+    out->hits = atomic_load(&f->hits);
+    out->write_failures = atomic_load(&f->write_failures);
+}
