@@ -12,12 +12,14 @@
  * Bounded by max_bytes of file and max_bytes / AF_BYTES_PER_ENTRY entries (at
  * most AF_MAX_ENTRIES):
  * when either is reached, the index is emptied and writing starts over at
- * offset 0 (the epoch changes). A reader copies (offset, length, epoch) under
- * the lock, preads without it, and keeps the bytes only if the epoch is still
- * the same: a region is rewritten only after the epoch moved, so equal epochs
- * mean the bytes read are the entry's. A write that fails (disk full, I/O
- * error) indexes nothing: it costs a later database read, never a wrong answer.
- * Thread-safe: one mutex, held for index updates only, never during I/O. */
+ * offset 0 (the epoch changes), but only once no write is in progress: a
+ * writer still filling a region of the old epoch would otherwise land on a
+ * region the new epoch handed out and indexed. A reader copies (offset, length, epoch)
+ * under the lock, preads without it, and keeps the bytes only if the epoch is still the
+ * same: a region is rewritten only after the epoch moved, so equal epochs mean the bytes
+ * read are the entry's. A write that fails (disk full, I/O error) indexes nothing: it
+ * costs a later database read, never a wrong answer. Thread-safe: one mutex, held for
+ * index updates only, never during I/O. */
 #define _GNU_SOURCE /* O_TMPFILE, mkostemp */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +53,7 @@ struct api__afile {
     int fd;
     _Atomic uint64_t epoch; /* bumped (under lock) before offsets are reused */
     uint64_t end;           /* the next free offset */
+    unsigned writing;       /* reserved regions still being written */
     uint64_t max_bytes;
     size_t n, max_entries, nbuckets; /* nbuckets: a power of two */
     struct af_entry **bucket;
@@ -209,7 +212,8 @@ out:
 
 /* Reserves len bytes of file for key under the lock: false when key is
  * indexed already (another thread wrote it) or the answer cannot fit at all.
- * Starts over (new epoch, empty index) when the file or the index is full. */
+ * Starts over (new epoch, empty index) when the file or the index is full
+ * and no region is being written; while one is, the answer is not kept. */
 static bool reserve(struct api__afile *f, const char *key, size_t klen, uint64_t h,
                     size_t len, uint64_t *off, uint64_t *epoch)
 {
@@ -218,6 +222,8 @@ static bool reserve(struct api__afile *f, const char *key, size_t klen, uint64_t
     if (*slot(f, key, klen, h))
         return false;
     if (f->end + len > f->max_bytes || f->n >= f->max_entries) {
+        if (f->writing > 0)
+            return false;
         clear_index(f);
         f->end = 0;
         atomic_fetch_add(&f->epoch, 1);
@@ -225,6 +231,7 @@ static bool reserve(struct api__afile *f, const char *key, size_t klen, uint64_t
     *off = f->end;
     *epoch = atomic_load(&f->epoch);
     f->end += len;
+    f->writing++;
     return true;
 }
 
@@ -242,10 +249,10 @@ void api__afile_put(struct api__afile *f, const char *key, size_t klen, const ch
     pthread_mutex_unlock(&f->lock);
     if (!ok)
         goto out;
-    if (io_all(f->fd, NULL, body, len, off) != 0) {
+    bool written = io_all(f->fd, NULL, body, len, off) == 0;
+    if (!written) {
         atomic_fetch_add(&f->write_failures, 1);
         im_metric_inc(IM_STORE_WRITE_FAILURES);
-        goto out;
     }
     e->hash = h;
     e->off = off;
@@ -254,8 +261,9 @@ void api__afile_put(struct api__afile *f, const char *key, size_t klen, const ch
     e->ctype = ctype;
     memcpy(e->key, key, klen);
     pthread_mutex_lock(&f->lock);
+    f->writing--;
     struct af_entry **p = slot(f, key, klen, h);
-    if (atomic_load(&f->epoch) == epoch && !*p) { /* else its region is gone */
+    if (written && atomic_load(&f->epoch) == epoch && !*p) { /* else its region is gone */
         e->hnext = NULL;
         *p = e;
         f->n++;

@@ -2,6 +2,7 @@
  * and a registry client whose only upstream is a closed port: any answer
  * that needed the network would fail, so a 200 proves it came from cache. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <curl/curl.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -803,6 +804,70 @@ Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
     cr_assert_eq(api__afile_get(f, key, strlen(key), &got, &len, &ct), 0, "the newest");
     free(got);
     cr_assert_eq(api__afile_get(f, "k0", 2, &got, &len, &ct), IM_ENOTFOUND);
+    api__afile_free(f);
+    rmdir(dir);
+}
+
+/* Threads putting and getting through a file that starts over every few
+ * answers: every answer read holds its own key's bytes. A writer still filling
+ * a region of an old epoch must never land on a region handed out since. */
+struct af_hammer {
+    struct api__afile *f;
+    unsigned seed;
+    int bad, hits;
+};
+
+static void *af_hammer_run(void *cls)
+{
+    struct af_hammer *h = cls;
+    char key[32], body[3000], *got = NULL;
+    size_t len = 0;
+    const char *ct = NULL;
+    for (int i = 0; i < 20000; i++) {
+        int k = (int)(rand_r(&h->seed) % 64);
+        snprintf(key, sizeof key, "key-%d", k);
+        size_t n = 1000 + (size_t)k * 31;
+        memset(body, 'A' + k % 50, n);
+        api__afile_put(h->f, key, strlen(key), body, n, API_CT_JSON);
+        k = (int)(rand_r(&h->seed) % 64);
+        snprintf(key, sizeof key, "key-%d", k);
+        if (api__afile_get(h->f, key, strlen(key), &got, &len, &ct) != 0)
+            continue;
+        h->hits++;
+        bool ok = len == 1000 + (size_t)k * 31;
+        for (size_t j = 0; ok && j < len; j++)
+            ok = got[j] == 'A' + k % 50;
+        h->bad += !ok;
+        free(got);
+    }
+    return NULL;
+}
+
+Test(api, answers_file_concurrent_start_overs_never_mix_answers)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    afile_dir(dir);
+    struct im_error err;
+    struct api__afile *f = api__afile_new(dir, 32 * 1024, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    struct af_hammer h[4];
+    pthread_t t[4];
+    for (unsigned i = 0; i < 4; i++) {
+        h[i] = (struct af_hammer){.f = f, .seed = 7 + i};
+        cr_assert_eq(pthread_create(&t[i], NULL, af_hammer_run, &h[i]), 0);
+    }
+    int bad = 0, hits = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        bad += h[i].bad;
+        hits += h[i].hits;
+    }
+    struct api__afile_stats s;
+    api__afile_stats(f, &s);
+    cr_assert_gt(s.epoch, 100, "started over often (epoch %llu)",
+                 (unsigned long long)s.epoch);
+    cr_assert_gt(hits, 0, "answers were read back");
+    cr_assert_eq(bad, 0, "%d of %d answers read held another answer's bytes", bad, hits);
     api__afile_free(f);
     rmdir(dir);
 }
