@@ -864,7 +864,7 @@ Test(api, answers_file_concurrent_start_overs_never_mix_answers)
     }
     struct api__afile_stats s;
     api__afile_stats(f, &s);
-    cr_assert_gt(s.epoch, 100, "started over often (epoch %llu)",
+    cr_assert_gt(s.epoch, 10, "started over again and again (epoch %llu)",
                  (unsigned long long)s.epoch);
     cr_assert_gt(hits, 0, "answers were read back");
     cr_assert_eq(bad, 0, "%d of %d answers read held another answer's bytes", bad, hits);
