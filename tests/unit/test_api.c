@@ -118,6 +118,41 @@ static struct api_response get(const char *path, const char *accept, const char 
     return get_on(api, path, accept, format);
 }
 
+/* The libmicrohttpd workers ask with cache_only and hand API_SLOW requests to
+ * the upstream pool: what the cache holds, and errors found on the spot, are
+ * answered there; anything needing the registry is API_SLOW with nothing to
+ * send. */
+static int cache_only(const char *path, struct api_response *resp)
+{
+    struct api_request req;
+    memset(&req, 0, sizeof req);
+    memset(resp, 0, sizeof *resp);
+    req.method = "GET";
+    req.path = path;
+    req.cache_only = true;
+    return api_handle(api, &req, resp);
+}
+
+Test(api, cache_only_answers_what_the_cache_holds_and_defers_the_rest)
+{
+    struct api_response hit, full, slow, bad;
+    cr_assert_eq(cache_only("/images/python/3.7-slim", &hit), 0);
+    full = get("/images/python/3.7-slim", NULL, NULL);
+    cr_assert_eq(hit.status, 200);
+    cr_assert_eq(hit.len, full.len);
+    cr_assert(memcmp(hit.body, full.body, hit.len) == 0, "the same answer as in full");
+    cr_assert_eq(cache_only("/images/python/3.8-slim", &slow), API_SLOW, "not cached");
+    cr_assert_eq(slow.status, 0, "nothing to send");
+    cr_assert_null(slow.body);
+    cr_assert_eq(cache_only("/repositories/python/tags", &slow), API_SLOW, "tag listing");
+    cr_assert_eq(slow.status, 0, "nothing to send");
+    cr_assert_eq(cache_only("/images/UPPER/case", &bad), 0, "a bad reference");
+    cr_assert_eq(bad.status, 400, "answered on the spot: %d", bad.status);
+    api_response_free(&hit);
+    api_response_free(&full);
+    api_response_free(&bad);
+}
+
 Test(api, cached_tag_answers_json_without_upstream)
 {
     struct api_response r = get("/images/python/3.7-slim", NULL, NULL);
