@@ -74,6 +74,21 @@ bool im_csv_next(const char **p, const char **item, size_t *len)
     return true;
 }
 
+int im_path_dir(const char *path, char *dir, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    size_t len = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    if (n == 0)
+        return -1;
+    if (len >= n) {
+        dir[0] = '\0';
+        return -1;
+    }
+    memcpy(dir, !slash ? "." : path, len);
+    dir[len] = '\0';
+    return 0;
+}
+
 int im_strlcpy(char *dst, const char *src, size_t n)
 {
     size_t len = strlen(src);

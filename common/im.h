@@ -116,6 +116,9 @@ const struct im_blob *im_bundle_find_blob(const struct im_bundle *b, const char 
 /* Bounded string copy: copies at most n-1 bytes and NUL-terminates. Returns 0,
  * or -1 when src did not fit (dst then holds a truncated copy). */
 int im_strlcpy(char *dst, const char *src, size_t n);
+/* The directory part of path into dir (n bytes): "." when path has no '/',
+ * "/" for a file in the root. 0, or -1 when it does not fit (dir is "" then). */
+int im_path_dir(const char *path, char *dir, size_t n);
 
 /* Comma-separated lists ("a, b,c"): the next entry at *p with blanks (space,
  * tab) trimmed, in *item and *len (0 for an empty entry); *p moves past it.

@@ -14,16 +14,9 @@
  * in-memory database (no answers file then). */
 static void db_dir(const char *db, char *dir, size_t n)
 {
-    const char *slash = strrchr(db, '/');
     dir[0] = '\0';
-    if (db[0] == '\0' || strcmp(db, ":memory:") == 0)
-        return;
-    if (!slash)
-        im_strlcpy(dir, ".", n);
-    else if (slash == db)
-        im_strlcpy(dir, "/", n);
-    else if ((size_t)(slash - db) < n)
-        snprintf(dir, n, "%.*s", (int)(slash - db), db);
+    if (db[0] != '\0' && strcmp(db, ":memory:") != 0)
+        im_path_dir(db, dir, n); /* too long: "" too */
 }
 
 int srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg,

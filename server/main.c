@@ -31,12 +31,11 @@ static void usage(FILE *out)
 static int ensure_db_dir(const char *db, struct im_error *err)
 {
     char dir[1024];
-    if (im_strlcpy(dir, db, sizeof dir) != 0)
+    if (strlen(db) >= sizeof dir)
         return im_seterr(err, IM_EINVAL, "--db path too long");
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir || strcmp(db, ":memory:") == 0)
+    if (strcmp(db, ":memory:") == 0 || !strchr(db, '/') ||
+        im_path_dir(db, dir, sizeof dir) || strcmp(dir, "/") == 0)
         return 0;
-    *slash = '\0';
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return im_seterr(err, IM_ESTORE, "cannot create directory %s for the cache", dir);
     return 0;

@@ -375,15 +375,9 @@ out:
 static bool cannot_write(const char *path)
 {
     char dir[1100];
-    if (access(path, F_OK) != 0 || im_strlcpy(dir, path, sizeof dir) != 0)
+    if (access(path, F_OK) != 0 || strlen(path) >= sizeof dir ||
+        im_path_dir(path, dir, sizeof dir) != 0)
         return false;
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        im_strlcpy(dir, ".", sizeof dir);
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
     return access(path, W_OK) != 0 || access(dir, W_OK) != 0;
 }
 

@@ -205,3 +205,18 @@ Test(csv, entries_are_trimmed_and_empty_ones_kept)
     p = "";
     cr_expect(!im_csv_next(&p, &item, &len), "\"\" is an empty list");
 }
+
+Test(common, path_dir_is_the_directory_part)
+{
+    char d[16], small[8];
+    cr_assert_eq(im_path_dir("/var/lib/x.db", d, sizeof d), 0);
+    cr_assert_str_eq(d, "/var/lib");
+    cr_assert_eq(im_path_dir("x.db", d, sizeof d), 0);
+    cr_assert_str_eq(d, ".");
+    cr_assert_eq(im_path_dir("/x.db", d, sizeof d), 0);
+    cr_assert_str_eq(d, "/");
+    cr_assert_eq(im_path_dir("a/b", d, sizeof d), 0);
+    cr_assert_str_eq(d, "a");
+    cr_assert_eq(im_path_dir("/var/lib/x.db", small, sizeof small), -1, "does not fit");
+    cr_assert_str_eq(small, "");
+}
