@@ -433,6 +433,20 @@ static void answer_200(struct api_response *resp, const char *ctype, char *body,
     resp->len = len;
 }
 
+/* The Content-Type of d's answers. */
+static const char *answer_ctype(const struct describe *d)
+{
+    return d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
+}
+
+/* Keeps an answer in the answers file and the in-memory LRU (key: klen > 0). */
+static void keep_answer(struct api *a, const char *key, size_t klen, const char *body,
+                        size_t len, const char *ctype)
+{
+    api__afile_put(a->answers, key, klen, body, len, ctype);
+    api__rcache_put(a->rendered, key, klen, body, len, ctype);
+}
+
 /* One answers-file hit in this many is copied into the in-memory LRU: an
  * answer asked for again and again moves up there soon, while a random mix
  * over more answers than the LRU holds does not churn it on every request. */
@@ -463,9 +477,8 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
      * revalidation (same digest) or a coalesced wait they still answer */
     if (store_get_rendered(a->store, key, klen, &body, &len, NULL) != 0)
         return IM_ENOTFOUND;
-    ctype = d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
-    api__afile_put(a->answers, key, klen, body, len, ctype);
-    api__rcache_put(a->rendered, key, klen, body, len, ctype);
+    ctype = answer_ctype(d);
+    keep_answer(a, key, klen, body, len, ctype);
     answer_200(resp, ctype, body, len);
     return 0;
 }
@@ -536,11 +549,9 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
         rc = api__error_code(resp, IM_ENOMEM, "out of memory while rendering");
         goto out;
     }
-    const char *ctype = d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
-    if (klen) {
-        api__afile_put(a->answers, key, klen, body, len, ctype);
-        api__rcache_put(a->rendered, key, klen, body, len, ctype);
-    }
+    const char *ctype = answer_ctype(d);
+    if (klen)
+        keep_answer(a, key, klen, body, len, ctype);
     keep_rendered(a, d, key, klen, body, len, resp);
     answer_200(resp, ctype, body, len);
     body = NULL;
