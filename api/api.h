@@ -34,6 +34,9 @@ struct api_config {
                                      upstream fails; 0 = never */
     int64_t negative_ttl_seconds; /* remember a missing tag this long; 0 = never */
     int64_t cache_max_bytes;      /* database size budget; 0 = none */
+    int64_t layer_ttl_seconds;    /* a layer's size and date, once a registry
+                                     gave them, answer for its other images this
+                                     long without a HEAD; 0 = always ask */
     size_t answer_cache_bytes;    /* in-memory LRU of rendered answers; 0 = none;
                                      api_config_defaults: 16 MiB */
     /* The answers file behind that LRU (api/afile.c): at most this many bytes of

@@ -275,6 +275,24 @@ static bool answered_meanwhile(struct api *a, const struct im_ref *ref,
     return false;
 }
 
+/* reg_known over the store: documents by digest, and layer facts from the
+ * same registry checked within cfg.layer_ttl_seconds. */
+static int known_doc(void *cls, const char *digest, struct im_doc *out)
+{
+    const struct api *a = cls;
+    return store_find_doc(a->store, digest, out, NULL);
+}
+
+static int known_blob(void *cls, const char *registry, const char *digest,
+                      struct im_blob *out)
+{
+    const struct api *a = cls;
+    if (a->cfg.layer_ttl_seconds <= 0)
+        return IM_ENOTFOUND;
+    return store_find_blob(a->store, registry, digest,
+                           im_now() - a->cfg.layer_ttl_seconds, out, NULL);
+}
+
 static int work(struct api *a, const struct im_ref *ref, const struct store_tag *prior,
                 struct im_bundle *out, struct api__shared *how, struct im_error *err)
 {
@@ -295,7 +313,8 @@ static int work(struct api *a, const struct im_ref *ref, const struct store_tag 
         }
     }
     bool prefilled = out->ndocs > 0;
-    rc = reg_resolve(a->reg, ref, out, &stats, err);
+    struct reg_known known = {.doc = known_doc, .blob = known_blob, .cls = a};
+    rc = reg_resolve_known(a->reg, ref, out, &known, &stats, err);
     how->retry_after = stats.retry_after;
     if (rc == IM_ENOTFOUND)
         remember_miss(a, ref, how);

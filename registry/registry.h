@@ -142,6 +142,7 @@ struct reg_stats {
     unsigned token_gets;
     unsigned tag_list_gets; /* pages of reg_list_tags */
     unsigned retries;       /* requests repeated after 5xx, 429 or a connection error */
+    unsigned known; /* documents and layers the caller's cache answered (reg_known) */
     /* Set (not added to) when a call fails with IM_ERATELIMIT: the seconds the
      * registry asked us to wait (Retry-After, capped at 3600), or 0 when it
      * did not say. Left alone otherwise. */
@@ -178,6 +179,26 @@ void reg_client_free(struct reg_client *c);
  * IM_ETOOBIG, IM_ETIMEOUT, IM_ERATELIMIT, IM_EUPSTREAM, IM_EPOLICY, IM_ENOMEM. */
 int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle *out,
                 struct reg_stats *stats, struct im_error *err) IM_WUR;
+
+/* What the caller's cache knows beyond out, asked as a resolution meets each
+ * digest below its root (never for the root itself: whether the repository
+ * has it is for the registry to say). A document named by a manifest the
+ * registry just served is the same bytes wherever it was fetched; a layer's
+ * facts (size, Last-Modified) are the registry's own, so blob is asked with
+ * the registry's name. Each callback returns 0 with its out-parameter filled
+ * (doc: body malloc'd, the resolution frees it) or anything else for "not
+ * known"; either may be NULL. What they answer is added to out as if
+ * fetched, and counted in reg_stats.known. */
+struct reg_known {
+    int (*doc)(void *cls, const char *digest, struct im_doc *out);
+    int (*blob)(void *cls, const char *registry, const char *digest, struct im_blob *out);
+    void *cls;
+};
+
+/* reg_resolve that asks known (NULL: as reg_resolve) before fetching. */
+int reg_resolve_known(struct reg_client *c, const struct im_ref *ref,
+                      struct im_bundle *out, const struct reg_known *known,
+                      struct reg_stats *stats, struct im_error *err) IM_WUR;
 
 /* What a manifest HEAD says about a reference (reg_head_manifest). */
 struct reg_head {

@@ -21,6 +21,8 @@
 struct resolution {
     struct reg__session s;
     const struct im_bundle *known; /* caller's bundle: what it holds is not fetched */
+    const struct reg_known *cache; /* asked next (may be NULL) */
+    unsigned ncached;              /* answers it gave */
     struct im_bundle got;          /* verified during this resolution */
     char (*seen)[IM_DIGEST_MAX];   /* digests already wanted */
     size_t nseen, capseen;
@@ -110,6 +112,39 @@ static int descriptor(json_t *d, const char *what, const char *parent,
     return 0;
 }
 
+/* The caller's cache, for a document below the root: 1 with *doc filled
+ * (body to free), 0 when it does not know the digest. */
+static int cached_doc(struct resolution *r, const char *digest, struct im_doc *doc)
+{
+    memset(doc, 0, sizeof *doc);
+    if (!r->cache || !r->cache->doc || r->cache->doc(r->cache->cls, digest, doc) != 0) {
+        free(doc->body);
+        return 0;
+    }
+    if (strcmp(doc->digest, digest) != 0 || !doc->body) { /* not what was asked */
+        free(doc->body);
+        return 0;
+    }
+    r->ncached++;
+    return 1;
+}
+
+/* The caller's cache, for a layer: 1 when it knew it (now in r->got), 0 when
+ * not, IM_ENOMEM. */
+static int cached_blob(struct resolution *r, const char *digest)
+{
+    struct im_blob b;
+    memset(&b, 0, sizeof b);
+    if (!r->cache || !r->cache->blob ||
+        r->cache->blob(r->cache->cls, r->s.registry, digest, &b) != 0 ||
+        strcmp(b.digest, digest) != 0)
+        return 0;
+    if (im_bundle_add_blob(&r->got, &b) != 0)
+        return IM_ENOMEM;
+    r->ncached++;
+    return 1;
+}
+
 static int want_manifest(struct resolution *r, const char *digest, const char *mt,
                          int64_t size, struct im_error *err)
 {
@@ -119,6 +154,12 @@ static int want_manifest(struct resolution *r, const char *digest, const char *m
     const struct im_doc *k = im_bundle_find_doc(r->known, digest);
     if (k) /* already verified by the caller's cache: only walk it */
         return process_manifest(r, k->digest, k->media_type, k->body, k->len, false, err);
+    struct im_doc d;
+    if (cached_doc(r, digest, &d)) { /* walked, and kept in got as if fetched */
+        rc = process_manifest(r, d.digest, d.media_type, d.body, d.len, true, err);
+        free(d.body);
+        return rc;
+    }
     return want(r, REG__MANIFEST, digest, true, mt, size, err);
 }
 
@@ -190,6 +231,9 @@ static int want_layer(struct resolution *r, json_t *d, const char *parent,
         return rc == 0 ? 0 : im_seterr(err, IM_ENOMEM, "out of memory");
     if (im_bundle_find_blob(r->known, ld))
         return 0;
+    rc = cached_blob(r, ld);
+    if (rc != 0)
+        return rc == 1 ? 0 : im_seterr(err, IM_ENOMEM, "out of memory");
     if (is_foreign(mt))
         return want_foreign(r, d, ld, mt, size, err);
     return want(r, REG__LAYER, ld, true, mt, size, err);
@@ -217,9 +261,15 @@ static int walk_image(struct resolution *r, json_t *root, const char *digest,
     if (rc < 0)
         return im_seterr(err, IM_ENOMEM, "out of memory");
     if (rc == 1 && !im_bundle_find_doc(r->known, cd)) {
-        rc = want(r, REG__CONFIG, cd, true, mt, size, err);
-        if (rc)
+        struct im_doc c;
+        if (cached_doc(r, cd, &c)) {
+            rc = im_bundle_add_doc(&r->got, c.digest, c.media_type, c.body, c.len);
+            free(c.body);
+            if (rc)
+                return im_seterr(err, IM_ENOMEM, "out of memory");
+        } else if ((rc = want(r, REG__CONFIG, cd, true, mt, size, err)) != 0) {
             return rc;
+        }
     }
     json_array_foreach(layers, i, d)
     {
@@ -252,6 +302,11 @@ static int walk_schema1(struct resolution *r, json_t *root, const char *digest,
             return im_seterr(err, IM_ENOMEM, "out of memory");
         if (rc == 0 || im_bundle_find_blob(r->known, d))
             continue;
+        rc = cached_blob(r, d);
+        if (rc == 1)
+            continue;
+        if (rc != 0)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
         rc = want(r, REG__LAYER, d, true, NULL, -1, err);
         if (rc)
             return rc;
@@ -509,11 +564,19 @@ void reg__session_close(struct reg__session *s, struct reg_stats *stats)
 int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle *out,
                 struct reg_stats *stats, struct im_error *err)
 {
+    return reg_resolve_known(c, ref, out, NULL, stats, err);
+}
+
+int reg_resolve_known(struct reg_client *c, const struct im_ref *ref,
+                      struct im_bundle *out, const struct reg_known *known,
+                      struct reg_stats *stats, struct im_error *err)
+{
     struct resolution r;
     int rc = 0;
     memset(&r, 0, sizeof r);
     im_bundle_init(&r.got);
     r.known = out;
+    r.cache = known;
     if (!ref->registry[0] || !ref->repository[0] || (!ref->tag[0] && !ref->digest[0])) {
         rc = im_seterr(err, IM_EINVAL, "incomplete reference");
         goto out;
@@ -535,6 +598,8 @@ int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle
         goto out;
     rc = merge(out, &r.got, err);
 out:
+    if (stats)
+        stats->known += r.ncached;
     reg__session_close(&r.s, stats);
     run_free(&r.run);
     free(r.seen);

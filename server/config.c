@@ -44,6 +44,9 @@ static const struct opt opts[] = {
      100000, "1024", "maximum concurrent client connections"},
     {"tag-ttl", "IMGMETA_TAG_TTL", OPT_LONG, NUM(tag_ttl), 0, 604800, "300",
      "seconds a tag's resolution is fresh before the registry is asked again"},
+    {"layer-ttl", "IMGMETA_LAYER_TTL", OPT_LONG, NUM(layer_ttl), 0, 31536000, "86400",
+     "seconds a layer's size and date, once a registry gave them, answer for its other "
+     "images without asking again (0 = ask every time)"},
     {"connect-timeout-ms", "IMGMETA_CONNECT_TIMEOUT_MS", OPT_LONG,
      NUM(connect_timeout_ms), 100, 120000, "5000", "upstream connect timeout"},
     {"request-timeout-ms", "IMGMETA_REQUEST_TIMEOUT_MS", OPT_LONG,

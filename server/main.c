@@ -94,6 +94,7 @@ static int open_modules(const struct srv_config *cfg, struct modules *m,
     rcfg.docker_config_path = cfg->docker_config[0] ? cfg->docker_config : NULL;
     api_config_defaults(&acfg);
     acfg.tag_ttl_seconds = cfg->tag_ttl;
+    acfg.layer_ttl_seconds = cfg->layer_ttl;
     acfg.max_resolutions = cfg->max_resolutions;
     memset(m, 0, sizeof *m);
     if (srv_cache_api_config(cfg, &acfg, err) != 0 ||

@@ -24,7 +24,8 @@ struct srv_config {
     size_t n_mirrors;
     long threads; /* HTTP worker threads; 0 = one per core */
     long connection_limit;
-    long tag_ttl; /* seconds a tag resolution stays fresh */
+    long tag_ttl;   /* seconds a tag resolution stays fresh */
+    long layer_ttl; /* seconds a layer's facts answer for other images */
     long connect_timeout_ms;
     long request_timeout_ms;
     long max_manifest_bytes;

@@ -60,6 +60,13 @@ const char *const store__sql[ST__COUNT] = {
                 " LEFT JOIN documents d ON m.kind = 0 AND d.digest = m.digest"
                 " LEFT JOIN blobs b ON m.kind = 1 AND b.digest = m.digest"
                 " WHERE m.root = ?1 ORDER BY m.digest, m.kind",
+    /* store_known.c: what a resolution need not fetch. A layer's row answers
+     * for a registry when some root of that registry holds it. */
+    [ST_KNOWN_DOC] = "SELECT media_type, body FROM documents WHERE digest = ?1",
+    [ST_KNOWN_BLOB] = "SELECT b.media_type, b.size, b.last_modified FROM blobs b"
+                      " WHERE b.digest = ?1 AND b.checked_at >= ?3 AND EXISTS ("
+                      "SELECT 1 FROM members m JOIN repo_roots r ON r.root = m.root"
+                      " WHERE m.digest = ?1 AND m.kind = 1 AND r.registry = ?2)",
     [ST_STATS] = "SELECT (SELECT count(*) FROM documents),"
                  " (SELECT coalesce(sum(length(body)), 0) FROM documents),"
                  " (SELECT count(*) FROM blobs), (SELECT count(*) FROM tags),"
@@ -168,7 +175,7 @@ static int bind_int_or_null(sqlite3_stmt *st, int i, int64_t v)
     return v == -1 ? sqlite3_bind_null(st, i) : sqlite3_bind_int64(st, i, v);
 }
 
-static int64_t column_int_or_unknown(sqlite3_stmt *st, int i)
+int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i)
 {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
 }
@@ -423,8 +430,8 @@ static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
         if (im_strlcpy(bl.digest, digest, sizeof bl.digest) != 0 ||
             im_strlcpy(bl.media_type, media ? media : "", sizeof bl.media_type) != 0)
             rc = IM_EINVAL;
-        bl.size = column_int_or_unknown(st, 5);
-        bl.last_modified = column_int_or_unknown(st, 6);
+        bl.size = store__column_int_or_unknown(st, 5);
+        bl.last_modified = store__column_int_or_unknown(st, 6);
         if (!rc)
             rc = im_bundle_add_blob(out, &bl);
     }

@@ -108,6 +108,16 @@ int store_put(struct store *s, const struct im_ref *ref, const struct im_bundle 
 int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
                struct im_error *err) IM_WUR;
 
+/* What a resolution need not fetch again (store_known.c). store_find_doc:
+ * the document stored under digest, body malloc'd into out (the caller frees
+ * it). store_find_blob: a layer's facts as registry answered them, when a
+ * root of that registry holds the layer and its row was checked at or after
+ * since. 0, IM_ENOTFOUND, IM_EINVAL, IM_ENOMEM, IM_ESTORE. */
+int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
+                   struct im_error *err) IM_WUR;
+int store_find_blob(struct store *s, const char *registry, const char *digest,
+                    int64_t since, struct im_blob *out, struct im_error *err) IM_WUR;
+
 /* Records that upstream confirmed ref's tag is unchanged (a revalidation that
  * found the same digest): checked_at = max(checked_at, now); digest and
  * resolved_at are kept. When ref->digest is set, the tag is touched only if it

@@ -28,7 +28,9 @@ enum store__stmt {
     ST_NOTE_ACCESS,
     ST_PUT_MISS,
     ST_GET_MISS,
-    ST_LOAD, /* members of a root joined with their rows */
+    ST_LOAD,       /* members of a root joined with their rows */
+    ST_KNOWN_DOC,  /* a document by digest (store_known.c) */
+    ST_KNOWN_BLOB, /* a layer's facts, as one registry said them (store_known.c) */
     ST_STATS,
     ST_PUT_REPO_ROOT, /* repo_roots: the repository a root was resolved from */
     ST_HAS_REPO_ROOT,
@@ -57,6 +59,9 @@ enum store__stmt {
 };
 
 extern const char *const store__sql[ST__COUNT];
+
+/* An integer column, -1 when it is NULL (unknown). */
+int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i);
 
 /* Member kinds in members.kind. */
 enum { STORE__KIND_DOC = 0, STORE__KIND_BLOB = 1 };

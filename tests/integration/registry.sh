@@ -378,10 +378,44 @@ direct_blobs() {
         cmp -s "$IT_DIR/python.json" "$IT_DIR/python-direct.json"
 }
 
+# A new tag whose image shares its layers with one already described (a
+# rebuild on the same base): what the cache knows below the root is not asked
+# again. Its manifests and configs are new and fetched; its layers' sizes and
+# dates come from the cache (--layer-ttl, default a day), so no HEAD and no
+# CDN hop for them. The answer is byte for byte what a daemon with an empty
+# cache gives. With --layer-ttl 0 every layer is asked again.
+known_layers() {
+    local code n0 layers L=$IT_DIR/known.log
+    ( IT_OUT=$IT_DIR/fx-variant fill_fixture push-variant --variant 1 --tag 3.7-slim-v1 ) \
+        >/dev/null || { check "push a rebuilt variant of python:3.7-slim" false; return; }
+    layers=$(jq '[.platforms[].layers[].digest] | unique | length' "$SEED")
+    n0=$(wc -l <"$F1_LOG")
+    code=$(fetch "$D1_URL/images/python/3.7-slim-v1" "$IT_DIR/variant.json")
+    tail -n +"$((n0 + 1))" "$F1_LOG" >"$L"
+    check_eq "a rebuilt variant on the same layers answers 200" 200 "$code"
+    check_eq "known layers: list + 7 manifests, 7 configs, no layer HEAD, no CDN HEAD" \
+        "8 7 0 0" "$(count "$L" '^GET /v2/library/python/manifests/[^ ]+ 200$') $(count "$L" \
+        '^GET /v2/library/python/blobs/') $(count "$L" '^HEAD /v2/') $(count "$L" '^HEAD /cdn/')"
+    daemon DV "$F1_URL" --layer-ttl 0 || { check "start a daemon with --layer-ttl 0" false; return; }
+    code=$(fetch "$DV_URL/images/python/3.7-slim-v1" "$IT_DIR/variant-empty.json")
+    check_eq "the variant from an empty cache answers 200" 200 "$code"
+    check "known layers: the same answer as from an empty cache, dates included" \
+        cmp -s "$IT_DIR/variant.json" "$IT_DIR/variant-empty.json"
+    fetch "$DV_URL/images/python/3.7-slim" "$IT_DIR/python-dv.json" >/dev/null
+    n0=$(wc -l <"$F1_LOG")
+    ( IT_OUT=$IT_DIR/fx-variant2 fill_fixture push-variant --variant 2 --tag 3.7-slim-v2 ) \
+        >/dev/null || { check "push a second variant" false; return; }
+    code=$(fetch "$DV_URL/images/python/3.7-slim-v2" "$IT_DIR/variant2.json")
+    tail -n +"$((n0 + 1))" "$F1_LOG" >"$L"
+    check_eq "--layer-ttl 0: every layer is asked again ($layers HEADs)" "200 $layers" \
+        "$code $(count "$L" '^HEAD /v2/library/python/blobs/')"
+}
+
 it_log "setup done in ${SECONDS}s"; cold_counts
 warm_counts
 realm_counts
 direct_blobs
+known_layers
 
 # --- JSON against skopeo --------------------------------------------------------------
 

@@ -1083,6 +1083,110 @@ Test(resolve_mock, known_documents_are_not_fetched_again, .init = init_curl)
     mock_stop();
 }
 
+/* A reg_known over a bundle (a cache's stand-in), recording what it was asked. */
+struct known_from {
+    const struct im_bundle *b;
+    char asked[16][IM_DIGEST_MAX];
+    int nasked;
+    char registry[64]; /* the registry a blob was asked for */
+    bool lie;          /* answer every document with another one */
+};
+
+static void note_asked(struct known_from *k, const char *digest)
+{
+    if (k->nasked < 16)
+        im_strlcpy(k->asked[k->nasked++], digest, IM_DIGEST_MAX);
+}
+
+static int known_doc_from(void *cls, const char *digest, struct im_doc *out)
+{
+    struct known_from *k = cls;
+    note_asked(k, digest);
+    const struct im_doc *d = im_bundle_find_doc(k->b, digest);
+    if (!d || (k->lie && k->b->ndocs < 2))
+        return IM_ENOTFOUND;
+    if (k->lie) /* a document under another digest: must not be taken */
+        d = d == &k->b->docs[0] ? &k->b->docs[1] : &k->b->docs[0];
+    *out = *d;
+    out->body = malloc(d->len);
+    cr_assert_not_null(out->body);
+    memcpy(out->body, d->body, d->len);
+    return 0;
+}
+
+static int known_blob_from(void *cls, const char *registry, const char *digest,
+                           struct im_blob *out)
+{
+    struct known_from *k = cls;
+    note_asked(k, digest);
+    im_strlcpy(k->registry, registry, sizeof k->registry);
+    const struct im_blob *b = im_bundle_find_blob(k->b, digest);
+    if (!b || k->lie)
+        return IM_ENOTFOUND;
+    *out = *b;
+    return 0;
+}
+
+Test(resolve_mock, what_the_cache_knows_below_the_root_is_not_fetched, .init = init_curl)
+{
+    struct im_bundle full, b;
+    struct reg_stats st = {0};
+    struct im_error e = {{0}};
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&full);
+    im_bundle_init(&b);
+    cr_assert_eq(mock_resolve(c, "v1", &full, NULL, &e), 0, "%s", e.msg);
+    int before_cdn = mini_count(&M.cdn, "");
+    /* another tag naming the same children: only its own manifest is fetched */
+    struct known_from k = {.b = &full};
+    struct reg_known known = {.doc = known_doc_from, .blob = known_blob_from, .cls = &k};
+    struct im_ref ref;
+    char s[512];
+    snprintf(s, sizeof s, "127.0.0.1:%d/team/app:v1", M.reg.port);
+    cr_assert_eq(reg_ref_parse(s, &ref, &e), 0, "%s", e.msg);
+    int rc = reg_resolve_known(c, &ref, &b, &known, &st, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(st.manifest_gets, 1, "the tag's manifest only, got %u",
+                 st.manifest_gets);
+    cr_expect_eq(st.blob_gets + st.blob_heads, 0);
+    cr_expect_eq(mini_count(&M.cdn, ""), before_cdn, "no CDN request");
+    cr_expect_eq(st.known, 5, "image, attestation, config, 2 layers: %u", st.known);
+    char registry[64];
+    mock_registry(registry, sizeof registry);
+    cr_expect_str_eq(k.registry, registry, "layer facts are asked per registry");
+    for (int i = 0; i < k.nasked; i++)
+        cr_expect_str_neq(k.asked[i], M.dindex, "the root is the registry's to say");
+    /* the answer is the full one: every document and layer fact */
+    cr_expect_str_eq(b.root_digest, full.root_digest);
+    cr_expect_eq(b.ndocs, full.ndocs);
+    cr_expect_eq(b.nblobs, full.nblobs);
+    for (size_t i = 0; i < full.ndocs; i++) {
+        const struct im_doc *d = im_bundle_find_doc(&b, full.docs[i].digest);
+        cr_assert_not_null(d, "%s", full.docs[i].digest);
+        cr_expect_eq(d->len, full.docs[i].len);
+        cr_expect_str_eq(d->media_type, full.docs[i].media_type);
+    }
+    const struct im_blob *l = im_bundle_find_blob(&b, M.dlayer1);
+    cr_assert_not_null(l);
+    cr_expect_eq(l->last_modified, 1445412480);
+    cr_expect_eq(l->size, 1234);
+    /* a cache that answers with the wrong document is not believed */
+    im_bundle_free(&b);
+    memset(&st, 0, sizeof st);
+    k.lie = true;
+    k.nasked = 0;
+    rc = reg_resolve_known(c, &ref, &b, &known, &st, &e);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_expect_eq(st.known, 0);
+    cr_expect_eq(st.manifest_gets, 3, "everything fetched: %u", st.manifest_gets);
+    cr_expect_eq(b.ndocs, full.ndocs);
+    im_bundle_free(&b);
+    im_bundle_free(&full);
+    reg_client_free(c);
+    mock_stop();
+}
+
 Test(resolve_mock, a_cached_image_costs_only_its_tag, .init = init_curl)
 {
     struct im_bundle b;

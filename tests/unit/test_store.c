@@ -392,6 +392,50 @@ Test(store, a_root_belongs_only_to_the_repository_it_came_from)
     store_close(s);
 }
 
+Test(store, known_documents_by_digest_and_layer_facts_by_registry)
+{
+    struct im_bundle b;
+    make_image(&b, 1);
+    struct store *s = open_ok(":memory:");
+    struct im_ref ref = tag_ref("library/python", "3.7");
+    struct im_error err = {{0}};
+    char layer[IM_DIGEST_MAX], unknown[IM_DIGEST_MAX];
+    fake_digest(layer, 1 + 500000u);
+    fake_digest(unknown, 77);
+    struct im_doc d;
+    struct im_blob bl;
+    cr_expect_eq(store_find_doc(s, b.root_digest, &d, &err), IM_ENOTFOUND);
+    cr_expect_eq(store_find_blob(s, "docker.io", layer, 0, &bl, &err), IM_ENOTFOUND);
+    put_ok(s, &ref, &b, 1000);
+    /* a document, whoever asks: the same bytes by digest */
+    cr_assert_eq(store_find_doc(s, b.docs[1].digest, &d, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(d.digest, b.docs[1].digest);
+    cr_expect_str_eq(d.media_type, b.docs[1].media_type);
+    cr_assert_eq(d.len, b.docs[1].len);
+    cr_expect_eq(memcmp(d.body, b.docs[1].body, d.len), 0);
+    free(d.body);
+    cr_expect_eq(store_find_doc(s, unknown, &d, &err), IM_ENOTFOUND);
+    /* a layer's facts: for the registry that gave them, while checked recently */
+    cr_assert_eq(store_find_blob(s, "docker.io", layer, 1000, &bl, &err), 0, "%s",
+                 err.msg);
+    cr_expect_str_eq(bl.digest, layer);
+    cr_expect_eq(bl.size, 1001);
+    cr_expect_eq(bl.last_modified, 1600000000);
+    cr_expect_str_eq(bl.media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+    cr_expect_eq(store_find_blob(s, "ghcr.io", layer, 0, &bl, &err), IM_ENOTFOUND,
+                 "another registry's date for the same bytes may differ");
+    cr_expect_eq(store_find_blob(s, "docker.io", layer, 1001, &bl, &err), IM_ENOTFOUND,
+                 "checked before `since`");
+    /* once no root holds it any more, nothing answers for it */
+    struct store_removed rm;
+    cr_assert_eq(store_purge(s, &ref, &rm, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_gc(s, 2000, &rm, &err), 0, "%s", err.msg);
+    cr_expect_eq(store_find_blob(s, "docker.io", layer, 0, &bl, &err), IM_ENOTFOUND);
+    cr_expect_eq(store_find_doc(s, b.docs[1].digest, &d, &err), IM_ENOTFOUND);
+    im_bundle_free(&b);
+    store_close(s);
+}
+
 Test(store, unknown_root_is_not_found)
 {
     struct im_bundle b, got;

@@ -1,0 +1,110 @@
+/* store_known.c - what a resolution need not fetch again: documents by
+ * digest, and layer facts a registry gave for another of its images
+ * (store.h). */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool digest_ok(const char *digest)
+{
+    return digest && digest[0] && strlen(digest) < IM_DIGEST_MAX;
+}
+
+int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
+                   struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (!digest_ok(digest) || !out) {
+        rc = im_seterr(err, IM_EINVAL,
+                       "store_find_doc needs a digest and an out-parameter");
+        goto out;
+    }
+    memset(out, 0, sizeof *out);
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[ST_KNOWN_DOC];
+    int src = sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = im_seterr(err, IM_ENOTFOUND, "%s is not stored", digest);
+        goto out;
+    }
+    if (src != SQLITE_ROW) {
+        rc = store__fail(err, c->db, "reading %s", digest);
+        goto out;
+    }
+    const char *media = (const char *)sqlite3_column_text(st, 0);
+    const void *body = sqlite3_column_blob(st, 1);
+    int len = sqlite3_column_bytes(st, 1);
+    if (!media || im_strlcpy(out->media_type, media, sizeof out->media_type) != 0 ||
+        len <= 0 || !body) {
+        rc = im_seterr(err, IM_ESTORE, "stored document %s is malformed", digest);
+        goto out;
+    }
+    out->body = malloc((size_t)len);
+    if (!out->body) {
+        rc = im_seterr(err, IM_ENOMEM, "out of memory reading %s", digest);
+        goto out;
+    }
+    memcpy(out->body, body, (size_t)len);
+    out->len = (size_t)len;
+    im_strlcpy(out->digest, digest, sizeof out->digest);
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
+
+int store_find_blob(struct store *s, const char *registry, const char *digest,
+                    int64_t since, struct im_blob *out, struct im_error *err)
+{
+    struct store__conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (!digest_ok(digest) || !registry || !registry[0] || !out) {
+        rc = im_seterr(err, IM_EINVAL,
+                       "store_find_blob needs a registry, a digest and an out-parameter");
+        goto out;
+    }
+    memset(out, 0, sizeof *out);
+    rc = store__conn_get(s, &c, err);
+    if (rc)
+        goto out;
+    st = c->st[ST_KNOWN_BLOB];
+    int src = sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 2, registry, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int64(st, 3, since);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = im_seterr(err, IM_ENOTFOUND, "no fact about %s from %s", digest, registry);
+        goto out;
+    }
+    if (src != SQLITE_ROW) {
+        rc = store__fail(err, c->db, "reading %s", digest);
+        goto out;
+    }
+    const char *media = (const char *)sqlite3_column_text(st, 0);
+    if (im_strlcpy(out->media_type, media ? media : "", sizeof out->media_type) != 0) {
+        rc = im_seterr(err, IM_ESTORE, "stored row for %s is malformed", digest);
+        goto out;
+    }
+    out->size = store__column_int_or_unknown(st, 1);
+    out->last_modified = store__column_int_or_unknown(st, 2);
+    im_strlcpy(out->digest, digest, sizeof out->digest);
+out:
+    if (st)
+        store__done(st);
+    if (c)
+        store__conn_put(s, c);
+    return rc;
+}
