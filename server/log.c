@@ -29,17 +29,29 @@ bool srv_log_enabled(enum srv_level level)
     return (int)level >= atomic_load(&current_level);
 }
 
+/* "2026-11-29T01:02:03" for the second t, kept per thread: every access-log
+ * line needs it, and gmtime_r takes glibc's time-zone lock. */
+static const char *second_text(time_t t)
+{
+    static _Thread_local time_t cached = (time_t)-1;
+    static _Thread_local char text[64]; /* room for any int year */
+    if (t != cached) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached = t;
+    }
+    return text;
+}
+
 void srv_log_raw(enum srv_level level, const char *reqid, const char *fmt, ...)
 {
     char line[2048];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int off =
-        snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+    int off = snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s", second_text(ts.tv_sec),
+                       ts.tv_nsec / 1000000, level_names[level]);
     if (reqid && off > 0 && (size_t)off < sizeof line)
         off += snprintf(line + off, sizeof line - (size_t)off, " req=%s", reqid);
     if (off > 0 && (size_t)off < sizeof line - 1) {
