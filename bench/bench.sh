@@ -611,6 +611,14 @@ CONC_COAL=$(grep -c 'cache=coalesced' "$IT_DIR/conc.log")
 stop "$D_PID"
 fi
 
+# A new tag rebuilt on the layers of a cached image (section 1's running
+# daemon): its manifests and configs are new, its layers known.
+NEWTAG_ROW=""
+if [ -s "$IT_DIR/cold-tag-requests.log" ]; then
+    NEWTAG_REQS=$(wc -l <"$IT_DIR/cold-tag-requests.log" | tr -d ' ')
+    NEWTAG_ROW="| a new tag rebuilt on the layers of a cached image (section 1, running daemon) | $NEWTAG_REQS: $(kinds "$IT_DIR/cold-tag-requests.log") | 22 (list, 7 manifests, 7 configs + their 7 CDN hops; no layer is asked again) | $(yes_no "$NEWTAG_REQS <= 22") |"
+fi
+
 # === report ===================================================================
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 T_TOTAL=$(($(date +%s) - T_START))
@@ -704,6 +712,7 @@ want economy && cat <<EOF
 | one cold resolution (section 1) | $COLD_REQS | | |
 | one revalidation after the TTL (\`--tag-ttl 1\`, asked again after 1.5 s; median of 3) | $REVAL_REQS: $REVAL_KINDS | 1 (HEAD of the tag's manifest; the token is still valid) | $(yes_no "$REVAL_REQS <= 1") |
 | $CONCURRENT concurrent cold requests for one reference | $CONC_REQS ($(calc "$CONC_REQS / $COLD_REQS" 2) resolutions) | $COLD_REQS (one resolution) | $(yes_no "$CONC_REQS <= $COLD_REQS") |
+$NEWTAG_ROW
 
 The revalidation request took $REVAL_MS ms at D = $DELAY_MS. The $CONCURRENT concurrent requests: $CONC_OK answered 200, all within
 $CONC_MS ms; the daemon logged $CONC_MISS as cache=miss and $CONC_COAL as cache=coalesced.
