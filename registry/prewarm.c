@@ -39,6 +39,7 @@ struct reg__prewarm {
     size_t n;
     pthread_t thread;
     pthread_mutex_t mu; /* stop and multi: reg__prewarm_free wakes the thread */
+    bool mu_ok;
     bool stop;
     CURLM *multi; /* the thread's, NULL once it is done with it */
 };
@@ -248,12 +249,15 @@ static void *runner(void *arg)
     return NULL;
 }
 
-/* Releases a probe set whose thread never started. */
+/* Releases a probe set whose thread never started (NULL accepted). */
 static void prewarm_discard(struct reg__prewarm *p)
 {
+    if (!p)
+        return;
     if (p->multi)
         runner_end(p, p->multi);
-    pthread_mutex_destroy(&p->mu);
+    if (p->mu_ok)
+        pthread_mutex_destroy(&p->mu);
     free(p);
 }
 
@@ -261,30 +265,37 @@ int reg_prewarm(struct reg_client *c, void (*done)(void *cls, const struct reg_p
                 void *cls, struct im_error *err)
 {
     struct reg__prewarm *p = NULL;
-    if (c->prewarm)
-        return im_seterr(err, IM_EINVAL, "the registries are probed once per client");
+    int rc = 0;
+    if (c->prewarm) {
+        rc = im_seterr(err, IM_EINVAL, "the registries are probed once per client");
+        goto out;
+    }
     p = calloc(1, sizeof *p);
     if (!p || pthread_mutex_init(&p->mu, NULL) != 0) {
-        free(p);
-        return im_seterr(err, IM_ENOMEM, "out of memory starting the registry probes");
+        rc = im_seterr(err, IM_ENOMEM, "out of memory starting the registry probes");
+        goto out;
     }
+    p->mu_ok = true;
     p->c = c;
     p->done = done;
     p->cls = cls;
     list_registries(p);
     p->multi = reg__pool_get(c);
     if (!p->multi) {
-        prewarm_discard(p);
-        return im_seterr(err, IM_ENOMEM, "curl_multi_init failed");
+        rc = im_seterr(err, IM_ENOMEM, "curl_multi_init failed");
+        goto out;
     }
     for (size_t i = 0; i < p->n; i++)
         probe_start(p, &p->pr[i], p->multi);
     if (pthread_create(&p->thread, NULL, runner, p) != 0) {
-        prewarm_discard(p);
-        return im_seterr(err, IM_EINTERNAL, "cannot start the registry probes' thread");
+        rc = im_seterr(err, IM_EINTERNAL, "cannot start the registry probes' thread");
+        goto out;
     }
     c->prewarm = p;
-    return 0;
+    p = NULL;
+out:
+    prewarm_discard(p); /* what was marked pending is settled: nobody waits */
+    return rc;
 }
 
 void reg__prewarm_free(struct reg__prewarm *p)
