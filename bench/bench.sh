@@ -297,8 +297,9 @@ for i in $(seq 1 "$COLD_RUNS"); do
 done
 # Registries that serve their blobs themselves (no 307, no CDN hop: the
 # brief's model of 3 stages + the token round), with a token (--bearer) and
-# anonymous: the fresh daemon pays the 401 challenge and the token, a running
-# daemon only the token for another repository and nothing for a new tag.
+# anonymous: the fresh daemon pays the token (its start-up probe met the 401
+# before the request), a running daemon the token for another repository and
+# nothing for a new tag.
 # Their blob answers are kept by the front after a first pass (--cdn-cache),
 # so docker-registry's CPU stays out of the blob path as in the CDN rows.
 front direct --bearer --direct-blobs --cdn-cache --delay-ms "$DELAY_MS" ||
@@ -386,10 +387,12 @@ behind \`regfront --bearer --delay-ms $DELAY_MS\` (Docker Hub-like: 401 + bearer
 blob HEAD/GET answered 307 to a "CDN" path that carries Last-Modified), which waits
 $DELAY_MS ms before answering **every** request: a fixed round trip per request. Connection
 set-up costs nothing extra (loopback). Each run starts the daemon on a fresh database and
-times one \`curl -w %{time_total}\`. The running-daemon rows: a fresh daemon resolves
-python:3.7-slim first, then is asked for a rebuilt variant (new configs and manifests, the
-same layers; nothing of it cached) under a new tag of that repository, then for one in
-another repository of the same registry.
+times one \`curl -w %{time_total}\` once it answers /healthz; its start-up probe
+(\`--prewarm\`: one GET /v2/, whose 401 names the token realm) set off before it listened,
+and a request that finds it still on its way waits for it. The running-daemon rows: a
+fresh daemon resolves python:3.7-slim first, then is asked for a rebuilt variant (new
+configs and manifests, the same layers; nothing of it cached) under a new tag of that
+repository, then for one in another repository of the same registry.
 
 | measurement | median | lower bound 4 × D | target 4 × D + 20 ms | vs target |
 |---|---|---|---|---|
@@ -406,20 +409,21 @@ another repository of the same registry.
 |---|---|
 | imgmeta (front log lines) | $COLD_REQS: $COLD_KINDS |
 | skopeo, same information minus layer dates | $SK_REQS |
-| sequential rounds the front makes imgmeta wait for, fresh daemon | $ROUNDS (401 challenge, token, list, manifests, configs + layer HEADs → 307, CDN hop) = $((ROUNDS * DELAY_MS)) ms at D = $DELAY_MS |
+| sequential rounds the front makes imgmeta wait for, fresh daemon | $ROUNDS (the realm was probed at start: token, list, manifests, configs + layer HEADs → 307, CDN hop; no 401) = $((ROUNDS * DELAY_MS)) ms at D = $DELAY_MS |
 | the same, running daemon, new tag | $ROUNDS_TAG (the token is cached: list, manifests, 307, CDN hop) = $((ROUNDS_TAG * DELAY_MS)) ms |
 | the same, running daemon, another repository | $ROUNDS_REPO (the realm is remembered: token, list, manifests, 307, CDN hop; no 401) = $((ROUNDS_REPO * DELAY_MS)) ms |
 
 The brief's lower bound (3 stages + token = 4 × D) assumes that blob HEADs are not
 redirected; against a Hub-like front every blob costs a 307 and the CDN hop (the redirect
 target is only known from the 307), so the protocol floor is 5 × D with a token round
-and 4 × D without. The client remembers each registry's token realm after its first 401
-and asks it before the first request of a new repository; Docker Hub's realm is known
-from the start, so a fresh daemon pulling from the real Docker Hub skips the 401 too
-(not measurable here: docker.io is mirrored to the front, whose realm is learnt from
-its 401). The front's CDN hop sends ~42 requests at once to docker-registry, which
-spends ~2 ms of CPU on each: on these 2 cores that burst, not imgmeta (~10-20 ms of CPU
-per cold resolution), is most of what stands above the rounds.
+and 4 × D without. The client remembers each registry's token realm and asks it before
+the first request of a new repository; a fresh daemon learns it at start (\`--prewarm\`:
+one GET /v2/ to docker.io, here its mirror, and to every mirror, in the background), so
+its first request skips the 401 too (Docker Hub's own realm is moreover known in
+advance, and the probe's connection is reused). The front's CDN hop sends ~42 requests
+at once to docker-registry, which spends ~2 ms of CPU on each: on these 2 cores that
+burst, not imgmeta (~10-20 ms of CPU per cold resolution), is most of what stands above
+the rounds.
 
 ### 1b. Registries that serve blobs themselves: the brief's model
 
@@ -428,13 +432,14 @@ HEAD/GET are answered in place (as docker-registry, Harbor or a registry with lo
 do), so a resolution is the brief's 3 stages (list → manifests → configs + layer HEADs) plus
 the token round when one is needed. The front keeps its blob answers after a first pass,
 as in the CDN rows, so docker-registry's CPU is out of the blob path. With \`--bearer\` the
-front wants a token (401 challenge first); without it the registry is anonymous. Medians
+front wants a token (a 401 challenge names its realm, which the daemon's start-up probe
+learnt before the first request); without it the registry is anonymous. Medians
 of $COLD_RUNS runs, one round = D = $DELAY_MS ms. imgmeta's own CPU (user + system, from
 /proc, clock ticks) for the fresh daemon's resolution: **$DIRECT_CPU_MS ms**.
 
 | measurement | median | floor: rounds the front forces | target 4 × D + 20 ms | vs target |
 |---|---|---|---|---|
-$(direct_row "token registry, first request of a fresh daemon (401 challenge, token, 3 stages)" "$DIRECT_MS" "$R_DIRECT")
+$(direct_row "token registry, first request of a fresh daemon (realm probed at start: token + 3 stages)" "$DIRECT_MS" "$R_DIRECT")
 $(direct_row "token registry, running daemon, another repository (realm remembered: token + 3 stages)" "$DIRECT_REPO_MS" "$R_DIRECT_REPO")
 $(direct_row "token registry, running daemon, new tag (token cached: 3 stages)" "$DIRECT_TAG_MS" "$R_DIRECT_TAG")
 $(direct_row "anonymous registry, first request of a fresh daemon (3 stages)" "$ANON_MS" "$R_ANON")

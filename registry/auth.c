@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static const char *skip_ws(const char *p)
 {
@@ -286,17 +287,36 @@ struct reg__realms {
     pthread_mutex_t mu; /* first: locked_new */
     uint64_t tick;
     struct realm_entry e[REALMS_MAX];
+    /* registries a start-up probe is learning (reg__realms_pending) */
+    pthread_cond_t settled; /* broadcast when one of them is settled */
+    bool cond_ok;
+    char pending[REG__PENDING_MAX][IM_REGISTRY_MAX]; /* "" when the slot is free */
 };
 
 struct reg__realms *reg__realms_new(void)
 {
-    return locked_new(sizeof(struct reg__realms));
+    struct reg__realms *t = locked_new(sizeof(struct reg__realms));
+    pthread_condattr_t attr;
+    if (!t || pthread_condattr_init(&attr) != 0)
+        goto fail;
+    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+        pthread_cond_init(&t->settled, &attr) == 0)
+        t->cond_ok = true;
+    pthread_condattr_destroy(&attr);
+    if (!t->cond_ok)
+        goto fail;
+    return t;
+fail:
+    reg__realms_free(t);
+    return NULL;
 }
 
 void reg__realms_free(struct reg__realms *t)
 {
     if (!t)
         return;
+    if (t->cond_ok)
+        pthread_cond_destroy(&t->settled);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -356,4 +376,61 @@ void reg__realms_drop(struct reg__realms *t, const char *registry)
     if (e)
         memset(e, 0, sizeof *e);
     pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- registries being learnt (start-up probes) ---- */
+
+static char *pending_find(struct reg__realms *t, const char *registry)
+{
+    for (size_t i = 0; i < REG__PENDING_MAX; i++)
+        if (t->pending[i][0] && strcmp(t->pending[i], registry) == 0)
+            return t->pending[i];
+    return NULL;
+}
+
+bool reg__realms_pending(struct reg__realms *t, const char *registry)
+{
+    bool ok = false;
+    if (strlen(registry) >= IM_REGISTRY_MAX)
+        return false;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < REG__PENDING_MAX && !ok; i++) {
+        if (!t->pending[i][0]) {
+            im_strlcpy(t->pending[i], registry, IM_REGISTRY_MAX);
+            ok = true;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return ok;
+}
+
+void reg__realms_settle(struct reg__realms *t, const char *registry)
+{
+    pthread_mutex_lock(&t->mu);
+    char *slot = pending_find(t, registry);
+    if (slot)
+        slot[0] = '\0';
+    pthread_cond_broadcast(&t->settled);
+    pthread_mutex_unlock(&t->mu);
+}
+
+bool reg__realms_wait(struct reg__realms *t, const char *registry, long timeout_ms)
+{
+    struct timespec until;
+    bool waited = false;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&t->mu);
+    while (pending_find(t, registry)) {
+        waited = true;
+        if (pthread_cond_timedwait(&t->settled, &t->mu, &until) != 0)
+            break; /* timed out: go on as if nobody were learning it */
+    }
+    pthread_mutex_unlock(&t->mu);
+    return waited;
 }

@@ -1,6 +1,6 @@
 /* client.c - the registry client: configuration and the client handle (token
  * cache, remembered token realms, DNS/TLS share, pool of multi handles);
- * reg_resolve itself is in resolve.c.
+ * reg_resolve itself is in resolve.c, the start-up probes in prewarm.c.
  *
  * Connection reuse: every resolution borrows a curl multi handle from a small
  * pool kept by the client and returns it afterwards; the multi handle's own
@@ -121,6 +121,7 @@ void reg_client_free(struct reg_client *c)
 {
     if (!c)
         return;
+    reg__prewarm_free(c->prewarm); /* its thread uses the realms and the pool */
     for (size_t i = 0; i < c->npool; i++)
         curl_multi_cleanup(c->pool[i]);
     if (c->share)

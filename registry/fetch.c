@@ -146,8 +146,9 @@ static int build_url(struct reg__session *s, struct reg__xfer *x, struct im_erro
     if (x->kind == REG__TAGS || x->kind == REG__FOREIGN) /* the caller's URL */
         return reg__check_url(x->url, err);
     const char *what = is_manifest(x) ? "manifests" : "blobs";
-    int len = snprintf(x->url, sizeof x->url, "%s/v2/%s/%s/%s", s->base, s->repository,
-                       what, x->ref);
+    int len = x->kind == REG__PING ? snprintf(x->url, sizeof x->url, "%s/v2/", s->base)
+                                   : snprintf(x->url, sizeof x->url, "%s/v2/%s/%s/%s",
+                                              s->base, s->repository, what, x->ref);
     if (len < 0 || (size_t)len >= sizeof x->url)
         return im_seterr(err, IM_EINVAL, "request URL is too long");
     return reg__check_url(x->url, err);
@@ -178,7 +179,7 @@ static int easy_common(struct reg_client *c, CURL *h, char *errbuf)
     return e == CURLE_OK ? 0 : IM_EINTERNAL;
 }
 
-static int xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err)
+int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err)
 {
     struct reg_client *c = s->c;
     int rc = build_url(s, x, err);
@@ -212,8 +213,8 @@ static int xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_err
         e |= curl_easy_setopt(x->easy, CURLOPT_NOBODY, 1L);
     else
         e |= curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
-    if (x->kind == REG__FOREIGN) {
-        /* not the registry: no credentials of it */
+    if (x->kind == REG__FOREIGN || x->kind == REG__PING) {
+        /* not the registry, or asking how to authenticate: no credentials */
     } else if (s->basic && s->cred) {
         /* like the bearer: curl sends it to the first request's origin only */
         e |= curl_easy_setopt(x->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
@@ -253,6 +254,8 @@ static int xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_err
         break;
     case REG__TAGS:
         s->st.tag_list_gets++;
+        break;
+    case REG__PING:
         break;
     }
     return 0;
@@ -379,6 +382,8 @@ static void describe(const struct reg__session *s, const struct reg__xfer *x, ch
         snprintf(buf, n, "tag list of %s/%s", s->registry, s->repository);
     else if (x->kind == REG__FOREIGN)
         snprintf(buf, n, "foreign layer %.71s at %.200s", x->ref, x->url);
+    else if (x->kind == REG__PING)
+        snprintf(buf, n, "version check of %s at %.200s", s->registry, x->url);
     else
         snprintf(buf, n, "%s blob %s in %s/%s",
                  x->kind == REG__CONFIG ? "config" : "layer", x->ref, s->registry,
@@ -610,11 +615,30 @@ static int use_bearer(struct reg__session *s, struct reg__xfer *x,
     return rc;
 }
 
+/* No realm is remembered for s's registry: when a start-up probe is learning
+ * it, waits for the probe (at most a request timeout) and takes what it
+ * learnt. 0 when a realm is now known (in *ch); -1 otherwise, with s->basic
+ * set when the registry asks for Basic and s has credentials. */
+static int probed_realm(struct reg__session *s, struct reg__challenge *ch)
+{
+    char basic[8];
+    if (!reg__realms_wait(s->c->realms, s->registry, s->c->cfg.request_timeout_ms))
+        return -1;
+    if (s->cred && reg__tokens_get(s->c->tokens, s->registry, REG__BASIC_SCOPE, basic,
+                                   sizeof basic) == 0) {
+        s->basic = true;
+        return -1;
+    }
+    return reg__realms_get(s->c->realms, s->registry, ch);
+}
+
 void reg__token_prefetch(struct reg__session *s)
 {
     struct reg__challenge ch;
     struct im_error ignored;
-    if (s->bearer || s->basic || reg__realms_get(s->c->realms, s->registry, &ch) != 0)
+    if (s->bearer || s->basic)
+        return;
+    if (reg__realms_get(s->c->realms, s->registry, &ch) != 0 && probed_realm(s, &ch) != 0)
         return;
     if (im_strlcpy(ch.scope, s->scope, sizeof ch.scope) != 0 ||
         fetch_token(s, &ch, s->scope, true, &ignored) != 0)
@@ -655,7 +679,7 @@ static int on_unauthorized(struct reg__session *s, struct reg__xfer *x,
     if (rc)
         return rc;
     x->auth_retried = true;
-    rc = xfer_start(s, x, err);
+    rc = reg__xfer_start(s, x, err);
     return rc ? rc : 1;
 }
 
@@ -738,7 +762,7 @@ static int restart_due(struct reg__session *s, struct reg__xfer *const *x, size_
         if (!x[i]->waiting)
             continue;
         if (x[i]->retry_at <= now) {
-            int rc = xfer_start(s, x[i], err);
+            int rc = reg__xfer_start(s, x[i], err);
             if (rc)
                 return rc;
         } else if (x[i]->retry_at - now < *wait_ms) {
@@ -787,7 +811,7 @@ int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err)
     int rc = 0;
     while (next < run->n || active > 0) {
         while (next < run->n && active < cap) {
-            rc = xfer_start(s, run->x[next++], err);
+            rc = reg__xfer_start(s, run->x[next++], err);
             if (rc)
                 goto out;
             active++;

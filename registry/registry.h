@@ -2,8 +2,9 @@
  *
  * Thread-safety: reg_ref_* are pure and reentrant. A struct reg_client is
  * shared by all server threads: reg_resolve may be called concurrently; the
- * token cache, the remembered token realms, the DNS/TLS share and the pool
- * of multi handles lock inside this module. */
+ * token cache, the remembered token realms, the DNS/TLS share, the pool
+ * of multi handles and the start-up probes (reg_prewarm, a thread of their
+ * own) lock inside this module. */
 #ifndef REGISTRY_H
 #define REGISTRY_H
 
@@ -244,6 +245,37 @@ void reg_tags_free(struct reg_tags *t);
 int reg_list_tags(struct reg_client *c, const struct im_ref *ref, size_t max_tags,
                   struct reg_tags *out, struct reg_stats *stats,
                   struct im_error *err) IM_WUR;
+
+/* ---- start-up probes ---- */
+
+/* What one start-up probe of reg_prewarm found. Borrowed strings, valid
+ * during the callback only. */
+struct reg_probe {
+    const char *registry; /* "docker.io" */
+    const char *url;      /* what was asked: "http://127.0.0.1:5000/v2/"; "" if none */
+    const char *outcome;  /* "bearer", "basic", "anonymous" or "failed" */
+    const char *detail;   /* the realm ("bearer"), why ("failed"), else "" */
+    long ms;              /* the probe's wall time */
+};
+
+/* Learns in the background how each registry the client talks to by default
+ * authenticates, so that the first resolution need not meet a 401 to find
+ * out: docker.io (through its mirror when one is configured) and every
+ * mirrored registry get one GET /v2/ (the API version check; Docker Hub
+ * answers it 401 with its challenge and does not count it as a pull), built
+ * and guarded by the outbound policy like any request, without credentials,
+ * one attempt. A Bearer challenge's realm and service are remembered as a
+ * resolution's 401 would be; a Basic one makes the registry's credentials be
+ * sent from the first request; 2xx means anonymous; a failure changes
+ * nothing. Until a registry's probe has ended, a resolution for it (or a
+ * HEAD, a tag list) that holds no token and knows no realm waits for the
+ * probe, at most cfg.request_timeout_ms, instead of sending its own first
+ * request. done (may be NULL) is called once per registry from the probes'
+ * thread, after what the probe learnt is in place. Returns at once: 0, or
+ * IM_EINVAL (called twice) / IM_ENOMEM / IM_EINTERNAL (no thread) with err,
+ * and then nothing waits. reg_client_free stops the probes still running. */
+int reg_prewarm(struct reg_client *c, void (*done)(void *cls, const struct reg_probe *p),
+                void *cls, struct im_error *err) IM_WUR;
 
 /* SHA-256 for digest checks lives in common/sha256.h (im_sha256_digest). */
 

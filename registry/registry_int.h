@@ -131,6 +131,17 @@ void reg__realms_put(struct reg__realms *t, const char *registry, const char *re
                      const char *service);
 /* Forgets registry's realm (its token endpoint failed us). */
 void reg__realms_drop(struct reg__realms *t, const char *registry);
+/* Registries being learnt by a start-up probe (reg_prewarm): a session that
+ * knows no realm for its registry waits for the probe instead of sending its
+ * own first request to meet the 401. */
+#define REG__PENDING_MAX (REG_MAX_MIRRORS + 1) /* docker.io and each mirror */
+/* Marks registry as being learnt; false when the table is full. */
+bool reg__realms_pending(struct reg__realms *t, const char *registry);
+/* Unmarks registry (what the probe learnt is in place) and wakes the waiters. */
+void reg__realms_settle(struct reg__realms *t, const char *registry);
+/* Waits until registry is not being learnt, at most timeout_ms; true when it
+ * was being learnt (whether or not it settled in time). */
+bool reg__realms_wait(struct reg__realms *t, const char *registry, long timeout_ms);
 /* Docker Hub's token realm, remembered from the start when docker.io is not
  * mirrored (a mirror has its own). */
 #define REG__HUB_REALM "https://auth.docker.io/token"
@@ -206,25 +217,33 @@ struct reg_client {
     bool pool_mu_ok;
     CURLM *pool[REG__POOL_MAX];
     size_t npool;
-    struct reg__creds creds; /* read-only after reg_client_new */
+    struct reg__creds creds;      /* read-only after reg_client_new */
+    struct reg__prewarm *prewarm; /* start-up probes (prewarm.c), or NULL */
 };
 
 CURLM *reg__pool_get(struct reg_client *c);
 void reg__pool_put(struct reg_client *c, CURLM *m);
+
+/* Stops the start-up probes still running, waits for their thread and frees
+ * p (NULL accepted). prewarm.c; called by reg_client_free first. */
+void reg__prewarm_free(struct reg__prewarm *p);
 
 /* ---- transfers (fetch.c) ---- */
 
 /* MANIFEST: GET of a manifest; MANIFEST_HEAD: HEAD of one (revalidation);
  * CONFIG: GET of a config blob; LAYER: HEAD of a layer blob; TAGS: GET of a
  * tags/list page whose full URL the caller puts in url; FOREIGN: HEAD of the
- * first of a foreign layer's urls (in url; sent without credentials). */
+ * first of a foreign layer's urls (in url; sent without credentials); PING:
+ * GET /v2/, the API version check (a start-up probe; sent without
+ * credentials: the challenge is what it is for). */
 enum reg__kind {
     REG__MANIFEST,
     REG__MANIFEST_HEAD,
     REG__CONFIG,
     REG__LAYER,
     REG__TAGS,
-    REG__FOREIGN
+    REG__FOREIGN,
+    REG__PING
 };
 
 /* One upstream request of a resolution: what is wanted (filled by the caller
@@ -319,13 +338,18 @@ struct reg__run {
  * transfer ended 2xx; on the first failure the others are stopped and the
  * error returned. Release each xfer with reg__xfer_release. */
 int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err);
+/* Sets x's easy handle up (URL, policy guard, timeouts, caps, credentials
+ * as its kind wants) and adds it to s->multi; counted in s->st. 0 or a
+ * project error (x may hold a handle to release then). */
+int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
 /* reg__run of the one transfer x. */
 int reg__run_one(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
 void reg__xfer_release(struct reg__xfer *x);
 
 /* For a session without a token or Basic credentials in use, on a registry
- * whose realm is remembered: fetches a token for s->scope from that realm
- * now (one attempt, no retries), saving the 401 round trip. Any failure is
+ * whose realm is remembered (or being learnt by a start-up probe: waited
+ * for, at most a request timeout): fetches a token for s->scope from that
+ * realm now (one attempt, no retries), saving the 401 round trip. Any failure is
  * forgotten (and so is the realm): the transfers then meet the 401 and the
  * challenge flow takes over, with its own errors. */
 void reg__token_prefetch(struct reg__session *s);

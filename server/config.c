@@ -101,6 +101,10 @@ static const struct opt opts[] = {
     {"docker-config", "IMGMETA_DOCKER_CONFIG", OPT_STR, STR(docker_config), 0, 0, NULL,
      "a Docker config.json whose auths.<registry>.auth credentials are used for basic "
      "auth and token logins (never logged)"},
+    {"prewarm", "IMGMETA_PREWARM", OPT_LONG, NUM(prewarm), 0, 1, "1",
+     "1: at start, ask docker.io (or its --mirror) and every --mirror once, in the "
+     "background, how they authenticate (GET /v2/), so that the first request asks for "
+     "its token directly instead of meeting a 401 first; 0: off"},
     {"max-retries", "IMGMETA_MAX_RETRIES", OPT_LONG, NUM(max_retries), 0, 10, "2",
      "retries of an upstream request after a connection error, 5xx or 429 (exponential "
      "backoff with jitter, Retry-After honoured)"},

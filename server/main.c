@@ -123,6 +123,29 @@ static void close_modules(struct modules *m)
     memset(m, 0, sizeof *m);
 }
 
+/* One line per start-up probe of a registry (reg_prewarm). */
+static void log_probe(void *cls, const struct reg_probe *p)
+{
+    bool failed = strcmp(p->outcome, "failed") == 0;
+    const char *key = failed ? "msg" : p->detail[0] ? "realm" : NULL;
+    (void)cls;
+    if (key)
+        srv_log(failed ? SRV_WARN : SRV_INFO, NULL,
+                "event=prewarm registry=%s outcome=%s ms=%ld url=\"%s\" %s=\"%s\"",
+                p->registry, p->outcome, p->ms, p->url, key, p->detail);
+    else
+        srv_log(SRV_INFO, NULL, "event=prewarm registry=%s outcome=%s ms=%ld url=\"%s\"",
+                p->registry, p->outcome, p->ms, p->url);
+}
+
+/* Starts the registries' probes in the background; never fails start-up. */
+static void prewarm(const struct srv_config *cfg, struct reg_client *reg)
+{
+    struct im_error err = {{0}};
+    if (cfg->prewarm && reg_prewarm(reg, log_probe, NULL, &err) != 0)
+        srv_log(SRV_WARN, NULL, "event=prewarm_off msg=\"%s\"", err.msg);
+}
+
 static int serve(int argc, char **argv)
 {
     struct srv_config cfg;
@@ -151,7 +174,10 @@ static int serve(int argc, char **argv)
         srv_log(SRV_WARN, NULL, "event=mallopt_failed arenas=%ld", cfg.malloc_arenas);
 
     rc = 1;
-    if (open_modules(&cfg, &m, &err) != 0 || !(http = srv_http_start(&cfg, m.api, &err)))
+    if (open_modules(&cfg, &m, &err) != 0)
+        goto out;
+    prewarm(&cfg, m.reg); /* before listening: a first request finds it on its way */
+    if (!(http = srv_http_start(&cfg, m.api, &err)))
         goto out;
     srv_log(SRV_INFO, NULL,
             "event=listening addr=%s db=\"%s\" mirrors=%zu tag_ttl=%ld config=\"%s\"",

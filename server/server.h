@@ -53,6 +53,7 @@ struct srv_config {
     long answer_cache_bytes;  /* in-memory LRU of rendered answers, 0 = none */
     long answer_file_bytes;   /* the answers file next to the database, 0 = none */
     long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
+    long prewarm;             /* 1: probe the default registries at start */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config

@@ -13,6 +13,10 @@
 # R2 serves the same storage with htpasswd Basic auth. regfront fronts provide
 # bearer tokens, CDN redirects with Last-Modified, a request log, and faults
 # (429 + Retry-After, slow answers, corrupted bodies). Checks:
+#   - at start the daemon asks its registry GET /v2/ once (--prewarm) and
+#     learns the token realm: the first resolution asks for its token first,
+#     no 401 (with --prewarm 0 it meets the 401); a registry down at start
+#     does not stop the daemon, and is used as usual once it is up;
 #   - request counts of a cold python:3.7-slim resolution (1 + 7 + 7 GETs and
 #     one HEAD per distinct layer; token GETs apart) and of a revalidation
 #     after the tag TTL (exactly one HEAD); another repository of the same
@@ -89,9 +93,9 @@ EOF
 # front NAME ARGS...: a regfront before R1; sets NAME_URL and NAME_LOG.
 front() { retry5 front1 "$@"; }
 front1() {
-    local name=$1 port pid
+    local name=$1 port=${FRONT_AT:-} pid
     shift
-    port=$(free_port) || return 1
+    [ -n "$port" ] || port=$(free_port) || return 1
     "$REGFRONT" --listen "127.0.0.1:$port" --upstream "$R1_URL" \
         --lastmod "$IT_OUT/lastmod.tsv" --log "$IT_DIR/$name.log" "$@" \
         2>"$IT_DIR/$name.stderr" &
@@ -120,6 +124,19 @@ daemon1() {
         tail -n 30 "$IT_DIR/$name.daemon.log" >&2
         return 1
     }
+}
+
+# probed NAME: waits (at most IT_WAIT_S) until daemon NAME has logged its
+# start-up probe of docker.io (its mirror); prints that log line.
+probed() {
+    local i line
+    for i in $(seq 1 $((IT_WAIT_S * 20))); do
+        line=$(grep -m 1 'event=prewarm registry=docker.io ' "$IT_DIR/$1.daemon.log") &&
+            { printf '%s\n' "$line"; return 0; }
+        sleep 0.05
+    done
+    it_log "daemon $1 logged no start-up probe"
+    return 1
 }
 
 # fetch URL OUT: GET; prints the status; the body goes to OUT, headers to OUT.h.
@@ -314,6 +331,17 @@ daemon D1 "$F1_URL" --tag-ttl 1 || die "cannot start imgmeta serve"
 # count LOG REGEX: lines of a front log matching REGEX (extended).
 count() { grep -cE "$2" "$1"; }
 
+# The probe at start: one GET /v2/, its 401 names the realm; the daemon logs it.
+start_probe() {
+    local line
+    line=$(probed D1)
+    check "start-up probe logged: docker.io (the mirror), bearer, its realm, ms" \
+        grep -qE "outcome=bearer ms=[0-9]+ url=\"$F1_URL/v2/\" realm=\"$F1_URL/token\"" \
+        <<<"$line"
+    check_eq "start-up probe: one GET /v2/ (answered 401), nothing else" \
+        "GET /v2/ 401" "$(grep -vE '^GET /token\?service=probe ' "$F1_LOG")"
+}
+
 cold_counts() {
     local code layers n0
     layers=$(jq '[.platforms[].layers[].digest] | unique | length' "$SEED")
@@ -327,12 +355,14 @@ cold_counts() {
     check_eq "cold: 7 config GETs" 7 "$(count "$L" '^GET /v2/library/python/blobs/')"
     check_eq "cold: one HEAD per distinct layer ($layers)" "$layers" \
         "$(count "$L" '^HEAD /v2/library/python/blobs/')"
-    check_eq "cold: one bearer handshake (one 401, one token GET)" "1 1" \
-        "$(count "$L" ' 401$') $(count "$L" '^GET /token\?.*scope=')"
+    check_eq "cold, realm probed at start: one token GET and no 401" "1 0" \
+        "$(count "$L" '^GET /token\?.*scope=') $(count "$L" ' 401$')"
+    check_eq "cold, realm probed at start: the token came before any registry request" \
+        "/token" "$(head -n 1 "$L" | cut -d ' ' -f 2 | cut -d '?' -f 1)"
     check_eq "cold: the CDN is asked exactly what the registry redirected" "7 $layers" \
         "$(count "$L" '^GET /cdn/') $(count "$L" '^HEAD /cdn/')"
     check_eq "cold: nothing else (no manifest HEAD, no retry, no tag list)" \
-        "$((8 + 7 + layers + 2 + 7 + layers))" "$(wc -l <"$L" | tr -d ' ')"
+        "$((8 + 7 + layers + 1 + 7 + layers))" "$(wc -l <"$L" | tr -d ' ')"
 }
 
 warm_counts() {
@@ -348,7 +378,8 @@ warm_counts() {
 }
 
 # A repository the daemon has no token for, on a registry it has talked to:
-# the realm learnt from python's 401 is asked first (no 401 round trip).
+# the remembered realm (learnt by the start-up probe) is asked first (no 401
+# round trip).
 realm_counts() {
     local code n0 L=$IT_DIR/realm.log
     n0=$(wc -l <"$F1_LOG")
@@ -359,6 +390,44 @@ realm_counts() {
         "$(count "$L" '^GET /token\?.*scope=repository%3Ateam%2Fsingle%3Apull ') $(count "$L" ' 401$')"
     check_eq "another repository: the token came before any registry request" \
         "/token" "$(head -n 1 "$L" | cut -d ' ' -f 2 | cut -d '?' -f 1)"
+}
+
+# --prewarm 0: nothing is asked at start, and the first resolution meets the
+# 401 (the challenge names the realm) before it asks for its token.
+prewarm_off() {
+    local code n0 n1 L=$IT_DIR/noprobe.log
+    n0=$(wc -l <"$F1_LOG")
+    daemon D0 "$F1_URL" --prewarm 0 || { check "start a --prewarm 0 daemon" false; return; }
+    n1=$(wc -l <"$F1_LOG")
+    code=$(fetch "$D0_URL/images/team/single/v1" "$IT_DIR/noprobe.json")
+    tail -n +"$((n1 + 1))" "$F1_LOG" >"$L"
+    check_eq "--prewarm 0: nothing asked at start, no probe logged" "0 0" \
+        "$((n1 - n0)) $(grep -c 'event=prewarm' "$IT_DIR/D0.daemon.log")"
+    check_eq "--prewarm 0: the first resolution answers 200" 200 "$code"
+    check_eq "--prewarm 0: it meets the 401 first, then asks for the token" \
+        "GET /v2/team/single/manifests/v1 401|/token" \
+        "$(head -n 1 "$L")|$(sed -n 2p "$L" | cut -d ' ' -f 2 | cut -d '?' -f 1)"
+}
+
+# A registry that is down when the daemon starts: the probe fails (logged),
+# the daemon serves anyway, and once the registry is up a resolution works
+# as without the probe (meeting the 401).
+registry_down_at_start() {
+    local port line code
+    port=$(free_port) || { check "a free port for a late front" false; return; }
+    daemon DL "http://127.0.0.1:$port" || { check "start a daemon before its registry" false; return; }
+    line=$(probed DL)
+    check "registry down at start: the probe failure is logged, the daemon runs" \
+        grep -qE "level=warn event=prewarm registry=docker.io outcome=failed .*msg=\"" <<<"$line"
+    check_eq "registry down at start: /healthz answers 200" 200 \
+        "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$DL_URL/healthz")"
+    FRONT_AT=$port front1 FL --bearer || { check "start the late front on port $port" false; return; }
+    code=$(fetch "$DL_URL/images/team/single/v1" "$IT_DIR/late.json")
+    check_eq "registry up later: the resolution answers 200, the image's digest" \
+        "200 $SINGLE_DIGEST" "$code $(jq -r .digest "$IT_DIR/late.json")"
+    check_eq "registry up later: it met the 401 as without a probe" \
+        "GET /v2/team/single/manifests/v1 401" \
+        "$(grep -vE '^GET /token\?service=probe ' "$FL_LOG" | head -n 1)"
 }
 
 # A registry that serves its blobs itself (no 307, no CDN hop): the same
@@ -411,9 +480,12 @@ known_layers() {
         "$code $(count "$L" '^HEAD /v2/library/python/blobs/')"
 }
 
-it_log "setup done in ${SECONDS}s"; cold_counts
+it_log "setup done in ${SECONDS}s"; start_probe
+cold_counts
 warm_counts
 realm_counts
+prewarm_off
+registry_down_at_start
 direct_blobs
 known_layers
 
