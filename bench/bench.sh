@@ -19,7 +19,8 @@
 # Environment: DELAY_MS (25), COLD_RUNS (9), WRK_RUNS (3), WRK_S (8),
 # WRK_C (64), SCALE_N (10000), SCALE_LISTS (200 distinct 7-platform images for
 # the marginal database bytes per multi-platform image; 0 skips), CONCURRENT
-# (50), BENCH_ONLY (all; or a comma list of cold, warm, scale, economy: only
+# (50), BENCH_PERF (1: perf profiles of the scale daemon, see section 3),
+# BENCH_ONLY (all; or a comma list of cold, warm, scale, economy: only
 # those sections run and are written), OUT.
 set -u
 
@@ -544,6 +545,25 @@ for r in $(seq 1 "$WRK_RUNS"); do
     # 2 cores with the daemon, so this is the like-for-like one-image figure
     BENCH_N=1 BENCH_PREFIX=/images/python/s wrk_once sc-one-lua "$SCALE_URL/" "$LUA/random.lua"
 done
+# BENCH_PERF=1: after the measured runs, `perf record -g` of the daemon during
+# one more mix run and one more one-image run; perf-sc-mix.txt and
+# perf-sc-one.txt (perf report) stay in the raw outputs (BENCH_KEEP=1). No
+# figure comes from these runs.
+perf_run() { # NAME URL [SCRIPT]
+    local name=$1 pp
+    shift
+    perf record -g -o "$IT_DIR/perf-$name.data" -p "$SCALE_PID" -- sleep "$WRK_S" \
+        >/dev/null 2>&1 &
+    pp=$!
+    wrk_run "perf-$name" "$@" >/dev/null
+    wait "$pp"
+    perf report -i "$IT_DIR/perf-$name.data" --no-children --stdio --percent-limit 0.3 \
+        >"$IT_DIR/perf-$name.txt" 2>/dev/null
+}
+if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+    BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s perf_run sc-mix "$SCALE_URL/" "$LUA/random.lua"
+    BENCH_N=1 BENCH_PREFIX=/images/python/s perf_run sc-one "$SCALE_URL/" "$LUA/random.lua"
+fi
 SCALE_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$SCALE_PID/status")
 SCALE_RSS=$(awk '/VmRSS/ {print $2}' "/proc/$SCALE_PID/status")
 # metric NAME: its value in the scale daemon's /metrics (the answers file's share)

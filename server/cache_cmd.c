@@ -35,11 +35,23 @@ int srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg,
     return 0;
 }
 
+/* The daemon's store: store_open_ex with --tag-memory rows kept in memory. */
+static struct store *open_store(const struct srv_config *cfg, bool *damaged,
+                                struct im_error *err)
+{
+    struct store *s = store_open_ex(cfg->db, damaged, err);
+    if (s && store_set_tag_memory(s, (size_t)cfg->tag_memory, err) != 0) {
+        store_close(s);
+        s = NULL;
+    }
+    return s;
+}
+
 struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err)
 {
     char moved[1200];
     bool damaged = false;
-    struct store *s = store_open_ex(cfg->db, &damaged, err);
+    struct store *s = open_store(cfg, &damaged, err);
     if (s && store_readonly(s))
         srv_log(SRV_WARN, NULL,
                 "event=db_readonly db=\"%s\" msg=\"the cache file cannot be written: "
@@ -62,7 +74,7 @@ struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err)
         return NULL;
     srv_log(SRV_WARN, NULL, "event=db_moved_aside db=\"%s\" moved_to=\"%s\"", cfg->db,
             moved);
-    return store_open(cfg->db, err);
+    return open_store(cfg, NULL, err);
 }
 
 /* ---- imgmeta cache ------------------------------------------------------ */

@@ -133,6 +133,11 @@ static const struct opt opts[] = {
      "size of the answers file: rendered answers kept on disk next to the database, in "
      "an unlinked file read through the kernel's page cache (not the daemon's memory); "
      "when full it starts over; 0 = none"},
+    {"tag-memory", "IMGMETA_TAG_MEMORY", OPT_LONG, NUM(tag_memory), 0, 1L << 24, "32768",
+     "tag resolutions kept in memory (rounded up to a power of two, about 200 bytes "
+     "each), so that a fresh tag is answered without reading the database; a purge or "
+     "eviction by another process (imgmeta cache purge) is seen within 10 ms; 0 = none "
+     "(every request reads its tag from the database)"},
     {"malloc-arenas", "IMGMETA_MALLOC_ARENAS", OPT_LONG, NUM(malloc_arenas), 0, 64, "2",
      "glibc malloc arenas (M_ARENA_MAX): each HTTP thread would otherwise get its own, "
      "each holding freed memory; 0 = glibc's default (8 x cores)"},

@@ -52,6 +52,7 @@ struct srv_config {
     long upstream_queue;      /* such requests waiting for one of them; more: 503 */
     long answer_cache_bytes;  /* in-memory LRU of rendered answers, 0 = none */
     long answer_file_bytes;   /* the answers file next to the database, 0 = none */
+    long tag_memory;          /* tag rows kept in memory (store_set_tag_memory) */
     long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
     long prewarm;             /* 1: probe the default registries at start */
 };

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 /* Blob facts: NULL in the database is "unknown" (-1 or "" in struct im_blob),
  * and an unknown never erases a known value. A tag's resolved_at moves only
@@ -111,6 +112,7 @@ const char *const store__sql[ST__COUNT] = {
     [ST_ADD_COUNTER] = "INSERT INTO counters(name, value) VALUES (?1, ?2)"
                        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
     [ST_GET_COUNTERS] = "SELECT name, value FROM counters",
+    [ST_GET_COUNTER] = "SELECT value FROM counters WHERE name = ?1",
     [ST_GET_RENDERED] = "SELECT key, body FROM rendered WHERE id = ?1 AND renderer = ?2",
     [ST_PUT_RENDERED] = "INSERT OR REPLACE INTO rendered(id, registry, repository, root,"
                         " renderer, key, body) SELECT ?7, ?1, ?2, ?3, ?4, ?5, ?6"
@@ -395,6 +397,9 @@ out:
     }
     if (c)
         store__conn_put(s, c);
+    /* the tag's row and its miss changed (after the commit: see write_keyed) */
+    if (c && ref && ref->tag[0] != '\0')
+        store__tagmap_forget(s->tags, ref, ref->tag);
     return rc;
 }
 
@@ -490,6 +495,37 @@ out:
     return rc;
 }
 
+/* Milliseconds of a clock that never steps back. */
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* *value = the counter name's value (0 when it was never counted). 0 or
+ * IM_ESTORE. */
+static int read_counter(struct store *s, const char *name, int64_t *value)
+{
+    struct store__conn *c = NULL;
+    struct im_error err;
+    *value = 0;
+    int rc = store__conn_get(s, &c, &err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = c->st[ST_GET_COUNTER];
+    int src = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *value = sqlite3_column_int64(st, 0);
+    else if (src != SQLITE_DONE)
+        rc = IM_ESTORE;
+    store__done(st);
+    store__conn_put(s, c);
+    return rc;
+}
+
 /* ---- tags --------------------------------------------------------------- */
 
 /* now - checked_at, 0 when checked_at is in the future, INT64_MAX when the
@@ -543,36 +579,80 @@ int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *o
     return store_lookup_tag(s, ref, out, NULL, err);
 }
 
-int store_lookup_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
-                     int64_t *miss_until, struct im_error *err)
+/* ---- tag rows in memory ------------------------------------------------- */
+
+int store_set_tag_memory(struct store *s, size_t entries, struct im_error *err)
+{
+    int64_t seen = 0;
+    store__tagmap_free(s->tags);
+    s->tags = NULL;
+    if (entries == 0)
+        return 0;
+    /* the removals made so far are already reflected in what will be read */
+    (void)read_counter(s, STORE__TAG_REMOVALS, &seen);
+    atomic_store(&s->removals_seen, seen);
+    atomic_store(&s->removals_checked_ms, monotonic_ms());
+    s->tags = store__tagmap_new(entries);
+    if (!s->tags)
+        return im_seterr(err, IM_ENOMEM, "out of memory for %zu tag rows", entries);
+    return 0;
+}
+
+void store_tag_memory_stats(struct store *s, size_t *used, size_t *capacity)
+{
+    *used = store__tagmap_used(s->tags);
+    *capacity = store__tagmap_capacity(s->tags);
+}
+
+int store__note_tag_removal(struct store__conn *c, struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_ADD_COUNTER];
+    if (sqlite3_bind_text(st, 1, STORE__TAG_REMOVALS, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, 1) != SQLITE_OK) {
+        int rc = store__fail(err, c->db, "binding the tag removals counter");
+        store__done(st);
+        return rc;
+    }
+    return step_done(c, ST_ADD_COUNTER, "counting a tag removal", err);
+}
+
+/* Another process's removals (imgmeta cache purge, its eviction) are counted
+ * in the database: looked at, at most every STORE_TAG_MEMORY_WATCH_MS, by
+ * the one lookup that claims the look; when the count moved (or cannot be
+ * read), every remembered row goes. */
+static void watch_removals(struct store *s)
+{
+    int64_t now = monotonic_ms(), last = atomic_load(&s->removals_checked_ms), seen = 0;
+    if (now - last < STORE_TAG_MEMORY_WATCH_MS ||
+        !atomic_compare_exchange_strong(&s->removals_checked_ms, &last, now))
+        return;
+    if (read_counter(s, STORE__TAG_REMOVALS, &seen) != 0 ||
+        atomic_exchange(&s->removals_seen, seen) != seen)
+        store__tagmap_flush(s->tags);
+}
+
+/* The row from the database. */
+static int read_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
+                    int64_t *miss_until, struct im_error *err)
 {
     struct store__conn *c = NULL;
     sqlite3_stmt *st = NULL;
     const char *digest = NULL;
-    int src = SQLITE_OK;
-    int rc = ref_check(ref, true, err);
-    if (miss_until)
-        *miss_until = INT64_MIN;
-    if (rc || !out) {
-        rc = rc ? rc : im_seterr(err, IM_EINVAL, "store_get_tag needs an out-parameter");
-        goto out;
-    }
-    rc = store__conn_get(s, &c, err);
+    int rc = store__conn_get(s, &c, err);
     if (rc)
         goto out;
     st = c->st[ST_GET_TAG];
-    src = bind_key(st, ref, ref->tag);
+    int src = bind_key(st, ref, ref->tag);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
         rc = store__fail(err, c->db, "reading tag %s", ref->tag);
         goto out;
     }
-    if (miss_until && sqlite3_column_type(st, 4) != SQLITE_NULL)
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL)
         *miss_until = sqlite3_column_int64(st, 4);
     if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored", ref->registry,
-                       ref->repository, ref->tag);
+        rc = IM_ENOTFOUND;
         goto out;
     }
     digest = (const char *)sqlite3_column_text(st, 0);
@@ -591,8 +671,41 @@ out:
     return rc;
 }
 
-/* Runs a one-row UPDATE/INSERT keyed by ref: ?1..?3 the key, ?4 an integer,
- * ?5 (when the statement has it) ref->digest. *changes gets the row count. */
+int store_lookup_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
+                     int64_t *miss_until, struct im_error *err)
+{
+    struct store__tagmap_ticket ticket = {0, 0};
+    int64_t until = INT64_MIN;
+    bool found = false;
+    int rc = ref_check(ref, true, err);
+    if (miss_until)
+        *miss_until = INT64_MIN;
+    if (rc || !out) {
+        rc = rc ? rc : im_seterr(err, IM_EINVAL, "store_get_tag needs an out-parameter");
+        goto out;
+    }
+    if (s->tags) {
+        watch_removals(s);
+        if (store__tagmap_get(s->tags, ref, out, &until, &found, &ticket)) {
+            rc = found ? 0 : IM_ENOTFOUND;
+            goto out;
+        }
+    }
+    rc = read_tag(s, ref, out, &until, err);
+    if (s->tags && (rc == 0 || rc == IM_ENOTFOUND))
+        store__tagmap_put(s->tags, ref, &ticket, rc == 0 ? out : NULL, until);
+out:
+    if (miss_until)
+        *miss_until = until;
+    if (rc == IM_ENOTFOUND)
+        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored", ref->registry,
+                       ref->repository, ref->tag);
+    return rc;
+}
+
+/* Runs a one-row UPDATE/INSERT of a tag or a miss keyed by ref: ?1..?3 the
+ * key, ?4 an integer, ?5 (when the statement has it) ref->digest. *changes
+ * gets the row count. */
 static int write_keyed(struct store *s, enum store__stmt which, const struct im_ref *ref,
                        const char *key, int64_t value, int *changes, struct im_error *err)
 {
@@ -621,6 +734,9 @@ out:
         store__done(st);
     if (c)
         store__conn_put(s, c);
+    /* every keyed write is of a tag or a miss: a remembered row is stale now
+     * (forgotten after the write, so that no read before it is kept) */
+    store__tagmap_forget(s->tags, ref, key);
     return rc;
 }
 

@@ -67,6 +67,27 @@ int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *o
 int store_lookup_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
                      int64_t *miss_until, struct im_error *err) IM_WUR;
 
+/* How often (at most) store_lookup_tag looks whether another process removed
+ * tags, when tag rows are kept in memory. */
+#define STORE_TAG_MEMORY_WATCH_MS 10
+/* Keeps up to `entries` tag rows in memory (rounded up to a power of two; 0,
+ * the default, keeps none), so that looking up a remembered tag reads no
+ * database: what store_lookup_tag read (the row, or its absence, and the
+ * tag's miss) is answered again, and the caller decides freshness from it and
+ * the clock as before. The least recently used row of a full set goes first.
+ * Rows this process writes (store_put, store_touch_tag, store_note_access,
+ * store_put_miss) are forgotten as they are written; tags removed by any
+ * process (store_purge, store_enforce_budget: counted in the database) are
+ * noticed by lookups within STORE_TAG_MEMORY_WATCH_MS of the removal's
+ * commit. Another process's other writes (a tag pointed elsewhere, touched)
+ * are seen once this process reads the row again (after a removal, or when
+ * it writes the row itself, e.g. on revalidating at the end of the TTL).
+ * Call once after store_open, before other threads use s. 0 or IM_ENOMEM
+ * (then none are kept). */
+int store_set_tag_memory(struct store *s, size_t entries, struct im_error *err) IM_WUR;
+/* The tag rows held in memory now, and at most (both 0 when none are kept). */
+void store_tag_memory_stats(struct store *s, size_t *used, size_t *capacity);
+
 /* Freshness is a pure function of (row, now, ttl): true while
  * now - checked_at < ttl_seconds. ttl_seconds <= 0 means never fresh; a
  * checked_at in the future (the clock stepped back) counts as just checked. */

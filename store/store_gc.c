@@ -143,12 +143,15 @@ int store_purge(struct store *s, const struct im_ref *ref, struct store_removed 
         rc = run(c, ST_ORPHAN_ROOTS, &r.roots, err);
     if (!rc)
         rc = collect(c, &r, err);
+    if (!rc)
+        rc = store__note_tag_removal(c, err);
     rc = end(c, rc, err);
     if (!rc)
         shrink(c);
 out:
     if (c)
         store__conn_put(s, c);
+    store__tagmap_flush(s->tags);
     if (out)
         *out = r;
     return rc;
@@ -215,6 +218,8 @@ static int evict_round(struct store__conn *c, const struct im_ref *keep,
         rc = evict_lru(c, keep, &tags, err);
         if (!rc)
             rc = run(c, ST_ORPHAN_ROOTS, &roots, err);
+        if (!rc && tags > 0)
+            rc = store__note_tag_removal(c, err);
     }
     if (!rc)
         rc = collect(c, r, err);
@@ -255,6 +260,8 @@ int store_enforce_budget(struct store *s, int64_t max_bytes, const struct im_ref
 out:
     if (c)
         store__conn_put(s, c);
+    if (r.tags > 0)
+        store__tagmap_flush(s->tags);
     if (out)
         *out = r;
     return rc;

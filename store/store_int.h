@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 
 #include "store.h"
 
@@ -48,6 +49,7 @@ enum store__stmt {
     ST_USED_BYTES,
     ST_ADD_COUNTER,
     ST_GET_COUNTERS,
+    ST_GET_COUNTER, /* one counter by name (the tag removals other processes make) */
     /* rendered answers (store_rendered.c) */
     ST_GET_RENDERED,
     ST_PUT_RENDERED,       /* only while the repository claims the root */
@@ -87,6 +89,11 @@ struct store {
     /* store_set_renderer: set once before threads use the rendered rows; ""
      * means none (nothing rendered is read or written) */
     char renderer[STORE_RENDERER_MAX];
+    /* store_set_tag_memory: tag rows kept in memory (NULL: none), and how far
+     * this process has followed the tag removals of every process */
+    struct store__tagmap *tags;
+    _Atomic int64_t removals_checked_ms; /* monotonic ms of the last look */
+    _Atomic int64_t removals_seen;       /* the counter's value then */
 };
 
 /* Takes an idle connection, opening a new one while fewer than max_conns
@@ -102,6 +109,38 @@ int store__fail(struct im_error *err, sqlite3 *db, const char *fmt, ...) IM_PRIN
  * may say more than when they were rendered). Inside the caller's
  * transaction. 0 or IM_ESTORE. */
 int store__forget_rendered(struct store__conn *c, const char *root, struct im_error *err);
+/* ---- tag rows in memory (store_tagmap.c) ----
+ * Thread-safe. get: 1 when ref's tag is remembered (*found says whether it is
+ * stored; *out and *miss_until as store_lookup_tag's), 0 when it must be
+ * read, with *ticket taken: put keeps what was read (t NULL: not stored) only
+ * if no forget or flush came after the ticket. forget: a row of ref's
+ * registry and repository under key_part (a tag, or the digest of a miss)
+ * was written; call it after the commit. flush: every row is forgotten
+ * (tags were removed). */
+struct store__tagmap;
+struct store__tagmap_ticket {
+    uint64_t gen, seq;
+};
+struct store__tagmap *store__tagmap_new(size_t entries);
+void store__tagmap_free(struct store__tagmap *m);
+size_t store__tagmap_capacity(const struct store__tagmap *m);
+size_t store__tagmap_used(struct store__tagmap *m);
+int store__tagmap_get(struct store__tagmap *m, const struct im_ref *ref,
+                      struct store_tag *out, int64_t *miss_until, bool *found,
+                      struct store__tagmap_ticket *ticket);
+void store__tagmap_put(struct store__tagmap *m, const struct im_ref *ref,
+                       const struct store__tagmap_ticket *ticket,
+                       const struct store_tag *t, int64_t miss_until);
+void store__tagmap_forget(struct store__tagmap *m, const struct im_ref *ref,
+                          const char *key_part);
+void store__tagmap_flush(struct store__tagmap *m);
+
+/* Tags were removed in c's open transaction (purge, eviction): counts it in
+ * the counters table, so that every process's tag memory sees it. 0 or
+ * IM_ESTORE. After the commit, flush this process's map. */
+#define STORE__TAG_REMOVALS "tag_removals" /* its name in the counters table */
+int store__note_tag_removal(struct store__conn *c, struct im_error *err);
+
 /* Resets st and clears its bindings (no pointer bound with SQLITE_STATIC
  * outlives the call that bound it). */
 void store__done(sqlite3_stmt *st);

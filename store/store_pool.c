@@ -498,6 +498,7 @@ void store_close(struct store *s)
         conn_free(c);
         c = next;
     }
+    store__tagmap_free(s->tags);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s->name);

@@ -22,7 +22,8 @@
 #   (h2) a full disk (a tmpfs filled up): answers still served and right, the
 #       failed write logged and counted, the database intact, writes resume
 #       once there is room
-#   (i) imgmeta cache stats|purge|gc and DELETE /admin/cache/{ref}
+#   (i) imgmeta cache stats|purge|gc and DELETE /admin/cache/{ref}; a purge
+#       by `imgmeta cache purge` while the daemon runs is honoured
 #   (j) the answers file: with the in-memory LRU off, answers asked again are
 #       byte-identical with fresh renders; purge + re-push serves the new one
 # Prints "N passed, N failed"; exits 1 when anything failed.
@@ -432,6 +433,15 @@ code=$(curl -s -o "$IT_DIR/body" -w '%{http_code}' -X DELETE -H 'Authorization: 
 check_eq "(i) ... with it: 200, one tag purged" "200 1" "$code $(jq .removed.tags "$IT_DIR/body")"
 code=$(fetch /images/python/3.7-slim)
 check_eq "(i) ... and the next request resolves again" "200 miss" "$code $(header X-Imgmeta-Cache)"
+# The daemon keeps fresh tags in memory (--tag-memory): a purge by another
+# process on the same database is still honoured, within 10 ms (README).
+code=$(fetch /images/python/3.7-slim)
+check_eq "(i) asked again: a hit (the tag is remembered)" "200 hit" "$code $(header X-Imgmeta-Cache)"
+out=$("$IMGMETA" cache purge python:3.7-slim --db "$IT_DIR/i.db" 2>&1)
+sleep 0.05
+code=$(fetch /images/python/3.7-slim)
+check_eq "(i) imgmeta cache purge while the daemon runs: the next request resolves again ($out)" \
+    "200 miss" "$code $(header X-Imgmeta-Cache)"
 stop "$DAEMON_PID"
 
 # --- (j) the answers file -------------------------------------------------------------------------
