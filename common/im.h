@@ -87,6 +87,7 @@ struct im_blob {
     char media_type[IM_MEDIATYPE_MAX]; /* Content-Type of the HEAD, may be "" */
     int64_t size;                      /* Content-Length, -1 unknown */
     int64_t last_modified;             /* Unix seconds of Last-Modified, -1 unknown */
+    int64_t checked_at; /* Unix seconds the registry said so; 0: just now */
 };
 
 /* Everything needed to describe one reference: root_digest names the document

@@ -23,7 +23,7 @@ const char *const store__sql[ST__COUNT] = {
         " media_type = coalesce(excluded.media_type, media_type),"
         " size = coalesce(excluded.size, size),"
         " last_modified = coalesce(excluded.last_modified, last_modified),"
-        " checked_at = excluded.checked_at",
+        " checked_at = max(checked_at, excluded.checked_at)",
     [ST_PUT_MEMBER] =
         "INSERT OR IGNORE INTO members(root, digest, kind) VALUES (?1, ?2, ?3)",
     [ST_ROOT_OK] = "SELECT EXISTS (SELECT 1 FROM members m JOIN documents d"
@@ -56,7 +56,7 @@ const char *const store__sql[ST__COUNT] = {
     [ST_GET_MISS] = "SELECT until FROM misses WHERE registry = ?1 AND repository = ?2"
                     " AND tag = ?3",
     [ST_LOAD] = "SELECT m.kind, m.digest, d.media_type, d.body, b.media_type, b.size,"
-                " b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL"
+                " b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL, b.checked_at"
                 " FROM members m"
                 " LEFT JOIN documents d ON m.kind = 0 AND d.digest = m.digest"
                 " LEFT JOIN blobs b ON m.kind = 1 AND b.digest = m.digest"
@@ -64,10 +64,11 @@ const char *const store__sql[ST__COUNT] = {
     /* store_known.c: what a resolution need not fetch. A layer's row answers
      * for a registry when some root of that registry holds it. */
     [ST_KNOWN_DOC] = "SELECT media_type, body FROM documents WHERE digest = ?1",
-    [ST_KNOWN_BLOB] = "SELECT b.media_type, b.size, b.last_modified FROM blobs b"
-                      " WHERE b.digest = ?1 AND b.checked_at >= ?3 AND EXISTS ("
-                      "SELECT 1 FROM members m JOIN repo_roots r ON r.root = m.root"
-                      " WHERE m.digest = ?1 AND m.kind = 1 AND r.registry = ?2)",
+    [ST_KNOWN_BLOB] =
+        "SELECT b.media_type, b.size, b.last_modified, b.checked_at FROM blobs b"
+        " WHERE b.digest = ?1 AND b.checked_at >= ?3 AND EXISTS ("
+        "SELECT 1 FROM members m JOIN repo_roots r ON r.root = m.root"
+        " WHERE m.digest = ?1 AND m.kind = 1 AND r.registry = ?2)",
     [ST_STATS] = "SELECT (SELECT count(*) FROM documents),"
                  " (SELECT coalesce(sum(length(body)), 0) FROM documents),"
                  " (SELECT count(*) FROM blobs), (SELECT count(*) FROM tags),"
@@ -271,8 +272,11 @@ static int put_blob(struct store__conn *c, const char *root, const struct im_blo
         src = bind_int_or_null(st, 3, bl->size);
     if (src == SQLITE_OK)
         src = bind_int_or_null(st, 4, bl->last_modified);
+    /* facts taken from the cache keep the time the registry gave them: storing
+     * them again for another image does not make them younger (--layer-ttl) */
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 5, now);
+        src = sqlite3_bind_int64(
+            st, 5, bl->checked_at > 0 && bl->checked_at < now ? bl->checked_at : now);
     if (src != SQLITE_OK) {
         rc = store__fail(err, c->db, "binding blob %s", bl->digest);
         store__done(st);
@@ -437,6 +441,7 @@ static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
             rc = IM_EINVAL;
         bl.size = store__column_int_or_unknown(st, 5);
         bl.last_modified = store__column_int_or_unknown(st, 6);
+        bl.checked_at = sqlite3_column_int64(st, 8);
         if (!rc)
             rc = im_bundle_add_blob(out, &bl);
     }

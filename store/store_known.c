@@ -100,6 +100,7 @@ int store_find_blob(struct store *s, const char *registry, const char *digest,
     }
     out->size = store__column_int_or_unknown(st, 1);
     out->last_modified = store__column_int_or_unknown(st, 2);
+    out->checked_at = sqlite3_column_int64(st, 3);
     im_strlcpy(out->digest, digest, sizeof out->digest);
 out:
     if (st)

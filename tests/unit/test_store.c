@@ -427,6 +427,27 @@ Test(store, known_documents_by_digest_and_layer_facts_by_registry)
                  "another registry's date for the same bytes may differ");
     cr_expect_eq(store_find_blob(s, "docker.io", layer, 1001, &bl, &err), IM_ENOTFOUND,
                  "checked before `since`");
+    /* stored again for another image as the cache gave them, the facts keep
+     * the time the registry gave them: reuse does not make them younger */
+    struct im_bundle b2;
+    make_image(&b2, 2);
+    cr_assert_eq(store_find_blob(s, "docker.io", layer, 0, &bl, &err), 0, "%s", err.msg);
+    struct im_blob again = bl;
+    cr_assert_eq(im_bundle_add_blob(&b2, &again), 0);
+    struct im_ref ref2 = tag_ref("library/python", "3.8");
+    put_ok(s, &ref2, &b2, 5000);
+    cr_assert_eq(store_find_blob(s, "docker.io", layer, 0, &bl, &err), 0, "%s", err.msg);
+    cr_expect_eq(bl.checked_at, 1000, "restamped to %lld", (long long)bl.checked_at);
+    cr_expect_eq(store_find_blob(s, "docker.io", layer, 2000, &bl, &err), IM_ENOTFOUND);
+    /* asked again (checked_at 0: just now), they are young again */
+    again.checked_at = 0;
+    cr_assert_eq(im_bundle_add_blob(&b2, &again), 0);
+    put_ok(s, &ref2, &b2, 6000);
+    cr_expect_eq(store_find_blob(s, "docker.io", layer, 2000, &bl, &err), 0, "%s",
+                 err.msg);
+    cr_expect_eq(bl.checked_at, 6000);
+    cr_assert_eq(store_purge(s, &ref2, NULL, &err), 0, "%s", err.msg);
+    im_bundle_free(&b2);
     /* once no root holds it any more, nothing answers for it */
     struct store_removed rm;
     cr_assert_eq(store_purge(s, &ref, &rm, &err), 0, "%s", err.msg);
