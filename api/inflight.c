@@ -74,19 +74,6 @@ static void unlink_flight(struct api__inflight *t, struct api__flight *f)
     }
 }
 
-static struct timespec deadline_after(long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* ---- bundles ------------------------------------------------------------- */
 
 int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src)
@@ -373,7 +360,7 @@ static int wait_for(struct api *a, struct api__flight *f, struct im_bundle *out,
                     struct api__shared *how, struct im_error *err)
 {
     struct api__inflight *t = &a->inflight;
-    struct timespec until = deadline_after(a->cfg.resolve_wait_ms);
+    struct timespec until = im_deadline_after_ms(a->cfg.resolve_wait_ms);
     int rc = 0;
     f->waiters++;
     while (!f->done && rc != ETIMEDOUT)

@@ -266,6 +266,19 @@ int64_t im_now(void)
     return (int64_t)ts.tv_sec;
 }
 
+struct timespec im_deadline_after_ms(long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 int64_t im_monotonic_ms(void)
 {
     struct timespec ts;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #if defined(__GNUC__)
 #define IM_WUR __attribute__((warn_unused_result))
@@ -146,5 +147,8 @@ void im_utf8_sanitize(char *s);
 /* Wall clock in Unix seconds, and a monotonic clock in milliseconds. */
 int64_t im_now(void);
 int64_t im_monotonic_ms(void);
+/* The CLOCK_MONOTONIC time ms milliseconds from now, for
+ * pthread_cond_timedwait on a condition set to that clock. */
+struct timespec im_deadline_after_ms(long ms);
 
 #endif

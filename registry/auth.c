@@ -416,15 +416,8 @@ void reg__realms_settle(struct reg__realms *t, const char *registry)
 
 bool reg__realms_wait(struct reg__realms *t, const char *registry, long timeout_ms)
 {
-    struct timespec until;
+    struct timespec until = im_deadline_after_ms(timeout_ms);
     bool waited = false;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&t->mu);
     while (pending_find(t, registry)) {
         waited = true;

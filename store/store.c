@@ -6,7 +6,6 @@
 
 #include <stdbool.h>
 #include <string.h>
-#include <time.h>
 
 /* Blob facts: NULL in the database is "unknown" (-1 or "" in struct im_blob),
  * and an unknown never erases a known value. A tag's resolved_at moves only
@@ -500,14 +499,6 @@ out:
     return rc;
 }
 
-/* Milliseconds of a clock that never steps back. */
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* *value = the counter name's value (0 when it was never counted). 0 or
  * IM_ESTORE. */
 static int read_counter(struct store *s, const char *name, int64_t *value)
@@ -596,7 +587,7 @@ int store_set_tag_memory(struct store *s, size_t entries, struct im_error *err)
     /* the removals made so far are already reflected in what will be read */
     (void)read_counter(s, STORE__TAG_REMOVALS, &seen);
     atomic_store(&s->removals_seen, seen);
-    atomic_store(&s->removals_checked_ms, monotonic_ms());
+    atomic_store(&s->removals_checked_ms, im_monotonic_ms());
     s->tags = store__tagmap_new(entries);
     if (!s->tags)
         return im_seterr(err, IM_ENOMEM, "out of memory for %zu tag rows", entries);
@@ -627,7 +618,8 @@ int store__note_tag_removal(struct store__conn *c, struct im_error *err)
  * read), every remembered row goes. */
 static void watch_removals(struct store *s)
 {
-    int64_t now = monotonic_ms(), last = atomic_load(&s->removals_checked_ms), seen = 0;
+    int64_t now = im_monotonic_ms(), last = atomic_load(&s->removals_checked_ms),
+            seen = 0;
     if (now - last < STORE_TAG_MEMORY_WATCH_MS ||
         !atomic_compare_exchange_strong(&s->removals_checked_ms, &last, now))
         return;

@@ -220,3 +220,17 @@ Test(common, path_dir_is_the_directory_part)
     cr_assert_eq(im_path_dir("/var/lib/x.db", small, sizeof small), -1, "does not fit");
     cr_assert_str_eq(small, "");
 }
+
+Test(common, deadline_is_that_far_on_the_monotonic_clock)
+{
+    long waits[] = {0, 1, 999, 1000, 1500, 60000};
+    for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++) {
+        struct timespec now, d = im_deadline_after_ms(waits[i]);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        cr_assert(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L, "tv_nsec %ld", d.tv_nsec);
+        long long ahead = (long long)(d.tv_sec - now.tv_sec) * 1000 +
+                          (d.tv_nsec - now.tv_nsec) / 1000000;
+        cr_expect(ahead <= waits[i] && ahead >= waits[i] - 50, "%ld ms: %lld ms ahead",
+                  waits[i], ahead);
+    }
+}
