@@ -129,7 +129,7 @@ const char *const store__sql[ST__COUNT] = {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static bool str_ok(const char *s, size_t cap, bool nonempty)
+bool store__str_ok(const char *s, size_t cap, bool nonempty)
 {
     const char *nul = memchr(s, '\0', cap);
     return nul && (!nonempty || nul != s);
@@ -138,10 +138,10 @@ static bool str_ok(const char *s, size_t cap, bool nonempty)
 /* ref names a repository and, when need_tag, a tag. */
 static int ref_check(const struct im_ref *ref, bool need_tag, struct im_error *err)
 {
-    if (!ref || !str_ok(ref->registry, sizeof ref->registry, true) ||
-        !str_ok(ref->repository, sizeof ref->repository, true) ||
-        !str_ok(ref->tag, sizeof ref->tag, need_tag) ||
-        !str_ok(ref->digest, sizeof ref->digest, false))
+    if (!ref || !store__str_ok(ref->registry, sizeof ref->registry, true) ||
+        !store__str_ok(ref->repository, sizeof ref->repository, true) ||
+        !store__str_ok(ref->tag, sizeof ref->tag, need_tag) ||
+        !store__str_ok(ref->digest, sizeof ref->digest, false))
         return im_seterr(err, IM_EINVAL,
                          "the store needs a reference with registry, "
                          "repository%s",
@@ -187,7 +187,7 @@ int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i)
 static int put_check(const struct im_ref *ref, const struct im_bundle *b,
                      struct im_error *err)
 {
-    if (!b || !str_ok(b->root_digest, sizeof b->root_digest, true))
+    if (!b || !store__str_ok(b->root_digest, sizeof b->root_digest, true))
         return im_seterr(err, IM_EINVAL, "store_put: the bundle has no root digest");
     if (ref && ref->tag[0] != '\0') {
         int rc = ref_check(ref, true, err);
@@ -201,14 +201,15 @@ static int put_check(const struct im_ref *ref, const struct im_bundle *b,
     }
     for (size_t i = 0; i < b->ndocs; i++) {
         const struct im_doc *d = &b->docs[i];
-        if (!str_ok(d->digest, sizeof d->digest, true) ||
-            !str_ok(d->media_type, sizeof d->media_type, false) || (!d->body && d->len))
+        if (!store__str_ok(d->digest, sizeof d->digest, true) ||
+            !store__str_ok(d->media_type, sizeof d->media_type, false) ||
+            (!d->body && d->len))
             return im_seterr(err, IM_EINVAL, "store_put: document %zu is malformed", i);
     }
     for (size_t i = 0; i < b->nblobs; i++) {
         const struct im_blob *bl = &b->blobs[i];
-        if (!str_ok(bl->digest, sizeof bl->digest, true) ||
-            !str_ok(bl->media_type, sizeof bl->media_type, false) || bl->size < -1)
+        if (!store__str_ok(bl->digest, sizeof bl->digest, true) ||
+            !store__str_ok(bl->media_type, sizeof bl->media_type, false) || bl->size < -1)
             return im_seterr(err, IM_EINVAL, "store_put: blob %zu is malformed", i);
     }
     return 0;
@@ -458,8 +459,8 @@ int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
     sqlite3_stmt *st = NULL;
     bool have_root = false, filling = false;
     int rc = 0;
-    if (!root_digest || !str_ok(root_digest, IM_DIGEST_MAX, true) || !out || out->ndocs ||
-        out->nblobs) {
+    if (!root_digest || !store__str_ok(root_digest, IM_DIGEST_MAX, true) || !out ||
+        out->ndocs || out->nblobs) {
         rc = im_seterr(err, IM_EINVAL, "store_load needs a digest and an empty bundle");
         goto out;
     }

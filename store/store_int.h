@@ -62,6 +62,9 @@ enum store__stmt {
 
 extern const char *const store__sql[ST__COUNT];
 
+/* s is NUL-terminated within cap bytes (and not empty, when nonempty). */
+bool store__str_ok(const char *s, size_t cap, bool nonempty);
+
 /* An integer column, -1 when it is NULL (unknown). */
 int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i);
 

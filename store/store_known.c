@@ -8,7 +8,7 @@
 
 static bool digest_ok(const char *digest)
 {
-    return digest && digest[0] && strlen(digest) < IM_DIGEST_MAX;
+    return digest && store__str_ok(digest, IM_DIGEST_MAX, true);
 }
 
 int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
