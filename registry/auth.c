@@ -272,6 +272,21 @@ void reg__tokens_drop(struct reg__tokens *t, const char *registry, const char *s
     pthread_mutex_unlock(&t->mu);
 }
 
+/* How long a registry's Basic challenge is remembered. */
+#define BASIC_REMEMBERED_S 3600
+
+int reg__basic_note(struct reg__tokens *t, const char *registry)
+{
+    return reg__tokens_put(t, registry, REG__BASIC_SCOPE, "basic",
+                           im_now() + BASIC_REMEMBERED_S);
+}
+
+bool reg__basic_asked(struct reg__tokens *t, const char *registry)
+{
+    char mark[8];
+    return reg__tokens_get(t, registry, REG__BASIC_SCOPE, mark, sizeof mark) == 0;
+}
+
 /* ---- token realms ---- */
 
 #define REALMS_MAX 64

@@ -578,8 +578,7 @@ static int use_basic(struct reg__session *s, struct reg__xfer *x, const char *wh
     if (x->gen == s->bearer_gen && !s->basic) {
         s->basic = true;
         s->bearer_gen++;
-        if (reg__tokens_put(s->c->tokens, s->registry, REG__BASIC_SCOPE, "basic",
-                            im_now() + 3600) != 0)
+        if (reg__basic_note(s->c->tokens, s->registry) != 0)
             return im_seterr(err, IM_ENOMEM, "out of memory");
     }
     return 0;
@@ -621,11 +620,9 @@ static int use_bearer(struct reg__session *s, struct reg__xfer *x,
  * set when the registry asks for Basic and s has credentials. */
 static int probed_realm(struct reg__session *s, struct reg__challenge *ch)
 {
-    char basic[8];
     if (!reg__realms_wait(s->c->realms, s->registry, s->c->cfg.request_timeout_ms))
         return -1;
-    if (s->cred && reg__tokens_get(s->c->tokens, s->registry, REG__BASIC_SCOPE, basic,
-                                   sizeof basic) == 0) {
+    if (s->cred && reg__basic_asked(s->c->tokens, s->registry)) {
         s->basic = true;
         return -1;
     }

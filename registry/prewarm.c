@@ -72,6 +72,14 @@ static void list_registries(struct reg__prewarm *p)
     }
 }
 
+/* The probe's registry is no longer being learnt: whoever waits goes on. */
+static void settle(struct reg__prewarm *p, struct probe *pr)
+{
+    if (pr->pending)
+        reg__realms_settle(p->c->realms, pr->registry);
+    pr->pending = false;
+}
+
 /* Builds probe's URL through the policy, marks its registry pending and
  * starts the GET on multi; on failure pr->why says why. */
 static void probe_start(struct reg__prewarm *p, struct probe *pr, CURLM *multi)
@@ -95,9 +103,7 @@ static void probe_start(struct reg__prewarm *p, struct probe *pr, CURLM *multi)
     }
     im_strlcpy(pr->why, err.msg[0] ? err.msg : im_strerror(rc), sizeof pr->why);
     reg__xfer_release(&pr->x);
-    if (pr->pending)
-        reg__realms_settle(p->c->realms, pr->registry);
-    pr->pending = false;
+    settle(p, pr);
 }
 
 static void report(struct reg__prewarm *p, struct probe *pr, const char *outcome,
@@ -134,10 +140,7 @@ static const char *learn_challenge(struct reg__prewarm *p, struct probe *pr, cha
     }
     if (strcasecmp(ch.scheme, "Basic") == 0) {
         why[0] = '\0';
-        return reg__tokens_put(p->c->tokens, pr->registry, REG__BASIC_SCOPE, "basic",
-                               im_now() + 3600) == 0
-                   ? "basic"
-                   : NULL;
+        return reg__basic_note(p->c->tokens, pr->registry) == 0 ? "basic" : NULL;
     }
     snprintf(why, n, "HTTP 401 asking for %.16s authentication, which is not supported",
              ch.scheme);
@@ -168,9 +171,7 @@ static void probe_done(struct reg__prewarm *p, struct probe *pr, CURLcode cres)
         outcome = learn_challenge(p, pr, detail, sizeof detail);
     else
         snprintf(detail, sizeof detail, "HTTP %ld", status);
-    if (pr->pending)
-        reg__realms_settle(p->c->realms, pr->registry);
-    pr->pending = false;
+    settle(p, pr);
     report(p, pr, outcome ? outcome : "failed", detail);
     reg__xfer_release(&pr->x);
 }
@@ -212,9 +213,7 @@ static void runner_end(struct reg__prewarm *p, CURLM *multi)
             curl_multi_remove_handle(multi, pr->x.easy);
         pr->running = false;
         reg__xfer_release(&pr->x);
-        if (pr->pending)
-            reg__realms_settle(p->c->realms, pr->registry);
-        pr->pending = false;
+        settle(p, pr);
     }
     pthread_mutex_lock(&p->mu);
     p->multi = NULL;

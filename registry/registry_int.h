@@ -111,6 +111,10 @@ int reg__tokens_put(struct reg__tokens *t, const char *registry, const char *sco
 /* The cache key under which a registry that asked for Basic auth is
  * remembered (a scope never starts with a space). */
 #define REG__BASIC_SCOPE " basic"
+/* Remembers (for an hour) that registry asked for Basic auth: 0, IM_ENOMEM. */
+int reg__basic_note(struct reg__tokens *t, const char *registry);
+/* Whether registry asked for Basic auth within that hour. */
+bool reg__basic_asked(struct reg__tokens *t, const char *registry);
 /* Forgets the token for (registry, scope), e.g. after "invalid_token". */
 void reg__tokens_drop(struct reg__tokens *t, const char *registry, const char *scope);
 

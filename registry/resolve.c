@@ -525,8 +525,7 @@ int reg__session_open(struct reg__session *s, struct reg_client *c,
         return rc;
     snprintf(s->scope, sizeof s->scope, "repository:%s:pull", ref->repository);
     s->cred = reg__creds_find(&c->creds, ref->registry);
-    if (s->cred &&
-        reg__tokens_get(c->tokens, s->registry, REG__BASIC_SCOPE, tok, sizeof tok) == 0)
+    if (s->cred && reg__basic_asked(c->tokens, s->registry))
         s->basic = true; /* this registry asked for Basic before: no 401 first */
     if (reg__tokens_get(c->tokens, s->registry, s->scope, tok, sizeof tok) == 0) {
         s->bearer = strdup(tok); /* proactive: saves the 401 round trip */
