@@ -107,21 +107,32 @@ it_record() { IT_PIDS="$IT_PIDS $1"; }
 
 # start_registry DIR: docker-registry with storage in DIR/storage, log in
 # DIR/registry.log; sets REGISTRY_PORT, REGISTRY_PID, REGISTRY_URL.
+# IT_REGISTRY_SERVING=1 runs it as the benchmarks want a registry that serves:
+# blob descriptors cached in memory (the Debian package's own config.yml does
+# so), no access log and warnings only (the front logs every request anyway).
+# Tests keep the registry's log for diagnosis, and no cache, as some change the
+# storage under it.
 start_registry() {
-    local dir=$1
+    local dir=$1 level=info quiet=false cache=""
+    if [ "${IT_REGISTRY_SERVING:-0}" = 1 ]; then
+        level=warn quiet=true
+        cache="  cache:
+    blobdescriptor: inmemory"
+    fi
     mkdir -p "$dir/storage" || return 1
     REGISTRY_PORT=$(free_port) || return 1
     cat >"$dir/config.yml" <<EOF
 version: 0.1
 log:
-  level: info
+  level: $level
   accesslog:
-    disabled: false
+    disabled: $quiet
   fields:
     service: registry
 storage:
   filesystem:
     rootdirectory: $dir/storage
+$cache
   delete:
     enabled: true
 http:
