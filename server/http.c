@@ -311,6 +311,8 @@ static enum MHD_Result deliver(struct srv_http *h, struct MHD_Connection *conn,
     return ret;
 }
 
+#define SHUTTING_DOWN_MSG "imgmeta is shutting down: retry in 1 s"
+
 /* 503 with Retry-After: 1 (code "busy" or "shutting_down"), from the worker. */
 static enum MHD_Result refuse(struct srv_http *h, struct MHD_Connection *conn,
                               struct request *rq, const struct api_request *req,
@@ -439,7 +441,7 @@ static enum MHD_Result go_slow(struct srv_http *h, struct MHD_Connection *conn,
     pthread_mutex_unlock(&p->lock);
     if (!room)
         return refuse(h, conn, rq, req, stopping ? "shutting_down" : "busy",
-                      stopping ? "imgmeta is shutting down: retry in 1 s"
+                      stopping ? SHUTTING_DOWN_MSG
                                : "imgmeta has as many requests waiting for a registry "
                                  "as it queues (--upstream-queue): retry in 1 s");
     struct job *j = job_new(req, conn, rq);
@@ -481,8 +483,7 @@ static enum MHD_Result resumed(struct srv_http *h, struct MHD_Connection *conn,
     if (!j) {
         struct api_request req;
         read_request(conn, rq, url, method, &req);
-        return refuse(h, conn, rq, &req, "shutting_down",
-                      "imgmeta is shutting down: retry in 1 s");
+        return refuse(h, conn, rq, &req, "shutting_down", SHUTTING_DOWN_MSG);
     }
     enum MHD_Result ret = j->rc == 0 ? deliver(h, conn, rq, &j->resp) : MHD_NO;
     job_free(j);
