@@ -215,8 +215,7 @@ int im_buf_append(struct im_buf *b, const void *data, size_t n)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s)
+size_t im_utf8_len(const unsigned char *s)
 {
     unsigned c = s[0];
     size_t n;
@@ -250,7 +249,7 @@ void im_utf8_sanitize(char *s)
 {
     unsigned char *p = (unsigned char *)s;
     while (*p) {
-        size_t n = utf8_seq(p);
+        size_t n = im_utf8_len(p);
         if (n == 0) {
             *p++ = '?';
         } else {

@@ -143,6 +143,11 @@ int im_buf_append(struct im_buf *b, const void *data, size_t n) IM_WUR;
  * (overlong forms, surrogates and code points past U+10FFFF included) with
  * '?', so text from the network or cut at a byte limit can go into JSON. */
 void im_utf8_sanitize(char *s);
+/* Length of the valid UTF-8 sequence that starts at s (1 to 4; 1 for an
+ * ASCII byte), or 0 when the byte there does not start one (NUL excluded:
+ * call it on a byte before the terminator). */
+size_t im_utf8_len(const unsigned char *s);
+
 
 /* Wall clock in Unix seconds, and a monotonic clock in milliseconds. */
 int64_t im_now(void);

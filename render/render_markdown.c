@@ -9,75 +9,28 @@
 
 #include <jansson.h>
 
-/* A growing output buffer; after the first allocation failure every append
- * is a no-op and oom stays set, so callers check once at the end. */
-struct mdbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void md_putn(struct mdbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void md_put(struct mdbuf *b, const char *s)
-{
-    md_putn(b, s, strlen(s));
-}
+#include "render_buf.h"
 
 /* Several strings in a row, NULL-terminated. */
-static void md_cat(struct mdbuf *b, ...)
+static void md_cat(struct render_buf *b, ...)
 {
     va_list ap;
     const char *s;
     va_start(ap, b);
     for (s = va_arg(ap, const char *); s != NULL; s = va_arg(ap, const char *))
-        md_put(b, s);
+        render_buf_put(b, s);
     va_end(ap);
 }
 
-static int md_finish(struct mdbuf *b, char **out, size_t *len)
-{
-    if (!b->oom && !b->p)
-        md_putn(b, "", 0);
-    if (b->oom) {
-        free(b->p);
-        *out = NULL;
-        *len = 0;
-        return IM_ENOMEM;
-    }
-    *out = b->p;
-    *len = b->len;
-    return 0;
-}
-
 /* "## `REF`\n" */
-static void md_heading(struct mdbuf *b, const struct im_ref *ref)
+static void md_heading(struct render_buf *b, const struct im_ref *ref)
 {
     char disp[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
     render_ref_display(ref, disp, sizeof disp);
     md_cat(b, "## `", disp, "`\n", (char *)NULL);
 }
 
-static void md_pull(struct mdbuf *b, const struct im_ref *ref, const char *digest)
+static void md_pull(struct render_buf *b, const struct im_ref *ref, const char *digest)
 {
     char name[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + 2];
     render_ref_pull_name(ref, name, sizeof name);
@@ -86,7 +39,7 @@ static void md_pull(struct mdbuf *b, const struct im_ref *ref, const char *diges
 }
 
 /* Compact JSON with "/" escaped, as the page shows arrays. */
-static void md_json_strv(struct mdbuf *b, const struct render_strv *s)
+static void md_json_strv(struct render_buf *b, const struct render_strv *s)
 {
     json_t *arr = json_array();
     char *dump = NULL;
@@ -100,7 +53,7 @@ static void md_json_strv(struct mdbuf *b, const struct render_strv *s)
     if (!dump)
         b->oom = true;
     else
-        md_put(b, dump);
+        render_buf_put(b, dump);
     free(dump);
     json_decref(arr);
 }
@@ -117,12 +70,12 @@ static bool total_size(const struct render_entry *e, int64_t *total)
     return true;
 }
 
-static void md_facts(struct mdbuf *b, const struct render_entry *e)
+static void md_facts(struct render_buf *b, const struct render_entry *e)
 {
     char size[96];
     int64_t total;
 
-    md_put(b, "\n");
+    render_buf_put(b, "\n");
     if (e->docker_version)
         md_cat(b, "-\tDocker Version: ", e->docker_version, "\n", (char *)NULL);
     if (e->media_type)
@@ -135,19 +88,19 @@ static void md_facts(struct mdbuf *b, const struct render_entry *e)
     if (e->image_id)
         md_cat(b, "-\tImage ID: `", e->image_id, "`\n", (char *)NULL);
     if (e->entrypoint.present && e->entrypoint.n > 0) {
-        md_put(b, "-\tEntrypoint: `");
+        render_buf_put(b, "-\tEntrypoint: `");
         md_json_strv(b, &e->entrypoint);
-        md_put(b, "`\n");
+        render_buf_put(b, "`\n");
     }
     if (e->cmd.present) {
-        md_put(b, "-\tDefault Command: `");
+        render_buf_put(b, "-\tDefault Command: `");
         md_json_strv(b, &e->cmd);
-        md_put(b, "`\n");
+        render_buf_put(b, "`\n");
     }
     if (e->shell.present) {
-        md_put(b, "-\t`SHELL`: `");
+        render_buf_put(b, "-\t`SHELL`: `");
         md_json_strv(b, &e->shell);
-        md_put(b, "`\n");
+        render_buf_put(b, "`\n");
     }
 }
 
@@ -175,16 +128,16 @@ static size_t fence_run(const char *s, size_t len)
     return best;
 }
 
-static void md_fence(struct mdbuf *b, size_t n)
+static void md_fence(struct render_buf *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        md_putn(b, "`", 1);
+        render_buf_putn(b, "`", 1);
 }
 
-static void md_dockerfile(struct mdbuf *b, const struct render_entry *e)
+static void md_dockerfile(struct render_buf *b, const struct render_entry *e)
 {
     char date[64];
-    struct mdbuf body = {0};
+    struct render_buf body = {0};
     for (size_t i = 0; i < e->n_history; i++) {
         const struct render_history *h = &e->history[i];
         char *line;
@@ -206,20 +159,20 @@ static void md_dockerfile(struct mdbuf *b, const struct render_entry *e)
      * usual page keeps its three). */
     size_t run = body.p ? fence_run(body.p, body.len) : 0;
     size_t n = run >= 3 ? run + 1 : 3;
-    md_put(b, "\n");
+    render_buf_put(b, "\n");
     md_fence(b, n);
-    md_put(b, "dockerfile\n");
+    render_buf_put(b, "dockerfile\n");
     if (body.oom)
         b->oom = true;
     else if (body.p)
-        md_putn(b, body.p, body.len);
+        render_buf_putn(b, body.p, body.len);
     md_fence(b, n);
-    md_put(b, "\n");
+    render_buf_put(b, "\n");
     free(body.p);
 }
 
 /* One layer item: its lines joined by "  \n" (Markdown hard breaks). */
-static void md_layer(struct mdbuf *b, const struct render_layer *l)
+static void md_layer(struct render_buf *b, const struct render_layer *l)
 {
     char date[64], size[96];
     md_cat(b, "\t-\t`", l->digest ? l->digest : "", "`", (char *)NULL);
@@ -232,10 +185,10 @@ static void md_layer(struct mdbuf *b, const struct render_layer *l)
     }
     if (l->media_type)
         md_cat(b, "  \n\t\tMIME: ", l->media_type, (char *)NULL);
-    md_put(b, "\n");
+    render_buf_put(b, "\n");
 }
 
-static void md_entry(struct mdbuf *b, const struct render_image *img,
+static void md_entry(struct render_buf *b, const struct render_image *img,
                      const struct render_entry *e, const char *disp, const char *plat)
 {
     md_cat(b, "\n### `", disp, "` - ", plat, "\n", (char *)NULL);
@@ -243,7 +196,7 @@ static void md_entry(struct mdbuf *b, const struct render_image *img,
         md_pull(b, &img->ref, e->digest);
     md_facts(b, e);
     md_dockerfile(b, e);
-    md_put(b, "\n-\tLayers:\n");
+    render_buf_put(b, "\n-\tLayers:\n");
     for (size_t i = 0; i < e->n_layers; i++)
         md_layer(b, &e->layers[i]);
 }
@@ -257,17 +210,17 @@ static void entry_platform(const struct render_entry *e, char *buf, size_t n)
 
 int render_markdown(const struct render_image *img, char **out, size_t *len)
 {
-    struct mdbuf b = {0};
+    struct render_buf b = {0};
     char disp[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
     char plat[4096];
 
     render_ref_display(&img->ref, disp, sizeof disp);
     md_heading(&b, &img->ref);
     md_pull(&b, &img->ref, img->digest);
-    md_put(&b, "\n");
+    render_buf_put(&b, "\n");
     if (img->is_list && img->media_type)
         md_cat(&b, "-\tManifest MIME: `", img->media_type, "`\n", (char *)NULL);
-    md_put(&b, "-\tPlatforms:\n");
+    render_buf_put(&b, "-\tPlatforms:\n");
     for (size_t i = 0; i < img->n_entries; i++) {
         entry_platform(&img->entries[i], plat, sizeof plat);
         md_cat(&b, "\t-\t", plat, "\n", (char *)NULL);
@@ -276,13 +229,13 @@ int render_markdown(const struct render_image *img, char **out, size_t *len)
         entry_platform(&img->entries[i], plat, sizeof plat);
         md_entry(&b, img, &img->entries[i], disp, plat);
     }
-    return md_finish(&b, out, len);
+    return render_buf_finish(&b, out, len);
 }
 
 int render_markdown_not_found(const struct im_ref *ref, char **out, size_t *len)
 {
-    struct mdbuf b = {0};
+    struct render_buf b = {0};
     md_heading(&b, ref);
-    md_put(&b, "\n**does not exist** (yet?)\n");
-    return md_finish(&b, out, len);
+    render_buf_put(&b, "\n**does not exist** (yet?)\n");
+    return render_buf_finish(&b, out, len);
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "render.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -41,6 +43,18 @@ static void fuzz_strings(const char *s)
     (void)render_parse_http_date(s, &t);
 }
 
+/* The JSON is written without jansson; jansson must read it and dump the
+ * very same bytes back. */
+static void check_json(const char *out, size_t len)
+{
+    json_t *j = json_loadb(out, len, 0, NULL);
+    char *again = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!again || strcmp(again, out) != 0)
+        abort();
+    free(again);
+    json_decref(j);
+}
+
 static void fuzz_render(const struct render_image *img)
 {
     char *out = NULL;
@@ -51,9 +65,11 @@ static void fuzz_render(const struct render_image *img)
     free(out);
     if (render_json(img, &out, &len) != 0 || strlen(out) != len)
         abort();
+    check_json(out, len);
     free(out);
     if (render_json_summary(img, &out, &len) != 0 || strlen(out) != len)
         abort();
+    check_json(out, len);
     free(out);
 }
 

@@ -1182,3 +1182,85 @@ Test(markdown, backtick_lines_in_history_stay_inside_the_block)
     render_image_free(img);
     im_bundle_free(&b);
 }
+
+/* The JSON is written directly, not through jansson: its bytes must be the
+ * ones jansson's compact, order-preserving dump gives for the same values, so
+ * parsing and dumping it again changes nothing. Checked on the python page's
+ * bundle, the hand-made ones, and text with quotes, backslashes, control
+ * characters, non-ASCII and bytes that are not UTF-8 (those become '?'). */
+static void expect_as_jansson_dumps(const char *what, const char *s, size_t len)
+{
+    json_t *j = parse_json(s);
+    char *again = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    cr_assert_not_null(again);
+    if (strlen(again) != len || memcmp(again, s, len) != 0) {
+        size_t i = 0;
+        while (i < len && s[i] == again[i])
+            i++;
+        cr_assert_fail("%s: differs from jansson at byte %zu:\n ours: [%.60s]\n "
+                       "jansson: [%.60s]",
+                       what, i, s + i, again + i);
+    }
+    free(again);
+    json_decref(j);
+}
+
+static void expect_both_views_as_jansson(const char *what, const struct render_image *img)
+{
+    char *s = NULL;
+    size_t len = 0;
+    cr_assert_eq(render_json(img, &s, &len), 0);
+    cr_expect_eq(len, strlen(s));
+    expect_as_jansson_dumps(what, s, len);
+    free(s);
+    cr_assert_eq(render_json_summary(img, &s, &len), 0);
+    expect_as_jansson_dumps(what, s, len);
+    free(s);
+}
+
+Test(json, bytes_are_what_jansson_dumps)
+{
+    struct im_bundle b;
+    struct im_ref ref;
+    struct render_image *img = NULL;
+    struct im_error err = {{0}};
+
+    load_case("tests/cases/render-python-3.7-slim/bundle.json", &b, &ref);
+    cr_assert_eq(render_image_build(&ref, &b, &img, &err), 0, "%s", err.msg);
+    expect_both_views_as_jansson("python:3.7-slim", img);
+    render_image_free(img);
+    im_bundle_free(&b);
+
+    handmade(&b);
+    cr_assert_eq(build(&b, &img, &err), 0, "%s", err.msg);
+    expect_both_views_as_jansson("handmade", img);
+    render_image_free(img);
+    im_bundle_free(&b);
+
+    oci_with_attestation(&b);
+    cr_assert_eq(build(&b, &img, &err), 0, "%s", err.msg);
+    expect_both_views_as_jansson("attestation", img);
+
+    /* hostile text in the strings the model carries */
+    free(img->media_type);
+    img->media_type =
+        strdup("a\"b\\c/d\x01\x1f\b\f\n\r\t\x7f é ✓ 😀 \xff\xc0\xaf \xed\xa0\x80 end");
+    cr_assert_not_null(img->media_type);
+    struct render_history *h = &img->entries[0].history[0];
+    free(h->created_by);
+    h->created_by = strdup("/bin/sh -c echo \"$x\" \\\n\t&& printf '\\x1b' \xe2\x82");
+    cr_assert_not_null(h->created_by);
+    expect_both_views_as_jansson("hostile text", img);
+
+    char *s = NULL;
+    size_t len = 0;
+    cr_assert_eq(render_json(img, &s, &len), 0);
+    json_t *j = parse_json(s);
+    cr_expect_str_eq(json_string_value(JGET(j, "mediaType")),
+                     "a\"b\\c/d\x01\x1f\b\f\n\r\t\x7f é ✓ 😀 ??? ??? end");
+    json_decref(j);
+    cr_expect_not_null(strstr(s, "\\u0001\\u001F\\b\\f\\n\\r\\t"), "%s", s);
+    free(s);
+    render_image_free(img);
+    im_bundle_free(&b);
+}
