@@ -361,22 +361,12 @@ static int mark_stale_json(struct api_response *resp)
     return 0;
 }
 
-/* 64-bit FNV-1a, to fold the platform filter into the ETag. */
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static void make_etag(const struct describe *d, const struct api_request *req, char *buf,
                       size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = IM_FNV1A_START; /* the platform filter, folded into the ETag */
     for (size_t i = 0; i < req->n_platforms; i++)
-        h = fnv1a(fnv1a(h, req->platforms[i]), ",");
+        h = im_fnv1a(im_fnv1a(h, req->platforms[i], strlen(req->platforms[i])), ",", 1);
     const char *digest = d->bundle.root_digest;
     const char *hex = strchr(digest, ':');
     hex = hex ? hex + 1 : digest;

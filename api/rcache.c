@@ -38,12 +38,7 @@ struct api__rcache {
 
 uint64_t api__key_hash(const char *k, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return im_fnv1a(IM_FNV1A_START, k, n);
 }
 
 struct api__rcache *api__rcache_new(size_t max_bytes)

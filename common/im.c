@@ -258,6 +258,16 @@ void im_utf8_sanitize(char *s)
     }
 }
 
+uint64_t im_fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
 int64_t im_now(void)
 {
     struct timespec ts;

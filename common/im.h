@@ -148,6 +148,12 @@ void im_utf8_sanitize(char *s);
  * call it on a byte before the terminator). */
 size_t im_utf8_len(const unsigned char *s);
 
+/* 64-bit FNV-1a of n bytes, going on from h: IM_FNV1A_START for a new hash.
+ * The start is one digit short of FNV's published offset basis (as the first
+ * copies of this loop had it); rendered rows are stored under these values,
+ * so neither may change. */
+#define IM_FNV1A_START 1469598103934665603ULL
+uint64_t im_fnv1a(uint64_t h, const void *data, size_t n);
 
 /* Wall clock in Unix seconds, and a monotonic clock in milliseconds. */
 int64_t im_now(void);

@@ -8,12 +8,7 @@
 /* The row id of key: 64-bit FNV-1a, kept to 63 bits (a positive rowid). */
 static sqlite3_int64 key_id(const void *key, size_t klen)
 {
-    const unsigned char *k = key;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < klen; i++) {
-        h ^= k[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = im_fnv1a(IM_FNV1A_START, key, klen);
     return (sqlite3_int64)(h & (uint64_t)INT64_MAX);
 }
 

@@ -69,11 +69,7 @@ static size_t make_key(const struct im_ref *ref, const char *key, char *out, siz
 /* 64-bit FNV-1a, never 0 (0 marks an empty slot). */
 static uint64_t key_hash(const char *k, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = im_fnv1a(IM_FNV1A_START, k, n);
     return h ? h : 1;
 }
 
