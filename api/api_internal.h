@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "api.h"
+#include "render.h"
 #include "store.h"
 
 #define API_CT_JSON "application/json"
@@ -103,6 +104,9 @@ struct api__shared {
     struct im_error store_err; /* why the result could not be stored */
     long retry_after;          /* on IM_ERATELIMIT or IM_EBUSY: seconds to tell the
                                   client (the upstream's Retry-After), 0 = unknown */
+    /* after a resolution by this request: the image model of its answer, built
+     * while the answer was being stored (the caller owns it), else NULL */
+    struct render_image *model;
 };
 
 /* Resolves ref upstream and stores the result, or waits for a concurrent

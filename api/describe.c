@@ -45,6 +45,7 @@ struct describe {
     long retry_after;   /* on IM_ERATELIMIT/IM_EBUSY: seconds for Retry-After, 0 */
     struct im_error store_err;
     struct im_error err;
+    struct render_image *model; /* built during the resolution, or NULL */
 };
 
 static void note_store_failure(struct describe *d, const struct im_error *serr);
@@ -198,6 +199,8 @@ static int shared(struct api *a, struct describe *d, const struct store_tag *pri
         return API_SLOW;
     im_bundle_free(&d->bundle);
     int rc = api__resolve_shared(a, &d->ref, prior, &d->bundle, &how, &d->err);
+    render_image_free(d->model);
+    d->model = how.model;
     d->retry_after = how.retry_after;
     if (how.store_failed)
         note_store_failure(d, &how.store_err);
@@ -516,7 +519,9 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
             goto out;
         }
     }
-    rc = render_image_build(&d->ref, &d->bundle, &img, &d->err);
+    img = d->model; /* built while the answer was stored, or built now */
+    d->model = NULL;
+    rc = img ? 0 : render_image_build(&d->ref, &d->bundle, &img, &d->err);
     if (rc != 0) {
         rc = api__error_code(resp, rc, d->err.msg);
         goto out;
@@ -612,6 +617,7 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     if (rc == 0 && d.stale && resp->status == 200 && d.format == API_FORMAT_JSON)
         rc = mark_stale_json(resp);
 out:
+    render_image_free(d.model);
     im_bundle_free(&d.bundle);
     return rc;
 }

@@ -222,8 +222,8 @@ static void remember_miss(struct api *a, const struct im_ref *ref,
         store_failed(how, &serr);
 }
 
-static void store_answer(struct api *a, const struct im_ref *ref, struct im_bundle *out,
-                         struct api__shared *how)
+static void store_answer(struct api *a, const struct im_ref *ref,
+                         const struct im_bundle *out, struct api__shared *how)
 {
     struct im_error serr;
     int64_t now = im_now();
@@ -235,6 +235,39 @@ static void store_answer(struct api *a, const struct im_ref *ref, struct im_bund
         store_enforce_budget(a->store, a->cfg.cache_max_bytes, ref->tag[0] ? ref : NULL,
                              now, NULL, &serr) != 0)
         store_failed(how, &serr);
+}
+
+struct store_job {
+    struct api *a;
+    const struct im_ref *ref;
+    const struct im_bundle *out;
+    struct api__shared *how;
+};
+
+static void *store_job_main(void *arg)
+{
+    struct store_job *j = arg;
+    store_answer(j->a, j->ref, j->out, j->how);
+    return NULL;
+}
+
+/* Stores a new answer on a thread of its own while this one builds the image
+ * model it will be rendered from (both only read out): the request waits for
+ * the longer of the two instead of both. Without a thread, one after the
+ * other; a model that cannot be built is left to the renderer, which says why. */
+static void store_and_build(struct api *a, const struct im_ref *ref,
+                            const struct im_bundle *out, struct api__shared *how)
+{
+    struct store_job job = {a, ref, out, how};
+    struct im_error berr;
+    pthread_t t;
+    bool threaded = pthread_create(&t, NULL, store_job_main, &job) == 0;
+    if (render_image_build(ref, out, &how->model, &berr) != 0)
+        how->model = NULL;
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        store_answer(a, ref, out, how);
 }
 
 /* A request that saw the cache stale or empty may become the leader just
@@ -311,7 +344,7 @@ static int work(struct api *a, const struct im_ref *ref, const struct store_tag 
         im_bundle_free(out);
         return rc;
     }
-    store_answer(a, ref, out, how);
+    store_and_build(a, ref, out, how);
     return 0;
 }
 
