@@ -8,7 +8,9 @@
 #      vs the lower bound 4 x D and the target 4 x D + 20 ms; skopeo inspect
 #      over the 7 platforms through the same front as the sequential client.
 #   2. warm: wrk (2 threads, 64 connections) on JSON, Markdown and 304
-#      revalidation, side by side with nginx serving the same bytes.
+#      revalidation, side by side with nginx serving the same bytes, all
+#      sharing the cores; then (2+ CPUs) JSON and Markdown again with the
+#      server under test on one CPU and wrk -t1 on another (taskset).
 #   3. scale: SCALE_N distinct images written into the registry by bench-fill,
 #      resolved once, then wrk over a random mix; RSS; database bytes/image.
 #   4. upstream economy: requests per cold resolution, per revalidation after
@@ -103,7 +105,8 @@ front_() {
 }
 
 # daemon NAME UPSTREAM ARGS...: imgmeta serve with a fresh database
-# IT_DIR/NAME.db; sets D_URL, D_PID, D_DB.
+# IT_DIR/NAME.db; sets D_URL, D_PID, D_DB. D_CPU=N (e.g. as a prefix of the
+# call) runs it under taskset -c N.
 daemon() { retry3 daemon_ "$@"; }
 daemon_() {
     local name=$1 up=$2 port
@@ -112,12 +115,15 @@ daemon_() {
     D_URL=http://127.0.0.1:$port
     D_DB=$IT_DIR/$name.db
     rm -f "$D_DB" "$D_DB-wal" "$D_DB-shm"
-    "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$D_DB" --mirror "docker.io=$up" "$@" \
-        >"$IT_DIR/$name.log" 2>&1 &
+    ${D_CPU:+taskset -c "$D_CPU"} "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$D_DB" \
+        --mirror "docker.io=$up" "$@" >"$IT_DIR/$name.log" 2>&1 &
     D_PID=$!
     it_record "$D_PID"
     wait_http "$D_URL/healthz" 200 "$D_PID" || { tail -n 20 "$IT_DIR/$name.log" >&2; return 1; }
 }
+
+# started_threads NAME: the HTTP threads daemon NAME says it runs (its start line).
+started_threads() { sed -n 's/.* event=listening .*threads=\([0-9]*\).*/\1/p' "$IT_DIR/$1.log"; }
 
 # stop PID: SIGTERM, wait at most 5 s, then SIGKILL.
 stop() {
@@ -129,10 +135,12 @@ stop() {
     IT_PIDS=$(printf '%s\n' $IT_PIDS | grep -vx "$1" | tr '\n' ' ')
 }
 
-# nginx_start DIR: nginx-light, non-daemon, its own prefix; serves DIR/html.
+# nginx_start DIR [WORKERS [CPU]]: nginx-light, non-daemon, its own prefix;
+# serves DIR/html with WORKERS worker processes (default auto: one per CPU it
+# may run on), under taskset -c CPU when CPU is given.
 nginx_start() { retry3 nginx_start_ "$@"; }
 nginx_start_() {
-    local dir=$1 port
+    local dir=$1 workers=${2:-auto} cpu=${3:-} port
     port=$(free_port) || return 1
     N_URL=http://127.0.0.1:$port
     mkdir -p "$dir/html" "$dir/tmp"
@@ -143,7 +151,7 @@ nginx_start_() {
 $user
 daemon off;
 master_process on;
-worker_processes auto;
+worker_processes $workers;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 1024; }
@@ -168,7 +176,7 @@ http {
     }
 }
 EOF
-    nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+    ${cpu:+taskset -c "$cpu"} nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
     N_PID=$!
     it_record "$N_PID"
     wait_http "$N_URL/" 403 "$N_PID" || wait_http "$N_URL/" 404 "$N_PID" || { cat "$dir/error.log" >&2; return 1; }
@@ -177,10 +185,12 @@ EOF
 # --- measurements -------------------------------------------------------------
 
 # wrk_run NAME URL [SCRIPT]: one bounded wrk run; prints "rps p99_ms non2xx errors".
+# WRK_T (default 2) is wrk's thread count; WRK_CPU=N runs wrk under taskset -c N.
 wrk_run() {
     local name=$1 url=$2 script=${3:-} f
     f=$IT_DIR/wrk-$name-$(now_ms).txt
-    timeout $((WRK_S + 30)) wrk -t2 -c"$WRK_C" -d"${WRK_S}s" --latency \
+    timeout $((WRK_S + 30)) ${WRK_CPU:+taskset -c "$WRK_CPU"} wrk -t"${WRK_T:-2}" -c"$WRK_C" \
+        -d"${WRK_S}s" --latency \
         ${script:+-s "$script"} "$url" >"$f" 2>&1
     awk '
       function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
@@ -212,6 +222,13 @@ db_bytes() { # DB: bytes of the database and its WAL (after the daemon stopped)
     local s=0 f
     for f in "$1" "$1-wal"; do [ -f "$f" ] && s=$((s + $(stat -c %s "$f"))); done
     echo "$s"
+}
+
+# cpus_allowed: the CPUs this script may run on, one a line (its affinity
+# list as taskset prints it, e.g. 0-3,6, expanded).
+cpus_allowed() {
+    taskset -pc $$ | sed 's/.*: *//' | tr ',' '\n' |
+        awk -F- '{ for (c = $1; c <= (NF > 1 ? $2 : $1); c++) print c }'
 }
 
 # --- set-up ---------------------------------------------------------------------
@@ -481,7 +498,7 @@ fi
 
 # === 2. warm ==================================================================
 if want warm; then
-log "2. warm answers: imgmeta vs nginx, wrk -t2 -c$WRK_C -d${WRK_S}s x $WRK_RUNS"
+log "2. warm answers: imgmeta vs nginx, shared cores, wrk -t2 -c$WRK_C -d${WRK_S}s x $WRK_RUNS"
 daemon warm "$NF_URL" || die "cannot start imgmeta"
 WARM_PID=$D_PID WARM_URL=$D_URL
 J_PATH=/images/python/3.7-slim
@@ -509,9 +526,47 @@ for r in $(seq 1 "$WRK_RUNS"); do # interleaved, so drift hits both alike
     BENCH_ETAG=$ETAG wrk_once im-304 "$WARM_URL$J_PATH" "$LUA/inm.lua"
     BENCH_ETAG=$NETAG wrk_once ng-304 "$NJ" "$LUA/inm.lua"
 done
+WARM_THREADS=$(started_threads warm)
 WARM_RSS=$(awk '/VmHWM|VmRSS/ {sub(":", "", $1); printf "%s%s %.1f MiB", (n++ ? ", " : ""), $1, $2 / 1024}' "/proc/$WARM_PID/status")
 stop "$N_PID"
 stop "$WARM_PID"
+
+# Pinned: the server under test alone on one CPU (imgmeta with its defaults,
+# hence one HTTP thread; nginx with one worker), wrk -t1 on another, so that
+# the load generator does not compete with the server for its core.
+PIN_SKIP=""
+if [ "$(nproc)" -lt 2 ]; then
+    PIN_SKIP="this process may run on $(nproc) CPU only, so the server and wrk cannot each have one"
+elif ! command -v taskset >/dev/null; then
+    PIN_SKIP="taskset (util-linux) is missing"
+fi
+if [ -z "$PIN_SKIP" ]; then
+    PIN_SRV=$(cpus_allowed | sed -n 1p) PIN_WRK=$(cpus_allowed | sed -n 2p)
+    log "2b. pinned: server on CPU $PIN_SRV, wrk -t1 -c$WRK_C on CPU $PIN_WRK x $WRK_RUNS"
+    D_CPU=$PIN_SRV daemon warm-pin "$NF_URL" || die "cannot start imgmeta on CPU $PIN_SRV"
+    PIN_PID=$D_PID PIN_URL=$D_URL
+    PIN_THREADS=$(started_threads warm-pin)
+    PIN_MASK=$(taskset -pc "$PIN_PID" | sed 's/.*: *//')
+    PIN_HTML=$IT_DIR/nginx-pin/html/images/python
+    mkdir -p "$PIN_HTML"
+    curl -s -o "$PIN_HTML/3.7-slim.json" "$PIN_URL$J_PATH"
+    curl -s -o "$PIN_HTML/3.7-slim.md" "$PIN_URL$M_PATH"
+    nginx_start "$IT_DIR/nginx-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
+    PNJ=$N_URL/images/python/3.7-slim.json
+    PNM=$N_URL/images/python/3.7-slim.md
+    cmp -s <(curl -s "$PNJ") <(curl -s "$PIN_URL$J_PATH") || die "pinned nginx JSON bytes differ"
+    cmp -s <(curl -s "$PNM") <(curl -s "$PIN_URL$M_PATH") || die "pinned nginx Markdown bytes differ"
+    for r in $(seq 1 "$WRK_RUNS"); do # interleaved, as above
+        WRK_T=1 WRK_CPU=$PIN_WRK wrk_once pin-im-json "$PIN_URL$J_PATH"
+        WRK_T=1 WRK_CPU=$PIN_WRK wrk_once pin-ng-json "$PNJ"
+        WRK_T=1 WRK_CPU=$PIN_WRK wrk_once pin-im-md "$PIN_URL$M_PATH"
+        WRK_T=1 WRK_CPU=$PIN_WRK wrk_once pin-ng-md "$PNM"
+    done
+    stop "$N_PID"
+    stop "$PIN_PID"
+else
+    log "2b. pinned configuration skipped: $PIN_SKIP"
+fi
 fi
 
 # === 3. scale =================================================================
@@ -672,8 +727,38 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 T_TOTAL=$(($(date +%s) - T_START))
 pct() { calc "100 * $1 / $2" 0; }
-want warm && { IJ=$(col im-json 1) NJR=$(col ng-json 1) IM=$(col im-md 1) NMR=$(col ng-md 1)
-    I3=$(col im-304 1) N3=$(col ng-304 1); }
+want warm && { IJ=$(col im-json 1) I3=$(col im-304 1) N3=$(col ng-304 1); }
+# warm_row LABEL BYTES IM NG: a row of a warm table from the series IM and NG
+# (req/s and p99 against the targets).
+warm_row() {
+    local i n ip
+    i=$(col "$3" 1) n=$(col "$4" 1) ip=$(col "$3" 2)
+    echo "| $1 | $2 | **$i** | $n | $(pct "$i" "$n")% ($(yes_no "$i >= 0.5 * $n")) | $ip ms ($(yes_no "$ip < 5")) | $(col "$4" 2) ms |"
+}
+# pin_report: the pinned part of section 2 (Markdown).
+pin_report() {
+    if [ -n "${PIN_SKIP:-}" ]; then
+        printf '### Server on one CPU, wrk on another\n\nSkipped: %s.\n' "$PIN_SKIP"
+        return
+    fi
+    cat <<EOF
+### Server on CPU $PIN_SRV, wrk on CPU $PIN_WRK: \`taskset -c $PIN_WRK wrk -t1 -c$WRK_C -d${WRK_S}s --latency\`
+
+The same answers from a second imgmeta daemon started as \`taskset -c $PIN_SRV imgmeta serve\` with
+its defaults (affinity $PIN_MASK: its start line says threads=$PIN_THREADS), and a second nginx under
+\`taskset -c $PIN_SRV\` with \`worker_processes 1\`: both on CPU $PIN_SRV, only the one under load busy, interleaved as above.
+Both configurations are shown because on shared cores the tail includes the load
+generator's competition for the server's cores, while pinned it is the server's own latency
+with one core each, the usual way to keep a load generator apart on one host.
+
+| answer | bytes | imgmeta req/s | nginx req/s | imgmeta / nginx (target ≥ 50%) | imgmeta p99 (target < 5 ms) | nginx p99 |
+|---|---|---|---|---|---|---|
+$(warm_row "JSON, full" "$(stat -c %s "$PIN_HTML/3.7-slim.json")" pin-im-json pin-ng-json)
+$(warm_row Markdown "$(stat -c %s "$PIN_HTML/3.7-slim.md")" pin-im-md pin-ng-md)
+
+Responses other than 2xx/3xx or socket errors over the pinned runs: imgmeta $(($(bad pin-im-json) + $(bad pin-im-md))), nginx $(($(bad pin-ng-json) + $(bad pin-ng-md))).
+EOF
+}
 want scale && { SM=$(col sc-mix 1) SO=$(col sc-one 1) SL=$(col sc-one-lua 1)
     NGM=$(col ng-mix 1) NGL=$(col ng-one-lua 1); }
 GIT=$(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)$(cd "$SRC" && git diff --quiet HEAD -- . ':!BENCHMARKS.md' 2>/dev/null || echo "+changes")
@@ -703,21 +788,27 @@ $(cold_report)
 EOF
 want warm && cat <<EOF
 
-## 2. Warm answers (fresh in cache), wrk -t2 -c$WRK_C -d${WRK_S}s --latency
+## 2. Warm answers (fresh in cache)
 
-nginx (Debian nginx-light $(nginx -v 2>&1 | sed 's/.*\///'), ${NGINX_WORKERS:-auto} workers = $(nproc), sendfile, access log on,
+nginx (Debian nginx-light $(nginx -v 2>&1 | sed 's/.*\///'), sendfile, access log on,
 keep-alive unlimited) serves the exact bytes imgmeta answers, as static files.
-imgmeta runs with its defaults (one HTTP worker thread per core = $(nproc), access log on at info, to a file).
+imgmeta runs with its defaults (one HTTP worker thread per CPU it may run on, access log on at info, to a file).
+
+### Shared cores: servers and \`wrk -t2 -c$WRK_C -d${WRK_S}s --latency\` on all $(nproc) CPUs
+
+nginx with \`worker_processes auto\` = $(nproc) workers; imgmeta with $WARM_THREADS HTTP threads (its start line).
 
 | answer | bytes | imgmeta req/s | nginx req/s | imgmeta / nginx (target ≥ 50%) | imgmeta p99 (target < 5 ms) | nginx p99 |
 |---|---|---|---|---|---|---|
-| JSON, full | $J_BYTES | **$IJ** | $NJR | $(pct "$IJ" "$NJR")% ($(yes_no "$IJ >= 0.5 * $NJR")) | $(col im-json 2) ms ($(yes_no "$(col im-json 2) < 5")) | $(col ng-json 2) ms |
-| Markdown | $M_BYTES | **$IM** | $NMR | $(pct "$IM" "$NMR")% ($(yes_no "$IM >= 0.5 * $NMR")) | $(col im-md 2) ms ($(yes_no "$(col im-md 2) < 5")) | $(col ng-md 2) ms |
+$(warm_row "JSON, full" "$J_BYTES" im-json ng-json)
+$(warm_row Markdown "$M_BYTES" im-md ng-md)
 | 304 (If-None-Match, JSON) | 0 | **$I3** | $N3 | $(pct "$I3" "$N3")% | $(col im-304 2) ms | $(col ng-304 2) ms |
 
 304 revalidation vs a warm JSON answer: $(ratio "$I3" "$IJ") × the requests/s (target ≥ 1: $(yes_no "$I3 >= $IJ")).
 Responses other than 2xx/3xx or socket errors over all runs: imgmeta $(($(bad im-json) + $(bad im-md) + $(bad im-304))), nginx $(($(bad ng-json) + $(bad ng-md) + $(bad ng-304))).
 Daemon memory after the warm runs: $WARM_RSS
+
+$(pin_report)
 EOF
 want scale && cat <<EOF
 

@@ -39,7 +39,7 @@ static const struct opt opts[] = {
      "docker.io=http://127.0.0.1:5000 (repeatable; env: comma-separated)"},
     {"threads", "IMGMETA_THREADS", OPT_LONG, NUM(threads), 0, 1024, "0",
      "HTTP worker threads, each serving many connections from the cache (0 = one per "
-     "core)"},
+     "CPU the process may run on: its affinity mask, as set by taskset or a cpuset)"},
     {"connection-limit", "IMGMETA_CONNECTION_LIMIT", OPT_LONG, NUM(connection_limit), 1,
      100000, "1024", "maximum concurrent client connections"},
     {"tag-ttl", "IMGMETA_TAG_TTL", OPT_LONG, NUM(tag_ttl), 0, 604800, "300",

@@ -8,10 +8,14 @@
  * connection is suspended, so the worker goes on serving its other
  * connections; when the job is done the connection is resumed and the worker
  * sends the job's answer. */
+
+#define _GNU_SOURCE /* sched_getaffinity, CPU_ALLOC: the CPUs the daemon may use */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +83,7 @@ struct srv_http {
     atomic_long in_flight; /* requests between their first call and completion */
     atomic_bool stopping;  /* srv_http_stop runs: answers close their connection */
     long drain_ms;         /* how long srv_http_stop waits for them */
+    long threads;          /* libmicrohttpd's workers */
 };
 
 /* Per-request state, hung off the connection context (*req_cls). */
@@ -711,6 +716,55 @@ static void pool_abandon(struct pool *p)
     }
 }
 
+/* The CPUs this process may run on (its affinity mask: taskset, a cpuset, a
+ * container's CPU list), or -1 when the kernel does not say. The set is sized
+ * at run time and grown while the kernel's mask is larger (EINVAL), so hosts
+ * with more than CPU_SETSIZE (1024) CPUs are counted too. */
+#define HTTP_CPUS_MAX (1 << 20)
+static long http_cpus_allowed(void)
+{
+    long n = -1;
+    bool grow = true;
+    for (int ncpu = CPU_SETSIZE; grow && ncpu <= HTTP_CPUS_MAX; ncpu *= 2) {
+        cpu_set_t *set = CPU_ALLOC(ncpu);
+        size_t size = CPU_ALLOC_SIZE(ncpu);
+        grow = false;
+        if (set) {
+            CPU_ZERO_S(size, set);
+            if (sched_getaffinity(0, size, set) == 0)
+                n = CPU_COUNT_S(size, set);
+            else
+                grow = errno == EINVAL; /* the kernel's mask is larger */
+            CPU_FREE(set);
+        }
+    }
+    return n;
+}
+
+/* The HTTP workers: --threads, else one per CPU the process may run on (so a
+ * daemon under taskset or in a cpuset starts no more than it can run), else
+ * one per online CPU; at most HTTP_THREADS_MAX, --threads' own bound. A
+ * worker never waits on a registry (the upstream pool does), and more workers
+ * than cores only take turns on them (on 2 cores, 2 workers gave a lower p99
+ * of warm answers than 4 or 8). */
+#define HTTP_THREADS_MAX 1024
+static long http_threads(const struct srv_config *cfg)
+{
+    long n = cfg->threads;
+    if (n <= 0)
+        n = http_cpus_allowed();
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 0)
+        n = 2;
+    return n < HTTP_THREADS_MAX ? n : HTTP_THREADS_MAX;
+}
+
+long srv_http_threads(const struct srv_http *h)
+{
+    return h ? h->threads : 0;
+}
+
 struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
                                 struct im_error *err)
 {
@@ -724,14 +778,7 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
     }
     h->api = api;
     h->drain_ms = cfg->shutdown_timeout * 1000L;
-    /* One worker per core: a worker never waits on a registry (the upstream
-     * pool does), and more workers than cores only take turns on them (on 2
-     * cores, 2 workers gave a lower p99 of warm answers than 4 or 8). */
-    long threads = cfg->threads;
-    if (threads == 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores > 0 ? cores : 2;
-    }
+    h->threads = http_threads(cfg);
     if (pool_start(h, cfg, err) != 0) {
         free(h);
         return NULL;
@@ -744,7 +791,7 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
         flags |= MHD_USE_IPv6;
     h->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)h->threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, 30U,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, MHD_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, h, MHD_OPTION_END);

@@ -180,8 +180,10 @@ static int serve(int argc, char **argv)
     if (!(http = srv_http_start(&cfg, m.api, &err)))
         goto out;
     srv_log(SRV_INFO, NULL,
-            "event=listening addr=%s db=\"%s\" mirrors=%zu tag_ttl=%ld config=\"%s\"",
-            cfg.listen, cfg.db, cfg.n_mirrors, cfg.tag_ttl, cfg.config);
+            "event=listening addr=%s threads=%ld db=\"%s\" mirrors=%zu tag_ttl=%ld "
+            "config=\"%s\"",
+            cfg.listen, srv_http_threads(http), cfg.db, cfg.n_mirrors, cfg.tag_ttl,
+            cfg.config);
     wait_for_signal();
     rc = 0;
 out:

@@ -119,6 +119,9 @@ struct srv_http;
  * failure (address in use, bad address). */
 struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
                                 struct im_error *err) IM_WUR;
+/* The number of libmicrohttpd worker threads h runs (--threads, or the
+ * default it chose); 0 for NULL. */
+long srv_http_threads(const struct srv_http *h);
 /* Stops accepting new connections, waits up to cfg->shutdown_timeout seconds
  * for the requests in flight to complete, then stops the workers and frees.
  * NULL accepted. */

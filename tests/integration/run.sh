@@ -10,7 +10,9 @@
 #       and Accept: text/markdown);
 #   (b) the JSON carries, per platform, the page's values (expectations come
 #       from tests/fixtures/python-3.7-slim.json and the page, not typed here);
-#   (c) a repeat request is answered from the cache: the front sees no request.
+#   (c) a repeat request is answered from the cache: the front sees no request;
+#   (d) the HTTP thread default follows the CPUs the daemon may run on: its
+#       start line says threads=$(nproc), and threads=1 under taskset to one CPU.
 # Prints "N passed, N failed"; exits 1 when anything failed or could not start.
 # IT_KEEP=1 leaves everything running (see lib.sh).
 set -u
@@ -146,5 +148,34 @@ n1=$(front_requests)
 check_eq "repeat requests make no upstream request (front log lines)" "$n0" "$n1"
 same_repeat() { [ "$rc" -eq 0 ] && cmp -s "$IT_DIR/a1.md" "$IT_DIR/c.md"; }
 check "repeat answers are 200 and the same Markdown" same_repeat
+
+# --- (d) HTTP threads: one per CPU of the affinity mask -------------------------
+# started_threads LOG: the threads= field of the daemon's start line.
+started_threads() { sed -n 's/.* event=listening .*threads=\([0-9]*\).*/\1/p' "$1"; }
+# nproc counts the affinity mask too (OMP_* would override it).
+ALLOWED=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+check_eq "default HTTP threads = the CPUs it may run on (nproc)" "$ALLOWED" \
+    "$(started_threads "$IT_DIR/daemon.log")"
+if ! command -v taskset >/dev/null; then
+    it_log "skipped: the pinned daemon needs taskset (util-linux)"
+elif [ "$ALLOWED" -lt 2 ]; then
+    it_log "skipped: the pinned daemon: this process may run on one CPU only, so pinning it to one changes nothing"
+else
+    # The first CPU this shell may use (a cpuset need not hold CPU 0).
+    CPU=$(taskset -pc $$ | sed 's/.*: *//; s/[-,].*//')
+    PIN_PORT=$(free_port) || die "no free port"
+    taskset -c "$CPU" "$IMGMETA" serve --listen "127.0.0.1:$PIN_PORT" --db "$IT_DIR/pin.db" \
+        --mirror "docker.io=$FRONT_URL" >"$IT_DIR/pin.log" 2>&1 &
+    PIN_PID=$!
+    it_record "$PIN_PID"
+    if wait_http "http://127.0.0.1:$PIN_PORT/healthz" 200 "$PIN_PID"; then
+        check_eq "under taskset -c $CPU the daemon starts 1 HTTP thread" 1 \
+            "$(started_threads "$IT_DIR/pin.log")"
+        check "the pinned daemon answers the image" get "pinned json" "$IT_DIR/d.json" \
+            "http://127.0.0.1:$PIN_PORT/images/python/3.7-slim"
+    else
+        it_fail "the daemon starts under taskset -c $CPU"
+    fi
+fi
 
 finish
