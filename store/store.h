@@ -16,6 +16,12 @@
 
 struct store;
 
+/* The longest body (a document or a rendered answer) the store keeps
+ * deflated: the largest cap the registry client can be given
+ * (--max-config-bytes at most 256 MiB). A longer one is kept as it is; no
+ * deflated row is ever inflated into more. */
+#define STORE_BODY_MAX ((size_t)256 << 20)
+
 /* The longest renderer identity store_set_renderer accepts, with its NUL. */
 #define STORE_RENDERER_MAX 96
 
