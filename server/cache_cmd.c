@@ -89,7 +89,8 @@ static void cache_usage(FILE *out)
         "  purge  forgets REF (python:3.7-slim, ghcr.io/org/app@sha256:...) and what\n"
         "         only it held\n"
         "  gc     removes expired misses and documents nothing refers to\n"
-        "  check  PRAGMA integrity_check and quick_check; exit 1 when not ok\n"
+        "  check  PRAGMA integrity_check and quick_check, then every stored body read\n"
+        "         back (each document against its digest); exit 1 when not ok\n"
         "The database is found as by `imgmeta serve` (--db, IMGMETA_DB, --config).\n");
 }
 
@@ -110,9 +111,11 @@ static int cmd_stats(struct store *s, const struct srv_config *cfg, struct im_er
     printf("tags: %lld\nroots: %lld\ndocuments: %lld\nblobs: %lld\nmisses: %lld\n",
            (long long)st.tags, (long long)st.roots, (long long)st.documents,
            (long long)st.blobs, (long long)st.misses);
-    printf("bytes: %lld\nused_bytes: %lld\ndocument_bytes: %lld\nbudget_bytes: %ld\n",
+    /* bodies as stored: a deflated one counts what it takes on disk */
+    printf("bytes: %lld\nused_bytes: %lld\ndocument_stored_bytes: %lld\n"
+           "rendered_stored_bytes: %lld\nbudget_bytes: %ld\n",
            (long long)st.bytes, (long long)st.used_bytes, (long long)st.doc_bytes,
-           cfg->cache_max_bytes);
+           (long long)st.rendered_bytes, cfg->cache_max_bytes);
     printf("requests: %lld\nhits: %lld\nrevalidated: %lld\nstale: %lld\n"
            "coalesced: %lld\nnegative_hits: %lld\nmisses_upstream: %lld\n",
            (long long)served, (long long)k.hits, (long long)k.revalidated,

@@ -5,6 +5,7 @@
 #include "store_int.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Blob facts: NULL in the database is "unknown" (-1 or "" in struct im_blob),
@@ -14,8 +15,9 @@ const char *const store__sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_PUT_DOC] = "INSERT OR IGNORE INTO documents(digest, media_type, body, fetched_at)"
-                   " VALUES (?1, ?2, ?3, ?4)",
+    [ST_HAS_DOC] = "SELECT EXISTS (SELECT 1 FROM documents WHERE digest = ?1)",
+    [ST_PUT_DOC] = "INSERT OR IGNORE INTO documents(digest, media_type, body, fetched_at,"
+                   " encoding) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_PUT_BLOB] =
         "INSERT INTO blobs(digest, media_type, size, last_modified, checked_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (digest) DO UPDATE SET"
@@ -55,14 +57,15 @@ const char *const store__sql[ST__COUNT] = {
     [ST_GET_MISS] = "SELECT until FROM misses WHERE registry = ?1 AND repository = ?2"
                     " AND tag = ?3",
     [ST_LOAD] = "SELECT m.kind, m.digest, d.media_type, d.body, b.media_type, b.size,"
-                " b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL, b.checked_at"
+                " b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL,"
+                " b.checked_at, d.encoding"
                 " FROM members m"
                 " LEFT JOIN documents d ON m.kind = 0 AND d.digest = m.digest"
                 " LEFT JOIN blobs b ON m.kind = 1 AND b.digest = m.digest"
                 " WHERE m.root = ?1 ORDER BY m.digest, m.kind",
     /* store_known.c: what a resolution need not fetch. A layer's row answers
      * for a registry when some root of that registry holds it. */
-    [ST_KNOWN_DOC] = "SELECT media_type, body FROM documents WHERE digest = ?1",
+    [ST_KNOWN_DOC] = "SELECT media_type, body, encoding FROM documents WHERE digest = ?1",
     [ST_KNOWN_BLOB] =
         "SELECT b.media_type, b.size, b.last_modified, b.checked_at FROM blobs b"
         " WHERE b.digest = ?1 AND b.checked_at >= ?3 AND EXISTS ("
@@ -78,7 +81,8 @@ const char *const store__sql[ST__COUNT] = {
                  " - (SELECT freelist_count FROM pragma_freelist_count()))"
                  " * (SELECT page_size FROM pragma_page_size()),"
                  " (SELECT count(*) FROM repo_roots),"
-                 " (SELECT count(*) FROM rendered)",
+                 " (SELECT count(*) FROM rendered),"
+                 " (SELECT coalesce(sum(length(body)), 0) FROM rendered)",
     [ST_PUT_REPO_ROOT] = "INSERT OR IGNORE INTO repo_roots(registry, repository, root)"
                          " VALUES (?1, ?2, ?3)",
     [ST_HAS_REPO_ROOT] = "SELECT EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
@@ -113,9 +117,11 @@ const char *const store__sql[ST__COUNT] = {
                        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
     [ST_GET_COUNTERS] = "SELECT name, value FROM counters",
     [ST_GET_COUNTER] = "SELECT value FROM counters WHERE name = ?1",
-    [ST_GET_RENDERED] = "SELECT key, body FROM rendered WHERE id = ?1 AND renderer = ?2",
+    [ST_GET_RENDERED] = "SELECT key, body, encoding FROM rendered WHERE id = ?1"
+                        " AND renderer = ?2",
     [ST_PUT_RENDERED] = "INSERT OR REPLACE INTO rendered(id, registry, repository, root,"
-                        " renderer, key, body) SELECT ?7, ?1, ?2, ?3, ?4, ?5, ?6"
+                        " renderer, key, body, encoding)"
+                        " SELECT ?7, ?1, ?2, ?3, ?4, ?5, ?6, ?8"
                         " WHERE EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
                         " AND repository = ?2 AND root = ?3)",
     [ST_DEL_RENDERED_ROOT] = "DELETE FROM rendered WHERE root = ?1",
@@ -232,29 +238,81 @@ static int put_member(struct store__conn *c, const char *root, const char *diges
     return step_done(c, ST_PUT_MEMBER, "storing a member", err);
 }
 
-static int put_doc(struct store__conn *c, const char *root, const struct im_doc *d,
-                   int64_t now, struct im_error *err)
+/* *stored: digest's document is stored already (it is kept as it is). */
+static int has_doc(struct store__conn *c, const char *digest, bool *stored,
+                   struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_HAS_DOC];
+    int rc = 0;
+    if (sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        rc = store__fail(err, c->db, "looking up document %s", digest);
+    else
+        *stored = sqlite3_column_int(st, 0) != 0;
+    store__done(st);
+    return rc;
+}
+
+/* row: d's body as it is kept (store__pack), or nothing yet (p NULL). */
+static int pack_doc(const struct im_doc *d, struct store__body *row, struct im_error *err)
+{
+    if (row->p || store__pack(d->body, d->len, row) == 0)
+        return 0;
+    return im_seterr(err, IM_ENOMEM, "out of memory storing document %s", d->digest);
+}
+
+/* The rows of b's documents that are not stored yet, deflated before the
+ * write lock is taken (other writers wait while it is held): rows[i] for
+ * docs[i], p NULL for one found stored. put_doc looks again. */
+static int pack_new_docs(struct store__conn *c, const struct im_bundle *b,
+                         struct store__body *rows, struct im_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < b->ndocs; i++) {
+        bool stored = false;
+        rc = has_doc(c, b->docs[i].digest, &stored, err);
+        if (!rc && !stored)
+            rc = pack_doc(&b->docs[i], &rows[i], err);
+    }
+    return rc;
+}
+
+/* Inserts d's row (packed now if it was not before). */
+static int insert_doc(struct store__conn *c, const struct im_doc *d,
+                      struct store__body *row, int64_t now, struct im_error *err)
 {
     sqlite3_stmt *st = c->st[ST_PUT_DOC];
-    int rc = 0;
+    int rc = pack_doc(d, row, err);
+    if (rc)
+        return rc;
     int src = sqlite3_bind_text(st, 1, d->digest, -1, SQLITE_STATIC);
     if (src == SQLITE_OK)
         src = sqlite3_bind_text(st, 2, d->media_type, -1, SQLITE_STATIC);
     /* a zero-length body is an empty BLOB, never NULL */
     if (src == SQLITE_OK)
-        src = d->len ? sqlite3_bind_blob64(st, 3, d->body, d->len, SQLITE_STATIC)
-                     : sqlite3_bind_zeroblob(st, 3, 0);
+        src = row->len ? sqlite3_bind_blob64(st, 3, row->p, row->len, SQLITE_STATIC)
+                       : sqlite3_bind_zeroblob(st, 3, 0);
     if (src == SQLITE_OK)
         src = sqlite3_bind_int64(st, 4, now);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int(st, 5, row->encoding);
     if (src != SQLITE_OK) {
         rc = store__fail(err, c->db, "binding document %s", d->digest);
         store__done(st);
-        goto out;
+        return rc;
     }
-    rc = step_done(c, ST_PUT_DOC, "storing a document", err);
+    return step_done(c, ST_PUT_DOC, "storing a document", err);
+}
+
+static int put_doc(struct store__conn *c, const char *root, const struct im_doc *d,
+                   struct store__body *row, int64_t now, struct im_error *err)
+{
+    bool stored = false;
+    int rc = has_doc(c, d->digest, &stored, err);
+    if (!rc && !stored)
+        rc = insert_doc(c, d, row, now, err);
     if (!rc)
         rc = put_member(c, root, d->digest, STORE__KIND_DOC, err);
-out:
     return rc;
 }
 
@@ -352,11 +410,12 @@ static int put_repo_root(struct store__conn *c, const struct im_ref *ref,
 }
 
 static int put_rows(struct store__conn *c, const struct im_ref *ref,
-                    const struct im_bundle *b, int64_t now, struct im_error *err)
+                    const struct im_bundle *b, struct store__body *rows, int64_t now,
+                    struct im_error *err)
 {
     int rc = 0;
     for (size_t i = 0; !rc && i < b->ndocs; i++)
-        rc = put_doc(c, b->root_digest, &b->docs[i], now, err);
+        rc = put_doc(c, b->root_digest, &b->docs[i], &rows[i], now, err);
     for (size_t i = 0; !rc && i < b->nblobs; i++)
         rc = put_blob(c, b->root_digest, &b->blobs[i], now, err);
     if (!rc)
@@ -374,18 +433,26 @@ int store_put(struct store *s, const struct im_ref *ref, const struct im_bundle 
               int64_t now, struct im_error *err)
 {
     struct store__conn *c = NULL;
+    struct store__body *rows = NULL;
     bool in_tx = false;
     int rc = put_check(ref, bundle, err);
     if (rc)
         goto out;
+    rows = calloc(bundle->ndocs + 1, sizeof *rows);
+    if (!rows) {
+        rc = im_seterr(err, IM_ENOMEM, "out of memory storing %s", bundle->root_digest);
+        goto out;
+    }
     rc = store__conn_get(s, &c, err);
+    if (!rc)
+        rc = pack_new_docs(c, bundle, rows, err);
     if (rc)
         goto out;
     rc = step_done(c, ST_BEGIN, "starting a transaction", err);
     if (rc)
         goto out;
     in_tx = true;
-    rc = put_rows(c, ref, bundle, now, err);
+    rc = put_rows(c, ref, bundle, rows, now, err);
     if (rc)
         goto out;
     rc = step_done(c, ST_COMMIT, "committing", err);
@@ -404,14 +471,18 @@ out:
     /* the tag's row and its miss changed (after the commit: see write_keyed) */
     if (c && ref && ref->tag[0] != '\0')
         store__tagmap_forget(s->tags, ref, ref->tag);
+    for (size_t i = 0; rows && i < bundle->ndocs; i++)
+        store__body_free(&rows[i]);
+    free(rows);
     return rc;
 }
 
 /* ---- store_load --------------------------------------------------------- */
 
-/* Copies one row of ST_LOAD into out. */
+/* Copies one row of ST_LOAD into out (body: where a deflated one is
+ * inflated, reused from row to row). */
 static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
-                    bool *have_root, struct im_error *err)
+                    bool *have_root, struct store__body *body, struct im_error *err)
 {
     int kind = sqlite3_column_int(st, 0);
     const char *digest = (const char *)sqlite3_column_text(st, 1);
@@ -425,11 +496,15 @@ static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
                          root, digest);
     if (kind == STORE__KIND_DOC) {
         const char *media = (const char *)sqlite3_column_text(st, 2);
-        const void *body = sqlite3_column_blob(st, 3);
-        int len = sqlite3_column_bytes(st, 3);
-        if (!media || (!body && len > 0))
+        const char *why = "";
+        if (!media)
             return im_seterr(err, IM_ENOMEM, "out of memory loading %s", digest);
-        rc = im_bundle_add_doc(out, digest, media, body, (size_t)len);
+        rc = store__unpack_column(st, 3, 9, body, &why);
+        if (rc == IM_ESTORE)
+            return im_seterr(err, IM_ESTORE, "stored document %s is corrupt (%s)", digest,
+                             why);
+        if (!rc)
+            rc = im_bundle_add_doc(out, digest, media, body->p, body->len);
         if (!rc && strcmp(digest, root) == 0)
             *have_root = true;
     } else {
@@ -457,6 +532,7 @@ int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
 {
     struct store__conn *c = NULL;
     sqlite3_stmt *st = NULL;
+    struct store__body body = {0};
     bool have_root = false, filling = false;
     int rc = 0;
     if (!root_digest || !store__str_ok(root_digest, IM_DIGEST_MAX, true) || !out ||
@@ -481,7 +557,7 @@ int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
             rc = store__fail(err, c->db, "loading %s", root_digest);
             goto out;
         }
-        rc = load_row(st, root_digest, out, &have_root, err);
+        rc = load_row(st, root_digest, out, &have_root, &body, err);
         if (rc)
             goto out;
     }
@@ -495,6 +571,7 @@ out:
         store__done(st);
     if (c)
         store__conn_put(s, c);
+    store__body_free(&body);
     if (rc && filling)
         im_bundle_free(out);
     return rc;
@@ -842,6 +919,7 @@ int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
     out->used_bytes = sqlite3_column_int64(st, 6);
     out->roots = sqlite3_column_int64(st, 7);
     out->rendered = sqlite3_column_int64(st, 8);
+    out->rendered_bytes = sqlite3_column_int64(st, 9);
 out:
     if (st)
         store__done(st);

@@ -16,6 +16,12 @@
 
 struct store;
 
+/* The longest body (a document or a rendered answer) the store keeps
+ * deflated: the largest cap the registry client can be given
+ * (--max-config-bytes at most 256 MiB). A longer one is kept as it is; no
+ * deflated row is ever inflated into more. */
+#define STORE_BODY_MAX ((size_t)256 << 20)
+
 /* The longest renderer identity store_set_renderer accepts, with its NUL. */
 #define STORE_RENDERER_MAX 96
 
@@ -111,7 +117,9 @@ int64_t store_fresh_for(const struct store_tag *t, int64_t now, int64_t ttl_seco
  * not NULL and has a tag) tag -> root_digest with checked_at = accessed_at =
  * now, and resolved_at = now when the tag is new or pointed elsewhere (kept
  * when the digest is unchanged); a remembered miss for the tag is forgotten.
- * Documents are stored verbatim and once (an already stored digest is kept).
+ * Documents are stored once (an already stored digest is kept), deflated
+ * when that saves space; what store_load and store_find_doc give back is
+ * byte for byte what was put.
  * Blob facts are upserted; an unknown (-1 / "") never erases a known value.
  * The root document must be in bundle or already stored as a root (so a tag
  * can be pointed at a known digest with a bundle holding only root_digest).
@@ -125,7 +133,9 @@ int store_put(struct store *s, const struct im_ref *ref, const struct im_bundle 
  * im_bundle_free), with out->root_digest set. IM_ENOTFOUND when root_digest
  * was never stored as a root (a document stored only as a child of another
  * root is not an answer) or part of its answer is missing; out is then left
- * empty. IM_EINVAL, IM_ENOMEM, IM_ESTORE. */
+ * empty. IM_ESTORE also when a stored document is corrupt (its deflated bytes
+ * are damaged, or inflate past its recorded length): such a row is never
+ * given back as other bytes. IM_EINVAL, IM_ENOMEM. */
 int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
                struct im_error *err) IM_WUR;
 
@@ -133,7 +143,8 @@ int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
  * the document stored under digest, body malloc'd into out (the caller frees
  * it). store_find_blob: a layer's facts as registry answered them, when a
  * root of that registry holds the layer and its row was checked at or after
- * since. 0, IM_ENOTFOUND, IM_EINVAL, IM_ENOMEM, IM_ESTORE. */
+ * since. 0, IM_ENOTFOUND, IM_EINVAL, IM_ENOMEM, IM_ESTORE (also a corrupt
+ * document, as for store_load). */
 int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
                    struct im_error *err) IM_WUR;
 int store_find_blob(struct store *s, const char *registry, const char *digest,
@@ -173,12 +184,13 @@ int store_has_root(struct store *s, const struct im_ref *ref, const char *root, 
 /* Counts for logs and tests. */
 struct store_stats {
     int64_t documents, blobs, tags;
-    int64_t bytes;      /* database file size (page_count * page_size) */
-    int64_t doc_bytes;  /* sum of the stored documents' lengths */
-    int64_t misses;     /* remembered misses, expired or not */
-    int64_t used_bytes; /* pages in use ((page_count - freelist_count) * page_size) */
-    int64_t roots;      /* (repository, root digest) answers held */
-    int64_t rendered;   /* rendered answers kept (store_put_rendered) */
+    int64_t bytes;          /* database file size (page_count * page_size) */
+    int64_t doc_bytes;      /* documents' bodies as stored (deflated or not) */
+    int64_t misses;         /* remembered misses, expired or not */
+    int64_t used_bytes;     /* pages in use ((page_count - freelist_count) * page_size) */
+    int64_t roots;          /* (repository, root digest) answers held */
+    int64_t rendered;       /* rendered answers kept (store_put_rendered) */
+    int64_t rendered_bytes; /* their bodies, as stored (as doc_bytes) */
 };
 /* Fills *out. 0, IM_EINVAL (out NULL), IM_ESTORE. */
 int store_stats(struct store *s, struct store_stats *out, struct im_error *err) IM_WUR;
@@ -253,8 +265,11 @@ int store_enforce_budget(struct store *s, int64_t max_bytes, const struct im_ref
                          int64_t now, struct store_removed *out,
                          struct im_error *err) IM_WUR;
 
-/* PRAGMA integrity_check and quick_check. 0 when both say "ok"; IM_ESTORE
- * with the first problems in err otherwise. */
+/* PRAGMA integrity_check and quick_check, then every body read back: each
+ * document (inflated where it is kept deflated) must hash to its digest
+ * (Docker schema 1 manifests, whose digest may cover only their payload, must
+ * only read back), each rendered answer must read back. 0 when all is well;
+ * IM_ESTORE with the first problems in err otherwise. */
 int store_check(struct store *s, struct im_error *err) IM_WUR;
 
 /* Persistent request counters, so that `imgmeta cache stats` can report a

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sha256.h"
+
 #define EVICT_BATCH 8
 #define BUDGET_LOW_WATER_PCT 80
 
@@ -296,6 +298,81 @@ out:
     return rc;
 }
 
+/* Every stored body, as read back: (kind, name, media type, body, encoding). */
+#define CHECK_BODIES_SQL                                                                 \
+    "SELECT 0, digest, media_type, body, encoding FROM documents"                        \
+    " UNION ALL SELECT 1, root, '', body, encoding FROM rendered"
+
+/* Docker schema 1 manifests: their digest may cover only their payload (the
+ * body without its signatures), which is the registry client's business. */
+#define SCHEMA1_PREFIX "application/vnd.docker.distribution.manifest.v1+"
+
+/* One row of CHECK_BODIES_SQL: its body inflates, and a document's hashes to
+ * its digest. 0, IM_ESTORE with *why, IM_ENOMEM. */
+static int check_body(sqlite3_stmt *st, struct store__body *b, const char **why)
+{
+    char computed[IM_DIGEST_MAX], algo[8];
+    const char *name = (const char *)sqlite3_column_text(st, 1);
+    const char *media = (const char *)sqlite3_column_text(st, 2);
+    int rc = store__unpack_column(st, 3, 4, b, why);
+    if (rc || sqlite3_column_int(st, 0) != 0 ||
+        (media && strncmp(media, SCHEMA1_PREFIX, strlen(SCHEMA1_PREFIX)) == 0))
+        return rc;
+    size_t al = name ? strcspn(name, ":") : 0;
+    if (!name || name[al] != ':' || al >= sizeof algo) {
+        *why = "malformed digest";
+        return IM_ESTORE;
+    }
+    memcpy(algo, name, al);
+    algo[al] = '\0';
+    if (im_digest_compute(algo, b->p, b->len, computed, sizeof computed) != 0 ||
+        strcmp(computed, name) != 0) {
+        *why = "its bytes do not hash to its digest";
+        return IM_ESTORE;
+    }
+    return 0;
+}
+
+/* Reads back every document and rendered answer: IM_ESTORE naming the first
+ * corrupt one and how many there are. */
+static int check_bodies(struct store__conn *c, struct im_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    struct store__body b = {0};
+    char first[IM_DIGEST_MAX + 100] = "";
+    int64_t bad = 0, rows = 0;
+    int rc = 0, src = SQLITE_DONE;
+    if (sqlite3_prepare_v2(c->db, CHECK_BODIES_SQL, -1, &st, NULL) != SQLITE_OK) {
+        rc = store__fail(err, c->db, "reading every body");
+        goto out;
+    }
+    while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *why = "";
+        rows++;
+        rc = check_body(st, &b, &why);
+        if (rc == IM_ESTORE && bad++ == 0) {
+            const char *name = (const char *)sqlite3_column_text(st, 1);
+            snprintf(first, sizeof first, "%s %s: %s",
+                     sqlite3_column_int(st, 0) ? "a rendered answer of" : "document",
+                     name ? name : "?", why);
+        }
+        if (rc == IM_ESTORE)
+            rc = 0;
+    }
+    if (rc)
+        rc = im_seterr(err, rc, "out of memory reading every body");
+    else if (src != SQLITE_DONE)
+        rc = store__fail(err, c->db, "reading every body");
+    else if (bad)
+        rc =
+            im_seterr(err, IM_ESTORE, "%lld of %lld stored bodies are corrupt; first: %s",
+                      (long long)bad, (long long)rows, first);
+out:
+    (void)sqlite3_finalize(st);
+    store__body_free(&b);
+    return rc;
+}
+
 int store_check(struct store *s, struct im_error *err)
 {
     struct store__conn *c = NULL;
@@ -304,6 +381,8 @@ int store_check(struct store *s, struct im_error *err)
         rc = check_pragma(c, "PRAGMA integrity_check(10)", err);
     if (!rc)
         rc = check_pragma(c, "PRAGMA quick_check(10)", err);
+    if (!rc)
+        rc = check_bodies(c, err);
     if (c)
         store__conn_put(s, c);
     return rc;

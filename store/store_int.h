@@ -18,6 +18,7 @@ enum store__stmt {
     ST_BEGIN, /* BEGIN IMMEDIATE: writers take the write lock up front */
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_HAS_DOC,    /* is a digest's document stored? (then it is not packed again) */
     ST_PUT_DOC,    /* documents: insert, keep an existing digest */
     ST_PUT_BLOB,   /* blobs: upsert, unknowns never erase knowns */
     ST_PUT_MEMBER, /* members: (root, digest, kind) */
@@ -143,6 +144,53 @@ void store__tagmap_flush(struct store__tagmap *m);
  * IM_ESTORE. After the commit, flush this process's map. */
 #define STORE__TAG_REMOVALS "tag_removals" /* its name in the counters table */
 int store__note_tag_removal(struct store__conn *c, struct im_error *err);
+
+/* ---- how a body is kept in its row (store_codec.c) ----
+ * documents.body and rendered.body hold a body as it is (STORE__RAW: every
+ * row of a database from before schema 5) or deflated (STORE__DEFLATE: its
+ * length, then a zlib stream) when that saves at least an eighth of a body of
+ * STORE__PACK_MIN bytes or more; the row's encoding column says which.
+ * Thread-safe: no state. */
+enum { STORE__RAW = 0, STORE__DEFLATE = 1 };
+#define STORE__PACK_MIN 256
+/* Levels 1 to 3 are zlib's fast ones (this runs on the cold request's path);
+ * on a 7-platform image 3 costs what 1 does and its answers come out 8%
+ * smaller. */
+#define STORE__DEFLATE_LEVEL 3
+
+/* A body and the bytes of its row. */
+struct store__body {
+    const void *p; /* len bytes: the caller's, the row's, or buf's */
+    size_t len;
+    int encoding;       /* of the row */
+    unsigned char *buf; /* owned: what was deflated, or inflated into */
+    size_t cap;
+};
+
+/* What to store for body (len bytes): out->p and out->len are the row's
+ * bytes, out->encoding its encoding; out->p is body itself when it is kept as
+ * it is (too small, too large for STORE_BODY_MAX, or not worth deflating).
+ * 0 or IM_ENOMEM. Release out with store__body_free. */
+int store__pack(const void *body, size_t len, struct store__body *out) IM_WUR;
+/* The body a row (n bytes, stored with encoding) holds: b->p and b->len are
+ * the row's own bytes for STORE__RAW (valid while the row is), else b->buf,
+ * grown as needed and NUL-terminated after the body (b may be reused for the
+ * next row; zero it before the first use). 0; IM_ESTORE when the row is
+ * corrupt, with *why saying how (static text): an unknown encoding, a length
+ * over STORE_BODY_MAX or over what its bytes can inflate to, a damaged
+ * stream, or a body that is not exactly the length it records; IM_ENOMEM. */
+int store__unpack(int encoding, const void *row, size_t n, struct store__body *b,
+                  const char **why) IM_WUR;
+/* store__unpack of the row st is on: the body in column body_col, its
+ * encoding in enc_col. */
+int store__unpack_column(sqlite3_stmt *st, int body_col, int enc_col,
+                         struct store__body *b, const char **why) IM_WUR;
+/* The body of an unpacked b as a malloc'd buffer with a NUL after it, for the
+ * caller to free: b's own buffer (taken from b) when the body was inflated,
+ * else a copy. 0 or IM_ENOMEM. */
+int store__body_take(struct store__body *b, unsigned char **out) IM_WUR;
+/* Frees b's buffer and zeroes b. */
+void store__body_free(struct store__body *b);
 
 /* Resets st and clears its bindings (no pointer bound with SQLITE_STATIC
  * outlives the call that bound it). */

@@ -16,6 +16,8 @@ int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
 {
     struct store__conn *c = NULL;
     sqlite3_stmt *st = NULL;
+    struct store__body body = {0};
+    const char *why = "";
     int rc = 0;
     if (!digest_ok(digest) || !out) {
         rc = im_seterr(err, IM_EINVAL,
@@ -39,26 +41,32 @@ int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
         goto out;
     }
     const char *media = (const char *)sqlite3_column_text(st, 0);
-    const void *body = sqlite3_column_blob(st, 1);
-    int len = sqlite3_column_bytes(st, 1);
     if (!media || im_strlcpy(out->media_type, media, sizeof out->media_type) != 0 ||
-        len <= 0 || !body) {
+        sqlite3_column_bytes(st, 1) <= 0) {
         rc = im_seterr(err, IM_ESTORE, "stored document %s is malformed", digest);
         goto out;
     }
-    out->body = malloc((size_t)len);
-    if (!out->body) {
+    rc = store__unpack_column(st, 1, 2, &body, &why);
+    if (rc == IM_ESTORE) {
+        rc = im_seterr(err, rc, "stored document %s is corrupt (%s)", digest, why);
+        goto out;
+    }
+    if (!rc)
+        out->len = body.len;
+    if (!rc)
+        rc = store__body_take(&body, &out->body);
+    if (rc) {
+        out->len = 0;
         rc = im_seterr(err, IM_ENOMEM, "out of memory reading %s", digest);
         goto out;
     }
-    memcpy(out->body, body, (size_t)len);
-    out->len = (size_t)len;
     im_strlcpy(out->digest, digest, sizeof out->digest);
 out:
     if (st)
         store__done(st);
     if (c)
         store__conn_put(s, c);
+    store__body_free(&body);
     return rc;
 }
 

@@ -99,6 +99,12 @@ static const char *const migrations[] = {
     "  key BLOB NOT NULL,"
     "  body BLOB NOT NULL);"
     "CREATE INDEX rendered_by_root ON rendered(root);",
+    /* 4 -> 5: how each body is kept (store_codec.c): 0 as it is, 1 deflated.
+     * Rows already stored stay as they are (0); nothing is rewritten. */
+    "ALTER TABLE documents"
+    "  ADD COLUMN encoding INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rendered"
+    "  ADD COLUMN encoding INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -71,6 +71,8 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
 {
     struct store__conn *c = NULL;
     sqlite3_stmt *st = NULL;
+    struct store__body b = {0};
+    const char *why = "";
     int rc = 0, src;
     if (!s || !body || !len || key_root_len(key, klen) == 0 || klen > INT32_MAX) {
         rc = im_seterr(err, IM_EINVAL,
@@ -100,23 +102,27 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
         rc = store__fail(err, c->db, "reading a rendered answer");
         goto out;
     }
-    const void *b = sqlite3_column_blob(st, 1);
-    size_t n = (size_t)sqlite3_column_bytes(st, 1);
-    char *copy = (b || n == 0) ? malloc(n + 1) : NULL;
-    if (!copy) {
+    rc = store__unpack_column(st, 1, 2, &b, &why);
+    if (rc == IM_ESTORE) {
+        rc = im_seterr(err, rc, "a stored rendered answer is corrupt (%s)", why);
+        goto out;
+    }
+    size_t blen = b.len;
+    unsigned char *copy = NULL;
+    if (!rc)
+        rc = store__body_take(&b, &copy);
+    if (rc) {
         rc = im_seterr(err, IM_ENOMEM, "out of memory reading a rendered answer");
         goto out;
     }
-    if (n)
-        memcpy(copy, b, n);
-    copy[n] = '\0';
-    *body = copy;
-    *len = n;
+    *body = (char *)copy;
+    *len = blen;
 out:
     if (st)
         store__done(st);
     if (c)
         store__conn_put(s, c);
+    store__body_free(&b);
     return rc;
 }
 
@@ -125,6 +131,7 @@ int store_put_rendered(struct store *s, const struct im_ref *ref, const void *ke
 {
     struct store__conn *c = NULL;
     sqlite3_stmt *st = NULL;
+    struct store__body row = {0};
     size_t rlen = key_root_len(key, klen);
     int rc = 0, src;
     if (!s || !ref || !ref->registry[0] || !ref->repository[0] || rlen == 0 ||
@@ -136,6 +143,12 @@ int store_put_rendered(struct store *s, const struct im_ref *ref, const void *ke
     }
     if (!s->renderer[0])
         goto out; /* no renderer named: nothing is kept */
+    /* deflated before a connection is taken: others use it meanwhile */
+    rc = store__pack(body ? body : "", len, &row);
+    if (rc) {
+        rc = im_seterr(err, rc, "out of memory keeping a rendered answer");
+        goto out;
+    }
     rc = store__conn_get(s, &c, err);
     if (rc)
         goto out;
@@ -150,9 +163,11 @@ int store_put_rendered(struct store *s, const struct im_ref *ref, const void *ke
     if (src == SQLITE_OK)
         src = sqlite3_bind_blob(st, 5, key, (int)klen, SQLITE_STATIC);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_blob(st, 6, body ? body : "", (int)len, SQLITE_STATIC);
+        src = sqlite3_bind_blob(st, 6, row.p, (int)row.len, SQLITE_STATIC);
     if (src == SQLITE_OK)
         src = sqlite3_bind_int64(st, 7, key_id(key, klen));
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_int(st, 8, row.encoding);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
     if (src != SQLITE_DONE)
@@ -162,6 +177,7 @@ out:
         store__done(st);
     if (c)
         store__conn_put(s, c);
+    store__body_free(&row);
     return rc;
 }
 
