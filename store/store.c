@@ -16,8 +16,10 @@ const char *const store__sql[ST__COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_HAS_DOC] = "SELECT EXISTS (SELECT 1 FROM documents WHERE digest = ?1)",
-    [ST_PUT_DOC] = "INSERT OR IGNORE INTO documents(digest, media_type, body, fetched_at,"
-                   " encoding) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_DOC_BODY] = "SELECT body, encoding FROM documents WHERE digest = ?1",
+    [ST_PUT_DOC] =
+        "INSERT OR REPLACE INTO documents(digest, media_type, body, fetched_at,"
+        " encoding) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_PUT_BLOB] =
         "INSERT INTO blobs(digest, media_type, size, last_modified, checked_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (digest) DO UPDATE SET"
@@ -253,6 +255,36 @@ static int has_doc(struct store__conn *c, const char *digest, bool *stored,
     return rc;
 }
 
+/* *intact: digest's document is stored and reads back (a deflated row whose
+ * stream, length or checksum is damaged does not): only then is it kept as
+ * it is; a damaged one is written again from the bundle, so the cache heals
+ * at the next resolution instead of sending every render upstream. */
+static int doc_intact(struct store__conn *c, const char *digest, bool *intact,
+                      struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[ST_DOC_BODY];
+    struct store__body body = {0};
+    const char *why = "";
+    int rc = 0;
+    *intact = false;
+    int src = sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        rc = store__unpack_column(st, 0, 1, &body, &why);
+        *intact = rc == 0;
+        if (rc == IM_ESTORE)
+            rc = 0;
+        else if (rc)
+            rc = im_seterr(err, rc, "out of memory reading document %s", digest);
+    } else if (src != SQLITE_DONE) {
+        rc = store__fail(err, c->db, "looking up document %s", digest);
+    }
+    store__done(st);
+    store__body_free(&body);
+    return rc;
+}
+
 /* row: d's body as it is kept (store__pack), or nothing yet (p NULL). */
 static int pack_doc(const struct im_doc *d, struct store__body *row, struct im_error *err)
 {
@@ -307,9 +339,9 @@ static int insert_doc(struct store__conn *c, const struct im_doc *d,
 static int put_doc(struct store__conn *c, const char *root, const struct im_doc *d,
                    struct store__body *row, int64_t now, struct im_error *err)
 {
-    bool stored = false;
-    int rc = has_doc(c, d->digest, &stored, err);
-    if (!rc && !stored)
+    bool intact = false;
+    int rc = doc_intact(c, d->digest, &intact, err);
+    if (!rc && !intact)
         rc = insert_doc(c, d, row, now, err);
     if (!rc)
         rc = put_member(c, root, d->digest, STORE__KIND_DOC, err);

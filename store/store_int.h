@@ -19,6 +19,7 @@ enum store__stmt {
     ST_COMMIT,
     ST_ROLLBACK,
     ST_HAS_DOC,    /* is a digest's document stored? (then it is not packed again) */
+    ST_DOC_BODY,   /* a stored document's row, to see that it reads back */
     ST_PUT_DOC,    /* documents: insert, keep an existing digest */
     ST_PUT_BLOB,   /* blobs: upsert, unknowns never erase knowns */
     ST_PUT_MEMBER, /* members: (root, digest, kind) */
