@@ -60,7 +60,9 @@ static const struct opt opts[] = {
      "debug, info, warn or error"},
     /* the HTTP API (server/http.c, config file) */
     {"shutdown-timeout", "IMGMETA_SHUTDOWN_TIMEOUT", OPT_LONG, NUM(shutdown_timeout), 0,
-     600, "10", "seconds SIGTERM/SIGINT waits for requests in flight before closing"},
+     600, "10",
+     "seconds SIGTERM/SIGINT waits for requests in flight before answering them 503; "
+     "upstream work still running a second later is not waited for"},
     {"config", "IMGMETA_CONFIG", OPT_FILE, STR(config), 0, 0, NULL,
      "file of 'name = value' lines (names as the flags, '#' comments); "
      "precedence: defaults < file < environment < flags"},

@@ -68,6 +68,7 @@ struct pool {
     long entering; /* jobs between their slot and their place in the queue */
     bool stopping;
     size_t n_threads, started;
+    size_t alive; /* started threads that have not returned yet */
     struct worker {
         struct srv_http *h;
         pthread_t tid;
@@ -429,6 +430,7 @@ static void *pool_main(void *arg)
         p->queued--;
         run_job(w->h, w, j);
     }
+    p->alive--;
     pthread_mutex_unlock(&p->lock);
     return NULL;
 }
@@ -642,6 +644,24 @@ static size_t pool_threads(const struct srv_config *cfg)
     return (size_t)(2 * cfg->max_resolutions);
 }
 
+/* After pool_abandon: true once every upstream thread has returned, false
+ * when some are still in a job's upstream work after ms milliseconds (a
+ * resolution cannot be cut short half-way). *left: how many. */
+static bool pool_ended_within(struct pool *p, long ms, size_t *left)
+{
+    int64_t deadline = im_monotonic_ms() + ms;
+    pthread_mutex_lock(&p->lock);
+    while (p->alive > 0 && im_monotonic_ms() < deadline) {
+        pthread_mutex_unlock(&p->lock);
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&p->lock);
+    }
+    *left = p->alive;
+    pthread_mutex_unlock(&p->lock);
+    return *left == 0;
+}
+
 /* Joins the started threads (after stopping) and frees the pool. */
 static void pool_destroy(struct pool *p)
 {
@@ -671,8 +691,13 @@ static int pool_start(struct srv_http *h, const struct srv_config *cfg,
     p->threads = calloc(p->n_threads, sizeof *p->threads);
     for (size_t i = 0; p->threads && i < p->n_threads; i++) {
         p->threads[i].h = h;
-        if (pthread_create(&p->threads[i].tid, NULL, pool_main, &p->threads[i]) != 0)
+        pthread_mutex_lock(&p->lock);
+        p->alive++; /* before the thread can return */
+        pthread_mutex_unlock(&p->lock);
+        if (pthread_create(&p->threads[i].tid, NULL, pool_main, &p->threads[i]) != 0) {
+            p->alive--;
             break;
+        }
         p->started++;
     }
     if (p->started == p->n_threads)
@@ -805,10 +830,11 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
     return h;
 }
 
-void srv_http_stop(struct srv_http *h)
+bool srv_http_stop(struct srv_http *h)
 {
+    size_t jobs = 0;
     if (!h)
-        return;
+        return true;
     atomic_store(&h->stopping, true);
     MHD_socket fd = MHD_quiesce_daemon(h->mhd);
     if (fd != MHD_INVALID_SOCKET)
@@ -825,9 +851,17 @@ void srv_http_stop(struct srv_http *h)
     if (left > 0)
         srv_log(SRV_WARN, NULL, "event=drain_timeout in_flight=%ld", left);
     pool_abandon(&h->pool);
-    /* the threads still running a job end when its upstream work does
-     * (bounded by the upstream timeouts); the daemon answers meanwhile */
+    /* a thread still in a job's upstream work ends when that work does
+     * (bounded by the upstream timeouts): it is given SRV_STOP_GRACE_MS, and
+     * then left to the process's exit */
+    if (!pool_ended_within(&h->pool, SRV_STOP_GRACE_MS, &jobs)) {
+        srv_log(SRV_WARN, NULL, "event=stop_forced upstream_jobs=%zu wait_ms=%d", jobs,
+                SRV_STOP_GRACE_MS);
+        MHD_stop_daemon(h->mhd); /* every connection was answered or resumed */
+        return false;
+    }
     pool_destroy(&h->pool);
     MHD_stop_daemon(h->mhd);
     free(h);
+    return true;
 }

@@ -123,8 +123,12 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
  * default it chose); 0 for NULL. */
 long srv_http_threads(const struct srv_http *h);
 /* Stops accepting new connections, waits up to cfg->shutdown_timeout seconds
- * for the requests in flight to complete, then stops the workers and frees.
- * NULL accepted. */
-void srv_http_stop(struct srv_http *h);
+ * for the requests in flight to complete (the others are answered 503
+ * shutting_down), then stops the workers and frees. true when everything
+ * stopped; false when upstream threads were still in a job's upstream work
+ * SRV_STOP_GRACE_MS later: then nothing is freed, the modules they use must
+ * not be either, and the caller ends the process (_exit). NULL accepted. */
+#define SRV_STOP_GRACE_MS 1000
+bool srv_http_stop(struct srv_http *h);
 
 #endif

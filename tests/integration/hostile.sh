@@ -407,6 +407,46 @@ check_eq "hol: the waiting request is answered 503 shutting_down" "503 shutting_
     "$(cat "$IT_DIR/hol_stop.s") $(jq -r .error.code "$IT_DIR/hol_stop.b")"
 cp "$IT_DIR/daemon.log" "$IT_DIR/hol.log"
 check_no_sanitizer_report "$IT_DIR/hol-fill.log" "$IT_DIR/hol.log"
+
+# SIGTERM while a resolution waits on a registry that answers only after 20 s:
+# the request is answered 503 shutting_down at once (--shutdown-timeout 0), its
+# upstream thread is given a second more, and then the process exits (0)
+# without waiting for the registry; the log says so.
+# (every answer of this front takes 20 s, so it is up once it accepts a connection)
+STALL_PORT=$(free_port) || die "no free port"
+"$REGFRONT" --listen "127.0.0.1:$STALL_PORT" --upstream "$REGISTRY_URL" \
+    --lastmod "$IT_OUT/lastmod.tsv" --bearer --delay-ms 20000 2>"$IT_DIR/stall-front.stderr" &
+STALL_FRONT=$!
+it_record "$STALL_FRONT"
+for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$STALL_PORT") 2>/dev/null && break
+    sleep 0.05
+done
+FRONT_URL=http://127.0.0.1:$STALL_PORT
+try3 start_daemon --db "$IT_DIR/stall.db" --shutdown-timeout 0 --prewarm 0 \
+    --log-level debug || die "cannot start the daemon on the stalled front"
+STALL_PID=$DAEMON_PID
+get stall /images/python/hol &
+stall_get=$!
+check "stall: the request waits upstream when SIGTERM comes" queued 1
+kill -TERM "$STALL_PID"
+for i in $(seq 1 100); do
+    kill -0 "$STALL_PID" 2>/dev/null || break
+    sleep 0.1
+done
+check "stall: the daemon is gone within 10 s, before the registry answers (20 s)" \
+    eval '! kill -0 "$STALL_PID" 2>/dev/null'
+kill -KILL "$STALL_PID" 2>/dev/null
+wait "$STALL_PID"
+check_eq "stall: it exits 0" 0 "$?"
+wait "$stall_get"
+check_eq "stall: the waiting request is answered 503 shutting_down" "503 shutting_down" \
+    "$(cat "$IT_DIR/stall.s") $(jq -r .error.code "$IT_DIR/stall.b")"
+check "stall: the log says the stop left one upstream job" \
+    grep -q 'event=stop_forced upstream_jobs=1' "$IT_DIR/daemon.log"
+cp "$IT_DIR/daemon.log" "$IT_DIR/stall.log"
+check_no_sanitizer_report "$IT_DIR/stall.log"
+{ kill -KILL "$STALL_FRONT" && wait "$STALL_FRONT"; } 2>/dev/null
 DAEMON_URL=$MAIN_URL
 DAEMON_PID=$MAIN_PID
 DAEMON_PORT=$MAIN_PORT
