@@ -37,7 +37,7 @@ static const struct opt opts[] = {
      NULL,
      "REGISTRY=URL: send REGISTRY's traffic to URL instead, e.g. "
      "docker.io=http://127.0.0.1:5000 (repeatable; env: comma-separated)"},
-    {"threads", "IMGMETA_THREADS", OPT_LONG, NUM(threads), 0, 1024, "0",
+    {"threads", "IMGMETA_THREADS", OPT_LONG, NUM(threads), 0, SRV_THREADS_MAX, "0",
      "HTTP worker threads, each serving many connections from the cache (0 = one per "
      "CPU the process may run on: its affinity mask, as set by taskset or a cpuset)"},
     {"connection-limit", "IMGMETA_CONNECTION_LIMIT", OPT_LONG, NUM(connection_limit), 1,

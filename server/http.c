@@ -68,7 +68,7 @@ struct pool {
     long entering; /* jobs between their slot and their place in the queue */
     bool stopping;
     size_t n_threads, started;
-    size_t alive; /* started threads that have not returned yet */
+    atomic_long alive; /* started threads that have not returned yet */
     struct worker {
         struct srv_http *h;
         pthread_t tid;
@@ -430,7 +430,7 @@ static void *pool_main(void *arg)
         p->queued--;
         run_job(w->h, w, j);
     }
-    p->alive--;
+    atomic_fetch_sub(&p->alive, 1);
     pthread_mutex_unlock(&p->lock);
     return NULL;
 }
@@ -644,22 +644,18 @@ static size_t pool_threads(const struct srv_config *cfg)
     return (size_t)(2 * cfg->max_resolutions);
 }
 
-/* After pool_abandon: true once every upstream thread has returned, false
- * when some are still in a job's upstream work after ms milliseconds (a
- * resolution cannot be cut short half-way). *left: how many. */
-static bool pool_ended_within(struct pool *p, long ms, size_t *left)
+/* Waits, looking every 20 ms, until *n is 0 or ms milliseconds have passed:
+ * what is left (0 when all ended). The stop waits so for requests in flight
+ * and for the upstream threads. */
+static long wait_for_zero(atomic_long *n, long ms)
 {
     int64_t deadline = im_monotonic_ms() + ms;
-    pthread_mutex_lock(&p->lock);
-    while (p->alive > 0 && im_monotonic_ms() < deadline) {
-        pthread_mutex_unlock(&p->lock);
+    long left;
+    while ((left = atomic_load(n)) > 0 && im_monotonic_ms() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
-        pthread_mutex_lock(&p->lock);
     }
-    *left = p->alive;
-    pthread_mutex_unlock(&p->lock);
-    return *left == 0;
+    return left;
 }
 
 /* Joins the started threads (after stopping) and frees the pool. */
@@ -691,11 +687,9 @@ static int pool_start(struct srv_http *h, const struct srv_config *cfg,
     p->threads = calloc(p->n_threads, sizeof *p->threads);
     for (size_t i = 0; p->threads && i < p->n_threads; i++) {
         p->threads[i].h = h;
-        pthread_mutex_lock(&p->lock);
-        p->alive++; /* before the thread can return */
-        pthread_mutex_unlock(&p->lock);
+        atomic_fetch_add(&p->alive, 1); /* before the thread can return */
         if (pthread_create(&p->threads[i].tid, NULL, pool_main, &p->threads[i]) != 0) {
-            p->alive--;
+            atomic_fetch_sub(&p->alive, 1);
             break;
         }
         p->started++;
@@ -768,11 +762,10 @@ static long http_cpus_allowed(void)
 
 /* The HTTP workers: --threads, else one per CPU the process may run on (so a
  * daemon under taskset or in a cpuset starts no more than it can run), else
- * one per online CPU; at most HTTP_THREADS_MAX, --threads' own bound. A
+ * one per online CPU; at most SRV_THREADS_MAX, --threads' own bound. A
  * worker never waits on a registry (the upstream pool does), and more workers
  * than cores only take turns on them (on 2 cores, 2 workers gave a lower p99
  * of warm answers than 4 or 8). */
-#define HTTP_THREADS_MAX 1024
 static long http_threads(const struct srv_config *cfg)
 {
     long n = cfg->threads;
@@ -782,7 +775,7 @@ static long http_threads(const struct srv_config *cfg)
         n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n <= 0)
         n = 2;
-    return n < HTTP_THREADS_MAX ? n : HTTP_THREADS_MAX;
+    return n < SRV_THREADS_MAX ? n : SRV_THREADS_MAX;
 }
 
 long srv_http_threads(const struct srv_http *h)
@@ -832,30 +825,26 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
 
 bool srv_http_stop(struct srv_http *h)
 {
-    size_t jobs = 0;
     if (!h)
         return true;
     atomic_store(&h->stopping, true);
     MHD_socket fd = MHD_quiesce_daemon(h->mhd);
     if (fd != MHD_INVALID_SOCKET)
         close(fd); /* no new connections from here on */
-    int64_t deadline = im_monotonic_ms() + h->drain_ms;
     long left = atomic_load(&h->in_flight);
     if (left > 0)
         srv_log(SRV_INFO, NULL, "event=draining in_flight=%ld wait_ms=%ld", left,
                 h->drain_ms);
-    while ((left = atomic_load(&h->in_flight)) > 0 && im_monotonic_ms() < deadline) {
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    left = wait_for_zero(&h->in_flight, h->drain_ms);
     if (left > 0)
         srv_log(SRV_WARN, NULL, "event=drain_timeout in_flight=%ld", left);
     pool_abandon(&h->pool);
     /* a thread still in a job's upstream work ends when that work does
      * (bounded by the upstream timeouts): it is given SRV_STOP_GRACE_MS, and
      * then left to the process's exit */
-    if (!pool_ended_within(&h->pool, SRV_STOP_GRACE_MS, &jobs)) {
-        srv_log(SRV_WARN, NULL, "event=stop_forced upstream_jobs=%zu wait_ms=%d", jobs,
+    long jobs = wait_for_zero(&h->pool.alive, SRV_STOP_GRACE_MS);
+    if (jobs > 0) {
+        srv_log(SRV_WARN, NULL, "event=stop_forced upstream_jobs=%ld wait_ms=%d", jobs,
                 SRV_STOP_GRACE_MS);
         MHD_stop_daemon(h->mhd); /* every connection was answered or resumed */
         return false;

@@ -119,6 +119,8 @@ struct srv_http;
  * failure (address in use, bad address). */
 struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
                                 struct im_error *err) IM_WUR;
+/* The most HTTP worker threads: --threads' bound, and the default's. */
+#define SRV_THREADS_MAX 1024
 /* The number of libmicrohttpd worker threads h runs (--threads, or the
  * default it chose); 0 for NULL. */
 long srv_http_threads(const struct srv_http *h);
