@@ -16,7 +16,6 @@ const char *const store__sql[ST__COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_HAS_DOC] = "SELECT EXISTS (SELECT 1 FROM documents WHERE digest = ?1)",
-    [ST_DOC_BODY] = "SELECT body, encoding FROM documents WHERE digest = ?1",
     [ST_PUT_DOC] =
         "INSERT OR REPLACE INTO documents(digest, media_type, body, fetched_at,"
         " encoding) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -262,7 +261,7 @@ static int has_doc(struct store__conn *c, const char *digest, bool *stored,
 static int doc_intact(struct store__conn *c, const char *digest, bool *intact,
                       struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_DOC_BODY];
+    sqlite3_stmt *st = c->st[ST_KNOWN_DOC]; /* media_type, body, encoding */
     struct store__body body = {0};
     const char *why = "";
     int rc = 0;
@@ -271,7 +270,7 @@ static int doc_intact(struct store__conn *c, const char *digest, bool *intact,
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
-        rc = store__unpack_column(st, 0, 1, &body, &why);
+        rc = store__unpack_column(st, 1, 2, &body, &why);
         *intact = rc == 0;
         if (rc == IM_ESTORE)
             rc = 0;

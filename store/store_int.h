@@ -19,7 +19,6 @@ enum store__stmt {
     ST_COMMIT,
     ST_ROLLBACK,
     ST_HAS_DOC,    /* is a digest's document stored? (then it is not packed again) */
-    ST_DOC_BODY,   /* a stored document's row, to see that it reads back */
     ST_PUT_DOC,    /* documents: insert, keep an existing digest */
     ST_PUT_BLOB,   /* blobs: upsert, unknowns never erase knowns */
     ST_PUT_MEMBER, /* members: (root, digest, kind) */
@@ -32,7 +31,8 @@ enum store__stmt {
     ST_PUT_MISS,
     ST_GET_MISS,
     ST_LOAD,       /* members of a root joined with their rows */
-    ST_KNOWN_DOC,  /* a document by digest (store_known.c) */
+    ST_KNOWN_DOC,  /* a document by digest (store_known.c; store_put: does it read back?)
+                    */
     ST_KNOWN_BLOB, /* a layer's facts, as one registry said them (store_known.c) */
     ST_STATS,
     ST_PUT_REPO_ROOT, /* repo_roots: the repository a root was resolved from */
