@@ -242,6 +242,16 @@ void im_sha384(const void *data, size_t len, unsigned char out[48])
     sha512_family(iv, data, len, out, 48);
 }
 
+int im_digest_algo(const char *digest, char *algo, size_t n)
+{
+    size_t al = strcspn(digest, ":");
+    if (digest[al] != ':' || al == 0 || al >= n)
+        return -1;
+    memcpy(algo, digest, al);
+    algo[al] = '\0';
+    return 0;
+}
+
 int im_digest_compute(const char *algo, const void *data, size_t len, char *out, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

@@ -36,4 +36,8 @@ void im_sha384(const void *data, size_t len, unsigned char out[48]);
 int im_digest_compute(const char *algo, const void *data, size_t len, char *out,
                       size_t n);
 
+/* The algorithm name of the digest "algo:hex" into algo (n bytes): 0, or -1
+ * when there is no ':', the name before it is empty, or it does not fit. */
+int im_digest_algo(const char *digest, char *algo, size_t n);
+
 #endif

@@ -388,14 +388,8 @@ static int verify(const char *what, const char *expected, const unsigned char *b
                   size_t len, char computed[IM_DIGEST_MAX], struct im_error *err)
 {
     char algo[8] = "sha256";
-    if (expected) {
-        size_t al = strcspn(expected, ":");
-        if (expected[al] != ':' || al == 0 || al >= sizeof algo)
-            return im_seterr(err, IM_EPROTO, "%s: malformed digest '%.80s'", what,
-                             expected);
-        memcpy(algo, expected, al);
-        algo[al] = '\0';
-    }
+    if (expected && im_digest_algo(expected, algo, sizeof algo) != 0)
+        return im_seterr(err, IM_EPROTO, "%s: malformed digest '%.80s'", what, expected);
     if (im_digest_compute(algo, body, len, computed, IM_DIGEST_MAX) != 0)
         return im_seterr(err, IM_EPROTO, "%s: cannot verify %s digests", what, algo);
     if (expected && strcmp(expected, computed) != 0)

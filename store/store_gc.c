@@ -318,13 +318,10 @@ static int check_body(sqlite3_stmt *st, struct store__body *b, const char **why)
     if (rc || sqlite3_column_int(st, 0) != 0 ||
         (media && strncmp(media, SCHEMA1_PREFIX, strlen(SCHEMA1_PREFIX)) == 0))
         return rc;
-    size_t al = name ? strcspn(name, ":") : 0;
-    if (!name || name[al] != ':' || al >= sizeof algo) {
+    if (!name || im_digest_algo(name, algo, sizeof algo) != 0) {
         *why = "malformed digest";
         return IM_ESTORE;
     }
-    memcpy(algo, name, al);
-    algo[al] = '\0';
     if (im_digest_compute(algo, b->p, b->len, computed, sizeof computed) != 0 ||
         strcmp(computed, name) != 0) {
         *why = "its bytes do not hash to its digest";

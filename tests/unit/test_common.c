@@ -246,3 +246,17 @@ Test(common, fnv1a_values_do_not_change)
     cr_expect_eq(im_fnv1a(im_fnv1a(IM_FNV1A_START, "foo", 3), "bar", 3),
                  im_fnv1a(IM_FNV1A_START, "foobar", 6));
 }
+
+/* The algorithm part of a digest, as the registry client and `cache check`
+ * read it before hashing. */
+Test(common, digest_algo_is_the_name_before_the_colon)
+{
+    char algo[8];
+    cr_expect_eq(im_digest_algo("sha256:abc", algo, sizeof algo), 0);
+    cr_expect_str_eq(algo, "sha256");
+    cr_expect_eq(im_digest_algo("sha512:", algo, sizeof algo), 0);
+    cr_expect_str_eq(algo, "sha512");
+    cr_expect_eq(im_digest_algo("sha256", algo, sizeof algo), -1, "no colon");
+    cr_expect_eq(im_digest_algo(":abc", algo, sizeof algo), -1, "no name");
+    cr_expect_eq(im_digest_algo("sha256abc:x", algo, sizeof algo), -1, "does not fit");
+}
