@@ -106,7 +106,8 @@ front_() {
 
 # daemon NAME UPSTREAM ARGS...: imgmeta serve with a fresh database
 # IT_DIR/NAME.db; sets D_URL, D_PID, D_DB. D_CPU=N (e.g. as a prefix of the
-# call) runs it under taskset -c N.
+# call) runs it under taskset -c N; D_DB_FROM=PATH starts it on a copy of the
+# (stopped) database PATH and its WAL instead of an empty one.
 daemon() { retry3 daemon_ "$@"; }
 daemon_() {
     local name=$1 up=$2 port
@@ -115,6 +116,10 @@ daemon_() {
     D_URL=http://127.0.0.1:$port
     D_DB=$IT_DIR/$name.db
     rm -f "$D_DB" "$D_DB-wal" "$D_DB-shm"
+    if [ -n "${D_DB_FROM:-}" ]; then
+        cp "$D_DB_FROM" "$D_DB" || return 1
+        [ ! -f "$D_DB_FROM-wal" ] || cp "$D_DB_FROM-wal" "$D_DB-wal" || return 1
+    fi
     ${D_CPU:+taskset -c "$D_CPU"} "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$D_DB" \
         --mirror "docker.io=$up" "$@" >"$IT_DIR/$name.log" 2>&1 &
     D_PID=$!
@@ -230,6 +235,17 @@ cpus_allowed() {
     taskset -pc $$ | sed 's/.*: *//' | tr ',' '\n' |
         awk -F- '{ for (c = $1; c <= (NF > 1 ? $2 : $1); c++) print c }'
 }
+
+# Pinned runs (sections 2 and 3): the server under test on CPU PIN_SRV, wrk on
+# CPU PIN_WRK, when this process may run on two CPUs; PIN_SKIP says why not.
+PIN_SKIP=""
+if [ "$(nproc)" -lt 2 ]; then
+    PIN_SKIP="this process may run on $(nproc) CPU only, so the server and wrk cannot each have one"
+elif ! command -v taskset >/dev/null; then
+    PIN_SKIP="taskset (util-linux) is missing"
+else
+    PIN_SRV=$(cpus_allowed | sed -n 1p) PIN_WRK=$(cpus_allowed | sed -n 2p)
+fi
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -534,14 +550,7 @@ stop "$WARM_PID"
 # Pinned: the server under test alone on one CPU (imgmeta with its defaults,
 # hence one HTTP thread; nginx with one worker), wrk -t1 on another, so that
 # the load generator does not compete with the server for its core.
-PIN_SKIP=""
-if [ "$(nproc)" -lt 2 ]; then
-    PIN_SKIP="this process may run on $(nproc) CPU only, so the server and wrk cannot each have one"
-elif ! command -v taskset >/dev/null; then
-    PIN_SKIP="taskset (util-linux) is missing"
-fi
 if [ -z "$PIN_SKIP" ]; then
-    PIN_SRV=$(cpus_allowed | sed -n 1p) PIN_WRK=$(cpus_allowed | sed -n 2p)
     log "2b. pinned: server on CPU $PIN_SRV, wrk -t1 -c$WRK_C on CPU $PIN_WRK x $WRK_RUNS"
     D_CPU=$PIN_SRV daemon warm-pin "$NF_URL" || die "cannot start imgmeta on CPU $PIN_SRV"
     PIN_PID=$D_PID PIN_URL=$D_URL
@@ -592,7 +601,9 @@ t0=$(now_ms)
 "$BUILD/bench-fill" --storage "$STORAGE" --repo library/python --list "$LIST_DIGEST" \
     --mode single --count "$SCALE_N" --prefix s >/dev/null || die "bench-fill failed"
 FILL_REG_MS=$(($(now_ms) - t0))
-daemon scale "$REGISTRY_URL" || die "cannot start imgmeta"
+# --tag-ttl: every answer stays fresh for the whole section (the default 300 s
+# would let the first ones go stale during the runs and revalidate upstream)
+daemon scale "$REGISTRY_URL" --tag-ttl 3600 || die "cannot start imgmeta"
 SCALE_PID=$D_PID SCALE_URL=$D_URL SCALE_DB=$D_DB
 resolve_all "$SCALE_URL" s "$SCALE_N"
 FILL_MS=$RESOLVE_MS FILL_OK=$RESOLVE_OK
@@ -649,6 +660,28 @@ AF_HITS=$(metric imgmeta_answer_file_hits_total) AF_ENTRIES=$(metric imgmeta_ans
 AF_BYTES=$(metric imgmeta_answer_file_bytes)
 stop "$SCALE_PID"
 SCALE_DBB=$(db_bytes "$SCALE_DB")
+# Pinned: the same database in a daemon on CPU PIN_SRV (its defaults: one HTTP
+# thread), wrk -t1 on CPU PIN_WRK, so that wrk's Lua does not take the
+# daemon's CPU time. One unmeasured mix run first brings the answers from the
+# database's rendered rows into the new daemon's LRU and answers file.
+if [ -z "$PIN_SKIP" ]; then
+    log "3c. scale, pinned: server on CPU $PIN_SRV, wrk -t1 on CPU $PIN_WRK x $WRK_RUNS"
+    D_DB_FROM=$SCALE_DB D_CPU=$PIN_SRV daemon scale-pin "$REGISTRY_URL" --tag-ttl 3600 ||
+        die "cannot start imgmeta on CPU $PIN_SRV"
+    BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
+        wrk_run pin-sc-warmup "$D_URL/" "$LUA/random.lua" >/dev/null
+    for r in $(seq 1 "$WRK_RUNS"); do
+        BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
+            wrk_once pin-sc-mix "$D_URL/" "$LUA/random.lua"
+        WRK_T=1 WRK_CPU=$PIN_WRK wrk_once pin-sc-one "$D_URL/images/python/s1"
+        BENCH_N=1 BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
+            wrk_once pin-sc-one-lua "$D_URL/" "$LUA/random.lua"
+    done
+    PIN_SC_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$D_PID/status")
+    # answers that were not served from the cache (must be 0: all fresh)
+    PIN_SC_UP=$(curl -s "$D_URL/metrics" | awk '/^imgmeta_cache_lookups_total\{outcome="(miss|stale|revalidated)"\}/ {s += $2} END {print s + 0}')
+    stop "$D_PID"
+fi
 if [ -z "${DB_ONE:-}" ]; then # section 1 did not run: one 7-platform image alone
     daemon one "$NF_URL" || die "cannot start imgmeta"
     cold_once "$D_URL/images/python/3.7-slim" >/dev/null || die "cold request failed"
@@ -761,6 +794,29 @@ EOF
 }
 want scale && { SM=$(col sc-mix 1) SO=$(col sc-one 1) SL=$(col sc-one-lua 1)
     NGM=$(col ng-mix 1) NGL=$(col ng-one-lua 1); }
+pin_scale_note() {
+    [ -z "${PIN_SKIP:-}" ] || { printf '\nPinned scale runs skipped: %s.\n' "$PIN_SKIP"; return 0; }
+    cat <<EOF
+
+The pinned rows: on CPU $PIN_SRV, a second daemon (its defaults: one HTTP thread) opened a copy of
+the scale database after the first stopped, and one unmeasured mix run of ${WRK_S} s brought the
+answers from its rendered rows into its LRU and answers file; wrk ran alone on CPU $PIN_WRK, so
+its Lua \`request()\` no longer takes the daemon's CPU time, which the shared-core rows above
+cannot separate. Answers it did not serve from its cache (miss, stale, revalidated):
+${PIN_SC_UP:-?}; its VmHWM $(calc "${PIN_SC_HWM:-0} / 1024" 1) MiB.
+EOF
+}
+# pin_scale_rows: section 3's rows for the pinned daemon (none when skipped).
+pin_scale_rows() {
+    [ -z "${PIN_SKIP:-}" ] || return 0
+    local m o l
+    m=$(col pin-sc-mix 1) o=$(col pin-sc-one 1) l=$(col pin-sc-one-lua 1)
+    cat <<EOF
+| pinned (daemon on CPU $PIN_SRV, \`taskset -c $PIN_WRK wrk -t1\`): random mix of $SCALE_N images | **$m** (p99 $(col pin-sc-mix 2) ms) | ≥ 80% of one image | $(pct "$m" "$o")% ($(yes_no "$m >= 0.8 * $o")) |
+| pinned: one image | $o (p99 $(col pin-sc-one 2) ms) | | |
+| pinned: one image through the mix's wrk script (N = 1) | $l (p99 $(col pin-sc-one-lua 2) ms) | mix ≥ 80% of it | mix at $(pct "$m" "$l")% ($(yes_no "$m >= 0.8 * $l")) |
+EOF
+}
 GIT=$(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)$(cd "$SRC" && git diff --quiet HEAD -- . ':!BENCHMARKS.md' 2>/dev/null || echo "+changes")
 
 {
@@ -837,6 +893,7 @@ cores (page-cache reads of ~95 MB instead of one hot file).
 | warm JSON req/s, one image through the mix's wrk script (random.lua, N = 1) | $SL (p99 $(col sc-one-lua 2) ms) | mix ≥ 80% of it | mix at $(pct "$SM" "$SL")% ($(yes_no "$SM >= 0.8 * $SL")) |
 | nginx, the same $SCALE_N answers as static files, random mix (random.lua) | $NGM (p99 $(col ng-mix 2) ms) | | $(pct "$NGM" "$NGL")% of nginx's one file through the same script |
 | nginx, one of those files through the mix's wrk script (N = 1) | $NGL (p99 $(col ng-one-lua 2) ms) | | imgmeta's mix at $(pct "$SM" "$NGM")% of nginx's mix |
+$(pin_scale_rows)
 | daemon RSS: VmHWM / VmRSS at the end | $(calc "$SCALE_HWM / 1024" 1) / $(calc "$SCALE_RSS / 1024" 1) MiB (after the fill: $(calc "$RSS_FILLED / 1024" 1) MiB) | < 64 MiB | $(yes_no "$SCALE_HWM < 65536") |
 | database bytes per image, single-platform ($SCALE_N images) | $(calc "($SCALE_DBB - $DB_EMPTY) / $SCALE_N / 1024" 1) KiB ($SCALE_DBB bytes in all) | < 40 KiB | $(yes_no "($SCALE_DBB - $DB_EMPTY) / $SCALE_N < 40960") |
 | database bytes, one 7-platform python:3.7-slim | $(calc "($DB_ONE - $DB_EMPTY) / 1024" 1) KiB | (< 40 KiB per image) | $(yes_no "($DB_ONE - $DB_EMPTY) < 40960") |
@@ -848,6 +905,7 @@ want scale && cat <<EOF
 
 Database sizes are the file plus its WAL after the daemon stopped, minus an empty
 database ($DB_EMPTY bytes).
+$(pin_scale_note)
 EOF
 want economy && cat <<EOF
 
