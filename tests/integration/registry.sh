@@ -447,6 +447,31 @@ direct_blobs() {
         cmp -s "$IT_DIR/python.json" "$IT_DIR/python-direct.json"
 }
 
+# A front that also keeps manifests by digest (--keep-digests, which the
+# benchmark uses to take the registry's CPU out of stage 2): once a daemon has
+# resolved the image by digest through it, a second daemon's resolution by
+# digest is answered entirely from what the front kept, with the registry
+# stopped (SIGSTOP), and gives the same answer.
+kept_digests() {
+    local code rpid
+    rpid=$(pgrep -f "serve $IT_DIR/R1/config.yml") || { check "find R1's pid" false; return; }
+    front FK --bearer --direct-blobs --cdn-cache --keep-digests ||
+        { check "start a --keep-digests front" false; return; }
+    daemon DK1 "$FK_URL" && daemon DK2 "$FK_URL" ||
+        { check "start two daemons on the --keep-digests front" false; return; }
+    code=$(fetch "$DK1_URL/images/library/python@$LIST_DIGEST" "$IT_DIR/kept1.json")
+    check_eq "--keep-digests: the first resolution by digest answers 200" 200 "$code"
+    kill -STOP "$rpid"
+    code=$(fetch "$DK2_URL/images/library/python@$LIST_DIGEST" "$IT_DIR/kept2.json")
+    kill -CONT "$rpid"
+    check_eq "--keep-digests: with the registry stopped, a fresh daemon's answers 200" \
+        200 "$code"
+    check "--keep-digests: the same answer as the first" \
+        cmp -s "$IT_DIR/kept1.json" "$IT_DIR/kept2.json"
+    check_eq "--keep-digests: the front kept every manifest (7 by digest + the list, twice)" \
+        16 "$(count "$IT_DIR/FK.log" '^GET /v2/library/python/manifests/sha256:[^ ]+ 200$')"
+}
+
 # A new tag whose image shares its layers with one already described (a
 # rebuild on the same base): what the cache knows below the root is not asked
 # again. Its manifests and configs are new and fetched; its layers' sizes and
@@ -487,6 +512,7 @@ realm_counts
 prewarm_off
 registry_down_at_start
 direct_blobs
+kept_digests
 known_layers
 
 # --- JSON against skopeo --------------------------------------------------------------

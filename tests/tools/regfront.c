@@ -2,7 +2,7 @@
  *
  *   regfront --listen 127.0.0.1:PORT --upstream http://127.0.0.1:RPORT
  *            [--lastmod lastmod.tsv] [--log requests.log] [--bearer] [--cdn-cache]
- *            [--direct-blobs]
+ *            [--direct-blobs] [--keep-digests]
  *            [--delay-ms N] [--fault-429 N] [--retry-after S|-]
  *            [--fault-corrupt] [--fault-only SUBSTR]
  *            [--schema1 /v2/NAME/manifests/TAG FILE DIGEST]
@@ -24,6 +24,12 @@
  * - --direct-blobs: blob GET/HEAD are answered in place, as a registry that
  *   serves its blobs itself does (no 307, no CDN hop), with the /cdn/ path's
  *   Last-Modified and --cdn-cache behaviour; they still need the token.
+ * - --keep-digests: GET/HEAD of /v2/<name>/manifests/sha256:... (immutable:
+ *   the digest names the bytes) are kept as --cdn-cache keeps blobs, so a
+ *   manifest asked again is answered from memory (still logged, still
+ *   delayed, still behind the token), as a registry that keeps its hot
+ *   manifests in memory does; faults still apply, and a --fault-corrupt
+ *   answer is never kept.
  * - --log FILE: one line "METHOD PATH?QUERY STATUS" per request, flushed.
  * - --delay-ms N: waits N ms before answering each request.
  * - Faults, for requests to /v2/<name>/manifests/ that got past the bearer
@@ -103,6 +109,7 @@ struct rf_conf {
     /* --cdn-cache */
     bool cdn_cache;
     bool direct_blobs; /* --direct-blobs */
+    bool keep_digests; /* --keep-digests (shares the --cdn-cache store) */
     pthread_mutex_t cdnlock;
     struct rf_cdn *cdn;
     size_t ncdn;
@@ -627,8 +634,20 @@ static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
                            "\"message\":\"slow down\"}]}\n",
                            conf->retry_after[0] ? "Retry-After" : NULL,
                            conf->retry_after);
-    return proxy(conf, conn, req, method, req->uri, NULL, conf->bearer,
-                 faulty && conf->fault_corrupt, NULL);
+    /* --keep-digests: a manifest by digest, kept after its first 200 */
+    const char *m = strstr(path, "/manifests/");
+    bool spoil = faulty && conf->fault_corrupt;
+    bool keep = conf->keep_digests && getlike && !spoil && m != NULL &&
+                strncmp(m + 11, "sha256:", 7) == 0;
+    char key[RF_URL_MAX + 16];
+    if (keep) {
+        snprintf(key, sizeof key, "%s %s", method, path);
+        const struct rf_up *kept = cdn_find(conf, key);
+        if (kept != NULL)
+            return respond(conf, conn, method, req->uri, kept, NULL);
+    }
+    return proxy(conf, conn, req, method, req->uri, NULL, conf->bearer, spoil,
+                 keep ? key : NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -774,7 +793,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: regfront --listen HOST:PORT --upstream URL [--lastmod FILE]\n"
             "                [--log FILE] [--bearer] [--delay-ms N] [--cdn-cache]\n"
-            "                [--direct-blobs]\n"
+            "                [--direct-blobs] [--keep-digests]\n"
             "                [--fault-429 N] [--retry-after S|-] [--fault-corrupt]\n"
             "                [--fault-only SUBSTR] [--schema1 PATH FILE DIGEST]\n");
     return 2;
@@ -800,6 +819,10 @@ static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockad
         }
         if (strcmp(a, "--direct-blobs") == 0) {
             conf->direct_blobs = true;
+            continue;
+        }
+        if (strcmp(a, "--keep-digests") == 0) {
+            conf->keep_digests = true;
             continue;
         }
         if (v == NULL)
@@ -873,7 +896,8 @@ int main(int argc, char **argv)
     pthread_mutex_init(&conf.faultlock, NULL);
     pthread_mutex_init(&conf.poollock, NULL);
     pthread_mutex_init(&conf.cdnlock, NULL);
-    if (conf.cdn_cache && (conf.cdn = calloc(RF_CDN_MAX, sizeof *conf.cdn)) == NULL)
+    if ((conf.cdn_cache || conf.keep_digests) &&
+        (conf.cdn = calloc(RF_CDN_MAX, sizeof *conf.cdn)) == NULL)
         goto out;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         goto out;
