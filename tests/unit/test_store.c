@@ -1885,41 +1885,6 @@ Test(store, a_database_of_the_previous_schema_still_loads)
     tmpdb_remove(&db);
 }
 
-#else /* STORE_TSAN_MAIN: the threaded scenario alone, for ThreadSanitizer */
-
-int main(void)
-{
-    struct tmpdb db;
-    struct worker w[NTHREADS];
-    struct im_error err = {{0}};
-    struct store *s = NULL;
-    int failures = 0;
-    if (tmpdb_init(&db) != 0)
-        return 2;
-    s = store_open(db.path, &err);
-    if (!s) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
-        failures = 1;
-        goto out;
-    }
-    if (store_set_tag_memory(s, 16, &err) != 0 || run_workers(s, w) != 0)
-        failures++;
-    for (unsigned i = 0; i < NTHREADS; i++) {
-        failures += w[i].failures;
-        if (w[i].failures)
-            fprintf(stderr, "thread %u: %d failures, first: %s\n", w[i].id, w[i].failures,
-                    w[i].first);
-    }
-    printf("%s: %d threads x %d rounds, %d failures\n", failures ? "FAIL" : "ok",
-           NTHREADS, NROUNDS, failures);
-out:
-    store_close(s);
-    tmpdb_remove(&db);
-    return failures ? 1 : 0;
-}
-
-#endif
-
 /* A document row damaged on disk is refused when read; the next resolution
  * that brings the same document writes it again, so the image loads byte
  * exact once more instead of sending every later render upstream. */
@@ -1959,3 +1924,38 @@ Test(store, a_damaged_document_is_written_again_by_the_next_put)
     im_bundle_free(&b);
     tmpdb_remove(&db);
 }
+
+#else /* STORE_TSAN_MAIN: the threaded scenario alone, for ThreadSanitizer */
+
+int main(void)
+{
+    struct tmpdb db;
+    struct worker w[NTHREADS];
+    struct im_error err = {{0}};
+    struct store *s = NULL;
+    int failures = 0;
+    if (tmpdb_init(&db) != 0)
+        return 2;
+    s = store_open(db.path, &err);
+    if (!s) {
+        fprintf(stderr, "store_open: %s\n", err.msg);
+        failures = 1;
+        goto out;
+    }
+    if (store_set_tag_memory(s, 16, &err) != 0 || run_workers(s, w) != 0)
+        failures++;
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        failures += w[i].failures;
+        if (w[i].failures)
+            fprintf(stderr, "thread %u: %d failures, first: %s\n", w[i].id, w[i].failures,
+                    w[i].first);
+    }
+    printf("%s: %d threads x %d rounds, %d failures\n", failures ? "FAIL" : "ok",
+           NTHREADS, NROUNDS, failures);
+out:
+    store_close(s);
+    tmpdb_remove(&db);
+    return failures ? 1 : 0;
+}
+
+#endif
