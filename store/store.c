@@ -10,7 +10,10 @@
 
 /* Blob facts: NULL in the database is "unknown" (-1 or "" in struct im_blob),
  * and an unknown never erases a known value. A tag's resolved_at moves only
- * when its digest does (all right-hand sides see the old row). */
+ * when its digest does (all right-hand sides see the old row). members holds
+ * digests as keys: members are looked up by im_dkey(digest), the rows they
+ * name by im_dtext(key) (store_pool.c), so every lookup goes through an
+ * index. */
 const char *const store__sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -26,11 +29,11 @@ const char *const store__sql[ST__COUNT] = {
         " size = coalesce(excluded.size, size),"
         " last_modified = coalesce(excluded.last_modified, last_modified),"
         " checked_at = max(checked_at, excluded.checked_at)",
-    [ST_PUT_MEMBER] =
-        "INSERT OR IGNORE INTO members(root, digest, kind) VALUES (?1, ?2, ?3)",
+    [ST_PUT_MEMBER] = "INSERT OR IGNORE INTO members(root, digest, kind)"
+                      " VALUES (im_dkey(?1), im_dkey(?2), ?3)",
     [ST_ROOT_OK] = "SELECT EXISTS (SELECT 1 FROM members m JOIN documents d"
-                   " ON d.digest = m.digest WHERE m.root = ?1 AND m.digest = ?1"
-                   " AND m.kind = 0)",
+                   " ON d.digest = ?1 WHERE m.root = im_dkey(?1)"
+                   " AND m.digest = im_dkey(?1) AND m.kind = 0)",
     [ST_PUT_TAG] = "INSERT INTO tags(registry, repository, tag, digest, resolved_at,"
                    " checked_at, accessed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)"
                    " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
@@ -57,21 +60,23 @@ const char *const store__sql[ST__COUNT] = {
                     " VALUES (?1, ?2, ?3, ?4)",
     [ST_GET_MISS] = "SELECT until FROM misses WHERE registry = ?1 AND repository = ?2"
                     " AND tag = ?3",
-    [ST_LOAD] = "SELECT m.kind, m.digest, d.media_type, d.body, b.media_type, b.size,"
-                " b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL,"
+    /* in the order of members' primary key, so no sort (a digest kept as
+     * text comes before the sha256 ones) */
+    [ST_LOAD] = "SELECT m.kind, im_dtext(m.digest), d.media_type, d.body, b.media_type,"
+                " b.size, b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL,"
                 " b.checked_at, d.encoding"
                 " FROM members m"
-                " LEFT JOIN documents d ON m.kind = 0 AND d.digest = m.digest"
-                " LEFT JOIN blobs b ON m.kind = 1 AND b.digest = m.digest"
-                " WHERE m.root = ?1 ORDER BY m.digest, m.kind",
+                " LEFT JOIN documents d ON m.kind = 0 AND d.digest = im_dtext(m.digest)"
+                " LEFT JOIN blobs b ON m.kind = 1 AND b.digest = im_dtext(m.digest)"
+                " WHERE m.root = im_dkey(?1) ORDER BY m.digest, m.kind",
     /* store_known.c: what a resolution need not fetch. A layer's row answers
      * for a registry when some root of that registry holds it. */
     [ST_KNOWN_DOC] = "SELECT media_type, body, encoding FROM documents WHERE digest = ?1",
     [ST_KNOWN_BLOB] =
         "SELECT b.media_type, b.size, b.last_modified, b.checked_at FROM blobs b"
         " WHERE b.digest = ?1 AND b.checked_at >= ?3 AND EXISTS ("
-        "SELECT 1 FROM members m JOIN repo_roots r ON r.root = m.root"
-        " WHERE m.digest = ?1 AND m.kind = 1 AND r.registry = ?2)",
+        "SELECT 1 FROM members m JOIN repo_roots r ON r.root = im_dtext(m.root)"
+        " WHERE m.digest = im_dkey(?1) AND m.kind = 1 AND r.registry = ?2)",
     [ST_STATS] = "SELECT (SELECT count(*) FROM documents),"
                  " (SELECT coalesce(sum(length(body)), 0) FROM documents),"
                  " (SELECT count(*) FROM blobs), (SELECT count(*) FROM tags),"
@@ -90,12 +95,12 @@ const char *const store__sql[ST__COUNT] = {
                          " AND repository = ?2 AND root = ?3)",
     /* housekeeping, run by store_gc.c */
     [ST_GC_MISSES] = "DELETE FROM misses WHERE until <= ?1",
-    [ST_GC_MEMBERS] =
-        "DELETE FROM members WHERE root NOT IN (SELECT root FROM repo_roots)",
+    [ST_GC_MEMBERS] = "DELETE FROM members"
+                      " WHERE root NOT IN (SELECT im_dkey(root) FROM repo_roots)",
     [ST_GC_DOCS] = "DELETE FROM documents WHERE NOT EXISTS (SELECT 1 FROM members m"
-                   " WHERE m.digest = documents.digest AND m.kind = 0)",
+                   " WHERE m.digest = im_dkey(documents.digest) AND m.kind = 0)",
     [ST_GC_BLOBS] = "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM members m"
-                    " WHERE m.digest = blobs.digest AND m.kind = 1)",
+                    " WHERE m.digest = im_dkey(blobs.digest) AND m.kind = 1)",
     [ST_ORPHAN_ROOTS] = "DELETE FROM repo_roots WHERE NOT EXISTS (SELECT 1 FROM tags t"
                         " WHERE t.registry = repo_roots.registry"
                         " AND t.repository = repo_roots.repository"

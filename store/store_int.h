@@ -70,7 +70,9 @@ bool store__str_ok(const char *s, size_t cap, bool nonempty);
 /* An integer column, -1 when it is NULL (unknown). */
 int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i);
 
-/* Member kinds in members.kind. */
+/* Member kinds in members.kind. members.root and members.digest are digest
+ * keys: a sha256 digest's 32 bytes, any other digest's text (the SQL
+ * functions im_dkey and im_dtext, store_pool.c). */
 enum { STORE__KIND_DOC = 0, STORE__KIND_BLOB = 1 };
 
 struct store__conn {

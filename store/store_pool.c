@@ -105,8 +105,121 @@ static const char *const migrations[] = {
     "  ADD COLUMN encoding INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE rendered"
     "  ADD COLUMN encoding INTEGER NOT NULL DEFAULT 0;",
+    /* 5 -> 6: members hold each digest as its key (im_dkey, below): a sha256
+     * one as its 32 bytes instead of 71 characters, in the table and again in
+     * its index, which halves both. Declared BLOB: that affinity converts
+     * nothing, so a key stays the BLOB or TEXT it was written as. The rows
+     * are copied over, in this transaction. */
+    "CREATE TABLE members6("
+    "  root BLOB NOT NULL,"
+    "  digest BLOB NOT NULL,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (0, 1)),"
+    "  PRIMARY KEY (root, digest, kind)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO members6(root, digest, kind)"
+    "  SELECT im_dkey(root), im_dkey(digest), kind FROM members;"
+    "DROP TABLE members;"
+    "ALTER TABLE members6 RENAME TO members;"
+    "CREATE INDEX members_by_digest ON members(digest, kind);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- digest keys --------------------------------------------------------
+ * members.root and members.digest hold a digest as its key: a well-formed
+ * sha256 digest ("sha256:" and 64 lowercase hex digits) as its 32 raw bytes,
+ * a BLOB; any other digest as its TEXT. SQLite never compares a BLOB equal to
+ * a TEXT, so two digests share a key only when they are the same digest. Two
+ * SQL functions convert, registered on every connection before it migrates:
+ * im_dkey(digest) gives the key, im_dtext(key) the digest back. They are
+ * deterministic, so the key of a parameter or of the outer row of a join is
+ * a constant to the planner, and members' indexes are used. The schema
+ * itself never names them: a connection without them (the sqlite3 shell)
+ * can still open, read and check the file. */
+#define DKEY_PREFIX "sha256:"
+#define DKEY_PREFIX_LEN (sizeof DKEY_PREFIX - 1)
+#define DKEY_BYTES 32
+#define DKEY_TEXT_LEN (DKEY_PREFIX_LEN + 2 * DKEY_BYTES)
+
+static int hex_digit(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* The 32 bytes of a digest's text (n bytes) into key: true, or false when it
+ * is not "sha256:" and 64 lowercase hex digits. */
+static bool sha256_key(const unsigned char *t, size_t n, unsigned char key[DKEY_BYTES])
+{
+    if (n != DKEY_TEXT_LEN || memcmp(t, DKEY_PREFIX, DKEY_PREFIX_LEN) != 0)
+        return false;
+    for (size_t i = 0; i < DKEY_BYTES; i++) {
+        int hi = hex_digit(t[DKEY_PREFIX_LEN + 2 * i]);
+        int lo = hex_digit(t[DKEY_PREFIX_LEN + 2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        key[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return true;
+}
+
+/* im_dkey(digest): its key; a value that is not TEXT comes back as it is. */
+static void sql_dkey(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    unsigned char key[DKEY_BYTES];
+    sqlite3_value *v = argv[0];
+    (void)argc;
+    if (sqlite3_value_type(v) != SQLITE_TEXT) {
+        sqlite3_result_value(ctx, v);
+        return;
+    }
+    const unsigned char *t = sqlite3_value_text(v);
+    int n = sqlite3_value_bytes(v);
+    if (!t)
+        sqlite3_result_error_nomem(ctx);
+    else if (sha256_key(t, (size_t)n, key))
+        sqlite3_result_blob(ctx, key, DKEY_BYTES, SQLITE_TRANSIENT);
+    else
+        sqlite3_result_value(ctx, v);
+}
+
+/* im_dtext(key): the digest; a TEXT key is the digest itself. A BLOB that is
+ * not 32 bytes long is no key: an error (IM_ESTORE to the caller), never a
+ * digest made up. */
+static void sql_dtext(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    static const char hex[] = "0123456789abcdef";
+    char text[DKEY_TEXT_LEN];
+    sqlite3_value *v = argv[0];
+    (void)argc;
+    if (sqlite3_value_type(v) != SQLITE_BLOB) {
+        sqlite3_result_value(ctx, v);
+        return;
+    }
+    const unsigned char *key = sqlite3_value_blob(v);
+    if (sqlite3_value_bytes(v) != DKEY_BYTES || !key) {
+        sqlite3_result_error(ctx, "malformed digest key in members", -1);
+        return;
+    }
+    memcpy(text, DKEY_PREFIX, DKEY_PREFIX_LEN);
+    for (size_t i = 0; i < DKEY_BYTES; i++) {
+        text[DKEY_PREFIX_LEN + 2 * i] = hex[key[i] >> 4];
+        text[DKEY_PREFIX_LEN + 2 * i + 1] = hex[key[i] & 15];
+    }
+    sqlite3_result_text(ctx, text, (int)DKEY_TEXT_LEN, SQLITE_TRANSIENT);
+}
+
+static int register_functions(sqlite3 *db)
+{
+    const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+    int src = sqlite3_create_function_v2(db, "im_dkey", 1, flags, NULL, sql_dkey, NULL,
+                                         NULL, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_create_function_v2(db, "im_dtext", 1, flags, NULL, sql_dtext, NULL,
+                                         NULL, NULL);
+    return src;
+}
 
 int store__fail(struct im_error *err, sqlite3 *db, const char *fmt, ...)
 {
@@ -328,6 +441,10 @@ static int conn_setup(sqlite3 *db, const char *path, bool readonly, bool *damage
     /* a current schema needs no write lock (a read-only file still opens) */
     if (!rc && version < SCHEMA_VERSION)
         rc = migrate(db, path, err);
+    /* a rebuilt table's old pages go back to the file system (no-op without
+     * incremental auto-vacuum); failure only means the file stays larger */
+    if (!rc && version < SCHEMA_VERSION)
+        (void)sqlite3_exec(db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
     return rc;
 }
 
@@ -349,7 +466,8 @@ static int conn_open(const struct store *s, bool setup, bool *damaged,
         goto out;
     }
     if (sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS) != SQLITE_OK ||
-        sqlite3_extended_result_codes(c->db, 1) != SQLITE_OK) {
+        sqlite3_extended_result_codes(c->db, 1) != SQLITE_OK ||
+        register_functions(c->db) != SQLITE_OK) {
         rc = open_failure(c->db, path, "configuring the connection", err);
         goto out;
     }

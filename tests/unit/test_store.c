@@ -1459,6 +1459,18 @@ Test(store, budget_drops_rendered_answers_before_any_upstream_data)
     tmpdb_remove(&db);
 }
 
+/* The file database db, holding b under ref, changed by sql behind the
+ * store's back while it was closed; opened again. */
+static struct store *reopened_after(const struct tmpdb *db, const struct im_ref *ref,
+                                    const struct im_bundle *b, const char *sql)
+{
+    struct store *s = open_ok(db->path);
+    put_ok(s, ref, b, 100);
+    store_close(s);
+    raw_exec(db->path, sql);
+    return open_ok(db->path);
+}
+
 Test(store, a_schema_3_database_gains_the_rendered_table)
 {
     struct tmpdb db;
@@ -1466,13 +1478,10 @@ Test(store, a_schema_3_database_gains_the_rendered_table)
     struct im_bundle a;
     make_image(&a, 6);
     struct im_ref ref = tag_ref("library/a", "1");
-    struct store *s = open_ok(db.path);
-    put_ok(s, &ref, &a, 100);
-    store_close(s);
     /* what that release left: no rendered table, no encoding, user_version 3 */
-    raw_exec(db.path, "DROP TABLE rendered; ALTER TABLE documents DROP COLUMN encoding;"
-                      " PRAGMA user_version = 3");
-    s = open_ok(db.path);
+    struct store *s = reopened_after(&db, &ref, &a,
+                                     "DROP TABLE rendered; ALTER TABLE documents DROP"
+                                     " COLUMN encoding; PRAGMA user_version = 3");
     set_renderer_ok(s, "r", NULL);
     char key[256];
     size_t klen = rendered_key(key, sizeof key, a.root_digest, "j");
@@ -1562,8 +1571,8 @@ static char *config_like(unsigned n, size_t *len)
     return p;
 }
 
-/* The encoding and the length of the row a statement selects (one row). */
-static void row_of(const char *path, const char *sql, int *encoding, int64_t *len)
+/* Column col, an integer, of the first row sql selects. */
+static int64_t raw_int(const char *path, const char *sql, int col)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -1571,10 +1580,17 @@ static void row_of(const char *path, const char *sql, int *encoding, int64_t *le
     cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
                  sqlite3_errmsg(db));
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
-    *encoding = sqlite3_column_int(st, 0);
-    *len = sqlite3_column_int64(st, 1);
+    int64_t v = sqlite3_column_int64(st, col);
     sqlite3_finalize(st);
     sqlite3_close(db);
+    return v;
+}
+
+/* The encoding and the length of the row a statement selects (one row). */
+static void row_of(const char *path, const char *sql, int *encoding, int64_t *len)
+{
+    *encoding = (int)raw_int(path, sql, 0);
+    *len = raw_int(path, sql, 1);
 }
 
 /* Runs sql (one statement) with ?1 bound to the blob p (n bytes). */
@@ -1627,6 +1643,19 @@ static void kept_image(struct im_bundle *b)
 }
 
 #define DOC_ROW "SELECT encoding, length(body) FROM documents WHERE digest = '%s'"
+
+/* The members table as schemas 1 to 5 kept it: every digest as its text (a
+ * sha256 key spelled out again), in TEXT columns. */
+#define MEMBERS_AS_SCHEMA_5                                                              \
+    "CREATE TABLE members5(root TEXT NOT NULL, digest TEXT NOT NULL,"                    \
+    " kind INTEGER NOT NULL CHECK (kind IN (0, 1)),"                                     \
+    " PRIMARY KEY (root, digest, kind)) WITHOUT ROWID;"                                  \
+    " INSERT INTO members5 SELECT"                                                       \
+    " CASE typeof(root) WHEN 'blob' THEN 'sha256:' || lower(hex(root)) ELSE root END,"   \
+    " CASE typeof(digest) WHEN 'blob' THEN 'sha256:' || lower(hex(digest))"              \
+    " ELSE digest END, kind FROM members;"                                               \
+    " DROP TABLE members; ALTER TABLE members5 RENAME TO members;"                       \
+    " CREATE INDEX members_by_digest ON members(digest, kind);"
 
 Test(store, compressible_bodies_are_kept_deflated_and_come_back_byte_exact)
 {
@@ -1851,9 +1880,9 @@ Test(store, a_database_of_the_previous_schema_still_loads)
     put_rendered_ok(s, &ref, key, klen, "old answer", 10);
     store_close(s);
     im_bundle_free(&root);
-    raw_exec(db.path,
-             "ALTER TABLE documents DROP COLUMN encoding;"
-             " ALTER TABLE rendered DROP COLUMN encoding; PRAGMA user_version = 4");
+    raw_exec(db.path, MEMBERS_AS_SCHEMA_5 "ALTER TABLE documents DROP COLUMN encoding;"
+                                          " ALTER TABLE rendered DROP COLUMN encoding;"
+                                          " PRAGMA user_version = 4");
     for (size_t i = 1; i < b.ndocs; i++) {
         snprintf(sql, sizeof sql,
                  "INSERT INTO documents(digest, media_type, body, fetched_at)"
@@ -1884,41 +1913,6 @@ Test(store, a_database_of_the_previous_schema_still_loads)
     im_bundle_free(&b);
     tmpdb_remove(&db);
 }
-
-#else /* STORE_TSAN_MAIN: the threaded scenario alone, for ThreadSanitizer */
-
-int main(void)
-{
-    struct tmpdb db;
-    struct worker w[NTHREADS];
-    struct im_error err = {{0}};
-    struct store *s = NULL;
-    int failures = 0;
-    if (tmpdb_init(&db) != 0)
-        return 2;
-    s = store_open(db.path, &err);
-    if (!s) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
-        failures = 1;
-        goto out;
-    }
-    if (store_set_tag_memory(s, 16, &err) != 0 || run_workers(s, w) != 0)
-        failures++;
-    for (unsigned i = 0; i < NTHREADS; i++) {
-        failures += w[i].failures;
-        if (w[i].failures)
-            fprintf(stderr, "thread %u: %d failures, first: %s\n", w[i].id, w[i].failures,
-                    w[i].first);
-    }
-    printf("%s: %d threads x %d rounds, %d failures\n", failures ? "FAIL" : "ok",
-           NTHREADS, NROUNDS, failures);
-out:
-    store_close(s);
-    tmpdb_remove(&db);
-    return failures ? 1 : 0;
-}
-
-#endif
 
 /* A document row damaged on disk is refused when read; the next resolution
  * that brings the same document writes it again, so the image loads byte
@@ -1959,3 +1953,184 @@ Test(store, a_damaged_document_is_written_again_by_the_next_put)
     im_bundle_free(&b);
     tmpdb_remove(&db);
 }
+
+/* ---- member rows -------------------------------------------------------- */
+
+/* build_image's image n (its documents with their real digests) and two
+ * layers whose digests are not sha256 ones: a
+ * sha512 layer every such image shares, and the text of its own layer's
+ * digest in capitals (another digest as far as the store is concerned). */
+static void mixed_image(struct im_bundle *b, unsigned n)
+{
+    char d[IM_DIGEST_MAX];
+    make_image(b, n);
+    real_digests(b);
+    snprintf(d, sizeof d, "sha512:%0128x", SHARED_LAYER);
+    add_blob(b, d, "application/vnd.oci.image.layer.v1.tar+gzip", 512, 1600000512);
+    snprintf(d, sizeof d, "sha256:%064X", n + 500000u);
+    add_blob(b, d, "", 7000 + n, -1);
+}
+
+#define SHA256_ROOTS                                                                     \
+    "SELECT count(*) FROM members WHERE typeof(root) = 'blob' AND length(root) = 32"
+#define SHA256_MEMBERS                                                                   \
+    "SELECT count(*) FROM members WHERE typeof(digest) = 'blob' AND length(digest) = 32"
+#define TEXT_MEMBERS "SELECT count(*) FROM members WHERE typeof(digest) = 'text'"
+
+static void load_same(struct store *s, const struct im_bundle *want)
+{
+    struct im_error err = {{0}};
+    struct im_bundle got;
+    im_bundle_init(&got);
+    int rc = store_load(s, want->root_digest, &got, &err);
+    cr_assert_eq(rc, 0, "store_load: %d %s", rc, err.msg);
+    assert_same_bundle(want, &got);
+    im_bundle_free(&got);
+}
+
+/* The member rows of two mixed images in the closed database at path: a
+ * sha256 digest as its 32 bytes, any other as its text. Then purging a's tag
+ * collects what only a held, nothing b holds too. */
+static void keys_then_purge(const char *path, const struct im_ref *ra,
+                            const struct im_bundle *b)
+{
+    struct im_error err = {{0}};
+    struct store_removed r;
+    struct im_blob bl;
+    cr_expect_eq(raw_int(path, SHA256_ROOTS, 0), 12, "every row of both images");
+    cr_expect_eq(raw_int(path, SHA256_MEMBERS, 0), 8, "root, config and 2 layers, x2");
+    cr_expect_eq(raw_int(path, TEXT_MEMBERS, 0), 4, "the sha512 and capitalised ones");
+    struct store *s = open_ok(path);
+    cr_assert_eq(store_purge(s, ra, &r, &err), 0, "%s", err.msg);
+    cr_expect_eq(r.documents, 1, "a's root only: the config is shared");
+    cr_expect_eq(r.blobs, 2, "a's layer and its capitalised twin");
+    load_same(s, b);
+    cr_expect_eq(store_find_blob(s, "docker.io", b->blobs[2].digest, 0, &bl, &err), 0,
+                 "the shared sha512 layer: %s", err.msg);
+    cr_expect_eq(bl.size, 512);
+    store_close(s);
+}
+
+/* A cached image's member rows take a sha256 digest's 32 bytes, not its 71
+ * characters; any other digest is kept as its text and comes back exactly. */
+Test(store, member_rows_keep_sha256_digests_as_32_bytes_and_others_as_text)
+{
+    struct tmpdb db;
+    struct im_error err = {{0}};
+    struct im_bundle a, b;
+    struct im_blob bl;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    mixed_image(&a, 1);
+    mixed_image(&b, 2);
+    struct im_ref ra = tag_ref("library/a", "1"), rb = tag_ref("library/b", "1");
+    struct store *s = open_ok(db.path);
+    put_ok(s, &ra, &a, 100);
+    put_ok(s, &rb, &b, 100);
+    load_same(s, &a);
+    cr_assert_eq(store_find_blob(s, "docker.io", a.blobs[3].digest, 0, &bl, &err), 0,
+                 "%s", err.msg);
+    cr_expect_eq(bl.size, 7001, "the capitalised digest is its own layer");
+    store_close(s);
+    keys_then_purge(db.path, &ra, &b);
+    im_bundle_free(&a);
+    im_bundle_free(&b);
+    tmpdb_remove(&db);
+}
+
+/* A database of schema 5 (members as text) opens after the upgrade and
+ * answers every cached image, tag, layer fact and rendered answer from what
+ * it holds; its member rows are keys from then on, and gc still tells what is
+ * held from what is not. */
+Test(store, a_schema_5_database_opens_and_serves_the_same_answers)
+{
+    struct tmpdb db;
+    struct im_error err = {{0}};
+    struct im_bundle a, b;
+    struct im_blob bl;
+    char key[256];
+    cr_assert_eq(tmpdb_init(&db), 0);
+    mixed_image(&a, 1);
+    mixed_image(&b, 2);
+    struct im_ref ra = tag_ref("library/a", "1"), rb = tag_ref("library/b", "1");
+    struct store *s = open_ok(db.path);
+    set_renderer_ok(s, "r", NULL);
+    put_ok(s, &ra, &a, 100);
+    put_ok(s, &rb, &b, 100);
+    size_t klen = rendered_key(key, sizeof key, a.root_digest, "j");
+    put_rendered_ok(s, &ra, key, klen, "old answer", 10);
+    store_close(s);
+    raw_exec(db.path, MEMBERS_AS_SCHEMA_5 "PRAGMA user_version = 5");
+    cr_assert_eq(raw_int(db.path, TEXT_MEMBERS, 0), 12, "schema 5 keeps text");
+
+    s = open_ok(db.path);
+    set_renderer_ok(s, "r", NULL);
+    load_same(s, &a);
+    load_same(s, &b);
+    cr_expect_str_eq(get_tag_ok(s, &ra).digest, a.root_digest);
+    cr_expect_eq(get_rendered_is(s, key, klen, "old answer", 10), 0);
+    cr_expect_eq(store_find_blob(s, "docker.io", a.blobs[0].digest, 0, &bl, &err), 0,
+                 "a layer's facts still answer for its registry: %s", err.msg);
+    cr_expect_eq(store_check(s, &err), 0, "%s", err.msg);
+    store_close(s);
+    keys_then_purge(db.path, &ra, &b);
+    im_bundle_free(&a);
+    im_bundle_free(&b);
+    tmpdb_remove(&db);
+}
+
+/* A member row whose key is no digest (a damaged file, a foreign writer) is
+ * refused as a store error, never turned into a digest. */
+Test(store, a_member_key_that_is_no_digest_is_a_store_error)
+{
+    struct tmpdb db;
+    struct im_error err = {{0}};
+    struct im_bundle a, got;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    make_image(&a, 1);
+    im_bundle_init(&got);
+    struct im_ref ra = tag_ref("library/a", "1");
+    struct store *s = reopened_after(&db, &ra, &a,
+                                     "UPDATE members SET digest = zeroblob(5) WHERE kind"
+                                     " = 1 AND digest = (SELECT max(digest) FROM members"
+                                     " WHERE kind = 1)");
+    cr_expect_eq(store_load(s, a.root_digest, &got, &err), IM_ESTORE);
+    cr_expect(strstr(err.msg, "malformed digest key"), "%s", err.msg);
+    store_close(s);
+    im_bundle_free(&a);
+    tmpdb_remove(&db);
+}
+
+#else /* STORE_TSAN_MAIN: the threaded scenario alone, for ThreadSanitizer */
+
+int main(void)
+{
+    struct tmpdb db;
+    struct worker w[NTHREADS];
+    struct im_error err = {{0}};
+    struct store *s = NULL;
+    int failures = 0;
+    if (tmpdb_init(&db) != 0)
+        return 2;
+    s = store_open(db.path, &err);
+    if (!s) {
+        fprintf(stderr, "store_open: %s\n", err.msg);
+        failures = 1;
+        goto out;
+    }
+    if (store_set_tag_memory(s, 16, &err) != 0 || run_workers(s, w) != 0)
+        failures++;
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        failures += w[i].failures;
+        if (w[i].failures)
+            fprintf(stderr, "thread %u: %d failures, first: %s\n", w[i].id, w[i].failures,
+                    w[i].first);
+    }
+    printf("%s: %d threads x %d rounds, %d failures\n", failures ? "FAIL" : "ok",
+           NTHREADS, NROUNDS, failures);
+out:
+    store_close(s);
+    tmpdb_remove(&db);
+    return failures ? 1 : 0;
+}
+
+#endif
