@@ -1,10 +1,12 @@
 /* store_codec.c - how a body is kept in its row (store_int.h): as it is, or
  * deflated when that saves space. A deflated row is the body's length (4
  * bytes, big-endian) followed by one zlib stream, whose Adler-32 covers the
- * body. Reading it back writes at most that many bytes, and the length itself
- * is believed only up to STORE_BODY_MAX and up to what deflate can make of
- * the row's size: a damaged row, or a small one that would inflate to
- * gigabytes, is refused before it costs more than its own length. */
+ * body; encoding 2's stream is made with the preset dictionary store__dict1
+ * (store_dict.c) and names it in its header, encoding 1's with none. Reading
+ * it back writes at most that many bytes, and the length itself is believed
+ * only up to STORE_BODY_MAX and up to what deflate can make of the row's
+ * size: a damaged row, or a small one that would inflate to gigabytes, is
+ * refused before it costs more than its own length. */
 #include "store_int.h"
 
 #include <stdlib.h>
@@ -17,9 +19,15 @@
 /* Deflate's largest expansion: 258 bytes from one 2-bit code, 1032:1 (zlib's
  * FAQ); a row claiming more than that of its bytes is lying. */
 #define DEFLATE_MAX_RATIO 1032u
+/* FDICT, the zlib header's "a preset dictionary follows" flag (RFC 1950). */
+#define ZLIB_FDICT 0x20u
+/* deflate keeps this much of its window for looking ahead (zlib's
+ * MIN_LOOKAHEAD): matches reach no farther back than the rest. */
+#define DEFLATE_LOOKAHEAD 262u
 
 /* The smallest window that covers len bytes (zlib takes 9 to 15): a small
- * document costs a small window to set up, and compresses just the same. */
+ * document costs a small window to set up, and compresses just the same. The
+ * window holds the dictionary too: deflate uses only its last bytes that fit. */
 static int window_bits(size_t len)
 {
     int bits = 9;
@@ -45,21 +53,26 @@ int store__pack(const void *body, size_t len, struct store__body *out)
 {
     z_stream z;
     int rc = 0;
+    unsigned char *buf = NULL;
     memset(out, 0, sizeof *out);
+    memset(&z, 0, sizeof z); /* deflateEnd refuses a stream never set up */
     out->p = body;
     out->len = len;
     out->encoding = STORE__RAW;
     if (len < STORE__PACK_MIN || len > STORE_BODY_MAX)
-        return 0;
+        goto out;
     /* room for exactly what would still be worth it: a stream that does not
      * fit is not kept deflated */
     size_t room = len - len / 8;
-    unsigned char *buf = malloc(room);
-    if (!buf)
-        return IM_ENOMEM;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, STORE__DEFLATE_LEVEL, Z_DEFLATED, window_bits(len), 8,
-                     Z_DEFAULT_STRATEGY) != Z_OK) {
+    buf = malloc(room);
+    if (!buf) {
+        rc = IM_ENOMEM;
+        goto out;
+    }
+    if (deflateInit2(&z, STORE__DEFLATE_LEVEL, Z_DEFLATED,
+                     window_bits(store__dict1_len + len + DEFLATE_LOOKAHEAD), 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK ||
+        deflateSetDictionary(&z, store__dict1, (uInt)store__dict1_len) != Z_OK) {
         rc = IM_ENOMEM;
         goto out;
     }
@@ -73,11 +86,11 @@ int store__pack(const void *body, size_t len, struct store__body *out)
         out->len = LEN_BYTES + (size_t)z.total_out;
         out->buf = buf;
         out->cap = room;
-        out->encoding = STORE__DEFLATE;
+        out->encoding = STORE__DEFLATE_DICT1;
         buf = NULL;
     }
-    (void)deflateEnd(&z); /* Z_DATA_ERROR when it stopped short: expected */
 out:
+    (void)deflateEnd(&z); /* Z_DATA_ERROR when it stopped short: expected */
     free(buf);
     return rc;
 }
@@ -95,9 +108,42 @@ static int reserve(struct store__body *b, size_t n)
     return 0;
 }
 
-/* Inflates a STORE__DEFLATE row into b->buf. */
-static int inflate_row(const unsigned char *row, size_t n, struct store__body *b,
-                       const char **why)
+/* Runs inflate over z to the stream's end, giving it store__dict1 when the
+ * stream asks for a dictionary and the row's encoding has that one (zlib
+ * checks the stream's dictionary id against it). The last inflate code. */
+static int inflate_stream(z_stream *z, int encoding)
+{
+    int zrc = inflate(z, Z_FINISH);
+    if (zrc == Z_NEED_DICT && encoding == STORE__DEFLATE_DICT1 &&
+        inflateSetDictionary(z, store__dict1, (uInt)store__dict1_len) == Z_OK)
+        zrc = inflate(z, Z_FINISH);
+    return zrc;
+}
+
+/* What stopped inflate_stream (zrc) says of the row: 0, IM_ESTORE or
+ * IM_ENOMEM, with *why. */
+static int inflate_verdict(const z_stream *z, int zrc, const char **why)
+{
+    if (zrc == Z_MEM_ERROR) {
+        *why = "out of memory";
+        return IM_ENOMEM;
+    }
+    if (zrc == Z_NEED_DICT)
+        *why = "asks for another dictionary";
+    else if (zrc == Z_DATA_ERROR)
+        *why = z->msg ? z->msg : "not a zlib stream";
+    else if (zrc != Z_STREAM_END)
+        *why = z->avail_out == 0 ? "inflates past its length" : "truncated";
+    else if (z->avail_out != 0 || z->avail_in != 0)
+        *why = z->avail_out ? "inflates short of its length" : "bytes after its end";
+    else
+        return 0;
+    return IM_ESTORE;
+}
+
+/* Inflates a STORE__DEFLATE or STORE__DEFLATE_DICT1 row into b->buf. */
+static int inflate_row(int encoding, const unsigned char *row, size_t n,
+                       struct store__body *b, const char **why)
 {
     z_stream z;
     if (n < LEN_BYTES) {
@@ -107,6 +153,12 @@ static int inflate_row(const unsigned char *row, size_t n, struct store__body *b
     size_t len = get_len(row);
     if (len > STORE_BODY_MAX || len / DEFLATE_MAX_RATIO > n - LEN_BYTES) {
         *why = "claims more than it can hold";
+        return IM_ESTORE;
+    }
+    /* encoding 2 means its dictionary: a stream without one is not ours */
+    if (encoding == STORE__DEFLATE_DICT1 &&
+        (n < LEN_BYTES + 2 || !(row[LEN_BYTES + 1] & ZLIB_FDICT))) {
+        *why = "does not ask for its dictionary";
         return IM_ESTORE;
     }
     if (reserve(b, len) != 0) {
@@ -122,27 +174,13 @@ static int inflate_row(const unsigned char *row, size_t n, struct store__body *b
     z.avail_in = (uInt)(n - LEN_BYTES);
     z.next_out = b->buf;
     z.avail_out = (uInt)len;
-    int zrc = inflate(&z, Z_FINISH);
-    int rc = 0;
-    if (zrc == Z_MEM_ERROR) {
-        *why = "out of memory";
-        rc = IM_ENOMEM;
-    } else if (zrc == Z_DATA_ERROR || zrc == Z_NEED_DICT) {
-        *why = z.msg ? z.msg : "not a zlib stream";
-        rc = IM_ESTORE;
-    } else if (zrc != Z_STREAM_END) {
-        *why = z.avail_out == 0 ? "inflates past its length" : "truncated";
-        rc = IM_ESTORE;
-    } else if (z.avail_out != 0 || z.avail_in != 0) {
-        *why = z.avail_out ? "inflates short of its length" : "bytes after its end";
-        rc = IM_ESTORE;
-    }
+    int rc = inflate_verdict(&z, inflate_stream(&z, encoding), why);
     (void)inflateEnd(&z);
     if (!rc) {
         b->buf[len] = '\0';
         b->p = b->buf;
         b->len = len;
-        b->encoding = STORE__DEFLATE;
+        b->encoding = encoding;
     }
     return rc;
 }
@@ -163,8 +201,8 @@ int store__unpack(int encoding, const void *row, size_t n, struct store__body *b
         b->encoding = STORE__RAW;
         return 0;
     }
-    if (encoding == STORE__DEFLATE)
-        return inflate_row(row, n, b, why);
+    if (encoding == STORE__DEFLATE || encoding == STORE__DEFLATE_DICT1)
+        return inflate_row(encoding, row, n, b, why);
     *why = "unknown encoding";
     return IM_ESTORE;
 }

@@ -150,16 +150,24 @@ int store__note_tag_removal(struct store__conn *c, struct im_error *err);
 
 /* ---- how a body is kept in its row (store_codec.c) ----
  * documents.body and rendered.body hold a body as it is (STORE__RAW: every
- * row of a database from before schema 5) or deflated (STORE__DEFLATE: its
- * length, then a zlib stream) when that saves at least an eighth of a body of
- * STORE__PACK_MIN bytes or more; the row's encoding column says which.
+ * row of a database from before schema 5) or deflated when that saves at
+ * least an eighth of a body of STORE__PACK_MIN bytes or more: its length,
+ * then a zlib stream, made with no dictionary (STORE__DEFLATE: what releases
+ * before encoding 2 wrote) or with store__dict1 (STORE__DEFLATE_DICT1: what
+ * is written now, documents and rendered answers alike). The row's encoding
+ * column says which; every one of them stays readable.
  * Thread-safe: no state. */
-enum { STORE__RAW = 0, STORE__DEFLATE = 1 };
+enum { STORE__RAW = 0, STORE__DEFLATE = 1, STORE__DEFLATE_DICT1 = 2 };
 #define STORE__PACK_MIN 256
 /* Levels 1 to 3 are zlib's fast ones (this runs on the cold request's path);
  * on a 7-platform image 3 costs what 1 does and its answers come out 8%
  * smaller. */
 #define STORE__DEFLATE_LEVEL 3
+
+/* The preset dictionary of STORE__DEFLATE_DICT1 (store_dict.c): part of the
+ * on-disk format, never edited. */
+extern const unsigned char store__dict1[];
+extern const size_t store__dict1_len;
 
 /* A body and the bytes of its row. */
 struct store__body {
@@ -181,7 +189,8 @@ int store__pack(const void *body, size_t len, struct store__body *out) IM_WUR;
  * next row; zero it before the first use). 0; IM_ESTORE when the row is
  * corrupt, with *why saying how (static text): an unknown encoding, a length
  * over STORE_BODY_MAX or over what its bytes can inflate to, a damaged
- * stream, or a body that is not exactly the length it records; IM_ENOMEM. */
+ * stream, one that does not ask for its encoding's dictionary (or asks for
+ * another), or a body that is not exactly the length it records; IM_ENOMEM. */
 int store__unpack(int encoding, const void *row, size_t n, struct store__body *b,
                   const char **why) IM_WUR;
 /* store__unpack of the row st is on: the body in column body_col, its
