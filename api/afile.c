@@ -10,18 +10,16 @@
  * the root digest, so an entry never goes stale, as in rcache.c.
  *
  * Bounded by max_bytes of file and max_bytes / AF_BYTES_PER_ENTRY entries (at
- * most AF_MAX_ENTRIES): when either is reached, the index is emptied and
- * writing starts over in a new private file (the epoch changes), but only once
- * no write is in progress, so that a writer never holds the old file. A region
- * of a file is written once and never again, so its bytes are its entry's for
- * as long as the file lives: a reader takes its own descriptor of the file
- * (a dup, under the lock) and reads, or hands it to libmicrohttpd to send
- * with sendfile, at leisure; the old file's blocks go back to the file system
- * when its last reader closes it. The disk therefore holds at most max_bytes
- * plus the old files still being sent (one answer's worth per connection). A
- * write that fails (disk full, I/O error) indexes nothing: it costs a later
- * database read, never a wrong answer. Thread-safe: one mutex, held for index
- * updates, dups and the rare new file, never during reads or writes. */
+ * most AF_MAX_ENTRIES):
+ * when either is reached, the index is emptied and writing starts over at
+ * offset 0 (the epoch changes), but only once no write is in progress: a
+ * writer still filling a region of the old epoch would otherwise land on a
+ * region the new epoch handed out and indexed. A reader copies (offset, length, epoch)
+ * under the lock, preads without it, and keeps the bytes only if the epoch is still the
+ * same: a region is rewritten only after the epoch moved, so equal epochs mean the bytes
+ * read are the entry's. A write that fails (disk full, I/O error) indexes nothing: it
+ * costs a later database read, never a wrong answer. Thread-safe: one mutex, held for
+ * index updates only, never during I/O. */
 #define _GNU_SOURCE /* O_TMPFILE, mkostemp */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,9 +50,8 @@ struct af_entry {
 
 struct api__afile {
     pthread_mutex_t lock;
-    char *dir;              /* where new files are made */
-    int fd;                 /* the current file */
-    _Atomic uint64_t epoch; /* files started (under lock); a put checks it */
+    int fd;
+    _Atomic uint64_t epoch; /* bumped (under lock) before offsets are reused */
     uint64_t end;           /* the next free offset */
     unsigned writing;       /* reserved regions still being written */
     uint64_t max_bytes;
@@ -105,8 +102,7 @@ struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
         im_seterr(err, IM_ENOMEM, "out of memory for the answers file's index");
         return NULL;
     }
-    f->dir = strdup(dir);
-    f->fd = f->dir ? open_private(dir) : -1;
+    f->fd = open_private(dir);
     if (f->fd < 0) {
         char buf[128];
         const char *why = strerror_r(errno, buf, sizeof buf); /* GNU: the text */
@@ -140,7 +136,6 @@ void api__afile_free(struct api__afile *f)
     }
     if (f->fd >= 0)
         close(f->fd);
-    free(f->dir);
     free(f);
 }
 
@@ -173,72 +168,54 @@ static int io_all(int fd, char *rbuf, const char *wbuf, size_t n, uint64_t off)
     return 0;
 }
 
-int api__afile_get_fd(struct api__afile *f, const char *key, size_t klen, int *fd,
-                      uint64_t *off, size_t *len, const char **ctype)
+int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **body,
+                   size_t *len, const char **ctype)
 {
     if (!f)
         return IM_ENOTFOUND;
-    uint64_t h = api__key_hash(key, klen);
+    uint64_t h = api__key_hash(key, klen), off = 0, epoch = 0;
+    size_t n = 0;
+    const char *ct = NULL;
+    char *buf = NULL;
     int rc = IM_ENOTFOUND;
     pthread_mutex_lock(&f->lock);
     const struct af_entry *e = *slot(f, key, klen, h);
     if (e) {
-        /* its own descriptor: the file outlives a start over while it reads */
-        int d = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
-        if (d >= 0) {
-            *fd = d;
-            *off = e->off;
-            *len = e->len;
-            *ctype = e->ctype;
-            rc = 0;
-        }
+        off = e->off;
+        n = e->len;
+        ct = e->ctype;
+        epoch = atomic_load(&f->epoch);
     }
     pthread_mutex_unlock(&f->lock);
-    if (rc == 0) {
-        atomic_fetch_add(&f->hits, 1);
-        im_metric_inc(IM_ANSWER_FILE_HITS);
-    }
-    return rc;
-}
-
-int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **body,
-                   size_t *len, const char **ctype)
-{
-    int fd = -1;
-    uint64_t off = 0;
-    size_t n = 0;
-    const char *ct = NULL;
-    char *buf = NULL;
-    int rc = api__afile_get_fd(f, key, klen, &fd, &off, &n, &ct);
-    if (rc != 0)
-        return rc;
+    if (!ct)
+        goto out;
     buf = malloc(n + 1);
     if (!buf) {
         rc = IM_ENOMEM;
         goto out;
     }
-    if (io_all(fd, buf, NULL, n, off) != 0) {
-        rc = IM_ENOTFOUND;
+    /* the epoch is read after the bytes: unchanged, nothing rewrote them */
+    if (io_all(f->fd, buf, NULL, n, off) != 0 || atomic_load(&f->epoch) != epoch)
         goto out;
-    }
     buf[n] = '\0'; /* bodies are text: keep them C strings too, as rcache does */
     *body = buf;
     *len = n;
     *ctype = ct;
     buf = NULL;
+    atomic_fetch_add(&f->hits, 1);
+    im_metric_inc(IM_ANSWER_FILE_HITS);
+    rc = 0;
 out:
     free(buf);
-    close(fd);
     return rc;
 }
 
 /* Reserves len bytes of file for key under the lock: false when key is
  * indexed already (another thread wrote it) or the answer cannot fit at all.
- * Starts over (a new file, new epoch, empty index) when the file or the
- * index is full and no region is being written; while one is, or when no new
- * file can be made, the answer is not kept. */
+ * Starts over (new epoch, empty index) when the file or the index is full
+ * and no region is being written; while one is, the answer is not kept. */
 static bool reserve(struct api__afile *f, const char *key, size_t klen, uint64_t h,
-                    size_t len, int *fd, uint64_t *off, uint64_t *epoch)
+                    size_t len, uint64_t *off, uint64_t *epoch)
 {
     if (len > f->max_bytes / 4) /* one answer never takes over the file */
         return false;
@@ -247,17 +224,10 @@ static bool reserve(struct api__afile *f, const char *key, size_t klen, uint64_t
     if (f->end + len > f->max_bytes || f->n >= f->max_entries) {
         if (f->writing > 0)
             return false;
-        /* a new file: readers of the old one keep it open until they are done */
-        int fresh = open_private(f->dir);
-        if (fresh < 0)
-            return false;
-        close(f->fd);
-        f->fd = fresh;
         clear_index(f);
         f->end = 0;
         atomic_fetch_add(&f->epoch, 1);
     }
-    *fd = f->fd; /* stays this file until the write is done (f->writing) */
     *off = f->end;
     *epoch = atomic_load(&f->epoch);
     f->end += len;
@@ -271,16 +241,15 @@ void api__afile_put(struct api__afile *f, const char *key, size_t klen, const ch
     if (!f || !len)
         return;
     uint64_t h = api__key_hash(key, klen), off = 0, epoch = 0;
-    int fd = -1;
     struct af_entry *e = malloc(sizeof *e + klen);
     if (!e)
         return; /* a cache: failing to remember is fine */
     pthread_mutex_lock(&f->lock);
-    bool ok = reserve(f, key, klen, h, len, &fd, &off, &epoch);
+    bool ok = reserve(f, key, klen, h, len, &off, &epoch);
     pthread_mutex_unlock(&f->lock);
     if (!ok)
         goto out;
-    bool written = io_all(fd, NULL, body, len, off) == 0;
+    bool written = io_all(f->fd, NULL, body, len, off) == 0;
     if (!written) {
         atomic_fetch_add(&f->write_failures, 1);
         im_metric_inc(IM_STORE_WRITE_FAILURES);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "metrics.h"
 #include "negotiate.h"
@@ -159,9 +158,6 @@ void api_response_free(struct api_response *resp)
     free(resp->body);
     resp->body = NULL;
     resp->len = 0;
-    if (resp->body_in_file)
-        close(resp->body_fd);
-    resp->body_in_file = false;
 }
 
 const char *api_cache_outcome_name(enum api_cache_outcome c)

@@ -110,10 +110,6 @@ struct api_request {
      * spot); api_handle returns API_SLOW instead of resolving, revalidating,
      * joining a resolution in flight or listing tags. */
     bool cache_only;
-    /* The body of a 200 may come as a file (api_response.body_in_file), which
-     * server/ sends with sendfile; callers that need the bytes leave it
-     * false. */
-    bool body_file_ok;
 };
 
 /* Where the answer came from, for the access log and metrics. */
@@ -137,13 +133,6 @@ struct api_response {
     const char *content_type; /* static string */
     char *body;               /* malloc'd, owned by the response; NULL for none */
     size_t len;
-    /* Or, only when the request allowed it (body_file_ok) and body is NULL:
-     * the body is the len bytes at body_off of the file body_fd, a descriptor
-     * the response owns (api_response_free closes it, unless server/ handed
-     * it to libmicrohttpd and cleared body_in_file). */
-    bool body_in_file;
-    int body_fd;
-    uint64_t body_off;
     char etag[96]; /* "" when none */
     long max_age;  /* Cache-Control max-age, -1 for no header */
     bool vary_accept;

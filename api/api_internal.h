@@ -60,28 +60,23 @@ void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
 
 /* The answers file (afile.c): rendered answers appended to an unlinked file
  * in a directory (next to the database), indexed in memory, at most max_bytes
- * of file; when full it starts over in a new one. Thread-safe. new: NULL with
- * err on failure (no memory, the file cannot be created). get: as rcache's
- * (the caller frees *body); IM_ENOTFOUND also when f is NULL or the bytes
- * could not be read back. get_fd: where the answer is instead, as a
- * descriptor of its own (close-on-exec; the caller closes it, or hands it to
- * libmicrohttpd) and the len bytes at *off, which no later write changes.
- * put: keeps a copy; a failure (disk full, I/O error) is counted and only
- * costs a later miss. */
+ * of file; when full it starts over. Thread-safe. new: NULL with err on
+ * failure (no memory, the file cannot be created). get: as rcache's (the
+ * caller frees *body); IM_ENOTFOUND also when f is NULL or the bytes could
+ * not be read back. put: keeps a copy; a failure (disk full, I/O error) is
+ * counted and only costs a later miss. */
 struct api__afile;
 struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
                                   struct im_error *err);
 void api__afile_free(struct api__afile *f);
 int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **body,
                    size_t *len, const char **ctype);
-int api__afile_get_fd(struct api__afile *f, const char *key, size_t klen, int *fd,
-                      uint64_t *off, size_t *len, const char **ctype);
 void api__afile_put(struct api__afile *f, const char *key, size_t klen, const char *body,
                     size_t len, const char *ctype);
 struct api__afile_stats {
     size_t entries;
     uint64_t bytes; /* written since the file last started over */
-    uint64_t epoch; /* how many times it started over (in a new file) */
+    uint64_t epoch; /* how many times it started over */
     uint64_t hits, write_failures;
 };
 void api__afile_stats(struct api__afile *f, struct api__afile_stats *out);

@@ -347,7 +347,7 @@ static void cache_headers(const struct describe *d, struct api_response *resp)
 static int mark_stale_json(struct api_response *resp)
 {
     static const char flag[] = "\"stale\":true,";
-    if (!resp->body || resp->len < 2 || resp->body[0] != '{')
+    if (resp->len < 2 || resp->body[0] != '{')
         return 0;
     char *grown = malloc(resp->len + sizeof flag);
     if (!grown)
@@ -432,20 +432,6 @@ static const char *answer_ctype(const struct describe *d)
     return d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
 }
 
-/* The same, as len bytes of the answers file at off (fd owned by resp). */
-static void answer_200_file(struct api_response *resp, const char *ctype, int fd,
-                            uint64_t off, size_t len)
-{
-    free(resp->body);
-    resp->body = NULL;
-    resp->status = 200;
-    resp->content_type = ctype;
-    resp->body_in_file = true;
-    resp->body_fd = fd;
-    resp->body_off = off;
-    resp->len = len;
-}
-
 /* Keeps an answer in the answers file and the in-memory LRU (key: klen > 0). */
 static void keep_answer(struct api *a, const char *key, size_t klen, const char *body,
                         size_t len, const char *ctype)
@@ -461,12 +447,9 @@ static void keep_answer(struct api *a, const char *key, size_t klen, const char 
 
 /* An answer already rendered: from the in-memory LRU, else from the answers
  * file, else from the store's rendered rows (then kept in the answers file
- * and the LRU too). 0 with the answer in resp. With file_ok, an answers-file
- * hit is answered as the file's bytes, which the server sends without
- * reading them (sendfile), except the 1 in ANSWERS_PROMOTE_EVERY read to be
- * copied into the LRU. */
+ * and the LRU too). 0 with the answer in resp. */
 static int rendered_before(struct api *a, const struct describe *d, const char *key,
-                           size_t klen, bool file_ok, struct api_response *resp)
+                           size_t klen, struct api_response *resp)
 {
     char *body = NULL;
     size_t len = 0;
@@ -477,18 +460,8 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
         answer_200(resp, ctype, body, len);
         return 0;
     }
-    bool promote =
-        atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0;
-    int fd = -1;
-    uint64_t off = 0;
-    if (file_ok && !promote &&
-        api__afile_get_fd(a->answers, key, klen, &fd, &off, &len, &ctype) == 0) {
-        answer_200_file(resp, ctype, fd, off, len);
-        return 0;
-    }
-    if ((!file_ok || promote) &&
-        api__afile_get(a->answers, key, klen, &body, &len, &ctype) == 0) {
-        if (promote)
+    if (api__afile_get(a->answers, key, klen, &body, &len, &ctype) == 0) {
+        if (atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0)
             api__rcache_put(a->rendered, key, klen, body, len, ctype);
         answer_200(resp, ctype, body, len);
         return 0;
@@ -529,9 +502,7 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
     struct render_image *img = NULL;
     char *body = NULL, key[1024];
     size_t len = 0, klen = answer_key(d, req, key, sizeof key);
-    /* a stale JSON answer gets a flag in its body (mark_stale_json) */
-    bool file_ok = req->body_file_ok && !(d->stale && d->format == API_FORMAT_JSON);
-    if (rendered_before(a, d, key, klen, file_ok, resp) == 0)
+    if (rendered_before(a, d, key, klen, resp) == 0)
         return 0;
     int rc = 0;
     if (d->lazy) { /* a fresh hit that was not rendered yet: read its documents */

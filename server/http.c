@@ -166,11 +166,7 @@ static void log_escape(char *dst, size_t n, const char *s)
 static struct MHD_Response *make_response(struct api_response *r, bool closing)
 {
     struct MHD_Response *resp;
-    if (r->body_in_file) { /* sent with sendfile; libmicrohttpd closes the fd */
-        resp = MHD_create_response_from_fd_at_offset64(r->len, r->body_fd, r->body_off);
-        if (resp)
-            r->body_in_file = false;
-    } else if (r->body) {
+    if (r->body) {
         resp = MHD_create_response_from_buffer_with_free_callback(r->len, r->body,
                                                                   free_body);
         if (resp)
@@ -291,7 +287,6 @@ static void read_request(struct MHD_Connection *conn, const struct request *rq,
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     req->if_none_match =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    req->body_file_ok = true; /* make_response sends a file body */
     req->authorization =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     struct args args = {req, 0};

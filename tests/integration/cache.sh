@@ -478,13 +478,6 @@ done
 check "(j) ... and those came from the answers file (hits $hits0 -> $(metric imgmeta_answer_file_hits_total))" \
     [ "$(metric imgmeta_answer_file_hits_total)" -ge $((hits0 + ${#J_PATHS[@]})) ]
 check_eq "(j) the answers file indexes them" ${#J_PATHS[@]} "$(metric imgmeta_answer_file_entries)"
-# HEAD of an answer the answers file holds (sent as a file: sendfile): the
-# GET's headers and length, no body.
-code=$(curl -s -I -D "$IT_DIR/headers" -o /dev/null -w '%{http_code} %{size_download}' \
-    --max-time 60 "$DAEMON_URL${J_PATHS[0]}")
-check_eq "(j) HEAD of an answer from the answers file: 200, no body, its Content-Length and ETag" \
-    "200 0 $(($(stat -c %s "$IT_DIR/j-fresh-0") - $(head -n 3 "$IT_DIR/j-fresh-0" | wc -c))) $(sed -n 3p "$IT_DIR/j-fresh-0")" \
-    "$code $(header Content-Length) $(header ETag)"
 V2=$(IT_OUT=$IT_DIR/fx2 fill_fixture push-variant --variant 2 && echo "$LIST_DIGEST")
 curl -s -o /dev/null -X DELETE -H 'Authorization: Bearer s3cret' "$DAEMON_URL/admin/cache/python/3.7-slim"
 code=$(fetch /images/python/3.7-slim)

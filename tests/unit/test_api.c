@@ -843,46 +843,6 @@ Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
     rmdir(dir);
 }
 
-/* An answer handed out as a descriptor (to be sent with sendfile later) keeps
- * its bytes after the file started over, twice, and the answer left the index:
- * starting over takes a new file, and the old one lives while it is open. */
-Test(api, answers_file_descriptor_keeps_its_bytes_after_start_overs)
-{
-    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
-    afile_dir(dir);
-    struct im_error err;
-    struct api__afile *f = api__afile_new(dir, 32 * 1024, &err);
-    cr_assert_not_null(f, "%s", err.msg);
-    char key[32], body[3000], *got = NULL;
-    const char *ct = NULL;
-    size_t len = 0;
-    uint64_t off = 0;
-    int fd = -1;
-    memset(body, 'x', sizeof body);
-    api__afile_put(f, "k0", 2, body, sizeof body, API_CT_JSON);
-    cr_assert_eq(api__afile_get_fd(f, "k0", 2, &fd, &off, &len, &ct), 0);
-    cr_assert_eq(len, sizeof body);
-    cr_assert_str_eq(ct, API_CT_JSON);
-    for (int i = 1; i <= 30; i++) { /* 90 KB through 32 KiB: starts over twice */
-        snprintf(key, sizeof key, "k%d", i);
-        memset(body, 'a' + i % 26, sizeof body);
-        api__afile_put(f, key, strlen(key), body, sizeof body, API_CT_JSON);
-    }
-    struct api__afile_stats s;
-    api__afile_stats(f, &s);
-    cr_assert_geq(s.epoch, 2, "started over (epoch %llu)", (unsigned long long)s.epoch);
-    cr_assert_eq(api__afile_get(f, "k0", 2, &got, &len, &ct), IM_ENOTFOUND,
-                 "k0 left the index");
-    char back[3000];
-    cr_assert_eq(pread(fd, back, sizeof back, (off_t)off), (ssize_t)sizeof back);
-    for (size_t j = 0; j < sizeof back; j++)
-        cr_assert_eq(back[j], 'x', "byte %zu of the answer handed out changed", j);
-    close(fd);
-    cr_assert_eq(api__afile_get_fd(f, "k0", 2, &fd, &off, &len, &ct), IM_ENOTFOUND);
-    api__afile_free(f);
-    rmdir(dir);
-}
-
 /* Threads putting and getting through a file that starts over every few
  * answers: every answer read holds its own key's bytes. A writer still filling
  * a region of an old epoch must never land on a region handed out since. */
@@ -906,20 +866,7 @@ static void *af_hammer_run(void *cls)
         api__afile_put(h->f, key, strlen(key), body, n, API_CT_JSON);
         k = (int)(rand_r(&h->seed) % 64);
         snprintf(key, sizeof key, "key-%d", k);
-        if (i % 2) { /* as a descriptor, read after another put (sendfile's way) */
-            int fd = -1;
-            uint64_t off = 0;
-            if (api__afile_get_fd(h->f, key, strlen(key), &fd, &off, &len, &ct) != 0)
-                continue;
-            api__afile_put(h->f, "other", 5, body, 1500, API_CT_JSON);
-            got = malloc(len);
-            if (!got || pread(fd, got, len, (off_t)off) != (ssize_t)len)
-                h->bad++;
-            close(fd);
-        } else if (api__afile_get(h->f, key, strlen(key), &got, &len, &ct) != 0) {
-            continue;
-        }
-        if (!got)
+        if (api__afile_get(h->f, key, strlen(key), &got, &len, &ct) != 0)
             continue;
         h->hits++;
         bool ok = len == 1000 + (size_t)k * 31;
@@ -927,7 +874,6 @@ static void *af_hammer_run(void *cls)
             ok = got[j] == 'A' + k % 50;
         h->bad += !ok;
         free(got);
-        got = NULL;
     }
     return NULL;
 }
