@@ -5,7 +5,7 @@ set -eu
 
 build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev zlib1g-dev"
 run="$build ca-certificates"
-test="$run binutils libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk"
+test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk"
 bench="$test nginx-light bc"
 
 case "${1:-}" in

@@ -52,6 +52,11 @@ struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err)
     char moved[1200];
     bool damaged = false;
     struct store *s = open_store(cfg, &damaged, err);
+    int64_t ms = 0;
+    int from = store_migrated_from(s, &ms);
+    if (from > 0)
+        srv_log(SRV_INFO, NULL, "event=db_migrated db=\"%s\" from=%d to=%d ms=%lld",
+                cfg->db, from, store_schema_version(), (long long)ms);
     if (s && store_readonly(s))
         srv_log(SRV_WARN, NULL,
                 "event=db_readonly db=\"%s\" msg=\"the cache file cannot be written: "

@@ -51,6 +51,12 @@ int store_move_aside(const char *path, int64_t now, char *moved_to, size_t n,
  * fails with IM_ESTORE. store_open does this instead of failing, so that a
  * read-only cache still serves. */
 bool store_readonly(const struct store *s);
+/* The schema version this build writes. */
+int store_schema_version(void);
+/* When store_open migrated the file from an older schema: that schema's
+ * version, with *ms (may be NULL) the time the migration took; 0 when the
+ * file was new or already current. */
+int store_migrated_from(const struct store *s, int64_t *ms);
 /* Closes every connection and frees s; NULL is accepted. No other call on s
  * may be running or follow. */
 void store_close(struct store *s);

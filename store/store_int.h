@@ -86,7 +86,9 @@ struct store {
     char *path;
     char *name; /* what sqlite3_open_v2 gets: path, or a read-only URI */
     int open_flags;
-    bool readonly;           /* the file cannot be written: reads only, writes fail */
+    bool readonly;     /* the file cannot be written: reads only, writes fail */
+    int migrated_from; /* store_migrated_from: the file's schema, 0: no migration */
+    int64_t migrate_ms;
     int max_conns;           /* 8 for a file, 1 for a private (":memory:") database */
     int nconns;              /* open plus being opened, <= max_conns */
     struct store__conn *all; /* guarded by mu */

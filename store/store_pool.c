@@ -349,7 +349,9 @@ static int set_wal(sqlite3 *db, const char *path, struct im_error *err)
 
 /* Brings the schema to SCHEMA_VERSION in one transaction. The version is read
  * again under the write lock: another process may have migrated meanwhile. */
-static int migrate(sqlite3 *db, const char *path, struct im_error *err)
+/* Migrates to SCHEMA_VERSION under the write lock; *found is the version the
+ * file had then (another process may have migrated it meanwhile). */
+static int migrate(sqlite3 *db, const char *path, int64_t *found, struct im_error *err)
 {
     int64_t version = 0;
     char sql[96];
@@ -357,6 +359,7 @@ static int migrate(sqlite3 *db, const char *path, struct im_error *err)
     if (rc)
         return rc;
     rc = query_one(db, path, "PRAGMA user_version", &version, NULL, 0, err);
+    *found = version;
     if (!rc && version > SCHEMA_VERSION)
         rc = im_seterr(err, IM_ESTORE,
                        "database schema version %lld is newer than this imgmeta (%d); "
@@ -416,10 +419,11 @@ static int quick_check(sqlite3 *db, const char *path, bool *damaged, struct im_e
 /* The setup a store's first connection does: the file is ours, not damaged,
  * in WAL mode (a new file also gets incremental auto-vacuum, so that
  * eviction gives space back), and migrated. */
-static int conn_setup(sqlite3 *db, const char *path, bool readonly, bool *damaged,
-                      struct im_error *err)
+static int conn_setup(struct store *s, sqlite3 *db, bool *damaged, struct im_error *err)
 {
-    int64_t version = 0;
+    const char *path = s->path;
+    bool readonly = s->readonly;
+    int64_t version = 0, found = 0, t0 = im_monotonic_ms();
     int rc = check_identity(db, path, &version, err);
     if (rc) {
         *damaged = damaged_code(db);
@@ -440,18 +444,22 @@ static int conn_setup(sqlite3 *db, const char *path, bool readonly, bool *damage
         rc = set_wal(db, path, err);
     /* a current schema needs no write lock (a read-only file still opens) */
     if (!rc && version < SCHEMA_VERSION)
-        rc = migrate(db, path, err);
+        rc = migrate(db, path, &found, err);
     /* a rebuilt table's old pages go back to the file system (no-op without
      * incremental auto-vacuum); failure only means the file stays larger */
     if (!rc && version < SCHEMA_VERSION)
         (void)sqlite3_exec(db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+    if (!rc && found > 0 && found < SCHEMA_VERSION) { /* not a new file */
+        s->migrated_from = (int)found;
+        s->migrate_ms = im_monotonic_ms() - t0;
+    }
     return rc;
 }
 
 /* Opens one connection; the first one of a store (setup) also checks the
  * file is ours, switches it to WAL and migrates. */
-static int conn_open(const struct store *s, bool setup, bool *damaged,
-                     struct store__conn **out, struct im_error *err)
+static int conn_open(struct store *s, bool setup, bool *damaged, struct store__conn **out,
+                     struct im_error *err)
 {
     const char *path = s->path;
     struct store__conn *c = calloc(1, sizeof *c);
@@ -472,7 +480,7 @@ static int conn_open(const struct store *s, bool setup, bool *damaged,
         goto out;
     }
     if (setup)
-        rc = conn_setup(c->db, path, s->readonly, damaged, err);
+        rc = conn_setup(s, c->db, damaged, err);
     if (!rc)
         rc = exec_sql(c->db, path, "PRAGMA synchronous=NORMAL", err);
     /* Bounded page cache per connection (SQLite's default is 2 MiB, x 8): the
@@ -550,6 +558,18 @@ static int open_first(struct store *s, bool *damaged, struct store__conn **c,
 bool store_readonly(const struct store *s)
 {
     return s && s->readonly;
+}
+
+int store_schema_version(void)
+{
+    return SCHEMA_VERSION;
+}
+
+int store_migrated_from(const struct store *s, int64_t *ms)
+{
+    if (ms)
+        *ms = s ? s->migrate_ms : 0;
+    return s ? s->migrated_from : 0;
 }
 
 struct store *store_open(const char *path, struct im_error *err)

@@ -26,6 +26,8 @@
 #       by `imgmeta cache purge` while the daemon runs is honoured
 #   (j) the answers file: with the in-memory LRU off, answers asked again are
 #       byte-identical with fresh renders; purge + re-push serves the new one
+#   (k) an upgrade: a database made schema 5 again (members as text) is
+#       migrated at start, says so in the log, and answers from the cache
 # Prints "N passed, N failed"; exits 1 when anything failed.
 set -u
 
@@ -33,7 +35,7 @@ if [ $# -ne 3 ]; then
     echo "usage: $0 IMGMETA FIXTURE REGFRONT" >&2
     exit 2
 fi
-for tool in docker-registry curl jq; do
+for tool in docker-registry curl jq sqlite3; do
     command -v "$tool" >/dev/null || { echo "cache: needs $tool" >&2; exit 1; }
 done
 
@@ -492,6 +494,41 @@ same=no
 cmp -s "$IT_DIR/j-new-fresh" "$IT_DIR/j-new" && same=yes
 check_eq "(j) ... and asked again, 200, byte-identical with a fresh render of the new digest" \
     "200 yes" "$(head -n 1 "$IT_DIR/j-new") $same"
+
+# --- (k) an upgrade from schema 5 ----------------------------------------------------------------
+# (j)'s database, its member rows put back as schema 5 kept them (digests as
+# text) and its version set to 5: the daemon migrates it at start, logs that,
+# and answers python:3.7-slim from the cache (no upstream request), the same
+# bytes as before.
+cp "$IT_DIR/j.db" "$IT_DIR/k.db"
+[ ! -f "$IT_DIR/j.db-wal" ] || cp "$IT_DIR/j.db-wal" "$IT_DIR/k.db-wal"
+sqlite3 "$IT_DIR/k.db" "
+CREATE TABLE m5(root TEXT NOT NULL, digest TEXT NOT NULL,
+  kind INTEGER NOT NULL CHECK (kind IN (0, 1)), PRIMARY KEY (root, digest, kind)) WITHOUT ROWID;
+INSERT INTO m5 SELECT
+  CASE typeof(root) WHEN 'blob' THEN 'sha256:' || lower(hex(root)) ELSE root END,
+  CASE typeof(digest) WHEN 'blob' THEN 'sha256:' || lower(hex(digest)) ELSE digest END,
+  kind FROM members;
+DROP TABLE members;
+ALTER TABLE m5 RENAME TO members;
+CREATE INDEX members_by_digest ON members(digest, kind);
+PRAGMA user_version = 5;" || check "(k) make the database schema 5 again" false
+check_eq "(k) the database is schema 5, its member rows text" "5 text" \
+    "$(sqlite3 "$IT_DIR/k.db" 'PRAGMA user_version') $(sqlite3 "$IT_DIR/k.db" \
+        'SELECT DISTINCT typeof(root) FROM members')"
+mark
+daemon "$IT_DIR/k.db" --tag-ttl 3600 || die "cannot start imgmeta on a schema-5 database"
+check "(k) the daemon logs the migration: from=5 to=6 and its time" \
+    grep -qE "event=db_migrated db=\"$IT_DIR/k.db\" from=5 to=6 ms=[0-9]+" "$DAEMON_LOG"
+answer /images/python/3.7-slim k-after
+check_eq "(k) after the upgrade: 200 from the cache, the same bytes, nothing asked of the repository" \
+    "200 hit yes 0" "$(head -n 1 "$IT_DIR/k-after") $(header X-Imgmeta-Cache) \
+$(cmp -s <(tail -n +4 "$IT_DIR/k-after") <(tail -n +4 "$IT_DIR/j-new") && echo yes || echo no) \
+$(since_mark '/v2/library/')"
+check_eq "(k) ... and its member rows are keys now" "6 blob" \
+    "$(sqlite3 "$IT_DIR/k.db" 'PRAGMA user_version') $(sqlite3 "$IT_DIR/k.db" \
+        'SELECT DISTINCT typeof(root) FROM members')"
+stop "$DAEMON_PID"
 
 # Under ASan/UBSan a daemon's report goes to its log (it may not fail a request).
 reports=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$IT_DIR"/daemon-*.log \

@@ -2303,6 +2303,8 @@ Test(store, a_schema_5_database_opens_and_serves_the_same_answers)
     mixed_image(&b, 2);
     struct im_ref ra = tag_ref("library/a", "1"), rb = tag_ref("library/b", "1");
     struct store *s = open_ok(db.path);
+    int64_t ms = -1;
+    cr_expect_eq(store_migrated_from(s, NULL), 0, "a new file is not a migration");
     set_renderer_ok(s, "r", NULL);
     put_ok(s, &ra, &a, 100);
     put_ok(s, &rb, &b, 100);
@@ -2313,6 +2315,9 @@ Test(store, a_schema_5_database_opens_and_serves_the_same_answers)
     cr_assert_eq(raw_int(db.path, TEXT_MEMBERS, 0), 12, "schema 5 keeps text");
 
     s = open_ok(db.path);
+    cr_expect_eq(store_migrated_from(s, &ms), 5, "the open says it migrated schema 5");
+    cr_expect_eq(store_schema_version(), 6);
+    cr_expect_geq(ms, 0);
     set_renderer_ok(s, "r", NULL);
     load_same(s, &a);
     load_same(s, &b);
@@ -2321,6 +2326,9 @@ Test(store, a_schema_5_database_opens_and_serves_the_same_answers)
     cr_expect_eq(store_find_blob(s, "docker.io", a.blobs[0].digest, 0, &bl, &err), 0,
                  "a layer's facts still answer for its registry: %s", err.msg);
     cr_expect_eq(store_check(s, &err), 0, "%s", err.msg);
+    store_close(s);
+    s = open_ok(db.path);
+    cr_expect_eq(store_migrated_from(s, NULL), 0, "opened again: nothing to migrate");
     store_close(s);
     keys_then_purge(db.path, &ra, &b);
     im_bundle_free(&a);
