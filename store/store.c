@@ -276,6 +276,9 @@ static int doc_intact(struct store__conn *c, const char *digest, bool *intact,
         src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
         rc = store__unpack_column(st, 1, 2, &body, &why);
+        if (!rc)
+            rc = store__doc_verify(digest, (const char *)sqlite3_column_text(st, 0),
+                                   &body, false, &why);
         *intact = rc == 0;
         if (rc == IM_ESTORE)
             rc = 0;
@@ -536,6 +539,8 @@ static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
         if (!media)
             return im_seterr(err, IM_ENOMEM, "out of memory loading %s", digest);
         rc = store__unpack_column(st, 3, 9, body, &why);
+        if (!rc)
+            rc = store__doc_verify(digest, media, body, false, &why);
         if (rc == IM_ESTORE)
             return im_seterr(err, IM_ESTORE, "stored document %s is corrupt (%s)", digest,
                              why);

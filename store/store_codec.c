@@ -15,6 +15,8 @@
 #define ZLIB_CONST /* next_in is a pointer to const */
 #include <zlib.h>
 
+#include "sha256.h"
+
 #define LEN_BYTES 4
 /* Deflate's largest expansion: 258 bytes from one 2-bit code, 1032:1 (zlib's
  * FAQ); a row claiming more than that of its bytes is lying. */
@@ -205,6 +207,29 @@ int store__unpack(int encoding, const void *row, size_t n, struct store__body *b
         return inflate_row(encoding, row, n, b, why);
     *why = "unknown encoding";
     return IM_ESTORE;
+}
+
+/* Docker schema 1 manifests: their digest may cover only their payload (the
+ * body without its signatures), which is the registry client's business. */
+#define SCHEMA1_PREFIX "application/vnd.docker.distribution.manifest.v1+"
+
+int store__doc_verify(const char *digest, const char *media_type,
+                      const struct store__body *b, bool always_hash, const char **why)
+{
+    char computed[IM_DIGEST_MAX], algo[8];
+    if ((!always_hash && b->encoding != STORE__RAW) ||
+        (media_type && strncmp(media_type, SCHEMA1_PREFIX, strlen(SCHEMA1_PREFIX)) == 0))
+        return 0;
+    if (!digest || im_digest_algo(digest, algo, sizeof algo) != 0) {
+        *why = "malformed digest";
+        return IM_ESTORE;
+    }
+    if (im_digest_compute(algo, b->p, b->len, computed, sizeof computed) != 0 ||
+        strcmp(computed, digest) != 0) {
+        *why = "its bytes do not hash to its digest";
+        return IM_ESTORE;
+    }
+    return 0;
 }
 
 int store__unpack_column(sqlite3_stmt *st, int body_col, int enc_col,

@@ -7,8 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sha256.h"
-
 #define EVICT_BATCH 8
 #define BUDGET_LOW_WATER_PCT 80
 
@@ -303,31 +301,16 @@ out:
     "SELECT 0, digest, media_type, body, encoding FROM documents"                        \
     " UNION ALL SELECT 1, root, '', body, encoding FROM rendered"
 
-/* Docker schema 1 manifests: their digest may cover only their payload (the
- * body without its signatures), which is the registry client's business. */
-#define SCHEMA1_PREFIX "application/vnd.docker.distribution.manifest.v1+"
-
 /* One row of CHECK_BODIES_SQL: its body inflates, and a document's hashes to
  * its digest. 0, IM_ESTORE with *why, IM_ENOMEM. */
 static int check_body(sqlite3_stmt *st, struct store__body *b, const char **why)
 {
-    char computed[IM_DIGEST_MAX], algo[8];
     const char *name = (const char *)sqlite3_column_text(st, 1);
     const char *media = (const char *)sqlite3_column_text(st, 2);
     int rc = store__unpack_column(st, 3, 4, b, why);
-    if (rc || sqlite3_column_int(st, 0) != 0 ||
-        (media && strncmp(media, SCHEMA1_PREFIX, strlen(SCHEMA1_PREFIX)) == 0))
+    if (rc || sqlite3_column_int(st, 0) != 0)
         return rc;
-    if (!name || im_digest_algo(name, algo, sizeof algo) != 0) {
-        *why = "malformed digest";
-        return IM_ESTORE;
-    }
-    if (im_digest_compute(algo, b->p, b->len, computed, sizeof computed) != 0 ||
-        strcmp(computed, name) != 0) {
-        *why = "its bytes do not hash to its digest";
-        return IM_ESTORE;
-    }
-    return 0;
+    return store__doc_verify(name, media, b, true, why);
 }
 
 /* Reads back every document and rendered answer: IM_ESTORE naming the first

@@ -56,6 +56,19 @@ static int blob_into(struct im_bundle *b, const char *digest, const char *media,
 
 /* Image number n: a manifest (the root) naming a config shared by every image
  * and two layers, one of them shared too. Bodies are distinct per n. */
+/* Gives every document of b the digest of its bytes, as a resolution keeps
+ * them (the store checks a document it reads against its digest). */
+static void real_digests(struct im_bundle *b)
+{
+    for (size_t i = 0; i < b->ndocs; i++) {
+        struct im_doc *d = &b->docs[i];
+        int root = strcmp(d->digest, b->root_digest) == 0;
+        im_sha256_digest(d->body, d->len, d->digest);
+        if (root)
+            snprintf(b->root_digest, sizeof b->root_digest, "%s", d->digest);
+    }
+}
+
 static int build_image(struct im_bundle *b, unsigned n)
 {
     char root[IM_DIGEST_MAX], cfg[IM_DIGEST_MAX], layer[IM_DIGEST_MAX],
@@ -154,6 +167,7 @@ static void worker_round(struct worker *w, unsigned round)
         worker_fail(w, "build", "out of memory");
         goto out;
     }
+    real_digests(&b);
     snprintf(tag, sizeof tag, "t%u-%u", w->id, round % NTAGS);
     struct im_ref mine = tag_ref("library/python", tag);
     struct im_ref shared = tag_ref("library/python", "shared");
@@ -223,19 +237,6 @@ static void noise(void *buf, size_t n, uint32_t seed)
     }
 }
 
-/* Gives every document of b the digest of its bytes, as a registry's
- * (store_check verifies them). */
-static void real_digests(struct im_bundle *b)
-{
-    for (size_t i = 0; i < b->ndocs; i++) {
-        struct im_doc *d = &b->docs[i];
-        int root = strcmp(d->digest, b->root_digest) == 0;
-        im_sha256_digest(d->body, d->len, d->digest);
-        if (root)
-            snprintf(b->root_digest, sizeof b->root_digest, "%s", d->digest);
-    }
-}
-
 static void add_doc(struct im_bundle *b, const char *digest, const char *media,
                     const void *body, size_t len)
 {
@@ -248,9 +249,13 @@ static void add_blob(struct im_bundle *b, const char *digest, const char *media,
     cr_assert_eq(blob_into(b, digest, media, size, last_modified), 0);
 }
 
+/* build_image's image n, its documents under their real digests (as a
+ * resolution keeps them: the store checks a document it reads against its
+ * digest). */
 static void make_image(struct im_bundle *b, unsigned n)
 {
     cr_assert_eq(build_image(b, n), 0);
+    real_digests(b);
 }
 
 /* Every document and blob of want is in got, identical. */
@@ -349,10 +354,10 @@ Test(store, roundtrip_is_byte_exact)
     struct im_bundle b, got;
     im_bundle_init(&b);
     im_bundle_init(&got);
-    fake_digest(root, 1);
-    fake_digest(child, 2);
-    fake_digest(cfg, 3);
-    fake_digest(empty, 4);
+    im_sha256_digest(index, strlen(index), root);
+    im_sha256_digest(binary, sizeof binary, child);
+    im_sha256_digest("{}", 2, cfg);
+    im_sha256_digest("", 0, empty);
     fake_digest(l1, 5);
     fake_digest(l2, 6);
     fake_digest(l3, 7);
@@ -1226,9 +1231,11 @@ Test(store, remembered_tags_never_exceed_their_bound)
     cr_assert_eq(cap, 64, "60 rounded up to a power of two");
     /* 200 stored tags, each its own image, asked for in a scrambled order
      * many times over: every answer is its own digest, the map stays bounded */
+    static char roots[200][IM_DIGEST_MAX];
     for (unsigned n = 0; n < 200; n++) {
         struct im_bundle b;
         make_image(&b, 1000 + n);
+        snprintf(roots[n], sizeof roots[n], "%s", b.root_digest);
         snprintf(tag, sizeof tag, "t%u", n);
         struct im_ref ref = tag_ref("library/many", tag);
         put_ok(s, &ref, &b, 100);
@@ -1236,10 +1243,9 @@ Test(store, remembered_tags_never_exceed_their_bound)
     }
     for (unsigned i = 0; i < 5000; i++) {
         unsigned n = (i * 7919u) % 200u;
-        char want[IM_DIGEST_MAX];
+        const char *want = roots[n];
         snprintf(tag, sizeof tag, "t%u", n);
         struct im_ref ref = tag_ref("library/many", tag);
-        fake_digest(want, 1000 + n);
         cr_assert_eq(lookup(s, &ref, &t, &until), 0, "%s", tag);
         cr_assert_str_eq(t.digest, want, "%s", tag);
         store_tag_memory_stats(s, &used, &cap);
@@ -2197,6 +2203,53 @@ Test(store, a_damaged_document_is_written_again_by_the_next_put)
     cr_expect_eq(d->len, b.docs[1].len);
     cr_expect_eq(memcmp(d->body, b.docs[1].body, d->len), 0,
                  "the document is intact again");
+    store_close(s);
+    free(row);
+    im_bundle_free(&got);
+    im_bundle_free(&b);
+    tmpdb_remove(&db);
+}
+
+/* A document kept as it is (encoding 0: small, or not worth deflating) has no
+ * checksum of its own: a damaged byte is caught by hashing it against its
+ * digest when it is read, then refused like a damaged deflated row, not
+ * served; the next put writes it again. */
+Test(store, a_damaged_document_kept_as_it_is_is_refused_and_written_again)
+{
+    struct tmpdb db;
+    struct im_bundle b, got;
+    struct im_doc known;
+    struct im_error err = {{0}};
+    char sel[512], upd[512];
+    cr_assert_eq(tmpdb_init(&db), 0);
+    make_image(&b, 1);
+    real_digests(&b);
+    struct im_ref ref = tag_ref("library/python", "1");
+    struct store *s = open_ok(db.path);
+    put_ok(s, &ref, &b, 100);
+    store_close(s);
+    const char *dg = b.docs[1].digest;
+    snprintf(sel, sizeof sel, "SELECT encoding FROM documents WHERE digest = '%s'", dg);
+    cr_assert_eq(raw_int(db.path, sel, 0), 0, "the document is kept as it is");
+    snprintf(sel, sizeof sel, "SELECT body FROM documents WHERE digest = '%s'", dg);
+    size_t n = 0;
+    unsigned char *row = raw_body(db.path, sel, &n);
+    cr_assert_eq(n, b.docs[1].len);
+    row[n / 2] ^= 0x01;
+    snprintf(upd, sizeof upd, "UPDATE documents SET body = ?1 WHERE digest = '%s'", dg);
+    raw_exec_blob(db.path, upd, row, n);
+
+    s = open_ok(db.path);
+    im_bundle_init(&got);
+    cr_expect_eq(store_load(s, b.root_digest, &got, &err), IM_ESTORE,
+                 "a damaged row is not served");
+    cr_expect(strstr(err.msg, "do not hash") != NULL, "%s", err.msg);
+    im_bundle_free(&got);
+    cr_expect_eq(store_find_doc(s, dg, &known, &err), IM_ESTORE, "%s", err.msg);
+    put_ok(s, &ref, &b, 200);
+    im_bundle_init(&got);
+    cr_assert_eq(store_load(s, b.root_digest, &got, &err), 0, "%s", err.msg);
+    assert_same_bundle(&b, &got);
     store_close(s);
     free(row);
     im_bundle_free(&got);
