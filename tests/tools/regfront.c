@@ -500,6 +500,23 @@ static enum MHD_Result proxy(struct rf_conf *conf, struct MHD_Connection *conn,
     return ret;
 }
 
+/* With keep (--cdn-cache, --keep-digests): the answer kept for "METHOD path",
+ * else proxy's answer, kept when it is a 200. Without: proxy. */
+static enum MHD_Result kept_or_proxy(struct rf_conf *conf, struct MHD_Connection *conn,
+                                     struct rf_req *req, const char *method,
+                                     const char *path, const char *upstream_path,
+                                     const char *lastmod, bool drop_auth, bool spoil,
+                                     bool keep)
+{
+    char key[RF_URL_MAX + 16];
+    snprintf(key, sizeof key, "%s %s", method, path);
+    const struct rf_up *kept = keep ? cdn_find(conf, key) : NULL;
+    if (kept != NULL)
+        return respond(conf, conn, method, req->uri, kept, lastmod);
+    return proxy(conf, conn, req, method, upstream_path, lastmod, drop_auth, spoil,
+                 keep ? key : NULL);
+}
+
 /* --- routing ------------------------------------------------------------ */
 
 /* For /v2/<name>/(blobs|manifests|tags)/..., copies <name> into out. */
@@ -570,13 +587,8 @@ static enum MHD_Result blob(struct rf_conf *conf, struct MHD_Connection *conn,
                             const char *upstream_path)
 {
     const char *digest = strstr(path, "/blobs/") + 7;
-    char key[RF_URL_MAX + 16];
-    snprintf(key, sizeof key, "%s %s", method, path);
-    const struct rf_up *kept = conf->cdn_cache ? cdn_find(conf, key) : NULL;
-    if (kept != NULL)
-        return respond(conf, conn, method, req->uri, kept, lastmod_find(conf, digest));
-    return proxy(conf, conn, req, method, upstream_path, lastmod_find(conf, digest), true,
-                 false, conf->cdn_cache ? key : NULL);
+    return kept_or_proxy(conf, conn, req, method, path, upstream_path,
+                         lastmod_find(conf, digest), true, false, conf->cdn_cache);
 }
 
 static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
@@ -639,15 +651,8 @@ static enum MHD_Result route(struct rf_conf *conf, struct MHD_Connection *conn,
     bool spoil = faulty && conf->fault_corrupt;
     bool keep = conf->keep_digests && getlike && !spoil && m != NULL &&
                 strncmp(m + 11, "sha256:", 7) == 0;
-    char key[RF_URL_MAX + 16];
-    if (keep) {
-        snprintf(key, sizeof key, "%s %s", method, path);
-        const struct rf_up *kept = cdn_find(conf, key);
-        if (kept != NULL)
-            return respond(conf, conn, method, req->uri, kept, NULL);
-    }
-    return proxy(conf, conn, req, method, req->uri, NULL, conf->bearer, spoil,
-                 keep ? key : NULL);
+    return kept_or_proxy(conf, conn, req, method, path, req->uri, NULL, conf->bearer,
+                         spoil, keep);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
