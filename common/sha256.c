@@ -120,17 +120,22 @@ void im_sha256(const void *data, size_t len, unsigned char out[32])
     im_sha256_final(&ctx, out);
 }
 
-void im_sha256_digest(const void *data, size_t len, char out[72])
+void im_sha256_text(const unsigned char md[32], char out[72])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char md[32];
-    im_sha256(data, len, md);
     memcpy(out, "sha256:", 7);
     for (int i = 0; i < 32; i++) {
         out[7 + 2 * i] = hex[md[i] >> 4];
         out[8 + 2 * i] = hex[md[i] & 15];
     }
     out[71] = '\0';
+}
+
+void im_sha256_digest(const void *data, size_t len, char out[72])
+{
+    unsigned char md[32];
+    im_sha256(data, len, md);
+    im_sha256_text(md, out);
 }
 
 /* ---- SHA-512 / SHA-384 (FIPS 180-4, section 6.4 and 6.5) ---- */

@@ -25,6 +25,8 @@ void im_sha256(const void *data, size_t len, unsigned char out[32]);
 /* One-shot hash written as the NUL-terminated text "sha256:<64 lowercase hex>"
  * (71 characters + NUL) into out. */
 void im_sha256_digest(const void *data, size_t len, char out[72]);
+/* A sha256 hash already computed (md, 32 raw bytes) as that same text. */
+void im_sha256_text(const unsigned char md[32], char out[72]);
 
 /* One-shot SHA-512 (64 raw bytes) and SHA-384 (48 raw bytes). */
 void im_sha512(const void *data, size_t len, unsigned char out[64]);

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sha256.h"
+
 #define STORE_POOL_MAX 8
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_CACHE_KIB_TEXT "-512"     /* negative: KiB of page cache per connection */
@@ -189,8 +191,7 @@ static void sql_dkey(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  * digest made up. */
 static void sql_dtext(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    static const char hex[] = "0123456789abcdef";
-    char text[DKEY_TEXT_LEN];
+    char text[DKEY_TEXT_LEN + 1];
     sqlite3_value *v = argv[0];
     (void)argc;
     if (sqlite3_value_type(v) != SQLITE_BLOB) {
@@ -202,11 +203,7 @@ static void sql_dtext(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_result_error(ctx, "malformed digest key in members", -1);
         return;
     }
-    memcpy(text, DKEY_PREFIX, DKEY_PREFIX_LEN);
-    for (size_t i = 0; i < DKEY_BYTES; i++) {
-        text[DKEY_PREFIX_LEN + 2 * i] = hex[key[i] >> 4];
-        text[DKEY_PREFIX_LEN + 2 * i + 1] = hex[key[i] & 15];
-    }
+    im_sha256_text(key, text);
     sqlite3_result_text(ctx, text, (int)DKEY_TEXT_LEN, SQLITE_TRANSIENT);
 }
 
