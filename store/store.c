@@ -275,10 +275,8 @@ static int doc_intact(struct store__conn *c, const char *digest, bool *intact,
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
-        rc = store__unpack_column(st, 1, 2, &body, &why);
-        if (!rc)
-            rc = store__doc_verify(digest, (const char *)sqlite3_column_text(st, 0),
-                                   &body, false, &why);
+        rc = store__unpack_doc(st, 1, 2, digest, (const char *)sqlite3_column_text(st, 0),
+                               &body, &why);
         *intact = rc == 0;
         if (rc == IM_ESTORE)
             rc = 0;
@@ -538,9 +536,7 @@ static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
         const char *why = "";
         if (!media)
             return im_seterr(err, IM_ENOMEM, "out of memory loading %s", digest);
-        rc = store__unpack_column(st, 3, 9, body, &why);
-        if (!rc)
-            rc = store__doc_verify(digest, media, body, false, &why);
+        rc = store__unpack_doc(st, 3, 9, digest, media, body, &why);
         if (rc == IM_ESTORE)
             return im_seterr(err, IM_ESTORE, "stored document %s is corrupt (%s)", digest,
                              why);

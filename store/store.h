@@ -140,8 +140,9 @@ int store_put(struct store *s, const struct im_ref *ref, const struct im_bundle 
  * was never stored as a root (a document stored only as a child of another
  * root is not an answer) or part of its answer is missing; out is then left
  * empty. IM_ESTORE also when a stored document is corrupt (its deflated bytes
- * are damaged, or inflate past its recorded length): such a row is never
- * given back as other bytes. IM_EINVAL, IM_ENOMEM. */
+ * are damaged, or inflate past its recorded length; a row kept as it is does
+ * not hash to its digest): such a row is never given back as other bytes. IM_EINVAL,
+ * IM_ENOMEM. */
 int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
                struct im_error *err) IM_WUR;
 

@@ -232,6 +232,13 @@ int store__doc_verify(const char *digest, const char *media_type,
     return 0;
 }
 
+int store__unpack_doc(sqlite3_stmt *st, int body_col, int enc_col, const char *digest,
+                      const char *media_type, struct store__body *b, const char **why)
+{
+    int rc = store__unpack_column(st, body_col, enc_col, b, why);
+    return rc ? rc : store__doc_verify(digest, media_type, b, false, why);
+}
+
 int store__unpack_column(sqlite3_stmt *st, int body_col, int enc_col,
                          struct store__body *b, const char **why)
 {

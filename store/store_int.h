@@ -213,6 +213,11 @@ void store__body_free(struct store__body *b);
 int store__doc_verify(const char *digest, const char *media_type,
                       const struct store__body *b, bool always_hash,
                       const char **why) IM_WUR;
+/* A document's row as every reader takes it: store__unpack_column, then
+ * store__doc_verify (no hash for a deflated row). */
+int store__unpack_doc(sqlite3_stmt *st, int body_col, int enc_col, const char *digest,
+                      const char *media_type, struct store__body *b,
+                      const char **why) IM_WUR;
 
 /* Resets st and clears its bindings (no pointer bound with SQLITE_STATIC
  * outlives the call that bound it). */

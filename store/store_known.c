@@ -46,9 +46,7 @@ int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
         rc = im_seterr(err, IM_ESTORE, "stored document %s is malformed", digest);
         goto out;
     }
-    rc = store__unpack_column(st, 1, 2, &body, &why);
-    if (!rc)
-        rc = store__doc_verify(digest, media, &body, false, &why);
+    rc = store__unpack_doc(st, 1, 2, digest, media, &body, &why);
     if (rc == IM_ESTORE) {
         rc = im_seterr(err, rc, "stored document %s is corrupt (%s)", digest, why);
         goto out;
