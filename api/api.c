@@ -151,13 +151,21 @@ const char *api_answers_file_error(const struct api *a)
     return a->answers_err.msg[0] ? a->answers_err.msg : NULL;
 }
 
-void api_response_free(struct api_response *resp)
+void api__drop_body(struct api_response *resp)
 {
-    if (!resp)
-        return;
-    free(resp->body);
+    if (resp->shared)
+        api_shared_release(resp->shared);
+    else
+        free(resp->body);
+    resp->shared = NULL;
     resp->body = NULL;
     resp->len = 0;
+}
+
+void api_response_free(struct api_response *resp)
+{
+    if (resp)
+        api__drop_body(resp);
 }
 
 const char *api_cache_outcome_name(enum api_cache_outcome c)
@@ -183,7 +191,7 @@ int api__set_body(struct api_response *resp, int status, const char *content_typ
     if (!copy)
         return IM_ENOMEM;
     memcpy(copy, text, len + 1);
-    free(resp->body);
+    api__drop_body(resp);
     resp->status = status;
     resp->content_type = content_type;
     resp->body = copy;
@@ -300,7 +308,7 @@ static int error_as_text(struct api_response *resp)
             memcpy(text, msg, len);
             text[len] = '\n';
             text[len + 1] = '\0';
-            free(resp->body);
+            api__drop_body(resp);
             resp->body = text;
             resp->len = len + 1;
             resp->content_type = API_CT_TEXT;

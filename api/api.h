@@ -133,6 +133,10 @@ struct api_response {
     const char *content_type; /* static string */
     char *body;               /* malloc'd, owned by the response; NULL for none */
     size_t len;
+    /* When set, body is not malloc'd: it is the bytes of an answer the
+     * in-memory cache holds, shared read-only until released (api_shared_release;
+     * api_response_free does it). */
+    struct api_shared *shared;
     char etag[96]; /* "" when none */
     long max_age;  /* Cache-Control max-age, -1 for no header */
     bool vary_accept;
@@ -164,6 +168,11 @@ struct api_response {
  * as above. The caller releases resp with api_response_free. */
 int api_handle(struct api *a, const struct api_request *req, struct api_response *resp);
 void api_response_free(struct api_response *resp);
+
+/* Drops one reference to a body shared with the in-memory answer cache; the
+ * bytes are freed with the last (an eviction drops the cache's own). */
+struct api_shared;
+void api_shared_release(struct api_shared *s);
 
 const char *api_cache_outcome_name(enum api_cache_outcome c);
 

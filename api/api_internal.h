@@ -45,26 +45,32 @@ struct api__inflight {
     long running;
 };
 
+/* Releases resp's body, malloc'd or shared; resp then has none. */
+void api__drop_body(struct api_response *resp);
+
 /* 64-bit FNV-1a of a rendered-answer key (rcache.c), for both tiers' tables. */
 uint64_t api__key_hash(const char *k, size_t n);
 
 /* Rendered answers (rcache.c): a byte-bounded LRU, thread-safe. get copies
- * the body into *body (caller frees); IM_ENOTFOUND on a miss. */
+ * nothing: *body is the cached bytes (NUL-terminated, read-only), valid until
+ * the caller releases *shared (api_shared_release), whatever the cache evicts
+ * meanwhile; IM_ENOTFOUND on a miss. */
 struct api__rcache;
 struct api__rcache *api__rcache_new(size_t max_bytes);
 void api__rcache_free(struct api__rcache *c);
-int api__rcache_get(struct api__rcache *c, const char *key, size_t klen, char **body,
-                    size_t *len, const char **ctype);
+int api__rcache_get(struct api__rcache *c, const char *key, size_t klen,
+                    const char **body, size_t *len, const char **ctype,
+                    struct api_shared **shared);
 void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
                      const char *body, size_t len, const char *ctype);
 
 /* The answers file (afile.c): rendered answers appended to an unlinked file
  * in a directory (next to the database), indexed in memory, at most max_bytes
  * of file; when full it starts over. Thread-safe. new: NULL with err on
- * failure (no memory, the file cannot be created). get: as rcache's (the
- * caller frees *body); IM_ENOTFOUND also when f is NULL or the bytes could
- * not be read back. put: keeps a copy; a failure (disk full, I/O error) is
- * counted and only costs a later miss. */
+ * failure (no memory, the file cannot be created). get: a malloc'd copy in
+ * *body (the caller frees it; NUL-terminated); IM_ENOTFOUND on a miss, also
+ * when f is NULL or the bytes could not be read back. put: keeps a copy; a failure (disk
+ * full, I/O error) is counted and only costs a later miss. */
 struct api__afile;
 struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
                                   struct im_error *err);

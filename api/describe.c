@@ -357,10 +357,11 @@ static int mark_stale_json(struct api_response *resp)
     /* The body need not be NUL-terminated (rendered-answer cache copies): copy
      * exactly its bytes and terminate the result here. */
     memcpy(grown + sizeof flag, resp->body + 1, resp->len - 1);
-    grown[resp->len + sizeof flag - 1] = '\0';
-    free(resp->body);
+    size_t len = resp->len + sizeof flag - 1;
+    grown[len] = '\0';
+    api__drop_body(resp);
     resp->body = grown;
-    resp->len += sizeof flag - 1;
+    resp->len = len;
     return 0;
 }
 
@@ -416,14 +417,16 @@ static size_t answer_key(const struct describe *d, const struct api_request *req
     return off > 0 && (size_t)off < n ? (size_t)off : 0; /* 0: too long, no caching */
 }
 
+/* resp answers 200 with body: malloc'd (shared NULL) or held by shared. */
 static void answer_200(struct api_response *resp, const char *ctype, char *body,
-                       size_t len)
+                       size_t len, struct api_shared *shared)
 {
-    free(resp->body);
+    api__drop_body(resp);
     resp->status = 200;
     resp->content_type = ctype;
     resp->body = body;
     resp->len = len;
+    resp->shared = shared;
 }
 
 /* The Content-Type of d's answers. */
@@ -452,18 +455,21 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
                            size_t klen, struct api_response *resp)
 {
     char *body = NULL;
+    const char *held = NULL;
+    struct api_shared *shared = NULL;
     size_t len = 0;
     const char *ctype = NULL;
     if (!klen)
         return IM_ENOTFOUND;
-    if (api__rcache_get(a->rendered, key, klen, &body, &len, &ctype) == 0) {
-        answer_200(resp, ctype, body, len);
+    /* sent as the LRU holds it: no copy (the response keeps it alive) */
+    if (api__rcache_get(a->rendered, key, klen, &held, &len, &ctype, &shared) == 0) {
+        answer_200(resp, ctype, (char *)held, len, shared);
         return 0;
     }
     if (api__afile_get(a->answers, key, klen, &body, &len, &ctype) == 0) {
         if (atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0)
             api__rcache_put(a->rendered, key, klen, body, len, ctype);
-        answer_200(resp, ctype, body, len);
+        answer_200(resp, ctype, body, len, NULL);
         return 0;
     }
     /* a resolution that stored its root again forgot the root's rows; after a
@@ -472,7 +478,7 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
         return IM_ENOTFOUND;
     ctype = answer_ctype(d);
     keep_answer(a, key, klen, body, len, ctype);
-    answer_200(resp, ctype, body, len);
+    answer_200(resp, ctype, body, len, NULL);
     return 0;
 }
 
@@ -548,7 +554,7 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
     if (klen)
         keep_answer(a, key, klen, body, len, ctype);
     keep_rendered(a, d, key, klen, body, len, resp);
-    answer_200(resp, ctype, body, len);
+    answer_200(resp, ctype, body, len, NULL);
     body = NULL;
 out:
     free(body);
@@ -564,7 +570,7 @@ static int not_found(struct describe *d, struct api_response *resp)
     size_t len = 0;
     if (render_markdown_not_found(&d->ref, &body, &len) != 0)
         return IM_ENOMEM;
-    free(resp->body);
+    api__drop_body(resp);
     resp->status = 404;
     resp->content_type = API_CT_MARKDOWN;
     resp->body = body;

@@ -4,10 +4,16 @@
  * A root digest names immutable documents and the renderer is a pure function
  * of them and of the reference, so an entry never goes stale; it only ages
  * out. Thread-safe: the table is split by key hash into RC_SHARDS shards, each
- * an LRU of max_bytes / RC_SHARDS under its own mutex (held for a lookup and a
- * memcpy, never while rendering), so that threads copying answers out of
- * different shards do not wait for each other. */
+ * an LRU of max_bytes / RC_SHARDS under its own mutex (held for a lookup, never
+ * while rendering), so that threads taking answers out of different shards do
+ * not wait for each other.
+ *
+ * A hit copies nothing: an entry's body is a reference-counted block, and the
+ * answer is sent from it (the response takes a reference; an eviction drops
+ * the cache's own, and the last one frees it). A body's bytes never change
+ * once put. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,14 +22,26 @@
 #define RC_SHARDS 8
 #define RC_BUCKETS 512 /* per shard */
 
+struct api_shared {
+    _Atomic size_t refs;
+    char bytes[]; /* the body and a NUL */
+};
+
 struct rc_entry {
     struct rc_entry *hnext;       /* hash chain */
     struct rc_entry *prev, *next; /* LRU list, most recent first */
     uint64_t hash;
     size_t klen, blen;
     const char *ctype;
-    char *key, *body;
+    char *key;
+    struct api_shared *body; /* the cache's reference */
 };
+
+void api_shared_release(struct api_shared *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        free(s);
+}
 
 struct rc_shard {
     pthread_mutex_t lock;
@@ -63,7 +81,7 @@ fail:
 static void entry_free(struct rc_entry *e)
 {
     free(e->key);
-    free(e->body);
+    api_shared_release(e->body);
     free(e);
 }
 
@@ -113,8 +131,9 @@ static struct rc_entry **slot(struct rc_shard *c, const char *k, size_t n, uint6
     return p;
 }
 
-int api__rcache_get(struct api__rcache *r, const char *key, size_t klen, char **body,
-                    size_t *len, const char **ctype)
+int api__rcache_get(struct api__rcache *r, const char *key, size_t klen,
+                    const char **body, size_t *len, const char **ctype,
+                    struct api_shared **shared)
 {
     uint64_t h = api__key_hash(key, klen);
     struct rc_shard *c = &r->shard[h % RC_SHARDS];
@@ -122,19 +141,14 @@ int api__rcache_get(struct api__rcache *r, const char *key, size_t klen, char **
     pthread_mutex_lock(&c->lock);
     struct rc_entry *e = *slot(c, key, klen, h);
     if (e) {
-        char *copy = malloc(e->blen + 1);
-        if (copy) {
-            memcpy(copy, e->body, e->blen);
-            copy[e->blen] = '\0'; /* bodies are text: keep them C strings too */
-            *body = copy;
-            *len = e->blen;
-            *ctype = e->ctype;
-            lru_unlink(c, e);
-            lru_push(c, e);
-            rc = 0;
-        } else {
-            rc = IM_ENOMEM;
-        }
+        atomic_fetch_add_explicit(&e->body->refs, 1, memory_order_relaxed);
+        *shared = e->body;
+        *body = e->body->bytes;
+        *len = e->blen;
+        *ctype = e->ctype;
+        lru_unlink(c, e);
+        lru_push(c, e);
+        rc = 0;
     }
     pthread_mutex_unlock(&c->lock);
     return rc;
@@ -158,13 +172,16 @@ void api__rcache_put(struct api__rcache *r, const char *key, size_t klen,
     if (cost > c->max_bytes / 2) /* one answer never takes over a shard */
         return;
     struct rc_entry *e = calloc(1, sizeof *e);
-    if (!e || !(e->key = malloc(klen)) || !(e->body = malloc(len ? len : 1))) {
+    if (!e || !(e->key = malloc(klen)) ||
+        !(e->body = malloc(sizeof *e->body + len + 1))) {
         if (e)
             entry_free(e);
         return; /* a cache: failing to remember is fine */
     }
+    atomic_init(&e->body->refs, 1);
     memcpy(e->key, key, klen);
-    memcpy(e->body, body, len);
+    memcpy(e->body->bytes, body, len);
+    e->body->bytes[len] = '\0'; /* bodies are text: keep them C strings too */
     e->klen = klen;
     e->blen = len;
     e->ctype = ctype;

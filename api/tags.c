@@ -122,7 +122,7 @@ static int set_json_line(struct api_response *resp, const char *text)
     memcpy(body, text, len);
     body[len] = '\n';
     body[len + 1] = '\0';
-    free(resp->body);
+    api__drop_body(resp);
     resp->body = body;
     resp->len = len + 1;
     resp->status = 200;

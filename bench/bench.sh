@@ -19,7 +19,8 @@
 # in $BENCH_RAW when BENCH_KEEP=1.
 #
 # Environment: DELAY_MS (25), COLD_RUNS (9), WRK_RUNS (3), WRK_S (8),
-# WRK_C (64), SCALE_N (10000), SCALE_LISTS (200 distinct 7-platform images for
+# WRK_C (64), SCALE_N (10000), SCALE_RUNS (5: rounds of section 3, whose
+# figures are ratios of runs), SCALE_LISTS (200 distinct 7-platform images for
 # the marginal database bytes per multi-platform image; 0 skips), CONCURRENT
 # (50), BENCH_PERF (1: perf profiles of the scale daemon, see section 3),
 # BENCH_ONLY (all; or a comma list of cold, warm, scale, economy: only
@@ -38,6 +39,7 @@ WRK_RUNS=${WRK_RUNS:-3}
 WRK_S=${WRK_S:-8}
 WRK_C=${WRK_C:-64}
 SCALE_N=${SCALE_N:-10000}
+SCALE_RUNS=${SCALE_RUNS:-5}
 SCALE_LISTS=${SCALE_LISTS:-200}
 CONCURRENT=${CONCURRENT:-50}
 OUT=${OUT:-$SRC/BENCHMARKS.md}
@@ -652,7 +654,7 @@ nginx_start "$NGS" || die "cannot start nginx"
 NGS_URL=$N_URL NGS_PID=$N_PID
 cmp -s <(curl -s "$NGS_URL/images/python/s$SCALE_N") <(curl -s "$SCALE_URL/images/python/s$SCALE_N") ||
     die "nginx's copy of an answer differs"
-for r in $(seq 1 "$WRK_RUNS"); do
+for r in $(seq 1 "$SCALE_RUNS"); do
     BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s wrk_once sc-mix "$SCALE_URL/" "$LUA/random.lua"
     wrk_once sc-one "$SCALE_URL/images/python/s1"
     # the same image through the mix's script: wrk's Lua request() shares the
@@ -695,18 +697,28 @@ SCALE_DBB=$(db_bytes "$SCALE_DB")
 # daemon's CPU time. One unmeasured mix run first brings the answers from the
 # database's rendered rows into the new daemon's LRU and answers file.
 if [ -z "$PIN_SKIP" ]; then
-    log "3c. scale, pinned: server on CPU $PIN_SRV, wrk -t1 on CPU $PIN_WRK x $WRK_RUNS"
+    log "3c. scale, pinned: server on CPU $PIN_SRV, wrk -t1 on CPU $PIN_WRK x $SCALE_RUNS"
     D_DB_FROM=$SCALE_DB D_CPU=$PIN_SRV daemon scale-pin "$REGISTRY_URL" --tag-ttl 3600 ||
         die "cannot start imgmeta on CPU $PIN_SRV"
+    # nginx with one worker on the same CPU, serving section 3's copies of the
+    # answers: what the same mix costs a static server pinned alike
+    mkdir -p "$IT_DIR/nginx-scale-pin"
+    ln -sfn "$NGS/html" "$IT_DIR/nginx-scale-pin/html"
+    nginx_start "$IT_DIR/nginx-scale-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
     BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
         wrk_run pin-sc-warmup "$D_URL/" "$LUA/random.lua" >/dev/null
-    for r in $(seq 1 "$WRK_RUNS"); do
+    for r in $(seq 1 "$SCALE_RUNS"); do
         BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
             wrk_once pin-sc-mix "$D_URL/" "$LUA/random.lua"
         WRK_T=1 WRK_CPU=$PIN_WRK wrk_once pin-sc-one "$D_URL/images/python/s1"
         BENCH_N=1 BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
             wrk_once pin-sc-one-lua "$D_URL/" "$LUA/random.lua"
+        BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
+            wrk_once pin-ng-mix "$N_URL/" "$LUA/random.lua"
+        BENCH_N=1 BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
+            wrk_once pin-ng-one-lua "$N_URL/" "$LUA/random.lua"
     done
+    stop "$N_PID"
     PIN_SC_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$D_PID/status")
     # answers that were not served from the cache (must be 0: all fresh)
     PIN_SC_UP=$(curl -s "$D_URL/metrics" | awk '/^imgmeta_cache_lookups_total\{outcome="(miss|stale|revalidated)"\}/ {s += $2} END {print s + 0}')
@@ -790,6 +802,25 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 T_TOTAL=$(($(date +%s) - T_START))
 pct() { calc "100 * $1 / $2" 0; }
+# pair A B: the runs of series A against those of B round by round (the two
+# runs of a round are minutes apart at most, so the machine's slower drift
+# cancels out of their ratio): "M% (a–b%)", the median of the per-round
+# ratios in percent and their range. PAIR_MED is M alone.
+pair() {
+    local r lo hi
+    r=$(paste -d' ' "$IT_DIR/series-$1" "$IT_DIR/series-$2" | awk '{print 100 * $1 / $(1 + NF / 2)}')
+    PAIR_MED=$(echo "$r" | median)
+    lo=$(echo "$r" | sort -g | head -1) hi=$(echo "$r" | sort -g | tail -1)
+    echo "$(calc "$PAIR_MED" 0)% ($(calc "$lo" 0)–$(calc "$hi" 0)%)"
+}
+# ratio_cell A B: the cell of a "within 20%" row: A's runs against B's, round
+# by round (the verdict), and the ratio of their medians.
+ratio_cell() {
+    local p
+    pair "$1" "$2" >"$IT_DIR/pair.txt" # here, so that PAIR_MED is set here
+    p=$(cat "$IT_DIR/pair.txt")
+    echo "$p per round ($(yes_no "$PAIR_MED >= 80")); medians: $(pct "$(col "$1" 1)" "$(col "$2" 1)")%"
+}
 want warm && { IJ=$(col im-json 1) I3=$(col im-304 1) N3=$(col ng-304 1); }
 # warm_row LABEL BYTES IM NG: a row of a warm table from the series IM and NG
 # (req/s and p99 against the targets).
@@ -832,7 +863,8 @@ The pinned rows: on CPU $PIN_SRV, a second daemon (its defaults: one HTTP thread
 the scale database after the first stopped, and one unmeasured mix run of ${WRK_S} s brought the
 answers from its rendered rows into its LRU and answers file; wrk ran alone on CPU $PIN_WRK, so
 its Lua \`request()\` no longer takes the daemon's CPU time, which the shared-core rows above
-cannot separate. Answers it did not serve from its cache (miss, stale, revalidated):
+cannot separate. nginx ran pinned alike (one worker on CPU $PIN_SRV, the same files as above),
+interleaved with the daemon's runs. Answers it did not serve from its cache (miss, stale, revalidated):
 ${PIN_SC_UP:-?}; its VmHWM $(calc "${PIN_SC_HWM:-0} / 1024" 1) MiB.
 EOF
 }
@@ -842,9 +874,11 @@ pin_scale_rows() {
     local m o l
     m=$(col pin-sc-mix 1) o=$(col pin-sc-one 1) l=$(col pin-sc-one-lua 1)
     cat <<EOF
-| pinned (daemon on CPU $PIN_SRV, \`taskset -c $PIN_WRK wrk -t1\`): random mix of $SCALE_N images | **$m** (p99 $(col pin-sc-mix 2) ms) | ≥ 80% of one image | $(pct "$m" "$o")% ($(yes_no "$m >= 0.8 * $o")) |
+| pinned (daemon on CPU $PIN_SRV, \`taskset -c $PIN_WRK wrk -t1\`): random mix of $SCALE_N images | **$m** (p99 $(col pin-sc-mix 2) ms) | ≥ 80% of one image | $(ratio_cell pin-sc-mix pin-sc-one) |
 | pinned: one image | $o (p99 $(col pin-sc-one 2) ms) | | |
-| pinned: one image through the mix's wrk script (N = 1) | $l (p99 $(col pin-sc-one-lua 2) ms) | mix ≥ 80% of it | mix at $(pct "$m" "$l")% ($(yes_no "$m >= 0.8 * $l")) |
+| pinned: one image through the mix's wrk script (N = 1) | $l (p99 $(col pin-sc-one-lua 2) ms) | mix ≥ 80% of it | mix at $(ratio_cell pin-sc-mix pin-sc-one-lua) |
+| pinned nginx (1 worker on CPU $PIN_SRV): the same $SCALE_N answers as static files, random mix | $(col pin-ng-mix 1) (p99 $(col pin-ng-mix 2) ms) | | $(pair pin-ng-mix pin-ng-one-lua) of nginx's one file through the same script, per round |
+| pinned nginx: one of those files through the mix's wrk script (N = 1) | $(col pin-ng-one-lua 1) (p99 $(col pin-ng-one-lua 2) ms) | | imgmeta's mix at $(pair pin-sc-mix pin-ng-mix) of nginx's mix |
 EOF
 }
 GIT=$(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)$(cd "$SRC" && git diff --quiet HEAD -- . ':!BENCHMARKS.md' 2>/dev/null || echo "+changes")
@@ -855,11 +889,11 @@ cat <<EOF
 
 Written by \`make bench\` (bench/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'); tree \`$GIT\`;
 the whole run took ${T_TOTAL} s. Figures are medians (cold: $COLD_RUNS runs; wrk: $WRK_RUNS
-runs of ${WRK_S} s, interleaved with nginx). Re-run with:
+runs of ${WRK_S} s, interleaved with nginx; section 3: $SCALE_RUNS rounds). Re-run with:
 
 \`\`\`console
 $ make bench          # = cmake/install-deps.sh bench; Release build in build-bench; bench/bench.sh build-bench
-$ DELAY_MS=$DELAY_MS COLD_RUNS=$COLD_RUNS WRK_RUNS=$WRK_RUNS WRK_S=$WRK_S SCALE_N=$SCALE_N make bench   # the knobs, with these defaults
+$ DELAY_MS=$DELAY_MS COLD_RUNS=$COLD_RUNS WRK_RUNS=$WRK_RUNS WRK_S=$WRK_S SCALE_N=$SCALE_N SCALE_RUNS=$SCALE_RUNS make bench   # the knobs, with these defaults
 \`\`\`
 
 Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1),
@@ -906,7 +940,11 @@ config (the original config plus a member \`"imgmeta_bench": N\`, so its own con
 manifest digest); the layers are shared, as base layers are. The daemon (pointed straight at the
 registry, no delay) then resolves each once: $FILL_OK of $SCALE_N answered 200 in
 $(calc "$FILL_MS / 1000" 1) s (8 clients; $(calc "$SCALE_N * 1000 / $FILL_MS" 0) cold resolutions/s). wrk then asks for a random one of them per request
-(bench/lua/random.lua), interleaved with runs on a single image of the same daemon.
+(bench/lua/random.lua), interleaved with runs on a single image of the same daemon, in
+$SCALE_RUNS rounds. A round's runs follow each other within a minute, while the machine's
+speed drifts by more than 15% over a whole run: the verdict on a "within 20%" target is the
+median of the $SCALE_RUNS per-round ratios (their range in brackets), and the ratio of the
+medians is given beside it.
 The daemon's in-memory LRU (\`--answer-cache-bytes\`, 16 MiB) holds some 1,800 of these
 answers; the others come from the answers file (\`--answer-file-bytes\`, an unlinked file
 next to the database read with one \`pread\` through the kernel's page cache, which is not
@@ -918,11 +956,11 @@ cores (page-cache reads of ~95 MB instead of one hot file).
 
 | measurement | value | target | |
 |---|---|---|---|
-| warm JSON req/s, random mix of $SCALE_N images | **$SM** (p99 $(col sc-mix 2) ms) | ≥ 80% of one image | $(pct "$SM" "$SO")% ($(yes_no "$SM >= 0.8 * $SO")) |
+| warm JSON req/s, random mix of $SCALE_N images | **$SM** (p99 $(col sc-mix 2) ms) | ≥ 80% of one image | $(ratio_cell sc-mix sc-one) |
 | warm JSON req/s, one image (same daemon) | $SO (p99 $(col sc-one 2) ms) | | |
-| warm JSON req/s, one image through the mix's wrk script (random.lua, N = 1) | $SL (p99 $(col sc-one-lua 2) ms) | mix ≥ 80% of it | mix at $(pct "$SM" "$SL")% ($(yes_no "$SM >= 0.8 * $SL")) |
-| nginx, the same $SCALE_N answers as static files, random mix (random.lua) | $NGM (p99 $(col ng-mix 2) ms) | | $(pct "$NGM" "$NGL")% of nginx's one file through the same script |
-| nginx, one of those files through the mix's wrk script (N = 1) | $NGL (p99 $(col ng-one-lua 2) ms) | | imgmeta's mix at $(pct "$SM" "$NGM")% of nginx's mix |
+| warm JSON req/s, one image through the mix's wrk script (random.lua, N = 1) | $SL (p99 $(col sc-one-lua 2) ms) | mix ≥ 80% of it | mix at $(ratio_cell sc-mix sc-one-lua) |
+| nginx, the same $SCALE_N answers as static files, random mix (random.lua) | $NGM (p99 $(col ng-mix 2) ms) | | $(pair ng-mix ng-one-lua) of nginx's one file through the same script, per round |
+| nginx, one of those files through the mix's wrk script (N = 1) | $NGL (p99 $(col ng-one-lua 2) ms) | | imgmeta's mix at $(pair sc-mix ng-mix) of nginx's mix |
 $(pin_scale_rows)
 | daemon RSS: VmHWM / VmRSS at the end | $(calc "$SCALE_HWM / 1024" 1) / $(calc "$SCALE_RSS / 1024" 1) MiB (after the fill: $(calc "$RSS_FILLED / 1024" 1) MiB) | < 64 MiB | $(yes_no "$SCALE_HWM < 65536") |
 | database bytes per image, single-platform ($SCALE_N images) | $(calc "($SCALE_DBB - $DB_EMPTY) / $SCALE_N / 1024" 1) KiB ($SCALE_DBB bytes in all) | < 40 KiB | $(yes_no "($SCALE_DBB - $DB_EMPTY) / $SCALE_N < 40960") |

@@ -51,6 +51,12 @@ struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err)
 {
     char moved[1200];
     bool damaged = false;
+    int before = store_file_schema(cfg->db);
+    if (before > 0 && before < store_schema_version()) /* it may take seconds: say so */
+        srv_log(SRV_INFO, NULL,
+                "event=db_migrating db=\"%s\" from=%d to=%d msg=\"the cache file is "
+                "upgraded before the service listens\"",
+                cfg->db, before, store_schema_version());
     struct store *s = open_store(cfg, &damaged, err);
     int64_t ms = 0;
     int from = store_migrated_from(s, &ms);

@@ -144,6 +144,11 @@ static void free_body(void *p)
     free(p);
 }
 
+static void release_shared(void *shared)
+{
+    api_shared_release(shared);
+}
+
 /* Copies s for a logfmt quoted value: '"' and '\\' escaped, control bytes as
  * \\xNN, cut to fit n. */
 static void log_escape(char *dst, size_t n, const char *s)
@@ -166,7 +171,14 @@ static void log_escape(char *dst, size_t n, const char *s)
 static struct MHD_Response *make_response(struct api_response *r, bool closing)
 {
     struct MHD_Response *resp;
-    if (r->body) {
+    if (r->body && r->shared) { /* the answer cache's bytes: sent as they are */
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            r->len, r->body, release_shared, r->shared);
+        if (resp) { /* MHD holds the reference now */
+            r->body = NULL;
+            r->shared = NULL;
+        }
+    } else if (r->body) {
         resp = MHD_create_response_from_buffer_with_free_callback(r->len, r->body,
                                                                   free_body);
         if (resp)

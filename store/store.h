@@ -53,6 +53,11 @@ int store_move_aside(const char *path, int64_t now, char *moved_to, size_t n,
 bool store_readonly(const struct store *s);
 /* The schema version this build writes. */
 int store_schema_version(void);
+/* The schema version of the cache file at path as it is now, read without
+ * changing it; 0 when there is none (no file, a new or private one, not
+ * readable). A daemon asks before store_open, to say that a migration is
+ * about to start. */
+int store_file_schema(const char *path);
 /* When store_open migrated the file from an older schema: that schema's
  * version, with *ms (may be NULL) the time the migration took; 0 when the
  * file was new or already current. */

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,8 +345,6 @@ static int set_wal(sqlite3 *db, const char *path, struct im_error *err)
     return 0;
 }
 
-/* Brings the schema to SCHEMA_VERSION in one transaction. The version is read
- * again under the write lock: another process may have migrated meanwhile. */
 /* Migrates to SCHEMA_VERSION under the write lock; *found is the version the
  * file had then (another process may have migrated it meanwhile). */
 static int migrate(sqlite3 *db, const char *path, int64_t *found, struct im_error *err)
@@ -379,6 +378,22 @@ static int migrate(sqlite3 *db, const char *path, int64_t *found, struct im_erro
     if (rc && !sqlite3_get_autocommit(db))
         (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
+}
+
+int store_file_schema(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t version = 0;
+    if (is_private_db(path))
+        return 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int64(st, 0);
+    (void)sqlite3_finalize(st); /* NULL is a no-op; a failure only means "unknown" */
+    (void)sqlite3_close_v2(db);
+    return version > 0 && version <= INT_MAX ? (int)version : 0;
 }
 
 static void conn_free(struct store__conn *c)

@@ -520,6 +520,12 @@ mark
 daemon "$IT_DIR/k.db" --tag-ttl 3600 || die "cannot start imgmeta on a schema-5 database"
 check "(k) the daemon logs the migration: from=5 to=6 and its time" \
     grep -qE "event=db_migrated db=\"$IT_DIR/k.db\" from=5 to=6 ms=[0-9]+" "$DAEMON_LOG"
+# a migration of a large cache takes seconds before the daemon listens: a line
+# says so before it starts
+k_before=$(grep -n "event=db_migrating db=\"$IT_DIR/k.db\" from=5 to=6 " "$DAEMON_LOG" | cut -d: -f1)
+k_after=$(grep -n "event=db_migrated db=\"$IT_DIR/k.db\"" "$DAEMON_LOG" | cut -d: -f1)
+check "(k) ... and says so before it starts (db_migrating, then db_migrated)" \
+    test -n "$k_before" -a -n "$k_after" -a "${k_before:-0}" -lt "${k_after:-0}"
 answer /images/python/3.7-slim k-after
 check_eq "(k) after the upgrade: 200 from the cache, the same bytes, nothing asked of the repository" \
     "200 hit yes 0" "$(head -n 1 "$IT_DIR/k-after") $(header X-Imgmeta-Cache) \

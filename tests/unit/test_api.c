@@ -691,15 +691,17 @@ Test(api, a_stale_answer_is_the_kept_rendering_marked_stale)
 
 static bool rcache_has(struct api__rcache *c, const char *key, const char *want)
 {
-    char *body = NULL;
+    const char *body = NULL;
     size_t len = 0;
     const char *ctype = NULL;
-    if (api__rcache_get(c, key, strlen(key), &body, &len, &ctype) != 0)
+    struct api_shared *held = NULL;
+    if (api__rcache_get(c, key, strlen(key), &body, &len, &ctype, &held) != 0)
         return false;
+    cr_assert_not_null(held);
     cr_assert_eq(len, strlen(want));
     cr_assert(memcmp(body, want, len) == 0 && body[len] == '\0');
     cr_assert_str_eq(ctype, API_CT_JSON);
-    free(body);
+    api_shared_release(held);
     return true;
 }
 
@@ -737,6 +739,42 @@ Test(rcache, keeps_recent_answers_within_its_bytes)
     api__rcache_put(c, "k", 1, "v", 1, API_CT_JSON);
     cr_assert(!rcache_has(c, "k", "v"));
     api__rcache_free(c);
+}
+
+/* A hit is sent from the cache's own bytes: an answer evicted (or the whole
+ * cache freed) while a response still sends it keeps its bytes until the
+ * response lets go (ASan: no use after free, no leak). */
+Test(rcache, an_answer_being_sent_outlives_its_eviction)
+{
+    struct api__rcache *c = api__rcache_new(64 * 1024);
+    cr_assert_not_null(c);
+    static char first[1000], other[1000];
+    memset(first, 'f', sizeof first - 1);
+    memset(other, 'o', sizeof other - 1);
+    api__rcache_put(c, "first", 5, first, strlen(first), API_CT_JSON);
+    const char *body = NULL, *ctype = NULL, *again = NULL;
+    size_t len = 0;
+    struct api_shared *held = NULL, *held2 = NULL;
+    cr_assert_eq(api__rcache_get(c, "first", 5, &body, &len, &ctype, &held), 0);
+    cr_assert_eq(api__rcache_get(c, "first", 5, &again, &len, &ctype, &held2), 0);
+    cr_assert_eq(again, body, "a hit copies nothing: both share the cache's bytes");
+    api_shared_release(held2);
+    char key[32];
+    for (int i = 0; i < 400; i++) { /* 400 KB through a 64 KB cache */
+        snprintf(key, sizeof key, "k%d", i);
+        api__rcache_put(c, key, strlen(key), other, strlen(other), API_CT_JSON);
+    }
+    cr_assert(!rcache_has(c, "first", first), "evicted from the cache");
+    cr_assert_eq(len, strlen(first));
+    cr_assert(memcmp(body, first, len) == 0 && body[len] == '\0',
+              "the bytes being sent are intact after the eviction");
+    api_shared_release(held); /* the last reference: freed now */
+    cr_assert_eq(api__rcache_get(c, "k399", 4, &body, &len, &ctype, &held), 0,
+                 "(held is released below, after the cache is gone)");
+    api__rcache_free(c);
+    cr_assert_eq(len, strlen(other));
+    cr_assert(memcmp(body, other, len) == 0, "and after the cache is freed");
+    api_shared_release(held);
 }
 
 /* ---- the answers file (api/afile.c) ----------------------------------------- */

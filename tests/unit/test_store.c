@@ -2355,6 +2355,7 @@ Test(store, a_schema_5_database_opens_and_serves_the_same_answers)
     mixed_image(&a, 1);
     mixed_image(&b, 2);
     struct im_ref ra = tag_ref("library/a", "1"), rb = tag_ref("library/b", "1");
+    cr_expect_eq(store_file_schema(db.path), 0, "no file yet: no schema");
     struct store *s = open_ok(db.path);
     int64_t ms = -1;
     cr_expect_eq(store_migrated_from(s, NULL), 0, "a new file is not a migration");
@@ -2364,8 +2365,12 @@ Test(store, a_schema_5_database_opens_and_serves_the_same_answers)
     size_t klen = rendered_key(key, sizeof key, a.root_digest, "j");
     put_rendered_ok(s, &ra, key, klen, "old answer", 10);
     store_close(s);
+    cr_expect_eq(store_file_schema(db.path), 6, "a current file, read as it is");
     raw_exec(db.path, MEMBERS_AS_SCHEMA_5 "PRAGMA user_version = 5");
     cr_assert_eq(raw_int(db.path, TEXT_MEMBERS, 0), 12, "schema 5 keeps text");
+    cr_expect_eq(store_file_schema(db.path), 5, "known before the open migrates it");
+    cr_expect_eq(raw_int(db.path, TEXT_MEMBERS, 0), 12,
+                 "... and reading it changed nothing");
 
     s = open_ok(db.path);
     cr_expect_eq(store_migrated_from(s, &ms), 5, "the open says it migrated schema 5");
