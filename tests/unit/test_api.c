@@ -777,6 +777,97 @@ Test(rcache, an_answer_being_sent_outlives_its_eviction)
     api_shared_release(held);
 }
 
+/* Threads hammering an answer cache (hammer_run: 4 of them): answer k is
+ * "key-k" and 1000 + 31k bytes of one letter, so any byte of another answer
+ * shows. */
+struct hammer {
+    struct api__rcache *c;
+    struct api__afile *f;
+    unsigned seed;
+    int bad, hits;
+};
+
+/* A random answer's key and body (body: 3000 bytes or more); its length. */
+static size_t hammer_answer(struct hammer *h, int *k, char *key, size_t ksz, char *body)
+{
+    *k = (int)(rand_r(&h->seed) % 64);
+    snprintf(key, ksz, "key-%d", *k);
+    size_t n = 1000 + (size_t)*k * 31;
+    memset(body, 'A' + *k % 50, n);
+    return n;
+}
+
+/* Whether got (len bytes) is answer k's body; counted in h. */
+static void hammer_check(struct hammer *h, int k, const char *got, size_t len)
+{
+    bool ok = len == 1000 + (size_t)k * 31;
+    for (size_t j = 0; ok && j < len; j++)
+        ok = got[j] == 'A' + k % 50;
+    h->hits++;
+    h->bad += !ok;
+}
+
+/* Runs 4 threads of run over h0's cache (seeds from h0's); *bad and *hits
+ * summed. */
+static void hammer_run(void *(*run)(void *), const struct hammer *h0, int *bad, int *hits)
+{
+    struct hammer h[4];
+    pthread_t t[4];
+    for (unsigned i = 0; i < 4; i++) {
+        h[i] = *h0;
+        h[i].seed = h0->seed + i;
+        cr_assert_eq(pthread_create(&t[i], NULL, run, &h[i]), 0);
+    }
+    *bad = *hits = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        *bad += h[i].bad;
+        *hits += h[i].hits;
+    }
+}
+
+/* Puts answers into a cache that holds a few of them (so every put evicts)
+ * and, holding one it got, puts two more: every answer held keeps its own
+ * bytes until released, whatever the others evicted (under ASan: no use
+ * after free; no leak once the cache is freed). */
+static void *rc_hammer_run(void *cls)
+{
+    struct hammer *h = cls;
+    char key[32], body[3000];
+    int k = 0, other = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = hammer_answer(h, &k, key, sizeof key, body);
+        api__rcache_put(h->c, key, strlen(key), body, n, API_CT_JSON);
+        hammer_answer(h, &k, key, sizeof key, body);
+        const char *got = NULL, *ct = NULL;
+        size_t len = 0;
+        struct api_shared *held = NULL;
+        if (api__rcache_get(h->c, key, strlen(key), &got, &len, &ct, &held) != 0)
+            continue;
+        for (int j = 0; j < 2; j++) {
+            char okey[32];
+            n = hammer_answer(h, &other, okey, sizeof okey, body);
+            api__rcache_put(h->c, okey, strlen(okey), body, n, API_CT_JSON);
+        }
+        hammer_check(h, k, got, len);
+        h->bad += got[len] != '\0';
+        api_shared_release(held);
+    }
+    return NULL;
+}
+
+Test(rcache, answers_held_by_threads_survive_the_others_evictions)
+{
+    struct hammer h0 = {.c = api__rcache_new(8 * 8 * 1024),
+                        .seed = 11}; /* 8 KiB a shard */
+    cr_assert_not_null(h0.c);
+    int bad = 0, hits = 0;
+    hammer_run(rc_hammer_run, &h0, &bad, &hits);
+    cr_assert_gt(hits, 1000, "answers were found (%d)", hits);
+    cr_assert_eq(bad, 0, "%d of %d answers held changed or lost their bytes", bad, hits);
+    api__rcache_free(h0.c);
+}
+
 /* ---- the answers file (api/afile.c) ----------------------------------------- */
 
 /* A fresh directory for an answers file (dir: a mkdtemp template). */
@@ -895,33 +986,20 @@ Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
 /* Threads putting and getting through a file that starts over every few
  * answers: every answer read holds its own key's bytes. A writer still filling
  * a region of an old epoch must never land on a region handed out since. */
-struct af_hammer {
-    struct api__afile *f;
-    unsigned seed;
-    int bad, hits;
-};
-
 static void *af_hammer_run(void *cls)
 {
-    struct af_hammer *h = cls;
+    struct hammer *h = cls;
     char key[32], body[3000], *got = NULL;
     size_t len = 0;
     const char *ct = NULL;
+    int k = 0;
     for (int i = 0; i < 20000; i++) {
-        int k = (int)(rand_r(&h->seed) % 64);
-        snprintf(key, sizeof key, "key-%d", k);
-        size_t n = 1000 + (size_t)k * 31;
-        memset(body, 'A' + k % 50, n);
+        size_t n = hammer_answer(h, &k, key, sizeof key, body);
         api__afile_put(h->f, key, strlen(key), body, n, API_CT_JSON);
-        k = (int)(rand_r(&h->seed) % 64);
-        snprintf(key, sizeof key, "key-%d", k);
+        hammer_answer(h, &k, key, sizeof key, body);
         if (api__afile_get(h->f, key, strlen(key), &got, &len, &ct) != 0)
             continue;
-        h->hits++;
-        bool ok = len == 1000 + (size_t)k * 31;
-        for (size_t j = 0; ok && j < len; j++)
-            ok = got[j] == 'A' + k % 50;
-        h->bad += !ok;
+        hammer_check(h, k, got, len);
         free(got);
     }
     return NULL;
@@ -932,27 +1010,17 @@ Test(api, answers_file_concurrent_start_overs_never_mix_answers)
     char dir[] = "/tmp/imgmeta-afile-XXXXXX";
     afile_dir(dir);
     struct im_error err;
-    struct api__afile *f = api__afile_new(dir, 32 * 1024, &err);
-    cr_assert_not_null(f, "%s", err.msg);
-    struct af_hammer h[4];
-    pthread_t t[4];
-    for (unsigned i = 0; i < 4; i++) {
-        h[i] = (struct af_hammer){.f = f, .seed = 7 + i};
-        cr_assert_eq(pthread_create(&t[i], NULL, af_hammer_run, &h[i]), 0);
-    }
+    struct hammer h0 = {.f = api__afile_new(dir, 32 * 1024, &err), .seed = 7};
+    cr_assert_not_null(h0.f, "%s", err.msg);
     int bad = 0, hits = 0;
-    for (int i = 0; i < 4; i++) {
-        pthread_join(t[i], NULL);
-        bad += h[i].bad;
-        hits += h[i].hits;
-    }
+    hammer_run(af_hammer_run, &h0, &bad, &hits);
     struct api__afile_stats s;
-    api__afile_stats(f, &s);
+    api__afile_stats(h0.f, &s);
     cr_assert_gt(s.epoch, 10, "started over again and again (epoch %llu)",
                  (unsigned long long)s.epoch);
     cr_assert_gt(hits, 0, "answers were read back");
     cr_assert_eq(bad, 0, "%d of %d answers read held another answer's bytes", bad, hits);
-    api__afile_free(f);
+    api__afile_free(h0.f);
     rmdir(dir);
 }
 
