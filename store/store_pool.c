@@ -12,8 +12,8 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,16 +383,14 @@ static int migrate(sqlite3 *db, const char *path, int64_t *found, struct im_erro
 int store_file_schema(const char *path)
 {
     sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
     int64_t version = 0;
+    struct im_error ignored; /* a failure only means "unknown" */
     if (is_private_db(path))
         return 0;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        version = sqlite3_column_int64(st, 0);
-    (void)sqlite3_finalize(st); /* NULL is a no-op; a failure only means "unknown" */
-    (void)sqlite3_close_v2(db);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        query_one(db, path, "PRAGMA user_version", &version, NULL, 0, &ignored) != 0)
+        version = 0;
+    (void)sqlite3_close_v2(db); /* NULL is a no-op */
     return version > 0 && version <= INT_MAX ? (int)version : 0;
 }
 
