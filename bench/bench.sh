@@ -802,24 +802,24 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 T_TOTAL=$(($(date +%s) - T_START))
 pct() { calc "100 * $1 / $2" 0; }
-# pair A B: the runs of series A against those of B round by round (the two
-# runs of a round are minutes apart at most, so the machine's slower drift
-# cancels out of their ratio): "M% (a–b%)", the median of the per-round
-# ratios in percent and their range. PAIR_MED is M alone.
-pair() {
+# pair_stats A B: the runs of series A against those of B round by round (the
+# two runs of a round are minutes apart at most, so the machine's slower drift
+# cancels out of their ratio): sets PAIR_MED, the median of the per-round
+# ratios in percent, and PAIR_TXT, "M% (a–b%)" with their range.
+pair_stats() {
     local r lo hi
     r=$(paste -d' ' "$IT_DIR/series-$1" "$IT_DIR/series-$2" | awk '{print 100 * $1 / $(1 + NF / 2)}')
     PAIR_MED=$(echo "$r" | median)
     lo=$(echo "$r" | sort -g | head -1) hi=$(echo "$r" | sort -g | tail -1)
-    echo "$(calc "$PAIR_MED" 0)% ($(calc "$lo" 0)–$(calc "$hi" 0)%)"
+    PAIR_TXT="$(calc "$PAIR_MED" 0)% ($(calc "$lo" 0)–$(calc "$hi" 0)%)"
 }
+# pair A B: PAIR_TXT of A against B.
+pair() { pair_stats "$1" "$2"; echo "$PAIR_TXT"; }
 # ratio_cell A B: the cell of a "within 20%" row: A's runs against B's, round
 # by round (the verdict), and the ratio of their medians.
 ratio_cell() {
-    local p
-    pair "$1" "$2" >"$IT_DIR/pair.txt" # here, so that PAIR_MED is set here
-    p=$(cat "$IT_DIR/pair.txt")
-    echo "$p per round ($(yes_no "$PAIR_MED >= 80")); medians: $(pct "$(col "$1" 1)" "$(col "$2" 1)")%"
+    pair_stats "$1" "$2"
+    echo "$PAIR_TXT per round ($(yes_no "$PAIR_MED >= 80")); medians: $(pct "$(col "$1" 1)" "$(col "$2" 1)")%"
 }
 want warm && { IJ=$(col im-json 1) I3=$(col im-304 1) N3=$(col ng-304 1); }
 # warm_row LABEL BYTES IM NG: a row of a warm table from the series IM and NG
