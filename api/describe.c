@@ -354,8 +354,9 @@ static int mark_stale_json(struct api_response *resp)
         return IM_ENOMEM;
     grown[0] = '{';
     memcpy(grown + 1, flag, sizeof flag - 1);
-    /* The body need not be NUL-terminated (rendered-answer cache copies): copy
-     * exactly its bytes and terminate the result here. */
+    /* The body may be the in-memory cache's shared bytes (resp->shared), which
+     * are never changed in place: a new body, exactly len bytes copied and
+     * terminated here. */
     memcpy(grown + sizeof flag, resp->body + 1, resp->len - 1);
     size_t len = resp->len + sizeof flag - 1;
     grown[len] = '\0';
