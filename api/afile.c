@@ -168,15 +168,15 @@ static int io_all(int fd, char *rbuf, const char *wbuf, size_t n, uint64_t off)
     return 0;
 }
 
-int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **body,
-                   size_t *len, const char **ctype)
+int api__afile_get(struct api__afile *f, const char *key, size_t klen,
+                   struct api_shared **body, size_t *len, const char **ctype)
 {
     if (!f)
         return IM_ENOTFOUND;
     uint64_t h = api__key_hash(key, klen), off = 0, epoch = 0;
     size_t n = 0;
     const char *ct = NULL;
-    char *buf = NULL;
+    struct api_shared *buf = NULL;
     int rc = IM_ENOTFOUND;
     pthread_mutex_lock(&f->lock);
     const struct af_entry *e = *slot(f, key, klen, h);
@@ -189,15 +189,15 @@ int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **bo
     pthread_mutex_unlock(&f->lock);
     if (!ct)
         goto out;
-    buf = malloc(n + 1);
+    buf = api__shared_new(n, true); /* sent once, then back to the pool */
     if (!buf) {
         rc = IM_ENOMEM;
         goto out;
     }
     /* the epoch is read after the bytes: unchanged, nothing rewrote them */
-    if (io_all(f->fd, buf, NULL, n, off) != 0 || atomic_load(&f->epoch) != epoch)
+    if (io_all(f->fd, api__shared_bytes(buf), NULL, n, off) != 0 ||
+        atomic_load(&f->epoch) != epoch)
         goto out;
-    buf[n] = '\0'; /* bodies are text: keep them C strings too, as rcache does */
     *body = buf;
     *len = n;
     *ctype = ct;
@@ -206,7 +206,7 @@ int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **bo
     im_metric_inc(IM_ANSWER_FILE_HITS);
     rc = 0;
 out:
-    free(buf);
+    api_shared_release(buf);
     return rc;
 }
 
