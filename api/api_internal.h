@@ -80,17 +80,18 @@ void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
 /* The answers file (afile.c): rendered answers appended to an unlinked file
  * in a directory (next to the database), indexed in memory, at most max_bytes
  * of file; when full it starts over. Thread-safe. new: NULL with err on
- * failure (no memory, the file cannot be created). get: a copy in a pooled
- * block, *body (the caller releases it with api_shared_release; its bytes are
- * NUL-terminated); IM_ENOTFOUND on a miss, also
- * when f is NULL or the bytes could not be read back. put: keeps a copy; a failure (disk
- * full, I/O error) is counted and only costs a later miss. */
+ * failure (no memory, the file cannot be created). get: the answer's len bytes
+ * at *body (NUL-terminated) inside a pooled *block, which the caller releases
+ * with api_shared_release; IM_ENOTFOUND on a miss, also when f is NULL or the
+ * bytes could not be read back. put: keeps a copy; a failure (disk full, I/O
+ * error) is counted and only costs a later miss. */
 struct api__afile;
 struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
                                   struct im_error *err);
 void api__afile_free(struct api__afile *f);
 int api__afile_get(struct api__afile *f, const char *key, size_t klen,
-                   struct api_shared **body, size_t *len, const char **ctype);
+                   struct api_shared **block, const char **body, size_t *len,
+                   const char **ctype);
 void api__afile_put(struct api__afile *f, const char *key, size_t klen, const char *body,
                     size_t len, const char *ctype);
 struct api__afile_stats {

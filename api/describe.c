@@ -467,8 +467,7 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
         answer_200(resp, ctype, (char *)held, len, shared);
         return 0;
     }
-    if (api__afile_get(a->answers, key, klen, &shared, &len, &ctype) == 0) {
-        held = api__shared_bytes(shared);
+    if (api__afile_get(a->answers, key, klen, &shared, &held, &len, &ctype) == 0) {
         if (atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0)
             api__rcache_put(a->rendered, key, klen, held, len, ctype);
         answer_200(resp, ctype, (char *)held, len, shared);
