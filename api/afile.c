@@ -1,5 +1,7 @@
 /* afile.c - the answers file: rendered answers appended to an unlinked file
- * next to the database, indexed in memory by the same key as rcache.c.
+ * next to the database, indexed in memory by the same key as rcache.c: each
+ * answer is its key then its body, and the index keeps only the key's hash,
+ * so a read checks the key it finds before the body.
  *
  * The second tier between the in-memory LRU (rcache.c, a few thousand
  * answers) and the database's rendered rows: an answer is one pread of bytes
@@ -36,16 +38,18 @@
 /* One entry per this many bytes of file at most (answers are ~1-10 KB). */
 #define AF_BYTES_PER_ENTRY 2048
 #define AF_MIN_ENTRIES 64
-/* ... and never more than this many (the index's memory: ~200 bytes each). */
+/* ... and never more than this many (the index's memory: ~60 bytes each). */
 #define AF_MAX_ENTRIES (1u << 20)
 
+/* An indexed answer: its key and then its body are at off in the file. The key
+ * is not kept in memory: a read checks it against the bytes it read. */
 struct af_entry {
     struct af_entry *hnext;
     uint64_t hash;
     uint64_t off;
-    size_t len, klen;
+    uint32_t len;  /* of the body */
+    uint16_t klen; /* of the key before it */
     const char *ctype;
-    char key[]; /* klen bytes */
 };
 
 struct api__afile {
@@ -139,10 +143,13 @@ void api__afile_free(struct api__afile *f)
     free(f);
 }
 
-static struct af_entry **slot(struct api__afile *f, const char *k, size_t n, uint64_t h)
+/* The entry of key (klen bytes, hash h), told apart by its 64-bit hash and
+ * length: two keys alike in both would find one entry, whose bytes' key then
+ * differs from the one asked for (a miss, never another answer). */
+static struct af_entry **slot(struct api__afile *f, size_t klen, uint64_t h)
 {
     struct af_entry **p = &f->bucket[h & (f->nbuckets - 1)];
-    while (*p && !((*p)->hash == h && (*p)->klen == n && memcmp((*p)->key, k, n) == 0))
+    while (*p && !((*p)->hash == h && (*p)->klen == klen))
         p = &(*p)->hnext;
     return p;
 }
@@ -168,18 +175,19 @@ static int io_all(int fd, char *rbuf, const char *wbuf, size_t n, uint64_t off)
     return 0;
 }
 
-int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **body,
-                   size_t *len, const char **ctype)
+int api__afile_get(struct api__afile *f, const char *key, size_t klen,
+                   struct api_shared **block, const char **body, size_t *len,
+                   const char **ctype)
 {
     if (!f)
         return IM_ENOTFOUND;
     uint64_t h = api__key_hash(key, klen), off = 0, epoch = 0;
     size_t n = 0;
     const char *ct = NULL;
-    char *buf = NULL;
+    struct api_shared *buf = NULL;
     int rc = IM_ENOTFOUND;
     pthread_mutex_lock(&f->lock);
-    const struct af_entry *e = *slot(f, key, klen, h);
+    const struct af_entry *e = *slot(f, klen, h);
     if (e) {
         off = e->off;
         n = e->len;
@@ -189,16 +197,18 @@ int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **bo
     pthread_mutex_unlock(&f->lock);
     if (!ct)
         goto out;
-    buf = malloc(n + 1);
+    buf = api__shared_new(klen + n, true); /* sent once, then back to the pool */
     if (!buf) {
         rc = IM_ENOMEM;
         goto out;
     }
     /* the epoch is read after the bytes: unchanged, nothing rewrote them */
-    if (io_all(f->fd, buf, NULL, n, off) != 0 || atomic_load(&f->epoch) != epoch)
+    char *bytes = api__shared_bytes(buf);
+    if (io_all(f->fd, bytes, NULL, klen + n, off) != 0 ||
+        atomic_load(&f->epoch) != epoch || memcmp(bytes, key, klen) != 0)
         goto out;
-    buf[n] = '\0'; /* bodies are text: keep them C strings too, as rcache does */
-    *body = buf;
+    *block = buf;
+    *body = bytes + klen;
     *len = n;
     *ctype = ct;
     buf = NULL;
@@ -206,7 +216,7 @@ int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **bo
     im_metric_inc(IM_ANSWER_FILE_HITS);
     rc = 0;
 out:
-    free(buf);
+    api_shared_release(buf);
     return rc;
 }
 
@@ -214,12 +224,12 @@ out:
  * indexed already (another thread wrote it) or the answer cannot fit at all.
  * Starts over (new epoch, empty index) when the file or the index is full
  * and no region is being written; while one is, the answer is not kept. */
-static bool reserve(struct api__afile *f, const char *key, size_t klen, uint64_t h,
-                    size_t len, uint64_t *off, uint64_t *epoch)
+static bool reserve(struct api__afile *f, size_t klen, uint64_t h, size_t len,
+                    uint64_t *off, uint64_t *epoch)
 {
     if (len > f->max_bytes / 4) /* one answer never takes over the file */
         return false;
-    if (*slot(f, key, klen, h))
+    if (*slot(f, klen, h))
         return false;
     if (f->end + len > f->max_bytes || f->n >= f->max_entries) {
         if (f->writing > 0)
@@ -238,31 +248,31 @@ static bool reserve(struct api__afile *f, const char *key, size_t klen, uint64_t
 void api__afile_put(struct api__afile *f, const char *key, size_t klen, const char *body,
                     size_t len, const char *ctype)
 {
-    if (!f || !len)
+    if (!f || !len || klen > UINT16_MAX || len > UINT32_MAX)
         return;
     uint64_t h = api__key_hash(key, klen), off = 0, epoch = 0;
-    struct af_entry *e = malloc(sizeof *e + klen);
+    struct af_entry *e = malloc(sizeof *e);
     if (!e)
         return; /* a cache: failing to remember is fine */
     pthread_mutex_lock(&f->lock);
-    bool ok = reserve(f, key, klen, h, len, &off, &epoch);
+    bool ok = reserve(f, klen, h, klen + len, &off, &epoch);
     pthread_mutex_unlock(&f->lock);
     if (!ok)
         goto out;
-    bool written = io_all(f->fd, NULL, body, len, off) == 0;
+    bool written = io_all(f->fd, NULL, key, klen, off) == 0 &&
+                   io_all(f->fd, NULL, body, len, off + klen) == 0;
     if (!written) {
         atomic_fetch_add(&f->write_failures, 1);
         im_metric_inc(IM_STORE_WRITE_FAILURES);
     }
     e->hash = h;
     e->off = off;
-    e->len = len;
-    e->klen = klen;
+    e->len = (uint32_t)len;
+    e->klen = (uint16_t)klen;
     e->ctype = ctype;
-    memcpy(e->key, key, klen);
     pthread_mutex_lock(&f->lock);
     f->writing--;
-    struct af_entry **p = slot(f, key, klen, h);
+    struct af_entry **p = slot(f, klen, h);
     if (written && atomic_load(&f->epoch) == epoch && !*p) { /* else its region is gone */
         e->hnext = NULL;
         *p = e;

@@ -143,6 +143,7 @@ void api_free(struct api *a)
     api__inflight_destroy(&a->inflight);
     api__rcache_free(a->rendered);
     api__afile_free(a->answers);
+    api__shared_pool_drain();
     free(a);
 }
 

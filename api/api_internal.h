@@ -48,6 +48,19 @@ struct api__inflight {
 /* Releases resp's body, malloc'd or shared; resp then has none. */
 void api__drop_body(struct api_response *resp);
 
+/* Reference-counted answer bodies (body.c). new: one reference to room for
+ * len bytes and a NUL (set), NULL when out of memory; pooled: the block comes
+ * from, and goes back to, a bounded pool of recycled blocks (for answers sent
+ * once: the answers file's), else it is malloc'd to size (the LRU's). ref adds
+ * a reference; api_shared_release drops one. pool_drain frees the pool's idle
+ * blocks; pool_held counts them. */
+#define API__SHARED_POOL_KEEP 16 /* idle blocks kept per block size */
+struct api_shared *api__shared_new(size_t len, bool pooled);
+char *api__shared_bytes(struct api_shared *s);
+void api__shared_ref(struct api_shared *s);
+void api__shared_pool_drain(void);
+size_t api__shared_pool_held(void);
+
 /* 64-bit FNV-1a of a rendered-answer key (rcache.c), for both tiers' tables. */
 uint64_t api__key_hash(const char *k, size_t n);
 
@@ -67,16 +80,18 @@ void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
 /* The answers file (afile.c): rendered answers appended to an unlinked file
  * in a directory (next to the database), indexed in memory, at most max_bytes
  * of file; when full it starts over. Thread-safe. new: NULL with err on
- * failure (no memory, the file cannot be created). get: a malloc'd copy in
- * *body (the caller frees it; NUL-terminated); IM_ENOTFOUND on a miss, also
- * when f is NULL or the bytes could not be read back. put: keeps a copy; a failure (disk
- * full, I/O error) is counted and only costs a later miss. */
+ * failure (no memory, the file cannot be created). get: the answer's len bytes
+ * at *body (NUL-terminated) inside a pooled *block, which the caller releases
+ * with api_shared_release; IM_ENOTFOUND on a miss, also when f is NULL or the
+ * bytes could not be read back. put: keeps a copy; a failure (disk full, I/O
+ * error) is counted and only costs a later miss. */
 struct api__afile;
 struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
                                   struct im_error *err);
 void api__afile_free(struct api__afile *f);
-int api__afile_get(struct api__afile *f, const char *key, size_t klen, char **body,
-                   size_t *len, const char **ctype);
+int api__afile_get(struct api__afile *f, const char *key, size_t klen,
+                   struct api_shared **block, const char **body, size_t *len,
+                   const char **ctype);
 void api__afile_put(struct api__afile *f, const char *key, size_t klen, const char *body,
                     size_t len, const char *ctype);
 struct api__afile_stats {

@@ -467,10 +467,10 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
         answer_200(resp, ctype, (char *)held, len, shared);
         return 0;
     }
-    if (api__afile_get(a->answers, key, klen, &body, &len, &ctype) == 0) {
+    if (api__afile_get(a->answers, key, klen, &shared, &held, &len, &ctype) == 0) {
         if (atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0)
-            api__rcache_put(a->rendered, key, klen, body, len, ctype);
-        answer_200(resp, ctype, body, len, NULL);
+            api__rcache_put(a->rendered, key, klen, held, len, ctype);
+        answer_200(resp, ctype, (char *)held, len, shared);
         return 0;
     }
     /* a resolution that stored its root again forgot the root's rows; after a

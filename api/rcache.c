@@ -8,8 +8,8 @@
  * while rendering), so that threads taking answers out of different shards do
  * not wait for each other.
  *
- * A hit copies nothing: an entry's body is a reference-counted block, and the
- * answer is sent from it (the response takes a reference; an eviction drops
+ * A hit copies nothing: an entry's body is a reference-counted block (body.c),
+ * and the answer is sent from it (the response takes a reference; an eviction drops
  * the cache's own, and the last one frees it). A body's bytes never change
  * once put. */
 #include <pthread.h>
@@ -22,11 +22,6 @@
 #define RC_SHARDS 8
 #define RC_BUCKETS 512 /* per shard */
 
-struct api_shared {
-    _Atomic size_t refs;
-    char bytes[]; /* the body and a NUL */
-};
-
 struct rc_entry {
     struct rc_entry *hnext;       /* hash chain */
     struct rc_entry *prev, *next; /* LRU list, most recent first */
@@ -36,12 +31,6 @@ struct rc_entry {
     char *key;
     struct api_shared *body; /* the cache's reference */
 };
-
-void api_shared_release(struct api_shared *s)
-{
-    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
-        free(s);
-}
 
 struct rc_shard {
     pthread_mutex_t lock;
@@ -141,9 +130,9 @@ int api__rcache_get(struct api__rcache *r, const char *key, size_t klen,
     pthread_mutex_lock(&c->lock);
     struct rc_entry *e = *slot(c, key, klen, h);
     if (e) {
-        atomic_fetch_add_explicit(&e->body->refs, 1, memory_order_relaxed);
+        api__shared_ref(e->body);
         *shared = e->body;
-        *body = e->body->bytes;
+        *body = api__shared_bytes(e->body);
         *len = e->blen;
         *ctype = e->ctype;
         lru_unlink(c, e);
@@ -172,16 +161,13 @@ void api__rcache_put(struct api__rcache *r, const char *key, size_t klen,
     if (cost > c->max_bytes / 2) /* one answer never takes over a shard */
         return;
     struct rc_entry *e = calloc(1, sizeof *e);
-    if (!e || !(e->key = malloc(klen)) ||
-        !(e->body = malloc(sizeof *e->body + len + 1))) {
+    if (!e || !(e->key = malloc(klen)) || !(e->body = api__shared_new(len, false))) {
         if (e)
             entry_free(e);
         return; /* a cache: failing to remember is fine */
     }
-    atomic_init(&e->body->refs, 1);
     memcpy(e->key, key, klen);
-    memcpy(e->body->bytes, body, len);
-    e->body->bytes[len] = '\0'; /* bodies are text: keep them C strings too */
+    memcpy(api__shared_bytes(e->body), body, len);
     e->klen = klen;
     e->blen = len;
     e->ctype = ctype;

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STORE__TAGMAP_WAYS 8
+#define STORE__TAGMAP_WAYS 4
 #define STORE__TAGMAP_STRIPES 64
 
 /* One remembered row: key is "registry\0repository\0tag\0", then the digest
@@ -36,12 +36,15 @@ struct tagrec {
     char bytes[];
 };
 
+/* One set: one cache line, so that a lookup misses once for the tags and
+ * the row pointers together. */
 struct tagset {
-    uint64_t hash[STORE__TAGMAP_WAYS]; /* 0: empty slot */
-    uint32_t used[STORE__TAGMAP_WAYS]; /* when last read or written (set's clock) */
-    uint32_t clock;
+    _Alignas(64) uint32_t tag[STORE__TAGMAP_WAYS]; /* hash bits; 0: empty slot */
+    uint16_t used[STORE__TAGMAP_WAYS]; /* when last read or written (set's clock) */
+    uint16_t clock;
     struct tagrec *rec[STORE__TAGMAP_WAYS];
 };
+_Static_assert(sizeof(struct tagset) == 64, "a set is one cache line");
 
 struct store__tagmap {
     size_t nsets; /* a power of two */
@@ -66,11 +69,24 @@ static size_t make_key(const struct im_ref *ref, const char *key, char *out, siz
     return a + b + c;
 }
 
-/* 64-bit FNV-1a, never 0 (0 marks an empty slot). */
+/* 64-bit FNV-1a: bits 17 and up choose the set, the high 32 bits are the
+ * slot's tag, never 0 (0 marks an empty slot). */
 static uint64_t key_hash(const char *k, size_t n)
 {
     uint64_t h = im_fnv1a(IM_FNV1A_START, k, n);
-    return h ? h : 1;
+    return h >> 32 ? h : h | (uint64_t)1 << 32;
+}
+
+static uint32_t tag_of(uint64_t h)
+{
+    return (uint32_t)(h >> 32);
+}
+
+/* A row's allocation: whole cache lines, aligned, so that a hit reads as
+ * few lines as its bytes need. NULL when out of memory. */
+static struct tagrec *rec_alloc(size_t n)
+{
+    return aligned_alloc(64, (n + 63) & ~(size_t)63);
 }
 
 struct store__tagmap *store__tagmap_new(size_t entries)
@@ -83,9 +99,10 @@ struct store__tagmap *store__tagmap_new(size_t entries)
     while (nsets * STORE__TAGMAP_WAYS < entries && nsets < ((size_t)1 << 24))
         nsets *= 2;
     m->nsets = nsets;
-    m->sets = calloc(nsets, sizeof *m->sets);
+    m->sets = aligned_alloc(_Alignof(struct tagset), nsets * sizeof *m->sets);
     if (!m->sets)
         goto fail;
+    memset(m->sets, 0, nsets * sizeof *m->sets);
     for (; inited < STORE__TAGMAP_STRIPES; inited++)
         if (pthread_mutex_init(&m->locks[inited], NULL) != 0)
             goto fail;
@@ -141,10 +158,17 @@ static struct tagset *set_of(struct store__tagmap *m, uint64_t h, pthread_mutex_
 /* The way holding key in set, or -1. Under the set's lock. */
 static int find_way(const struct tagset *set, uint64_t h, const char *key, size_t klen)
 {
-    for (int w = 0; w < STORE__TAGMAP_WAYS; w++)
-        if (set->hash[w] == h && set->rec[w]->klen == klen &&
-            memcmp(set->rec[w]->bytes, key, klen) == 0)
+    for (int w = 0; w < STORE__TAGMAP_WAYS; w++) {
+        if (set->tag[w] != tag_of(h))
+            continue;
+        const struct tagrec *r = set->rec[w];
+        /* a hit reads the whole row (key, digest, times): ask for its
+         * other lines while the first is compared */
+        __builtin_prefetch((const char *)r + 64);
+        __builtin_prefetch((const char *)r + 128);
+        if (r->klen == klen && memcmp(r->bytes, key, klen) == 0)
             return w;
+    }
     return -1;
 }
 
@@ -191,8 +215,8 @@ static int victim(const struct tagset *set, uint64_t gen)
     for (int w = 0; w < STORE__TAGMAP_WAYS; w++) {
         if (!set->rec[w] || set->rec[w]->gen != gen)
             return w;
-        if ((uint32_t)(set->clock - set->used[w]) >
-            (uint32_t)(set->clock - set->used[best]))
+        if ((uint16_t)(set->clock - set->used[w]) >
+            (uint16_t)(set->clock - set->used[best]))
             best = w;
     }
     return best;
@@ -208,7 +232,7 @@ void store__tagmap_put(struct store__tagmap *m, const struct im_ref *ref,
     size_t dlen = t ? strlen(t->digest) : 0;
     if (!klen || dlen > UINT16_MAX)
         return;
-    struct tagrec *r = malloc(sizeof *r + klen + dlen + 1);
+    struct tagrec *r = rec_alloc(sizeof *r + klen + dlen + 1);
     if (!r)
         return; /* only costs a later read */
     r->gen = ticket->gen;
@@ -234,7 +258,7 @@ void store__tagmap_put(struct store__tagmap *m, const struct im_ref *ref,
             atomic_fetch_add(&m->used, 1);
         free(set->rec[w]);
         set->rec[w] = r;
-        set->hash[w] = h;
+        set->tag[w] = tag_of(h);
         set->used[w] = ++set->clock;
         r = NULL;
     }
@@ -262,7 +286,7 @@ void store__tagmap_forget(struct store__tagmap *m, const struct im_ref *ref,
     if (w >= 0) {
         free(set->rec[w]);
         set->rec[w] = NULL;
-        set->hash[w] = 0;
+        set->tag[w] = 0;
         atomic_fetch_sub(&m->used, 1);
     }
     pthread_mutex_unlock(lock);

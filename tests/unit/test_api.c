@@ -948,7 +948,9 @@ Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
     struct im_error err;
     struct api__afile *f = api__afile_new(dir, 64 * 1024, &err);
     cr_assert_not_null(f, "%s", err.msg);
-    char key[32], body[4096], *got = NULL;
+    char key[32], body[4096];
+    struct api_shared *got = NULL;
+    const char *bytes = NULL;
     size_t len = 0;
     const char *ct = NULL;
     /* 40 answers of 4 KiB through a 64 KiB file: it starts over twice */
@@ -964,21 +966,23 @@ Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
     int found = 0;
     for (int i = 0; i < 40; i++) {
         snprintf(key, sizeof key, "k%d", i);
-        if (api__afile_get(f, key, strlen(key), &got, &len, &ct) != 0)
+        if (api__afile_get(f, key, strlen(key), &got, &bytes, &len, &ct) != 0)
             continue;
         found++;
         cr_assert_eq(len, sizeof body);
         cr_assert_str_eq(ct, API_CT_JSON);
         for (size_t j = 0; j < len; j++)
-            cr_assert_eq(got[j], 'a' + i % 26, "answer %d holds its own bytes", i);
-        free(got);
+            cr_assert_eq(bytes[j], 'a' + i % 26, "answer %d holds its own bytes", i);
+        cr_assert_eq(bytes[len], '\0');
+        api_shared_release(got);
     }
     cr_assert(found > 0 && found < 40, "the newest are kept, the oldest gone (%d)",
               found);
     snprintf(key, sizeof key, "k%d", 39);
-    cr_assert_eq(api__afile_get(f, key, strlen(key), &got, &len, &ct), 0, "the newest");
-    free(got);
-    cr_assert_eq(api__afile_get(f, "k0", 2, &got, &len, &ct), IM_ENOTFOUND);
+    cr_assert_eq(api__afile_get(f, key, strlen(key), &got, &bytes, &len, &ct), 0,
+                 "the newest");
+    api_shared_release(got);
+    cr_assert_eq(api__afile_get(f, "k0", 2, &got, &bytes, &len, &ct), IM_ENOTFOUND);
     api__afile_free(f);
     rmdir(dir);
 }
@@ -989,7 +993,9 @@ Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
 static void *af_hammer_run(void *cls)
 {
     struct hammer *h = cls;
-    char key[32], body[3000], *got = NULL;
+    char key[32], body[3000];
+    struct api_shared *got = NULL;
+    const char *bytes = NULL;
     size_t len = 0;
     const char *ct = NULL;
     int k = 0;
@@ -997,10 +1003,10 @@ static void *af_hammer_run(void *cls)
         size_t n = hammer_answer(h, &k, key, sizeof key, body);
         api__afile_put(h->f, key, strlen(key), body, n, API_CT_JSON);
         hammer_answer(h, &k, key, sizeof key, body);
-        if (api__afile_get(h->f, key, strlen(key), &got, &len, &ct) != 0)
+        if (api__afile_get(h->f, key, strlen(key), &got, &bytes, &len, &ct) != 0)
             continue;
-        hammer_check(h, k, got, len);
-        free(got);
+        hammer_check(h, k, bytes, len);
+        api_shared_release(got);
     }
     return NULL;
 }
@@ -1021,6 +1027,98 @@ Test(api, answers_file_concurrent_start_overs_never_mix_answers)
     cr_assert_gt(hits, 0, "answers were read back");
     cr_assert_eq(bad, 0, "%d of %d answers read held another answer's bytes", bad, hits);
     api__afile_free(h0.f);
+    rmdir(dir);
+}
+
+/* The answers file's descriptor in this process: the one whose link names a
+ * file of dir. -1 when none. */
+static int afile_fd_in(const char *dir)
+{
+    char link[64], target[4096];
+    for (int fd = 3; fd < 1024; fd++) {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strncmp(target, dir, strlen(dir)) == 0 && target[strlen(dir)] == '/')
+            return fd;
+    }
+    return -1;
+}
+
+/* The index keeps only a key's hash: a read checks the key written before the
+ * answer, so bytes under another key (a hash collision, a damaged file) are a
+ * miss, never another answer. */
+Test(api, answers_file_never_serves_bytes_under_another_key)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    afile_dir(dir);
+    struct im_error err;
+    struct api__afile *f = api__afile_new(dir, 1 << 20, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    struct api_shared *got = NULL;
+    const char *bytes = NULL, *ct = NULL;
+    size_t len = 0;
+    api__afile_put(f, "key-1", 5, "{\"answer\":1}", 12, API_CT_JSON);
+    cr_assert_eq(api__afile_get(f, "key-1", 5, &got, &bytes, &len, &ct), 0);
+    cr_assert_eq(len, 12);
+    cr_assert_eq(memcmp(bytes, "{\"answer\":1}", 12), 0);
+    cr_assert_eq(bytes[len], '\0');
+    api_shared_release(got);
+    int fd = afile_fd_in(dir);
+    cr_assert_geq(fd, 0, "the answers file is open in %s", dir);
+    cr_assert_eq(pwrite(fd, "kez", 3, 0), 3, "the key's bytes changed in place");
+    cr_assert_eq(api__afile_get(f, "key-1", 5, &got, &bytes, &len, &ct), IM_ENOTFOUND,
+                 "a key that does not match is a miss");
+    api__afile_free(f);
+    rmdir(dir);
+}
+
+/* An answer read from the file is sent once: its block goes back to a pool and
+ * the next read reuses it, instead of a large malloc and free per request. The
+ * pool keeps a bounded number of idle blocks, and a block is never reused
+ * while a response still holds it. */
+Test(api, answers_file_reads_recycle_a_bounded_pool_of_blocks)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    afile_dir(dir);
+    struct im_error err;
+    struct api__afile *f = api__afile_new(dir, 1 << 20, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    static char body[9000];
+    memset(body, 'j', sizeof body);
+    api__afile_put(f, "k", 1, body, sizeof body, API_CT_JSON);
+    struct api_shared *held[3 * API__SHARED_POOL_KEEP];
+    const char *bytes[3 * API__SHARED_POOL_KEEP];
+    size_t len = 0;
+    const char *ct = NULL;
+    cr_assert_eq(api__afile_get(f, "k", 1, &held[0], &bytes[0], &len, &ct), 0);
+    const char *first = api__shared_bytes(held[0]);
+    api_shared_release(held[0]);
+    cr_assert_eq(api__shared_pool_held(), 1, "the block went back to the pool");
+    cr_assert_eq(api__afile_get(f, "k", 1, &held[0], &bytes[0], &len, &ct), 0);
+    cr_assert_eq(api__shared_bytes(held[0]), first, "the next read reused it");
+    cr_assert_eq(api__shared_pool_held(), 0);
+    api_shared_release(held[0]);
+    /* many answers held at once: each its own block, the pool bounded after */
+    size_t n = sizeof held / sizeof *held;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(api__afile_get(f, "k", 1, &held[i], &bytes[i], &len, &ct), 0);
+        for (size_t j = 0; j < i; j++)
+            cr_assert_neq(api__shared_bytes(held[j]), api__shared_bytes(held[i]),
+                          "a block held is not handed out again");
+    }
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(len, sizeof body);
+        cr_assert_eq(memcmp(bytes[i], body, sizeof body), 0);
+        api_shared_release(held[i]);
+    }
+    cr_assert_eq(api__shared_pool_held(), API__SHARED_POOL_KEEP, "idle blocks kept: %zu",
+                 api__shared_pool_held());
+    api__shared_pool_drain();
+    cr_assert_eq(api__shared_pool_held(), 0);
+    api__afile_free(f);
     rmdir(dir);
 }
 
