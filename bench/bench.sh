@@ -24,7 +24,8 @@
 # the marginal database bytes per multi-platform image; 0 skips), CONCURRENT
 # (50), BENCH_PERF (1: perf profiles of the scale daemon, see section 3),
 # BENCH_ONLY (all; or a comma list of cold, warm, scale, economy: only
-# those sections run and are written), OUT.
+# those sections run and are written; or ab: two builds AB_A and AB_B
+# compared on the pinned mix, see bench/ab.sh), OUT.
 set -u
 
 if [ $# -ne 1 ]; then
@@ -745,6 +746,14 @@ if [ "$SCALE_LISTS" -gt 0 ]; then
     LISTS_DBB=$(db_bytes "$D_DB")
 fi
 fi
+
+# === A/B of two builds on the pinned mix (BENCH_ONLY=ab only) ==================
+case ,${BENCH_ONLY:-all}, in
+*,ab,*)
+    . "$SRC/bench/ab.sh"
+    exit 0
+    ;;
+esac
 
 # === 4. upstream economy ======================================================
 if want economy; then
