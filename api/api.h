@@ -133,9 +133,10 @@ struct api_response {
     const char *content_type; /* static string */
     char *body;               /* malloc'd, owned by the response; NULL for none */
     size_t len;
-    /* When set, body is not malloc'd: it is the bytes of an answer the
-     * in-memory cache holds, shared read-only until released (api_shared_release;
-     * api_response_free does it). */
+    /* When set, body is not malloc'd: it points into this reference-counted
+     * block (an answer the in-memory cache holds, or one read from the answers
+     * file into a pooled block), read-only until released
+     * (api_shared_release; api_response_free does it). */
     struct api_shared *shared;
     char etag[96]; /* "" when none */
     long max_age;  /* Cache-Control max-age, -1 for no header */
@@ -169,8 +170,9 @@ struct api_response {
 int api_handle(struct api *a, const struct api_request *req, struct api_response *resp);
 void api_response_free(struct api_response *resp);
 
-/* Drops one reference to a body shared with the in-memory answer cache; the
- * bytes are freed with the last (an eviction drops the cache's own). */
+/* Drops one reference to a response's shared body block; the last frees it,
+ * or gives a pooled block back to its pool (an eviction from the in-memory
+ * cache drops the cache's own). */
 struct api_shared;
 void api_shared_release(struct api_shared *s);
 

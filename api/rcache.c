@@ -13,7 +13,6 @@
  * the cache's own, and the last one frees it). A body's bytes never change
  * once put. */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -876,6 +876,16 @@ static void afile_dir(char *dir)
     cr_assert_not_null(mkdtemp(dir));
 }
 
+/* An answers file of max_bytes in a new directory dir (a mkdtemp template). */
+static struct api__afile *afile_in(char *dir, uint64_t max_bytes)
+{
+    struct im_error err;
+    afile_dir(dir);
+    struct api__afile *f = api__afile_new(dir, max_bytes, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    return f;
+}
+
 /* An api on the shared in-memory store with the LRU off and an answers file
  * of max_bytes in dir: every answer asked again comes from the file. */
 static struct api *api_with_answers_file(const char *dir, uint64_t max_bytes)
@@ -944,10 +954,7 @@ Test(api, answers_file_serves_the_fresh_render_byte_for_byte)
 Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
 {
     char dir[] = "/tmp/imgmeta-afile-XXXXXX";
-    afile_dir(dir);
-    struct im_error err;
-    struct api__afile *f = api__afile_new(dir, 64 * 1024, &err);
-    cr_assert_not_null(f, "%s", err.msg);
+    struct api__afile *f = afile_in(dir, 64 * 1024);
     char key[32], body[4096];
     struct api_shared *got = NULL;
     const char *bytes = NULL;
@@ -1014,10 +1021,7 @@ static void *af_hammer_run(void *cls)
 Test(api, answers_file_concurrent_start_overs_never_mix_answers)
 {
     char dir[] = "/tmp/imgmeta-afile-XXXXXX";
-    afile_dir(dir);
-    struct im_error err;
-    struct hammer h0 = {.f = api__afile_new(dir, 32 * 1024, &err), .seed = 7};
-    cr_assert_not_null(h0.f, "%s", err.msg);
+    struct hammer h0 = {.f = afile_in(dir, 32 * 1024), .seed = 7};
     int bad = 0, hits = 0;
     hammer_run(af_hammer_run, &h0, &bad, &hits);
     struct api__afile_stats s;
@@ -1053,10 +1057,7 @@ static int afile_fd_in(const char *dir)
 Test(api, answers_file_never_serves_bytes_under_another_key)
 {
     char dir[] = "/tmp/imgmeta-afile-XXXXXX";
-    afile_dir(dir);
-    struct im_error err;
-    struct api__afile *f = api__afile_new(dir, 1 << 20, &err);
-    cr_assert_not_null(f, "%s", err.msg);
+    struct api__afile *f = afile_in(dir, 1 << 20);
     struct api_shared *got = NULL;
     const char *bytes = NULL, *ct = NULL;
     size_t len = 0;
@@ -1082,10 +1083,7 @@ Test(api, answers_file_never_serves_bytes_under_another_key)
 Test(api, answers_file_reads_recycle_a_bounded_pool_of_blocks)
 {
     char dir[] = "/tmp/imgmeta-afile-XXXXXX";
-    afile_dir(dir);
-    struct im_error err;
-    struct api__afile *f = api__afile_new(dir, 1 << 20, &err);
-    cr_assert_not_null(f, "%s", err.msg);
+    struct api__afile *f = afile_in(dir, 1 << 20);
     static char body[9000];
     memset(body, 'j', sizeof body);
     api__afile_put(f, "k", 1, body, sizeof body, API_CT_JSON);
