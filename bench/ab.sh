@@ -23,15 +23,9 @@
 AB_PASSES=${AB_PASSES:-6}
 AB_ROUNDS=${AB_ROUNDS:-2}
 log "A/B: A=$AB_A B=$AB_B: $AB_PASSES passes of $AB_ROUNDS rounds, $SCALE_N images"
-"$BUILD/bench-fill" --storage "$IT_DIR/registry/storage" --repo library/python \
-    --list "$LIST_DIGEST" --mode single --count "$SCALE_N" --prefix s >/dev/null ||
-    die "bench-fill failed"
-daemon ab-fill "$REGISTRY_URL" --tag-ttl 3600 || die "cannot start imgmeta"
-resolve_all "$D_URL" s "$SCALE_N"
-stop "$D_PID"
+filled_db ab-fill
 AB_DB=$D_DB
 
-cpu_ns() { cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 # ab_pair BIN0 BIN1: a daemon of each on CPU PIN_SRV on copies of the filled
 # database, each warmed by one unmeasured mix run; sets AB_URL0/1, AB_PID0/1.
 ab_pair() {

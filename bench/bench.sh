@@ -25,7 +25,8 @@
 # (50), BENCH_PERF (1: perf profiles of the scale daemon, see section 3),
 # BENCH_ONLY (all; or a comma list of cold, warm, scale, economy: only
 # those sections run and are written; or ab: two builds AB_A and AB_B
-# compared on the pinned mix, see bench/ab.sh), OUT.
+# compared on the pinned mix, see bench/ab.sh; or cost: CPU time per
+# answer on the pinned mix and on one image, see bench/cost.sh), OUT.
 set -u
 
 if [ $# -ne 1 ]; then
@@ -747,10 +748,27 @@ if [ "$SCALE_LISTS" -gt 0 ]; then
 fi
 fi
 
-# === A/B of two builds on the pinned mix (BENCH_ONLY=ab only) ==================
+# === A/B of two builds, or CPU per answer (BENCH_ONLY=ab or cost only) ========
+# filled_db NAME: SCALE_N single-platform images written into the registry
+# (bench-fill) and resolved once by a daemon NAME, then stopped: its database,
+# D_DB, holds them all for daemons started on copies of it (D_DB_FROM).
+filled_db() {
+    "$BUILD/bench-fill" --storage "$IT_DIR/registry/storage" --repo library/python \
+        --list "$LIST_DIGEST" --mode single --count "$SCALE_N" --prefix s >/dev/null ||
+        die "bench-fill failed"
+    daemon "$1" "$REGISTRY_URL" --tag-ttl 3600 || die "cannot start imgmeta"
+    resolve_all "$D_URL" s "$SCALE_N"
+    stop "$D_PID"
+}
+# cpu_ns PID: the CPU time of all the process's threads so far, in ns.
+cpu_ns() { cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 case ,${BENCH_ONLY:-all}, in
 *,ab,*)
     . "$SRC/bench/ab.sh"
+    exit 0
+    ;;
+*,cost,*)
+    . "$SRC/bench/cost.sh"
     exit 0
     ;;
 esac
