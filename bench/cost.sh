@@ -6,7 +6,7 @@
 # One daemon on CPU PIN_SRV over a copy of the filled database (SCALE_N
 # images), wrk -t1 on CPU PIN_WRK; for each run, the daemon's CPU time (the
 # sum over its threads' /proc/PID/task/*/schedstat) divided by the requests
-# wrk saw answered. Req/s drift with the machine; CPU per request tells where
+# wrk saw answered (its req/s times WRK_S). Req/s drift with the machine; CPU per request tells where
 # a difference between the mix and one image comes from. COST_PERF=1 adds a
 # `perf record -g` of one more mix run and one more one-image run and leaves
 # their reports (cost-perf-mix.txt, cost-perf-one.txt) next to the raw
@@ -23,12 +23,14 @@ cost_run() {
     c0=$(cpu_ns "$D_PID")
     out=$(BENCH_N=$n BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
         wrk_run "cost-$1" "$D_URL/" "$LUA/random.lua")
+    [ -n "${out%% *}" ] && [ "${out%% *}" != 0 ] || die "cost: wrk answered nothing ($1)"
     echo "${out%% *} $(calc "($(cpu_ns "$D_PID") - $c0) / 1000 / (${out%% *} * $WRK_S)" 2)"
 }
 cost_run mix >/dev/null # brings the answers into the LRU and the answers file
 : >"$IT_DIR/cost.rounds"
 for r in $(seq 1 "$COST_ROUNDS"); do
     set -- $(cost_run mix) $(cost_run one)
+    [ $# = 4 ] || die "cost: a run failed (raw outputs in $IT_DIR with BENCH_KEEP=1)"
     echo "$r $1 $2 $3 $4" >>"$IT_DIR/cost.rounds"
     log "cost: round $r: mix $1 req/s, $2 us CPU/request; one image $3 req/s, $4 us CPU/request"
 done
