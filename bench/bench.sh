@@ -61,9 +61,17 @@ BENCH_RAW=$IT_DIR
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log() { printf 'bench: %s\n' "$*" >&2; }
+# keep_raw: with BENCH_KEEP=1, stops every process and leaves IT_DIR (the raw
+# outputs) in place instead of removing it on exit.
+keep_raw() {
+    [ "${BENCH_KEEP:-0}" = 1 ] || return 0
+    stop_all
+    trap - EXIT
+    log "raw outputs kept in $IT_DIR"
+}
 die() {
     log "$*"
-    [ "${BENCH_KEEP:-0}" = 1 ] && { stop_all; trap - EXIT; log "raw outputs kept in $IT_DIR"; }
+    keep_raw
     exit 1
 }
 
@@ -209,6 +217,20 @@ wrk_run() {
       /Non-2xx or 3xx responses:/ { bad = $5 }
       /Socket errors:/ { err = $4 + $6 + $8 + $10 }
       END { printf "%s %s %d %d\n", rps, p99, bad, err }' "$f"
+}
+
+# perf_run NAME URL [SCRIPT]: `perf record -g` of process PERF_PID during one
+# wrk_run (its environment as for wrk_run); the report is IT_DIR/perf-NAME.txt.
+perf_run() {
+    local name=$1 pp
+    shift
+    perf record -g -o "$IT_DIR/perf-$name.data" -p "$PERF_PID" -- sleep "$WRK_S" \
+        >/dev/null 2>&1 &
+    pp=$!
+    wrk_run "perf-$name" "$@" >/dev/null
+    wait "$pp"
+    perf report -i "$IT_DIR/perf-$name.data" --no-children --stdio --percent-limit 0.3 \
+        >"$IT_DIR/perf-$name.txt" 2>/dev/null
 }
 
 # wrk_series NAME URL [SCRIPT] -> appends WRK_RUNS lines to IT_DIR/series-NAME.
@@ -670,20 +692,11 @@ stop "$NGS_PID"
 # one more mix run and one more one-image run; perf-sc-mix.txt and
 # perf-sc-one.txt (perf report) stay in the raw outputs (BENCH_KEEP=1). No
 # figure comes from these runs.
-perf_run() { # NAME URL [SCRIPT]
-    local name=$1 pp
-    shift
-    perf record -g -o "$IT_DIR/perf-$name.data" -p "$SCALE_PID" -- sleep "$WRK_S" \
-        >/dev/null 2>&1 &
-    pp=$!
-    wrk_run "perf-$name" "$@" >/dev/null
-    wait "$pp"
-    perf report -i "$IT_DIR/perf-$name.data" --no-children --stdio --percent-limit 0.3 \
-        >"$IT_DIR/perf-$name.txt" 2>/dev/null
-}
 if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
-    BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s perf_run sc-mix "$SCALE_URL/" "$LUA/random.lua"
-    BENCH_N=1 BENCH_PREFIX=/images/python/s perf_run sc-one "$SCALE_URL/" "$LUA/random.lua"
+    BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s PERF_PID=$SCALE_PID \
+        perf_run sc-mix "$SCALE_URL/" "$LUA/random.lua"
+    BENCH_N=1 BENCH_PREFIX=/images/python/s PERF_PID=$SCALE_PID \
+        perf_run sc-one "$SCALE_URL/" "$LUA/random.lua"
 fi
 SCALE_HWM=$(awk '/VmHWM/ {print $2}' "/proc/$SCALE_PID/status")
 SCALE_RSS=$(awk '/VmRSS/ {print $2}' "/proc/$SCALE_PID/status")
@@ -1018,8 +1031,4 @@ $CONC_MS ms; the daemon logged $CONC_MISS as cache=miss and $CONC_COAL as cache=
 EOF
 } >"$OUT"
 log "wrote $OUT in ${T_TOTAL} s"
-if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    stop_all
-    trap - EXIT
-    log "raw outputs kept in $IT_DIR"
-fi
+keep_raw
