@@ -1120,24 +1120,40 @@ Test(api, answers_file_answer_being_sent_survives_start_overs)
 
 /* Threads putting and getting through a file that starts over every few
  * answers: every answer read holds its own key's bytes. A writer still filling
- * a region of an old epoch must never land on a region handed out since. */
+ * a region of an old epoch must never land on a region handed out since. Every
+ * other answer is taken as a descriptor and read only after one more put (a
+ * start-over, now and then): still its own bytes, as a response sent from it
+ * would be. */
 static void *af_hammer_run(void *cls)
 {
     struct hammer *h = cls;
-    char key[32], body[3000];
+    char key[32], body[3000], sent[3000];
     struct api_shared *got = NULL;
     const char *bytes = NULL;
     size_t len = 0;
     const char *ct = NULL;
-    int k = 0;
+    int k = 0, other = 0, fd = -1;
+    uint64_t off = 0;
     for (int i = 0; i < 20000; i++) {
         size_t n = hammer_answer(h, &k, key, sizeof key, body);
         api__afile_put(h->f, key, strlen(key), body, n, API_CT_JSON);
         hammer_answer(h, &k, key, sizeof key, body);
-        if (api__afile_get(h->f, key, strlen(key), &got, &bytes, &len, &ct) != 0)
+        if (i % 2 == 0) {
+            if (api__afile_get(h->f, key, strlen(key), &got, &bytes, &len, &ct) != 0)
+                continue;
+            hammer_check(h, k, bytes, len);
+            api_shared_release(got);
             continue;
-        hammer_check(h, k, bytes, len);
-        api_shared_release(got);
+        }
+        if (api__afile_open(h->f, key, strlen(key), &fd, &off, &len, &ct) != 0)
+            continue;
+        char okey[32];
+        n = hammer_answer(h, &other, okey, sizeof okey, body);
+        api__afile_put(h->f, okey, strlen(okey), body, n, API_CT_JSON);
+        bool whole =
+            len <= sizeof sent && pread(fd, sent, len, (off_t)off) == (ssize_t)len;
+        close(fd);
+        hammer_check(h, k, whole ? sent : "", whole ? len : 0);
     }
     return NULL;
 }
