@@ -1,27 +1,35 @@
 /* afile.c - the answers file: rendered answers appended to an unlinked file
  * next to the database, indexed in memory by the same key as rcache.c: each
- * answer is its key then its body, and the index keeps only the key's hash,
- * so a read checks the key it finds before the body.
+ * answer is its key then its body, and the index keeps only the key's keyed
+ * hash (SipHash-2-4-128 under a random key of this process, so no client can
+ * choose references whose hashes collide).
  *
  * The second tier between the in-memory LRU (rcache.c, a few thousand
- * answers) and the database's rendered rows: an answer is one pread of bytes
- * the kernel's page cache holds (not the process's memory, and given back
- * under pressure) instead of an SQLite read transaction over its overflow
- * pages. The file is private to this process (O_TMPFILE, or created and
- * unlinked at once), so it only ever holds this renderer's answers; keys name
- * the root digest, so an entry never goes stale, as in rcache.c.
+ * answers) and the database's rendered rows: an answer is bytes the kernel's
+ * page cache holds (not the process's memory, and given back under pressure)
+ * instead of an SQLite read transaction over its overflow pages. It is either
+ * read (api__afile_get: one pread, the key it finds checked too) or handed
+ * out as a descriptor of its own and an offset (api__afile_open: the server
+ * sends it with sendfile, so this process never copies the bytes). The file
+ * is private to this process (O_TMPFILE, or created and unlinked at once), so
+ * it only ever holds this renderer's answers; keys name the root digest, so
+ * an entry never goes stale, as in rcache.c.
  *
- * Bounded by max_bytes of file and max_bytes / AF_BYTES_PER_ENTRY entries (at
- * most AF_MAX_ENTRIES):
- * when either is reached, the index is emptied and writing starts over at
- * offset 0 (the epoch changes), but only once no write is in progress: a
- * writer still filling a region of the old epoch would otherwise land on a
- * region the new epoch handed out and indexed. A reader copies (offset, length, epoch)
- * under the lock, preads without it, and keeps the bytes only if the epoch is still the
- * same: a region is rewritten only after the epoch moved, so equal epochs mean the bytes
- * read are the entry's. A write that fails (disk full, I/O error) indexes nothing: it
- * costs a later database read, never a wrong answer. Thread-safe: one mutex, held for
- * index updates only, never during I/O. */
+ * A file is only ever appended to: a region is written once, then indexed,
+ * and never written again. Bounded by max_bytes of file and max_bytes /
+ * AF_BYTES_PER_ENTRY entries (at most AF_MAX_ENTRIES): when either is
+ * reached, the index is emptied and a new empty file replaces the old one (the
+ * epoch changes), but only once no write is in progress. A descriptor handed
+ * out by api__afile_open keeps the old file, and the bytes it was handed out
+ * for, until it is closed: an answer being sent while the file starts over is
+ * sent intact. A reader of api__afile_get copies (descriptor, offset, length,
+ * epoch) under the lock, preads without it, and keeps the bytes only if the
+ * epoch is still the same. The old file's descriptor stays open until the
+ * next start-over, so such a read lands in the old file, and its epoch check
+ * then turns it into a miss. A write that fails (disk full, I/O error)
+ * indexes nothing: it costs a later database read, never a wrong answer.
+ * Thread-safe: one mutex, held for index updates (and the rare start-over),
+ * never during a read or a write. */
 #define _GNU_SOURCE /* O_TMPFILE, mkostemp */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,10 +38,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "api_internal.h"
 #include "metrics.h"
+#include "siphash.h"
 
 /* One entry per this many bytes of file at most (answers are ~1-10 KB). */
 #define AF_BYTES_PER_ENTRY 2048
@@ -42,10 +52,11 @@
 #define AF_MAX_ENTRIES (1u << 20)
 
 /* An indexed answer: its key and then its body are at off in the file. The key
- * is not kept in memory: a read checks it against the bytes it read. */
+ * is not kept in memory, only its keyed hash: api__afile_get checks the key
+ * against the bytes it read too. */
 struct af_entry {
     struct af_entry *hnext;
-    uint64_t hash;
+    uint64_t hash[2];
     uint64_t off;
     uint32_t len;  /* of the body */
     uint16_t klen; /* of the key before it */
@@ -54,8 +65,11 @@ struct af_entry {
 
 struct api__afile {
     pthread_mutex_t lock;
-    int fd;
-    _Atomic uint64_t epoch; /* bumped (under lock) before offsets are reused */
+    int fd;         /* the file answers are appended to */
+    int retired_fd; /* the one before it (-1: none), closed at the next start-over */
+    char *dir;      /* where new files are made */
+    struct im_siphash_key key;
+    _Atomic uint64_t epoch; /* bumped (under lock) when a new file replaces fd */
     uint64_t end;           /* the next free offset */
     unsigned writing;       /* reserved regions still being written */
     uint64_t max_bytes;
@@ -90,6 +104,7 @@ struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
         return NULL;
     }
     f->fd = -1;
+    f->retired_fd = -1;
     f->max_bytes = max_bytes;
     f->max_entries = (size_t)(max_bytes / AF_BYTES_PER_ENTRY);
     if (f->max_entries < AF_MIN_ENTRIES)
@@ -106,6 +121,14 @@ struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
         im_seterr(err, IM_ENOMEM, "out of memory for the answers file's index");
         return NULL;
     }
+    uint8_t seed[16];
+    f->dir = strdup(dir);
+    if (!f->dir || getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+        im_seterr(err, IM_ENOMEM, "cannot seed the answers file's index");
+        api__afile_free(f);
+        return NULL;
+    }
+    f->key = im_siphash_key_from_bytes(seed);
     f->fd = open_private(dir);
     if (f->fd < 0) {
         char buf[128];
@@ -140,18 +163,27 @@ void api__afile_free(struct api__afile *f)
     }
     if (f->fd >= 0)
         close(f->fd);
+    if (f->retired_fd >= 0)
+        close(f->retired_fd);
+    free(f->dir);
     free(f);
 }
 
-/* The entry of key (klen bytes, hash h), told apart by its 64-bit hash and
- * length: two keys alike in both would find one entry, whose bytes' key then
- * differs from the one asked for (a miss, never another answer). */
-static struct af_entry **slot(struct api__afile *f, size_t klen, uint64_t h)
+/* The entry of key (klen bytes, keyed hash h), told apart by its 128-bit
+ * hash and length: two keys alike in both is a chance of about one in 2^128
+ * per pair, and nobody can aim for it without the process's random key. */
+static struct af_entry **slot(struct api__afile *f, size_t klen, const uint64_t h[2])
 {
-    struct af_entry **p = &f->bucket[h & (f->nbuckets - 1)];
-    while (*p && !((*p)->hash == h && (*p)->klen == klen))
+    struct af_entry **p = &f->bucket[h[0] & (f->nbuckets - 1)];
+    while (*p && !((*p)->hash[0] == h[0] && (*p)->hash[1] == h[1] && (*p)->klen == klen))
         p = &(*p)->hnext;
     return p;
+}
+
+static void key_hash(const struct api__afile *f, const char *key, size_t klen,
+                     uint64_t h[2])
+{
+    im_siphash128(&f->key, key, klen, h);
 }
 
 /* pread into rbuf, or pwrite from wbuf, exactly n bytes at off: 0, or -1
@@ -175,42 +207,53 @@ static int io_all(int fd, char *rbuf, const char *wbuf, size_t n, uint64_t off)
     return 0;
 }
 
+/* What the index says of key, copied under the lock: the file it is in and
+ * that file's epoch, where its key starts, its body's length and type. */
+struct af_found {
+    int fd;
+    uint64_t epoch, off;
+    size_t len;
+    const char *ctype;
+};
+
+static bool find(struct api__afile *f, const char *key, size_t klen, struct af_found *out)
+{
+    uint64_t h[2];
+    key_hash(f, key, klen, h);
+    pthread_mutex_lock(&f->lock);
+    const struct af_entry *e = *slot(f, klen, h);
+    if (e)
+        *out = (struct af_found){f->fd, atomic_load(&f->epoch), e->off, e->len, e->ctype};
+    pthread_mutex_unlock(&f->lock);
+    return e != NULL;
+}
+
 int api__afile_get(struct api__afile *f, const char *key, size_t klen,
                    struct api_shared **block, const char **body, size_t *len,
                    const char **ctype)
 {
     if (!f)
         return IM_ENOTFOUND;
-    uint64_t h = api__key_hash(key, klen), off = 0, epoch = 0;
-    size_t n = 0;
-    const char *ct = NULL;
+    struct af_found e;
     struct api_shared *buf = NULL;
     int rc = IM_ENOTFOUND;
-    pthread_mutex_lock(&f->lock);
-    const struct af_entry *e = *slot(f, klen, h);
-    if (e) {
-        off = e->off;
-        n = e->len;
-        ct = e->ctype;
-        epoch = atomic_load(&f->epoch);
-    }
-    pthread_mutex_unlock(&f->lock);
-    if (!ct)
+    if (!find(f, key, klen, &e))
         goto out;
+    size_t n = e.len;
     buf = api__shared_new(klen + n, true); /* sent once, then back to the pool */
     if (!buf) {
         rc = IM_ENOMEM;
         goto out;
     }
-    /* the epoch is read after the bytes: unchanged, nothing rewrote them */
+    /* the epoch is read after the bytes: unchanged, they are the indexed file's */
     char *bytes = api__shared_bytes(buf);
-    if (io_all(f->fd, bytes, NULL, klen + n, off) != 0 ||
-        atomic_load(&f->epoch) != epoch || memcmp(bytes, key, klen) != 0)
+    if (io_all(e.fd, bytes, NULL, klen + n, e.off) != 0 ||
+        atomic_load(&f->epoch) != e.epoch || memcmp(bytes, key, klen) != 0)
         goto out;
     *block = buf;
     *body = bytes + klen;
     *len = n;
-    *ctype = ct;
+    *ctype = e.ctype;
     buf = NULL;
     atomic_fetch_add(&f->hits, 1);
     im_metric_inc(IM_ANSWER_FILE_HITS);
@@ -220,12 +263,40 @@ out:
     return rc;
 }
 
-/* Reserves len bytes of file for key under the lock: false when key is
- * indexed already (another thread wrote it) or the answer cannot fit at all.
- * Starts over (new epoch, empty index) when the file or the index is full
- * and no region is being written; while one is, the answer is not kept. */
-static bool reserve(struct api__afile *f, size_t klen, uint64_t h, size_t len,
-                    uint64_t *off, uint64_t *epoch)
+int api__afile_open(struct api__afile *f, const char *key, size_t klen, int *fd,
+                    uint64_t *off, size_t *len, const char **ctype)
+{
+    if (!f)
+        return IM_ENOTFOUND;
+    struct af_found e;
+    if (!find(f, key, klen, &e))
+        return IM_ENOTFOUND;
+    /* duplicated without the lock: if the file started over meanwhile, e.fd
+     * may name the old file or, closed since, something else; the epoch
+     * check below gives that descriptor back unused */
+    int own = fcntl(e.fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return IM_ENOTFOUND; /* out of descriptors: the caller reads instead */
+    if (atomic_load(&f->epoch) != e.epoch) {
+        close(own);
+        return IM_ENOTFOUND;
+    }
+    *fd = own;
+    *off = e.off + klen;
+    *len = e.len;
+    *ctype = e.ctype;
+    atomic_fetch_add(&f->hits, 1);
+    im_metric_inc(IM_ANSWER_FILE_HITS);
+    return 0;
+}
+
+/* Reserves len bytes of file for key under the lock, in the file *fd: false
+ * when key is indexed already (another thread wrote it) or the answer cannot
+ * fit at all. Starts over (a new empty file, new epoch, empty index) when the
+ * file or the index is full and no region is being written; while one is, or
+ * when no new file can be made, the answer is not kept. */
+static bool reserve(struct api__afile *f, size_t klen, const uint64_t h[2], size_t len,
+                    int *fd, uint64_t *off, uint64_t *epoch)
 {
     if (len > f->max_bytes / 4) /* one answer never takes over the file */
         return false;
@@ -234,10 +305,18 @@ static bool reserve(struct api__afile *f, size_t klen, uint64_t h, size_t len,
     if (f->end + len > f->max_bytes || f->n >= f->max_entries) {
         if (f->writing > 0)
             return false;
+        int next = open_private(f->dir); /* rare: once per max_bytes written */
+        if (next < 0)
+            return false;
+        if (f->retired_fd >= 0)
+            close(f->retired_fd);
+        f->retired_fd = f->fd;
+        f->fd = next;
         clear_index(f);
         f->end = 0;
         atomic_fetch_add(&f->epoch, 1);
     }
+    *fd = f->fd;
     *off = f->end;
     *epoch = atomic_load(&f->epoch);
     f->end += len;
@@ -250,22 +329,26 @@ void api__afile_put(struct api__afile *f, const char *key, size_t klen, const ch
 {
     if (!f || !len || klen > UINT16_MAX || len > UINT32_MAX)
         return;
-    uint64_t h = api__key_hash(key, klen), off = 0, epoch = 0;
+    uint64_t h[2], off = 0, epoch = 0;
+    int fd = -1;
     struct af_entry *e = malloc(sizeof *e);
     if (!e)
         return; /* a cache: failing to remember is fine */
+    key_hash(f, key, klen, h);
     pthread_mutex_lock(&f->lock);
-    bool ok = reserve(f, klen, h, klen + len, &off, &epoch);
+    bool ok = reserve(f, klen, h, klen + len, &fd, &off, &epoch);
     pthread_mutex_unlock(&f->lock);
     if (!ok)
         goto out;
-    bool written = io_all(f->fd, NULL, key, klen, off) == 0 &&
-                   io_all(f->fd, NULL, body, len, off + klen) == 0;
+    /* no start-over while this write is counted in f->writing: fd stays f->fd */
+    bool written = io_all(fd, NULL, key, klen, off) == 0 &&
+                   io_all(fd, NULL, body, len, off + klen) == 0;
     if (!written) {
         atomic_fetch_add(&f->write_failures, 1);
         im_metric_inc(IM_STORE_WRITE_FAILURES);
     }
-    e->hash = h;
+    e->hash[0] = h[0];
+    e->hash[1] = h[1];
     e->off = off;
     e->len = (uint32_t)len;
     e->klen = (uint16_t)klen;

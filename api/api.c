@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "metrics.h"
 #include "negotiate.h"
@@ -154,6 +155,9 @@ const char *api_answers_file_error(const struct api *a)
 
 void api__drop_body(struct api_response *resp)
 {
+    if (resp->file_body)
+        close(resp->file_fd);
+    resp->file_body = false;
     if (resp->shared)
         api_shared_release(resp->shared);
     else

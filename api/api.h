@@ -110,6 +110,10 @@ struct api_request {
      * spot); api_handle returns API_SLOW instead of resolving, revalidating,
      * joining a resolution in flight or listing tags. */
     bool cache_only;
+    /* The server can send a body from a file descriptor (sendfile): an
+     * answer the answers file holds may then come back as one
+     * (api_response.file_body) instead of bytes read into memory. */
+    bool file_body;
 };
 
 /* Where the answer came from, for the access log and metrics. */
@@ -138,6 +142,13 @@ struct api_response {
      * file into a pooled block), read-only until released
      * (api_shared_release; api_response_free does it). */
     struct api_shared *shared;
+    /* When file_body is set, body is NULL and the answer is the len bytes at
+     * file_off of file_fd, a descriptor the response owns (closed by
+     * api_response_free unless the server took it): an answers-file hit for a
+     * request that allowed it (api_request.file_body). */
+    bool file_body;
+    int file_fd;
+    uint64_t file_off;
     char etag[96]; /* "" when none */
     long max_age;  /* Cache-Control max-age, -1 for no header */
     bool vary_accept;

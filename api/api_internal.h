@@ -83,7 +83,11 @@ void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
  * failure (no memory, the file cannot be created). get: the answer's len bytes
  * at *body (NUL-terminated) inside a pooled *block, which the caller releases
  * with api_shared_release; IM_ENOTFOUND on a miss, also when f is NULL or the
- * bytes could not be read back. put: keeps a copy; a failure (disk full, I/O
+ * bytes could not be read back. open: the answer as a descriptor of its own
+ * (*fd, which the caller closes: it keeps the answer's bytes as they are even
+ * if the file starts over meanwhile) and the offset of its len bytes in it, for
+ * a server to send without reading them (sendfile); IM_ENOTFOUND on a miss and
+ * when no descriptor is left. put: keeps a copy; a failure (disk full, I/O
  * error) is counted and only costs a later miss. */
 struct api__afile;
 struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
@@ -92,6 +96,8 @@ void api__afile_free(struct api__afile *f);
 int api__afile_get(struct api__afile *f, const char *key, size_t klen,
                    struct api_shared **block, const char **body, size_t *len,
                    const char **ctype);
+int api__afile_open(struct api__afile *f, const char *key, size_t klen, int *fd,
+                    uint64_t *off, size_t *len, const char **ctype);
 void api__afile_put(struct api__afile *f, const char *key, size_t klen, const char *body,
                     size_t len, const char *ctype);
 struct api__afile_stats {

@@ -449,11 +449,25 @@ static void keep_answer(struct api *a, const char *key, size_t klen, const char 
  * over more answers than the LRU holds does not churn it on every request. */
 #define ANSWERS_PROMOTE_EVERY 16
 
+/* resp answers 200 with the len bytes at off of fd, a descriptor it now owns. */
+static void answer_file_200(struct api_response *resp, const char *ctype, int fd,
+                            uint64_t off, size_t len)
+{
+    api__drop_body(resp);
+    resp->status = 200;
+    resp->content_type = ctype;
+    resp->file_body = true;
+    resp->file_fd = fd;
+    resp->file_off = off;
+    resp->len = len;
+}
+
 /* An answer already rendered: from the in-memory LRU, else from the answers
- * file, else from the store's rendered rows (then kept in the answers file
- * and the LRU too). 0 with the answer in resp. */
+ * file (as a descriptor to send from when file_ok, but for the hits copied
+ * into the LRU), else from the store's rendered rows (then kept in the answers
+ * file and the LRU too). 0 with the answer in resp. */
 static int rendered_before(struct api *a, const struct describe *d, const char *key,
-                           size_t klen, struct api_response *resp)
+                           size_t klen, bool file_ok, struct api_response *resp)
 {
     char *body = NULL;
     const char *held = NULL;
@@ -467,8 +481,21 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
         answer_200(resp, ctype, (char *)held, len, shared);
         return 0;
     }
+    bool promote = false;
+    if (a->answers) {
+        promote =
+            a->cfg.answer_cache_bytes > 0 &&
+            atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0;
+        int fd = -1;
+        uint64_t off = 0;
+        if (file_ok && !promote &&
+            api__afile_open(a->answers, key, klen, &fd, &off, &len, &ctype) == 0) {
+            answer_file_200(resp, ctype, fd, off, len);
+            return 0;
+        }
+    }
     if (api__afile_get(a->answers, key, klen, &shared, &held, &len, &ctype) == 0) {
-        if (atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0)
+        if (promote)
             api__rcache_put(a->rendered, key, klen, held, len, ctype);
         answer_200(resp, ctype, (char *)held, len, shared);
         return 0;
@@ -509,7 +536,9 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
     struct render_image *img = NULL;
     char *body = NULL, key[1024];
     size_t len = 0, klen = answer_key(d, req, key, sizeof key);
-    if (rendered_before(a, d, key, klen, resp) == 0)
+    /* a stale JSON answer gets a flag into its bytes (mark_stale_json) */
+    bool file_ok = req->file_body && !(d->stale && d->format == API_FORMAT_JSON);
+    if (rendered_before(a, d, key, klen, file_ok, resp) == 0)
         return 0;
     int rc = 0;
     if (d->lazy) { /* a fresh hit that was not rendered yet: read its documents */

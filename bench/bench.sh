@@ -987,8 +987,8 @@ median of the $SCALE_RUNS per-round ratios (their range in brackets), and the ra
 medians is given beside it.
 The daemon's in-memory LRU (\`--answer-cache-bytes\`, 16 MiB) holds some 1,800 of these
 answers; the others come from the answers file (\`--answer-file-bytes\`, an unlinked file
-next to the database read with one \`pread\` through the kernel's page cache, which is not
-the daemon's RSS): at the end it indexed ${AF_ENTRIES:-?} answers in ${AF_BYTES:-?} bytes and
+next to the database whose answers are sent with \`sendfile\` from the kernel's page cache,
+which is not the daemon's RSS; one in 16 is read instead, to move up into the LRU): at the end it indexed ${AF_ENTRIES:-?} answers in ${AF_BYTES:-?} bytes and
 had served ${AF_HITS:-?} answers. nginx (as in section 2) serves the same $SCALE_N answers, the
 bytes the daemon gives, as static files, with the same script, interleaved with the
 daemon's runs: what a random mix over $SCALE_N answers costs a static server on these

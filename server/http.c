@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,6 +94,7 @@ struct request {
     char id[24];
     int64_t start_ms;
     bool has_body;
+    bool corked; /* TCP_CORK set for a file's answer, until on_completed */
     enum api_reject reject;
     int status;
     size_t bytes;
@@ -171,7 +174,12 @@ static void log_escape(char *dst, size_t n, const char *s)
 static struct MHD_Response *make_response(struct api_response *r, bool closing)
 {
     struct MHD_Response *resp;
-    if (r->body && r->shared) { /* the answer cache's bytes: sent as they are */
+    if (r->file_body) { /* an answers-file hit: sent from the file (sendfile) */
+        resp = MHD_create_response_from_fd_at_offset64(r->len, r->file_fd,
+                                                       (int64_t)r->file_off);
+        if (resp)
+            r->file_body = false;      /* MHD closes the descriptor now */
+    } else if (r->body && r->shared) { /* the answer cache's bytes: sent as they are */
         resp = MHD_create_response_from_buffer_with_free_callback_cls(
             r->len, r->body, release_shared, r->shared);
         if (resp) { /* MHD holds the reference now */
@@ -295,6 +303,7 @@ static void read_request(struct MHD_Connection *conn, const struct request *rq,
     req->method = method;
     req->path = url;
     req->request_id = rq->id;
+    req->file_body = true; /* make_response sends those with sendfile */
     req->accept =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     req->if_none_match =
@@ -310,6 +319,21 @@ static void read_request(struct MHD_Connection *conn, const struct request *rq,
         req->reject = API_REJECT_BODY;
 }
 
+/* Holds back (on) or lets go (off) the partial segments of conn's socket
+ * (TCP_CORK). libmicrohttpd sends a file's headers with one send() and its
+ * bytes with sendfile(); uncorked, the headers would leave as a segment of
+ * their own, waking the client twice per answer. Corked while the answer is
+ * queued, they leave together with its bytes when on_completed lets go.
+ * Whether the socket is corked now. */
+static bool cork(struct MHD_Connection *conn, bool on)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int v = on;
+    return ci && setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0 &&
+           on;
+}
+
 /* Queues r as the answer to rq; r's body passes to libmicrohttpd. */
 static enum MHD_Result deliver(struct srv_http *h, struct MHD_Connection *conn,
                                struct request *rq, struct api_response *r)
@@ -320,6 +344,8 @@ static enum MHD_Result deliver(struct srv_http *h, struct MHD_Connection *conn,
     rq->route = r->route ? r->route : "other";
     if (r->store_error[0])
         srv_log(SRV_WARN, rq->id, "event=store_write_failed msg=\"%s\"", r->store_error);
+    if (r->file_body)
+        rq->corked = cork(conn, true);
     struct MHD_Response *resp = make_response(r, atomic_load(&h->stopping));
     api_response_free(r);
     if (!resp)
@@ -583,9 +609,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     struct srv_http *h = cls;
     struct request *rq = *req_cls;
-    (void)conn;
     if (!rq)
         return;
+    if (rq->corked) /* every byte of the answer is queued: let it go */
+        rq->corked = cork(conn, false);
     if (rq->suspended)
         drop_job(h, rq);
     int64_t dur_ms = im_monotonic_ms() - rq->start_ms;
@@ -795,6 +822,29 @@ long srv_http_threads(const struct srv_http *h)
     return h ? h->threads : 0;
 }
 
+/* Descriptors: each connection holds its socket and, while an answer is sent
+ * from the answers file, a descriptor of that file; plus the database, the
+ * registries' connections and the answers files. The soft limit is raised
+ * towards that (as far as the hard limit allows); below it, answers from the
+ * file are read instead of sent from it once descriptors run out, and
+ * connections beyond what is left are refused. */
+static void raise_fd_limit(const struct srv_config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->connection_limit * 2 + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = was;
+    if (rl.rlim_cur < want)
+        srv_log(SRV_WARN, NULL,
+                "event=fd_limit soft=%llu wanted=%llu msg=\"fewer descriptors than "
+                "--connection-limit needs: raise the hard limit (ulimit -Hn)\"",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
 struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
                                 struct im_error *err)
 {
@@ -806,6 +856,7 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
         im_seterr(err, IM_ENOMEM, "out of memory");
         return NULL;
     }
+    raise_fd_limit(cfg);
     h->api = api;
     h->drain_ms = cfg->shutdown_timeout * 1000L;
     h->threads = http_threads(cfg);

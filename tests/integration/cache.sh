@@ -480,6 +480,22 @@ done
 check "(j) ... and those came from the answers file (hits $hits0 -> $(metric imgmeta_answer_file_hits_total))" \
     [ "$(metric imgmeta_answer_file_hits_total)" -ge $((hits0 + ${#J_PATHS[@]})) ]
 check_eq "(j) the answers file indexes them" ${#J_PATHS[@]} "$(metric imgmeta_answer_file_entries)"
+# Such answers are sent from the file (sendfile, the socket corked until each
+# is queued): one after another on one kept-alive connection, each is whole
+# and its own; a HEAD of one says its length and sends no body.
+KA_ARGS=()
+for i in "${!J_PATHS[@]}"; do KA_ARGS+=(-o "$IT_DIR/j-ka-$i" "$DAEMON_URL${J_PATHS[$i]}"); done
+connects=$(curl -s -w '%{num_connects}\n' "${KA_ARGS[@]}" | awk '{s += $1} END {print s}')
+check_eq "(j) ${#J_PATHS[@]} answers on one connection (connections opened)" 1 "$connects"
+for i in "${!J_PATHS[@]}"; do
+    same=no
+    cmp -s <(tail -n +4 "$IT_DIR/j-fresh-$i") "$IT_DIR/j-ka-$i" && same=yes
+    check_eq "(j) ... ${J_PATHS[$i]}: the fresh render's body" yes "$same"
+done
+head_out=$(curl -s -I -D - -o /dev/null -w 'downloaded=%{size_download}\n' "$DAEMON_URL${J_PATHS[0]}" |
+    tr -d '\r' | awk -F': ' 'tolower($1) == "content-length" {l = $2} /^downloaded=/ {print l, $0}')
+check_eq "(j) HEAD of an answer from the file: its Content-Length, no body" \
+    "$(tail -n +4 "$IT_DIR/j-fresh-0" | wc -c) downloaded=0" "$head_out"
 V2=$(IT_OUT=$IT_DIR/fx2 fill_fixture push-variant --variant 2 && echo "$LIST_DIGEST")
 curl -s -o /dev/null -X DELETE -H 'Authorization: Bearer s3cret' "$DAEMON_URL/admin/cache/python/3.7-slim"
 code=$(fetch /images/python/3.7-slim)

@@ -263,6 +263,23 @@ DAEMON_URL=$MAIN_URL
 DAEMON_PID=$MAIN_PID
 DAEMON_PORT=$MAIN_PORT
 
+# --- descriptors: a connection holds its socket and, while an answer is sent from the
+# answers file, a descriptor of that file: the daemon raises its soft limit to match
+# --connection-limit (as far as the hard limit allows) ---------------------------------
+SOFT_WAS=$(ulimit -Sn)
+ulimit -Sn 256
+try3 start_daemon --db "$IT_DIR/fds.db" --connection-limit 1000 || die "cannot start the fds daemon"
+ulimit -Sn "$SOFT_WAS"
+FDS_WANT=$((1000 * 2 + 256)) FDS_HARD=$(ulimit -Hn)
+[ "$FDS_HARD" = unlimited ] || [ "$FDS_HARD" -ge "$FDS_WANT" ] || FDS_WANT=$FDS_HARD
+check_eq "started with a soft limit of 256 descriptors, --connection-limit 1000: raised to $FDS_WANT" \
+    "$FDS_WANT" "$(awk '/^Max open files/ {print $4}' "/proc/$DAEMON_PID/limits")"
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID"
+DAEMON_URL=$MAIN_URL
+DAEMON_PID=$MAIN_PID
+DAEMON_PORT=$MAIN_PORT
+
 # --- --max-resolutions: a bound on upstream work, cached answers never refused ---------
 # A slow front (every request delayed) and --max-resolutions 2: while two
 # distinct cold references are being resolved, a third is refused at once

@@ -910,6 +910,16 @@ static void assert_same_answer(const struct api_response *a, const struct api_re
     cr_assert(memcmp(a->body, b->body, a->len) == 0, "bodies differ");
 }
 
+/* The len bytes at off of fd, read into a new NUL-terminated buffer. */
+static char *read_at(int fd, uint64_t off, size_t len)
+{
+    char *buf = malloc(len + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+    buf[len] = '\0';
+    return buf;
+}
+
 Test(api, answers_file_serves_the_fresh_render_byte_for_byte)
 {
     char dir[] = "/tmp/imgmeta-afile-XXXXXX";
@@ -951,6 +961,64 @@ Test(api, answers_file_serves_the_fresh_render_byte_for_byte)
     rmdir(dir);
 }
 
+/* A request from a server that sends files (api_request.file_body), the LRU
+ * off: asked again, the answer is the answers file's descriptor and offset,
+ * and the bytes there are the fresh render's, byte for byte; a request that
+ * cannot take a descriptor gets the same bytes in memory. */
+Test(api, answers_file_answer_as_a_descriptor_is_the_fresh_render)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    afile_dir(dir);
+    struct api *a = api_with_answers_file(dir, 1 << 20);
+    static const char *const formats[] = {NULL, "markdown"};
+    for (size_t i = 0; i < 2; i++) {
+        struct api_request req;
+        memset(&req, 0, sizeof req);
+        req.method = "GET";
+        req.path = "/images/python/3.7-slim";
+        req.format = formats[i];
+        req.file_body = true;
+        struct api_response first, again;
+        memset(&first, 0, sizeof first);
+        memset(&again, 0, sizeof again);
+        cr_assert_eq(api_handle(a, &req, &first), 0);
+        cr_assert_eq(first.status, 200);
+        cr_assert_eq(api_handle(a, &req, &again), 0);
+        cr_assert_eq(again.status, 200);
+        cr_assert(again.file_body, "asked again: a descriptor of the answers file");
+        cr_assert_null(again.body);
+        cr_assert_str_eq(again.content_type, first.content_type);
+        cr_assert_str_eq(again.etag, first.etag);
+        cr_assert_eq(again.len, first.len);
+        char *bytes = read_at(again.file_fd, again.file_off, again.len);
+        cr_assert(memcmp(bytes, first.body, first.len) == 0, "bodies differ");
+        free(bytes);
+        struct api_response in_memory = get_on(a, req.path, NULL, formats[i]);
+        cr_assert_not(in_memory.file_body);
+        assert_same_answer(&in_memory, &first);
+        api_response_free(&first);
+        api_response_free(&again); /* closes the descriptor */
+        api_response_free(&in_memory);
+    }
+    api_free(a);
+    rmdir(dir);
+}
+
+/* Puts answers "k<from>" to "k<to - 1>" into f (of 64 KiB), each 4 KiB of
+ * the letter 'a' + i % 26: from 0 to 40, the file starts over twice. */
+static void put_answers(struct api__afile *f, int from, int to)
+{
+    char key[32], body[4096];
+    for (int i = from; i < to; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        memset(body, 'a' + i % 26, sizeof body);
+        api__afile_put(f, key, strlen(key), body, sizeof body, API_CT_JSON);
+    }
+    struct api__afile_stats s;
+    api__afile_stats(f, &s);
+    cr_assert_geq(s.epoch, 2, "started over (epoch %llu)", (unsigned long long)s.epoch);
+}
+
 Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
 {
     char dir[] = "/tmp/imgmeta-afile-XXXXXX";
@@ -961,14 +1029,9 @@ Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
     size_t len = 0;
     const char *ct = NULL;
     /* 40 answers of 4 KiB through a 64 KiB file: it starts over twice */
-    for (int i = 0; i < 40; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        memset(body, 'a' + i % 26, sizeof body);
-        api__afile_put(f, key, strlen(key), body, sizeof body, API_CT_JSON);
-    }
+    put_answers(f, 0, 40);
     struct api__afile_stats s;
     api__afile_stats(f, &s);
-    cr_assert_geq(s.epoch, 2, "started over (epoch %llu)", (unsigned long long)s.epoch);
     cr_assert_leq(s.bytes, 64 * 1024);
     int found = 0;
     for (int i = 0; i < 40; i++) {
@@ -994,26 +1057,103 @@ Test(api, answers_file_starts_over_when_full_and_never_mixes_answers)
     rmdir(dir);
 }
 
+/* For a server that sends files: an answer comes as a descriptor of its own
+ * and the offset of its bytes, which are the answer's (its key is not among
+ * them); a key never put is a miss. */
+Test(api, answers_file_hands_out_an_answer_as_a_descriptor)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    struct api__afile *f = afile_in(dir, 1 << 20);
+    api__afile_put(f, "key-1", 5, "{\"answer\":1}", 12, API_CT_JSON);
+    api__afile_put(f, "key-2", 5, "# answer 2\n", 11, API_CT_MARKDOWN);
+    int fd = -1;
+    uint64_t off = 0;
+    size_t len = 0;
+    const char *ct = NULL;
+    cr_assert_eq(api__afile_open(f, "key-2", 5, &fd, &off, &len, &ct), 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(len, 11);
+    cr_assert_str_eq(ct, API_CT_MARKDOWN);
+    char *got = read_at(fd, off, len);
+    cr_assert_str_eq(got, "# answer 2\n");
+    free(got);
+    close(fd);
+    cr_assert_eq(api__afile_open(f, "key-3", 5, &fd, &off, &len, &ct), IM_ENOTFOUND);
+    cr_assert_eq(api__afile_open(f, "key-", 4, &fd, &off, &len, &ct), IM_ENOTFOUND);
+    api__afile_free(f);
+    rmdir(dir);
+}
+
+/* An answer handed out as a descriptor is being sent while the file fills up
+ * and starts over (twice): what the descriptor reads is still that answer,
+ * never bytes written since; the answer itself is gone from the index. */
+Test(api, answers_file_answer_being_sent_survives_start_overs)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    struct api__afile *f = afile_in(dir, 64 * 1024);
+    char key[32], body[4096];
+    memset(body, 'a', sizeof body);
+    api__afile_put(f, "k0", 2, body, sizeof body, API_CT_JSON);
+    int fd = -1;
+    uint64_t off = 0;
+    size_t len = 0;
+    const char *ct = NULL;
+    cr_assert_eq(api__afile_open(f, "k0", 2, &fd, &off, &len, &ct), 0);
+    put_answers(f, 1, 40);
+    char *got = read_at(fd, off, len);
+    for (size_t j = 0; j < len; j++)
+        cr_assert_eq(got[j], 'a', "byte %zu of the answer being sent changed", j);
+    free(got);
+    close(fd);
+    int fd2 = -1;
+    cr_assert_eq(api__afile_open(f, "k0", 2, &fd2, &off, &len, &ct), IM_ENOTFOUND);
+    snprintf(key, sizeof key, "k%d", 39);
+    cr_assert_eq(api__afile_open(f, key, strlen(key), &fd2, &off, &len, &ct), 0,
+                 "the newest is there");
+    got = read_at(fd2, off, len);
+    cr_assert_eq(got[0], 'a' + 39 % 26);
+    free(got);
+    close(fd2);
+    api__afile_free(f);
+    rmdir(dir);
+}
+
 /* Threads putting and getting through a file that starts over every few
  * answers: every answer read holds its own key's bytes. A writer still filling
- * a region of an old epoch must never land on a region handed out since. */
+ * a region of an old epoch must never land on a region handed out since. Every
+ * other answer is taken as a descriptor and read only after one more put (a
+ * start-over, now and then): still its own bytes, as a response sent from it
+ * would be. */
 static void *af_hammer_run(void *cls)
 {
     struct hammer *h = cls;
-    char key[32], body[3000];
+    char key[32], body[3000], sent[3000];
     struct api_shared *got = NULL;
     const char *bytes = NULL;
     size_t len = 0;
     const char *ct = NULL;
-    int k = 0;
+    int k = 0, other = 0, fd = -1;
+    uint64_t off = 0;
     for (int i = 0; i < 20000; i++) {
         size_t n = hammer_answer(h, &k, key, sizeof key, body);
         api__afile_put(h->f, key, strlen(key), body, n, API_CT_JSON);
         hammer_answer(h, &k, key, sizeof key, body);
-        if (api__afile_get(h->f, key, strlen(key), &got, &bytes, &len, &ct) != 0)
+        if (i % 2 == 0) {
+            if (api__afile_get(h->f, key, strlen(key), &got, &bytes, &len, &ct) != 0)
+                continue;
+            hammer_check(h, k, bytes, len);
+            api_shared_release(got);
             continue;
-        hammer_check(h, k, bytes, len);
-        api_shared_release(got);
+        }
+        if (api__afile_open(h->f, key, strlen(key), &fd, &off, &len, &ct) != 0)
+            continue;
+        char okey[32];
+        n = hammer_answer(h, &other, okey, sizeof okey, body);
+        api__afile_put(h->f, okey, strlen(okey), body, n, API_CT_JSON);
+        bool whole =
+            len <= sizeof sent && pread(fd, sent, len, (off_t)off) == (ssize_t)len;
+        close(fd);
+        hammer_check(h, k, whole ? sent : "", whole ? len : 0);
     }
     return NULL;
 }
