@@ -8,9 +8,11 @@
 # registry, regfront and faultreg, and sends in parallel (curl -P): cold
 # resolutions of one reference (coalescing), cold resolutions of 24 distinct
 # images, failing upstreams (503, reset, digest mismatch), warm hits in JSON,
-# Markdown, summary and filtered forms, 304s and invalid requests. Passes when
-# every answer is the expected status, the daemon exits 0 on SIGTERM and its
-# log has no ThreadSanitizer report.
+# Markdown, summary and filtered forms, 304s and invalid requests; then, on
+# the same database with the LRU off and a 256 KiB answers file, warm hits
+# sent from the file while it starts over. Passes when every answer is the
+# expected status, the daemon exits 0 on SIGTERM and its log has no
+# ThreadSanitizer report.
 set -u
 src=${1:?usage: tsan.sh SOURCE_DIR BUILD_DIR}
 bld=${2:?usage: tsan.sh SOURCE_DIR BUILD_DIR}
@@ -66,13 +68,35 @@ check_eq "100 conditional requests, all 304" 0 "$(grep -vc '^304$' "$IT_DIR/code
 mapfile -t invalid < <(rep 50 "$U/Python/x"; rep 50 "$U/python?format=xml")
 hammer "invalid requests" 16 400 "${invalid[@]}"
 
-kill -TERM "$DAEMON_PID"
-wait "$DAEMON_PID"
-check_eq "daemon exits 0 on SIGTERM" 0 "$?"
-if grep -q 'WARNING: ThreadSanitizer' "$IT_DIR/daemon.log"; then
-    it_fail "ThreadSanitizer reports in the daemon log"
-    grep -A 12 'WARNING: ThreadSanitizer' "$IT_DIR/daemon.log" | head -n 60
-else
-    it_pass "no ThreadSanitizer report"
-fi
+# stop_and_check NAME: SIGTERM, exit 0, no ThreadSanitizer report in the log.
+stop_and_check() {
+    kill -TERM "$DAEMON_PID"
+    wait "$DAEMON_PID"
+    check_eq "$1: daemon exits 0 on SIGTERM" 0 "$?"
+    if grep -q 'WARNING: ThreadSanitizer' "$IT_DIR/daemon.log"; then
+        it_fail "$1: ThreadSanitizer reports in the daemon log"
+        grep -A 12 'WARNING: ThreadSanitizer' "$IT_DIR/daemon.log" | head -n 60
+    else
+        it_pass "$1: no ThreadSanitizer report"
+    fi
+}
+stop_and_check "defaults"
+
+# The same database, the LRU off and an answers file of 256 KiB: every warm hit
+# is sent from the file (a descriptor of its own, sendfile) while other threads'
+# answers fill it up and it starts over again and again.
+cp "$IT_DIR/daemon.log" "$IT_DIR/daemon-defaults.log"
+IT_WAIT_S=60 try3 start_daemon --threads 8 --request-timeout-ms 5000 \
+    --mirror "fault.test=http://127.0.0.1:$FAULT_PORT" --answer-cache-bytes 0 \
+    --answer-file-bytes 262144 || die "cannot start imgmeta serve (answers file)"
+U=$DAEMON_URL/images
+mapfile -t from_file < <(for r in $(seq 1 10); do
+    printf '%s\n' "$U/python/3.7-slim" "$U/python/3.7-slim?format=markdown" \
+        "$U/python/3.7-slim?view=summary" "$U/python/3.7-slim?platform=linux/arm/v7"
+    for i in $(seq 1 24); do printf '%s\n' "$U/fault.test/library/img$i/v1"; done
+done)
+hammer "warm hits from the answers file" 16 200 "${from_file[@]}"
+hits=$(curl -s "$DAEMON_URL/metrics" | awk '$1 == "imgmeta_answer_file_hits_total" {print $2}')
+check "... and the answers file served them (hits: ${hits:-none})" [ "${hits:-0}" -gt 0 ]
+stop_and_check "answers file"
 finish
