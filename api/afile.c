@@ -276,7 +276,7 @@ int api__afile_open(struct api__afile *f, const char *key, size_t klen, int *fd,
      * check below gives that descriptor back unused */
     int own = fcntl(e.fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0)
-        return IM_ENOTFOUND; /* out of descriptors: the caller reads instead */
+        return IM_EBUSY; /* out of descriptors: the caller reads instead */
     if (atomic_load(&f->epoch) != e.epoch) {
         close(own);
         return IM_ENOTFOUND;

@@ -86,9 +86,9 @@ void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
  * bytes could not be read back. open: the answer as a descriptor of its own
  * (*fd, which the caller closes: it keeps the answer's bytes as they are even
  * if the file starts over meanwhile) and the offset of its len bytes in it, for
- * a server to send without reading them (sendfile); IM_ENOTFOUND on a miss and
- * when no descriptor is left. put: keeps a copy; a failure (disk full, I/O
- * error) is counted and only costs a later miss. */
+ * a server to send without reading them (sendfile); IM_ENOTFOUND on a miss,
+ * IM_EBUSY when no descriptor is left (get can still read it). put: keeps a copy; a
+ * failure (disk full, I/O error) is counted and only costs a later miss. */
 struct api__afile;
 struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
                                   struct im_error *err);

@@ -453,13 +453,10 @@ static void keep_answer(struct api *a, const char *key, size_t klen, const char 
 static void answer_file_200(struct api_response *resp, const char *ctype, int fd,
                             uint64_t off, size_t len)
 {
-    api__drop_body(resp);
-    resp->status = 200;
-    resp->content_type = ctype;
+    answer_200(resp, ctype, NULL, len, NULL);
     resp->file_body = true;
     resp->file_fd = fd;
     resp->file_off = off;
-    resp->len = len;
 }
 
 /* An answer already rendered: from the in-memory LRU, else from the answers
@@ -481,20 +478,24 @@ static int rendered_before(struct api *a, const struct describe *d, const char *
         answer_200(resp, ctype, (char *)held, len, shared);
         return 0;
     }
-    bool promote = false;
+    bool promote = false, in_file = true; /* until the answers file says otherwise */
     if (a->answers) {
         promote =
             a->cfg.answer_cache_bytes > 0 &&
             atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0;
-        int fd = -1;
-        uint64_t off = 0;
-        if (file_ok && !promote &&
-            api__afile_open(a->answers, key, klen, &fd, &off, &len, &ctype) == 0) {
-            answer_file_200(resp, ctype, fd, off, len);
-            return 0;
+        if (file_ok && !promote) {
+            int fd = -1;
+            uint64_t off = 0;
+            int rc = api__afile_open(a->answers, key, klen, &fd, &off, &len, &ctype);
+            if (rc == 0) {
+                answer_file_200(resp, ctype, fd, off, len);
+                return 0;
+            }
+            in_file = rc != IM_ENOTFOUND; /* a miss is not asked again below */
         }
     }
-    if (api__afile_get(a->answers, key, klen, &shared, &held, &len, &ctype) == 0) {
+    if (in_file &&
+        api__afile_get(a->answers, key, klen, &shared, &held, &len, &ctype) == 0) {
         if (promote)
             api__rcache_put(a->rendered, key, klen, held, len, ctype);
         answer_200(resp, ctype, (char *)held, len, shared);

@@ -1084,6 +1084,35 @@ Test(api, answers_file_hands_out_an_answer_as_a_descriptor)
     rmdir(dir);
 }
 
+/* Out of descriptors, open says so (IM_EBUSY, not a miss): the answer is
+ * still there and get reads it, so the caller falls back to reading. */
+Test(api, answers_file_out_of_descriptors_is_not_a_miss)
+{
+    char dir[] = "/tmp/imgmeta-afile-XXXXXX";
+    struct api__afile *f = afile_in(dir, 1 << 20);
+    api__afile_put(f, "key-1", 5, "{\"answer\":1}", 12, API_CT_JSON);
+    struct rlimit was, none;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &was), 0);
+    none = was;
+    none.rlim_cur = 3; /* 0, 1 and 2 are taken: no new descriptor */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &none), 0);
+    int fd = -1;
+    uint64_t off = 0;
+    size_t len = 0;
+    const char *ct = NULL;
+    int rc = api__afile_open(f, "key-1", 5, &fd, &off, &len, &ct);
+    struct api_shared *got = NULL;
+    const char *bytes = NULL;
+    int read_rc = api__afile_get(f, "key-1", 5, &got, &bytes, &len, &ct);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &was), 0);
+    cr_assert_eq(rc, IM_EBUSY, "open with no descriptor left: %d", rc);
+    cr_assert_eq(read_rc, 0, "get still reads it");
+    cr_assert_eq(memcmp(bytes, "{\"answer\":1}", 12), 0);
+    api_shared_release(got);
+    api__afile_free(f);
+    rmdir(dir);
+}
+
 /* An answer handed out as a descriptor is being sent while the file fills up
  * and starts over (twice): what the descriptor reads is still that answer,
  * never bytes written since; the answer itself is gone from the index. */
