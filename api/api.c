@@ -40,6 +40,7 @@ void api_config_defaults(struct api_config *c)
     c->resolve_wait_ms = 60000;
     c->max_resolutions = 32;
     c->answer_cache_bytes = (size_t)16 << 20;
+    c->markdown_style = RENDER_STYLE_SEED;
 }
 
 /* One "REGISTRY=SECONDS" entry, the registry normalised as references are. */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "im.h"
+#include "render.h"
 
 struct store;
 struct reg_client;
@@ -46,6 +47,9 @@ struct api_config {
     uint64_t answer_file_bytes;
     char answer_file_dir[1024];
     char admin_token[128]; /* bearer token for /admin/; "" = /admin/ disabled */
+    /* The Markdown page's form when a request names none (?style=): the
+     * seed's (api_config_defaults) or today's. */
+    enum render_style markdown_style;
     /* Per-registry tag TTLs overriding tag_ttl_seconds (api_config_registry_ttls). */
     struct api_registry_ttl {
         char registry[256]; /* as in a normalised reference: "docker.io", "ghcr.io" */
@@ -96,6 +100,7 @@ struct api_request {
     const char *path;          /* percent-decoded path, e.g. "/images/python/3.7-slim" */
     const char *format;        /* ?format=, NULL when absent */
     const char *view;          /* ?view=, NULL when absent */
+    const char *style;         /* ?style= (the Markdown page's form), NULL when absent */
     const char *accept;        /* Accept header, NULL when absent */
     const char *if_none_match; /* If-None-Match header, NULL when absent */
     const char *platforms[API_MAX_PLATFORMS]; /* ?platform= values */

@@ -34,6 +34,7 @@ struct describe {
     struct im_ref ref;
     enum api_format format;
     enum view view;
+    enum render_style style; /* of a Markdown answer */
     struct im_bundle bundle;
     long max_age;
     enum api_cache_outcome cache;
@@ -72,9 +73,13 @@ static int bad_option(struct api_response *resp, const char *message)
     return rc != 0 ? rc : 1;
 }
 
-static int parse_options(const struct api_request *req, struct describe *d,
-                         struct api_response *resp)
+static int parse_options(const struct api *a, const struct api_request *req,
+                         struct describe *d, struct api_response *resp)
 {
+    d->style = a->cfg.markdown_style;
+    if (req->style && render_style_parse(req->style, &d->style) != 0)
+        return bad_option(resp, "style must be 'seed' (the 2018 page's form) or "
+                                "'current' (today's: the platform count shown)");
     if (req->format) {
         if (strcmp(req->format, "json") == 0)
             d->format = API_FORMAT_JSON;
@@ -366,6 +371,15 @@ static int mark_stale_json(struct api_response *resp)
     return 0;
 }
 
+/* One character for the representation, in the answer's key and ETag: 'j'
+ * JSON, 'm' the seed's Markdown page, 'c' today's. */
+static char representation(const struct describe *d)
+{
+    if (d->format != API_FORMAT_MARKDOWN)
+        return 'j';
+    return d->style == RENDER_STYLE_CURRENT ? 'c' : 'm';
+}
+
 static void make_etag(const struct describe *d, const struct api_request *req, char *buf,
                       size_t n)
 {
@@ -375,8 +389,7 @@ static void make_etag(const struct describe *d, const struct api_request *req, c
     const char *digest = d->bundle.root_digest;
     const char *hex = strchr(digest, ':');
     hex = hex ? hex + 1 : digest;
-    snprintf(buf, n, "\"%.40s-%c%c-%016llx%s\"", hex,
-             d->format == API_FORMAT_MARKDOWN ? 'm' : 'j',
+    snprintf(buf, n, "\"%.40s-%c%c-%016llx%s\"", hex, representation(d),
              d->view == VIEW_SUMMARY ? 's' : 'f', (unsigned long long)h,
              d->stale ? "-stale" : "");
 }
@@ -404,15 +417,15 @@ static void list_platforms(const struct render_image *img, char *msg, size_t n)
 }
 
 /* The rendered-answer key: root digest, the reference as asked (registry,
- * repository, tag, digest: the page names it), representation and platform filter,
- * NUL-separated. */
+ * repository, tag, digest: the page names it), representation (the Markdown
+ * page's form included) and platform filter, NUL-separated. */
 static size_t answer_key(const struct describe *d, const struct api_request *req,
                          char *key, size_t n)
 {
-    int off = snprintf(key, n, "%s%c%s%c%s%c%s%c%s%c%c%c", d->bundle.root_digest, 0,
-                       d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0,
-                       d->ref.digest, 0, d->format == API_FORMAT_MARKDOWN ? 'm' : 'j',
-                       d->view == VIEW_SUMMARY ? 's' : 'f');
+    int off =
+        snprintf(key, n, "%s%c%s%c%s%c%s%c%s%c%c%c", d->bundle.root_digest, 0,
+                 d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0, d->ref.digest,
+                 0, representation(d), d->view == VIEW_SUMMARY ? 's' : 'f');
     for (size_t i = 0; i < req->n_platforms && off > 0 && (size_t)off < n; i++)
         off += snprintf(key + off, n - (size_t)off, "%c%s", 0, req->platforms[i]);
     return off > 0 && (size_t)off < n ? (size_t)off : 0; /* 0: too long, no caching */
@@ -572,7 +585,7 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
         }
     }
     if (d->format == API_FORMAT_MARKDOWN)
-        rc = render_markdown(img, &body, &len);
+        rc = render_markdown(img, d->style, &body, &len);
     else if (d->view == VIEW_SUMMARY)
         rc = render_json_summary(img, &body, &len);
     else
@@ -614,7 +627,7 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     struct describe d;
     memset(&d, 0, sizeof d);
     im_bundle_init(&d.bundle);
-    int rc = parse_options(req, &d, resp);
+    int rc = parse_options(a, req, &d, resp);
     if (rc != 0)
         return rc < 0 ? rc : 0;
     resp->vary_accept = true;

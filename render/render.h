@@ -74,6 +74,7 @@ struct render_entry {
     struct render_layer *layers;
     size_t n_layers;
     char *attests; /* attestation entries: digest of the image they attest */
+    bool schema1;  /* a legacy schema1 manifest (history from v1Compatibility) */
 };
 
 struct render_image {
@@ -91,7 +92,7 @@ struct render_image {
  * type, missing child manifest or config, a body whose mediaType disagrees
  * with the stored one), with err saying which document and why; IM_ENOMEM.
  * Understands Docker lists and OCI indexes, Docker schema2 and OCI manifests,
- * and legacy schema1 (FORMAT.md). A list entry that is itself an index is
+ * and legacy schema1 (docs/FORMAT.md). A list entry that is itself an index is
  * listed with kind RENDER_KIND_UNKNOWN and not descended into. Optional fields
  * of the wrong JSON type count as absent. */
 int render_image_build(const struct im_ref *ref, const struct im_bundle *bundle,
@@ -106,9 +107,23 @@ void render_image_free(struct render_image *img);
 size_t render_image_filter(struct render_image *img, const char *const *platforms,
                            size_t n);
 
-/* The repo-info Markdown page (shared/reference format), malloc'd, NUL
- * terminated; *len excludes the NUL. Caller frees. IM_ENOMEM. */
-int render_markdown(const struct render_image *img, char **out, size_t *len) IM_WUR;
+/* The two forms of the repo-info page (docs/FORMAT.md): the seed's, as the
+ * generator wrote it in 2018 ("-\tPlatforms:"), and today's, which prints the
+ * number of entries there ("-\tPlatforms: 20"). Nothing else differs. */
+enum render_style { RENDER_STYLE_SEED = 0, RENDER_STYLE_CURRENT = 1 };
+
+/* "seed" or "current" into *out: 0, or -1 for any other name (NULL too). */
+int render_style_parse(const char *name, enum render_style *out);
+/* "seed" or "current". */
+const char *render_style_name(enum render_style style);
+
+/* The repo-info Markdown page in the given form, malloc'd, NUL terminated;
+ * *len excludes the NUL. Caller frees. IM_ENOMEM. Upstream strings that sit
+ * on one line of the page (platform parts, versions, media types, digests)
+ * have their control characters written as \xNN, so none can end a line,
+ * a list item or a code block early. */
+int render_markdown(const struct render_image *img, enum render_style style, char **out,
+                    size_t *len) IM_WUR;
 /* The page for a tag that does not exist: heading, blank line,
  * "**does not exist** (yet?)" and a final newline (like every page). */
 int render_markdown_not_found(const struct im_ref *ref, char **out, size_t *len) IM_WUR;
@@ -121,7 +136,7 @@ int render_json_summary(const struct render_image *img, char **out, size_t *len)
 
 /* ---- formatting rules, public so the unit tests pin them down ---- */
 
-/* "50.9 MB (50868652 bytes)", "239.0 B" (FORMAT.md SIZE); "unknown" for a
+/* "50.9 MB (50868652 bytes)", "239.0 B" (docs/FORMAT.md SIZE); "unknown" for a
  * negative count. Returns snprintf's count. */
 int render_size(int64_t bytes, char *buf, size_t n);
 /* "Tue, 17 Jul 2018 00:28:04 GMT". Returns 0, or -1 if t cannot be formatted. */
@@ -133,16 +148,25 @@ int render_rfc3339(int64_t t, char *buf, size_t n);
 int render_parse_rfc3339(const char *s, int64_t *out);
 /* Parses an HTTP date (RFC 7231 IMF-fixdate) into Unix seconds. 0 or -1. */
 int render_parse_http_date(const char *s, int64_t *out);
-/* "linux; arm variant v7" (FORMAT.md PLATFORM) into buf. 0, or -1 when buf
+/* "linux; arm variant v7" (docs/FORMAT.md PLATFORM) into buf. 0, or -1 when buf
  * was too small (it then holds a truncated string). */
 int render_platform_string(const struct render_platform *p, char *buf, size_t n);
 /* Reconstructs the Dockerfile line(s) for a schema2/OCI history created_by
- * (FORMAT.md rules; shell is the image's SHELL or NULL; the Windows default
- * "cmd /S /C " is dropped too). NULL or "" gives "". malloc'd, caller frees;
- * NULL on out of memory. */
+ * (docs/FORMAT.md, "Reconstructing a Dockerfile line"; shell is the image's
+ * Shell or NULL: its elements joined by spaces are the one shell known
+ * besides "/bin/sh -c"). NULL counts as "" (which gives "RUN ", as the
+ * generator writes it). malloc'd, caller frees; NULL on out of memory. */
 char *render_dockerfile_line(const char *created_by, const struct render_strv *shell);
-/* The same for a schema1 container_config.Cmd argument list. */
-char *render_dockerfile_argv(char *const *argv, size_t n);
+/* The same for a schema1 container_config.Cmd argument list: absent (as a
+ * missing or null Cmd) or of one element, the string rules above; else
+ * "|N" build arguments as "# ARG: "K" => "V"" lines, then the command. */
+char *render_dockerfile_argv(const struct render_strv *argv);
+/* The page's date of a history entry's created value: RFC 3339 read as
+ * leniently as the generator reads it (any digit counts, any separator
+ * between date and time, no zone = UTC, fraction dropped); absent, invalid
+ * or before 1970 gives the Unix epoch, as on the generator's pages. Writes
+ * the RFC 7231 form; 0, or -1 when buf is too small. */
+int render_history_date(const char *created, char *buf, size_t n);
 /* Display forms of a reference: "python:3.7-slim" (docker.io and library/
  * dropped; other registries keep their host; "name@sha256:..." without a
  * tag) and the pull name "python". 0, or -1 when buf was too small. */

@@ -1,6 +1,7 @@
 /* render_format.c - the small formatting rules of the repo-info format
- * (FORMAT.md): sizes, dates, platform strings, reference display forms and
- * the Dockerfile line reconstruction. Pure functions, no globals. */
+ * (docs/FORMAT.md): sizes, dates, platform strings, reference display forms
+ * and the page's two styles. Pure functions, no globals. (The Dockerfile
+ * lines are render_dockerfile.c's.) */
 #include "render.h"
 
 #include <ctype.h>
@@ -310,242 +311,128 @@ int render_ref_display(const struct im_ref *ref, char *buf, size_t n)
     return b.trunc ? -1 : 0;
 }
 
-/* ---- Dockerfile lines ---- */
+/* ---- the page's history dates ---- */
 
-static bool skip_prefix(const char **s, const char *prefix)
-{
-    size_t l = strlen(prefix);
-    if (strncmp(*s, prefix, l) != 0)
-        return false;
-    *s += l;
-    return true;
-}
-
-/* Drops "SHELL-JOINED " (the image's own SHELL) from the front of *s. */
-static bool skip_shell(const char **s, const struct render_strv *shell)
+/* One or more decimal digits at *s; the value saturates (a number past any
+ * date is as invalid as a bigger one). */
+static bool read_number(const char **s, int64_t *out)
 {
     const char *p = *s;
-    if (!shell || !shell->present || shell->n == 0)
+    int64_t v = 0;
+    if (*p < '0' || *p > '9')
         return false;
-    for (size_t i = 0; i < shell->n; i++) {
-        if (!skip_prefix(&p, shell->v[i] ? shell->v[i] : "") || *p != ' ')
-            return false;
-        p++;
-    }
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (v < 100000000000LL)
+            v = v * 10 + (*p - '0');
     *s = p;
+    *out = v;
     return true;
 }
 
-static bool starts_with_caps_word(const char *s)
+/* The year as the generator's date library reads it (Perl's Time::Local):
+ * four digits and more as they are, 100..999 as years after 1900, and 0..99
+ * in the century window of the 2020s (77..99 -> 1977..1999, else 20xx). */
+static int64_t window_year(int64_t y)
 {
-    size_t i = 0;
-    while (s[i] >= 'A' && s[i] <= 'Z')
-        i++;
-    return i > 0 && s[i] == ' ';
+    if (y >= 1000)
+        return y;
+    if (y >= 100)
+        return 1900 + y;
+    return y > 76 ? 1900 + y : 2000 + y;
 }
 
-/* "|N w1 .. wN rest": on success *args and *args_len are "w1 .. wN" and *rest the
- * remainder. Returns false when the string is not of that form. */
-static bool split_build_args(const char *s, const char **args, size_t *args_len,
-                             const char **rest)
+/* "Y-M-D<non-digits>h:m:s[.f][Z|+hh:mm|-hh:mm]" (case-insensitive Z, no zone
+ * = UTC, any number of digits per field, one final newline allowed) into Unix
+ * seconds; false when it is not of that form or a field is out of range. */
+static bool lenient_rfc3339(const char *s, int64_t *out)
 {
-    const char *p = s + 1;
-    long nargs = 0;
-
-    if (s[0] != '|' || !isdigit((unsigned char)*p))
-        return false;
-    while (isdigit((unsigned char)*p) && nargs < 100000)
-        nargs = nargs * 10 + (*p++ - '0');
-    if (nargs < 1 || *p != ' ')
-        return false;
-    p++;
-    *args = p;
-    for (long i = 0; i < nargs; i++) {
-        const char *sp = strchr(p, ' ');
-        if (!sp || sp == p)
+    int64_t f[6], oh = 0, om = 0, sign = 0;
+    for (int i = 0; i < 6; i++) {
+        if (!read_number(&s, &f[i]))
             return false;
-        p = sp + 1;
+        if (i == 0 || i == 1) {
+            if (*s++ != '-')
+                return false;
+        } else if (i == 2) {
+            const char *p = s;
+            while (*s && (*s < '0' || *s > '9'))
+                s++;
+            if (s == p)
+                return false;
+        } else if (i < 5 && *s++ != ':') {
+            return false;
+        }
     }
-    *args_len = (size_t)(p - 1 - *args);
-    *rest = p;
+    if (*s == '.') {
+        s++;
+        int64_t frac;
+        if (!read_number(&s, &frac))
+            return false;
+    }
+    if (*s == 'Z' || *s == 'z') {
+        s++;
+    } else if (*s == '+' || *s == '-') {
+        sign = *s++ == '+' ? -1 : 1;
+        if (!read_number(&s, &oh) || *s++ != ':' || !read_number(&s, &om))
+            return false;
+    }
+    if (!(*s == '\0' || (*s == '\n' && s[1] == '\0')))
+        return false;
+    struct civil c = {.year = window_year(f[0])};
+    if (f[1] < 1 || f[1] > 12 || f[2] < 1 || f[3] > 23 || f[4] > 59 || f[5] > 59 ||
+        c.year > 9999 || f[2] > days_in_month(c.year, (int)f[1]))
+        return false;
+    c.month = (int)f[1];
+    c.day = (int)f[2];
+    c.hour = (int)f[3];
+    c.min = (int)f[4];
+    c.sec = (int)f[5];
+    if (civil_to_time(&c, out) < 0)
+        return false;
+    *out += sign * (oh * 3600 + om * 60);
     return true;
 }
 
-static char *join3(const char *a, size_t alen, const char *b, const char *c)
+/* "S" or "S.F": seconds since the epoch, which the generator also takes. */
+static bool epoch_seconds(const char *s, int64_t *out)
 {
-    size_t blen = strlen(b), clen = strlen(c);
-    char *out = malloc(alen + blen + clen + 1);
-    if (!out)
-        return NULL;
-    memcpy(out, a, alen);
-    memcpy(out + alen, b, blen);
-    memcpy(out + alen + blen, c, clen + 1);
-    return out;
+    int64_t frac;
+    if (!read_number(&s, out))
+        return false;
+    if (*s == '.') {
+        s++;
+        if (!read_number(&s, &frac))
+            return false;
+    }
+    return *s == '\0';
 }
 
-char *render_dockerfile_line(const char *created_by, const struct render_strv *shell)
+int render_history_date(const char *created, char *buf, size_t n)
 {
-    const char *s = created_by ? created_by : "";
-    const char *args = NULL, *rest = NULL, *nop;
-    size_t args_len = 0;
-    char *body, *out;
-
-    if (*s == '\0')
-        return strdup("");
-    skip_prefix(&s, "RUN ");
-    if (s[0] == '|') {
-        if (!split_build_args(s, &args, &args_len, &rest))
-            return join3("", 0, "# unable to parse image command string further:\n", s);
-        s = rest;
-    }
-    if (!skip_prefix(&s, "/bin/sh -c ") && !skip_shell(&s, shell))
-        skip_prefix(&s, "cmd /S /C "); /* the Windows default shell */
-    nop = s;
-    if (skip_prefix(&nop, "#(nop)") && *nop == ' ') {
-        while (*nop == ' ')
-            nop++;
-        body = strdup(nop);
-    } else if (starts_with_caps_word(s)) {
-        body = strdup(s);
-    } else {
-        body = join3("RUN ", 4, s, "");
-    }
-    if (!body || !args)
-        return body;
-    out = malloc(strlen("# ARGS: ") + args_len + 1 + strlen(body) + 1);
-    if (out) {
-        memcpy(out, "# ARGS: ", 8);
-        memcpy(out + 8, args, args_len);
-        out[8 + args_len] = '\n';
-        memcpy(out + 9 + args_len, body, strlen(body) + 1);
-    }
-    free(body);
-    return out;
+    int64_t t = 0;
+    if (!created || (!epoch_seconds(created, &t) && !lenient_rfc3339(created, &t) &&
+                     render_parse_http_date(created, &t) < 0))
+        t = 0;
+    if (t < 0 || t > MAX_TIME)
+        t = 0; /* the generator's dates start at the epoch */
+    return render_http_date(t, buf, n);
 }
 
-/* Length of the run of tabs and 4-space groups at s (0 when none). */
-static size_t indent_run(const char *s)
-{
-    size_t i = 0;
-    for (;;) {
-        if (s[i] == '\t')
-            i++;
-        else if (strncmp(s + i, "    ", 4) == 0)
-            i += 4;
-        else
-            return i;
-    }
-}
+/* ---- the page's two styles ---- */
 
-/* "RUN X" where each run of tabs / 4-space groups gets "\\\n" before it. */
-static char *run_with_continuations(const char *x)
-{
-    size_t len = strlen(x), runs = 0, o = 0;
-    bool wrap = strchr(x, '\n') == NULL;
-    char *out;
+static const char *const style_names[] = {"seed", "current"};
 
-    for (size_t i = 0; wrap && x[i];) {
-        size_t r = indent_run(x + i);
-        runs += r > 0;
-        i += r > 0 ? r : 1;
-    }
-    out = malloc(4 + len + 2 * runs + 1);
-    if (!out)
-        return NULL;
-    memcpy(out, "RUN ", 4);
-    o = 4;
-    for (size_t i = 0; x[i];) {
-        size_t r = wrap ? indent_run(x + i) : 0;
-        if (r > 0) {
-            out[o++] = '\\';
-            out[o++] = '\n';
-            memcpy(out + o, x + i, r);
-            o += r;
-            i += r;
-        } else {
-            out[o++] = x[i++];
+int render_style_parse(const char *name, enum render_style *out)
+{
+    for (size_t i = 0; name && i < sizeof style_names / sizeof style_names[0]; i++)
+        if (strcmp(name, style_names[i]) == 0) {
+            *out = (enum render_style)i;
+            return 0;
         }
-    }
-    out[o] = '\0';
-    return out;
+    return -1;
 }
 
-static char *argv_json(char *const *argv, size_t n)
+const char *render_style_name(enum render_style style)
 {
-    json_t *arr = json_array();
-    char *dump = NULL, *out = NULL;
-    if (!arr)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (json_array_append_new(arr, json_string(argv[i] ? argv[i] : "")) < 0)
-            goto out;
-    dump = json_dumps(arr, JSON_COMPACT | JSON_ESCAPE_SLASH);
-    if (dump)
-        out = join3("RUN ", 4, dump, "");
-out:
-    free(dump);
-    json_decref(arr);
-    return out;
-}
-
-/* `# ARG: "k" => "v"` for one "k=v" build argument. */
-static char *arg_line(const char *kv)
-{
-    const char *eq = strchr(kv, '=');
-    size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
-    const char *v = eq ? eq + 1 : "";
-    size_t n = 9 + klen + 6 + strlen(v) + 3;
-    char *out = malloc(n);
-    if (out)
-        snprintf(out, n, "# ARG: \"%.*s\" => \"%s\"\n", (int)klen, kv, v);
-    return out;
-}
-
-char *render_dockerfile_argv(char *const *argv, size_t n)
-{
-    char *prefix = strdup(""), *body = NULL, *out = NULL;
-    size_t first = 0;
-
-    if (!prefix)
-        return NULL;
-    if (n > 0 && argv[0] && argv[0][0] == '|') {
-        char *end = NULL;
-        long nargs = strtol(argv[0] + 1, &end, 10);
-        if (end && *end == '\0' && nargs > 0 && (size_t)nargs < n) {
-            for (size_t i = 1; i <= (size_t)nargs; i++) {
-                char *line = arg_line(argv[i] ? argv[i] : "");
-                char *joined = line ? join3(prefix, strlen(prefix), line, "") : NULL;
-                free(line);
-                free(prefix);
-                prefix = joined;
-                if (!prefix)
-                    return NULL;
-            }
-            first = (size_t)nargs + 1;
-        }
-    }
-    if (first > 0) { /* argv may be NULL when n == 0 */
-        argv += first;
-        n -= first;
-    }
-    if (n == 0) {
-        body = strdup("");
-    } else if (n == 3 && argv[0] && argv[1] && argv[2] &&
-               strcmp(argv[0], "/bin/sh") == 0 && strcmp(argv[1], "-c") == 0) {
-        const char *x = argv[2];
-        if (skip_prefix(&x, "#(nop)") && *x == ' ') {
-            while (*x == ' ')
-                x++;
-            body = strdup(x);
-        } else {
-            body = run_with_continuations(argv[2]);
-        }
-    } else {
-        body = argv_json(argv, n);
-    }
-    if (body)
-        out = join3(prefix, strlen(prefix), body, "");
-    free(prefix);
-    free(body);
-    return out;
+    return style == RENDER_STYLE_CURRENT ? "current" : "seed";
 }

@@ -233,9 +233,8 @@ static void jw_history(struct jw *w, const struct render_entry *e)
     jw_open(w, '[');
     for (size_t i = 0; i < e->n_history; i++) {
         const struct render_history *h = &e->history[i];
-        char *line = h->cmd_argv.present
-                         ? render_dockerfile_argv(h->cmd_argv.v, h->cmd_argv.n)
-                         : render_dockerfile_line(h->created_by, &e->shell);
+        char *line = e->schema1 ? render_dockerfile_argv(&h->cmd_argv)
+                                : render_dockerfile_line(h->created_by, &e->shell);
         if (!line) {
             w->b.oom = true;
             return;

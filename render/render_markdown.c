@@ -1,5 +1,6 @@
-/* render_markdown.c - the repo-info Markdown page (FORMAT.md, and the
- * python-3.7-slim page byte for byte). Pure: builds the page in memory. */
+/* render_markdown.c - the repo-info Markdown page (docs/FORMAT.md; the
+ * python-3.7-slim page and today's pages byte for byte), in the seed's form
+ * or today's. Pure: builds the page in memory. */
 #include "render.h"
 
 #include <stdarg.h>
@@ -7,9 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "render_buf.h"
+
+/* The generator prints one Manifest MIME per kind of manifest, not the
+ * entry's own type: this for every image manifest it reads through its
+ * config (Docker schema2 and OCI alike, attestations included)... */
+#define MIME_IMAGE "application/vnd.docker.distribution.manifest.v2+json"
+/* ...and this for a legacy schema1 manifest. */
+#define MIME_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
 
 /* Several strings in a row, NULL-terminated. */
 static void md_cat(struct render_buf *b, ...)
@@ -22,42 +28,48 @@ static void md_cat(struct render_buf *b, ...)
     va_end(ap);
 }
 
-/* "## `REF`\n" */
-static void md_heading(struct render_buf *b, const struct im_ref *ref)
+/* An upstream string that sits on one line of the page: its control bytes
+ * (but tab) go out as \xNN, so that none ends the line, and with it a list
+ * item or a code block, early. The pages of real images have none. */
+static void md_oneline(struct render_buf *b, const char *s)
 {
-    char disp[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
-    render_ref_display(ref, disp, sizeof disp);
-    md_cat(b, "## `", disp, "`\n", (char *)NULL);
+    const char *run = s ? s : "";
+    const char *p = run;
+    for (; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            char esc[8];
+            render_buf_putn(b, run, (size_t)(p - run));
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+            render_buf_put(b, esc);
+            run = p + 1;
+        }
+    }
+    render_buf_putn(b, run, (size_t)(p - run));
+}
+
+/* "-\tNAME: `VALUE`\n" with an upstream VALUE. */
+static void md_fact_code(struct render_buf *b, const char *name, const char *value)
+{
+    md_cat(b, "-\t", name, ": `", (char *)NULL);
+    md_oneline(b, value);
+    render_buf_put(b, "`\n");
 }
 
 static void md_pull(struct render_buf *b, const struct im_ref *ref, const char *digest)
 {
     char name[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + 2];
     render_ref_pull_name(ref, name, sizeof name);
-    md_cat(b, "\n```console\n$ docker pull ", name, "@", digest ? digest : "", "\n```\n",
-           (char *)NULL);
+    render_buf_put(b, "\n```console\n$ docker pull ");
+    md_oneline(b, name);
+    render_buf_put(b, "@");
+    md_oneline(b, digest);
+    render_buf_put(b, "\n```\n");
 }
 
-/* Compact JSON with "/" escaped, as the page shows arrays. */
-static void md_json_strv(struct render_buf *b, const struct render_strv *s)
-{
-    json_t *arr = json_array();
-    char *dump = NULL;
-    for (size_t i = 0; arr && i < s->n; i++)
-        if (json_array_append_new(arr, json_string(s->v[i])) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    if (arr)
-        dump = json_dumps(arr, JSON_COMPACT | JSON_ESCAPE_SLASH);
-    if (!dump)
-        b->oom = true;
-    else
-        render_buf_put(b, dump);
-    free(dump);
-    json_decref(arr);
-}
-
+/* The sum of the layer sizes; false when one is unknown (a manifest that
+ * declares none, or a schema1 blob whose HEAD gave none: no total is better
+ * than a wrong one) or the sum would overflow. */
 static bool total_size(const struct render_entry *e, int64_t *total)
 {
     int64_t t = 0;
@@ -70,42 +82,53 @@ static bool total_size(const struct render_entry *e, int64_t *total)
     return true;
 }
 
+/* A string the generator's Perl takes as true: not "" and not "0". */
+static bool perl_true(const char *s)
+{
+    return s && s[0] && strcmp(s, "0") != 0;
+}
+
+static void md_json_fact(struct render_buf *b, const char *name,
+                         const struct render_strv *s)
+{
+    md_cat(b, "-\t", name, "`", (char *)NULL);
+    render__json_strv(b, s->v, s->n);
+    render_buf_put(b, "`\n");
+}
+
 static void md_facts(struct render_buf *b, const struct render_entry *e)
 {
     char size[96];
     int64_t total;
 
     render_buf_put(b, "\n");
-    if (e->docker_version)
-        md_cat(b, "-\tDocker Version: ", e->docker_version, "\n", (char *)NULL);
-    if (e->media_type)
-        md_cat(b, "-\tManifest MIME: `", e->media_type, "`\n", (char *)NULL);
+    if (perl_true(e->docker_version)) {
+        render_buf_put(b, "-\tDocker Version: ");
+        md_oneline(b, e->docker_version);
+        render_buf_put(b, "\n");
+    }
+    if (e->kind == RENDER_KIND_UNKNOWN) /* a nested index: the generator has no kind */
+        md_fact_code(b, "Manifest MIME", e->media_type);
+    else
+        md_fact_code(b, "Manifest MIME", e->schema1 ? MIME_SCHEMA1 : MIME_IMAGE);
     if (e->kind != RENDER_KIND_UNKNOWN && total_size(e, &total)) {
         render_size(total, size, sizeof size);
         md_cat(b, "-\tTotal Size: **", size,
                "**  \n\t(compressed transfer size, not on-disk size)\n", (char *)NULL);
     }
-    if (e->image_id)
-        md_cat(b, "-\tImage ID: `", e->image_id, "`\n", (char *)NULL);
-    if (e->entrypoint.present && e->entrypoint.n > 0) {
-        render_buf_put(b, "-\tEntrypoint: `");
-        md_json_strv(b, &e->entrypoint);
-        render_buf_put(b, "`\n");
-    }
-    if (e->cmd.present) {
-        render_buf_put(b, "-\tDefault Command: `");
-        md_json_strv(b, &e->cmd);
-        render_buf_put(b, "`\n");
-    }
-    if (e->shell.present) {
-        render_buf_put(b, "-\t`SHELL`: `");
-        md_json_strv(b, &e->shell);
-        render_buf_put(b, "`\n");
-    }
+    if (perl_true(e->image_id))
+        md_fact_code(b, "Image ID", e->image_id);
+    if (e->entrypoint.present && e->entrypoint.n > 0)
+        md_json_fact(b, "Entrypoint: ", &e->entrypoint);
+    if (e->cmd.present)
+        md_json_fact(b, "Default Command: ", &e->cmd);
+    if (e->shell.present && !e->schema1) /* the generator reads no Shell from schema1 */
+        md_json_fact(b, "`SHELL`: ", &e->shell);
 }
 
 /* Longest run of backticks that opens a line (after up to 3 spaces): such a
- * line would close a fence of that length or shorter (CommonMark). */
+ * line would close a fence of that length or shorter (CommonMark, where a
+ * line ends at \n, \r or both). */
 static size_t fence_run(const char *s, size_t len)
 {
     size_t best = 0;
@@ -121,7 +144,7 @@ static size_t fence_run(const char *s, size_t len)
         }
         if (run > best)
             best = run;
-        while (i < len && s[i] != '\n')
+        while (i < len && s[i] != '\n' && s[i] != '\r')
             i++;
         i++;
     }
@@ -140,23 +163,19 @@ static void md_dockerfile(struct render_buf *b, const struct render_entry *e)
     struct render_buf body = {0};
     for (size_t i = 0; i < e->n_history; i++) {
         const struct render_history *h = &e->history[i];
-        char *line;
-        if (h->created != INT64_MIN &&
-            render_http_date(h->created, date, sizeof date) == 0)
-            md_cat(&body, "# ", date, "\n", (char *)NULL);
-        else if (h->created_raw)
-            md_cat(&body, "# ", h->created_raw, "\n", (char *)NULL);
-        line = h->cmd_argv.present ? render_dockerfile_argv(h->cmd_argv.v, h->cmd_argv.n)
-                                   : render_dockerfile_line(h->created_by, &e->shell);
+        char *line = e->schema1 ? render_dockerfile_argv(&h->cmd_argv)
+                                : render_dockerfile_line(h->created_by, &e->shell);
+        if (render_history_date(h->created_raw, date, sizeof date) != 0)
+            date[0] = '\0';
         if (!line)
             body.oom = true;
         else
-            md_cat(&body, line, "\n", (char *)NULL);
+            md_cat(&body, "# ", date, "\n", line, "\n", (char *)NULL);
         free(line);
     }
     /* Upstream text is untrusted: a line of backticks inside must not close
      * the block early, so the fence grows past the longest such run (the
-     * usual page keeps its three). */
+     * pages of real images keep their three). */
     size_t run = body.p ? fence_run(body.p, body.len) : 0;
     size_t n = run >= 3 ? run + 1 : 3;
     render_buf_put(b, "\n");
@@ -171,27 +190,47 @@ static void md_dockerfile(struct render_buf *b, const struct render_entry *e)
     free(body.p);
 }
 
-/* One layer item: its lines joined by "  \n" (Markdown hard breaks). */
+/* One layer item, its lines ending in two spaces (Markdown hard breaks) but
+ * the MIME line, which the generator always writes, known or not. */
 static void md_layer(struct render_buf *b, const struct render_layer *l)
 {
     char date[64], size[96];
-    md_cat(b, "\t-\t`", l->digest ? l->digest : "", "`", (char *)NULL);
+    render_buf_put(b, "\t-\t`");
+    md_oneline(b, l->digest);
+    render_buf_put(b, "`  \n");
     if (l->last_modified >= 0 &&
         render_http_date(l->last_modified, date, sizeof date) == 0)
-        md_cat(b, "  \n\t\tLast Modified: ", date, (char *)NULL);
+        md_cat(b, "\t\tLast Modified: ", date, "  \n", (char *)NULL);
     if (l->size >= 0) {
         render_size(l->size, size, sizeof size);
-        md_cat(b, "  \n\t\tSize: ", size, (char *)NULL);
+        md_cat(b, "\t\tSize: ", size, "  \n", (char *)NULL);
     }
-    if (l->media_type)
-        md_cat(b, "  \n\t\tMIME: ", l->media_type, (char *)NULL);
+    render_buf_put(b, "\t\tMIME: ");
+    md_oneline(b, l->media_type);
     render_buf_put(b, "\n");
 }
 
-static void md_entry(struct render_buf *b, const struct render_image *img,
-                     const struct render_entry *e, const char *disp, const char *plat)
+/* The entry's platform as the page names it: from the list entry, or for a
+ * single manifest from its config, and then os and architecture only. */
+static void md_platform(struct render_buf *b, const struct render_image *img,
+                        const struct render_entry *e)
 {
-    md_cat(b, "\n### `", disp, "` - ", plat, "\n", (char *)NULL);
+    char plat[4096];
+    struct render_platform p = e->platform;
+    if (!img->is_list) {
+        struct render_platform only = {.os = p.os, .architecture = p.architecture};
+        p = only;
+    }
+    (void)render_platform_string(&p, plat, sizeof plat); /* truncated if too long */
+    md_oneline(b, plat);
+}
+
+static void md_entry(struct render_buf *b, const struct render_image *img,
+                     const struct render_entry *e, const char *disp)
+{
+    md_cat(b, "\n### `", disp, "` - ", (char *)NULL);
+    md_platform(b, img, e);
+    render_buf_put(b, "\n");
     if (e->digest)
         md_pull(b, &img->ref, e->digest);
     md_facts(b, e);
@@ -201,41 +240,44 @@ static void md_entry(struct render_buf *b, const struct render_image *img,
         md_layer(b, &e->layers[i]);
 }
 
-/* Attestations carry platform unknown/unknown in the list (BuildKit), so they
- * show as "unknown; unknown" like on Docker Hub's pages. */
-static void entry_platform(const struct render_entry *e, char *buf, size_t n)
+/* "## `REF`\n" */
+static void md_heading(struct render_buf *b, const char *disp)
 {
-    (void)render_platform_string(&e->platform, buf, n); /* truncated if too long */
+    md_cat(b, "## `", disp, "`\n", (char *)NULL);
 }
 
-int render_markdown(const struct render_image *img, char **out, size_t *len)
+int render_markdown(const struct render_image *img, enum render_style style, char **out,
+                    size_t *len)
 {
     struct render_buf b = {0};
     char disp[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
-    char plat[4096];
+    char count[32];
 
     render_ref_display(&img->ref, disp, sizeof disp);
-    md_heading(&b, &img->ref);
+    md_heading(&b, disp);
     md_pull(&b, &img->ref, img->digest);
     render_buf_put(&b, "\n");
     if (img->is_list && img->media_type)
-        md_cat(&b, "-\tManifest MIME: `", img->media_type, "`\n", (char *)NULL);
-    render_buf_put(&b, "-\tPlatforms:\n");
+        md_fact_code(&b, "Manifest MIME", img->media_type);
+    snprintf(count, sizeof count, " %zu", img->n_entries);
+    md_cat(&b, "-\tPlatforms:", style == RENDER_STYLE_CURRENT ? count : "", "\n",
+           (char *)NULL);
     for (size_t i = 0; i < img->n_entries; i++) {
-        entry_platform(&img->entries[i], plat, sizeof plat);
-        md_cat(&b, "\t-\t", plat, "\n", (char *)NULL);
+        render_buf_put(&b, "\t-\t");
+        md_platform(&b, img, &img->entries[i]);
+        render_buf_put(&b, "\n");
     }
-    for (size_t i = 0; i < img->n_entries; i++) {
-        entry_platform(&img->entries[i], plat, sizeof plat);
-        md_entry(&b, img, &img->entries[i], disp, plat);
-    }
+    for (size_t i = 0; i < img->n_entries; i++)
+        md_entry(&b, img, &img->entries[i], disp);
     return render_buf_finish(&b, out, len);
 }
 
 int render_markdown_not_found(const struct im_ref *ref, char **out, size_t *len)
 {
     struct render_buf b = {0};
-    md_heading(&b, ref);
+    char disp[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
+    render_ref_display(ref, disp, sizeof disp);
+    md_heading(&b, disp);
     render_buf_put(&b, "\n**does not exist** (yet?)\n");
     return render_buf_finish(&b, out, len);
 }

@@ -366,7 +366,8 @@ static int schema1_compat(const struct im_doc *doc, const json_t *manifest, json
     return 0;
 }
 
-/* The first (newest) compat entry whose k1 (or k1.k2) is set: not null, not "". */
+/* The first (newest) compat entry whose k1 (or k1.k2) is set, i.e. not absent
+ * and not null (the generator takes "" there too, and then prints nothing). */
 static const json_t *schema1_first(const json_t *compat, const char *k1, const char *k2)
 {
     size_t i;
@@ -376,15 +377,16 @@ static const json_t *schema1_first(const json_t *compat, const char *k1, const c
         const json_t *v = json_object_get(c, k1);
         if (k2)
             v = json_object_get(v, k2);
-        if (v && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0))
+        if (v && !json_is_null(v))
             return v;
     }
     return NULL;
 }
 
+/* A copy of v when it is a non-empty string (else *out stays NULL). */
 static int schema1_strdup(const json_t *v, char **out)
 {
-    if (!json_is_string(v))
+    if (!json_is_string(v) || json_string_length(v) == 0)
         return 0;
     *out = strdup(json_string_value(v));
     return *out ? 0 : IM_ENOMEM;
@@ -441,9 +443,7 @@ static int schema1_history(const json_t *compat, struct render_entry *e)
         rc = get_strv(json_object_get(json_object_get(c, "container_config"), "Cmd"),
                       &h->cmd_argv);
         if (rc < 0)
-            return rc;
-        if (!h->cmd_argv.present) /* still rendered from the (empty) argv */
-            h->cmd_argv.present = true;
+            return rc; /* a Cmd absent, null or not a list stays absent */
     }
     return 0;
 }
@@ -501,6 +501,7 @@ static int read_schema1(const struct im_bundle *bundle, const struct im_doc *doc
     json_t *compat = NULL;
     int rc = schema1_compat(doc, manifest, &compat, err);
 
+    e->schema1 = true;
     free(e->media_type);
     e->media_type = strdup(MT_DOCKER_V1);
     if (rc == 0 && !e->media_type)

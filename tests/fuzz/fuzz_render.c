@@ -5,9 +5,15 @@
  * media type picked by its first byte from the table below (one more value:
  * the raw bytes up to the first newline), and the rest as its body; "d0" is
  * the root. Layer blobs "d1".."d3" get HEAD facts. Each
- * chunk is also fed to the string rules (Dockerfile lines, date parsers). */
+ * chunk is also fed to the string rules (Dockerfile lines, date parsers).
+ * Every page, in both forms, is walked line by line (check_page): whatever
+ * the upstream strings, it has exactly its heading, platform list, one
+ * section per entry with its facts, one dockerfile block closed by its own
+ * fence, and its layer items. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,13 +40,185 @@ static const char *const media_types[] = {
 static void fuzz_strings(const char *s)
 {
     int64_t t;
-    char *argv[2] = {(char *)s, (char *)s};
+    char date[64];
+    char *argv[5] = {(char *)s, (char *)s, (char *)"/bin/sh", (char *)"-c", (char *)s};
+    struct render_strv shell = {.present = true, .v = argv, .n = 1};
+    struct render_strv list = {.present = true, .v = argv, .n = 2};
     char *line = render_dockerfile_line(s, NULL);
     free(line);
-    line = render_dockerfile_argv(argv, 2);
+    line = render_dockerfile_line(s, &shell); /* the string as its own SHELL too */
     free(line);
+    line = render_dockerfile_argv(&list);
+    free(line);
+    list.n = 5; /* "|N" build arguments when s starts with '|' */
+    line = render_dockerfile_argv(&list);
+    free(line);
+    if (render_history_date(s, date, sizeof date) != 0 || strlen(date) != 29)
+        abort(); /* every created value gives a date line */
     (void)render_parse_rfc3339(s, &t);
     (void)render_parse_http_date(s, &t);
+}
+
+/* ---- the page's structure, whatever the upstream strings ---- */
+
+struct lines {
+    const char *p, *end;
+    const char *line; /* the current line, without its '\n' */
+    size_t len;
+};
+
+static bool next_line(struct lines *l)
+{
+    if (l->p >= l->end)
+        return false;
+    const char *nl = memchr(l->p, '\n', (size_t)(l->end - l->p));
+    l->line = l->p;
+    l->len = nl ? (size_t)(nl - l->p) : (size_t)(l->end - l->p);
+    l->p = nl ? nl + 1 : l->end;
+    return true;
+}
+
+static bool is(const struct lines *l, const char *s)
+{
+    return l->len == strlen(s) && memcmp(l->line, s, l->len) == 0;
+}
+
+static bool starts(const struct lines *l, const char *s)
+{
+    return l->len >= strlen(s) && memcmp(l->line, s, strlen(s)) == 0;
+}
+
+static void expect_line(struct lines *l, const char *s)
+{
+    if (!next_line(l) || !is(l, s))
+        abort();
+}
+
+static void expect_start(struct lines *l, const char *s)
+{
+    if (!next_line(l) || !starts(l, s))
+        abort();
+}
+
+/* A line outside the dockerfile block holds no \r (a line end in Markdown). */
+static void no_cr(const struct lines *l)
+{
+    if (memchr(l->line, '\r', l->len))
+        abort();
+}
+
+/* Would this piece of a line close a fence of n backticks (CommonMark: up to
+ * 3 spaces, n or more backticks, then only blanks)? */
+static bool closes(const char *s, size_t len, size_t n)
+{
+    size_t i = 0, run = 0;
+    while (i < len && i < 3 && s[i] == ' ')
+        i++;
+    while (i < len && s[i] == '`') {
+        i++;
+        run++;
+    }
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return run >= n && i == len;
+}
+
+/* The dockerfile block: its fence, then lines until the first that closes
+ * it, which must be the renderer's own closing fence (one per entry). */
+static void expect_dockerfile(struct lines *l)
+{
+    size_t n = 0;
+    if (!next_line(l))
+        abort();
+    while (n < l->len && l->line[n] == '`')
+        n++;
+    if (n < 3 || l->len != n + strlen("dockerfile") ||
+        memcmp(l->line + n, "dockerfile", strlen("dockerfile")) != 0)
+        abort();
+    for (;;) {
+        if (!next_line(l))
+            abort();
+        bool closing = false;
+        for (const char *seg = l->line, *e = l->line + l->len; seg <= e && !closing;) {
+            const char *cr = memchr(seg, '\r', (size_t)(e - seg));
+            const char *segend = cr ? cr : e;
+            closing = closes(seg, (size_t)(segend - seg), n);
+            seg = segend + 1;
+        }
+        if (!closing)
+            continue;
+        if (l->len != n || memchr(l->line, '\r', l->len))
+            abort(); /* closed by upstream text, not by the renderer */
+        return;
+    }
+}
+
+static void expect_pull(struct lines *l)
+{
+    expect_line(l, "```console");
+    expect_start(l, "$ docker pull ");
+    no_cr(l);
+    expect_line(l, "```");
+}
+
+/* One entry's section, from its blank line to its last layer line. */
+static void expect_entry(struct lines *l, bool has_digest)
+{
+    expect_line(l, "");
+    expect_start(l, "### `");
+    no_cr(l);
+    expect_line(l, "");
+    if (has_digest) {
+        expect_pull(l);
+        expect_line(l, "");
+    }
+    expect_start(l, "-\t");
+    for (;;) { /* the facts */
+        no_cr(l);
+        if (!next_line(l))
+            abort();
+        if (is(l, ""))
+            break;
+        if (!starts(l, "-\t") && !is(l, "\t(compressed transfer size, not on-disk size)"))
+            abort();
+    }
+    expect_dockerfile(l);
+    expect_line(l, "");
+    expect_line(l, "-\tLayers:");
+    while (l->p < l->end && (l->p[0] == '\t')) {
+        next_line(l);
+        no_cr(l);
+        if (!starts(l, "\t-\t`") && !starts(l, "\t\t"))
+            abort();
+    }
+}
+
+static void check_page(const struct render_image *img, const char *md, size_t len,
+                       enum render_style style)
+{
+    struct lines l = {.p = md, .end = md + len};
+    char count[64];
+    if (len == 0 || md[len - 1] != '\n')
+        abort();
+    expect_start(&l, "## `");
+    no_cr(&l);
+    expect_line(&l, "");
+    expect_pull(&l);
+    expect_line(&l, "");
+    if (img->is_list && img->media_type) {
+        expect_start(&l, "-\tManifest MIME: `");
+        no_cr(&l);
+    }
+    snprintf(count, sizeof count, "-\tPlatforms: %zu", img->n_entries);
+    expect_line(&l, style == RENDER_STYLE_CURRENT ? count : "-\tPlatforms:");
+    for (size_t i = 0; i < img->n_entries; i++) {
+        expect_start(&l, "\t-\t");
+        no_cr(&l);
+    }
+    for (size_t i = 0; i < img->n_entries; i++)
+        expect_entry(&l, img->entries[i].digest != NULL);
+    if (l.p != l.end)
+        abort(); /* nothing after the last entry */
 }
 
 /* The JSON is written without jansson; jansson must read it and dump the
@@ -59,10 +237,15 @@ static void fuzz_render(const struct render_image *img)
 {
     char *out = NULL;
     size_t len = 0;
-    /* A built model always renders: failing here is a bug, not bad input. */
-    if (render_markdown(img, &out, &len) != 0 || strlen(out) != len)
-        abort();
-    free(out);
+    /* A built model always renders: failing here is a bug, not bad input. In
+     * both forms, no upstream string may break the page's structure. */
+    for (int st = RENDER_STYLE_SEED; st <= RENDER_STYLE_CURRENT; st++) {
+        if (render_markdown(img, (enum render_style)st, &out, &len) != 0 ||
+            strlen(out) != len)
+            abort();
+        check_page(img, out, len, (enum render_style)st);
+        free(out);
+    }
     if (render_json(img, &out, &len) != 0 || strlen(out) != len)
         abort();
     check_json(out, len);
