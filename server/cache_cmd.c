@@ -32,6 +32,9 @@ int srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg,
     acfg->answer_file_bytes = (uint64_t)cfg->answer_file_bytes;
     db_dir(cfg->db, acfg->answer_file_dir, sizeof acfg->answer_file_dir);
     im_strlcpy(acfg->admin_token, cfg->admin_token, sizeof acfg->admin_token);
+    if (render_style_parse(cfg->markdown_style, &acfg->markdown_style) != 0)
+        return im_seterr(err, IM_EINVAL, "--markdown-style: '%s' is not seed or current",
+                         cfg->markdown_style);
     return 0;
 }
 

@@ -5,9 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "render.h"
 #include "server.h"
 
-enum opt_type { OPT_STR, OPT_LONG, OPT_LIST, OPT_LEVEL, OPT_FILE };
+enum opt_type { OPT_STR, OPT_LONG, OPT_LIST, OPT_LEVEL, OPT_STYLE, OPT_FILE };
 
 /* Where a value came from, in increasing precedence: a list option (--mirror)
  * takes its values from the highest source that has any. */
@@ -58,6 +59,10 @@ static const struct opt opts[] = {
      1024, 256L << 20, "8388608", "largest config blob accepted from a registry"},
     {"log-level", "IMGMETA_LOG_LEVEL", OPT_LEVEL, STR(log_level), 0, 0, "info",
      "debug, info, warn or error"},
+    {"markdown-style", "IMGMETA_MARKDOWN_STYLE", OPT_STYLE, STR(markdown_style), 0, 0,
+     "seed",
+     "the Markdown page's form when a request names none (?style=): seed (the 2018 "
+     "page's, '-<TAB>Platforms:') or current (today's, '-<TAB>Platforms: N')"},
     /* the HTTP API (server/http.c, config file) */
     {"shutdown-timeout", "IMGMETA_SHUTDOWN_TIMEOUT", OPT_LONG, NUM(shutdown_timeout), 0,
      600, "10",
@@ -167,13 +172,19 @@ static int set_opt(struct srv_config *cfg, const struct opt *o, const char *valu
     case OPT_STR:
     case OPT_FILE:
     case OPT_LEVEL:
+    case OPT_STYLE: {
+        enum render_style style;
         if (o->type == OPT_LEVEL && srv_level_parse(value) < 0)
             return im_seterr(err, IM_EINVAL, "--%s: '%s' is not one of %s", o->name,
                              value, o->help);
+        if (o->type == OPT_STYLE && render_style_parse(value, &style) != 0)
+            return im_seterr(err, IM_EINVAL, "--%s: '%s' is not seed or current", o->name,
+                             value);
         if (im_strlcpy(base + o->offset, value, o->size) != 0)
             return im_seterr(err, IM_EINVAL, "--%s: value longer than %zu bytes", o->name,
                              o->size - 1);
         return 0;
+    }
     case OPT_LONG: {
         char *end = NULL;
         errno = 0;

@@ -133,6 +133,8 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
         req->format = value;
     } else if (strcmp(key, "view") == 0) {
         req->view = value;
+    } else if (strcmp(key, "style") == 0) {
+        req->style = value;
     } else if (strcmp(key, "platform") == 0) {
         if (req->n_platforms < API_MAX_PLATFORMS)
             req->platforms[req->n_platforms++] = value;
@@ -380,10 +382,11 @@ static enum MHD_Result refuse(struct srv_http *h, struct MHD_Connection *conn,
  * text, or with text NULL only counts; returns the bytes they take. */
 static size_t copy_strings(struct api_request *r, char *text)
 {
-    const char **f[10 + API_MAX_PLATFORMS] = {
-        &r->method, &r->path,          &r->format,        &r->view, &r->accept,
-        &r->n,      &r->if_none_match, &r->authorization, &r->last, &r->request_id};
-    size_t nf = 10, off = 0;
+    const char **f[11 + API_MAX_PLATFORMS] = {
+        &r->method, &r->path,       &r->format,        &r->view,
+        &r->accept, &r->n,          &r->if_none_match, &r->authorization,
+        &r->last,   &r->request_id, &r->style};
+    size_t nf = 11, off = 0;
     for (size_t i = 0; i < r->n_platforms && i < API_MAX_PLATFORMS; i++)
         f[nf++] = &r->platforms[i];
     for (size_t i = 0; i < nf; i++) {

@@ -211,13 +211,16 @@ static void describe_usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: imgmeta describe REF [--format json|markdown] [--platform "
-        "OS/ARCH[/VARIANT]]...\n"
+        "usage: imgmeta describe REF [--format json|markdown] [--style seed|current]\n"
+        "                        [--platform OS/ARCH[/VARIANT]]...\n"
         "                        [serve options: --db, --mirror, --config, ...]\n"
         "Describes REF (e.g. python:3.7-slim, ghcr.io/org/app@sha256:...) once, through "
         "the\n"
-        "same cache file and code path as GET /images/REF. Exit status: 0 described,\n"
-        "1 not found, 2 usage or invalid reference, 3 upstream or cache failure.\n\n");
+        "same cache file and code path as GET /images/REF. --style picks the Markdown\n"
+        "page's form (and means --format markdown when no --format is given): seed, the\n"
+        "2018 page's, or current, today's (the platform count shown); the default is\n"
+        "--markdown-style. Exit status: 0 described, 1 not found, 2 usage or invalid\n"
+        "reference, 3 upstream or cache failure.\n\n");
     srv_config_help(out);
 }
 
@@ -233,11 +236,14 @@ static int describe_parse(int argc, char **argv, struct describe_args *d)
 {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--format") == 0 || strcmp(a, "--platform") == 0) {
+        if (strcmp(a, "--format") == 0 || strcmp(a, "--platform") == 0 ||
+            strcmp(a, "--style") == 0) {
             if (!v)
                 return fprintf(stderr, "imgmeta describe: %s needs a value\n", a), -1;
             if (a[2] == 'f')
                 d->req.format = v;
+            else if (a[2] == 's')
+                d->req.style = v;
             else if (d->req.n_platforms < API_MAX_PLATFORMS)
                 d->req.platforms[d->req.n_platforms++] = v;
             else
@@ -245,6 +251,8 @@ static int describe_parse(int argc, char **argv, struct describe_args *d)
             i++;
         } else if (strncmp(a, "--format=", 9) == 0) {
             d->req.format = a + 9;
+        } else if (strncmp(a, "--style=", 8) == 0) {
+            d->req.style = a + 8;
         } else if (strncmp(a, "--platform=", 11) == 0) {
             if (d->req.n_platforms < API_MAX_PLATFORMS)
                 d->req.platforms[d->req.n_platforms++] = a + 11;
@@ -286,6 +294,8 @@ static int describe_run(struct api *api, struct describe_args *d)
     d->req.method = "GET";
     d->req.path = path;
     d->req.request_id = "cli";
+    if (!d->req.format && d->req.style)
+        d->req.format = "markdown"; /* a page's form asked for: the page */
     if (!d->req.format)
         d->req.accept = "application/json";
     if (api_handle(api, &d->req, &resp) != 0) {

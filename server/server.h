@@ -30,7 +30,8 @@ struct srv_config {
     long request_timeout_ms;
     long max_manifest_bytes;
     long max_config_bytes;
-    char log_level[16]; /* debug|info|warn|error */
+    char log_level[16];      /* debug|info|warn|error */
+    char markdown_style[16]; /* seed|current: the Markdown page's default form */
     /* outbound security policy (registry/policy.c, SECURITY.md) */
     char allow_registries[2048];    /* comma-separated; "default" = built-in list */
     char insecure_registries[2048]; /* comma-separated; plain http, private addresses */

@@ -162,6 +162,26 @@ s=$(fetch fmt_md $IMG -H "Accept: application/json" "$U/images/python/3.7-slim?f
 check "?format=markdown wins over Accept" md_ok fmt_md
 check "Markdown ETag differs from JSON's" [ "$(header fmt_md ETag)" != "$(header json ETag)" ]
 
+# The page's two forms: ?style=current prints the number of entries on the
+# platforms line and nothing else differs; each form has its own ETag.
+s=$(fetch style_cur $IMG "$U/images/python/3.7-slim?format=markdown&style=current")
+check_eq "?style=current: 200, '-<TAB>Platforms: 7'" "200 1" \
+    "$s $(grep -c "$(printf '^-\tPlatforms: 7$')" "$R/style_cur.b")"
+s=$(fetch style_seed $IMG "$U/images/python/3.7-slim?format=markdown&style=seed")
+check "?style=seed is the default page" cmp -s "$R/style_seed.b" "$R/fmt_md.b"
+same_but_count() {
+    diff <(sed 's/^\(-\tPlatforms:\) 7$/\1/' "$R/style_cur.b") "$R/fmt_md.b" >/dev/null &&
+        ! cmp -s "$R/style_cur.b" "$R/fmt_md.b"
+}
+check "?style=current differs from the seed form in the platforms line only" same_but_count
+check "the two forms have their own ETags" \
+    [ "$(header style_cur ETag)" != "$(header fmt_md ETag)" -a "$(header style_seed ETag)" = "$(header fmt_md ETag)" ]
+s=$(fetch style_inm $IMG -H "If-None-Match: $(header fmt_md ETag)" \
+    "$U/images/python/3.7-slim?format=markdown&style=current")
+check_eq "the seed form's ETag does not validate the current form" 200 "$s"
+s=$(fetch style_json $IMG "$U/images/python/3.7-slim?style=current")
+check "a JSON answer is the same whatever the style" cmp -s "$R/style_json.b" "$R/json.b"
+
 s=$(fetch docker_form $IMG "$U/images/python:3.7-slim")
 check_eq "one-segment docker form /images/python:3.7-slim" "200 $LIST_DIGEST" "$s $(jqb docker_form .digest)"
 s=$(fetch by_digest $IMG "$U/images/python@$LIST_DIGEST")
@@ -228,6 +248,11 @@ efetch bad_format $IMG "$U/images/python/3.7-slim?format=xml"
 error_is bad_format 400 invalid_parameter
 efetch bad_view $IMG "$U/images/python/3.7-slim?view=tiny"
 error_is bad_view 400 invalid_parameter
+efetch bad_style $IMG "$U/images/python/3.7-slim?format=markdown&style=2018"
+check_eq "bad_style: 400, plain text naming both forms" "400 text/plain; charset=utf-8 seed current" \
+    "$(cat "$R/bad_style.status") $(header bad_style Content-Type) $(grep -o "'seed'" "$R/bad_style.b" | tr -d "'") $(grep -o "'current'" "$R/bad_style.b" | tr -d "'")"
+efetch bad_style_json $IMG "$U/images/python/3.7-slim?style=Current"
+error_is bad_style_json 400 invalid_parameter
 efetch bad_ref_md $IMG -H 'Accept: text/markdown' "$U/images/Python/3.7-slim"
 check_eq "a Markdown request's 400 is plain text" "400 text/plain; charset=utf-8" \
     "$(cat "$R/bad_ref_md.status") $(header bad_ref_md Content-Type)"
@@ -380,6 +405,27 @@ check "describe JSON equals GET /images/python:3.7-slim" cmp -s "$IT_DIR/cli.jso
 "$IMGMETA" describe python:3.7-slim --format markdown --platform linux/arm/v7 "${D[@]}" >"$IT_DIR/cli.md" 2>&1
 check_eq "describe --format markdown --platform: exit 0, the served page" "0" "$?"
 check "describe Markdown equals the filtered page" cmp -s "$IT_DIR/cli.md" "$R/plat_md.b"
+"$IMGMETA" describe python:3.7-slim --style current "${D[@]}" >"$IT_DIR/cli-cur.md" 2>&1
+check_eq "describe --style current: exit 0" "0" "$?"
+check "describe --style current prints the served current page" cmp -s "$IT_DIR/cli-cur.md" "$R/style_cur.b"
+"$IMGMETA" describe python:3.7-slim --style=seed --format markdown "${D[@]}" >"$IT_DIR/cli-seed.md" 2>&1
+check "describe --style=seed prints the served seed page" cmp -s "$IT_DIR/cli-seed.md" "$R/fmt_md.b"
+IMGMETA_MARKDOWN_STYLE=current "$IMGMETA" describe python:3.7-slim --format markdown "${D[@]}" \
+    >"$IT_DIR/cli-env.md" 2>&1
+check "IMGMETA_MARKDOWN_STYLE=current makes it the default" cmp -s "$IT_DIR/cli-env.md" "$R/style_cur.b"
+printf 'markdown-style = current\n' >"$IT_DIR/style.conf"
+"$IMGMETA" describe python:3.7-slim --config "$IT_DIR/style.conf" --format markdown "${D[@]}" \
+    >"$IT_DIR/cli-conf.md" 2>&1
+check "markdown-style = current in the config file makes it the default" \
+    cmp -s "$IT_DIR/cli-conf.md" "$R/style_cur.b"
+"$IMGMETA" describe python:3.7-slim --config "$IT_DIR/style.conf" --style seed "${D[@]}" \
+    >"$IT_DIR/cli-conf-seed.md" 2>&1
+check "--style seed overrides that default" cmp -s "$IT_DIR/cli-conf-seed.md" "$R/fmt_md.b"
+"$IMGMETA" describe python:3.7-slim --style 2018 "${D[@]}" >/dev/null 2>"$IT_DIR/cli-style.err"
+check_eq "describe --style 2018: exit 2, naming both" "2 1" "$? $(grep -c "'seed'.*'current'" "$IT_DIR/cli-style.err")"
+"$IMGMETA" serve --markdown-style 2018 --db "$IT_DIR/never.db" >/dev/null 2>"$IT_DIR/serve-style.err"
+check_eq "serve --markdown-style 2018 is refused at start (usage: exit 2)" "2 1" \
+    "$? $(grep -c 'markdown-style.*seed or current' "$IT_DIR/serve-style.err")"
 "$IMGMETA" describe python:3.7-nope "${D[@]}" >/dev/null 2>&1
 check_eq "describe a missing tag: exit 1" 1 "$?"
 "$IMGMETA" describe Python:3.7 "${D[@]}" >/dev/null 2>&1
