@@ -362,6 +362,12 @@ static int handle_reject(const struct api_request *req, struct api_response *res
             resp, 400, "invalid_request",
             "an HTTP/1.1 request carries exactly one Host header (RFC 9112, "
             "section 3.2)");
+    case API_REJECT_BAD_ENCODING:
+        return api__error(resp, 400, "invalid_request",
+                          req->reject_reason
+                              ? req->reject_reason
+                              : "the request target or a header field has bytes imgmeta "
+                                "does not accept");
     case API_REJECT_NONE:
         break;
     }

@@ -91,7 +91,11 @@ enum api_reject {
     API_REJECT_BODY,              /* 413: the request carried a body */
     API_REJECT_URI_TOO_LONG,      /* 414: path or query over the service's limit */
     API_REJECT_HEADERS_TOO_LARGE, /* 431: header fields over the service's limit */
-    API_REJECT_BAD_HOST           /* 400: HTTP/1.1 without exactly one Host header */
+    API_REJECT_BAD_HOST,          /* 400: HTTP/1.1 without exactly one Host header */
+    API_REJECT_BAD_ENCODING       /* 400: the path, the query or a header field has a
+                                     control character (as it is or percent-encoded), a
+                                     bad escape, invalid UTF-8, or the path an encoded
+                                     '/'; api_request.reject_reason says which */
 };
 
 /* One request as server/ understood it. Strings are borrowed for the call. */
@@ -111,6 +115,9 @@ struct api_request {
     const char *n;             /* ?n= (tag list page size), NULL when absent */
     const char *last;          /* ?last= (tag list cursor), NULL when absent */
     enum api_reject reject;    /* set by server/ for requests it refuses */
+    /* API_REJECT_BAD_ENCODING: a static sentence saying what was wrong ("the
+     * path decodes to a control character ..."), NULL for a general one. */
+    const char *reject_reason;
     /* Answer only what needs no upstream work (the cache, errors found on the
      * spot); api_handle returns API_SLOW instead of resolving, revalidating,
      * joining a resolution in flight or listing tags. */

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +90,19 @@ struct srv_http {
     long threads;          /* libmicrohttpd's workers */
 };
 
-/* Per-request state, hung off the connection context (*req_cls). */
+/* Per-request state, hung off the connection context (*req_cls): made by
+ * on_target, freed by on_completed. */
 struct request {
+    bool started; /* the access handler has seen the request */
+    /* What on_target saw: the request target as the client sent it (in
+     * libmicrohttpd's buffer, where it is split and decoded in place
+     * afterwards), its length up to the first NUL, the part that length ends
+     * in, and the first fault in it. */
+    const char *target;
+    size_t target_len;
+    enum srv_part target_end;
+    enum srv_fault fault;
+    enum srv_part fault_part;
     char id[24];
     int64_t start_ms;
     bool has_body;
@@ -225,13 +237,115 @@ static struct MHD_Response *make_response(struct api_response *r, bool closing)
     return resp;
 }
 
-static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
+/* libmicrohttpd's first look at a request (MHD_OPTION_URI_LOG_CALLBACK): the
+ * request target as the client sent it, before libmicrohttpd splits off the
+ * query and percent-decodes path, keys and values in place, cutting each at
+ * the first NUL it decodes ("/images/python/3.7-slim%00" would be the image).
+ * The target is judged here, while its escapes can still be seen. The
+ * request's state starts here: the return value becomes its *req_cls. */
+static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    size_t *total = cls;
+    (void)cls;
+    (void)conn;
+    struct request *rq = calloc(1, sizeof *rq);
+    if (!rq)
+        return NULL;
+    rq->target = uri;
+    rq->target_len = strlen(uri);
+    rq->target_end = memchr(uri, '?', rq->target_len) ? SRV_PART_QUERY : SRV_PART_PATH;
+    rq->fault = srv_check_target(uri, rq->target_len, &rq->fault_part);
+    return rq;
+}
+
+/* Whether a NUL byte in the request line cut the target short. libmicrohttpd
+ * 0.9.75 parses the line in place: the target runs from url to the space
+ * before the version (a NUL now, just before version). It hands the target
+ * over as a C string, cut at such a NUL, yet parses what follows (a query
+ * after it): "GET /images/python/3.7-slim\0x HTTP/1.1" would be the image.
+ * The cut shows as a target shorter than the distance to the version.
+ * Pointers laid out otherwise are not judged. */
+static bool target_cut(const struct request *rq, const char *url, const char *version)
+{
+    uintptr_t t = (uintptr_t)rq->target, v = (uintptr_t)version;
+    if ((uintptr_t)url != t || !version[0] || v <= t || v - t > MHD_MEMORY_LIMIT)
+        return false;
+    return rq->target_len + 1 < v - t;
+}
+
+/* The header fields, seen once (scan_head): their size as the service counts
+ * it, the first fault in a name or value, and whether libmicrohttpd cut a
+ * value at a NUL byte. libmicrohttpd 0.9.75 keeps the request head in its
+ * buffer as it came, header_size bytes from the method on, with each line's
+ * CR and LF turned into NULs and the fields pointing into it; but it hands a
+ * value over as a C string, so a NUL in it cuts it short without a word
+ * ("X: a\0b" is "a"). Between the end of a value and the next field's name
+ * there is then more than the one or two NULs of a line end (after the last
+ * value, more than the four of two line ends). Fields that are not in that
+ * buffer in order (a folded line is copied elsewhere) are not judged. */
+struct head_scan {
+    size_t bytes;
+    enum srv_fault fault;
+    uintptr_t lo, hi;    /* the request head in libmicrohttpd's buffer */
+    uintptr_t value_end; /* where the field before ended; 0: not judged */
+};
+
+static bool in_head(const struct head_scan *s, const char *p)
+{
+    return p && (uintptr_t)p >= s->lo && (uintptr_t)p < s->hi;
+}
+
+/* Whether the bytes from value_end to next (not before it) are more than a
+ * line end of at most max NULs: the rest of a value cut at a NUL. Reads at
+ * most max bytes, the line end's own. */
+static bool value_cut(uintptr_t value_end, uintptr_t next, size_t max)
+{
+    if (next <= value_end)
+        return false;
+    if (next - value_end > max)
+        return true;
+    for (const char *p = (const char *)value_end; (uintptr_t)p < next; p++)
+        if (*p)
+            return true;
+    return false;
+}
+
+static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    struct head_scan *s = cls;
     (void)kind;
-    *total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    s->bytes += key_size + value_size + 4; /* ": " and CRLF */
+    if (s->fault == SRV_FAULT_NONE)
+        s->fault = srv_check_field(key, key_size);
+    if (s->fault == SRV_FAULT_NONE && value)
+        s->fault = srv_check_field(value, value_size);
+    if (s->fault == SRV_FAULT_NONE && s->value_end && in_head(s, key) &&
+        value_cut(s->value_end, (uintptr_t)key, 2))
+        s->fault = SRV_FAULT_CONTROL;
+    bool in_order =
+        in_head(s, key) && in_head(s, value) && (uintptr_t)value > (uintptr_t)key;
+    s->value_end = in_order ? (uintptr_t)value + value_size : 0;
     return MHD_YES;
+}
+
+/* The header fields of conn's request: the first fault (SRV_FAULT_CONTROL
+ * for a cut value too), and their size in *bytes. */
+static enum srv_fault scan_head(struct MHD_Connection *conn, const char *method,
+                                size_t *bytes)
+{
+    struct head_scan s = {0, SRV_FAULT_NONE, 0, 0, 0};
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (ci) {
+        s.lo = (uintptr_t)method;
+        s.hi = s.lo + ci->header_size;
+    }
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_field, &s);
+    if (s.fault == SRV_FAULT_NONE && s.value_end && s.value_end < s.hi &&
+        value_cut(s.value_end, s.hi, 4))
+        s.fault = SRV_FAULT_CONTROL;
+    *bytes = s.bytes;
+    return s.fault;
 }
 
 static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -258,16 +372,28 @@ static bool host_ok(struct MHD_Connection *conn, const char *version)
     return hosts == 1 || strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
 }
 
-/* The service's limits, checked on the request's first call. */
-static enum api_reject check_limits(struct MHD_Connection *conn, const char *url,
+/* The service's limits and the rules on a request's bytes, checked on the
+ * request's first call; a fault is left in rq for the message. */
+static enum api_reject check_limits(struct MHD_Connection *conn, struct request *rq,
+                                    const char *url, const char *method,
                                     const char *version)
 {
     size_t headers = 0;
     if (strlen(url) > MAX_PATH_BYTES)
         return API_REJECT_URI_TOO_LONG;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &headers);
+    enum srv_fault header_fault = scan_head(conn, method, &headers);
     if (headers > MAX_HEADER_BYTES)
         return API_REJECT_HEADERS_TOO_LARGE;
+    if (rq->fault == SRV_FAULT_NONE && target_cut(rq, url, version)) {
+        rq->fault = SRV_FAULT_CONTROL;
+        rq->fault_part = rq->target_end;
+    }
+    if (rq->fault == SRV_FAULT_NONE && header_fault != SRV_FAULT_NONE) {
+        rq->fault = header_fault;
+        rq->fault_part = SRV_PART_HEADER;
+    }
+    if (rq->fault != SRV_FAULT_NONE)
+        return API_REJECT_BAD_ENCODING;
     if (!host_ok(conn, version))
         return API_REJECT_BAD_HOST;
     return API_REJECT_NONE;
@@ -315,6 +441,8 @@ static void read_request(struct MHD_Connection *conn, const struct request *rq,
     struct args args = {req, 0};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
     req->reject = rq->reject;
+    if (req->reject == API_REJECT_BAD_ENCODING)
+        req->reject_reason = srv_fault_text(rq->fault, rq->fault_part);
     if (req->reject == API_REJECT_NONE && args.bytes > MAX_QUERY_BYTES)
         req->reject = API_REJECT_URI_TOO_LONG;
     if (req->reject == API_REJECT_NONE && rq->has_body)
@@ -566,19 +694,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct srv_http *h = cls;
     struct request *rq = *req_cls;
     (void)upload_data;
-    if (!rq) {
-        rq = calloc(1, sizeof *rq);
-        if (!rq)
-            return MHD_NO;
+    if (!rq)
+        return MHD_NO; /* on_target could not allocate it */
+    if (!rq->started) {
+        rq->started = true;
         snprintf(rq->id, sizeof rq->id, "%llx",
                  (unsigned long long)atomic_fetch_add(&h->next_id, 1));
         rq->start_ms = im_monotonic_ms();
         rq->route = api_route_label(url);
         im_strlcpy(rq->method, method, sizeof rq->method);
         log_escape(rq->path, sizeof rq->path, url);
-        rq->reject = check_limits(conn, url, version);
+        rq->reject = check_limits(conn, rq, url, method, version);
         atomic_fetch_add(&h->in_flight, 1);
-        *req_cls = rq;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -614,6 +741,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct request *rq = *req_cls;
     if (!rq)
         return;
+    if (!rq->started) { /* libmicrohttpd answered it itself, before the handler */
+        free(rq);
+        *req_cls = NULL;
+        return;
+    }
     if (rq->corked) /* every byte of the answer is queued: let it go */
         rq->corked = cork(conn, false);
     if (rq->suspended)
@@ -877,8 +1009,8 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)h->threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, 30U,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, MHD_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, h, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, MHD_MEMORY_LIMIT, MHD_OPTION_URI_LOG_CALLBACK,
+        on_target, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->mhd) {
         pool_destroy(&h->pool);
         free(h);

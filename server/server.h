@@ -1,8 +1,10 @@
-/* server.h - the daemon: configuration table, logging, and the HTTP front on
- * libmicrohttpd that turns connections into api_handle calls.
+/* server.h - the daemon: configuration table, logging, the rules on the bytes
+ * of a request, and the HTTP front on libmicrohttpd that turns connections
+ * into api_handle calls.
  *
  * Thread-safety: srv_log may be called from any thread; the configuration is
- * read once at start into a const struct and never changed afterwards. */
+ * read once at start into a const struct and never changed afterwards; the
+ * request checks are pure functions. */
 #ifndef SERVER_H
 #define SERVER_H
 
@@ -110,6 +112,36 @@ struct api;
  * cache gauges through a (may be NULL). *body is malloc'd, the caller frees
  * it. 0 or IM_ENOMEM. */
 int srv_metrics_text(struct api *a, char **body, size_t *len) IM_WUR;
+
+/* ---- the bytes a request may carry (reqcheck.c) ---- */
+
+/* What is wrong with a part of a request, in the order they are looked for at
+ * each byte. */
+enum srv_fault {
+    SRV_FAULT_NONE = 0,
+    SRV_FAULT_ESCAPE,  /* a '%' not followed by two hex digits ("%", "%G1") */
+    SRV_FAULT_CONTROL, /* a byte below 0x20 or 0x7f, as it is or as an escape */
+    SRV_FAULT_UTF8,    /* decoded, not UTF-8: cut, overlong (%C0%AE), surrogate, ... */
+    SRV_FAULT_SLASH    /* %2F in the path: it would become a separator */
+};
+
+enum srv_part { SRV_PART_PATH, SRV_PART_QUERY, SRV_PART_HEADER };
+
+/* Judges n bytes of one component of a request target as the client wrote
+ * it, before any percent-decoding: the path (all four faults) or a query
+ * (the first three; %2F is a plain '/' in a value). Decodes once: "%2500" is
+ * the three bytes "%00", no fault. SRV_FAULT_NONE or the first fault. */
+enum srv_fault srv_check_component(const char *s, size_t n, enum srv_part part);
+/* A whole request target, "PATH[?QUERY]" (n bytes, not decoded): the path up
+ * to the first '?', then the query. The first fault, and in *where the part
+ * it is in. */
+enum srv_fault srv_check_target(const char *target, size_t n, enum srv_part *where);
+/* A header field's name or value (n bytes): SRV_FAULT_CONTROL for a byte
+ * below 0x20 other than HTAB, or 0x7f (RFC 9110, section 5.5). */
+enum srv_fault srv_check_field(const char *s, size_t n);
+/* One static sentence saying what was wrong, for the 400's message ("the path
+ * decodes to a control character ..."); never NULL. */
+const char *srv_fault_text(enum srv_fault f, enum srv_part part);
 
 /* ---- the HTTP server ---- */
 

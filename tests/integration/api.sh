@@ -257,6 +257,20 @@ efetch bad_ref_md $IMG -H 'Accept: text/markdown' "$U/images/Python/3.7-slim"
 check_eq "a Markdown request's 400 is plain text" "400 text/plain; charset=utf-8" \
     "$(cat "$R/bad_ref_md.status") $(header bad_ref_md Content-Type)"
 
+# A path, query or header field that decodes to a control character (or has a
+# bad escape, invalid UTF-8, an encoded slash in the path) is refused before routing.
+efetch enc_nul $IMG "$U/images/python/3.7-slim%00"
+error_is enc_nul 400 invalid_request
+check "the encoded NUL's message names the path and the control character" \
+    body_has enc_nul 'the path decodes to a control character'
+efetch enc_slash $IMG "$U/images/python%2F3.7-slim"
+error_is enc_slash 400 invalid_request
+efetch enc_query $TAGS "$U/repositories/python/tags?last=%C0%AE"
+error_is enc_query 400 invalid_request
+efetch enc_md $IMG -H 'Accept: text/markdown' "$U/images/python/3.7-slim?x=%0d%0a"
+check_eq "a Markdown request's invalid_request is plain text" \
+    "400 text/plain; charset=utf-8" "$(cat "$R/enc_md.status") $(header enc_md Content-Type)"
+
 efetch missing $IMG "$U/images/python/3.7-nope"
 error_is missing 404 not_found
 efetch missing_md $IMG "$U/images/python/3.7-nope?format=markdown"

@@ -7,9 +7,12 @@
 # parameters, huge query strings, wrong methods, bodies, broken HTTP, slow and
 # incomplete requests). Each row names the answers the contract allows (a
 # status, several "400|404", or 000 = the connection was closed without an
-# answer); no row may get a 5xx. After the table the daemon must be alive and
-# still answer the fixture image exactly as before the table (same bytes),
-# and /healthz must be 200.
+# answer); no row may get a 5xx. A path, query or header field that is not
+# what it decodes to (a control character, NUL included, as it is or
+# percent-encoded; a bad escape; invalid UTF-8; an encoded '/' in the path)
+# must get the JSON 400 invalid_request ("refused" rows). After the table the
+# daemon must be alive and still answer the fixture image exactly as before
+# the table (same bytes), and /healthz must be 200.
 set -u
 
 if [ $# -ne 3 ]; then
@@ -43,15 +46,43 @@ judge() {
     fi
 }
 
-# c NAME ALLOWED CURL-ARGS... (the URL is relative to the daemon; "@PATH").
-c() {
-    local name=$1 allowed=$2 got args=()
-    shift 2
+# req CURL-ARGS...: one request ("@PATH" is relative to the daemon); the body
+# in $IT_DIR/out, the status (000: no answer) on stdout.
+req() {
+    local a args=() got
     for a in "$@"; do
         if [[ "$a" == @/* ]]; then args+=("$DAEMON_URL${a#@}"); else args+=("$a"); fi
     done
     got=$(curl -s -o "$IT_DIR/out" -w '%{http_code}' --max-time 10 "${args[@]}" 2>/dev/null)
-    judge "$name" "$allowed" "${got:-000}"
+    printf '%s' "${got:-000}"
+}
+
+# c NAME ALLOWED CURL-ARGS...
+c() {
+    local name=$1 allowed=$2
+    shift 2
+    judge "$name" "$allowed" "$(req "$@")"
+}
+
+# is_refusal STATUS BODY-FILE: 400 with the JSON error invalid_request.
+is_refusal() {
+    [ "$1" = 400 ] && jq -e '.error.code == "invalid_request"' "$2" >/dev/null 2>&1
+}
+refusal_seen() { # refusal_seen NAME STATUS BODY-FILE
+    if is_refusal "$2" "$3"; then
+        it_pass "$1 -> 400 invalid_request"
+    else
+        it_fail "$1"
+        printf '     want 400 invalid_request, got %s: %s\n' "$2" "$(head -c 160 "$3" 2>/dev/null)"
+    fi
+}
+
+# refused NAME CURL-ARGS...: the request gets 400 invalid_request.
+refused() {
+    local name=$1 got
+    shift
+    got=$(req "$@")
+    refusal_seen "$name" "$got" "$IT_DIR/out"
 }
 
 # same NAME CURL-ARGS...: 200 with exactly the baseline JSON (ignored extras).
@@ -67,16 +98,31 @@ same() {
     fi
 }
 
-# raw NAME ALLOWED PRINTF-FORMAT: sends the bytes over a fresh connection,
-# reads for at most 3 s; the status of the first answer line, or 000.
-raw() {
-    local name=$1 allowed=$2 fmt=$3 got
-    got=$(timeout 3 bash -c '
+# rawsend BYTES PRINTF-FORMAT: sends the bytes over a fresh connection and
+# reads at most BYTES of the answer, for at most 3 s, into $IT_DIR/raw.out;
+# prints the status of its first line, or 000. The body is in $IT_DIR/raw.body.
+rawsend() {
+    local got
+    timeout 3 bash -c '
         exec 3<>"/dev/tcp/$0/$1" || exit 0
         printf -- "$2" >&3
-        head -c 200 <&3' "$HOST" "$DAEMON_PORT" "$fmt" 2>/dev/null |
-        head -n 1 | sed -n 's#^HTTP/1\.[01] \([0-9][0-9][0-9]\).*#\1#p')
-    judge "$name" "$allowed" "${got:-000}"
+        head -c "$3" <&3' "$HOST" "$DAEMON_PORT" "$2" "$1" >"$IT_DIR/raw.out" 2>/dev/null
+    tr -d '\r' <"$IT_DIR/raw.out" | sed '1,/^$/d' >"$IT_DIR/raw.body"
+    got=$(head -n 1 "$IT_DIR/raw.out" | sed -n 's#^HTTP/1\.[01] \([0-9][0-9][0-9]\).*#\1#p')
+    printf '%s' "${got:-000}"
+}
+
+# raw NAME ALLOWED PRINTF-FORMAT: the status the bytes get, judged.
+raw() {
+    judge "$1" "$2" "$(rawsend 200 "$3")"
+}
+
+# raw_refused NAME PRINTF-FORMAT: the bytes (a request that closes its
+# connection) get 400 invalid_request.
+raw_refused() {
+    local got
+    got=$(rawsend 4096 "$2")
+    refusal_seen "$1" "$got" "$IT_DIR/raw.body"
 }
 
 long() { head -c "$1" /dev/zero | tr '\0' "${2:-a}"; }
@@ -98,18 +144,18 @@ c "name of 300 characters" 400 "@/images/$(long 300 a)/1"
 c "leading underscore" 400 @/images/_python/1
 c "trailing separator" 400 @/images/python_/1
 c "encoded space in tag" 400 "@/images/python/3.7%20slim"
-c "encoded NUL in tag" "400|404" "@/images/python/3.7%00slim"
-c "encoded CRLF in tag" 400 "@/images/python/3.7%0d%0aX-Injected:%201"
+refused "encoded NUL in tag" "@/images/python/3.7%00slim"
+refused "encoded CRLF in tag" "@/images/python/3.7%0d%0aX-Injected:%201"
 if grep -qi '^x-injected' "$IT_DIR/out" 2>/dev/null; then it_fail "CRLF reflected as a header"; fi
-c "encoded ../ traversal" "400|404" "@/images/..%2f..%2fetc%2fpasswd/x"
+refused "encoded ../ traversal" "@/images/..%2f..%2fetc%2fpasswd/x"
 c "literal ../ traversal" "400|404" --path-as-is "@/images/../../etc/passwd"
 c "dot-dot tag" "400|404" --path-as-is @/images/python/..
 c "dot component" "400|404" --path-as-is @/images/./python/3.7-slim
 c "encoded dot-dot" "400|404" "@/images/%2e%2e/%2e%2e/x"
 c "double-encoded slash" 400 "@/images/python%252F3.7-slim"
-c "invalid UTF-8" 400 "@/images/python/3.7-slim%ff"
+refused "invalid UTF-8" "@/images/python/3.7-slim%ff"
 c "non-ASCII name" 400 "@/images/pyth%C3%B6n/1"
-c "broken escape" "400|404" "@/images/python/3.7-slim%"
+refused "broken escape" "@/images/python/3.7-slim%"
 c "tag and bad digest" 400 "@/images/python:3.7-slim@sha256:bad"
 c "digest only" 400 "@/images/@sha256:$(long 64 a)"
 c "tag only" 400 "@/images/:tag"
@@ -125,7 +171,109 @@ c "no path" "400|404" --request-target "*" "@/"
 
 # --- percent-encoding that decodes to the plain reference: the same answer ------
 same "encoded letter in name" "$DAEMON_URL/images/%70ython/3.7-slim"
-same "encoded slash between name and tag" "$DAEMON_URL/images/python%2F3.7-slim"
+same "encoded letters in name and tag" "$DAEMON_URL/images/%70%79thon/3%2E7-slim"
+same "ignored values with an encoded slash and a plus" \
+    "$DAEMON_URL$IMAGE?x=linux%2Famd64&y=a+b%2B&view=full"
+
+# --- bytes that decode to something else than they say: 400 invalid_request ------
+# libmicrohttpd decodes the path in place and cuts it at the first NUL: before
+# the fix, /images/python/3.7-slim%00 was served as python:3.7-slim.
+refused "encoded NUL after the tag (served as the image before)" --path-as-is "@$IMAGE%00"
+refused "encoded NUL, then more" --path-as-is "@$IMAGE%00.json"
+refused "encoded NUL in the name" --path-as-is "@/images/pyth%00on/3.7-slim"
+refused "encoded NUL on /healthz" --path-as-is "@/healthz%00"
+refused "encoded CR LF after the tag" --path-as-is "@$IMAGE%0d%0a"
+refused "encoded LF" --path-as-is "@$IMAGE%0A"
+refused "encoded tab" --path-as-is "@$IMAGE%09"
+refused "encoded DEL" --path-as-is "@$IMAGE%7f"
+refused "encoded 0x1f" --path-as-is "@$IMAGE%1F"
+# decoded once: %2500 is the text "%00", not a NUL; never the image
+c "double-encoded NUL" 400 --path-as-is "@$IMAGE%2500"
+check_eq "double-encoded NUL: the reference is refused as written, not decoded twice" \
+    invalid_reference "$(jq -r .error.code "$IT_DIR/out" 2>/dev/null)"
+c "double-encoded NUL in the name" 400 --path-as-is "@/images/pyth%2500on/3.7-slim"
+c "double-encoded slash, decoded once" 400 --path-as-is "@/images/library%252Fpython/3.7-slim"
+# an encoded slash never becomes a path separator
+refused "encoded slash between name and tag" --path-as-is "@/images/python%2F3.7-slim"
+refused "encoded slash, lower case" --path-as-is "@/images/python%2f3.7-slim"
+refused "encoded slash in the repository" --path-as-is "@/images/library%2Fpython/3.7-slim"
+refused "encoded slash in a registry path" --path-as-is "@/images/docker.io%2Flibrary%2Fpython/3.7-slim"
+# overlong and other invalid UTF-8
+refused "overlong dot (%C0%AE)" --path-as-is "@/images/python/%C0%AE%C0%AE/x"
+refused "overlong NUL (%C0%80)" --path-as-is "@$IMAGE%C0%80"
+refused "overlong slash (%E0%80%AF)" --path-as-is "@/images/python%E0%80%AF3.7-slim"
+refused "overlong slash in four bytes" --path-as-is "@/images/python%F0%80%80%AF3.7-slim"
+refused "UTF-16 surrogate (%ED%A0%80)" --path-as-is "@$IMAGE%ED%A0%80"
+refused "cut UTF-8 sequence" --path-as-is "@/images/pyth%C3/3.7-slim"
+refused "raw invalid UTF-8 byte" --path-as-is "@$IMAGE$(printf '\xff')"
+# bad escapes
+refused "lone % in the name" --path-as-is "@/images/py%thon/3.7-slim"
+refused "lone % at the end" --path-as-is "@$IMAGE%"
+refused "half an escape at the end" --path-as-is "@$IMAGE%4"
+refused "escape %G1" --path-as-is "@/images/python/3.7-slim%G1"
+refused "escape %1G" --path-as-is "@/images/python/%1G"
+refused "escape %%" --path-as-is "@/images/python/3.7-slim%%"
+# query values: the same, except that %2F is a plain '/' there
+refused "encoded NUL in a platform" "@$IMAGE?platform=linux%00/amd64"
+refused "encoded NUL in an unknown parameter" "@$IMAGE?unknown=1&x=%00"
+refused "encoded NUL in a parameter name" "@$IMAGE?x%00=1"
+refused "encoded NUL after format=json" "@$IMAGE?format=json%00"
+refused "encoded CR LF in a value" "@$IMAGE?format=json%0d%0aX-Injected:%201"
+refused "encoded tab in a value" "@$IMAGE?view=full%09"
+refused "encoded DEL in a value" "@$IMAGE?x=%7F"
+refused "overlong UTF-8 in a value" "@$IMAGE?x=%C0%AE"
+refused "overlong NUL in a value" "@$IMAGE?x=%C0%80"
+refused "invalid UTF-8 in a value" "@$IMAGE?unknown=1&x=%ff"
+refused "lone % in a value" "@$IMAGE?x=%"
+refused "escape %G1 in a value" "@$IMAGE?x=%G1"
+refused "on the tag list too" "@/repositories/python/tags?last=%00"
+same "double-encoded NUL in an unknown parameter is text" "$DAEMON_URL$IMAGE?x=%2500"
+c "a Markdown request's refusal is text" 400 "@$IMAGE?format=markdown&x=%00"
+check "a Markdown request's refusal is text: the message, not JSON" \
+    grep -q 'decodes to a control character' "$IT_DIR/out"
+# literal control bytes (curl would encode them: sent as they are)
+raw_refused "literal NUL after the tag" \
+    "GET $IMAGE\0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw_refused "literal NUL, then a query" \
+    "GET $IMAGE\0?format=json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw_refused "literal NUL in a query value" \
+    "GET $IMAGE?format=json\0x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw_refused "literal 0x01 in the path" \
+    "GET $IMAGE\001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw_refused "literal tab in the path" \
+    "GET $IMAGE\t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw_refused "literal CR in the path" \
+    "GET $IMAGE\rX HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw_refused "literal DEL in the path" \
+    "GET $IMAGE\x7f HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw_refused "literal escape byte in a query value" \
+    "GET $IMAGE?x=\x1b[2J HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+raw_refused "literal tab in a query value" \
+    "GET $IMAGE?view=full\t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+# header fields: HTAB is allowed in a value, every other byte below 0x20 and
+# DEL are not (libmicrohttpd passes them on, and cuts a value at a NUL
+# without a word: both refused here)
+same "tab in a header value (allowed)" -H "$(printf 'X-Tab: a\tb')" "$DAEMON_URL$IMAGE"
+refused "0x01 in a header value" -H "$(printf 'X-Ctl: a\001b')" "@$IMAGE"
+refused "escape byte in Accept" -H "$(printf 'Accept: text/markdown\x1b')" "@$IMAGE"
+refused "DEL in a header value" -H "$(printf 'X-Del: a\x7fb')" "@$IMAGE"
+raw_refused "bare CR in a header value" \
+    "GET $IMAGE HTTP/1.1\r\nHost: x\r\nX-Cr: a\rb\r\nConnection: close\r\n\r\n"
+raw_refused "NUL in a header value" \
+    "GET $IMAGE HTTP/1.1\r\nHost: x\r\nX-Nul: a\0b\r\nConnection: close\r\n\r\n"
+raw_refused "NUL ending a header value" \
+    "GET $IMAGE HTTP/1.1\r\nHost: x\r\nX-Nul: a\0\0\r\nConnection: close\r\n\r\n"
+raw_refused "NUL in Accept, the last field" \
+    "GET $IMAGE HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept: application/json\0x\r\n\r\n"
+raw_refused "NUL in the Host value" \
+    "GET $IMAGE HTTP/1.1\r\nHost: x\0y\r\nConnection: close\r\n\r\n"
+raw_refused "0x01 in a header name" \
+    "GET $IMAGE HTTP/1.1\r\nHost: x\r\nX\001Y: 1\r\nConnection: close\r\n\r\n"
+raw "NUL in a header name (refused by libmicrohttpd)" "400|000" \
+    "GET $IMAGE HTTP/1.1\r\nHost: x\r\nX\0Y: 1\r\nConnection: close\r\n\r\n"
+raw "trailing blanks and empty values (allowed)" 200 \
+    "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a \t \r\nX-E:\r\nX-F:   \r\nConnection: close\r\n\r\n"
+raw "bare LF line ends (allowed)" 200 "GET /healthz HTTP/1.1\nHost: x\nX-A: a\nConnection: close\n\n"
 
 # --- overlong parts ---------------------------------------------------------------
 c "path of 3000 bytes" "400|414" "@/images/$(long 3000 a)/1"
@@ -147,11 +295,10 @@ c "format=xml" 400 "@$IMAGE?format=xml"
 c "empty format" 400 "@$IMAGE?format="
 c "view=everything" 400 "@$IMAGE?view=everything"
 c "platform without arch" "400|404" "@$IMAGE?platform=linux"
-c "platform with NUL" "400|404" "@$IMAGE?platform=linux%00/amd64"
 plats=""
 for i in $(seq 1 20); do plats="$plats&platform=linux/amd64"; done
 c "20 platform parameters" 400 "@$IMAGE?${plats#&}"
-same "unknown parameter ignored" "$DAEMON_URL$IMAGE?unknown=1&x=%00%ff"
+same "unknown parameter ignored" "$DAEMON_URL$IMAGE?unknown=1&x=caf%C3%A9"
 same "parameter without value ignored" "$DAEMON_URL$IMAGE?justakey"
 c "repeated format" "200|400" "@$IMAGE?format=json&format=markdown"
 
@@ -185,11 +332,9 @@ raw "two Host headers in HTTP/1.0" 400 "GET /healthz HTTP/1.0\r\nHost: a\r\nHost
 raw "HTTP/1.0 without Host (allowed)" 200 "GET /healthz HTTP/1.0\r\n\r\n"
 raw "empty Host (allowed)" 200 "GET /healthz HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n"
 host_error_json() {
-    timeout 3 bash -c '
-        exec 3<>"/dev/tcp/$0/$1" || exit 1
-        printf "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n" >&3
-        cat <&3' "$HOST" "$DAEMON_PORT" 2>/dev/null | sed '1,/^\r$/d' |
-        jq -e '.error.code == "invalid_request" and (.error.message | test("Host"))' >/dev/null
+    rawsend 4096 "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n" >/dev/null
+    jq -e '.error.code == "invalid_request" and (.error.message | test("Host"))' \
+        "$IT_DIR/raw.body" >/dev/null
 }
 check "missing Host: the JSON error invalid_request names the Host header" host_error_json
 raw "header without colon" "400|200|000" "GET /healthz HTTP/1.1\r\nHost: x\r\nNoColon\r\nConnection: close\r\n\r\n"

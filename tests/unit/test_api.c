@@ -440,7 +440,9 @@ Test(api, server_rejections_are_json_errors)
         const char *code;
     } cases[] = {{API_REJECT_BODY, 413, "body_not_allowed"},
                  {API_REJECT_URI_TOO_LONG, 414, "uri_too_long"},
-                 {API_REJECT_HEADERS_TOO_LARGE, 431, "headers_too_large"}};
+                 {API_REJECT_HEADERS_TOO_LARGE, 431, "headers_too_large"},
+                 {API_REJECT_BAD_HOST, 400, "invalid_request"},
+                 {API_REJECT_BAD_ENCODING, 400, "invalid_request"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct api_request req;
         memset(&req, 0, sizeof req);
@@ -452,6 +454,28 @@ Test(api, server_rejections_are_json_errors)
         cr_expect_not_null(strstr(r.body, cases[i].code), "%s", r.body);
         api_response_free(&r);
     }
+}
+
+Test(api, bad_encoding_says_what_server_found)
+{
+    struct api_request req;
+    memset(&req, 0, sizeof req);
+    req.path = "/images/python/3.7-slim";
+    req.reject = API_REJECT_BAD_ENCODING;
+    req.reject_reason = "the path decodes to a control character";
+    struct api_response r = handle(&req);
+    cr_expect_eq(r.status, 400);
+    cr_expect_not_null(strstr(r.body, "\"invalid_request\""), "%s", r.body);
+    cr_expect_not_null(strstr(r.body, "the path decodes to a control character"), "%s",
+                       r.body);
+    api_response_free(&r);
+    /* a Markdown request gets the message as text, like every other refusal */
+    req.format = "markdown";
+    r = handle(&req);
+    cr_expect_eq(r.status, 400);
+    cr_expect_str_eq(r.content_type, "text/plain; charset=utf-8");
+    cr_expect_not_null(strstr(r.body, "control character"), "%s", r.body);
+    api_response_free(&r);
 }
 
 Test(api, route_labels_are_fixed)
