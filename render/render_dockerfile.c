@@ -175,7 +175,7 @@ static void dockerfile_line(struct render_buf *b, const char *s, const struct sh
         render_buf_put(b, "\n");
         s = rest;
     }
-    s += shell_at(s, sh); /* 3. one shell */
+    s += shell_at(s, sh);                            /* 3. one shell */
     if (strncmp(s, NOP " ", strlen(NOP) + 1) == 0) { /* 4. a no-op step */
         s += strlen(NOP);
         while (*s == ' ')
