@@ -118,18 +118,14 @@ struct api *api_new(const struct api_config *cfg, struct store *store,
     a->cfg = *cfg;
     a->store = store;
     a->reg = reg;
-    a->rendered = api__rcache_new(cfg->answer_cache_bytes);
-    if (!a->rendered || api__inflight_init(&a->inflight) != 0) {
-        api__rcache_free(a->rendered);
+    a->answers = api__answers_new(cfg, store);
+    if (!a->answers || api__inflight_init(&a->inflight) != 0) {
+        api__answers_free(a->answers);
         free(a);
-        im_seterr(err, IM_ENOMEM, "cannot initialise the in-flight table");
+        im_seterr(err, IM_ENOMEM,
+                  "cannot initialise the answer tiers or in-flight table");
         return NULL;
     }
-    /* without the answers file every answer is still served, only slower:
-     * api_answers_file_error says why for server/ to log */
-    if (cfg->answer_file_bytes > 0 && cfg->answer_file_dir[0])
-        a->answers =
-            api__afile_new(cfg->answer_file_dir, cfg->answer_file_bytes, &a->answers_err);
     /* Rendered answers of another renderer build are dropped now and never
      * served; a failure to drop them leaves rows that are only never read. */
     struct im_error serr;
@@ -143,15 +139,14 @@ void api_free(struct api *a)
     if (!a)
         return;
     api__inflight_destroy(&a->inflight);
-    api__rcache_free(a->rendered);
-    api__afile_free(a->answers);
+    api__answers_free(a->answers);
     api__shared_pool_drain();
     free(a);
 }
 
 const char *api_answers_file_error(const struct api *a)
 {
-    return a->answers_err.msg[0] ? a->answers_err.msg : NULL;
+    return api__answers_file_error(a->answers);
 }
 
 void api__drop_body(struct api_response *resp)
@@ -172,21 +167,6 @@ void api_response_free(struct api_response *resp)
 {
     if (resp)
         api__drop_body(resp);
-}
-
-const char *api_cache_outcome_name(enum api_cache_outcome c)
-{
-    switch (c) {
-    case API_CACHE_HIT:
-        return "hit";
-    case API_CACHE_MISS:
-        return "miss";
-    case API_CACHE_COALESCED:
-        return "coalesced";
-    case API_CACHE_NONE:
-        break;
-    }
-    return "-";
 }
 
 int api__set_body(struct api_response *resp, int status, const char *content_type,
@@ -266,7 +246,7 @@ int api_update_store_gauges(struct api *a)
     im_metric_gauge_set(IM_DB_BLOBS, st.blobs);
     im_metric_gauge_set(IM_DB_TAGS, st.tags);
     struct api__afile_stats af;
-    api__afile_stats(a->answers, &af);
+    api__answers_stats(a->answers, &af);
     im_metric_gauge_set(IM_ANSWER_FILE_ENTRIES, (int64_t)af.entries);
     im_metric_gauge_set(IM_ANSWER_FILE_BYTES, (int64_t)af.bytes);
     return 0;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "im.h"
+#include "outcome.h"
 #include "render.h"
 
 struct store;
@@ -128,14 +129,6 @@ struct api_request {
     bool file_body;
 };
 
-/* Where the answer came from, for the access log and metrics. */
-enum api_cache_outcome {
-    API_CACHE_NONE = 0, /* not an image request, or failed before the cache */
-    API_CACHE_HIT,      /* fresh in cache, no upstream request */
-    API_CACHE_MISS,     /* resolved upstream */
-    API_CACHE_COALESCED /* waited for another request's resolution */
-};
-
 /* A response header server/ sends as is (name and value are never user-chosen
  * text that could split a header: values are built by api/). */
 struct api_header {
@@ -164,9 +157,9 @@ struct api_response {
     char etag[96]; /* "" when none */
     long max_age;  /* Cache-Control max-age, -1 for no header */
     bool vary_accept;
-    long retry_after;  /* seconds, -1 for no header */
-    const char *allow; /* Allow header for 405, NULL otherwise */
-    enum api_cache_outcome cache;
+    long retry_after;      /* seconds, -1 for no header */
+    const char *allow;     /* Allow header for 405, NULL otherwise */
+    enum im_outcome cache; /* where the answer came from (outcome.h), for the log */
     /* Headers to send in addition to the ones above, in order: X-Imgmeta-Cache
      * (hit|miss|coalesced|revalidated|stale|negative) on image answers, and for
      * a stale answer Warning: 110 - "Response is Stale" and X-Imgmeta-Stale. */
@@ -198,8 +191,6 @@ void api_response_free(struct api_response *resp);
  * cache drops the cache's own). */
 struct api_shared;
 void api_shared_release(struct api_shared *s);
-
-const char *api_cache_outcome_name(enum api_cache_outcome c);
 
 /* Fills resp with an error answer: JSON {"error":{"code","message"}}, or the
  * message as text/plain when the request asked for Markdown (?format= or

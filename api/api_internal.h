@@ -31,7 +31,7 @@ struct api__flight {
 /* Requests counted since the last write to the store's persistent counters
  * (C11 atomics; written out at most every API__COUNTERS_FLUSH_S seconds). */
 struct api__pending_counters {
-    _Atomic int_least64_t hits, misses, stale, revalidated, coalesced, negative_hits;
+    _Atomic int_least64_t n[IM_OUTCOME__COUNT]; /* by outcome (outcome.h) */
     _Atomic int_least64_t last_flush;
 };
 
@@ -108,12 +108,33 @@ struct api__afile_stats {
 };
 void api__afile_stats(struct api__afile *f, struct api__afile_stats *out);
 
+/* Rendered answers (answers.c): the tiers above (the LRU, the answers file)
+ * and the store's rendered rows, behind one get and one put. Thread-safe.
+ * new: NULL when out of memory; an answers file that cannot be made is left
+ * out (api__answers_file_error says why). get: the answer kept under key, in
+ * resp (200: its bytes shared with a tier, malloc'd, or with file_ok a
+ * descriptor of its own), or IM_ENOTFOUND; ctype is the answer's Content-Type
+ * (the store's rows keep none). put: keeps a fresh rendering of ref's answer in
+ * every tier, the store's within its budget; a failed store write is counted
+ * and said in resp->store_error (the answer is still right). klen 0: nothing
+ * is kept or found. */
+struct api__answers;
+struct api__answers *api__answers_new(const struct api_config *cfg, struct store *store);
+void api__answers_free(struct api__answers *t);
+const char *api__answers_file_error(const struct api__answers *t);
+int api__answers_get(struct api__answers *t, const char *key, size_t klen,
+                     const char *ctype, bool file_ok, struct api_response *resp);
+void api__answers_put(struct api__answers *t, const struct im_ref *ref, const char *key,
+                      size_t klen, const char *body, size_t len, const char *ctype,
+                      struct api_response *resp);
+void api__answers_stats(struct api__answers *t, struct api__afile_stats *out);
+/* resp answers 200 with body: malloc'd (shared NULL) or held by shared. */
+void api__answer_200(struct api_response *resp, const char *ctype, char *body, size_t len,
+                     struct api_shared *shared);
+
 struct api {
     struct api_config cfg;
-    struct api__rcache *rendered;
-    struct api__afile *answers;          /* NULL: none (off, or could not be made) */
-    struct im_error answers_err;         /* why answers is NULL when it was asked for */
-    _Atomic unsigned answers_promotions; /* answers-file hits, to copy 1 in N to rcache */
+    struct api__answers *answers;
     struct store *store;
     struct reg_client *reg;
     struct api__inflight inflight;

@@ -37,13 +37,12 @@ struct describe {
     enum render_style style; /* of a Markdown answer */
     struct im_bundle bundle;
     long max_age;
-    enum api_cache_outcome cache;
-    const char *detail; /* X-Imgmeta-Cache value, NULL before the cache was asked */
-    bool stale;         /* served past its freshness because the upstream failed */
-    bool lazy;          /* bundle holds only root_digest: load it when rendering */
-    bool store_failed;  /* a cache write failed (the answer is still right) */
-    bool cache_only;    /* upstream work ends the call with API_SLOW */
-    long retry_after;   /* on IM_ERATELIMIT/IM_EBUSY: seconds for Retry-After, 0 */
+    enum im_outcome outcome; /* IM_OUTCOME_NONE before the cache was asked */
+    bool stale;              /* served past its freshness because the upstream failed */
+    bool lazy;               /* bundle holds only root_digest: load it when rendering */
+    bool store_failed;       /* a cache write failed (the answer is still right) */
+    bool cache_only;         /* upstream work ends the call with API_SLOW */
+    long retry_after;        /* on IM_ERATELIMIT/IM_EBUSY: seconds for Retry-After, 0 */
     struct im_error store_err;
     struct im_error err;
     struct render_image *model; /* built during the resolution, or NULL */
@@ -110,33 +109,13 @@ static int parse_options(const struct api *a, const struct api_request *req,
 #define ACCESS_NOTE_EVERY_S 3600
 #define API__COUNTERS_FLUSH_S 10
 
-/* Counts an outcome for /metrics and for the store's persistent counters. */
-static void count(struct api *a, enum im_counter c)
+/* Counts an outcome for /metrics and for the store's persistent counters, and
+ * remembers it for the answer's header and the access log. */
+static void count(struct api *a, struct describe *d, enum im_outcome o)
 {
-    struct api__pending_counters *k = &a->counters;
-    im_metric_inc(c);
-    switch (c) {
-    case IM_CACHE_HIT:
-        atomic_fetch_add(&k->hits, 1);
-        break;
-    case IM_CACHE_MISS:
-        atomic_fetch_add(&k->misses, 1);
-        break;
-    case IM_CACHE_STALE:
-        atomic_fetch_add(&k->stale, 1);
-        break;
-    case IM_CACHE_REVALIDATED:
-        atomic_fetch_add(&k->revalidated, 1);
-        break;
-    case IM_CACHE_COALESCED:
-        atomic_fetch_add(&k->coalesced, 1);
-        break;
-    case IM_CACHE_NEGATIVE_HIT:
-        atomic_fetch_add(&k->negative_hits, 1);
-        break;
-    default:
-        break;
-    }
+    d->outcome = o;
+    im_metric_outcome(o);
+    atomic_fetch_add(&a->counters.n[o], 1);
 }
 
 /* Writes the pending counters to the store, at most every
@@ -148,14 +127,9 @@ static void flush_counters(struct api *a, int64_t now, struct describe *d)
     if (now - last < API__COUNTERS_FLUSH_S ||
         !atomic_compare_exchange_strong(&k->last_flush, &last, now))
         return;
-    struct store_counters delta = {
-        .hits = atomic_exchange(&k->hits, 0),
-        .misses = atomic_exchange(&k->misses, 0),
-        .stale = atomic_exchange(&k->stale, 0),
-        .revalidated = atomic_exchange(&k->revalidated, 0),
-        .coalesced = atomic_exchange(&k->coalesced, 0),
-        .negative_hits = atomic_exchange(&k->negative_hits, 0),
-    };
+    struct store_counters delta;
+    for (size_t i = 0; i < IM_OUTCOME__COUNT; i++)
+        delta.n[i] = atomic_exchange(&k->n[i], 0);
     struct im_error serr;
     if (store_add_counters(a->store, &delta, &serr) != 0)
         note_store_failure(d, &serr);
@@ -214,17 +188,11 @@ static int shared(struct api *a, struct describe *d, const struct store_tag *pri
     d->max_age = d->ref.tag[0] ? (long)api_config_tag_ttl(&a->cfg, d->ref.registry)
                                : IMMUTABLE_MAX_AGE;
     if (how.coalesced) {
-        d->cache = API_CACHE_COALESCED;
-        d->detail = "coalesced";
-        count(a, IM_CACHE_COALESCED);
+        count(a, d, IM_OUTCOME_COALESCED);
     } else if (how.revalidated) {
-        d->cache = API_CACHE_HIT;
-        d->detail = "revalidated";
-        count(a, IM_CACHE_REVALIDATED);
+        count(a, d, IM_OUTCOME_REVALIDATED);
     } else {
-        d->cache = API_CACHE_MISS;
-        d->detail = "miss";
-        count(a, IM_CACHE_MISS);
+        count(a, d, IM_OUTCOME_MISS);
     }
     return 0;
 }
@@ -235,10 +203,8 @@ static int negative(struct api *a, struct describe *d, int64_t until, int64_t no
 {
     if (a->cfg.negative_ttl_seconds <= 0 || now >= until)
         return 0;
-    d->cache = API_CACHE_HIT;
-    d->detail = "negative";
     d->max_age = (long)(until - now);
-    count(a, IM_CACHE_NEGATIVE_HIT);
+    count(a, d, IM_OUTCOME_NEGATIVE);
     return im_seterr(&d->err, IM_ENOTFOUND,
                      "%s/%s:%s does not exist (the registry said so less than %lld s "
                      "ago)",
@@ -259,11 +225,9 @@ static int fresh_hit(struct api *a, struct describe *d, const struct store_tag *
     if (now - t->accessed_at >= ACCESS_NOTE_EVERY_S &&
         store_note_access(a->store, &d->ref, now, &serr) != 0)
         note_store_failure(d, &serr);
-    d->cache = API_CACHE_HIT;
-    d->detail = "hit";
     d->max_age =
         (long)store_fresh_for(t, now, api_config_tag_ttl(&a->cfg, d->ref.registry));
-    count(a, IM_CACHE_HIT);
+    count(a, d, IM_OUTCOME_HIT);
     return 0;
 }
 
@@ -277,10 +241,8 @@ static int serve_stale(struct api *a, struct describe *d, const struct store_tag
         return rc;
     }
     d->stale = true;
-    d->cache = API_CACHE_HIT;
-    d->detail = "stale";
     d->max_age = 0;
-    count(a, IM_CACHE_STALE);
+    count(a, d, IM_OUTCOME_STALE);
     return 0;
 }
 
@@ -312,9 +274,7 @@ static int obtain(struct api *a, struct describe *d)
     if (d->ref.tag[0])
         rc = obtain_tag(a, d);
     else if (digest_from_cache(a, d) == 0) {
-        d->cache = API_CACHE_HIT;
-        d->detail = "hit";
-        count(a, IM_CACHE_HIT);
+        count(a, d, IM_OUTCOME_HIT);
         rc = 0;
     } else {
         rc = shared(a, d, NULL);
@@ -336,8 +296,8 @@ static void add_header(struct api_response *resp, const char *name, const char *
 
 static void cache_headers(const struct describe *d, struct api_response *resp)
 {
-    if (d->detail)
-        add_header(resp, "X-Imgmeta-Cache", d->detail);
+    if (d->outcome != IM_OUTCOME_NONE)
+        add_header(resp, "X-Imgmeta-Cache", im_outcome_words(d->outcome)->word);
     if (d->stale) {
         add_header(resp, "Warning", "110 - \"Response is Stale\"");
         add_header(resp, "X-Imgmeta-Stale", "true");
@@ -431,117 +391,10 @@ static size_t answer_key(const struct describe *d, const struct api_request *req
     return off > 0 && (size_t)off < n ? (size_t)off : 0; /* 0: too long, no caching */
 }
 
-/* resp answers 200 with body: malloc'd (shared NULL) or held by shared. */
-static void answer_200(struct api_response *resp, const char *ctype, char *body,
-                       size_t len, struct api_shared *shared)
-{
-    api__drop_body(resp);
-    resp->status = 200;
-    resp->content_type = ctype;
-    resp->body = body;
-    resp->len = len;
-    resp->shared = shared;
-}
-
 /* The Content-Type of d's answers. */
 static const char *answer_ctype(const struct describe *d)
 {
     return d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
-}
-
-/* Keeps an answer in the answers file and the in-memory LRU (key: klen > 0). */
-static void keep_answer(struct api *a, const char *key, size_t klen, const char *body,
-                        size_t len, const char *ctype)
-{
-    api__afile_put(a->answers, key, klen, body, len, ctype);
-    api__rcache_put(a->rendered, key, klen, body, len, ctype);
-}
-
-/* One answers-file hit in this many is copied into the in-memory LRU: an
- * answer asked for again and again moves up there soon, while a random mix
- * over more answers than the LRU holds does not churn it on every request. */
-#define ANSWERS_PROMOTE_EVERY 16
-
-/* resp answers 200 with the len bytes at off of fd, a descriptor it now owns. */
-static void answer_file_200(struct api_response *resp, const char *ctype, int fd,
-                            uint64_t off, size_t len)
-{
-    answer_200(resp, ctype, NULL, len, NULL);
-    resp->file_body = true;
-    resp->file_fd = fd;
-    resp->file_off = off;
-}
-
-/* An answer already rendered: from the in-memory LRU, else from the answers
- * file (as a descriptor to send from when file_ok, but for the hits copied
- * into the LRU), else from the store's rendered rows (then kept in the answers
- * file and the LRU too). 0 with the answer in resp. */
-static int rendered_before(struct api *a, const struct describe *d, const char *key,
-                           size_t klen, bool file_ok, struct api_response *resp)
-{
-    char *body = NULL;
-    const char *held = NULL;
-    struct api_shared *shared = NULL;
-    size_t len = 0;
-    const char *ctype = NULL;
-    if (!klen)
-        return IM_ENOTFOUND;
-    /* sent as the LRU holds it: no copy (the response keeps it alive) */
-    if (api__rcache_get(a->rendered, key, klen, &held, &len, &ctype, &shared) == 0) {
-        answer_200(resp, ctype, (char *)held, len, shared);
-        return 0;
-    }
-    bool promote = false, in_file = true; /* until the answers file says otherwise */
-    if (a->answers) {
-        promote =
-            a->cfg.answer_cache_bytes > 0 &&
-            atomic_fetch_add(&a->answers_promotions, 1) % ANSWERS_PROMOTE_EVERY == 0;
-        if (file_ok && !promote) {
-            int fd = -1;
-            uint64_t off = 0;
-            int rc = api__afile_open(a->answers, key, klen, &fd, &off, &len, &ctype);
-            if (rc == 0) {
-                answer_file_200(resp, ctype, fd, off, len);
-                return 0;
-            }
-            in_file = rc != IM_ENOTFOUND; /* a miss is not asked again below */
-        }
-    }
-    if (in_file &&
-        api__afile_get(a->answers, key, klen, &shared, &held, &len, &ctype) == 0) {
-        if (promote)
-            api__rcache_put(a->rendered, key, klen, held, len, ctype);
-        answer_200(resp, ctype, (char *)held, len, shared);
-        return 0;
-    }
-    /* a resolution that stored its root again forgot the root's rows; after a
-     * revalidation (same digest) or a coalesced wait they still answer */
-    if (store_get_rendered(a->store, key, klen, &body, &len, NULL) != 0)
-        return IM_ENOTFOUND;
-    ctype = answer_ctype(d);
-    keep_answer(a, key, klen, body, len, ctype);
-    answer_200(resp, ctype, body, len, NULL);
-    return 0;
-}
-
-/* Keeps a fresh rendering in the store, within the size budget; a failure
- * only costs a later render. */
-static void keep_rendered(struct api *a, const struct describe *d, const char *key,
-                          size_t klen, const char *body, size_t len,
-                          struct api_response *resp)
-{
-    struct im_error serr;
-    const struct im_ref *keep = d->ref.tag[0] ? &d->ref : NULL;
-    if (!klen || store_readonly(a->store))
-        return;
-    if (store_put_rendered(a->store, &d->ref, key, klen, body, len, &serr) == 0 &&
-        (a->cfg.cache_max_bytes <= 0 ||
-         store_enforce_budget(a->store, a->cfg.cache_max_bytes, keep, im_now(), NULL,
-                              &serr) == 0))
-        return;
-    im_metric_inc(IM_STORE_WRITE_FAILURES);
-    if (!resp->store_error[0])
-        im_strlcpy(resp->store_error, serr.msg, sizeof resp->store_error);
 }
 
 static int render_answer(struct api *a, struct describe *d, const struct api_request *req,
@@ -552,7 +405,7 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
     size_t len = 0, klen = answer_key(d, req, key, sizeof key);
     /* a stale JSON answer gets a flag into its bytes (mark_stale_json) */
     bool file_ok = req->file_body && !(d->stale && d->format == API_FORMAT_JSON);
-    if (rendered_before(a, d, key, klen, file_ok, resp) == 0)
+    if (api__answers_get(a->answers, key, klen, answer_ctype(d), file_ok, resp) == 0)
         return 0;
     int rc = 0;
     if (d->lazy) { /* a fresh hit that was not rendered yet: read its documents */
@@ -594,11 +447,8 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
         rc = api__error_code(resp, IM_ENOMEM, "out of memory while rendering");
         goto out;
     }
-    const char *ctype = answer_ctype(d);
-    if (klen)
-        keep_answer(a, key, klen, body, len, ctype);
-    keep_rendered(a, d, key, klen, body, len, resp);
-    answer_200(resp, ctype, body, len, NULL);
+    api__answers_put(a->answers, &d->ref, key, klen, body, len, answer_ctype(d), resp);
+    api__answer_200(resp, answer_ctype(d), body, len, NULL);
     body = NULL;
 out:
     free(body);
@@ -640,11 +490,11 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     rc = obtain(a, &d);
     if (rc == API_SLOW)
         goto out;
-    resp->cache = d.cache;
+    resp->cache = d.outcome;
     cache_headers(&d, resp);
     if (rc == IM_ENOTFOUND) {
         rc = not_found(&d, resp);
-        if (rc == 0 && d.detail && strcmp(d.detail, "negative") == 0)
+        if (rc == 0 && d.outcome == IM_OUTCOME_NEGATIVE)
             resp->max_age = d.max_age;
         goto out;
     }

@@ -41,8 +41,7 @@ static struct family requests, upstream;
 static struct ratelimit limits[16];
 static size_t nlimits;
 
-static const char *const counter_names[IM_COUNTER__COUNT] = {
-    "hit", "miss", "stale", "revalidated", "coalesced", "negative_hit", NULL, NULL, NULL};
+static atomic_uint_fast64_t outcomes[IM_OUTCOME__COUNT];
 static const char *const gauge_names[IM_GAUGE__COUNT] = {"imgmeta_resolutions_in_flight",
                                                          "imgmeta_db_bytes",
                                                          "imgmeta_db_documents",
@@ -62,6 +61,11 @@ static const char *const gauge_help[IM_GAUGE__COUNT] = {
 void im_metric_inc(enum im_counter c)
 {
     atomic_fetch_add(&counters[c], 1);
+}
+void im_metric_outcome(enum im_outcome o)
+{
+    if (o > IM_OUTCOME_NONE && o < IM_OUTCOME__COUNT)
+        atomic_fetch_add(&outcomes[o], 1);
 }
 void im_metric_gauge_add(enum im_gauge g, int64_t d)
 {
@@ -142,9 +146,11 @@ void im_metrics_write(FILE *out)
 {
     fprintf(out, "# HELP imgmeta_cache_lookups_total Image answers by cache outcome.\n"
                  "# TYPE imgmeta_cache_lookups_total counter\n");
-    for (int c = 0; c < IM_STORE_WRITE_FAILURES; c++)
-        fprintf(out, "imgmeta_cache_lookups_total{outcome=\"%s\"} %llu\n",
-                counter_names[c], (unsigned long long)atomic_load(&counters[c]));
+    for (int o = 0; o < IM_OUTCOME__COUNT; o++)
+        if (im_outcome_words((enum im_outcome)o)->metric)
+            fprintf(out, "imgmeta_cache_lookups_total{outcome=\"%s\"} %llu\n",
+                    im_outcome_words((enum im_outcome)o)->metric,
+                    (unsigned long long)atomic_load(&outcomes[o]));
     fprintf(out,
             "# HELP imgmeta_store_write_failures_total Cache writes that failed.\n"
             "# TYPE imgmeta_store_write_failures_total counter\n"
@@ -188,6 +194,8 @@ void im_metrics_reset(void)
 {
     for (int c = 0; c < IM_COUNTER__COUNT; c++)
         atomic_store(&counters[c], 0);
+    for (int o = 0; o < IM_OUTCOME__COUNT; o++)
+        atomic_store(&outcomes[o], 0);
     for (int g = 0; g < IM_GAUGE__COUNT; g++)
         atomic_store(&gauges[g], 0);
     pthread_mutex_lock(&mu);

@@ -11,17 +11,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Plain counters (monotonic). */
+#include "outcome.h"
+
+/* Plain counters (monotonic). Image answers are counted by outcome instead
+ * (im_metric_outcome). */
 enum im_counter {
-    IM_CACHE_HIT = 0,        /* answered from a fresh cache entry */
-    IM_CACHE_MISS,           /* resolved upstream (cold) */
-    IM_CACHE_STALE,          /* stale entry served because upstream failed */
-    IM_CACHE_REVALIDATED,    /* stale entry confirmed unchanged by a HEAD */
-    IM_CACHE_COALESCED,      /* waited for another request's resolution */
-    IM_CACHE_NEGATIVE_HIT,   /* answered "not found" from the negative cache */
-    IM_STORE_WRITE_FAILURES, /* cache writes that failed (answer still served) */
-    IM_RESOLUTIONS_REFUSED,  /* 503 busy: --max-resolutions were already running */
-    IM_ANSWER_FILE_HITS,     /* answers read from the answers file (api/afile.c) */
+    IM_STORE_WRITE_FAILURES = 0, /* cache writes that failed (answer still served) */
+    IM_RESOLUTIONS_REFUSED,      /* 503 busy: --max-resolutions were already running */
+    IM_ANSWER_FILE_HITS,         /* answers read from the answers file (api/afile.c) */
     IM_COUNTER__COUNT
 };
 
@@ -38,6 +35,9 @@ enum im_gauge {
 };
 
 void im_metric_inc(enum im_counter c);
+/* One image answer of outcome o (imgmeta_cache_lookups_total{outcome=...});
+ * IM_OUTCOME_NONE is not counted. */
+void im_metric_outcome(enum im_outcome o);
 void im_metric_gauge_add(enum im_gauge g, int64_t delta);
 void im_metric_gauge_set(enum im_gauge g, int64_t value);
 

@@ -119,8 +119,9 @@ static int cmd_stats(struct store *s, const struct srv_config *cfg, struct im_er
     struct store_counters k;
     if (store_stats(s, &st, err) != 0 || store_get_counters(s, &k, err) != 0)
         return 1;
-    int64_t served =
-        k.hits + k.misses + k.stale + k.revalidated + k.coalesced + k.negative_hits;
+    int64_t served = 0;
+    for (size_t i = 0; i < IM_OUTCOME__COUNT; i++)
+        served += k.n[i];
     printf("db: %s\n", cfg->db);
     printf("tags: %lld\nroots: %lld\ndocuments: %lld\nblobs: %lld\nmisses: %lld\n",
            (long long)st.tags, (long long)st.roots, (long long)st.documents,
@@ -132,13 +133,12 @@ static int cmd_stats(struct store *s, const struct srv_config *cfg, struct im_er
            (long long)st.rendered_bytes, cfg->cache_max_bytes);
     printf("requests: %lld\nhits: %lld\nrevalidated: %lld\nstale: %lld\n"
            "coalesced: %lld\nnegative_hits: %lld\nmisses_upstream: %lld\n",
-           (long long)served, (long long)k.hits, (long long)k.revalidated,
-           (long long)k.stale, (long long)k.coalesced, (long long)k.negative_hits,
-           (long long)k.misses);
+           (long long)served, (long long)k.n[IM_OUTCOME_HIT],
+           (long long)k.n[IM_OUTCOME_REVALIDATED], (long long)k.n[IM_OUTCOME_STALE],
+           (long long)k.n[IM_OUTCOME_COALESCED], (long long)k.n[IM_OUTCOME_NEGATIVE],
+           (long long)k.n[IM_OUTCOME_MISS]);
     /* answered without resolving upstream (revalidations cost one HEAD) */
-    printf(
-        "hit_ratio: %.3f\n",
-        ratio(k.hits + k.revalidated + k.stale + k.negative_hits + k.coalesced, served));
+    printf("hit_ratio: %.3f\n", ratio(served - k.n[IM_OUTCOME_MISS], served));
     return 0;
 }
 

@@ -110,7 +110,7 @@ struct request {
     enum api_reject reject;
     int status;
     size_t bytes;
-    enum api_cache_outcome cache;
+    enum im_outcome cache;
     const char *route; /* static metrics label */
     /* The upstream pool: set on the worker while the request is suspended,
      * read and cleared under pool.lock after it is resumed. */
@@ -757,7 +757,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         SRV_INFO, rq->id,
         "event=access method=%s path=\"%s\" status=%d bytes=%zu dur_ms=%lld cache=%s%s",
         rq->method, rq->path, rq->status, rq->bytes, (long long)dur_ms,
-        api_cache_outcome_name(rq->cache),
+        im_outcome_words(rq->cache)->word,
         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
     free(rq);
     *req_cls = NULL;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "im.h"
+#include "outcome.h"
 
 struct store;
 
@@ -285,10 +286,11 @@ int store_enforce_budget(struct store *s, int64_t max_bytes, const struct im_ref
 int store_check(struct store *s, struct im_error *err) IM_WUR;
 
 /* Persistent request counters, so that `imgmeta cache stats` can report a
- * hit ratio across restarts. store_add_counters adds delta in one small
+ * hit ratio across restarts: one per answer outcome that has a stored name
+ * (outcome.h), indexed by it. store_add_counters adds delta in one small
  * transaction; store_get_counters reads the totals. 0 or IM_ESTORE. */
 struct store_counters {
-    int64_t hits, misses, stale, revalidated, coalesced, negative_hits;
+    int64_t n[IM_OUTCOME__COUNT];
 };
 int store_add_counters(struct store *s, const struct store_counters *delta,
                        struct im_error *err) IM_WUR;

@@ -370,18 +370,6 @@ int store_check(struct store *s, struct im_error *err)
 
 /* ---- counters ----------------------------------------------------------- */
 
-static const char *const counter_names[] = {"hits",        "misses",    "stale",
-                                            "revalidated", "coalesced", "negative_hits"};
-
-static int64_t *counter_field(struct store_counters *k, size_t i)
-{
-    int64_t *fields[] = {&k->hits,        &k->misses,    &k->stale,
-                         &k->revalidated, &k->coalesced, &k->negative_hits};
-    return fields[i];
-}
-
-#define N_COUNTERS (sizeof counter_names / sizeof counter_names[0])
-
 int store_add_counters(struct store *s, const struct store_counters *delta,
                        struct im_error *err)
 {
@@ -390,12 +378,13 @@ int store_add_counters(struct store *s, const struct store_counters *delta,
     int rc = store__conn_get(s, &c, err);
     if (!rc)
         rc = begin(c, err);
-    for (size_t i = 0; !rc && i < N_COUNTERS; i++) {
-        int64_t v = *counter_field(&d, i);
-        if (v == 0)
+    for (size_t i = 0; !rc && i < IM_OUTCOME__COUNT; i++) {
+        const char *name = im_outcome_words((enum im_outcome)i)->stored;
+        int64_t v = d.n[i];
+        if (v == 0 || !name)
             continue;
         sqlite3_stmt *st = c->st[ST_ADD_COUNTER];
-        if (sqlite3_bind_text(st, 1, counter_names[i], -1, SQLITE_STATIC) != SQLITE_OK ||
+        if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
             sqlite3_bind_int64(st, 2, v) != SQLITE_OK) {
             rc = store__fail(err, c->db, "binding counter");
             store__done(st);
@@ -421,9 +410,11 @@ int store_get_counters(struct store *s, struct store_counters *out, struct im_er
     sqlite3_stmt *st = c->st[ST_GET_COUNTERS];
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         const unsigned char *name = sqlite3_column_text(st, 0);
-        for (size_t i = 0; name && i < N_COUNTERS; i++)
-            if (strcmp((const char *)name, counter_names[i]) == 0)
-                *counter_field(out, i) = sqlite3_column_int64(st, 1);
+        for (size_t i = 0; name && i < IM_OUTCOME__COUNT; i++) {
+            const char *stored = im_outcome_words((enum im_outcome)i)->stored;
+            if (stored && strcmp((const char *)name, stored) == 0)
+                out->n[i] = sqlite3_column_int64(st, 1);
+        }
     }
     if (src != SQLITE_DONE)
         rc = store__fail(err, c->db, "reading counters");

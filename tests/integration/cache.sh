@@ -127,6 +127,8 @@ sleep 4.2
 mark
 code=$(fetch /images/python/3.7-slim)
 check_eq "(a) unchanged tag past the TTL: 200, revalidated" "200 revalidated" "$code $(header X-Imgmeta-Cache)"
+check_eq "(a) ... and logged as revalidated" 1 \
+    "$(grep 'event=access' "$DAEMON_LOG" | grep -c 'cache=revalidated$')"
 check_eq "(a) ... with exactly one manifest HEAD upstream" "1" "$(since_mark "^HEAD $MAN/3.7-slim ")"
 check_eq "(a) ... and no GET at all" "0" "$(since_mark '^GET ')"
 ma=$(header Cache-Control)
@@ -179,6 +181,11 @@ check_eq "(b) ... and \"stale\": true in the JSON" true "$(jq -r .stale "$IT_DIR
 check_eq "(b) ... Cache-Control max-age=0" max-age=0 "$(header Cache-Control)"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$DAEMON_URL/images/python/3.7-slim?format=markdown")
 check_eq "(b) stale Markdown is served too" 200 "$code"
+# the access log says where each answer came from with the header's word
+check_eq "(b) ... the access log records both stale answers as stale" 2 \
+    "$(grep 'event=access' "$DAEMON_LOG" | grep -c 'status=200 .* cache=stale$')"
+check_eq "(b) ... and /metrics counts them under outcome=\"stale\"" 2 \
+    "$(curl -s "$DAEMON_URL/metrics" | sed -n 's/^imgmeta_cache_lookups_total{outcome="stale"} //p')"
 sleep 8.2
 code=$(fetch /images/python/3.7-slim)
 case $code in 502 | 504) ok=yes ;; *) ok="no ($code)" ;; esac

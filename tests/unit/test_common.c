@@ -7,6 +7,8 @@
 
 #include "im.h"
 #include "sha256.h"
+#include "metrics.h"
+#include "outcome.h"
 #include "siphash.h"
 
 static void check(const void *data, size_t len, const char *hex)
@@ -308,4 +310,50 @@ Test(siphash, another_key_another_hash)
     im_siphash128(&a, "python:3.7-slim", 15, ha);
     im_siphash128(&b, "python:3.7-slim", 15, hb);
     cr_assert(ha[0] != hb[0] && ha[1] != hb[1]);
+}
+
+/* One table names every outcome: the header and log word, the metric label
+ * dashboards already use, and the stored counter's name. */
+Test(outcome, every_outcome_has_its_words)
+{
+    static const char *const want[][3] = {
+        [IM_OUTCOME_HIT] = {"hit", "hit", "hits"},
+        [IM_OUTCOME_MISS] = {"miss", "miss", "misses"},
+        [IM_OUTCOME_COALESCED] = {"coalesced", "coalesced", "coalesced"},
+        [IM_OUTCOME_REVALIDATED] = {"revalidated", "revalidated", "revalidated"},
+        [IM_OUTCOME_STALE] = {"stale", "stale", "stale"},
+        [IM_OUTCOME_NEGATIVE] = {"negative", "negative_hit", "negative_hits"},
+    };
+    for (int o = IM_OUTCOME_HIT; o < IM_OUTCOME__COUNT; o++) {
+        const struct im_outcome_words *w = im_outcome_words((enum im_outcome)o);
+        cr_expect_str_eq(w->word, want[o][0]);
+        cr_expect_str_eq(w->metric, want[o][1]);
+        cr_expect_str_eq(w->stored, want[o][2]);
+    }
+    cr_expect_null(im_outcome_words(IM_OUTCOME_NONE)->metric, "NONE is not counted");
+    cr_expect_str_eq(im_outcome_words((enum im_outcome)99)->word, "-");
+}
+
+/* /metrics counts image answers by outcome, under the table's labels. */
+Test(outcome, metrics_count_by_outcome)
+{
+    char *text = NULL;
+    size_t len = 0;
+    im_metrics_reset();
+    im_metric_outcome(IM_OUTCOME_STALE);
+    im_metric_outcome(IM_OUTCOME_STALE);
+    im_metric_outcome(IM_OUTCOME_NEGATIVE);
+    im_metric_outcome(IM_OUTCOME_NONE);
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_not_null(f);
+    im_metrics_write(f);
+    fclose(f);
+    cr_expect_not_null(
+        strstr(text, "imgmeta_cache_lookups_total{outcome=\"stale\"} 2\n"));
+    cr_expect_not_null(
+        strstr(text, "imgmeta_cache_lookups_total{outcome=\"negative_hit\"} 1\n"));
+    cr_expect_not_null(strstr(text, "imgmeta_cache_lookups_total{outcome=\"hit\"} 0\n"));
+    cr_expect_null(strstr(text, "outcome=\"-\""));
+    free(text);
+    im_metrics_reset();
 }

@@ -1048,16 +1048,21 @@ Test(store, counters_add_up_across_reopen)
     struct im_error err = {{0}};
     cr_assert_eq(tmpdb_init(&db), 0);
     struct store *s = open_ok(db.path);
-    struct store_counters d = {.hits = 3, .misses = 1, .stale = 2}, got;
+    struct store_counters d = {.n = {[IM_OUTCOME_HIT] = 3,
+                                     [IM_OUTCOME_MISS] = 1,
+                                     [IM_OUTCOME_STALE] = 2,
+                                     [IM_OUTCOME_NONE] = 9}},
+                          got;
     cr_assert_eq(store_add_counters(s, &d, &err), 0, "%s", err.msg);
     cr_assert_eq(store_add_counters(s, &d, &err), 0, "%s", err.msg);
     store_close(s);
     s = open_ok(db.path);
     cr_assert_eq(store_get_counters(s, &got, &err), 0, "%s", err.msg);
-    cr_assert_eq(got.hits, 6);
-    cr_assert_eq(got.misses, 2);
-    cr_assert_eq(got.stale, 4);
-    cr_assert_eq(got.revalidated, 0);
+    cr_assert_eq(got.n[IM_OUTCOME_HIT], 6);
+    cr_assert_eq(got.n[IM_OUTCOME_MISS], 2);
+    cr_assert_eq(got.n[IM_OUTCOME_STALE], 4);
+    cr_assert_eq(got.n[IM_OUTCOME_REVALIDATED], 0);
+    cr_assert_eq(got.n[IM_OUTCOME_NONE], 0, "an outcome with no stored name is not kept");
     store_close(s);
     tmpdb_remove(&db);
 }
