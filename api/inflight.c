@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "api_internal.h"
+#include "manifest.h"
 #include "metrics.h"
 #include "registry.h"
 #include "store.h"
@@ -94,37 +95,23 @@ int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src)
 }
 
 /* Adds to `into` what the document named digest holds in `from`, and (for a
- * JSON document) everything it names by a "digest" member, recursively. */
+ * manifest) everything it names (manifest.h), recursively. */
 static int keep_reachable(struct im_bundle *into, const struct im_bundle *from,
                           const char *digest, int depth);
 
-static int keep_named(struct im_bundle *into, const struct im_bundle *from, json_t *v,
-                      int depth)
+struct reach {
+    struct im_bundle *into;
+    const struct im_bundle *from;
+    int depth;
+};
+
+static int keep_child(void *ud, enum im_manifest_child role, const json_t *desc,
+                      const char *digest)
 {
-    int rc = 0;
-    if (json_is_object(v)) {
-        const char *key;
-        json_t *child;
-        json_object_foreach(v, key, child)
-        {
-            if (strcmp(key, "digest") == 0 && json_is_string(child))
-                rc = keep_reachable(into, from, json_string_value(child), depth + 1);
-            else
-                rc = keep_named(into, from, child, depth);
-            if (rc)
-                break;
-        }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *child;
-        json_array_foreach(v, i, child)
-        {
-            rc = keep_named(into, from, child, depth);
-            if (rc)
-                break;
-        }
-    }
-    return rc;
+    const struct reach *r = ud;
+    (void)role;
+    (void)desc;
+    return keep_reachable(r->into, r->from, digest, r->depth + 1);
 }
 
 static int keep_reachable(struct im_bundle *into, const struct im_bundle *from,
@@ -141,8 +128,12 @@ static int keep_reachable(struct im_bundle *into, const struct im_bundle *from,
         return 0;
     if (im_bundle_add_doc(into, d->digest, d->media_type, d->body, d->len) != 0)
         return IM_ENOMEM;
+    enum im_manifest_kind kind = im_manifest_kind(d->media_type);
+    if (kind == IM_MANIFEST_UNKNOWN) /* a config: it names nothing */
+        return 0;
     json_t *doc = json_loadb((const char *)d->body, d->len, JSON_REJECT_DUPLICATES, NULL);
-    int rc = doc ? keep_named(into, from, doc, depth) : 0; /* configs name no children */
+    struct reach r = {into, from, depth};
+    int rc = doc ? im_manifest_children(doc, kind, keep_child, &r) : 0;
     json_decref(doc);
     return rc;
 }

@@ -29,8 +29,9 @@
 #include "metrics.h"
 
 static const char *const accept_manifests[] = {
-    "Accept: " MT_OCI_INDEX, "Accept: " MT_OCI_MANIFEST,     "Accept: " MT_DOCKER_LIST,
-    "Accept: " MT_DOCKER_V2, "Accept: " MT_DOCKER_V1_SIGNED, "Accept: " MT_DOCKER_V1,
+    "Accept: " IM_MT_OCI_INDEX,        "Accept: " IM_MT_OCI_MANIFEST,
+    "Accept: " IM_MT_DOCKER_LIST,      "Accept: " IM_MT_DOCKER_V2,
+    "Accept: " IM_MT_DOCKER_V1_SIGNED, "Accept: " IM_MT_DOCKER_V1,
 };
 #define N_ACCEPT (sizeof accept_manifests / sizeof accept_manifests[0])
 

@@ -12,14 +12,8 @@
 #include <sys/socket.h>
 
 #include "im.h"
+#include "manifest.h"
 #include "registry.h"
-
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MT_DOCKER_V2 "application/vnd.docker.distribution.manifest.v2+json"
-#define MT_DOCKER_V1 "application/vnd.docker.distribution.manifest.v1+json"
-#define MT_DOCKER_V1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
 /* A parsed WWW-Authenticate challenge. Values longer than their buffer make
  * the parse fail (IM_EPROTO) rather than being truncated. */

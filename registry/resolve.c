@@ -327,7 +327,6 @@ static int manifest_type(json_t *root, const char *digest, const char *ct,
                          const char **mt, struct im_error *err)
 {
     const char *bmt = json_string_value(json_object_get(root, "mediaType"));
-    json_int_t sv = json_integer_value(json_object_get(root, "schemaVersion"));
     if (!generic_type(ct)) {
         if (bmt && strcmp(bmt, ct) != 0)
             return im_seterr(
@@ -335,17 +334,11 @@ static int manifest_type(json_t *root, const char *digest, const char *ct,
                 "manifest %s: Content-Type %s disagrees with its mediaType %s", digest,
                 ct, bmt);
         *mt = ct;
-    } else if (bmt) {
-        *mt = bmt;
-    } else if (sv == 1) {
-        *mt = MT_DOCKER_V1;
-    } else if (json_object_get(root, "manifests")) {
-        *mt = MT_OCI_INDEX;
-    } else if (json_object_get(root, "config")) {
-        *mt = MT_OCI_MANIFEST;
-    } else {
-        return im_seterr(err, IM_EPROTO, "manifest %s has no media type", digest);
+        return 0;
     }
+    *mt = im_manifest_body_type(root);
+    if (!*mt)
+        return im_seterr(err, IM_EPROTO, "manifest %s has no media type", digest);
     return 0;
 }
 
@@ -365,15 +358,20 @@ static int process_manifest(struct resolution *r, const char *digest, const char
     rc = manifest_type(root, digest, ct, &mt, err);
     if (rc)
         goto out;
-    if (strcmp(mt, MT_OCI_INDEX) == 0 || strcmp(mt, MT_DOCKER_LIST) == 0)
+    switch (im_manifest_kind(mt)) {
+    case IM_MANIFEST_LIST:
         rc = walk_index(r, root, digest, err);
-    else if (strcmp(mt, MT_OCI_MANIFEST) == 0 || strcmp(mt, MT_DOCKER_V2) == 0)
+        break;
+    case IM_MANIFEST_IMAGE:
         rc = walk_image(r, root, digest, err);
-    else if (strcmp(mt, MT_DOCKER_V1) == 0 || strcmp(mt, MT_DOCKER_V1_SIGNED) == 0)
+        break;
+    case IM_MANIFEST_SCHEMA1:
         rc = walk_schema1(r, root, digest, err);
-    else
+        break;
+    case IM_MANIFEST_UNKNOWN:
         rc = im_seterr(err, IM_EPROTO, "manifest %s has unknown media type %s", digest,
                        mt);
+    }
     if (!rc && fetched && im_bundle_add_doc(&r->got, digest, mt, body, len) != 0)
         rc = im_seterr(err, IM_ENOMEM, "out of memory");
 out:
@@ -407,8 +405,8 @@ static int take_manifest(struct resolution *r, struct reg__xfer *x, struct im_er
     unsigned char *payload = NULL; /* a signed schema1 is hashed without signatures */
     size_t plen = 0;
     int rc = 0;
-    if (generic_type(x->content_type) || strcmp(x->content_type, MT_DOCKER_V1) == 0 ||
-        strcmp(x->content_type, MT_DOCKER_V1_SIGNED) == 0)
+    if (generic_type(x->content_type) ||
+        im_manifest_kind(x->content_type) == IM_MANIFEST_SCHEMA1)
         rc = reg__schema1_payload(x->body, x->len, &payload, &plen, err);
     if (!rc)
         rc = verify(what, expected, payload ? payload : x->body, payload ? plen : x->len,

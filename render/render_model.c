@@ -11,25 +11,7 @@
 
 #include <jansson.h>
 
-#define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define MT_DOCKER_V2 "application/vnd.docker.distribution.manifest.v2+json"
-#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_DOCKER_V1 "application/vnd.docker.distribution.manifest.v1+json"
-#define MT_DOCKER_V1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
-
-enum mt_kind { MT_LIST, MT_IMAGE, MT_SCHEMA1, MT_UNKNOWN };
-
-static enum mt_kind classify(const char *mt)
-{
-    if (strcmp(mt, MT_DOCKER_LIST) == 0 || strcmp(mt, MT_OCI_INDEX) == 0)
-        return MT_LIST;
-    if (strcmp(mt, MT_DOCKER_V2) == 0 || strcmp(mt, MT_OCI_MANIFEST) == 0)
-        return MT_IMAGE;
-    if (strcmp(mt, MT_DOCKER_V1) == 0 || strcmp(mt, MT_DOCKER_V1_SIGNED) == 0)
-        return MT_SCHEMA1;
-    return MT_UNKNOWN;
-}
+#include "manifest.h"
 
 /* ---- freeing ---- */
 
@@ -174,10 +156,10 @@ static int effective_mt(const struct im_doc *doc, const json_t *root, const char
     if (doc->media_type[0] && body_mt && strcmp(doc->media_type, body_mt) != 0)
         return im_seterr(err, IM_EPROTO, "%s: served as %s but its mediaType says %s",
                          doc->digest, doc->media_type, body_mt);
-    *mt = doc->media_type[0] ? doc->media_type : body_mt ? body_mt : "";
-    if ((*mt)[0] == '\0' &&
-        json_integer_value(json_object_get(root, "schemaVersion")) == 1)
-        *mt = MT_DOCKER_V1; /* schema1 bodies carry no mediaType */
+    /* the stored type, else the one the body names or its shape shows */
+    *mt = doc->media_type[0] ? doc->media_type : im_manifest_body_type(root);
+    if (!*mt)
+        *mt = "";
     return 0;
 }
 
@@ -503,7 +485,7 @@ static int read_schema1(const struct im_bundle *bundle, const struct im_doc *doc
 
     e->schema1 = true;
     free(e->media_type);
-    e->media_type = strdup(MT_DOCKER_V1);
+    e->media_type = strdup(IM_MT_DOCKER_V1);
     if (rc == 0 && !e->media_type)
         rc = IM_ENOMEM;
     if (rc == 0)
@@ -557,17 +539,17 @@ static int read_list_entry(const struct im_bundle *bundle, const json_t *d,
     if (rc == 0 && mt[0] == '\0')
         mt = e->media_type; /* stored and body types unknown: trust the descriptor */
     if (rc == 0) {
-        switch (classify(mt)) {
-        case MT_IMAGE:
+        switch (im_manifest_kind(mt)) {
+        case IM_MANIFEST_IMAGE:
             rc = read_image_manifest(bundle, child, root, e, false, err);
             break;
-        case MT_LIST: /* nested index: listed, not descended into */
+        case IM_MANIFEST_LIST: /* nested index: listed, not descended into */
             e->kind = RENDER_KIND_UNKNOWN;
             break;
-        case MT_SCHEMA1:
+        case IM_MANIFEST_SCHEMA1:
             rc = read_schema1(bundle, child, root, e, false, err);
             break;
-        default:
+        case IM_MANIFEST_UNKNOWN:
             rc = im_seterr(err, IM_EPROTO, "%s: unknown media type '%s'", digest, mt);
         }
     }
@@ -611,7 +593,7 @@ static int read_single(const struct im_bundle *bundle, const struct im_doc *doc,
     img->entries[0].media_type = strdup(mt);
     if (!img->entries[0].media_type)
         return IM_ENOMEM;
-    if (classify(mt) == MT_SCHEMA1)
+    if (im_manifest_kind(mt) == IM_MANIFEST_SCHEMA1)
         return read_schema1(bundle, doc, root, &img->entries[0], true, err);
     return read_image_manifest(bundle, doc, root, &img->entries[0], true, err);
 }
@@ -647,17 +629,15 @@ int render_image_build(const struct im_ref *ref, const struct im_bundle *bundle,
         rc = IM_ENOMEM;
         goto out;
     }
-    switch (classify(mt)) {
-    case MT_LIST:
+    switch (im_manifest_kind(mt)) {
+    case IM_MANIFEST_LIST:
         rc = read_list(bundle, doc, root, img, err);
         break;
-    case MT_IMAGE:
+    case IM_MANIFEST_IMAGE:
+    case IM_MANIFEST_SCHEMA1:
         rc = read_single(bundle, doc, root, mt, img, err);
         break;
-    case MT_SCHEMA1:
-        rc = read_single(bundle, doc, root, mt, img, err);
-        break;
-    default:
+    case IM_MANIFEST_UNKNOWN:
         rc = im_seterr(err, IM_EPROTO, "%s: unknown media type '%s'", doc->digest, mt);
     }
 out:

@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "im.h"
 #include "sha256.h"
+#include "manifest.h"
 #include "metrics.h"
 #include "outcome.h"
 #include "siphash.h"
@@ -356,4 +359,93 @@ Test(outcome, metrics_count_by_outcome)
     cr_expect_null(strstr(text, "outcome=\"-\""));
     free(text);
     im_metrics_reset();
+}
+
+/* ---- manifests (manifest.h) ---- */
+
+Test(manifest, kinds_of_media_types)
+{
+    cr_expect_eq(im_manifest_kind(IM_MT_DOCKER_LIST), IM_MANIFEST_LIST);
+    cr_expect_eq(im_manifest_kind(IM_MT_OCI_INDEX), IM_MANIFEST_LIST);
+    cr_expect_eq(im_manifest_kind(IM_MT_DOCKER_V2), IM_MANIFEST_IMAGE);
+    cr_expect_eq(im_manifest_kind(IM_MT_OCI_MANIFEST), IM_MANIFEST_IMAGE);
+    cr_expect_eq(im_manifest_kind(IM_MT_DOCKER_V1), IM_MANIFEST_SCHEMA1);
+    cr_expect_eq(im_manifest_kind(IM_MT_DOCKER_V1_SIGNED), IM_MANIFEST_SCHEMA1);
+    cr_expect_eq(im_manifest_kind("application/vnd.oci.image.config.v1+json"),
+                 IM_MANIFEST_UNKNOWN);
+    cr_expect_eq(im_manifest_kind(""), IM_MANIFEST_UNKNOWN);
+    cr_expect_eq(im_manifest_kind(NULL), IM_MANIFEST_UNKNOWN);
+}
+
+static const char *body_type(const char *text)
+{
+    static char out[128];
+    json_t *j = json_loads(text, 0, NULL);
+    cr_assert_not_null(j, "%s", text);
+    const char *t = im_manifest_body_type(j);
+    snprintf(out, sizeof out, "%s", t ? t : "(none)");
+    json_decref(j);
+    return out;
+}
+
+Test(manifest, a_body_names_its_type_or_its_shape_shows_it)
+{
+    cr_expect_str_eq(body_type("{\"mediaType\":\"" IM_MT_DOCKER_V2 "\",\"config\":{}}"),
+                     IM_MT_DOCKER_V2);
+    cr_expect_str_eq(body_type("{\"schemaVersion\":1,\"fsLayers\":[]}"), IM_MT_DOCKER_V1);
+    cr_expect_str_eq(body_type("{\"schemaVersion\":2,\"manifests\":[]}"),
+                     IM_MT_OCI_INDEX);
+    cr_expect_str_eq(body_type("{\"schemaVersion\":2,\"config\":{},\"layers\":[]}"),
+                     IM_MT_OCI_MANIFEST);
+    cr_expect_str_eq(body_type("{\"schemaVersion\":2}"), "(none)");
+}
+
+static int collect_child(void *ud, enum im_manifest_child role, const json_t *desc,
+                         const char *digest)
+{
+    char *out = ud;
+    (void)desc;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%c:%s ", "MCL"[role], digest);
+    return strcmp(digest, "stop") == 0 ? 7 : 0;
+}
+
+static const char *children(const char *text, enum im_manifest_kind kind, int *rc)
+{
+    static char out[512];
+    out[0] = '\0';
+    json_t *j = json_loads(text, 0, NULL);
+    cr_assert_not_null(j, "%s", text);
+    *rc = im_manifest_children(j, kind, collect_child, out);
+    json_decref(j);
+    return out;
+}
+
+Test(manifest, the_digests_a_manifest_names)
+{
+    int rc = -1;
+    cr_expect_str_eq(children("{\"manifests\":[{\"digest\":\"a\"},{\"size\":1},"
+                              "{\"digest\":\"b\"}]}",
+                              IM_MANIFEST_LIST, &rc),
+                     "M:a M:b ");
+    cr_expect_eq(rc, 0);
+    cr_expect_str_eq(children("{\"config\":{\"digest\":\"c\"},\"layers\":[{\"digest\":"
+                              "\"l1\"},{\"digest\":\"l2\"}]}",
+                              IM_MANIFEST_IMAGE, &rc),
+                     "C:c L:l1 L:l2 ");
+    /* schema1 names its layers by blobSum, repeated for empty layers */
+    cr_expect_str_eq(children("{\"fsLayers\":[{\"blobSum\":\"x\"},{\"blobSum\":\"y\"},"
+                              "{\"blobSum\":\"x\"}]}",
+                              IM_MANIFEST_SCHEMA1, &rc),
+                     "L:x L:y ");
+    cr_expect_str_eq(
+        children("{\"config\":{\"digest\":\"c\"}}", IM_MANIFEST_UNKNOWN, &rc), "");
+    cr_expect_str_eq(
+        children("{\"manifests\":[{\"digest\":\"stop\"},{\"digest\":\"b\"}]}",
+                 IM_MANIFEST_LIST, &rc),
+        "M:stop ");
+    cr_expect_eq(rc, 7, "a non-zero return stops the walk and is returned");
+    cr_expect_str_eq(
+        children("{\"manifests\":{\"digest\":\"a\"}}", IM_MANIFEST_LIST, &rc), "",
+        "not an array: nothing");
 }

@@ -644,12 +644,12 @@ static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
         return;
     }
     if (strstr(rq->path, "/manifests/") &&
-        (rq->naccept != 6 || !strstr(rq->accept, MT_OCI_INDEX "|") ||
-         !strstr(rq->accept, MT_DOCKER_V1_SIGNED "|") ||
-         !strstr(rq->accept, MT_DOCKER_V1 "|") ||
-         !strstr(rq->accept, MT_OCI_MANIFEST "|") ||
-         !strstr(rq->accept, MT_DOCKER_LIST "|") ||
-         !strstr(rq->accept, MT_DOCKER_V2 "|")))
+        (rq->naccept != 6 || !strstr(rq->accept, IM_MT_OCI_INDEX "|") ||
+         !strstr(rq->accept, IM_MT_DOCKER_V1_SIGNED "|") ||
+         !strstr(rq->accept, IM_MT_DOCKER_V1 "|") ||
+         !strstr(rq->accept, IM_MT_OCI_MANIFEST "|") ||
+         !strstr(rq->accept, IM_MT_DOCKER_LIST "|") ||
+         !strstr(rq->accept, IM_MT_DOCKER_V2 "|")))
         k->bad_accept++;
     if (k->mode == M_BASIC && strcmp(rq->auth, BASIC_ROBOT) != 0) {
         snprintf(rs->headers, sizeof rs->headers,
@@ -694,7 +694,7 @@ static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
     if (k->mode == M_SCHEMA1 && strcmp(rq->path, "/v2/team/app/manifests/v1") == 0) {
         snprintf(rs->headers, sizeof rs->headers, "Docker-Content-Digest: %s\r\n",
                  k->dschema1);
-        put_body(rs, 200, MT_DOCKER_V1_SIGNED, k->schema1);
+        put_body(rs, 200, IM_MT_DOCKER_V1_SIGNED, k->schema1);
         return;
     }
     char want512[200];
@@ -1484,7 +1484,7 @@ Test(resolve_mock, signed_schema1_is_identified_by_its_payload, .init = init_cur
     digest_of(M.schema1, whole);
     cr_expect_str_neq(b.root_digest, whole);
     cr_assert_eq(b.ndocs, 1);
-    cr_expect_str_eq(b.docs[0].media_type, MT_DOCKER_V1_SIGNED);
+    cr_expect_str_eq(b.docs[0].media_type, IM_MT_DOCKER_V1_SIGNED);
     cr_expect_eq(b.docs[0].len, strlen(M.schema1), "kept verbatim, signatures and all");
     cr_expect_eq(b.nblobs, 2, "the repeated fsLayer is asked about once");
     cr_expect_eq(st.blob_heads, 2);
@@ -1739,7 +1739,7 @@ Test(head_mock, revalidation_is_one_head_with_the_get_accept_list, .init = init_
     int rc = reg_head_manifest(c, &ref, &h, &st, &e);
     cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
     cr_expect_str_eq(h.digest, M.dindex);
-    cr_expect_str_eq(h.media_type, MT_OCI_INDEX);
+    cr_expect_str_eq(h.media_type, IM_MT_OCI_INDEX);
     cr_expect_eq(h.size, (int64_t)strlen(M.index));
     cr_expect_eq(st.manifest_heads, 2, "the 401 and the retry with the token");
     cr_expect_eq(st.manifest_gets, 0, "a HEAD never costs a GET");
@@ -2569,7 +2569,7 @@ static void image_manifest(char *out, size_t n, const char *cfg, const char *cfg
 {
     snprintf(
         out, n,
-        "{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"" MT_DOCKER_V2 "\",\n"
+        "{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"" IM_MT_DOCKER_V2 "\",\n"
         "   \"config\": {\"mediaType\": "
         "\"application/vnd.docker.container.image.v1+json\","
         " \"size\": %zu, \"digest\": \"%s\"},\n   \"layers\": [\n"
@@ -2601,19 +2601,19 @@ static void push_fixture(int port, const char *repo, struct image_fixture *fx)
                    LAYER_C, fx->lc);
     char d[72];
     digest_of(fx->ma_body, d);
-    push_manifest(port, repo, d, MT_DOCKER_V2, fx->ma_body, fx->ma);
+    push_manifest(port, repo, d, IM_MT_DOCKER_V2, fx->ma_body, fx->ma);
     digest_of(fx->mb_body, d);
-    push_manifest(port, repo, d, MT_DOCKER_V2, fx->mb_body, fx->mb);
+    push_manifest(port, repo, d, IM_MT_DOCKER_V2, fx->mb_body, fx->mb);
     snprintf(list, sizeof list,
-             "{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"" MT_DOCKER_LIST "\",\n"
-             "   \"manifests\": [\n      {\"mediaType\": \"" MT_DOCKER_V2
+             "{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"" IM_MT_DOCKER_LIST "\",\n"
+             "   \"manifests\": [\n      {\"mediaType\": \"" IM_MT_DOCKER_V2
              "\", \"size\": %zu,"
              " \"digest\": \"%s\", \"platform\": {\"architecture\": \"amd64\", \"os\": "
-             "\"linux\"}},\n      {\"mediaType\": \"" MT_DOCKER_V2 "\", \"size\": %zu,"
+             "\"linux\"}},\n      {\"mediaType\": \"" IM_MT_DOCKER_V2 "\", \"size\": %zu,"
              " \"digest\": \"%s\", \"platform\": {\"architecture\": \"arm64\", \"os\": "
              "\"linux\", \"variant\": \"v8\"}}\n   ]\n}",
              strlen(fx->ma_body), fx->ma, strlen(fx->mb_body), fx->mb);
-    push_manifest(port, repo, "3.7-slim", MT_DOCKER_LIST, list, fx->list);
+    push_manifest(port, repo, "3.7-slim", IM_MT_DOCKER_LIST, list, fx->list);
 }
 
 static struct reg_client *registry_client(int port)
@@ -2650,10 +2650,10 @@ Test(resolve_registry, docker_list_of_schema2_via_docker_io_mirror, .init = init
     cr_expect_eq(b.ndocs, 5, "list + 2 manifests + 2 configs, got %zu", b.ndocs);
     const struct im_doc *d = im_bundle_find_doc(&b, fx.list);
     cr_assert_not_null(d);
-    cr_expect_str_eq(d->media_type, MT_DOCKER_LIST);
+    cr_expect_str_eq(d->media_type, IM_MT_DOCKER_LIST);
     d = im_bundle_find_doc(&b, fx.ma);
     cr_assert_not_null(d);
-    cr_expect_str_eq(d->media_type, MT_DOCKER_V2);
+    cr_expect_str_eq(d->media_type, IM_MT_DOCKER_V2);
     cr_expect_eq(d->len, strlen(fx.ma_body));
     cr_expect_eq(memcmp(d->body, fx.ma_body, d->len), 0, "stored verbatim");
     cr_assert_not_null(im_bundle_find_doc(&b, fx.mb));
@@ -2698,7 +2698,7 @@ Test(resolve_registry, docker_list_of_schema2_via_docker_io_mirror, .init = init
     rc = reg_head_manifest(c, &ref, &h, &hs, &e);
     cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
     cr_expect_str_eq(h.digest, fx.list);
-    cr_expect_str_eq(h.media_type, MT_DOCKER_LIST);
+    cr_expect_str_eq(h.media_type, IM_MT_DOCKER_LIST);
     cr_expect_eq(hs.requests, 1);
     cr_expect_eq(hs.manifest_heads, 1);
     cr_assert_eq(reg_ref_parse("python:nope", &ref, &e), 0);
@@ -2706,7 +2706,7 @@ Test(resolve_registry, docker_list_of_schema2_via_docker_io_mirror, .init = init
 
     /* tags, in the registry's (lexical) order */
     char d37[72];
-    push_manifest(port, "library/python", "3.7", MT_DOCKER_V2, fx.ma_body, d37);
+    push_manifest(port, "library/python", "3.7", IM_MT_DOCKER_V2, fx.ma_body, d37);
     struct reg_tags t = {0};
     rc = reg_list_tags(c, &ref, 0, &t, NULL, &e);
     cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
@@ -2737,26 +2737,26 @@ Test(resolve_registry, oci_index_with_attestation, .init = init_curl,
     push_blob(port, "team/app", "{}", empty);
     snprintf(
         att, sizeof att,
-        "{\"schemaVersion\":2,\"mediaType\":\"" MT_OCI_MANIFEST "\",\"config\":{"
+        "{\"schemaVersion\":2,\"mediaType\":\"" IM_MT_OCI_MANIFEST "\",\"config\":{"
         "\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"size\":2,"
         "\"digest\":\"%s\"},\"layers\":[{\"mediaType\":\"application/vnd.in-toto+json\","
         "\"size\":%zu,\"digest\":\"%s\",\"annotations\":{\"in-toto.io/predicate-type\":"
         "\"https://spdx.dev/Document\"}}]}",
         empty, strlen("{\"_type\":\"https://in-toto.io/Statement/v0.1\"}"), intoto);
     digest_of(att, attd);
-    push_manifest(port, "team/app", attd, MT_OCI_MANIFEST, att, attd);
+    push_manifest(port, "team/app", attd, IM_MT_OCI_MANIFEST, att, attd);
     snprintf(idx, sizeof idx,
-             "{\"schemaVersion\":2,\"mediaType\":\"" MT_OCI_INDEX "\",\"manifests\":["
-             "{\"mediaType\":\"" MT_DOCKER_V2
+             "{\"schemaVersion\":2,\"mediaType\":\"" IM_MT_OCI_INDEX "\",\"manifests\":["
+             "{\"mediaType\":\"" IM_MT_DOCKER_V2
              "\",\"size\":%zu,\"digest\":\"%s\",\"platform\":"
              "{\"architecture\":\"amd64\",\"os\":\"linux\"}},"
-             "{\"mediaType\":\"" MT_OCI_MANIFEST "\",\"size\":%zu,\"digest\":\"%s\","
+             "{\"mediaType\":\"" IM_MT_OCI_MANIFEST "\",\"size\":%zu,\"digest\":\"%s\","
              "\"annotations\":{\"vnd.docker.reference.digest\":\"%s\","
              "\"vnd.docker.reference.type\":\"attestation-manifest\"},\"platform\":"
              "{\"architecture\":\"unknown\",\"os\":\"unknown\"}}]}",
              strlen(fx.ma_body), fx.ma, strlen(att), attd, fx.ma);
     digest_of(idx, idxd);
-    push_manifest(port, "team/app", "v1", MT_OCI_INDEX, idx, idxd);
+    push_manifest(port, "team/app", "v1", IM_MT_OCI_INDEX, idx, idxd);
 
     struct reg_config cfg;
     reg_config_defaults(&cfg);
@@ -2775,8 +2775,8 @@ Test(resolve_registry, oci_index_with_attestation, .init = init_curl,
     int rc = reg_resolve(c, &ref, &b, NULL, &e);
     cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
     cr_expect_str_eq(b.root_digest, idxd);
-    cr_expect_str_eq(im_bundle_find_doc(&b, idxd)->media_type, MT_OCI_INDEX);
-    cr_expect_str_eq(im_bundle_find_doc(&b, attd)->media_type, MT_OCI_MANIFEST);
+    cr_expect_str_eq(im_bundle_find_doc(&b, idxd)->media_type, IM_MT_OCI_INDEX);
+    cr_expect_str_eq(im_bundle_find_doc(&b, attd)->media_type, IM_MT_OCI_MANIFEST);
     cr_expect_str_eq(im_bundle_find_doc(&b, empty)->media_type,
                      "application/vnd.oci.image.config.v1+json");
     cr_expect_eq(b.ndocs, 5, "index, image, attestation, 2 configs: %zu", b.ndocs);
