@@ -4,11 +4,12 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "render.h"
 #include "server.h"
 
-enum opt_type { OPT_STR, OPT_LONG, OPT_LIST, OPT_LEVEL, OPT_STYLE, OPT_FILE };
+enum opt_type { OPT_STR, OPT_LONG, OPT_BOOL, OPT_LIST, OPT_LEVEL, OPT_STYLE, OPT_FILE };
 
 /* Where a value came from, in increasing precedence: a list option (--mirror)
  * takes its values from the highest source that has any. */
@@ -28,6 +29,7 @@ struct opt {
 #define STR(field)                                                                       \
     offsetof(struct srv_config, field), sizeof(((struct srv_config *)0)->field)
 #define NUM(field) offsetof(struct srv_config, field), 0
+#define BOOL(field) offsetof(struct srv_config, field), sizeof(bool)
 
 static const struct opt opts[] = {
     {"listen", "IMGMETA_LISTEN", OPT_STR, STR(listen), 0, 0, "127.0.0.1:8080",
@@ -83,7 +85,7 @@ static const struct opt opts[] = {
      STR(insecure_registries), 0, 0, NULL,
      "comma-separated registries (host[:port]) spoken to over plain http that may be on "
      "loopback or private addresses"},
-    {"allow-private", "IMGMETA_ALLOW_PRIVATE", OPT_LONG, NUM(allow_private), 0, 1, "0",
+    {"allow-private", "IMGMETA_ALLOW_PRIVATE", OPT_BOOL, BOOL(allow_private), 0, 1, "0",
      "1 turns the address and https checks off: every registry, token realm and redirect "
      "may connect to loopback, private and link-local addresses, over http too (unsafe: "
      "closed networks only)"},
@@ -100,7 +102,7 @@ static const struct opt opts[] = {
      1L << 50, "1073741824",
      "size budget of the cache database; least recently used tags are evicted to stay "
      "under it; 0 = no budget"},
-    {"db-recover", "IMGMETA_DB_RECOVER", OPT_LONG, NUM(db_recover), 0, 1, "0",
+    {"db-recover", "IMGMETA_DB_RECOVER", OPT_BOOL, BOOL(db_recover), 0, 1, "0",
      "1: a corrupt cache database is moved aside (<db>.corrupt-<time>) and an empty one "
      "started; 0: refuse to start"},
     {"admin-token", "IMGMETA_ADMIN_TOKEN", OPT_STR, STR(admin_token), 0, 0, NULL,
@@ -108,7 +110,7 @@ static const struct opt opts[] = {
     {"docker-config", "IMGMETA_DOCKER_CONFIG", OPT_STR, STR(docker_config), 0, 0, NULL,
      "a Docker config.json whose auths.<registry>.auth credentials are used for basic "
      "auth and token logins (never logged)"},
-    {"prewarm", "IMGMETA_PREWARM", OPT_LONG, NUM(prewarm), 0, 1, "1",
+    {"prewarm", "IMGMETA_PREWARM", OPT_BOOL, BOOL(prewarm), 0, 1, "1",
      "1: at start, ask docker.io (or its --mirror) and every --mirror once, in the "
      "background, how they authenticate (GET /v2/), so that the first request asks for "
      "its token directly instead of meeting a 401 first; 0: off"},
@@ -197,6 +199,19 @@ static int set_opt(struct srv_config *cfg, const struct opt *o, const char *valu
                              v, o->min, o->max);
         *(long *)(void *)(base + o->offset) = v;
         return 0;
+    }
+    case OPT_BOOL: {
+        static const char *const yes[] = {"1", "true", "yes", "on"};
+        static const char *const no[] = {"0", "false", "no", "off"};
+        for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+            if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+                *(bool *)(void *)(base + o->offset) = strcasecmp(value, yes[i]) == 0;
+                return 0;
+            }
+        return im_seterr(
+            err, IM_EINVAL,
+            "--%s: '%s' is not a boolean (1, true, yes, on; 0, false, no, off)", o->name,
+            value);
     }
     case OPT_LIST:
         return add_mirror(cfg, value, err);

@@ -102,7 +102,7 @@ static int open_modules(const struct srv_config *cfg, struct modules *m,
         mirrors_to_registry(cfg, &rcfg, err) != 0 ||
         /* outbound security policy (registry/policy.c) */
         reg_config_policy(&rcfg, cfg->allow_registries, cfg->insecure_registries,
-                          cfg->allow_private != 0, err) != 0 ||
+                          cfg->allow_private, err) != 0 ||
         ensure_db_dir(cfg->db, err) != 0)
         return 1;
     if (!(m->store = srv_cache_open(cfg, err)) ||

@@ -37,14 +37,14 @@ struct srv_config {
     /* outbound security policy (registry/policy.c, SECURITY.md) */
     char allow_registries[2048];    /* comma-separated; "default" = built-in list */
     char insecure_registries[2048]; /* comma-separated; plain http, private addresses */
-    long allow_private;             /* 1: any host may be on a non-public address */
+    bool allow_private;             /* any host may be on a non-public address */
     long shutdown_timeout;          /* seconds SIGTERM waits for in-flight requests */
     char config[1024];              /* the config file read, "" for none */
     /* the cache (store/, api/describe.c, server/cache_cmd.c) */
     long max_stale;           /* seconds past the TTL a stale entry may be served */
     long negative_ttl;        /* seconds a missing tag is remembered */
     long cache_max_bytes;     /* database size budget, 0 = none */
-    long db_recover;          /* 1: move a damaged database aside and start empty */
+    bool db_recover;          /* move a damaged database aside and start empty */
     char admin_token[128];    /* bearer token for /admin/, "" = disabled */
     char docker_config[1024]; /* Docker config.json with credentials, "" = none */
     long max_retries;         /* upstream retries */
@@ -57,7 +57,7 @@ struct srv_config {
     long answer_file_bytes;   /* the answers file next to the database, 0 = none */
     long tag_memory;          /* tag rows kept in memory (store_set_tag_memory) */
     long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
-    long prewarm;             /* 1: probe the default registries at start */
+    bool prewarm;             /* probe the default registries at start */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config

@@ -384,6 +384,13 @@ bad_conf() {
         grep -q 'bad.conf:1: unknown option' "$IT_DIR/bad.err"
 }
 check "a bad config file line is refused with file and line" bad_conf
+# booleans: 1/true/yes/on and 0/false/no/off, any case; anything else refused
+"$IMGMETA" serve --prewarm maybe --db "$IT_DIR/never.db" >/dev/null 2>"$IT_DIR/bool.err"
+check_eq "--prewarm maybe is refused at start, naming the accepted words" "2 1" \
+    "$? $(grep -c "prewarm: 'maybe' is not a boolean (1, true, yes, on; 0, false, no, off)" "$IT_DIR/bool.err")"
+"$IMGMETA" describe python:3.7-nope --db "$IT_DIR/bool.db" --prewarm Off --db-recover TRUE \
+    --mirror "docker.io=$GOOD_URL" >/dev/null 2>"$IT_DIR/bool2.err"
+check_eq "--prewarm Off and --db-recover TRUE are booleans (describe runs: exit 1, not found)" 1 "$?"
 
 # Precedence defaults < file < environment < flags, seen in max-age (the tag is
 # fresh in the shared cache file, so max-age is the tag-ttl minus a few seconds).
