@@ -49,7 +49,7 @@ bench:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DIMGMETA_TESTS=ON >/dev/null
 	cmake --build build-bench -j $(JOBS) --target imgmeta imgmeta-fixture regfront
 	$(CC) -std=c17 -O2 -Wall -Icommon bench/fill.c common/sha256.c \
-	  $$(pkg-config --cflags --libs jansson) -o build-bench/bench-fill
+	  $$(pkg-config --cflags --libs jansson libcrypto) -o build-bench/bench-fill
 	bench/bench.sh build-bench
 
 # What hashing costs (digest checks, the answers file's key hash), printed, in
