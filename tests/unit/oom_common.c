@@ -1,12 +1,17 @@
 /* oom_common.c - common/'s hashing when libcrypto cannot allocate. With its
  * n-th allocation and every later one failing, for n = 0, 1, ... until the
- * call succeeds, a digest (im_digest_compute: its context made) is the right
- * hash, or IM_ENOMEM with no hash written: never another hash.
+ * call succeeds, a digest (im_digest_compute: its context made) and a
+ * thread's first SipHash (im_siphash128: the thread's context made) are each
+ * the right hash, or IM_ENOMEM with no hash written: never another hash, and
+ * never IM_EINTERNAL (which says SipHash is missing).
  *
  * The checks start where the daemon is when it hashes: libcrypto started and
- * its default provider loaded (curl_global_init, at the start). libcrypto 3.0
- * does not survive failed allocations before that: its start-up leaves a lock
- * NULL. That is libcrypto's, and would only ever show as IM_ENOMEM.
+ * its default provider loaded (curl_global_init, at the start), SipHash
+ * fetched once (the answers file is made at the start). libcrypto 3.0 does
+ * not survive failed allocations before that: its start-up leaves a lock
+ * NULL, and an algorithm's first fetch can leave it unfetchable for the
+ * process (its name registered, not its implementation). That is libcrypto's,
+ * and would only ever show as IM_ENOMEM.
  *
  * A plain program (ctest unit.oom_common), not a Criterion test: libcrypto
  * takes other allocation functions only before its first allocation, and
@@ -15,6 +20,7 @@
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +28,7 @@
 
 #include "im.h"
 #include "sha256.h"
+#include "siphash.h"
 
 #define MAX_ALLOCS 10000
 
@@ -69,6 +76,49 @@ static int digest_attempt(long n, char *why, size_t whylen)
     return -1;
 }
 
+struct sip_try {
+    int rc;
+    uint64_t out[2];
+};
+
+static void *sip_first_hash(void *arg)
+{
+    struct sip_try *t = arg;
+    uint8_t kb[16], msg[15];
+    for (int i = 0; i < 16; i++)
+        kb[i] = (uint8_t)i;
+    for (int i = 0; i < 15; i++)
+        msg[i] = (uint8_t)i;
+    struct im_siphash_key key = im_siphash_key_from_bytes(kb);
+    t->rc = im_siphash128(&key, msg, sizeof msg, t->out);
+    return NULL;
+}
+
+/* The reference's vector for 15 bytes (vectors_sip128), on a new thread. */
+static int siphash_attempt(long n, char *why, size_t whylen)
+{
+    /* 5493e99933b0a8117e08ec0f97cfc3d9 as two little-endian words */
+    static const uint64_t want[2] = {0x11a8b03399e99354ULL, 0xd9c3cf970fec087eULL};
+    struct sip_try t = {-1, {1, 1}};
+    pthread_t th;
+    atomic_store(&allocs_left, n);
+    int prc = pthread_create(&th, NULL, sip_first_hash, &t);
+    if (prc == 0)
+        pthread_join(th, NULL);
+    atomic_store(&allocs_left, LONG_MAX);
+    if (prc != 0) {
+        snprintf(why, whylen, "cannot start a thread");
+        return -1;
+    }
+    if (t.rc == 0 && t.out[0] == want[0] && t.out[1] == want[1])
+        return 0;
+    if (t.rc == IM_ENOMEM && t.out[0] == 0 && t.out[1] == 0)
+        return 1;
+    snprintf(why, whylen, "rc %d, hash %016llx %016llx", t.rc,
+             (unsigned long long)t.out[0], (unsigned long long)t.out[1]);
+    return -1;
+}
+
 /* Tries with n = 0, 1, ... allocations until one succeeds: 0 when every
  * try before it was IM_ENOMEM with nothing written (and there was one). */
 static int check(const char *what, attempt_fn *attempt)
@@ -105,7 +155,14 @@ int main(void)
         return 1;
     }
     EVP_MD_free(md);
-    int failed = check("a sha512 digest", digest_attempt) != 0;
-    printf("%d passed, %d failed\n", 1 - failed, failed);
+    char why[200] = "";
+    if (siphash_attempt(LONG_MAX, why, sizeof why) != 0) {
+        printf("FAIL SipHash: %s\n", why);
+        return 1;
+    }
+    int failed = 0;
+    failed += check("a sha512 digest", digest_attempt) != 0;
+    failed += check("a thread's first SipHash", siphash_attempt) != 0;
+    printf("%d passed, %d failed\n", 2 - failed, failed);
     return failed ? 1 : 0;
 }
