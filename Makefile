@@ -6,7 +6,7 @@ LISTEN     ?= 127.0.0.1:8080
 DB         ?= data/imgmeta.db
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test test-asan demo clean bench format format-check
+.PHONY: all build run test test-asan demo clean bench bench-hash format format-check
 
 all: build
 
@@ -49,8 +49,16 @@ bench:
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DIMGMETA_TESTS=ON >/dev/null
 	cmake --build build-bench -j $(JOBS) --target imgmeta imgmeta-fixture regfront
 	$(CC) -std=c17 -O2 -Wall -Icommon bench/fill.c common/sha256.c \
-	  $$(pkg-config --cflags --libs jansson) -o build-bench/bench-fill
+	  $$(pkg-config --cflags --libs jansson libcrypto) -o build-bench/bench-fill
 	bench/bench.sh build-bench
+
+# What hashing costs (digest checks, the answers file's key hash), printed, in
+# the build `make build` makes.
+bench-hash:
+	@cmake/install-deps.sh build
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target bench-hash
+	./$(BUILD)/bench-hash
 
 # .clang-format (LLVM base, 4-space indent, 90 columns) over every C file.
 format:

@@ -129,6 +129,13 @@ struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
         return NULL;
     }
     f->key = im_siphash_key_from_bytes(seed);
+    uint64_t probe[2];
+    int hrc = im_siphash128(&f->key, "", 0, probe); /* no SipHash here shows now */
+    if (hrc) {
+        im_seterr(err, hrc, "cannot hash the answers file's keys: %s", im_strerror(hrc));
+        api__afile_free(f);
+        return NULL;
+    }
     f->fd = open_private(dir);
     if (f->fd < 0) {
         char buf[128];
@@ -180,10 +187,12 @@ static struct af_entry **slot(struct api__afile *f, size_t klen, const uint64_t 
     return p;
 }
 
-static void key_hash(const struct api__afile *f, const char *key, size_t klen,
-                     uint64_t h[2])
+/* The keyed hash of key into h: 0, or im_siphash128's failure (the answer is
+ * then neither looked up nor kept: the file misses, never answers wrongly). */
+static int key_hash(const struct api__afile *f, const char *key, size_t klen,
+                    uint64_t h[2])
 {
-    im_siphash128(&f->key, key, klen, h);
+    return im_siphash128(&f->key, key, klen, h);
 }
 
 /* pread into rbuf, or pwrite from wbuf, exactly n bytes at off: 0, or -1
@@ -208,7 +217,8 @@ static int io_all(int fd, char *rbuf, const char *wbuf, size_t n, uint64_t off)
 }
 
 /* What the index says of key, copied under the lock: the file it is in and
- * that file's epoch, where its key starts, its body's length and type. */
+ * that file's epoch, where its key starts, its body's length and type. 0,
+ * IM_ENOTFOUND, or key_hash's failure. */
 struct af_found {
     int fd;
     uint64_t epoch, off;
@@ -216,16 +226,18 @@ struct af_found {
     const char *ctype;
 };
 
-static bool find(struct api__afile *f, const char *key, size_t klen, struct af_found *out)
+static int find(struct api__afile *f, const char *key, size_t klen, struct af_found *out)
 {
     uint64_t h[2];
-    key_hash(f, key, klen, h);
+    int rc = key_hash(f, key, klen, h);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&f->lock);
     const struct af_entry *e = *slot(f, klen, h);
     if (e)
         *out = (struct af_found){f->fd, atomic_load(&f->epoch), e->off, e->len, e->ctype};
     pthread_mutex_unlock(&f->lock);
-    return e != NULL;
+    return e ? 0 : IM_ENOTFOUND;
 }
 
 int api__afile_get(struct api__afile *f, const char *key, size_t klen,
@@ -236,9 +248,10 @@ int api__afile_get(struct api__afile *f, const char *key, size_t klen,
         return IM_ENOTFOUND;
     struct af_found e;
     struct api_shared *buf = NULL;
-    int rc = IM_ENOTFOUND;
-    if (!find(f, key, klen, &e))
+    int rc = find(f, key, klen, &e);
+    if (rc)
         goto out;
+    rc = IM_ENOTFOUND; /* until the bytes are read and are key's */
     size_t n = e.len;
     buf = api__shared_new(klen + n, true); /* sent once, then back to the pool */
     if (!buf) {
@@ -269,8 +282,9 @@ int api__afile_open(struct api__afile *f, const char *key, size_t klen, int *fd,
     if (!f)
         return IM_ENOTFOUND;
     struct af_found e;
-    if (!find(f, key, klen, &e))
-        return IM_ENOTFOUND;
+    int rc = find(f, key, klen, &e);
+    if (rc)
+        return rc;
     /* duplicated without the lock: if the file started over meanwhile, e.fd
      * may name the old file or, closed since, something else; the epoch
      * check below gives that descriptor back unused */
@@ -332,9 +346,8 @@ void api__afile_put(struct api__afile *f, const char *key, size_t klen, const ch
     uint64_t h[2], off = 0, epoch = 0;
     int fd = -1;
     struct af_entry *e = malloc(sizeof *e);
-    if (!e)
-        return; /* a cache: failing to remember is fine */
-    key_hash(f, key, klen, h);
+    if (!e || key_hash(f, key, klen, h) != 0)
+        goto out; /* a cache: failing to remember is fine */
     pthread_mutex_lock(&f->lock);
     bool ok = reserve(f, klen, h, klen + len, &fd, &off, &epoch);
     pthread_mutex_unlock(&f->lock);

@@ -80,15 +80,18 @@ void api__rcache_put(struct api__rcache *c, const char *key, size_t klen,
 /* The answers file (afile.c): rendered answers appended to an unlinked file
  * in a directory (next to the database), indexed in memory, at most max_bytes
  * of file; when full it starts over. Thread-safe. new: NULL with err on
- * failure (no memory, the file cannot be created). get: the answer's len bytes
- * at *body (NUL-terminated) inside a pooled *block, which the caller releases
- * with api_shared_release; IM_ENOTFOUND on a miss, also when f is NULL or the
- * bytes could not be read back. open: the answer as a descriptor of its own
- * (*fd, which the caller closes: it keeps the answer's bytes as they are even
- * if the file starts over meanwhile) and the offset of its len bytes in it, for
- * a server to send without reading them (sendfile); IM_ENOTFOUND on a miss,
- * IM_EBUSY when no descriptor is left (get can still read it). put: keeps a copy; a
- * failure (disk full, I/O error) is counted and only costs a later miss. */
+ * failure (no memory, the file cannot be created, no SipHash in libcrypto).
+ * get: the answer's len bytes at *body (NUL-terminated) inside a pooled
+ * *block, which the caller releases with api_shared_release; IM_ENOTFOUND on
+ * a miss, also when f is NULL or the bytes could not be read back; IM_ENOMEM.
+ * open: the answer as a descriptor of its own (*fd, which the caller closes:
+ * it keeps the answer's bytes as they are even if the file starts over
+ * meanwhile) and the offset of its len bytes in it, for a server to send
+ * without reading them (sendfile); IM_ENOTFOUND on a miss, IM_EBUSY when no
+ * descriptor is left (get can still read it). get and open give
+ * im_siphash128's failure when the key cannot be hashed. put: keeps a copy; a
+ * failure (disk full, I/O error: counted; a key that cannot be hashed) only
+ * costs a later miss. */
 struct api__afile;
 struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
                                   struct im_error *err);

@@ -92,7 +92,8 @@ static int put(const struct opts *o, const char *kind, const char *data, size_t 
                char digest[72])
 {
     char dir[PATH_MAX_];
-    im_sha256_digest(data, len, digest);
+    if (im_sha256_digest(data, len, digest) != 0)
+        return -1;
     const char *hex = digest + 7;
     snprintf(dir, sizeof dir, "%s/blobs/sha256/%.2s/%s", v2, hex, hex);
     if (write_file(dir, "data", data, len) != 0)

@@ -3,7 +3,7 @@
 # usage: cmake/install-deps.sh build|run|test|bench|format
 set -eu
 
-build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev zlib1g-dev"
+build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev zlib1g-dev libssl-dev"
 run="$build ca-certificates"
 test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk"
 bench="$test nginx-light bc"

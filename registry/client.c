@@ -17,8 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sha256.h"
-
 /* ---- configuration and the client handle ---- */
 
 void reg_config_defaults(struct reg_config *c)

@@ -277,6 +277,7 @@ struct reg_probe {
 int reg_prewarm(struct reg_client *c, void (*done)(void *cls, const struct reg_probe *p),
                 void *cls, struct im_error *err) IM_WUR;
 
-/* SHA-256 for digest checks lives in common/sha256.h (im_sha256_digest). */
+/* The digests that checks compare (sha256, sha384, sha512, from libcrypto)
+ * live in common/sha256.h (im_digest_compute, im_sha256_digest). */
 
 #endif

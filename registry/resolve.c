@@ -381,15 +381,19 @@ out:
 
 /* Hash check: the body must hash to `expected` (sha256, sha384 or sha512);
  * computed receives the body's digest in expected's algorithm (sha256 when
- * expected is NULL). */
+ * expected is NULL). A body that cannot be hashed (no memory) is refused with
+ * that failure, never taken unchecked. */
 static int verify(const char *what, const char *expected, const unsigned char *body,
                   size_t len, char computed[IM_DIGEST_MAX], struct im_error *err)
 {
     char algo[8] = "sha256";
     if (expected && im_digest_algo(expected, algo, sizeof algo) != 0)
         return im_seterr(err, IM_EPROTO, "%s: malformed digest '%.80s'", what, expected);
-    if (im_digest_compute(algo, body, len, computed, IM_DIGEST_MAX) != 0)
+    int rc = im_digest_compute(algo, body, len, computed, IM_DIGEST_MAX);
+    if (rc == IM_EINVAL)
         return im_seterr(err, IM_EPROTO, "%s: cannot verify %s digests", what, algo);
+    if (rc)
+        return im_seterr(err, rc, "%s: cannot hash it: %s", what, im_strerror(rc));
     if (expected && strcmp(expected, computed) != 0)
         return im_seterr(err, IM_EDIGEST, "%s: content hashes to %s, not %s", what,
                          computed, expected);

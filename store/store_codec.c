@@ -224,8 +224,12 @@ int store__doc_verify(const char *digest, const char *media_type,
         *why = "malformed digest";
         return IM_ESTORE;
     }
-    if (im_digest_compute(algo, b->p, b->len, computed, sizeof computed) != 0 ||
-        strcmp(computed, digest) != 0) {
+    int rc = im_digest_compute(algo, b->p, b->len, computed, sizeof computed);
+    if (rc != 0 && rc != IM_EINVAL) {
+        *why = "it cannot be hashed";
+        return rc; /* no memory: not a verdict on the row */
+    }
+    if (rc != 0 || strcmp(computed, digest) != 0) {
         *why = "its bytes do not hash to its digest";
         return IM_ESTORE;
     }

@@ -205,11 +205,12 @@ int store__unpack_column(sqlite3_stmt *st, int body_col, int enc_col,
 int store__body_take(struct store__body *b, unsigned char **out) IM_WUR;
 /* Frees b's buffer and zeroes b. */
 void store__body_free(struct store__body *b);
-/* A document's body b (unpacked) against its digest: 0, or IM_ESTORE with
- * *why. A deflated row's checksum already covered it (always_hash: check
- * anyway, for `cache check`); a row kept as it is has none, so it is hashed.
- * A Docker schema 1 manifest (media type application/vnd.docker.distribution.
- * manifest.v1+...) is not: its digest may cover only its payload. */
+/* A document's body b (unpacked) against its digest: 0, IM_ESTORE with *why,
+ * or the hash's own failure (IM_ENOMEM: no verdict on the row). A deflated
+ * row's checksum already covered it (always_hash: check anyway, for `cache
+ * check`); a row kept as it is has none, so it is hashed. A Docker schema 1 manifest
+ * (media type application/vnd.docker.distribution. manifest.v1+...) is not: its digest
+ * may cover only its payload. */
 int store__doc_verify(const char *digest, const char *media_type,
                       const struct store__body *b, bool always_hash,
                       const char **why) IM_WUR;

@@ -89,11 +89,22 @@ struct fr_image {
     "<script>x</script>\\t|a|b|"                                                         \
     "\",\"empty_layer\":true}"
 
+/* The sha256 digest of data into out, or the end of this process: a registry
+ * that cannot hash (no memory) has nothing true to answer. */
+static void digest_of(const void *data, size_t len, char out[72])
+{
+    int rc = im_sha256_digest(data, len, out);
+    if (rc != 0) {
+        fprintf(stderr, "faultreg: cannot hash: %s\n", im_strerror(rc));
+        exit(1);
+    }
+}
+
 static void make_image(const char *mode, struct fr_image *im)
 {
     char layer[96];
     int n = snprintf(layer, sizeof layer, "layer-of-%s", mode);
-    im_sha256_digest(layer, (size_t)n, im->layer_digest);
+    digest_of(layer, (size_t)n, im->layer_digest);
     n = snprintf(
         im->config, sizeof im->config,
         "{\"architecture\":\"amd64\",\"os\":\"linux\","
@@ -103,7 +114,7 @@ static void make_image(const char *mode, struct fr_image *im)
         "file:%s in / \"}%s],\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}",
         mode, strcmp(mode, "nasty") == 0 ? NASTY_HISTORY : "", im->layer_digest);
     im->config_len = (size_t)n;
-    im_sha256_digest(im->config, im->config_len, im->config_digest);
+    digest_of(im->config, im->config_len, im->config_digest);
     n = snprintf(im->manifest, sizeof im->manifest,
                  "{\"schemaVersion\":2,\"mediaType\":\"" MT_V2 "\",\"config\":{"
                  "\"mediaType\":\"application/vnd.docker.container.image.v1+json\","
@@ -113,7 +124,7 @@ static void make_image(const char *mode, struct fr_image *im)
                  im->config_len, im->config_digest,
                  strcmp(mode, "negsize") == 0 ? "-1234" : "1234", im->layer_digest);
     im->manifest_len = (size_t)n;
-    im_sha256_digest(im->manifest, im->manifest_len, im->manifest_digest);
+    digest_of(im->manifest, im->manifest_len, im->manifest_digest);
 }
 
 /* How mode behaves now: its override when there is one, else itself;

@@ -535,7 +535,8 @@ enum mode {
     M_FOREIGN,      /* the image has foreign layers (urls on the CDN, refused, none) */
     M_SCHEMA1,      /* v1 is a signed schema1 manifest */
     M_FOREIGN_LINK, /* tags/list pagination points at another host */
-    M_REALM2        /* the realm moved: /token2 gives tok-2, the only one accepted */
+    M_REALM2,       /* the realm moved: /token2 gives tok-2, the only one accepted */
+    M_BAD_CONFIG    /* the config blob's bytes are not those its digest names */
 };
 
 struct mock {
@@ -547,7 +548,9 @@ struct mock {
     char token_query[2048];
     char token_auth[2048]; /* Authorization of the last token request */
     int bad_accept;        /* manifest requests without the four Accept lines */
-    char dindex512[IM_DIGEST_MAX];
+    char dindex512[IM_DIGEST_MAX], dindex384[IM_DIGEST_MAX];
+    char dother512[IM_DIGEST_MAX];    /* a sha512 digest of other bytes: the index
+                                         is answered under it too */
     char schema1[8192], dschema1[72]; /* signed body; digest of its payload */
     /* faults: the next fail_n authorised manifest requests answer fail_status
      * with fail_headers (e.g. Retry-After); -1 = every one */
@@ -585,7 +588,10 @@ static void cdn_handler(struct mini *m, const struct req *rq, struct resp *rs)
         return;
     }
     if (strcmp(d, k->dconfig) == 0) {
-        put_body(rs, 200, "application/octet-stream", k->config);
+        static char bad[300];
+        snprintf(bad, sizeof bad, "%s ", k->config);
+        put_body(rs, 200, "application/octet-stream",
+                 k->mode == M_BAD_CONFIG ? bad : k->config);
     } else if (strcmp(d, k->dlayer1) == 0 || strcmp(d, k->dlayer2) == 0) {
         rs->status = 200;
         rs->len = strcmp(d, k->dlayer1) == 0 ? 1234 : 5678;
@@ -697,11 +703,14 @@ static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
         put_body(rs, 200, IM_MT_DOCKER_V1_SIGNED, k->schema1);
         return;
     }
-    char want512[200];
+    char want512[200], want384[200], other512[200];
     snprintf(want, sizeof want, "/v2/team/app/manifests/%s", k->dindex);
     snprintf(want512, sizeof want512, "/v2/team/app/manifests/%s", k->dindex512);
+    snprintf(want384, sizeof want384, "/v2/team/app/manifests/%s", k->dindex384);
+    snprintf(other512, sizeof other512, "/v2/team/app/manifests/%s", k->dother512);
     if ((strcmp(rq->path, "/v2/team/app/manifests/v1") == 0 ||
-         strcmp(rq->path, want) == 0 || strcmp(rq->path, want512) == 0) &&
+         strcmp(rq->path, want) == 0 || strcmp(rq->path, want512) == 0 ||
+         strcmp(rq->path, want384) == 0 || strcmp(rq->path, other512) == 0) &&
         k->mode != M_MISSING) {
         rs->delay_ms = k->mode == M_SLOW ? 1500 : 0;
         rs->no_length = k->mode == M_NOLEN;
@@ -742,7 +751,7 @@ static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
 
 static void digest_of(const char *s, char out[72])
 {
-    im_sha256_digest(s, strlen(s), out);
+    cr_assert_eq(im_sha256_digest(s, strlen(s), out), 0);
 }
 
 static void b64url(const char *in, char *out, size_t n)
@@ -867,6 +876,11 @@ static void mock_start(enum mode mode)
     cr_assert_eq(im_digest_compute("sha512", k->index, strlen(k->index), k->dindex512,
                                    sizeof k->dindex512),
                  0);
+    cr_assert_eq(im_digest_compute("sha384", k->index, strlen(k->index), k->dindex384,
+                                   sizeof k->dindex384),
+                 0);
+    cr_assert_eq(
+        im_digest_compute("sha512", "other", 5, k->dother512, sizeof k->dother512), 0);
     mini_start(&k->reg, reg_handler, k);
 }
 
@@ -1507,7 +1521,7 @@ Test(schema1, payload_of_signed_and_unsigned)
         0, "%s", e.msg);
     cr_assert_not_null(p);
     char d[72];
-    im_sha256_digest(p, pl, d);
+    cr_assert_eq(im_sha256_digest(p, pl, d), 0);
     cr_expect_str_eq(d, M.dschema1);
     cr_expect_eq(p[pl - 1], '}');
     free(p);
@@ -1578,21 +1592,34 @@ Test(resolve_mock, concurrent_resolutions_share_one_client, .init = init_curl)
     mock_stop();
 }
 
-Test(resolve_mock, sha512_pinned_index_is_verified, .init = init_curl)
+/* The index asked by its digest in another algorithm than sha256 (the
+ * digest is M's, made once the mock has started). */
+static void expect_pinned_index_verified(const char *digest)
 {
     struct im_bundle b;
     struct im_error e = {{0}};
-    mock_start(M_OK);
     struct reg_client *c = mock_client(5000, 0);
     im_bundle_init(&b);
-    int rc = mock_resolve(c, M.dindex512, &b, NULL, &e);
+    int rc = mock_resolve(c, digest, &b, NULL, &e);
     cr_assert_eq(rc, 0, "%s", e.msg);
-    cr_expect_str_eq(b.root_digest, M.dindex512);
-    cr_expect_not_null(im_bundle_find_doc(&b, M.dindex512));
+    cr_expect_str_eq(b.root_digest, digest);
+    cr_expect_not_null(im_bundle_find_doc(&b, digest));
     cr_expect_eq(b.ndocs, 4);
     im_bundle_free(&b);
     reg_client_free(c);
     mock_stop();
+}
+
+Test(resolve_mock, sha512_pinned_index_is_verified, .init = init_curl)
+{
+    mock_start(M_OK);
+    expect_pinned_index_verified(M.dindex512);
+}
+
+Test(resolve_mock, sha384_pinned_index_is_verified, .init = init_curl)
+{
+    mock_start(M_OK);
+    expect_pinned_index_verified(M.dindex384);
 }
 
 struct fail_case {
@@ -1601,15 +1628,16 @@ struct fail_case {
     const char *msg;
 };
 
-static void expect_failure_caps(const struct fail_case *fc, long timeout_ms,
-                                size_t max_config, size_t max_manifest)
+/* Resolving ref (read once mock_start has filled M) fails as fc says. */
+static void expect_failure_of(const struct fail_case *fc, const char *ref,
+                              long timeout_ms, size_t max_config, size_t max_manifest)
 {
     struct im_bundle b;
     struct im_error e = {{0}};
     mock_start(fc->mode);
     struct reg_client *c = mock_client_caps(timeout_ms, max_config, max_manifest);
     im_bundle_init(&b);
-    int rc = mock_resolve(c, "v1", &b, NULL, &e);
+    int rc = mock_resolve(c, ref, &b, NULL, &e);
     cr_expect_eq(rc, fc->code, "mode %d: got %d (%s), wanted %d", fc->mode, rc, e.msg,
                  fc->code);
     cr_expect(strstr(e.msg, fc->msg) != NULL, "mode %d: message '%s' lacks '%s'",
@@ -1619,6 +1647,12 @@ static void expect_failure_caps(const struct fail_case *fc, long timeout_ms,
     im_bundle_free(&b);
     reg_client_free(c);
     mock_stop();
+}
+
+static void expect_failure_caps(const struct fail_case *fc, long timeout_ms,
+                                size_t max_config, size_t max_manifest)
+{
+    expect_failure_of(fc, "v1", timeout_ms, max_config, max_manifest);
 }
 
 static void expect_failure(const struct fail_case *fc, long timeout_ms, size_t max_config)
@@ -1655,6 +1689,20 @@ Test(resolve_mock, body_without_content_length_is_fine_under_cap, .init = init_c
 Test(resolve_mock, child_digest_mismatch, .init = init_curl)
 {
     struct fail_case fc = {M_BAD_CHILD, IM_EDIGEST, "content hashes to"};
+    expect_failure(&fc, 5000, 0);
+}
+
+/* Asked by a sha512 digest, the registry answers bytes of another digest. */
+Test(resolve_mock, sha512_pinned_digest_of_other_bytes_is_refused, .init = init_curl)
+{
+    struct fail_case fc = {M_OK, IM_EDIGEST, "content hashes to sha512:"};
+    expect_failure_of(&fc, M.dother512, 5000, 0, 0);
+}
+
+/* The config blob answered is not the one its digest names: refused. */
+Test(resolve_mock, config_blob_digest_mismatch, .init = init_curl)
+{
+    struct fail_case fc = {M_BAD_CONFIG, IM_EDIGEST, "config blob"};
     expect_failure(&fc, 5000, 0);
 }
 

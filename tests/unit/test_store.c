@@ -10,7 +10,8 @@
  *   cmake -B build-tsan -DIMGMETA_TSAN=ON && cmake --build build-tsan --target im_store
  *   cc -std=c17 -D_POSIX_C_SOURCE=200809L -fsanitize=thread -DSTORE_TSAN_MAIN \
  *      -Istore -Icommon tests/unit/test_store.c build-tsan/libim_store.a \
- *      build-tsan/libim_common.a -lsqlite3 -lz -lpthread -o store_tsan && ./store_tsan */
+ *      build-tsan/libim_common.a -lsqlite3 -lz -lcrypto -lpthread -o store_tsan
+ *   ./store_tsan */
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -56,17 +57,24 @@ static int blob_into(struct im_bundle *b, const char *digest, const char *media,
 
 /* Image number n: a manifest (the root) naming a config shared by every image
  * and two layers, one of them shared too. Bodies are distinct per n. */
-/* Gives every document of b the digest of its bytes, as a resolution keeps
- * them (the store checks a document it reads against its digest). */
-static void real_digests(struct im_bundle *b)
+/* Gives every document of b the digest of its bytes in algo ("sha256",
+ * "sha384", "sha512"), as a resolution keeps them (the store checks a
+ * document it reads against its digest). */
+static void digests_as(struct im_bundle *b, const char *algo)
 {
     for (size_t i = 0; i < b->ndocs; i++) {
         struct im_doc *d = &b->docs[i];
         int root = strcmp(d->digest, b->root_digest) == 0;
-        im_sha256_digest(d->body, d->len, d->digest);
+        if (im_digest_compute(algo, d->body, d->len, d->digest, sizeof d->digest) != 0)
+            abort(); /* out of memory: no test can go on */
         if (root)
             snprintf(b->root_digest, sizeof b->root_digest, "%s", d->digest);
     }
+}
+
+static void real_digests(struct im_bundle *b)
+{
+    digests_as(b, "sha256");
 }
 
 static int build_image(struct im_bundle *b, unsigned n)
@@ -354,10 +362,10 @@ Test(store, roundtrip_is_byte_exact)
     struct im_bundle b, got;
     im_bundle_init(&b);
     im_bundle_init(&got);
-    im_sha256_digest(index, strlen(index), root);
-    im_sha256_digest(binary, sizeof binary, child);
-    im_sha256_digest("{}", 2, cfg);
-    im_sha256_digest("", 0, empty);
+    cr_assert_eq(im_sha256_digest(index, strlen(index), root), 0);
+    cr_assert_eq(im_sha256_digest(binary, sizeof binary, child), 0);
+    cr_assert_eq(im_sha256_digest("{}", 2, cfg), 0);
+    cr_assert_eq(im_sha256_digest("", 0, empty), 0);
     fake_digest(l1, 5);
     fake_digest(l2, 6);
     fake_digest(l3, 7);
@@ -1910,7 +1918,7 @@ Test(store, an_inflate_bomb_is_refused)
 Test(store, the_dictionary_of_encoding_2_never_changes)
 {
     char digest[72];
-    im_sha256_digest(store__dict1, store__dict1_len, digest);
+    cr_assert_eq(im_sha256_digest(store__dict1, store__dict1_len, digest), 0);
     cr_assert_str_eq(
         digest, "sha256:572383c9247cf6796bd991e607cdebcc0653d93c293b9d809cc7d952c203777b",
         "store/store_dict.c changed. Its bytes are part of the on-disk format: every row "
@@ -2215,6 +2223,26 @@ Test(store, a_damaged_document_is_written_again_by_the_next_put)
     tmpdb_remove(&db);
 }
 
+/* Flips a bit in the middle of document d's row in the database at path, a
+ * row kept as it is (encoding 0). */
+static void flip_kept_byte(const char *path, const struct im_doc *d)
+{
+    char sel[512], upd[512];
+    snprintf(sel, sizeof sel, "SELECT encoding FROM documents WHERE digest = '%s'",
+             d->digest);
+    cr_assert_eq(raw_int(path, sel, 0), 0, "the document is kept as it is");
+    snprintf(sel, sizeof sel, "SELECT body FROM documents WHERE digest = '%s'",
+             d->digest);
+    size_t n = 0;
+    unsigned char *row = raw_body(path, sel, &n);
+    cr_assert_eq(n, d->len);
+    row[n / 2] ^= 0x01;
+    snprintf(upd, sizeof upd, "UPDATE documents SET body = ?1 WHERE digest = '%s'",
+             d->digest);
+    raw_exec_blob(path, upd, row, n);
+    free(row);
+}
+
 /* A document kept as it is (encoding 0: small, or not worth deflating) has no
  * checksum of its own: a damaged byte is caught by hashing it against its
  * digest when it is read, then refused like a damaged deflated row, not
@@ -2225,7 +2253,6 @@ Test(store, a_damaged_document_kept_as_it_is_is_refused_and_written_again)
     struct im_bundle b, got;
     struct im_doc known;
     struct im_error err = {{0}};
-    char sel[512], upd[512];
     cr_assert_eq(tmpdb_init(&db), 0);
     make_image(&b, 1);
     real_digests(&b);
@@ -2234,15 +2261,7 @@ Test(store, a_damaged_document_kept_as_it_is_is_refused_and_written_again)
     put_ok(s, &ref, &b, 100);
     store_close(s);
     const char *dg = b.docs[1].digest;
-    snprintf(sel, sizeof sel, "SELECT encoding FROM documents WHERE digest = '%s'", dg);
-    cr_assert_eq(raw_int(db.path, sel, 0), 0, "the document is kept as it is");
-    snprintf(sel, sizeof sel, "SELECT body FROM documents WHERE digest = '%s'", dg);
-    size_t n = 0;
-    unsigned char *row = raw_body(db.path, sel, &n);
-    cr_assert_eq(n, b.docs[1].len);
-    row[n / 2] ^= 0x01;
-    snprintf(upd, sizeof upd, "UPDATE documents SET body = ?1 WHERE digest = '%s'", dg);
-    raw_exec_blob(db.path, upd, row, n);
+    flip_kept_byte(db.path, &b.docs[1]);
 
     s = open_ok(db.path);
     im_bundle_init(&got);
@@ -2256,10 +2275,45 @@ Test(store, a_damaged_document_kept_as_it_is_is_refused_and_written_again)
     cr_assert_eq(store_load(s, b.root_digest, &got, &err), 0, "%s", err.msg);
     assert_same_bundle(&b, &got);
     store_close(s);
-    free(row);
     im_bundle_free(&got);
     im_bundle_free(&b);
     tmpdb_remove(&db);
+}
+
+/* Documents named by sha384 and sha512 digests (a registry may name them so)
+ * are kept under those and checked against them when read: intact they load,
+ * and a damaged byte is refused, by `cache check` too. */
+Test(store, documents_under_sha384_and_sha512_digests_are_checked_too)
+{
+    static const char *const algos[] = {"sha384", "sha512"};
+    for (size_t a = 0; a < sizeof algos / sizeof algos[0]; a++) {
+        struct tmpdb db;
+        struct im_bundle b, got;
+        struct im_error err = {{0}};
+        cr_assert_eq(tmpdb_init(&db), 0);
+        cr_assert_eq(build_image(&b, 3), 0);
+        digests_as(&b, algos[a]);
+        struct im_ref ref = tag_ref("library/python", "3");
+        struct store *s = open_ok(db.path);
+        put_ok(s, &ref, &b, 100);
+        im_bundle_init(&got);
+        cr_assert_eq(store_load(s, b.root_digest, &got, &err), 0, "%s", err.msg);
+        assert_same_bundle(&b, &got);
+        im_bundle_free(&got);
+        cr_expect_eq(store_check(s, &err), 0, "%s: %s", algos[a], err.msg);
+        store_close(s);
+
+        flip_kept_byte(db.path, &b.docs[1]);
+        s = open_ok(db.path);
+        im_bundle_init(&got);
+        cr_expect_eq(store_load(s, b.root_digest, &got, &err), IM_ESTORE, "%s", algos[a]);
+        cr_expect(strstr(err.msg, "do not hash") != NULL, "%s: %s", algos[a], err.msg);
+        cr_expect_eq(store_check(s, &err), IM_ESTORE, "%s", algos[a]);
+        store_close(s);
+        im_bundle_free(&got);
+        im_bundle_free(&b);
+        tmpdb_remove(&db);
+    }
 }
 
 /* ---- member rows -------------------------------------------------------- */
