@@ -2,8 +2,8 @@
 # tsan.sh SOURCE_DIR BUILD_DIR - the daemon under ThreadSanitizer, hammered
 # with concurrent requests (ctest "tsan"; SECURITY.md).
 #
-# Criterion cannot start under TSan here ("Could not initialize inheritable
-# arena"), so the concurrency proof is the real daemon: this builds imgmeta
+# The unit tests run under TSan through tests/unit/tsan-units.sh (Criterion
+# needs help to start there); this is the real daemon: it builds imgmeta
 # and the test tools with -DIMGMETA_TSAN=ON in BUILD_DIR, starts the fixture
 # registry, regfront and faultreg, and sends in parallel (curl -P): cold
 # resolutions of one reference (coalescing), cold resolutions of 24 distinct

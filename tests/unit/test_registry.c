@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,7 +381,7 @@ typedef void (*handler_fn)(struct mini *m, const struct req *rq, struct resp *rs
 struct mini {
     int fd, port;
     pthread_t th;
-    volatile int stop;
+    atomic_int stop; /* set by mini_stop, read by the server thread */
     handler_fn handler;
     void *ctx;
     pthread_mutex_t mu;

@@ -4,9 +4,10 @@
  * leaves nothing behind, files that are not ours are refused untouched, and
  * eight threads can share one store.
  *
- * Criterion cannot start under ThreadSanitizer (its inheritable arena fails to
- * map: Snaipe/Criterion#274), so the eight-thread scenario is written without
- * Criterion and this file also builds as a plain program that runs only it:
+ * Criterion starts under ThreadSanitizer only with tests/unit/tsan-units.sh's
+ * help (its arenas find no room: Snaipe/Criterion#274), so the eight-thread
+ * scenario is also written without Criterion, and this file builds as a plain
+ * program that runs only it:
  *   cmake -B build-tsan -DIMGMETA_TSAN=ON && cmake --build build-tsan --target im_store
  *   cc -std=c17 -D_POSIX_C_SOURCE=200809L -fsanitize=thread -DSTORE_TSAN_MAIN \
  *      -Istore -Icommon tests/unit/test_store.c build-tsan/libim_store.a \
