@@ -19,17 +19,21 @@
  * and never written again. Bounded by max_bytes of file and max_bytes /
  * AF_BYTES_PER_ENTRY entries (at most AF_MAX_ENTRIES): when either is
  * reached, the index is emptied and a new empty file replaces the old one (the
- * epoch changes), but only once no write is in progress. A descriptor handed
- * out by api__afile_open keeps the old file, and the bytes it was handed out
- * for, until it is closed: an answer being sent while the file starts over is
- * sent intact. A reader of api__afile_get copies (descriptor, offset, length,
- * epoch) under the lock, preads without it, and keeps the bytes only if the
- * epoch is still the same. The old file's descriptor stays open until the
- * next start-over, so such a read lands in the old file, and its epoch check
- * then turns it into a miss. A write that fails (disk full, I/O error)
- * indexes nothing: it costs a later database read, never a wrong answer.
- * Thread-safe: one mutex, held for index updates (and the rare start-over),
- * never during a read or a write. */
+ * epoch changes), but only once no write is in progress. Each file is
+ * reference-counted (struct af_file): the answers file holds one reference to
+ * its current file, and every reader takes one under the lock, with the
+ * entry it found, and drops it when done; the last one out closes the file.
+ * So a descriptor number a reader uses is never closed (and reused for
+ * something else) under it, whatever start-overs happen meanwhile. A
+ * descriptor handed out by api__afile_open is a duplicate that keeps the old
+ * file, and the bytes it was handed out for, until it is closed: an answer
+ * being sent while the file starts over is sent intact. A reader of
+ * api__afile_get also keeps its bytes only if the epoch is still the same
+ * after its read and the key read back is its own. A write that fails (disk
+ * full, I/O error) indexes nothing: it costs a later database read, never a
+ * wrong answer. Thread-safe: one mutex, held for index updates (and the rare
+ * start-over, whose old file is closed after the mutex is let go), never
+ * during a read or a write. */
 #define _GNU_SOURCE /* O_TMPFILE, mkostemp */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,11 +67,17 @@ struct af_entry {
     const char *ctype;
 };
 
+/* One file of answers and the references to it: the answers file's own while
+ * it is the current file, and one per reader using its descriptor. */
+struct af_file {
+    int fd;
+    _Atomic unsigned refs;
+};
+
 struct api__afile {
     pthread_mutex_t lock;
-    int fd;         /* the file answers are appended to */
-    int retired_fd; /* the one before it (-1: none), closed at the next start-over */
-    char *dir;      /* where new files are made */
+    struct af_file *file; /* the file answers are appended to */
+    char *dir;            /* where new files are made */
     struct im_siphash_key key;
     _Atomic uint64_t epoch; /* bumped (under lock) when a new file replaces fd */
     uint64_t end;           /* the next free offset */
@@ -95,6 +105,30 @@ static int open_private(const char *dir)
     return fd;
 }
 
+/* A new private file in dir with one reference (its owner's), NULL on failure. */
+static struct af_file *file_new(const char *dir)
+{
+    struct af_file *file = malloc(sizeof *file);
+    if (!file)
+        return NULL;
+    file->fd = open_private(dir);
+    if (file->fd < 0) {
+        free(file);
+        return NULL;
+    }
+    atomic_init(&file->refs, 1);
+    return file;
+}
+
+/* Drops one reference; the last closes the file (NULL: nothing). */
+static void file_release(struct af_file *file)
+{
+    if (file && atomic_fetch_sub(&file->refs, 1) == 1) {
+        close(file->fd);
+        free(file);
+    }
+}
+
 struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
                                   struct im_error *err)
 {
@@ -103,8 +137,6 @@ struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
         im_seterr(err, IM_ENOMEM, "out of memory for the answers file");
         return NULL;
     }
-    f->fd = -1;
-    f->retired_fd = -1;
     f->max_bytes = max_bytes;
     f->max_entries = (size_t)(max_bytes / AF_BYTES_PER_ENTRY);
     if (f->max_entries < AF_MIN_ENTRIES)
@@ -136,8 +168,8 @@ struct api__afile *api__afile_new(const char *dir, uint64_t max_bytes,
         api__afile_free(f);
         return NULL;
     }
-    f->fd = open_private(dir);
-    if (f->fd < 0) {
+    f->file = file_new(dir);
+    if (!f->file) {
         char buf[128];
         const char *why = strerror_r(errno, buf, sizeof buf); /* GNU: the text */
         im_seterr(err, IM_ESTORE, "cannot create the answers file in %s: %s", dir, why);
@@ -168,10 +200,7 @@ void api__afile_free(struct api__afile *f)
         free(f->bucket);
         pthread_mutex_destroy(&f->lock);
     }
-    if (f->fd >= 0)
-        close(f->fd);
-    if (f->retired_fd >= 0)
-        close(f->retired_fd);
+    file_release(f->file);
     free(f->dir);
     free(f);
 }
@@ -216,11 +245,12 @@ static int io_all(int fd, char *rbuf, const char *wbuf, size_t n, uint64_t off)
     return 0;
 }
 
-/* What the index says of key, copied under the lock: the file it is in and
- * that file's epoch, where its key starts, its body's length and type. 0,
- * IM_ENOTFOUND, or key_hash's failure. */
+/* What the index says of key, copied under the lock: the file it is in (a
+ * reference the caller drops with file_release) and that file's epoch, where
+ * its key starts, its body's length and type. 0, IM_ENOTFOUND, or key_hash's
+ * failure. */
 struct af_found {
-    int fd;
+    struct af_file *file;
     uint64_t epoch, off;
     size_t len;
     const char *ctype;
@@ -234,8 +264,11 @@ static int find(struct api__afile *f, const char *key, size_t klen, struct af_fo
         return rc;
     pthread_mutex_lock(&f->lock);
     const struct af_entry *e = *slot(f, klen, h);
-    if (e)
-        *out = (struct af_found){f->fd, atomic_load(&f->epoch), e->off, e->len, e->ctype};
+    if (e) {
+        *out =
+            (struct af_found){f->file, atomic_load(&f->epoch), e->off, e->len, e->ctype};
+        atomic_fetch_add(&f->file->refs, 1);
+    }
     pthread_mutex_unlock(&f->lock);
     return e ? 0 : IM_ENOTFOUND;
 }
@@ -246,7 +279,7 @@ int api__afile_get(struct api__afile *f, const char *key, size_t klen,
 {
     if (!f)
         return IM_ENOTFOUND;
-    struct af_found e;
+    struct af_found e = {0};
     struct api_shared *buf = NULL;
     int rc = find(f, key, klen, &e);
     if (rc)
@@ -260,7 +293,7 @@ int api__afile_get(struct api__afile *f, const char *key, size_t klen,
     }
     /* the epoch is read after the bytes: unchanged, they are the indexed file's */
     char *bytes = api__shared_bytes(buf);
-    if (io_all(e.fd, bytes, NULL, klen + n, e.off) != 0 ||
+    if (io_all(e.file->fd, bytes, NULL, klen + n, e.off) != 0 ||
         atomic_load(&f->epoch) != e.epoch || memcmp(bytes, key, klen) != 0)
         goto out;
     *block = buf;
@@ -272,6 +305,7 @@ int api__afile_get(struct api__afile *f, const char *key, size_t klen,
     im_metric_inc(IM_ANSWER_FILE_HITS);
     rc = 0;
 out:
+    file_release(e.file);
     api_shared_release(buf);
     return rc;
 }
@@ -285,10 +319,11 @@ int api__afile_open(struct api__afile *f, const char *key, size_t klen, int *fd,
     int rc = find(f, key, klen, &e);
     if (rc)
         return rc;
-    /* duplicated without the lock: if the file started over meanwhile, e.fd
-     * may name the old file or, closed since, something else; the epoch
-     * check below gives that descriptor back unused */
-    int own = fcntl(e.fd, F_DUPFD_CLOEXEC, 0);
+    /* duplicated without the lock, on the reference find took: the entry's
+     * file even if it started over meanwhile (then its index entry is gone,
+     * and the epoch check below makes it a miss) */
+    int own = fcntl(e.file->fd, F_DUPFD_CLOEXEC, 0);
+    file_release(e.file);
     if (own < 0)
         return IM_EBUSY; /* out of descriptors: the caller reads instead */
     if (atomic_load(&f->epoch) != e.epoch) {
@@ -308,9 +343,10 @@ int api__afile_open(struct api__afile *f, const char *key, size_t klen, int *fd,
  * when key is indexed already (another thread wrote it) or the answer cannot
  * fit at all. Starts over (a new empty file, new epoch, empty index) when the
  * file or the index is full and no region is being written; while one is, or
- * when no new file can be made, the answer is not kept. */
+ * when no new file can be made, the answer is not kept. The old file goes to
+ * *retired, for the caller to let go of once it has let go of the lock. */
 static bool reserve(struct api__afile *f, size_t klen, const uint64_t h[2], size_t len,
-                    int *fd, uint64_t *off, uint64_t *epoch)
+                    int *fd, uint64_t *off, uint64_t *epoch, struct af_file **retired)
 {
     if (len > f->max_bytes / 4) /* one answer never takes over the file */
         return false;
@@ -319,18 +355,16 @@ static bool reserve(struct api__afile *f, size_t klen, const uint64_t h[2], size
     if (f->end + len > f->max_bytes || f->n >= f->max_entries) {
         if (f->writing > 0)
             return false;
-        int next = open_private(f->dir); /* rare: once per max_bytes written */
-        if (next < 0)
+        struct af_file *next = file_new(f->dir); /* rare: once per max_bytes written */
+        if (!next)
             return false;
-        if (f->retired_fd >= 0)
-            close(f->retired_fd);
-        f->retired_fd = f->fd;
-        f->fd = next;
+        *retired = f->file;
+        f->file = next;
         clear_index(f);
         f->end = 0;
         atomic_fetch_add(&f->epoch, 1);
     }
-    *fd = f->fd;
+    *fd = f->file->fd;
     *off = f->end;
     *epoch = atomic_load(&f->epoch);
     f->end += len;
@@ -345,15 +379,17 @@ void api__afile_put(struct api__afile *f, const char *key, size_t klen, const ch
         return;
     uint64_t h[2], off = 0, epoch = 0;
     int fd = -1;
+    struct af_file *retired = NULL;
     struct af_entry *e = malloc(sizeof *e);
     if (!e || key_hash(f, key, klen, h) != 0)
         goto out; /* a cache: failing to remember is fine */
     pthread_mutex_lock(&f->lock);
-    bool ok = reserve(f, klen, h, klen + len, &fd, &off, &epoch);
+    bool ok = reserve(f, klen, h, klen + len, &fd, &off, &epoch, &retired);
     pthread_mutex_unlock(&f->lock);
+    file_release(retired); /* closing it may free much disk: not under the lock */
     if (!ok)
         goto out;
-    /* no start-over while this write is counted in f->writing: fd stays f->fd */
+    /* no start-over while this write is counted in f->writing: fd stays f->file's */
     bool written = io_all(fd, NULL, key, klen, off) == 0 &&
                    io_all(fd, NULL, body, len, off + klen) == 0;
     if (!written) {
