@@ -1,5 +1,5 @@
-/* render_buf.c - the renderers' growing output buffer (render_buf.h). */
-#include "render_buf.h"
+/* render_buf.c - the renderers' growing output buffer (render_int.h). */
+#include "render_int.h"
 
 #include <stdlib.h>
 #include <string.h>

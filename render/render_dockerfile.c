@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "render_buf.h"
+#include "render_int.h"
 
 #define DEFAULT_SHELL "/bin/sh -c "
 #define NOP "#(nop)"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "render_buf.h"
+#include "render_int.h"
 
 #define JW_DEPTH 8 /* the deepest nesting written is 5 */
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "render_buf.h"
+#include "render_int.h"
 
 /* The generator prints one Manifest MIME per kind of manifest, not the
  * entry's own type: this for every image manifest it reads through its

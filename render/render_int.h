@@ -1,0 +1,52 @@
+/* render_int.h - internal to render/: the renderers' growing output buffer,
+ * the generator's JSON arrays, and the model builder's readers shared by its
+ * files (render_model.c, render_schema1.c, render_filter.c).
+ * After the first allocation failure every append is a no-op and oom stays
+ * set, so a renderer checks once, in render_buf_finish. */
+#ifndef RENDER_INT_H
+#define RENDER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "render.h"
+
+struct render_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+void render_buf_putn(struct render_buf *b, const char *s, size_t n);
+void render_buf_put(struct render_buf *b, const char *s);
+/* Hands the NUL-terminated text to *out (the caller frees it): 0, or
+ * IM_ENOMEM (the buffer is released, *out NULL). */
+int render_buf_finish(struct render_buf *b, char **out, size_t *len);
+
+/* Appends the n strings as a compact JSON array the way the repo-info
+ * generator's encoder writes one ('/' as \/, U+2028/U+2029 escaped: see
+ * render_dockerfile.c); NULL elements as "". */
+void render__json_strv(struct render_buf *b, char *const *v, size_t n);
+
+/* ---- the model builder (untrusted documents; see render_model.c) ---- */
+
+/* A copy of o[key] when it is a string, else NULL; *oom set when the copy
+ * could not be made. */
+char *render__get_str(const json_t *o, const char *key, bool *oom);
+/* A JSON array of strings; anything else leaves *out absent. 0 or IM_ENOMEM. */
+int render__get_strv(const json_t *arr, struct render_strv *out);
+/* A document's body as a JSON object: 0, or IM_EPROTO with err naming it. */
+int render__parse_doc(const struct im_doc *doc, json_t **out, struct im_error *err);
+/* A history entry's "created" of o: the string as it is and, when it reads
+ * as RFC 3339, its time (else INT64_MIN). 0 or IM_ENOMEM. */
+int render__read_created(const json_t *o, struct render_history *h);
+/* Frees what an entry holds and zeroes it. */
+void render__free_entry(struct render_entry *e);
+/* Fills e from a schema1 manifest (platform from it when platform_from_config). */
+int render__read_schema1(const struct im_bundle *bundle, const struct im_doc *doc,
+                         const json_t *manifest, struct render_entry *e,
+                         bool platform_from_config, struct im_error *err);
+
+#endif
