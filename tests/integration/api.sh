@@ -29,21 +29,6 @@ done
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init "$1" "$2" "$3"
 
-# free_port, as lib.sh's but below Linux's ephemeral range (32768-60999): a port
-# there can be the local end of some outgoing loopback connection, and then
-# listening on it fails even though nothing listens there.
-free_port() {
-    local p i
-    for i in $(seq 1 100); do
-        p=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            printf '%s\n' "$p"
-            return 0
-        fi
-    done
-    it_log "no free port found"
-    return 1
-}
 OPENAPI_DIR=$IMGMETA_SOURCE_DIR/tests/openapi
 R=$IT_DIR/responses
 CASES=$IT_DIR/cases.tsv
@@ -59,10 +44,6 @@ for t in 3.7 3 latest; do
         >/dev/null || die "cannot tag $t"
 done
 
-# retry CMD...: up to three attempts; free_port can race with other tests
-# (ctest -j) taking the port between the pick and the listen.
-retry() { "$@" || "$@" || "$@"; }
-
 # start_named_front VAR ARGS...: a regfront; VAR_URL is its URL.
 start_named_front() {
     local var=$1
@@ -70,24 +51,12 @@ start_named_front() {
     start_front "$@" || return 1
     printf -v "${var}_URL" '%s' "$FRONT_URL"
 }
-retry start_named_front CORRUPT --fault-corrupt || die "cannot start the corrupting front"
-retry start_named_front LIMITED --fault-429 100000 --retry-after 7 || die "cannot start the 429 front"
-# The slow front answers nothing in time, its /token included: wait for its port.
-start_slow_front() {
-    local port i
-    port=$(free_port) || return 1
-    "$REGFRONT" --listen "127.0.0.1:$port" --upstream "$REGISTRY_URL" --delay-ms 4000 \
-        2>"$IT_DIR/slow-front.stderr" &
-    it_record "$!"
-    SLOW_URL=http://127.0.0.1:$port
-    for i in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-retry start_slow_front || die "cannot start the slow front"
-retry start_named_front GOOD --bearer || die "cannot start regfront"
+start_named_front CORRUPT --fault-corrupt || die "cannot start the corrupting front"
+start_named_front LIMITED --fault-429 100000 --retry-after 7 || die "cannot start the 429 front"
+# The slow front answers nothing in time, its /token included: it is up once it
+# has said its port.
+IT_FRONT_READY=0 start_named_front SLOW --delay-ms 4000 || die "cannot start the slow front"
+start_named_front GOOD --bearer || die "cannot start regfront"
 FRONT_URL=$GOOD_URL
 
 # The config file sets what the flags do not: tag-ttl 120 must show in max-age.
@@ -98,7 +67,7 @@ log-level = "info"
 mirror = corrupt.test=$CORRUPT_URL
 EOF
 ADMIN_TOKEN=it-admin-$RANDOM$RANDOM
-retry start_daemon --config "$IT_DIR/imgmeta.conf" --request-timeout-ms 1500 --admin-token "$ADMIN_TOKEN" \
+start_daemon --config "$IT_DIR/imgmeta.conf" --request-timeout-ms 1500 --admin-token "$ADMIN_TOKEN" \
     --mirror "docker.io=$GOOD_URL" --mirror "corrupt.test=$CORRUPT_URL" \
     --mirror "limited.test=$LIMITED_URL" --mirror "slow.test=$SLOW_URL" ||
     die "cannot start imgmeta serve"
@@ -388,13 +357,15 @@ check "a bad config file line is refused with file and line" bad_conf
 # Precedence defaults < file < environment < flags, seen in max-age (the tag is
 # fresh in the shared cache file, so max-age is the tag-ttl minus a few seconds).
 maxage_with() { # maxage_with ENV-ASSIGNMENT|- ARGS...: max-age a daemon so configured gives
-    local envset=$1 port pid ma
+    local envset=$1 port pid ma log
     shift
-    port=$(free_port) || return 1
-    env ${envset/#-/IMGMETA_UNUSED=1} "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/cache.db" \
-        --mirror "docker.io=$GOOD_URL" "$@" >>"$IT_DIR/precedence.log" 2>&1 &
+    IT_STARTS=$((IT_STARTS + 1))
+    log=$IT_DIR/precedence-$IT_STARTS.log
+    env ${envset/#-/IMGMETA_UNUSED=1} "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/cache.db" \
+        --mirror "docker.io=$GOOD_URL" "$@" >"$log" 2>&1 &
     pid=$!
     it_record "$pid"
+    port=$(listen_port "$log" "$pid") || return 1
     wait_http "http://127.0.0.1:$port/healthz" 200 "$pid" >/dev/null 2>&1 || return 1
     ma=$(curl -sI "http://127.0.0.1:$port/images/python/3.7-slim" | tr -d '\r' | sed -n 's/^Cache-Control: max-age=//Ip')
     kill -TERM "$pid"
@@ -456,12 +427,12 @@ check_eq "describe with a corrupting upstream: exit 3" 3 "$?"
 # Retry-After, while the running one goes on.
 busy() {
     local port pid bu i cpid
-    port=$(free_port) || return 1
-    "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/busy.db" --max-resolutions 1 \
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/busy.db" --max-resolutions 1 \
         --request-timeout-ms 1500 --max-retries 0 --mirror "slow.test=$SLOW_URL" \
         --prewarm 0 >"$IT_DIR/busy.log" 2>&1 & # docker.io is not mirrored: no probe out
     pid=$!
     it_record "$pid"
+    port=$(listen_port "$IT_DIR/busy.log" "$pid") || return 1
     bu=http://127.0.0.1:$port
     wait_http "$bu/healthz" 200 "$pid" || return 1
     curl -s -o /dev/null --max-time 30 "$bu/images/slow.test/library/python/3.7-slim" &
@@ -527,14 +498,13 @@ fi
 # --- SIGTERM: a slow request in flight completes, the database closes --------------------------------
 drain() {
     local front_pid daemon_pid curl_pid code rc
-    retry start_front --delay-ms 300 || return 1
+    start_front --delay-ms 300 || return 1
     front_pid=$FRONT_PID
-    DAEMON_PORT=$(free_port) || return 1
-    "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" --db "$IT_DIR/drain.db" \
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/drain.db" \
         --mirror "docker.io=$FRONT_URL" --shutdown-timeout 30 >"$IT_DIR/drain.log" 2>&1 &
     daemon_pid=$!
     it_record "$daemon_pid"
-    wait_http "http://127.0.0.1:$DAEMON_PORT/healthz" 200 "$daemon_pid" || return 1
+    daemon_ready "$IT_DIR/drain.log" "$daemon_pid" || return 1
     curl -s -o "$IT_DIR/drain.json" -w '%{http_code}' --max-time 60 \
         "http://127.0.0.1:$DAEMON_PORT/images/python/3.7-slim" >"$IT_DIR/drain.code" &
     curl_pid=$!

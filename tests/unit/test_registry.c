@@ -2473,26 +2473,45 @@ static void registry_start(int *port_out)
     registry_start_with(port_out, "");
 }
 
+/* The port docker-registry says in its log (logpath) that it listens on
+ * ("listening on 127.0.0.1:PORT", level info); 0 while it has not said it. */
+static int registry_log_port(const char *logpath)
+{
+    char line[4096];
+    int port = 0;
+    FILE *f = fopen(logpath, "r");
+    if (!f)
+        return 0;
+    while (port == 0 && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "listening on 127.0.0.1:");
+        if (p)
+            port = (int)strtol(p + strlen("listening on 127.0.0.1:"), NULL, 10);
+    }
+    fclose(f);
+    return port;
+}
+
+/* docker-registry on a loopback port of its choosing (addr :0: no port is
+ * picked beforehand, which another test could take meanwhile). */
 static void registry_start_with(int *port_out, const char *extra_yaml)
 {
     char cfgpath[300], logpath[300];
-    int port;
+    int port = 0;
     cr_assert(on_path("docker-registry"),
               "docker-registry is not on PATH: install Debian's docker-registry package "
               "(this end-to-end test does not skip)");
     snprintf(registry_dir, sizeof registry_dir, "/tmp/imgmeta-reg-XXXXXX");
     cr_assert_not_null(mkdtemp(registry_dir));
-    int fd = listen_loopback(&port);
-    close(fd);
     snprintf(cfgpath, sizeof cfgpath, "%s/config.yml", registry_dir);
     snprintf(logpath, sizeof logpath, "%s/registry.log", registry_dir);
     FILE *f = fopen(cfgpath, "w");
     cr_assert_not_null(f);
     fprintf(f,
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n"
+            "storage:\n  filesystem:\n"
             "    rootdirectory: %s/data\n  delete:\n    enabled: true\n"
-            "http:\n  addr: 127.0.0.1:%d\n%s",
-            registry_dir, port, extra_yaml);
+            "http:\n  addr: 127.0.0.1:0\n%s",
+            registry_dir, extra_yaml);
     fclose(f);
     registry_pid = fork();
     cr_assert_geq(registry_pid, 0);
@@ -2505,12 +2524,15 @@ static void registry_start_with(int *port_out, const char *extra_yaml)
         execlp("docker-registry", "docker-registry", "serve", cfgpath, (char *)NULL);
         _exit(127);
     }
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v2/", port);
+    char url[128] = "";
     for (int i = 0; i < 100; i++) {
         struct hdrcap h;
         memset(&h, 0, sizeof h);
-        long code = http("GET", url, NULL, NULL, 0, &h);
+        if (port == 0) {
+            port = registry_log_port(logpath);
+            snprintf(url, sizeof url, "http://127.0.0.1:%d/v2/", port);
+        }
+        long code = port ? http("GET", url, NULL, NULL, 0, &h) : 0;
         if (code == 200 || (code == 401 && extra_yaml[0])) {
             *port_out = port;
             return;
@@ -2521,7 +2543,8 @@ static void registry_start_with(int *port_out, const char *extra_yaml)
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    cr_assert_fail("docker-registry did not answer on %s within 10 s", url);
+    cr_assert_fail("docker-registry did not answer on [%s] within 10 s; see %s", url,
+                   logpath);
 }
 
 static void push_blob(int port, const char *repo, const char *data, char digest[72])
