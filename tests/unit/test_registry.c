@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1636,6 +1637,46 @@ Test(resolve_mock, manifest_over_cap_while_reading, .init = init_curl)
 {
     struct fail_case fc = {M_NOLEN, IM_ETOOBIG, "is larger than the 300-byte cap"};
     expect_failure_caps(&fc, 5000, 0, 300);
+}
+
+/* realloc as the registry's code in this executable sees it (tests/CMakeLists.txt
+ * links it with -Wl,--wrap=realloc; libcurl and Criterion are shared libraries,
+ * left alone): while fail_realloc_from is not 0, every request for that many
+ * bytes or more fails, as when the allocator is out of memory. */
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+static atomic_size_t fail_realloc_from;
+void *__wrap_realloc(void *p, size_t n)
+{
+    size_t from = atomic_load(&fail_realloc_from);
+    if (from != 0 && n >= from)
+        return NULL;
+    return __real_realloc(p, n);
+}
+
+/* The body callback's buffer (16 KiB at first) cannot be had: that is out of
+ * memory (IM_ENOMEM: the API answers 500 out_of_memory), not the registry's
+ * failure (IM_EUPSTREAM: 502, and a stale answer where one is kept), and it is
+ * not retried. */
+Test(resolve_mock, body_allocation_failure_is_out_of_memory, .init = init_curl)
+{
+    struct im_bundle b;
+    struct im_error e = {{0}};
+    struct reg_stats st;
+    memset(&st, 0, sizeof st);
+    mock_start(M_OK);
+    struct reg_client *c = mock_client(5000, 0);
+    im_bundle_init(&b);
+    atomic_store(&fail_realloc_from, 16384);
+    int rc = mock_resolve(c, "v1", &b, &st, &e);
+    atomic_store(&fail_realloc_from, 0);
+    cr_expect_eq(rc, IM_ENOMEM, "got %d (%s), wanted IM_ENOMEM", rc, e.msg);
+    cr_expect_not_null(strstr(e.msg, "out of memory"), "message: %s", e.msg);
+    cr_expect_eq(st.retries, 0, "retried %u times", st.retries);
+    cr_expect_eq(b.ndocs, 0, "nothing is kept on failure");
+    im_bundle_free(&b);
+    reg_client_free(c);
+    mock_stop();
 }
 
 Test(resolve_mock, body_without_content_length_is_fine_under_cap, .init = init_curl)
