@@ -9,7 +9,8 @@
  * CURLOPT_USERNAME/PASSWORD with CURLAUTH_BASIC, never as a custom header.
  * curl sends either only to the host, port and scheme of the first request
  * (Curl_auth_allowed_to_host, 7.83+), so a blob redirect to a CDN does not
- * carry the registry's credentials; tests/unit/test_registry.c checks it.
+ * carry the registry's credentials; tests/unit/test_registry_resolve.c and
+ * test_registry_creds.c check it.
  * Foreign-layer HEADs carry none at all.
  *
  * Retries: a transfer that failed to connect, or was answered 5xx or 429, is
