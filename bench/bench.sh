@@ -102,6 +102,7 @@ front() {
     shift
     F_LOG=$IT_DIR/front-$name.log
     : >"$F_LOG"
+    : >"$IT_DIR/front-$name.stderr" # emptied first (lib.sh, listen_port)
     "$REGFRONT" --listen 127.0.0.1:0 --upstream "$REGISTRY_URL" \
         --lastmod "$IT_OUT/lastmod.tsv" --log "$F_LOG" "$@" 2>"$IT_DIR/front-$name.stderr" &
     F_PID=$!
@@ -126,6 +127,7 @@ daemon() {
         cp "$D_DB_FROM" "$D_DB" || return 1
         [ ! -f "$D_DB_FROM-wal" ] || cp "$D_DB_FROM-wal" "$D_DB-wal" || return 1
     fi
+    : >"$IT_DIR/$name.log" # emptied first (lib.sh, listen_port)
     ${D_CPU:+taskset -c "$D_CPU"} "$IMGMETA" serve --listen 127.0.0.1:0 --db "$D_DB" \
         --mirror "docker.io=$up" "$@" >"$IT_DIR/$name.log" 2>&1 &
     D_PID=$!

@@ -78,7 +78,10 @@ it_on_exit() {
 
 # listen_port FILE PID: prints the port that process PID says in FILE it
 # listens on (the last such line), waiting at most IT_WAIT_S seconds; fails
-# early when PID has died.
+# early when PID has died. A FILE used before must be emptied before PID
+# starts (: >FILE): the redirection of a command started with & is done by
+# the child, which may come after this first looks, and an earlier process's
+# line would be read.
 listen_port() {
     local file=$1 pid=$2 i port
     for i in $(seq 1 $((IT_WAIT_S * 20))); do
@@ -177,6 +180,7 @@ http:
   secret: imgmeta-integration-test
 EOF
         # The registry logs to stderr only; the file is its log.
+        : >"$dir/registry.log"
         docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
         REGISTRY_PID=$!
         it_record "$REGISTRY_PID"
@@ -229,6 +233,7 @@ start_front() {
 # start_daemon [EXTRA ARGS]: imgmeta serve against the front; sets DAEMON_PORT,
 # DAEMON_PID, DAEMON_URL; the daemon's output goes to IT_DIR/daemon.log.
 start_daemon() {
+    : >"$IT_DIR/daemon.log" # emptied first (listen_port)
     "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/cache.db" \
         --mirror "docker.io=$FRONT_URL" "$@" >"$IT_DIR/daemon.log" 2>&1 &
     DAEMON_PID=$!

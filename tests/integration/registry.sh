@@ -70,6 +70,7 @@ http:
   secret: imgmeta-integration-test
 $extra
 EOF
+    : >"$dir/registry.log" # emptied first (lib.sh, listen_port)
     docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
     pid=$!
     it_record "$pid"
@@ -87,6 +88,7 @@ EOF
 front() {
     local name=$1 pid port
     shift
+    : >"$IT_DIR/$name.stderr" # emptied first (lib.sh, listen_port)
     "$REGFRONT" --listen "127.0.0.1:${FRONT_AT:-0}" --upstream "$R1_URL" \
         --lastmod "$IT_OUT/lastmod.tsv" --log "$IT_DIR/$name.log" "$@" \
         2>"$IT_DIR/$name.stderr" &
@@ -105,6 +107,7 @@ front() {
 daemon() {
     local name=$1 up=$2 pid
     shift 2
+    : >"$IT_DIR/$name.daemon.log" # emptied first (lib.sh, listen_port)
     "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/$name.db" \
         --mirror "docker.io=$up" "$@" >"$IT_DIR/$name.daemon.log" 2>&1 &
     pid=$!
