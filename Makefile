@@ -1,12 +1,14 @@
 # Thin wrapper over CMake. `make run` and `make test` are the two set-up
-# commands: each installs the Debian packages it is missing first.
+# commands: each installs the Debian packages it is missing first. `make check`
+# is the quick loop (unit and quick integration tests, a few minutes).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 LISTEN     ?= 127.0.0.1:8080
 DB         ?= data/imgmeta.db
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test test-asan demo clean bench bench-hash format format-check
+.PHONY: all build run test test-asan check test-build demo clean bench bench-hash format \
+        format-check
 
 all: build
 
@@ -20,18 +22,32 @@ run: build
 	./$(BUILD)/imgmeta serve --listen $(LISTEN) --db $(DB)
 
 # Every test: formatting, warnings are errors; then the whole suite again under ASan+UBSan.
-test: format-check
+test: format-check test-build
+	cd $(BUILD) && ctest --output-on-failure
+	$(MAKE) test-asan
+
+# The fast loop: the same build, then the unit tests and the quick integration
+# tests (every test not labelled `slow`: soak, valgrind, tsan, fuzz and the
+# cache suite are) side by side. CHECK_JOBS tests at once: they mostly wait on
+# their servers, so more than the cores.
+CHECK_JOBS ?= 4
+check: test-build
+	cd $(BUILD) && ctest --output-on-failure -LE slow -j $(CHECK_JOBS)
+
+# The RelWithDebInfo test build (warnings are errors) and the tools the tests
+# use (tests/openapi/install.sh: npm packages, installed here, not in a test).
+test-build:
 	@cmake/install-deps.sh test
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMGMETA_TESTS=ON -DIMGMETA_WERROR=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
-	cd $(BUILD) && ctest --output-on-failure
-	$(MAKE) test-asan
+	tests/openapi/install.sh $(BUILD)/openapi-tools
 
 test-asan:
 	@cmake/install-deps.sh test
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DIMGMETA_TESTS=ON -DIMGMETA_WERROR=ON \
 	  -DIMGMETA_ASAN=ON -DIMGMETA_UBSAN=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	tests/openapi/install.sh $(ASAN_BUILD)/openapi-tools
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
 

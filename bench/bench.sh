@@ -94,48 +94,46 @@ kinds() {
 
 # --- processes ----------------------------------------------------------------
 
-# retry3 CMD...: a port that looked free can be taken before we bind it (other
-# test suites share this machine): try three fresh ports.
-retry3() { "$@" || "$@" || "$@"; }
-
-# front NAME ARGS...: a regfront before the registry with its own request log;
+# front NAME ARGS...: a regfront before the registry with its own request log,
+# on a port of the kernel's choosing (lib.sh's listen_port reads it back);
 # sets F_URL, F_LOG, F_PID.
-front() { retry3 front_ "$@"; }
-front_() {
+front() {
     local name=$1 port
     shift
-    port=$(free_port) || return 1
-    F_URL=http://127.0.0.1:$port
     F_LOG=$IT_DIR/front-$name.log
     : >"$F_LOG"
-    "$REGFRONT" --listen "127.0.0.1:$port" --upstream "$REGISTRY_URL" \
-        --lastmod "$IT_OUT/lastmod.tsv" --log "$F_LOG" "$@" 2>>"$IT_DIR/front.stderr" &
+    : >"$IT_DIR/front-$name.stderr" # emptied first (lib.sh, listen_port)
+    "$REGFRONT" --listen 127.0.0.1:0 --upstream "$REGISTRY_URL" \
+        --lastmod "$IT_OUT/lastmod.tsv" --log "$F_LOG" "$@" 2>"$IT_DIR/front-$name.stderr" &
     F_PID=$!
     it_record "$F_PID"
+    port=$(listen_port "$IT_DIR/front-$name.stderr" "$F_PID") || return 1
+    F_URL=http://127.0.0.1:$port
     wait_http "$F_URL/token?service=regfront" 200 "$F_PID" || return 1
     : >"$F_LOG" # drop the readiness probes
 }
 
 # daemon NAME UPSTREAM ARGS...: imgmeta serve with a fresh database
-# IT_DIR/NAME.db; sets D_URL, D_PID, D_DB. D_CPU=N (e.g. as a prefix of the
-# call) runs it under taskset -c N; D_DB_FROM=PATH starts it on a copy of the
-# (stopped) database PATH and its WAL instead of an empty one.
-daemon() { retry3 daemon_ "$@"; }
-daemon_() {
+# IT_DIR/NAME.db, on a port of the kernel's choosing; sets D_URL, D_PID, D_DB.
+# D_CPU=N (e.g. as a prefix of the call) runs it under taskset -c N;
+# D_DB_FROM=PATH starts it on a copy of the (stopped) database PATH and its WAL
+# instead of an empty one.
+daemon() {
     local name=$1 up=$2 port
     shift 2
-    port=$(free_port) || return 1
-    D_URL=http://127.0.0.1:$port
     D_DB=$IT_DIR/$name.db
     rm -f "$D_DB" "$D_DB-wal" "$D_DB-shm"
     if [ -n "${D_DB_FROM:-}" ]; then
         cp "$D_DB_FROM" "$D_DB" || return 1
         [ ! -f "$D_DB_FROM-wal" ] || cp "$D_DB_FROM-wal" "$D_DB-wal" || return 1
     fi
-    ${D_CPU:+taskset -c "$D_CPU"} "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$D_DB" \
+    : >"$IT_DIR/$name.log" # emptied first (lib.sh, listen_port)
+    ${D_CPU:+taskset -c "$D_CPU"} "$IMGMETA" serve --listen 127.0.0.1:0 --db "$D_DB" \
         --mirror "docker.io=$up" "$@" >"$IT_DIR/$name.log" 2>&1 &
     D_PID=$!
     it_record "$D_PID"
+    port=$(listen_port "$IT_DIR/$name.log" "$D_PID") || return 1
+    D_URL=http://127.0.0.1:$port
     wait_http "$D_URL/healthz" 200 "$D_PID" || { tail -n 20 "$IT_DIR/$name.log" >&2; return 1; }
 }
 
@@ -155,7 +153,9 @@ stop() {
 # nginx_start DIR [WORKERS [CPU]]: nginx-light, non-daemon, its own prefix;
 # serves DIR/html with WORKERS worker processes (default auto: one per CPU it
 # may run on), under taskset -c CPU when CPU is given.
-nginx_start() { retry3 nginx_start_ "$@"; }
+# nginx needs its port in its configuration, so it is probed (free_port) and
+# a start that lost it to another process is tried again on a fresh one.
+nginx_start() { nginx_start_ "$@" || nginx_start_ "$@" || nginx_start_ "$@"; }
 nginx_start_() {
     local dir=$1 workers=${2:-auto} cpu=${3:-} port
     port=$(free_port) || return 1

@@ -9,7 +9,8 @@
  * CURLOPT_USERNAME/PASSWORD with CURLAUTH_BASIC, never as a custom header.
  * curl sends either only to the host, port and scheme of the first request
  * (Curl_auth_allowed_to_host, 7.83+), so a blob redirect to a CDN does not
- * carry the registry's credentials; tests/unit/test_registry.c checks it.
+ * carry the registry's credentials; tests/unit/test_registry_resolve.c and
+ * test_registry_creds.c check it.
  * Foreign-layer HEADs carry none at all.
  *
  * Retries: a transfer that failed to connect, or was answered 5xx or 429, is
@@ -52,8 +53,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
         if (na > x->limit)
             na = x->limit;
         unsigned char *p = realloc(x->body, na);
-        if (!p)
-            return 0;
+        if (!p) {
+            x->nomem = true; /* out of memory, not the registry's fault */
+            return 0;        /* aborts with CURLE_WRITE_ERROR */
+        }
         x->body = p;
         x->alloc = na;
     }
@@ -274,7 +277,7 @@ void reg__xfer_release(struct reg__xfer *x)
     free(x->body);
     x->body = NULL;
     x->len = x->alloc = 0;
-    x->toobig = false;
+    x->toobig = x->nomem = false;
 }
 
 /* ---- retries ---- */
@@ -399,6 +402,8 @@ static int map_curl_error(struct reg__session *s, struct reg__xfer *x, CURLcode 
     const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(cres);
     if (x->guard.refused) /* security policy (policy.c) refused a connection */
         return im_seterr(err, IM_EPOLICY, "%s: %s", what, x->guard.why);
+    if (x->nomem || cres == CURLE_OUT_OF_MEMORY)
+        return im_seterr(err, IM_ENOMEM, "%s: out of memory", what);
     if (x->toobig || cres == CURLE_FILESIZE_EXCEEDED)
         return im_seterr(err, IM_ETOOBIG, "%s is larger than the %zu-byte cap", what,
                          x->limit);
@@ -406,8 +411,6 @@ static int map_curl_error(struct reg__session *s, struct reg__xfer *x, CURLcode 
         return im_seterr(err, IM_ETIMEOUT, "%s: %s", what, why);
     if (cres == CURLE_UNSUPPORTED_PROTOCOL)
         return im_seterr(err, IM_EPOLICY, "%s: refused a non-http(s) URL: %s", what, why);
-    if (cres == CURLE_OUT_OF_MEMORY)
-        return im_seterr(err, IM_ENOMEM, "%s: out of memory", what);
     return im_seterr(err, IM_EUPSTREAM, "%s: %s", what, why);
 }
 
@@ -476,7 +479,7 @@ static CURLcode token_perform(struct reg__session *s, struct reg__xfer *tx)
         tx->status = 0;
         curl_easy_getinfo(tx->easy, CURLINFO_RESPONSE_CODE, &tx->status);
         observe(s, tx->easy, cres, tx->status, tx);
-        if (tx->guard.refused || tx->toobig || !retryable(cres, tx->status))
+        if (tx->guard.refused || tx->toobig || tx->nomem || !retryable(cres, tx->status))
             return cres;
         int64_t d =
             retry_delay(&s->c->cfg, tx, tx->attempts,
@@ -528,6 +531,10 @@ static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
     CURLcode cres = token_perform(s, &tx);
     if (cres != CURLE_OK && tx.guard.refused) { /* security policy (policy.c) */
         rc = im_seterr(err, IM_EPOLICY, "token request: %s", tx.guard.why);
+        goto out;
+    }
+    if (tx.nomem || cres == CURLE_OUT_OF_MEMORY) {
+        rc = im_seterr(err, IM_ENOMEM, "token request: out of memory");
         goto out;
     }
     if (cres != CURLE_OK) {
@@ -735,7 +742,7 @@ static int finish(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
     take_info(s, x);
     observe(s, x->easy, cres, x->status, x);
     if (cres != CURLE_OK) {
-        if (!x->toobig && !x->guard.refused && retryable(cres, 0) &&
+        if (!x->toobig && !x->nomem && !x->guard.refused && retryable(cres, 0) &&
             schedule_retry(s, x, -1))
             return 2;
         return map_curl_error(s, x, cres, err);

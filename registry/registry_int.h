@@ -270,6 +270,7 @@ struct reg__xfer {
     char url[2048];
     size_t alloc, limit;
     bool toobig, attached, auth_retried;
+    bool nomem;    /* the body's buffer could not grow (on_body): IM_ENOMEM */
     bool optional; /* a failure is recorded in failed, not fatal to the stage */
     bool failed;
     unsigned gen;                /* s->bearer_gen when x was (re)started */

@@ -957,6 +957,13 @@ long srv_http_threads(const struct srv_http *h)
     return h ? h->threads : 0;
 }
 
+unsigned srv_http_port(const struct srv_http *h)
+{
+    const union MHD_DaemonInfo *info =
+        h ? MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    return info ? info->port : 0;
+}
+
 /* Descriptors: each connection holds its socket and, while an answer is sent
  * from the answers file, a descriptor of that file; plus the database, the
  * registries' connections and the answers files. The soft limit is raised

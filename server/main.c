@@ -147,6 +147,20 @@ static void prewarm(const struct srv_config *cfg, struct reg_client *reg)
         srv_log(SRV_WARN, NULL, "event=prewarm_off msg=\"%s\"", err.msg);
 }
 
+/* The start line, written whatever --log-level says: it carries the address
+ * actually bound (the port the kernel chose for --listen HOST:0), which is how
+ * a supervisor or a test learns where to connect. */
+static void log_listening(const struct srv_config *cfg, const struct srv_http *http)
+{
+    const char *colon = strrchr(cfg->listen, ':');
+    int hl = colon ? (int)(colon - cfg->listen) : 0;
+    srv_log_raw(SRV_INFO, NULL,
+                "event=listening addr=%.*s:%u threads=%ld db=\"%s\" mirrors=%zu "
+                "tag_ttl=%ld config=\"%s\"",
+                hl, cfg->listen, srv_http_port(http), srv_http_threads(http), cfg->db,
+                cfg->n_mirrors, cfg->tag_ttl, cfg->config);
+}
+
 static int serve(int argc, char **argv)
 {
     struct srv_config cfg;
@@ -180,11 +194,7 @@ static int serve(int argc, char **argv)
     prewarm(&cfg, m.reg); /* before listening: a first request finds it on its way */
     if (!(http = srv_http_start(&cfg, m.api, &err)))
         goto out;
-    srv_log(SRV_INFO, NULL,
-            "event=listening addr=%s threads=%ld db=\"%s\" mirrors=%zu tag_ttl=%ld "
-            "config=\"%s\"",
-            cfg.listen, srv_http_threads(http), cfg.db, cfg.n_mirrors, cfg.tag_ttl,
-            cfg.config);
+    log_listening(&cfg, http);
     wait_for_signal();
     rc = 0;
 out:

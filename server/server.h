@@ -157,6 +157,9 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
 /* The number of libmicrohttpd worker threads h runs (--threads, or the
  * default it chose); 0 for NULL. */
 long srv_http_threads(const struct srv_http *h);
+/* The TCP port h listens on: the one the kernel chose when cfg->listen asked
+ * for port 0; 0 for NULL or when libmicrohttpd cannot tell. */
+unsigned srv_http_port(const struct srv_http *h);
 /* Stops accepting new connections, waits up to cfg->shutdown_timeout seconds
  * for the requests in flight to complete (the others are answered 503
  * shutting_down), then stops the workers and frees. true when everything

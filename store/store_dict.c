@@ -12,7 +12,7 @@
  *
  * Its bytes are part of the on-disk format: a row of encoding 2 was deflated
  * against exactly these bytes and reads back only with them (its stream names
- * the dictionary by their Adler-32; tests/unit/test_store.c pins them). Never
+ * the dictionary by their Adler-32; tests/unit/test_store_codec.c pins them). Never
  * edit it, not even a byte: a better dictionary is a new encoding number,
  * with this one kept for the rows already written. */
 #include "store_int.h"

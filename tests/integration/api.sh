@@ -10,8 +10,9 @@
 # filter, 304, every error status, /metrics (promtool), the access log, the
 # config file, `imgmeta describe` and the SIGTERM drain; then it lints
 # openapi.yaml with redocly and validates every answer it received against
-# openapi.yaml with ajv (tests/openapi; `npm ci` installs them into the build
-# directory's openapi-tools/).
+# openapi.yaml with ajv (tests/openapi; tests/openapi/install.sh, run by
+# `make test` and `make check`, installs them into the build directory's
+# openapi-tools/).
 # Prints "N passed, N failed"; IT_KEEP=1 leaves everything running.
 set -u
 
@@ -19,7 +20,7 @@ if [ $# -ne 3 ]; then
     echo "usage: $0 IMGMETA FIXTURE REGFRONT" >&2
     exit 2
 fi
-for tool in docker-registry curl jq promtool node npm; do
+for tool in docker-registry curl jq promtool node; do
     command -v "$tool" >/dev/null || {
         echo "api: needs $tool (cmake/install-deps.sh test installs it)" >&2
         exit 1
@@ -29,21 +30,6 @@ done
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init "$1" "$2" "$3"
 
-# free_port, as lib.sh's but below Linux's ephemeral range (32768-60999): a port
-# there can be the local end of some outgoing loopback connection, and then
-# listening on it fails even though nothing listens there.
-free_port() {
-    local p i
-    for i in $(seq 1 100); do
-        p=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            printf '%s\n' "$p"
-            return 0
-        fi
-    done
-    it_log "no free port found"
-    return 1
-}
 OPENAPI_DIR=$IMGMETA_SOURCE_DIR/tests/openapi
 R=$IT_DIR/responses
 CASES=$IT_DIR/cases.tsv
@@ -59,10 +45,6 @@ for t in 3.7 3 latest; do
         >/dev/null || die "cannot tag $t"
 done
 
-# retry CMD...: up to three attempts; free_port can race with other tests
-# (ctest -j) taking the port between the pick and the listen.
-retry() { "$@" || "$@" || "$@"; }
-
 # start_named_front VAR ARGS...: a regfront; VAR_URL is its URL.
 start_named_front() {
     local var=$1
@@ -70,24 +52,12 @@ start_named_front() {
     start_front "$@" || return 1
     printf -v "${var}_URL" '%s' "$FRONT_URL"
 }
-retry start_named_front CORRUPT --fault-corrupt || die "cannot start the corrupting front"
-retry start_named_front LIMITED --fault-429 100000 --retry-after 7 || die "cannot start the 429 front"
-# The slow front answers nothing in time, its /token included: wait for its port.
-start_slow_front() {
-    local port i
-    port=$(free_port) || return 1
-    "$REGFRONT" --listen "127.0.0.1:$port" --upstream "$REGISTRY_URL" --delay-ms 4000 \
-        2>"$IT_DIR/slow-front.stderr" &
-    it_record "$!"
-    SLOW_URL=http://127.0.0.1:$port
-    for i in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-retry start_slow_front || die "cannot start the slow front"
-retry start_named_front GOOD --bearer || die "cannot start regfront"
+start_named_front CORRUPT --fault-corrupt || die "cannot start the corrupting front"
+start_named_front LIMITED --fault-429 100000 --retry-after 7 || die "cannot start the 429 front"
+# The slow front answers nothing in time, its /token included: it is up once it
+# has said its port.
+IT_FRONT_READY=0 start_named_front SLOW --delay-ms 4000 || die "cannot start the slow front"
+start_named_front GOOD --bearer || die "cannot start regfront"
 FRONT_URL=$GOOD_URL
 
 # The config file sets what the flags do not: tag-ttl 120 must show in max-age.
@@ -98,7 +68,7 @@ log-level = "info"
 mirror = corrupt.test=$CORRUPT_URL
 EOF
 ADMIN_TOKEN=it-admin-$RANDOM$RANDOM
-retry start_daemon --config "$IT_DIR/imgmeta.conf" --request-timeout-ms 1500 --admin-token "$ADMIN_TOKEN" \
+start_daemon --config "$IT_DIR/imgmeta.conf" --request-timeout-ms 1500 --admin-token "$ADMIN_TOKEN" \
     --mirror "docker.io=$GOOD_URL" --mirror "corrupt.test=$CORRUPT_URL" \
     --mirror "limited.test=$LIMITED_URL" --mirror "slow.test=$SLOW_URL" ||
     die "cannot start imgmeta serve"
@@ -395,13 +365,15 @@ check_eq "--prewarm Off and --db-recover TRUE are booleans (describe runs: exit 
 # Precedence defaults < file < environment < flags, seen in max-age (the tag is
 # fresh in the shared cache file, so max-age is the tag-ttl minus a few seconds).
 maxage_with() { # maxage_with ENV-ASSIGNMENT|- ARGS...: max-age a daemon so configured gives
-    local envset=$1 port pid ma
+    local envset=$1 port pid ma log
     shift
-    port=$(free_port) || return 1
-    env ${envset/#-/IMGMETA_UNUSED=1} "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/cache.db" \
-        --mirror "docker.io=$GOOD_URL" "$@" >>"$IT_DIR/precedence.log" 2>&1 &
+    IT_STARTS=$((IT_STARTS + 1))
+    log=$IT_DIR/precedence-$IT_STARTS.log
+    env ${envset/#-/IMGMETA_UNUSED=1} "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/cache.db" \
+        --mirror "docker.io=$GOOD_URL" "$@" >"$log" 2>&1 &
     pid=$!
     it_record "$pid"
+    port=$(listen_port "$log" "$pid") || return 1
     wait_http "http://127.0.0.1:$port/healthz" 200 "$pid" >/dev/null 2>&1 || return 1
     ma=$(curl -sI "http://127.0.0.1:$port/images/python/3.7-slim" | tr -d '\r' | sed -n 's/^Cache-Control: max-age=//Ip')
     kill -TERM "$pid"
@@ -463,12 +435,12 @@ check_eq "describe with a corrupting upstream: exit 3" 3 "$?"
 # Retry-After, while the running one goes on.
 busy() {
     local port pid bu i cpid
-    port=$(free_port) || return 1
-    "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/busy.db" --max-resolutions 1 \
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/busy.db" --max-resolutions 1 \
         --request-timeout-ms 1500 --max-retries 0 --mirror "slow.test=$SLOW_URL" \
         --prewarm 0 >"$IT_DIR/busy.log" 2>&1 & # docker.io is not mirrored: no probe out
     pid=$!
     it_record "$pid"
+    port=$(listen_port "$IT_DIR/busy.log" "$pid") || return 1
     bu=http://127.0.0.1:$port
     wait_http "$bu/healthz" 200 "$pid" || return 1
     curl -s -o /dev/null --max-time 30 "$bu/images/slow.test/library/python/3.7-slim" &
@@ -501,23 +473,13 @@ s=$(fetch after_purge $IMG "$U/images/python/3.7-slim")
 check_eq "after the purge the image is resolved again" "200 miss" "$s $(header after_purge X-Imgmeta-Cache)"
 
 # --- the contract -----------------------------------------------------------------------------------
-# npm ci installs the pinned linter and validator (tests/openapi/package-lock.json)
-# next to the binaries (TOOLS, in the build directory: every build directory
-# has its own, so concurrent test runs never share one node_modules), under a
-# lock, and only when that install is not already there.
+# The pinned linter and validator (tests/openapi/package-lock.json) are
+# installed before the tests run, next to the binaries, by
+# tests/openapi/install.sh (`make test` and `make check` run it); this test
+# only uses them.
 TOOLS=${IMGMETA_OPENAPI_TOOLS:-$(cd "$(dirname "$IMGMETA")" && pwd)/openapi-tools}
-npm_ci() {
-    mkdir -p "$TOOLS" || return 1
-    (
-        flock 9 || exit 1
-        cp "$OPENAPI_DIR/package.json" "$OPENAPI_DIR/package-lock.json" "$OPENAPI_DIR/validate.mjs" \
-            "$TOOLS/" || exit 1
-        cd "$TOOLS" || exit 1
-        cmp -s package-lock.json node_modules/.imgmeta-installed-lock && exit 0
-        npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.imgmeta-installed-lock
-    ) 9>"$TOOLS.lock"
-}
-if (npm_ci >"$IT_DIR/npm.log" 2>&1); then
+if cmp -s "$OPENAPI_DIR/package-lock.json" "$TOOLS/node_modules/.imgmeta-installed-lock" &&
+    cmp -s "$OPENAPI_DIR/validate.mjs" "$TOOLS/validate.mjs"; then
     check "openapi.yaml passes redocly lint" eval \
         "(cd '$IMGMETA_SOURCE_DIR' && '$TOOLS/node_modules/.bin/redocly' lint --config redocly.yaml openapi.yaml) >'$IT_DIR/lint.log' 2>&1 || { cat '$IT_DIR/lint.log'; false; }"
     if node "$TOOLS/validate.mjs" "$IMGMETA_SOURCE_DIR/openapi.yaml" "$CASES" >"$IT_DIR/validate.log" 2>&1; then
@@ -527,21 +489,19 @@ if (npm_ci >"$IT_DIR/npm.log" 2>&1); then
         grep -v '^ok' "$IT_DIR/validate.log" | head -n 30
     fi
 else
-    it_fail "npm ci in tests/openapi"
-    tail -n 20 "$IT_DIR/npm.log"
+    it_fail "the OpenAPI tools of tests/openapi/package-lock.json are not installed in $TOOLS: run tests/openapi/install.sh $TOOLS (make test and make check do)"
 fi
 
 # --- SIGTERM: a slow request in flight completes, the database closes --------------------------------
 drain() {
     local front_pid daemon_pid curl_pid code rc
-    retry start_front --delay-ms 300 || return 1
+    start_front --delay-ms 300 || return 1
     front_pid=$FRONT_PID
-    DAEMON_PORT=$(free_port) || return 1
-    "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" --db "$IT_DIR/drain.db" \
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/drain.db" \
         --mirror "docker.io=$FRONT_URL" --shutdown-timeout 30 >"$IT_DIR/drain.log" 2>&1 &
     daemon_pid=$!
     it_record "$daemon_pid"
-    wait_http "http://127.0.0.1:$DAEMON_PORT/healthz" 200 "$daemon_pid" || return 1
+    daemon_ready "$IT_DIR/drain.log" "$daemon_pid" || return 1
     curl -s -o "$IT_DIR/drain.json" -w '%{http_code}' --max-time 60 \
         "http://127.0.0.1:$DAEMON_PORT/images/python/3.7-slim" >"$IT_DIR/drain.code" &
     curl_pid=$!

@@ -72,25 +72,18 @@ front || die "cannot start regfront"
 
 UPSTREAM_OPTS=(--connect-timeout-ms 500 --request-timeout-ms 3000)
 
-# daemon DB [OPTIONS]: a daemon on its own database (replaces DAEMON_*).
-# Other test suites share the loopback: a port found free may be taken by
-# the time the daemon binds it, so that case is retried on another port.
+# daemon DB [OPTIONS]: a daemon on its own database (replaces DAEMON_*); its
+# output in DAEMON_LOG, one file per start.
 daemon() {
-    local db=$1 try
+    local db=$1
     shift
-    for try in 1 2 3; do
-        DAEMON_PORT=$(free_port) || return 1
-        DAEMON_URL=http://127.0.0.1:$DAEMON_PORT
-        DAEMON_LOG=$IT_DIR/daemon-$DAEMON_PORT.log
-        "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" --db "$db" \
-            --mirror "docker.io=$FRONT_URL" "${UPSTREAM_OPTS[@]}" "$@" >"$DAEMON_LOG" 2>&1 &
-        DAEMON_PID=$!
-        it_record "$DAEMON_PID"
-        wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID" 2>/dev/null && return 0
-        grep -q 'address in use' "$DAEMON_LOG" || break
-    done
-    tail -n 20 "$DAEMON_LOG" >&2
-    return 1
+    IT_STARTS=$((IT_STARTS + 1))
+    DAEMON_LOG=$IT_DIR/daemon-$IT_STARTS.log
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$db" \
+        --mirror "docker.io=$FRONT_URL" "${UPSTREAM_OPTS[@]}" "$@" >"$DAEMON_LOG" 2>&1 &
+    DAEMON_PID=$!
+    it_record "$DAEMON_PID"
+    daemon_ready "$DAEMON_LOG" "$DAEMON_PID"
 }
 
 # fetch PATH: GET into $IT_DIR/body, headers into $IT_DIR/headers; prints the status.
@@ -269,8 +262,7 @@ stop "$DAEMON_PID"
 cp "$IT_DIR/a.db" "$IT_DIR/f.db"
 size=$(stat -c %s "$IT_DIR/f.db")
 dd if=/dev/urandom of="$IT_DIR/f.db" bs=1024 seek=1 count=$((size / 1024 - 1)) conv=notrunc 2>/dev/null
-port=$(free_port)
-"$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/f.db" >"$IT_DIR/f.log" 2>&1 &
+"$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/f.db" >"$IT_DIR/f.log" 2>&1 &
 fpid=$!
 it_record "$fpid"
 for i in $(seq 1 100); do kill -0 "$fpid" 2>/dev/null || break; sleep 0.1; done
@@ -333,13 +325,11 @@ else
     RUN_AS=()
     chmod 555 "$IT_DIR/ro"
 fi
-DAEMON_PORT=$(free_port)
-DAEMON_URL=http://127.0.0.1:$DAEMON_PORT
-"${RUN_AS[@]}" "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" --db "$IT_DIR/ro/h.db" \
+"${RUN_AS[@]}" "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/ro/h.db" \
     --mirror "docker.io=$FRONT_URL" >"$IT_DIR/h.log" 2>&1 &
 DAEMON_PID=$!
 it_record "$DAEMON_PID"
-if wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID"; then
+if daemon_ready "$IT_DIR/h.log" "$DAEMON_PID"; then
     code=$(fetch /images/python/g2)
     check_eq "(h) read-only database: a new tag is still answered from upstream" \
         "200 miss" "$code $(header X-Imgmeta-Cache)"
@@ -372,15 +362,13 @@ if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null; then
     echo "SKIP (h2) full disk: needs root and unshare -m for a tmpfs of its own (uid $(id -u))"
 else
     mkdir -p "$IT_DIR/full"
-    DAEMON_PORT=$(free_port)
-    DAEMON_URL=http://127.0.0.1:$DAEMON_PORT
     unshare -m sh -c 'mount -t tmpfs -o size=1m,mode=0755 imgmeta-full "$1" && shift &&
-        exec "$@"' sh "$IT_DIR/full" "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" \
+        exec "$@"' sh "$IT_DIR/full" "$IMGMETA" serve --listen 127.0.0.1:0 \
         --db "$IT_DIR/full/h2.db" --mirror "docker.io=$FRONT_URL" "${UPSTREAM_OPTS[@]}" \
         --answer-cache-bytes 0 >"$IT_DIR/h2.log" 2>&1 &
     DAEMON_PID=$!
     it_record "$DAEMON_PID"
-    if wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID"; then
+    if daemon_ready "$IT_DIR/h2.log" "$DAEMON_PID"; then
         in_ns() { nsenter -t "$DAEMON_PID" -m "$@"; }
         code=$(fetch /images/python/3.7-slim)
         check_eq "(h2) with room on the disk: answered and stored" "200 miss" "$code $(header X-Imgmeta-Cache)"

@@ -29,11 +29,12 @@ lib_init "$1" "$2" "$3"
 
 start_faultreg || die "cannot start faultreg"
 FAULT_URL=$FR_URL
+# a port nobody listens on: probed, as nothing may be started there
 CLOSED_PORT=$(free_port) || die "no port"
 
 REQUEST_TIMEOUT_MS=3000
 FRONT_URL=$FAULT_URL # start_daemon mirrors docker.io to FRONT_URL
-try3 start_daemon --connect-timeout-ms 1000 --request-timeout-ms "$REQUEST_TIMEOUT_MS" \
+start_daemon --connect-timeout-ms 1000 --request-timeout-ms "$REQUEST_TIMEOUT_MS" \
     --tag-ttl 1 --mirror "refused.test=http://127.0.0.1:$CLOSED_PORT" ||
     die "cannot start imgmeta serve"
 

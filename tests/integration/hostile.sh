@@ -23,10 +23,10 @@ fi
 lib_init "$1" "$2" "$3"
 
 
-try3 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
-try3 fill_fixture || die "imgmeta-fixture push failed"
-try3 start_front --bearer || die "cannot start regfront"
-try3 start_daemon || die "cannot start imgmeta serve"
+start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
+fill_fixture || die "imgmeta-fixture push failed"
+start_front --bearer || die "cannot start regfront"
+start_daemon || die "cannot start imgmeta serve"
 HOST=127.0.0.1
 IMAGE=/images/python/3.7-slim
 
@@ -380,7 +380,7 @@ raw "half a request line" "000" "GET /images/pyth"
 MAIN_URL=$DAEMON_URL
 MAIN_PID=$DAEMON_PID
 MAIN_PORT=$DAEMON_PORT
-try3 start_daemon --db "$IT_DIR/limit.db" --connection-limit 8 || die "cannot start the limited daemon"
+start_daemon --db "$IT_DIR/limit.db" --connection-limit 8 || die "cannot start the limited daemon"
 LIMIT_PID=$DAEMON_PID
 hold_pids=()
 for i in $(seq 1 8); do
@@ -413,7 +413,7 @@ DAEMON_PORT=$MAIN_PORT
 # --connection-limit (as far as the hard limit allows) ---------------------------------
 SOFT_WAS=$(ulimit -Sn)
 ulimit -Sn 256
-try3 start_daemon --db "$IT_DIR/fds.db" --connection-limit 1000 || die "cannot start the fds daemon"
+start_daemon --db "$IT_DIR/fds.db" --connection-limit 1000 || die "cannot start the fds daemon"
 ulimit -Sn "$SOFT_WAS"
 FDS_WANT=$((1000 * 2 + 256)) FDS_HARD=$(ulimit -Hn)
 [ "$FDS_HARD" = unlimited ] || [ "$FDS_HARD" -ge "$FDS_WANT" ] || FDS_WANT=$FDS_HARD
@@ -436,8 +436,8 @@ for t in la lb lc; do
     IT_OUT=$IT_DIR/fx-$t fill_fixture push --tag "$t" >/dev/null || die "cannot push tag $t"
 done
 MAIN_FRONT=$FRONT_URL
-try3 start_front --bearer --delay-ms 1000 || die "cannot start the slow front"
-try3 start_daemon --db "$IT_DIR/resolutions.db" --max-resolutions 2 --tag-ttl 1 \
+start_front --bearer --delay-ms 1000 || die "cannot start the slow front"
+start_daemon --db "$IT_DIR/resolutions.db" --max-resolutions 2 --tag-ttl 1 \
     --max-stale 3600 || die "cannot start the daemon with --max-resolutions 2"
 LIM_PID=$DAEMON_PID
 get() { # get NAME PATH: status in $IT_DIR/NAME.s, headers .h, body .b
@@ -509,13 +509,13 @@ FRONT_URL=$MAIN_FRONT
 for t in hol hol2 hol3; do
     IT_OUT=$IT_DIR/fx-$t fill_fixture push --tag "$t" >/dev/null || die "cannot push tag $t"
 done
-try3 start_daemon --db "$IT_DIR/hol.db" --threads 1 || die "cannot start the --threads 1 daemon"
+start_daemon --db "$IT_DIR/hol.db" --threads 1 || die "cannot start the --threads 1 daemon"
 get hol_warm "$IMAGE"
 check_eq "hol: the fixture is cached first" 200 "$(cat "$IT_DIR/hol_warm.s")"
 check_clean_stop "$DAEMON_PID"
 cp "$IT_DIR/daemon.log" "$IT_DIR/hol-fill.log"
-try3 start_front --bearer --delay-ms 1500 || die "cannot start the slow front"
-try3 start_daemon --db "$IT_DIR/hol.db" --threads 1 --upstream-threads 1 \
+start_front --bearer --delay-ms 1500 || die "cannot start the slow front"
+start_daemon --db "$IT_DIR/hol.db" --threads 1 --upstream-threads 1 \
     --upstream-queue 1 --shutdown-timeout 0 --log-level debug ||
     die "cannot start the --threads 1 daemon on the slow front"
 HOL_PID=$DAEMON_PID
@@ -574,18 +574,16 @@ check_no_sanitizer_report "$IT_DIR/hol-fill.log" "$IT_DIR/hol.log"
 # the request is answered 503 shutting_down at once (--shutdown-timeout 0), its
 # upstream thread is given a second more, and then the process exits (0)
 # without waiting for the registry; the log says so.
-# (every answer of this front takes 20 s, so it is up once it accepts a connection)
-STALL_PORT=$(free_port) || die "no free port"
-"$REGFRONT" --listen "127.0.0.1:$STALL_PORT" --upstream "$REGISTRY_URL" \
+# (every answer of this front takes 20 s, so it is up once it says its port:
+# it listens before it says so)
+"$REGFRONT" --listen 127.0.0.1:0 --upstream "$REGISTRY_URL" \
     --lastmod "$IT_OUT/lastmod.tsv" --bearer --delay-ms 20000 2>"$IT_DIR/stall-front.stderr" &
 STALL_FRONT=$!
 it_record "$STALL_FRONT"
-for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$STALL_PORT") 2>/dev/null && break
-    sleep 0.05
-done
+STALL_PORT=$(listen_port "$IT_DIR/stall-front.stderr" "$STALL_FRONT") ||
+    die "cannot start the stalled front"
 FRONT_URL=http://127.0.0.1:$STALL_PORT
-try3 start_daemon --db "$IT_DIR/stall.db" --shutdown-timeout 0 --prewarm 0 \
+start_daemon --db "$IT_DIR/stall.db" --shutdown-timeout 0 --prewarm 0 \
     --log-level debug || die "cannot start the daemon on the stalled front"
 STALL_PID=$DAEMON_PID
 get stall /images/python/hol &

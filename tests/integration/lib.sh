@@ -20,6 +20,7 @@
 # IT_WAIT_S (bounded waits for readiness, default 20 s).
 
 IT_PIDS=""
+IT_STARTS=0
 IT_PASSED=0
 IT_FAILED=0
 IT_WAIT_S=${IT_WAIT_S:-20}
@@ -30,24 +31,21 @@ it_log() { printf '%s\n' "integration: $*" >&2; }
 # summary line before exiting 1.
 die() { it_log "$*"; printf '%d passed, %d failed\n' "$IT_PASSED" "$((IT_FAILED + 1))"; exit 1; }
 
-# try3 CMD...: a start that lost a race for its port (other test runs share
-# the machine) is retried with a fresh port, at most 3 times.
-try3() { "$@" || "$@" || "$@"; }
-# start_faultreg ARGS...: faultreg on a free loopback port (retried like
-# try3); sets FR_PORT and FR_URL.
+# start_faultreg ARGS...: faultreg on a loopback port of the kernel's choosing
+# (it says which on stderr); sets FR_PORT, FR_URL and FR_PID. Its stderr goes
+# to IT_DIR/faultreg-N.log, one file per start. (Needs FAULTREG: the path of the
+# faultreg binary.)
 start_faultreg() {
-    local i pid
-    for i in 1 2 3; do
-        FR_PORT=$(free_port) || return 1
-        "$FAULTREG" --listen "127.0.0.1:$FR_PORT" "$@" 2>>"$IT_DIR/faultreg.log" &
-        pid=$!
-        it_record "$pid"
-        FR_URL=http://127.0.0.1:$FR_PORT
-        wait_http "$FR_URL/v2/" 200 "$pid" && return 0
-    done
-    return 1
+    local log
+    IT_STARTS=$((IT_STARTS + 1))
+    log=$IT_DIR/faultreg-$IT_STARTS.log
+    "$FAULTREG" --listen 127.0.0.1:0 "$@" 2>"$log" &
+    FR_PID=$!
+    it_record "$FR_PID"
+    FR_PORT=$(listen_port "$log" "$FR_PID") || return 1
+    FR_URL=http://127.0.0.1:$FR_PORT
+    wait_http "$FR_URL/v2/" 200 "$FR_PID"
 }
-# (start_faultreg needs FAULTREG: the path of the faultreg binary.)
 
 # lib_init IMGMETA FIXTURE REGFRONT: remembers the binaries, makes IT_DIR.
 lib_init() {
@@ -72,7 +70,42 @@ it_on_exit() {
     return "$rc"
 }
 
-# free_port: prints a TCP port nobody listens on at 127.0.0.1 (bash /dev/tcp).
+# Every server the tests start listens on port 0 and says which port the
+# kernel gave it: the daemon's start line (event=listening addr=HOST:PORT),
+# regfront's and faultreg's "listening on HOST:PORT" on stderr and
+# docker-registry's msg="listening on HOST:PORT" (its info level). No port is
+# picked in advance, so parallel test runs never race for one.
+
+# listen_port FILE PID: prints the port that process PID says in FILE it
+# listens on (the last such line), waiting at most IT_WAIT_S seconds; fails
+# early when PID has died. A FILE used before must be emptied before PID
+# starts (: >FILE): the redirection of a command started with & is done by
+# the child, which may come after this first looks, and an earlier process's
+# line would be read.
+listen_port() {
+    local file=$1 pid=$2 i port
+    for i in $(seq 1 $((IT_WAIT_S * 20))); do
+        port=$(sed -n 's/.*listening\( on \| addr=\)[^ "]*:\([0-9][0-9]*\).*/\2/p' "$file" \
+            2>/dev/null | tail -n 1)
+        if [ -n "$port" ] && [ "$port" != 0 ]; then
+            printf '%s\n' "$port"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            it_log "process $pid died before it listened; its output ($file):"
+            tail -n 20 "$file" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    it_log "timed out after ${IT_WAIT_S}s waiting for process $pid to say its port in $file"
+    return 1
+}
+
+# free_port: prints a TCP port nobody listens on at 127.0.0.1 (bash /dev/tcp),
+# below the ephemeral range. Only for what cannot listen on port 0 and say so
+# (an address that must be known before its server starts, or none at all:
+# a closed port); another run may take it meanwhile.
 free_port() {
     local p i
     for i in $(seq 1 100); do
@@ -112,16 +145,23 @@ it_record() { IT_PIDS="$IT_PIDS $1"; }
 # so), no access log and warnings only (the front logs every request anyway).
 # Tests keep the registry's log for diagnosis, and no cache, as some change the
 # storage under it.
+# The registry listens on port 0 and its log says the port, but only at level
+# info: at warn (IT_REGISTRY_SERVING) the port is probed beforehand instead,
+# and a start that lost that port to another process is retried.
 start_registry() {
-    local dir=$1 level=info quiet=false cache=""
+    local dir=$1 level=info quiet=false cache="" addr=127.0.0.1:0 try
     if [ "${IT_REGISTRY_SERVING:-0}" = 1 ]; then
         level=warn quiet=true
         cache="  cache:
     blobdescriptor: inmemory"
     fi
     mkdir -p "$dir/storage" || return 1
-    REGISTRY_PORT=$(free_port) || return 1
-    cat >"$dir/config.yml" <<EOF
+    for try in 1 2 3; do
+        if [ "$level" != info ]; then
+            REGISTRY_PORT=$(free_port) || return 1
+            addr=127.0.0.1:$REGISTRY_PORT
+        fi
+        cat >"$dir/config.yml" <<EOF
 version: 0.1
 log:
   level: $level
@@ -136,18 +176,23 @@ $cache
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:$REGISTRY_PORT
+  addr: $addr
   secret: imgmeta-integration-test
 EOF
-    # The registry logs to stderr only; the file is its log.
-    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
-    REGISTRY_PID=$!
-    it_record "$REGISTRY_PID"
-    REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
-    wait_http "$REGISTRY_URL/v2/" 200 "$REGISTRY_PID" || {
-        tail -n 20 "$dir/registry.log" >&2
-        return 1
-    }
+        # The registry logs to stderr only; the file is its log.
+        : >"$dir/registry.log"
+        docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+        REGISTRY_PID=$!
+        it_record "$REGISTRY_PID"
+        if [ "$level" = info ]; then
+            REGISTRY_PORT=$(listen_port "$dir/registry.log" "$REGISTRY_PID") || return 1
+        fi
+        REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
+        wait_http "$REGISTRY_URL/v2/" 200 "$REGISTRY_PID" && return 0
+        [ "$level" != info ] && grep -q 'address already in use' "$dir/registry.log" || break
+    done
+    tail -n 20 "$dir/registry.log" >&2
+    return 1
 }
 
 # fill_fixture [push|push-variant ARGS...]: pushes the seed as
@@ -163,18 +208,24 @@ fill_fixture() {
 
 # start_front [--bearer] [--delay-ms N]: regfront before the registry, with the
 # fixture's Last-Modified dates; sets FRONT_PORT, FRONT_PID, FRONT_URL, FRONT_LOG.
+# Its stderr goes to IT_DIR/front-N.stderr, one file per start.
+# IT_FRONT_READY=0 does not wait for it to answer (a front slower than the
+# wait): it listens once it has said its port.
 start_front() {
-    FRONT_PORT=$(free_port) || return 1
+    local err
+    IT_STARTS=$((IT_STARTS + 1))
+    err=$IT_DIR/front-$IT_STARTS.stderr
     FRONT_LOG=$IT_DIR/front-requests.log
-    FRONT_URL=http://127.0.0.1:$FRONT_PORT
-    "$REGFRONT" --listen "127.0.0.1:$FRONT_PORT" --upstream "$REGISTRY_URL" \
-        --lastmod "$IT_OUT/lastmod.tsv" --log "$FRONT_LOG" "$@" \
-        2>"$IT_DIR/front.stderr" &
+    "$REGFRONT" --listen 127.0.0.1:0 --upstream "$REGISTRY_URL" \
+        --lastmod "$IT_OUT/lastmod.tsv" --log "$FRONT_LOG" "$@" 2>"$err" &
     FRONT_PID=$!
     it_record "$FRONT_PID"
+    FRONT_PORT=$(listen_port "$err" "$FRONT_PID") || return 1
+    FRONT_URL=http://127.0.0.1:$FRONT_PORT
+    [ "${IT_FRONT_READY:-1}" = 0 ] && return 0
     # /token answers 200 with or without --bearer.
     wait_http "$FRONT_URL/token?service=regfront" 200 "$FRONT_PID" || {
-        cat "$IT_DIR/front.stderr" >&2
+        cat "$err" >&2
         return 1
     }
 }
@@ -182,14 +233,21 @@ start_front() {
 # start_daemon [EXTRA ARGS]: imgmeta serve against the front; sets DAEMON_PORT,
 # DAEMON_PID, DAEMON_URL; the daemon's output goes to IT_DIR/daemon.log.
 start_daemon() {
-    DAEMON_PORT=$(free_port) || return 1
-    DAEMON_URL=http://127.0.0.1:$DAEMON_PORT
-    "$IMGMETA" serve --listen "127.0.0.1:$DAEMON_PORT" --db "$IT_DIR/cache.db" \
+    : >"$IT_DIR/daemon.log" # emptied first (listen_port)
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/cache.db" \
         --mirror "docker.io=$FRONT_URL" "$@" >"$IT_DIR/daemon.log" 2>&1 &
     DAEMON_PID=$!
     it_record "$DAEMON_PID"
-    wait_http "$DAEMON_URL/healthz" 200 "$DAEMON_PID" || {
-        tail -n 30 "$IT_DIR/daemon.log" >&2
+    daemon_ready "$IT_DIR/daemon.log" "$DAEMON_PID"
+}
+
+# daemon_ready LOG PID: waits for the daemon PID (its output in LOG) to say its
+# port and answer /healthz; sets DAEMON_PORT and DAEMON_URL.
+daemon_ready() {
+    DAEMON_PORT=$(listen_port "$1" "$2") || return 1
+    DAEMON_URL=http://127.0.0.1:$DAEMON_PORT
+    wait_http "$DAEMON_URL/healthz" 200 "$2" || {
+        tail -n 30 "$1" >&2
         return 1
     }
 }

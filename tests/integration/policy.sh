@@ -24,9 +24,9 @@ FAULTREG=$4
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lib_init "$1" "$2" "$3"
 
-try3 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
-try3 fill_fixture || die "imgmeta-fixture push failed"
-try3 start_front --bearer || die "cannot start regfront"
+start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
+fill_fixture || die "imgmeta-fixture push failed"
+start_front --bearer || die "cannot start regfront"
 
 # faultreg: redirects to the real registry under the name "localhost" (a
 # different host than the mirror's 127.0.0.1), realm on 127.0.0.2.
@@ -35,7 +35,7 @@ start_faultreg --redirect-target "http://localhost:$REGISTRY_PORT" \
 FAULT_PORT=$FR_PORT
 FAULT_URL=$FR_URL
 
-try3 start_daemon --mirror "fault.test=$FAULT_URL" --request-timeout-ms 5000 \
+start_daemon --mirror "fault.test=$FAULT_URL" --request-timeout-ms 5000 \
     --mirror "other.test=http://127.0.0.1:$FAULT_PORT" ||
     die "cannot start imgmeta serve"
 
@@ -89,7 +89,7 @@ start_faultreg --redirect-target "https://169.254.169.254" \
 FAULT2_PORT=$FR_PORT
 DAEMON1_PID=$DAEMON_PID
 DAEMON1_URL=$DAEMON_URL
-try3 start_daemon --db "$IT_DIR/cache2.db" --mirror "fault.test=http://127.0.0.1:$FAULT2_PORT" \
+start_daemon --db "$IT_DIR/cache2.db" --mirror "fault.test=http://127.0.0.1:$FAULT2_PORT" \
     --allow-registries "default,localhost:$REGISTRY_PORT,*.nip.test" \
     --insecure-registries "127.0.0.1:$REGISTRY_PORT" || die "cannot start imgmeta serve (2)"
 DAEMON_PID2=$DAEMON_PID

@@ -50,38 +50,31 @@ lib_init "$1" "$2" "$3"
 
 # --- registries ---------------------------------------------------------------
 
-# retry5 FN ARGS...: FN up to five times (a free port can be taken by
-# someone else between free_port and the listen).
-retry5() {
-    local i
-    for i in 1 2 3 4 5; do
-        "$@" && return 0
-    done
-    return 1
-}
-
-# start_reg NAME STORAGE EXTRA_YAML: docker-registry on a free port with
-# storage STORAGE; sets NAME_URL (e.g. R1_URL) and NAME_ADDR (host:port).
-start_reg() { retry5 start_reg1 "$@"; }
-start_reg1() {
+# start_reg NAME STORAGE EXTRA_YAML [STATUS]: docker-registry on a port of the
+# kernel's choosing (its log says which) with storage STORAGE; sets NAME_URL
+# (e.g. R1_URL) and NAME_ADDR (host:port).
+start_reg() {
     local name=$1 storage=$2 extra=$3 dir=$IT_DIR/$1 port pid
     mkdir -p "$dir" "$storage" || return 1
-    port=$(free_port) || return 1
     cat >"$dir/config.yml" <<EOF
 version: 0.1
 log:
-  level: warn
+  level: info
+  accesslog:
+    disabled: true
 storage:
   filesystem:
     rootdirectory: $storage
 http:
-  addr: 127.0.0.1:$port
+  addr: 127.0.0.1:0
   secret: imgmeta-integration-test
 $extra
 EOF
+    : >"$dir/registry.log" # emptied first (lib.sh, listen_port)
     docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
     pid=$!
     it_record "$pid"
+    port=$(listen_port "$dir/registry.log" "$pid") || return 1
     printf -v "${name}_URL" '%s' "http://127.0.0.1:$port"
     printf -v "${name}_ADDR" '%s' "127.0.0.1:$port"
     wait_http "http://127.0.0.1:$port/v2/" "${4:-200}" "$pid" || {
@@ -90,17 +83,18 @@ EOF
     }
 }
 
-# front NAME ARGS...: a regfront before R1; sets NAME_URL and NAME_LOG.
-front() { retry5 front1 "$@"; }
-front1() {
-    local name=$1 port=${FRONT_AT:-} pid
+# front NAME ARGS...: a regfront before R1 on a port of the kernel's choosing
+# (FRONT_AT=PORT: on that port instead); sets NAME_URL and NAME_LOG.
+front() {
+    local name=$1 pid port
     shift
-    [ -n "$port" ] || port=$(free_port) || return 1
-    "$REGFRONT" --listen "127.0.0.1:$port" --upstream "$R1_URL" \
+    : >"$IT_DIR/$name.stderr" # emptied first (lib.sh, listen_port)
+    "$REGFRONT" --listen "127.0.0.1:${FRONT_AT:-0}" --upstream "$R1_URL" \
         --lastmod "$IT_OUT/lastmod.tsv" --log "$IT_DIR/$name.log" "$@" \
         2>"$IT_DIR/$name.stderr" &
     pid=$!
     it_record "$pid"
+    port=$(listen_port "$IT_DIR/$name.stderr" "$pid") || return 1
     printf -v "${name}_URL" '%s' "http://127.0.0.1:$port"
     printf -v "${name}_LOG" '%s' "$IT_DIR/$name.log"
     # /token answers 200 with or without --bearer (a line in the log: counts
@@ -110,20 +104,16 @@ front1() {
 
 # daemon NAME UPSTREAM_URL ARGS...: imgmeta serve mirroring docker.io to
 # UPSTREAM_URL; sets NAME_URL.
-daemon() { retry5 daemon1 "$@"; }
-daemon1() {
-    local name=$1 up=$2 port pid
+daemon() {
+    local name=$1 up=$2 pid
     shift 2
-    port=$(free_port) || return 1
-    "$IMGMETA" serve --listen "127.0.0.1:$port" --db "$IT_DIR/$name.db" \
+    : >"$IT_DIR/$name.daemon.log" # emptied first (lib.sh, listen_port)
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/$name.db" \
         --mirror "docker.io=$up" "$@" >"$IT_DIR/$name.daemon.log" 2>&1 &
     pid=$!
     it_record "$pid"
-    printf -v "${name}_URL" '%s' "http://127.0.0.1:$port"
-    wait_http "http://127.0.0.1:$port/healthz" 200 "$pid" || {
-        tail -n 30 "$IT_DIR/$name.daemon.log" >&2
-        return 1
-    }
+    daemon_ready "$IT_DIR/$name.daemon.log" "$pid" || return 1
+    printf -v "${name}_URL" '%s' "$DAEMON_URL"
 }
 
 # probed NAME: waits (at most IT_WAIT_S) until daemon NAME has logged its
@@ -414,6 +404,9 @@ prewarm_off() {
 # as without the probe (meeting the 401).
 registry_down_at_start() {
     local port line code
+    # the front's port must be known before it starts (the daemon is started
+    # first, against it): a probed one, which another process could take
+    # before the front binds it
     port=$(free_port) || { check "a free port for a late front" false; return; }
     daemon DL "http://127.0.0.1:$port" || { check "start a daemon before its registry" false; return; }
     line=$(probed DL)
@@ -421,7 +414,7 @@ registry_down_at_start() {
         grep -qE "level=warn event=prewarm registry=docker.io outcome=failed .*msg=\"" <<<"$line"
     check_eq "registry down at start: /healthz answers 200" 200 \
         "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$DL_URL/healthz")"
-    FRONT_AT=$port front1 FL --bearer || { check "start the late front on port $port" false; return; }
+    FRONT_AT=$port front FL --bearer || { check "start the late front on port $port" false; return; }
     code=$(fetch "$DL_URL/images/team/single/v1" "$IT_DIR/late.json")
     check_eq "registry up later: the resolution answers 200, the image's digest" \
         "200 $SINGLE_DIGEST" "$code $(jq -r .digest "$IT_DIR/late.json")"

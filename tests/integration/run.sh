@@ -163,12 +163,12 @@ elif [ "$ALLOWED" -lt 2 ]; then
 else
     # The first CPU this shell may use (a cpuset need not hold CPU 0).
     CPU=$(taskset -pc $$ | sed 's/.*: *//; s/[-,].*//')
-    PIN_PORT=$(free_port) || die "no free port"
-    taskset -c "$CPU" "$IMGMETA" serve --listen "127.0.0.1:$PIN_PORT" --db "$IT_DIR/pin.db" \
+    taskset -c "$CPU" "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/pin.db" \
         --mirror "docker.io=$FRONT_URL" >"$IT_DIR/pin.log" 2>&1 &
     PIN_PID=$!
     it_record "$PIN_PID"
-    if wait_http "http://127.0.0.1:$PIN_PORT/healthz" 200 "$PIN_PID"; then
+    if PIN_PORT=$(listen_port "$IT_DIR/pin.log" "$PIN_PID") &&
+        wait_http "http://127.0.0.1:$PIN_PORT/healthz" 200 "$PIN_PID"; then
         check_eq "under taskset -c $CPU the daemon starts 1 HTTP thread" 1 \
             "$(started_threads "$IT_DIR/pin.log")"
         check "the pinned daemon answers the image" get "pinned json" "$IT_DIR/d.json" \

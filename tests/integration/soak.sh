@@ -59,12 +59,12 @@ SOAK_CONNS=${SOAK_CONNS:-8}
 WARMUP_S=$((SOAK_S / 3 > 5 ? SOAK_S / 3 : 5))
 
 # --- the world -------------------------------------------------------------------
-try3 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
-try3 fill_fixture || die "imgmeta-fixture push failed"
-try3 start_front --bearer || die "cannot start regfront"
-try3 start_faultreg || die "cannot start faultreg"
+start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
+fill_fixture || die "imgmeta-fixture push failed"
+start_front --bearer || die "cannot start regfront"
+start_faultreg || die "cannot start faultreg"
 TOKEN=soak-$RANDOM$RANDOM
-try3 start_daemon --tag-ttl 2 --max-stale 3600 --max-resolutions 4 \
+start_daemon --tag-ttl 2 --max-stale 3600 --max-resolutions 4 \
     --request-timeout-ms 2000 --log-level warn --admin-token "$TOKEN" \
     --mirror "fault.test=$FR_URL" || die "cannot start imgmeta serve"
 IMAGE=/images/python/3.7-slim

@@ -29,12 +29,12 @@ export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 . "$src/tests/integration/lib.sh"
 lib_init "$bld/imgmeta" "$bld/tests/imgmeta-fixture" "$bld/tests/regfront"
 FAULTREG=$bld/tests/faultreg
-try3 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
-try3 fill_fixture || die "imgmeta-fixture push failed"
-try3 start_front --bearer || die "cannot start regfront"
+start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
+fill_fixture || die "imgmeta-fixture push failed"
+start_front --bearer || die "cannot start regfront"
 start_faultreg || die "cannot start faultreg"
 FAULT_PORT=$FR_PORT
-IT_WAIT_S=60 try3 start_daemon --threads 8 --request-timeout-ms 5000 \
+IT_WAIT_S=60 start_daemon --threads 8 --request-timeout-ms 5000 \
     --mirror "fault.test=http://127.0.0.1:$FAULT_PORT" || die "cannot start imgmeta serve"
 
 # hammer NAME PARALLEL WANT URL...: every URL (repeated as given) with curl -P;
@@ -86,7 +86,7 @@ stop_and_check "defaults"
 # is sent from the file (a descriptor of its own, sendfile) while other threads'
 # answers fill it up and it starts over again and again.
 cp "$IT_DIR/daemon.log" "$IT_DIR/daemon-defaults.log"
-IT_WAIT_S=60 try3 start_daemon --threads 8 --request-timeout-ms 5000 \
+IT_WAIT_S=60 start_daemon --threads 8 --request-timeout-ms 5000 \
     --mirror "fault.test=http://127.0.0.1:$FAULT_PORT" --answer-cache-bytes 0 \
     --answer-file-bytes 262144 || die "cannot start imgmeta serve (answers file)"
 U=$DAEMON_URL/images

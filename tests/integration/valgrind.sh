@@ -28,10 +28,10 @@ EOF
 chmod +x "$IT_DIR/imgmeta-vg"
 IMGMETA=$IT_DIR/imgmeta-vg
 
-try3 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
-try3 fill_fixture || die "imgmeta-fixture push failed"
-try3 start_front --bearer || die "cannot start regfront"
-IT_WAIT_S=60 try3 start_daemon --threads 4 || die "cannot start imgmeta serve under valgrind"
+start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
+fill_fixture || die "imgmeta-fixture push failed"
+start_front --bearer || die "cannot start regfront"
+IT_WAIT_S=60 start_daemon --threads 4 || die "cannot start imgmeta serve under valgrind"
 
 U=$DAEMON_URL/images/python/3.7-slim
 code() { curl -s -o /dev/null -w '%{http_code}' --max-time 120 "$@"; }

@@ -2,6 +2,8 @@
  *
  *   faultreg --listen 127.0.0.1:PORT [--redirect-target URL] [--realm URL]
  *
+ * PORT 0 lets the kernel choose; stderr says "faultreg: listening on ADDR".
+ *
  * Serves one small single-platform image (docker schema2 manifest, config
  * blob, one layer answered to HEAD) per repository library/<mode>, where
  * <mode> picks how it misbehaves (each image is distinct: its config names
@@ -49,6 +51,7 @@
 #include <unistd.h>
 
 #include "im.h"
+#include "listen.h"
 #include "sha256.h"
 
 #define FR_GIANT (256u << 20)
@@ -58,6 +61,7 @@
 #define MT_V2 "application/vnd.docker.distribution.manifest.v2+json"
 
 struct fr_conf {
+    char listen[128]; /* --listen, then the address bound (listen.h) */
     char redirect_target[512];
     char realm[512];
     pthread_mutex_t mu;
@@ -373,7 +377,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return not_found(conn);
 }
 
-static int parse_args(int argc, char **argv, struct fr_conf *c, struct sockaddr_in *sa)
+/* The --listen address (c->listen) and the other options; -1 on a usage error. */
+static int parse_args(int argc, char **argv, struct fr_conf *c)
 {
     const char *listen = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -388,45 +393,35 @@ static int parse_args(int argc, char **argv, struct fr_conf *c, struct sockaddr_
     }
     if (!listen || argc % 2 == 0)
         return -1;
-    const char *colon = strrchr(listen, ':');
-    char host[64];
-    if (!colon || (size_t)(colon - listen) >= sizeof host)
-        return -1;
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return -1;
-    sa->sin_port = htons((uint16_t)port);
-    return 0;
+    return im_strlcpy(c->listen, listen, sizeof c->listen) == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
     static struct fr_conf conf;
-    struct sockaddr_in sa;
     sigset_t set;
     int sig = 0;
-    if (parse_args(argc, argv, &conf, &sa) != 0) {
+    if (parse_args(argc, argv, &conf) != 0) {
         fprintf(stderr, "usage: faultreg --listen 127.0.0.1:PORT [--redirect-target URL] "
                         "[--realm URL]\n");
         return 2;
     }
+    int fd = tool_listen("faultreg", conf.listen, conf.listen, sizeof conf.listen);
+    if (fd < 0)
+        return 1;
     pthread_mutex_init(&conf.mu, NULL);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
-        on_request, &conf, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_TIMEOUT, 180u, MHD_OPTION_END);
+    struct MHD_Daemon *d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
+                         0, NULL, NULL, on_request, &conf, MHD_OPTION_LISTEN_SOCKET, fd,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 180u, MHD_OPTION_END);
     if (!d) {
-        fprintf(stderr, "faultreg: cannot listen\n");
+        fprintf(stderr, "faultreg: cannot start the server on %s\n", conf.listen);
+        close(fd);
         return 1;
     }
     do {

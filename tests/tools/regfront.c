@@ -7,6 +7,9 @@
  *            [--fault-corrupt] [--fault-only SUBSTR]
  *            [--schema1 /v2/NAME/manifests/TAG FILE DIGEST]
  *
+ * PORT 0 lets the kernel choose; stderr says "regfront: listening on ADDR"
+ * with the address bound, which is also <listen> below.
+ *
  * Proxies every request (method, raw path and query, request headers including
  * repeated Accept lines, body) to the upstream registry and relays the status,
  * headers and body. Like Docker Hub:
@@ -72,6 +75,7 @@
 #include <unistd.h>
 
 #include "im.h"
+#include "listen.h"
 
 #define RF_BODY_MAX (64u << 20) /* cap on request and upstream bodies */
 #define RF_HEADERS_MAX 64       /* upstream response headers kept */
@@ -774,25 +778,6 @@ fail:
     return -1;
 }
 
-static int parse_listen(const char *s, struct sockaddr_in *sa)
-{
-    const char *colon = strrchr(s, ':');
-    char host[64], *end;
-
-    if (colon == NULL || (size_t)(colon - s) >= sizeof host)
-        return -1;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (errno != 0 || *end != '\0' || port <= 0 || port > 65535)
-        return -1;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
-
 static int usage(void)
 {
     fprintf(stderr,
@@ -804,7 +789,7 @@ static int usage(void)
     return 2;
 }
 
-static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockaddr_in *sa)
+static int parse_args(int argc, char **argv, struct rf_conf *conf)
 {
     const char *listen = NULL, *upstream = NULL, *lastmod = NULL, *log = NULL;
     for (int i = 1; i < argc; i++) {
@@ -867,7 +852,7 @@ static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockad
         } else
             return -1;
     }
-    if (listen == NULL || upstream == NULL || parse_listen(listen, sa) != 0 ||
+    if (listen == NULL || upstream == NULL ||
         im_strlcpy(conf->listen, listen, sizeof conf->listen) != 0 ||
         im_strlcpy(conf->upstream, upstream, sizeof conf->upstream) != 0)
         return -1;
@@ -886,15 +871,18 @@ static int parse_args(int argc, char **argv, struct rf_conf *conf, struct sockad
 int main(int argc, char **argv)
 {
     struct rf_conf conf = {.retry_after = "1"};
-    struct sockaddr_in sa;
     struct MHD_Daemon *d = NULL;
     sigset_t set;
-    int sig, rc = 1;
+    int sig, rc = 1, fd = -1;
 
-    if (parse_args(argc, argv, &conf, &sa) != 0) {
+    if (parse_args(argc, argv, &conf) != 0) {
         rc = usage();
         goto out;
     }
+    /* bound before any thread starts: conf.listen (the Location and realm
+     * host) becomes the address bound, the kernel's port for :0 */
+    if ((fd = tool_listen("regfront", conf.listen, conf.listen, sizeof conf.listen)) < 0)
+        goto out;
     snprintf(conf.token, sizeof conf.token, "regfront-%lld-%ld", (long long)im_now(),
              (long)getpid());
     pthread_mutex_init(&conf.loglock, NULL);
@@ -915,14 +903,13 @@ int main(int argc, char **argv)
     /* No MHD_USE_ERROR_LOG: skopeo probes with TLS first and every probe would
      * print a "Request malformed" line. */
     d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                         0, NULL, NULL, on_request, &conf, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
-                         &conf, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &conf,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-                         /* a test may restart the front on the same port */
-                         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+                         0, NULL, NULL, on_request, &conf, MHD_OPTION_LISTEN_SOCKET, fd,
+                         MHD_OPTION_URI_LOG_CALLBACK, on_uri, &conf,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, &conf,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
     if (d == NULL) {
-        fprintf(stderr, "regfront: cannot listen on %s\n", conf.listen);
+        fprintf(stderr, "regfront: cannot start the server on %s\n", conf.listen);
+        close(fd);
         goto out_curl;
     }
     do {

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -73,6 +76,25 @@ static void put_python(struct store *s)
     im_bundle_free(&b);
 }
 
+/* A loopback port where nothing listens, held for the test: bound and never
+ * listened on, so a connection to it is refused, and no other process can
+ * start listening there meanwhile (as one might on a fixed port such as 1). */
+static int closed_fd = -1;
+
+static int closed_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    closed_fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(closed_fd, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(closed_fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(closed_fd, (struct sockaddr *)&a, &al), 0);
+    return ntohs(a.sin_port);
+}
+
 static void setup(void)
 {
     struct im_error err;
@@ -83,7 +105,8 @@ static void setup(void)
     reg_config_defaults(&rc);
     rc.n_mirrors = 1;
     strcpy(rc.mirrors[0].registry, "docker.io");
-    strcpy(rc.mirrors[0].base_url, "http://127.0.0.1:1"); /* nothing listens there */
+    snprintf(rc.mirrors[0].base_url, sizeof rc.mirrors[0].base_url, "http://127.0.0.1:%d",
+             closed_port()); /* nothing listens there */
     rc.connect_timeout_ms = 1000;
     rc.request_timeout_ms = 2000;
     reg = reg_client_new(&rc, &err);
@@ -101,6 +124,8 @@ static void teardown(void)
     reg_client_free(reg);
     store_close(st);
     curl_global_cleanup();
+    if (closed_fd >= 0)
+        close(closed_fd);
 }
 
 TestSuite(api, .init = setup, .fini = teardown, .timeout = 30);

@@ -1212,20 +1212,24 @@ Test(schema1, bad_v1_compatibility)
     im_bundle_free(&b);
 }
 
+/* A list whose JSON has the wrong types is refused (IM_EPROTO, no model) with
+ * the message that names what is wrong, never read as some other image. */
 Test(errors, wrong_types_do_not_crash)
 {
-    static const char *bodies[] = {
-        "[]",
-        "{\"manifests\":{}}",
-        "{\"manifests\":[1,\"x\",null]}",
-        "{\"manifests\":[{\"digest\":7}]}",
+    static const struct {
+        const char *body, *needle;
+    } cases[] = {
+        {"[]", D_LIST ": not a JSON object"},
+        {"{\"manifests\":{}}", D_LIST ": list without a manifests array"},
+        {"{\"manifests\":[1,\"x\",null]}", "list entry without a digest"},
+        {"{\"manifests\":[{\"digest\":7}]}", "list entry without a digest"},
     };
-    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct im_bundle b;
         im_bundle_init(&b);
         im_strlcpy(b.root_digest, D_LIST, sizeof b.root_digest);
-        add_doc(&b, D_LIST, MT_LIST, bodies[i]);
-        expect_build_error(&b, "");
+        add_doc(&b, D_LIST, MT_LIST, cases[i].body);
+        expect_build_error(&b, cases[i].needle);
         im_bundle_free(&b);
     }
 }
