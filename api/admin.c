@@ -71,7 +71,7 @@ int api__admin(struct api *a, const struct api_request *req, struct api_response
         return api__error(resp, 401, "unauthorized",
                           "the admin endpoint needs Authorization: Bearer <admin token>");
     }
-    if (reg_ref_from_route(req->path + strlen(ADMIN_CACHE_PREFIX), &ref, &err) != 0)
+    if (api__ref_from_route(req->path + strlen(ADMIN_CACHE_PREFIX), &ref, &err) != 0)
         return api__error(resp, 400, "invalid_reference", err.msg);
     if (store_purge(a->store, &ref, &r, &err) != 0)
         return api__error_code(resp, IM_ESTORE, err.msg);

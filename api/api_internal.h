@@ -192,8 +192,29 @@ int api__describe(struct api *a, const struct api_request *req,
 int api__status_for(int code);
 int api__set_body(struct api_response *resp, int status, const char *content_type,
                   const char *text);
+/* The same with a newline after text (JSON answers and errors end with one). */
+int api__set_line(struct api_response *resp, int status, const char *content_type,
+                  const char *text);
 int api__error(struct api_response *resp, int status, const char *code,
                const char *message);
 int api__error_code(struct api_response *resp, int code, const char *message);
+/* A JSON error answer to a request that asked for Markdown becomes its
+ * message as plain text (error.c). 0 or IM_ENOMEM. */
+int api__finish_error(const struct api_request *req, struct api_response *resp);
+
+/* The /images/ route grammar (route.c): the part of a path after "/images/"
+ * (percent-decoded) as a reference:
+ *  - anything containing '@', or whose last '/'-segment contains ':', is a
+ *    docker reference (reg_ref_parse): "python@sha256:...",
+ *    "python:3.7-slim", "ghcr.io/org/app:v1";
+ *  - otherwise the last segment is the tag and the segments before it are the
+ *    name: "python/3.7-slim", "library/python/3.7-slim", "ghcr.io/org/app/v1",
+ *    "localhost:5000/team/app/1.0" (registry localhost:5000, repository
+ *    team/app, tag 1.0);
+ *  - a single segment without ':' or '@' ("python") is IM_EINVAL "missing
+ *    tag: use /images/python/TAG", and a name that is only a host
+ *    ("localhost:5000/app") is IM_EINVAL too (no repository).
+ * IM_EINVAL with a message, as reg_ref_parse. */
+int api__ref_from_route(const char *path, struct im_ref *out, struct im_error *err);
 
 #endif

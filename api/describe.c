@@ -481,7 +481,7 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     if (rc != 0)
         return rc < 0 ? rc : 0;
     resp->vary_accept = true;
-    rc = reg_ref_from_route(req->path + strlen("/images/"), &d.ref, &d.err);
+    rc = api__ref_from_route(req->path + strlen("/images/"), &d.ref, &d.err);
     if (rc != 0) {
         rc = api__error(resp, 400, "invalid_reference", d.err.msg);
         goto out;

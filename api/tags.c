@@ -54,7 +54,7 @@ static int parse_page(const struct api_request *req, struct page *p,
             rc = api__error(resp, 400, "invalid_reference",
                             "name a repository without tag or digest, e.g. "
                             "/repositories/python/tags");
-        else if (reg_ref_from_route(route, &p->ref, &err) != 0)
+        else if (api__ref_from_route(route, &p->ref, &err) != 0)
             rc = api__error(resp, 400, "invalid_reference", err.msg);
         else
             rc = -1;
@@ -112,24 +112,6 @@ static int select_tags(const struct page *p, const struct reg_tags *t, json_t *a
     return 0;
 }
 
-/* The body is text and a newline, like every other JSON answer. */
-static int set_json_line(struct api_response *resp, const char *text)
-{
-    size_t len = strlen(text);
-    char *body = malloc(len + 2);
-    if (!body)
-        return IM_ENOMEM;
-    memcpy(body, text, len);
-    body[len] = '\n';
-    body[len + 1] = '\0';
-    api__drop_body(resp);
-    resp->body = body;
-    resp->len = len + 1;
-    resp->status = 200;
-    resp->content_type = API_CT_JSON;
-    return 0;
-}
-
 static int upstream_error(struct api_response *resp, int rc,
                           const struct reg_stats *stats, const struct im_error *err)
 {
@@ -176,7 +158,7 @@ int api__tags(struct api *a, const struct api_request *req, struct api_response 
         doc = json_pack("{s:s,s:s,s:O}", "registry", p.ref.registry, "repository",
                         p.ref.repository, "tags", arr);
         text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-        rc = text ? set_json_line(resp, text) : IM_ENOMEM;
+        rc = text ? api__set_line(resp, 200, API_CT_JSON, text) : IM_ENOMEM;
     }
     if (rc != 0) {
         rc = api__error_code(resp, IM_ENOMEM, "out of memory while listing tags");

@@ -1,5 +1,5 @@
 /* ref.c - the image reference grammar (Docker's distribution/reference) and
- * the /images/ route grammar. Pure functions, no allocation. */
+ * Pure functions, no allocation. (The /images/ route grammar is api/'s.) */
 #include "registry_int.h"
 
 #include <ctype.h>
@@ -155,7 +155,7 @@ static int check_host(const char *h, size_t len, struct im_error *err)
     return 0;
 }
 
-static bool looks_like_host(const char *s, size_t len)
+bool reg_looks_like_host(const char *s, size_t len)
 {
     return memchr(s, '.', len) || memchr(s, ':', len) ||
            (len == 9 && memcmp(s, "localhost", 9) == 0);
@@ -164,7 +164,7 @@ static bool looks_like_host(const char *s, size_t len)
 int reg_registry_name(const char *host, size_t len, char *out, size_t n,
                       struct im_error *err)
 {
-    if (!looks_like_host(host, len))
+    if (!reg_looks_like_host(host, len))
         return im_seterr(err, IM_EINVAL,
                          "'%.*s' is not a registry host (it needs a '.' or a ':port', "
                          "or is localhost)",
@@ -197,7 +197,7 @@ static int parse_name(const char *name, size_t len, struct im_ref *out,
     const char *path = name;
     size_t plen = len;
     im_strlcpy(out->registry, "docker.io", sizeof out->registry);
-    if (slash && looks_like_host(name, (size_t)(slash - name))) {
+    if (slash && reg_looks_like_host(name, (size_t)(slash - name))) {
         size_t hlen = (size_t)(slash - name);
         int rc = reg_registry_name(name, hlen, out->registry, sizeof out->registry, err);
         if (rc)
@@ -270,50 +270,6 @@ int reg_ref_parse(const char *s, struct im_ref *out, struct im_error *err)
     if (!r.tag[0] && !r.digest[0])
         im_strlcpy(r.tag, "latest", sizeof r.tag);
     *out = r;
-out:
-    return rc;
-}
-
-int reg_ref_from_route(const char *path, struct im_ref *out, struct im_error *err)
-{
-    char buf[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX];
-    int rc = 0;
-    size_t len = strlen(path);
-    if (len == 0) {
-        rc = im_seterr(err, IM_EINVAL, "missing image: use /images/REPOSITORY/TAG");
-        goto out;
-    }
-    if (len >= sizeof buf) {
-        rc = im_seterr(err, IM_EINVAL, "image path is too long");
-        goto out;
-    }
-    const char *last = strrchr(path, '/');
-    const char *lastseg = last ? last + 1 : path;
-    /* docker forms: anything with a digest, or a ':' in the last segment */
-    if (strchr(path, '@') || strchr(lastseg, ':')) {
-        rc = reg_ref_parse(path, out, err);
-        goto out;
-    }
-    if (!last) {
-        rc = im_seterr(err, IM_EINVAL, "missing tag: use /images/%.100s/TAG", path);
-        goto out;
-    }
-    size_t namelen = (size_t)(last - path);
-    if (!memchr(path, '/', namelen) && looks_like_host(path, namelen)) {
-        rc = im_seterr(
-            err, IM_EINVAL,
-            "'%.*s' looks like a registry host: use /images/%.*s/REPOSITORY/TAG",
-            (int)(namelen > 100 ? 100 : namelen), path,
-            (int)(namelen > 100 ? 100 : namelen), path);
-        goto out;
-    }
-    if (*lastseg == '\0') {
-        rc = im_seterr(err, IM_EINVAL, "missing tag after '/': use /images/%.*s/TAG",
-                       (int)(namelen > 100 ? 100 : namelen), path);
-        goto out;
-    }
-    snprintf(buf, sizeof buf, "%.*s:%s", (int)namelen, path, lastseg);
-    rc = reg_ref_parse(buf, out, err);
 out:
     return rc;
 }

@@ -36,19 +36,9 @@ int reg_ref_parse(const char *s, struct im_ref *out, struct im_error *err) IM_WU
  * Writes it to out (n bytes); IM_EINVAL with err when it is no registry host. */
 int reg_registry_name(const char *host, size_t len, char *out, size_t n,
                       struct im_error *err) IM_WUR;
-/* Parses the part of a route after "/images/" (already percent-decoded):
- *  - anything containing '@', or whose last '/'-segment contains ':', is a
- *    docker reference and goes to reg_ref_parse: "python@sha256:...",
- *    "python:3.7-slim", "ghcr.io/org/app:v1";
- *  - otherwise the last segment is the tag and the segments before it are the
- *    name: "python/3.7-slim", "library/python/3.7-slim", "ghcr.io/org/app/v1",
- *    "localhost:5000/team/app/1.0" (registry localhost:5000, repository
- *    team/app, tag 1.0);
- *  - a single segment without ':' or '@' ("python") is IM_EINVAL "missing tag:
- *    use /images/python/TAG", and a name that is only a host
- *    ("localhost:5000/app") is IM_EINVAL too (no repository).
- * IM_EINVAL with a message, as reg_ref_parse. */
-int reg_ref_from_route(const char *path, struct im_ref *out, struct im_error *err) IM_WUR;
+/* Whether s (len bytes) looks like a registry host rather than a repository
+ * component: it has a '.' or a ':', or is "localhost". */
+bool reg_looks_like_host(const char *s, size_t len);
 /* Checks a digest string "algo:hex" (sha256/384/512, exact lowercase hex
  * length). */
 bool reg_digest_valid(const char *digest);

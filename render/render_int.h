@@ -37,6 +37,8 @@ void render__json_strv(struct render_buf *b, char *const *v, size_t n);
 char *render__get_str(const json_t *o, const char *key, bool *oom);
 /* A JSON array of strings; anything else leaves *out absent. 0 or IM_ENOMEM. */
 int render__get_strv(const json_t *arr, struct render_strv *out);
+/* The same into a (char **, size_t) pair; absent is n == 0. */
+int render__get_strs(const json_t *arr, char ***v, size_t *n);
 /* A document's body as a JSON object: 0, or IM_EPROTO with err naming it. */
 int render__parse_doc(const struct im_doc *doc, json_t **out, struct im_error *err);
 /* A history entry's "created" of o: the string as it is and, when it reads

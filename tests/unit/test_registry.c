@@ -1,41 +1,14 @@
-/* test_registry.c - registry/: the reference and route grammars, the
+/* test_registry.c - registry/: the reference grammar, the
  * WWW-Authenticate parser, the token and realm caches and the client's base
- * URLs. The rest is in test_registry_*.c (one executable, test_registry):
- * reg_resolve end to end against (a) a small in-test HTTP server playing
- * registry, token server and CDN (registry_test.c), and (b) the real Debian
- * `docker-registry` started by the test on a loopback port (test_registry_real.c). */
+ * URLs (the route grammar is api/'s: test_api_route.c). The rest is in test_registry_*.c
+ * (one executable, test_registry): reg_resolve end to end against (a) a small in-test
+ * HTTP server playing registry, token server and CDN (registry_test.c), and (b) the real
+ * Debian `docker-registry` started by the test on a loopback port (test_registry_real.c).
+ */
+#include "ref_cases.h"
 #include "registry_test.h"
 
 /* ---------------------------------------------------------------- refs --- */
-
-struct ref_case {
-    const char *in;
-    const char *registry, *repository, *tag, *digest;
-};
-
-static void expect_ref(int (*fn)(const char *, struct im_ref *, struct im_error *),
-                       const struct ref_case *c)
-{
-    struct im_ref r;
-    struct im_error e = {{0}};
-    int rc = fn(c->in, &r, &e);
-    cr_assert_eq(rc, 0, "'%s' should parse, got %d: %s", c->in, rc, e.msg);
-    cr_expect_str_eq(r.registry, c->registry, "registry of '%s'", c->in);
-    cr_expect_str_eq(r.repository, c->repository, "repository of '%s'", c->in);
-    cr_expect_str_eq(r.tag, c->tag, "tag of '%s'", c->in);
-    cr_expect_str_eq(r.digest, c->digest, "digest of '%s'", c->in);
-}
-
-static void expect_bad(int (*fn)(const char *, struct im_ref *, struct im_error *),
-                       const char *in, const char *msg_part)
-{
-    struct im_ref r;
-    struct im_error e = {{0}};
-    int rc = fn(in, &r, &e);
-    cr_assert_eq(rc, IM_EINVAL, "'%s' should be refused, got %d", in, rc);
-    cr_expect(strstr(e.msg, msg_part) != NULL, "message for '%s' is '%s', wanted '%s'",
-              in, e.msg, msg_part);
-}
 
 Test(ref, docker_grammar_valid)
 {
@@ -115,36 +88,6 @@ Test(ref, digest_valid)
     cr_expect_not(reg_digest_valid("sha256:abc"));
     cr_expect_not(reg_digest_valid("sha1:da39a3ee5e6b4b0d3255bfef95601890afd80709"));
     cr_expect_not(reg_digest_valid(""));
-}
-
-Test(route, forms)
-{
-    static const struct ref_case cases[] = {
-        {"python/3.7-slim", "docker.io", "library/python", "3.7-slim", ""},
-        {"python:3.7-slim", "docker.io", "library/python", "3.7-slim", ""},
-        {"python@" D256, "docker.io", "library/python", "", D256},
-        {"library/python/3.7-slim", "docker.io", "library/python", "3.7-slim", ""},
-        {"bitnami/redis/7.2", "docker.io", "bitnami/redis", "7.2", ""},
-        {"ghcr.io/org/app/v1", "ghcr.io", "org/app", "v1", ""},
-        {"ghcr.io/org/app:v1", "ghcr.io", "org/app", "v1", ""},
-        {"ghcr.io/org/app@" D256, "ghcr.io", "org/app", "", D256},
-        {"localhost:5000/team/app/1.0", "localhost:5000", "team/app", "1.0", ""},
-        {"docker.io/library/python/latest", "docker.io", "library/python", "latest", ""},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        expect_ref(reg_ref_from_route, &cases[i]);
-}
-
-Test(route, invalid)
-{
-    expect_bad(reg_ref_from_route, "python", "missing tag: use /images/python/TAG");
-    expect_bad(reg_ref_from_route, "", "missing image");
-    expect_bad(reg_ref_from_route, "python/", "missing tag after '/'");
-    expect_bad(reg_ref_from_route, "Python/3", "repository must be lowercase: 'Python'");
-    expect_bad(reg_ref_from_route, "python/.x", "tag must not start with '.' or '-'");
-    expect_bad(reg_ref_from_route, "localhost:5000/app",
-               "looks like a registry host: use /images/localhost:5000/REPOSITORY/TAG");
-    expect_bad(reg_ref_from_route, "python@sha256:12", "must have 64 hex characters");
 }
 
 /* ------------------------------------------------------------- auth ----- */

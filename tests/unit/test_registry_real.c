@@ -425,8 +425,8 @@ Test(resolve_registry, oci_index_with_attestation, .init = init_curl,
     struct reg_client *c = reg_client_new(&cfg, &e);
     cr_assert_not_null(c);
     char route[200];
-    snprintf(route, sizeof route, "localhost:%d/team/app/v1", port);
-    cr_assert_eq(reg_ref_from_route(route, &ref, &e), 0, "%s", e.msg);
+    snprintf(route, sizeof route, "localhost:%d/team/app:v1", port);
+    cr_assert_eq(reg_ref_parse(route, &ref, &e), 0, "%s", e.msg);
     im_bundle_init(&b);
     int rc = reg_resolve(c, &ref, &b, NULL, &e);
     cr_assert_eq(rc, 0, "%d %s", rc, e.msg);
