@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
+#include "api_int.h"
 #include "registry.h"
 #include "store.h"
 

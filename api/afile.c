@@ -45,7 +45,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "api_internal.h"
+#include "api_int.h"
 #include "metrics.h"
 #include "siphash.h"
 

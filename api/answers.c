@@ -1,5 +1,5 @@
 /* answers.c - rendered answers kept for the next request: the tiers and their
- * promotion policy (api_internal.h, "Rendered answers"). The request handler
+ * promotion policy (api_int.h, "Rendered answers"). The request handler
  * only asks "get, or render and put".
  *
  * The tiers, fastest first:
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
+#include "api_int.h"
 #include "metrics.h"
 #include "store.h"
 

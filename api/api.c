@@ -1,5 +1,5 @@
 /* api.c - routing of API paths, error mapping, and the non-image endpoints. */
-#include "api_internal.h"
+#include "api_int.h"
 #include "renderer_id.h"
 
 #include <errno.h>
@@ -9,10 +9,8 @@
 #include <unistd.h>
 
 #include "metrics.h"
-#include "negotiate.h"
 #include "registry.h"
 #include "store.h"
-#include "tags.h"
 
 struct api *api_new(const struct api_config *cfg, struct store *store,
                     struct reg_client *reg, struct im_error *err)

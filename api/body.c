@@ -13,7 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "api_internal.h"
+#include "api_int.h"
 
 #define POOL_MIN_SHIFT 12 /* 4 KiB */
 #define POOL_SIZES 5      /* 4, 8, 16, 32, 64 KiB; larger blocks are not pooled */

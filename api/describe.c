@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
+#include "api_int.h"
 #include "metrics.h"
 #include "registry.h"
 #include "render.h"

@@ -6,8 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api_internal.h"
-#include "negotiate.h"
+#include "api_int.h"
 
 /* Every project error maps to exactly one HTTP status here. */
 static const struct {

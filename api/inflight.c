@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api_internal.h"
+#include "api_int.h"
 #include "manifest.h"
 #include "metrics.h"
 #include "registry.h"

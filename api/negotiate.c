@@ -1,5 +1,5 @@
 /* negotiate.c - Accept header parsing with q-values (RFC 9110 12.5.1). */
-#include "negotiate.h"
+#include "api_int.h"
 
 #include <ctype.h>
 #include <stddef.h>

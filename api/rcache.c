@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
+#include "api_int.h"
 
 #define RC_SHARDS 8
 #define RC_BUCKETS 512 /* per shard */

@@ -1,10 +1,10 @@
-/* route.c - the /images/ route grammar (api_internal.h, api__ref_from_route):
+/* route.c - the /images/ route grammar (api_int.h, api__ref_from_route):
  * how the path of a request names a reference. The reference grammar itself
  * is the registry client's (reg_ref_parse). Pure, no allocation. */
 #include <stdio.h>
 #include <string.h>
 
-#include "api_internal.h"
+#include "api_int.h"
 #include "registry.h"
 
 int api__ref_from_route(const char *path, struct im_ref *out, struct im_error *err)

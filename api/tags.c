@@ -4,14 +4,13 @@
  * lexically after it when the list does not hold it), at most `n`, and a
  * `Link: <...>; rel="next"` header while more remain. Every page asks the
  * registry for the whole list (up to 10000 tags): nothing is cached. */
-#include "tags.h"
+#include "api_int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
 #include "registry.h"
 
 #define PREFIX "/repositories/"

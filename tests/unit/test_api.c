@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "api_internal.h"
+#include "api_int.h"
 #include "registry.h"
 #include "sha256.h"
 #include "store.h"
@@ -318,8 +318,6 @@ Test(api, healthz_and_readyz)
 
 /* ---- content negotiation (api/negotiate.c) ---- */
 
-#include "negotiate.h"
-
 static void expect_format(const char *accept, enum api_format want, bool want_acceptable)
 {
     bool acceptable = !want_acceptable;
@@ -395,7 +393,7 @@ Test(negotiate, format_parameter_wins)
 
 /* ---- error mapping and error bodies ---- */
 
-#include "api_internal.h"
+#include "api_int.h"
 
 Test(errors, every_project_code_has_its_status)
 {

@@ -50,10 +50,15 @@ elif ! grep -q '^IMGMETA_TSAN:BOOL=ON$' "$cache"; then
     exit 2
 fi
 
-# The unit tests are named after their sources; build them, then find them.
+# One executable per module, test_<module>, from test_<module>.c and its
+# test_<module>_<topic>.c files (tests/CMakeLists.txt): build them, then find them.
 names=()
 for f in "$src"/tests/unit/test_*.c; do
-    names+=("$(basename "$f" .c)")
+    m=$(basename "$f" .c)
+    m=${m#test_}
+    n=test_${m%%_*}
+    case " ${names[*]:-} " in *" $n "*) continue ;; esac
+    names+=("$n")
 done
 [ ${#names[@]} -gt 0 ] || { echo "tsan-units.sh: no tests/unit/test_*.c" >&2; exit 2; }
 out=$bld/tsan-units

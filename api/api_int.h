@@ -1,6 +1,8 @@
-/* api_internal.h - cross-file internals of api/ (double-underscore names). */
-#ifndef API_INTERNAL_H
-#define API_INTERNAL_H
+/* api_int.h - internal to api/: its cross-file internals (double-underscore
+ * names), which only api/ and its own tests see (CMakeLists.txt gives no other
+ * target this directory). */
+#ifndef API_INT_H
+#define API_INT_H
 
 #include <jansson.h>
 #include <pthread.h>
@@ -216,5 +218,35 @@ int api__finish_error(const struct api_request *req, struct api_response *resp);
  *    ("localhost:5000/app") is IM_EINVAL too (no repository).
  * IM_EINVAL with a message, as reg_ref_parse. */
 int api__ref_from_route(const char *path, struct im_ref *out, struct im_error *err);
+
+/* ---- content negotiation (negotiate.c): which representation an Accept
+ * header asks for (RFC 9110 section 12.5.1, q-values included); pure ---- */
+
+/* Chooses JSON or Markdown for an Accept header (NULL or "" = no header).
+ * Each representation gets the q of the most specific media range matching
+ * it (exact type, then "type/STAR", then "STAR/STAR", where STAR is the
+ * asterisk wildcard); the higher q wins; on equal q an exact match beats a
+ * wildcard, then the one listed first wins, then JSON. Media-type parameters
+ * other than q are ignored; a malformed q counts as 1; q=0 means "not
+ * acceptable".
+ * *acceptable (may be NULL) is set false when neither representation has a
+ * q above 0 (e.g. "Accept: image/png"): the service then still answers JSON,
+ * as RFC 9110 allows, instead of a 406 (see openapi.yaml). */
+enum api_format api__negotiate(const char *accept, bool *acceptable);
+
+/* The representation a request asks for: ?format= when present and valid
+ * ("json", "markdown" or "md"), else the Accept header. *valid (may be NULL)
+ * is false when ?format= has another value (then JSON is returned). */
+enum api_format api__request_format(const struct api_request *req, bool *valid);
+
+/* ---- GET /repositories/{repository}/tags (tags.c): the registry's tag
+ * list, paginated the registry's way (n, last, Link) ---- */
+
+/* True when path is /repositories/{something}/tags. */
+bool api__is_tags_path(const char *path);
+
+/* Answers the tag list route into resp (0), IM_ENOMEM when not even an error
+ * answer could be built. */
+int api__tags(struct api *a, const struct api_request *req, struct api_response *resp);
 
 #endif
