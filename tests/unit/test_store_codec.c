@@ -499,6 +499,7 @@ Test(store, a_row_of_encoding_1_still_reads)
         get_rendered_is(s, key, klen, (const char *)b.docs[1].body, b.docs[1].len), 0);
     cr_assert_eq(store_check(s, &err), 0, "%s", err.msg);
     store_close(s);
+    free(row);
     im_bundle_free(&got);
     im_bundle_free(&b);
     tmpdb_remove(&db);
