@@ -1,7 +1,8 @@
 /* store.c - the cache's operations: storing a verified resolution in one
- * transaction, loading an answer by root digest, tag freshness, misses and
- * counts. Each statement is prepared once per connection (store_pool.c);
- * every use is bind -> step -> copy out -> reset. */
+ * transaction and loading an answer by root digest (tags, misses and tag
+ * memory are store_tags.c's). Each statement is prepared once per connection
+ * (store_pool.c), its SQL next to the code that runs it; every use is bind ->
+ * step -> copy out -> reset. */
 #include "store_int.h"
 
 #include <stdbool.h>
@@ -14,129 +15,42 @@
  * digests as keys: members are looked up by im_dkey(digest), the rows they
  * name by im_dtext(key) (store_pool.c), so every lookup goes through an
  * index. */
-const char *const store__sql[ST__COUNT] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_HAS_DOC] = "SELECT EXISTS (SELECT 1 FROM documents WHERE digest = ?1)",
-    [ST_PUT_DOC] =
-        "INSERT OR REPLACE INTO documents(digest, media_type, body, fetched_at,"
-        " encoding) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [ST_PUT_BLOB] =
-        "INSERT INTO blobs(digest, media_type, size, last_modified, checked_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (digest) DO UPDATE SET"
-        " media_type = coalesce(excluded.media_type, media_type),"
-        " size = coalesce(excluded.size, size),"
-        " last_modified = coalesce(excluded.last_modified, last_modified),"
-        " checked_at = max(checked_at, excluded.checked_at)",
-    [ST_PUT_MEMBER] = "INSERT OR IGNORE INTO members(root, digest, kind)"
-                      " VALUES (im_dkey(?1), im_dkey(?2), ?3)",
-    [ST_ROOT_OK] = "SELECT EXISTS (SELECT 1 FROM members m JOIN documents d"
-                   " ON d.digest = ?1 WHERE m.root = im_dkey(?1)"
-                   " AND m.digest = im_dkey(?1) AND m.kind = 0)",
-    [ST_PUT_TAG] = "INSERT INTO tags(registry, repository, tag, digest, resolved_at,"
-                   " checked_at, accessed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)"
-                   " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
-                   " resolved_at = CASE WHEN digest = excluded.digest THEN resolved_at"
-                   " ELSE excluded.resolved_at END,"
-                   " digest = excluded.digest, checked_at = excluded.checked_at,"
-                   " accessed_at = max(accessed_at, excluded.accessed_at)",
-    [ST_DEL_MISS] = "DELETE FROM misses WHERE registry = ?1 AND repository = ?2"
-                    " AND tag = ?3",
-    /* one row always: the tag's columns NULL when it is not stored, and the
-     * tag's remembered miss (NULL: none), so that a warm request reads both in
-     * one statement */
-    [ST_GET_TAG] = "SELECT t.digest, t.resolved_at, t.checked_at, t.accessed_at, m.until"
-                   " FROM (SELECT 1) LEFT JOIN tags t ON t.registry = ?1"
-                   " AND t.repository = ?2 AND t.tag = ?3"
-                   " LEFT JOIN misses m ON m.registry = ?1 AND m.repository = ?2"
-                   " AND m.tag = ?3",
-    [ST_TOUCH_TAG] = "UPDATE tags SET checked_at = max(checked_at, ?4)"
-                     " WHERE registry = ?1 AND repository = ?2 AND tag = ?3"
-                     " AND (?5 = '' OR digest = ?5)",
-    [ST_NOTE_ACCESS] = "UPDATE tags SET accessed_at = ?4 WHERE registry = ?1"
-                       " AND repository = ?2 AND tag = ?3 AND accessed_at < ?4",
-    [ST_PUT_MISS] = "INSERT OR REPLACE INTO misses(registry, repository, tag, until)"
-                    " VALUES (?1, ?2, ?3, ?4)",
-    [ST_GET_MISS] = "SELECT until FROM misses WHERE registry = ?1 AND repository = ?2"
-                    " AND tag = ?3",
+const struct store__sql store__sql_put[] = {
+    {ST_HAS_DOC, "SELECT EXISTS (SELECT 1 FROM documents WHERE digest = ?1)"},
+    {ST_PUT_DOC, "INSERT OR REPLACE INTO documents(digest, media_type, body, fetched_at,"
+                 " encoding) VALUES (?1, ?2, ?3, ?4, ?5)"},
+    {ST_PUT_BLOB, "INSERT INTO blobs(digest, media_type, size, last_modified, checked_at)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (digest) DO UPDATE SET"
+                  " media_type = coalesce(excluded.media_type, media_type),"
+                  " size = coalesce(excluded.size, size),"
+                  " last_modified = coalesce(excluded.last_modified, last_modified),"
+                  " checked_at = max(checked_at, excluded.checked_at)"},
+    {ST_PUT_MEMBER, "INSERT OR IGNORE INTO members(root, digest, kind)"
+                    " VALUES (im_dkey(?1), im_dkey(?2), ?3)"},
+    {ST_ROOT_OK, "SELECT EXISTS (SELECT 1 FROM members m JOIN documents d"
+                 " ON d.digest = ?1 WHERE m.root = im_dkey(?1)"
+                 " AND m.digest = im_dkey(?1) AND m.kind = 0)"},
+    {ST_PUT_TAG, "INSERT INTO tags(registry, repository, tag, digest, resolved_at,"
+                 " checked_at, accessed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)"
+                 " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
+                 " resolved_at = CASE WHEN digest = excluded.digest THEN resolved_at"
+                 " ELSE excluded.resolved_at END,"
+                 " digest = excluded.digest, checked_at = excluded.checked_at,"
+                 " accessed_at = max(accessed_at, excluded.accessed_at)"},
+    {ST_DEL_MISS, "DELETE FROM misses WHERE registry = ?1 AND repository = ?2"
+                  " AND tag = ?3"},
     /* in the order of members' primary key, so no sort (a digest kept as
      * text comes before the sha256 ones) */
-    [ST_LOAD] = "SELECT m.kind, im_dtext(m.digest), d.media_type, d.body, b.media_type,"
-                " b.size, b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL,"
-                " b.checked_at, d.encoding"
-                " FROM members m"
-                " LEFT JOIN documents d ON m.kind = 0 AND d.digest = im_dtext(m.digest)"
-                " LEFT JOIN blobs b ON m.kind = 1 AND b.digest = im_dtext(m.digest)"
-                " WHERE m.root = im_dkey(?1) ORDER BY m.digest, m.kind",
-    /* store_known.c: what a resolution need not fetch. A layer's row answers
-     * for a registry when some root of that registry holds it. */
-    [ST_KNOWN_DOC] = "SELECT media_type, body, encoding FROM documents WHERE digest = ?1",
-    [ST_KNOWN_BLOB] =
-        "SELECT b.media_type, b.size, b.last_modified, b.checked_at FROM blobs b"
-        " WHERE b.digest = ?1 AND b.checked_at >= ?3 AND EXISTS ("
-        "SELECT 1 FROM members m JOIN repo_roots r ON r.root = im_dtext(m.root)"
-        " WHERE m.digest = im_dkey(?1) AND m.kind = 1 AND r.registry = ?2)",
-    [ST_STATS] = "SELECT (SELECT count(*) FROM documents),"
-                 " (SELECT coalesce(sum(length(body)), 0) FROM documents),"
-                 " (SELECT count(*) FROM blobs), (SELECT count(*) FROM tags),"
-                 " (SELECT count(*) FROM misses),"
-                 " (SELECT page_count FROM pragma_page_count())"
-                 " * (SELECT page_size FROM pragma_page_size()),"
-                 " ((SELECT page_count FROM pragma_page_count())"
-                 " - (SELECT freelist_count FROM pragma_freelist_count()))"
-                 " * (SELECT page_size FROM pragma_page_size()),"
-                 " (SELECT count(*) FROM repo_roots),"
-                 " (SELECT count(*) FROM rendered),"
-                 " (SELECT coalesce(sum(length(body)), 0) FROM rendered)",
-    [ST_PUT_REPO_ROOT] = "INSERT OR IGNORE INTO repo_roots(registry, repository, root)"
-                         " VALUES (?1, ?2, ?3)",
-    [ST_HAS_REPO_ROOT] = "SELECT EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
-                         " AND repository = ?2 AND root = ?3)",
-    /* housekeeping, run by store_gc.c */
-    [ST_GC_MISSES] = "DELETE FROM misses WHERE until <= ?1",
-    [ST_GC_MEMBERS] = "DELETE FROM members"
-                      " WHERE root NOT IN (SELECT im_dkey(root) FROM repo_roots)",
-    [ST_GC_DOCS] = "DELETE FROM documents WHERE NOT EXISTS (SELECT 1 FROM members m"
-                   " WHERE m.digest = im_dkey(documents.digest) AND m.kind = 0)",
-    [ST_GC_BLOBS] = "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM members m"
-                    " WHERE m.digest = im_dkey(blobs.digest) AND m.kind = 1)",
-    [ST_ORPHAN_ROOTS] = "DELETE FROM repo_roots WHERE NOT EXISTS (SELECT 1 FROM tags t"
-                        " WHERE t.registry = repo_roots.registry"
-                        " AND t.repository = repo_roots.repository"
-                        " AND t.digest = repo_roots.root)",
-    [ST_LRU_TAGS] = "SELECT registry, repository, tag FROM tags"
-                    " WHERE NOT (registry = ?1 AND repository = ?2 AND tag = ?3)"
-                    " ORDER BY accessed_at, checked_at LIMIT ?4",
-    [ST_DEL_TAG] =
-        "DELETE FROM tags WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
-    [ST_DEL_MISS_KEY] = "DELETE FROM misses WHERE registry = ?1 AND repository = ?2"
-                        " AND tag = ?3",
-    [ST_DEL_REPO_ROOT] = "DELETE FROM repo_roots WHERE registry = ?1 AND repository = ?2"
-                         " AND root = ?3",
-    [ST_DEL_TAGS_TO] = "DELETE FROM tags WHERE registry = ?1 AND repository = ?2"
-                       " AND digest = ?3",
-    [ST_USED_BYTES] = "SELECT ((SELECT page_count FROM pragma_page_count())"
-                      " - (SELECT freelist_count FROM pragma_freelist_count()))"
-                      " * (SELECT page_size FROM pragma_page_size())",
-    [ST_ADD_COUNTER] = "INSERT INTO counters(name, value) VALUES (?1, ?2)"
-                       " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-    [ST_GET_COUNTERS] = "SELECT name, value FROM counters",
-    [ST_GET_COUNTER] = "SELECT value FROM counters WHERE name = ?1",
-    [ST_GET_RENDERED] = "SELECT key, body, encoding FROM rendered WHERE id = ?1"
-                        " AND renderer = ?2",
-    [ST_PUT_RENDERED] = "INSERT OR REPLACE INTO rendered(id, registry, repository, root,"
-                        " renderer, key, body, encoding)"
-                        " SELECT ?7, ?1, ?2, ?3, ?4, ?5, ?6, ?8"
-                        " WHERE EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
-                        " AND repository = ?2 AND root = ?3)",
-    [ST_DEL_RENDERED_ROOT] = "DELETE FROM rendered WHERE root = ?1",
-    [ST_GC_RENDERED] = "DELETE FROM rendered WHERE NOT EXISTS (SELECT 1 FROM repo_roots r"
-                       " WHERE r.registry = rendered.registry"
-                       " AND r.repository = rendered.repository"
-                       " AND r.root = rendered.root)",
-    [ST_DROP_RENDERED] = "DELETE FROM rendered",
-    [ST_DROP_OTHER_RENDERS] = "DELETE FROM rendered WHERE renderer <> ?1",
+    {ST_LOAD, "SELECT m.kind, im_dtext(m.digest), d.media_type, d.body, b.media_type,"
+              " b.size, b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL,"
+              " b.checked_at, d.encoding"
+              " FROM members m"
+              " LEFT JOIN documents d ON m.kind = 0 AND d.digest = im_dtext(m.digest)"
+              " LEFT JOIN blobs b ON m.kind = 1 AND b.digest = im_dtext(m.digest)"
+              " WHERE m.root = im_dkey(?1) ORDER BY m.digest, m.kind"},
+    {ST_PUT_REPO_ROOT, "INSERT OR IGNORE INTO repo_roots(registry, repository, root)"
+                       " VALUES (?1, ?2, ?3)"},
+    {ST__COUNT, NULL},
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -148,7 +62,7 @@ bool store__str_ok(const char *s, size_t cap, bool nonempty)
 }
 
 /* ref names a repository and, when need_tag, a tag. */
-static int ref_check(const struct im_ref *ref, bool need_tag, struct im_error *err)
+int store__ref_check(const struct im_ref *ref, bool need_tag, struct im_error *err)
 {
     if (!ref || !store__str_ok(ref->registry, sizeof ref->registry, true) ||
         !store__str_ok(ref->repository, sizeof ref->repository, true) ||
@@ -162,7 +76,7 @@ static int ref_check(const struct im_ref *ref, bool need_tag, struct im_error *e
 }
 
 /* Binds ?1 registry, ?2 repository, ?3 key (the tag, or the digest). */
-static int bind_key(sqlite3_stmt *st, const struct im_ref *ref, const char *key)
+int store__bind_key(sqlite3_stmt *st, const struct im_ref *ref, const char *key)
 {
     int src = sqlite3_bind_text(st, 1, ref->registry, -1, SQLITE_STATIC);
     if (src == SQLITE_OK)
@@ -173,7 +87,7 @@ static int bind_key(sqlite3_stmt *st, const struct im_ref *ref, const char *key)
 }
 
 /* Steps a statement that returns no row, then resets it. */
-static int step_done(struct store__conn *c, enum store__stmt which, const char *what,
+int store__step_done(struct store__conn *c, enum store__stmt which, const char *what,
                      struct im_error *err)
 {
     sqlite3_stmt *st = c->st[which];
@@ -202,7 +116,7 @@ static int put_check(const struct im_ref *ref, const struct im_bundle *b,
     if (!b || !store__str_ok(b->root_digest, sizeof b->root_digest, true))
         return im_seterr(err, IM_EINVAL, "store_put: the bundle has no root digest");
     if (ref && ref->tag[0] != '\0') {
-        int rc = ref_check(ref, true, err);
+        int rc = store__ref_check(ref, true, err);
         if (rc)
             return rc;
         if (ref->digest[0] != '\0' && strcmp(ref->digest, b->root_digest) != 0)
@@ -241,7 +155,7 @@ static int put_member(struct store__conn *c, const char *root, const char *diges
         store__done(st);
         return rc;
     }
-    return step_done(c, ST_PUT_MEMBER, "storing a member", err);
+    return store__step_done(c, ST_PUT_MEMBER, "storing a member", err);
 }
 
 /* *stored: digest's document is stored already (it is kept as it is). */
@@ -338,7 +252,7 @@ static int insert_doc(struct store__conn *c, const struct im_doc *d,
         store__done(st);
         return rc;
     }
-    return step_done(c, ST_PUT_DOC, "storing a document", err);
+    return store__step_done(c, ST_PUT_DOC, "storing a document", err);
 }
 
 static int put_doc(struct store__conn *c, const char *root, const struct im_doc *d,
@@ -377,7 +291,7 @@ static int put_blob(struct store__conn *c, const char *root, const struct im_blo
         store__done(st);
         goto out;
     }
-    rc = step_done(c, ST_PUT_BLOB, "storing a blob", err);
+    rc = store__step_done(c, ST_PUT_BLOB, "storing a blob", err);
     if (!rc)
         rc = put_member(c, root, bl->digest, STORE__KIND_BLOB, err);
 out:
@@ -410,7 +324,7 @@ static int put_tag(struct store__conn *c, const struct im_ref *ref, const char *
 {
     sqlite3_stmt *st = c->st[ST_PUT_TAG];
     int rc = 0;
-    int src = bind_key(st, ref, ref->tag);
+    int src = store__bind_key(st, ref, ref->tag);
     if (src == SQLITE_OK)
         src = sqlite3_bind_text(st, 4, root, -1, SQLITE_STATIC);
     if (src == SQLITE_OK)
@@ -420,16 +334,16 @@ static int put_tag(struct store__conn *c, const struct im_ref *ref, const char *
         store__done(st);
         goto out;
     }
-    rc = step_done(c, ST_PUT_TAG, "storing a tag", err);
+    rc = store__step_done(c, ST_PUT_TAG, "storing a tag", err);
     if (rc)
         goto out;
     st = c->st[ST_DEL_MISS];
-    if (bind_key(st, ref, ref->tag) != SQLITE_OK) {
+    if (store__bind_key(st, ref, ref->tag) != SQLITE_OK) {
         rc = store__fail(err, c->db, "binding miss %s", ref->tag);
         store__done(st);
         goto out;
     }
-    rc = step_done(c, ST_DEL_MISS, "forgetting a miss", err);
+    rc = store__step_done(c, ST_DEL_MISS, "forgetting a miss", err);
 out:
     return rc;
 }
@@ -438,12 +352,13 @@ static int put_repo_root(struct store__conn *c, const struct im_ref *ref,
                          const char *root, struct im_error *err)
 {
     sqlite3_stmt *st = c->st[ST_PUT_REPO_ROOT];
-    if (bind_key(st, ref, root) != SQLITE_OK) {
+    if (store__bind_key(st, ref, root) != SQLITE_OK) {
         int rc = store__fail(err, c->db, "binding repository root %s", root);
         store__done(st);
         return rc;
     }
-    return step_done(c, ST_PUT_REPO_ROOT, "recording the repository of a root", err);
+    return store__step_done(c, ST_PUT_REPO_ROOT, "recording the repository of a root",
+                            err);
 }
 
 static int put_rows(struct store__conn *c, const struct im_ref *ref,
@@ -471,7 +386,6 @@ int store_put(struct store *s, const struct im_ref *ref, const struct im_bundle 
 {
     struct store__conn *c = NULL;
     struct store__body *rows = NULL;
-    bool in_tx = false;
     int rc = put_check(ref, bundle, err);
     if (rc)
         goto out;
@@ -485,24 +399,11 @@ int store_put(struct store *s, const struct im_ref *ref, const struct im_bundle 
         rc = pack_new_docs(c, bundle, rows, err);
     if (rc)
         goto out;
-    rc = step_done(c, ST_BEGIN, "starting a transaction", err);
+    rc = store__tx_begin(c, err);
     if (rc)
         goto out;
-    in_tx = true;
-    rc = put_rows(c, ref, bundle, rows, now, err);
-    if (rc)
-        goto out;
-    rc = step_done(c, ST_COMMIT, "committing", err);
-    if (rc)
-        goto out;
-    in_tx = false;
+    rc = store__tx_end(c, put_rows(c, ref, bundle, rows, now, err), err);
 out:
-    /* SQLite may already have rolled back (e.g. on SQLITE_FULL). The original
-     * error is the one reported; should ROLLBACK fail, store__conn_put retries. */
-    if (in_tx && !sqlite3_get_autocommit(c->db)) {
-        (void)sqlite3_step(c->st[ST_ROLLBACK]);
-        store__done(c->st[ST_ROLLBACK]);
-    }
     if (c)
         store__conn_put(s, c);
     /* the tag's row and its miss changed (after the commit: see write_keyed) */
@@ -567,7 +468,7 @@ static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
 int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
                struct im_error *err)
 {
-    struct store__conn *c = NULL;
+    struct store__cursor cur = {0};
     sqlite3_stmt *st = NULL;
     struct store__body body = {0};
     bool have_root = false, filling = false;
@@ -577,12 +478,12 @@ int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
         rc = im_seterr(err, IM_EINVAL, "store_load needs a digest and an empty bundle");
         goto out;
     }
-    rc = store__conn_get(s, &c, err);
+    rc = store__cursor_open(s, ST_LOAD, &cur, err);
     if (rc)
         goto out;
-    st = c->st[ST_LOAD];
+    st = cur.st;
     if (sqlite3_bind_text(st, 1, root_digest, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = store__fail(err, c->db, "binding %s", root_digest);
+        rc = store__fail(err, cur.c->db, "binding %s", root_digest);
         goto out;
     }
     filling = true;
@@ -591,7 +492,7 @@ int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
         if (src == SQLITE_DONE)
             break;
         if (src != SQLITE_ROW) {
-            rc = store__fail(err, c->db, "loading %s", root_digest);
+            rc = store__fail(err, cur.c->db, "loading %s", root_digest);
             goto out;
         }
         rc = load_row(st, root_digest, out, &have_root, &body, err);
@@ -604,386 +505,9 @@ int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
     }
     im_strlcpy(out->root_digest, root_digest, sizeof out->root_digest);
 out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
+    store__cursor_close(&cur);
     store__body_free(&body);
     if (rc && filling)
         im_bundle_free(out);
-    return rc;
-}
-
-/* *value = the counter name's value (0 when it was never counted). 0 or
- * IM_ESTORE. */
-static int read_counter(struct store *s, const char *name, int64_t *value)
-{
-    struct store__conn *c = NULL;
-    struct im_error err;
-    *value = 0;
-    int rc = store__conn_get(s, &c, &err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = c->st[ST_GET_COUNTER];
-    int src = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *value = sqlite3_column_int64(st, 0);
-    else if (src != SQLITE_DONE)
-        rc = IM_ESTORE;
-    store__done(st);
-    store__conn_put(s, c);
-    return rc;
-}
-
-/* ---- tags --------------------------------------------------------------- */
-
-/* now - checked_at, 0 when checked_at is in the future, INT64_MAX when the
- * subtraction would overflow (an absurd row). */
-static int64_t tag_age(const struct store_tag *t, int64_t now)
-{
-    if (t->checked_at >= now)
-        return 0;
-    if (t->checked_at < 0 && now > INT64_MAX + t->checked_at)
-        return INT64_MAX;
-    return now - t->checked_at;
-}
-
-enum store_freshness store_freshness(const struct store_tag *t, int64_t now,
-                                     int64_t ttl_seconds, int64_t max_stale_seconds)
-{
-    if (store_tag_fresh(t, now, ttl_seconds))
-        return STORE_FRESH;
-    if (!t || max_stale_seconds <= 0)
-        return STORE_TOO_STALE;
-    int64_t age = tag_age(t, now);
-    int64_t ttl = ttl_seconds > 0 ? ttl_seconds : 0;
-    if (age == INT64_MAX)
-        return STORE_TOO_STALE; /* older than anything representable */
-    /* age >= ttl here; compare age - ttl, which cannot overflow */
-    return age - ttl < max_stale_seconds ? STORE_STALE_REVALIDATE : STORE_TOO_STALE;
-}
-
-int64_t store_fresh_for(const struct store_tag *t, int64_t now, int64_t ttl_seconds)
-{
-    if (!store_tag_fresh(t, now, ttl_seconds))
-        return 0;
-    return ttl_seconds - tag_age(t, now);
-}
-
-bool store_tag_fresh(const struct store_tag *t, int64_t now, int64_t ttl_seconds)
-{
-    if (!t || ttl_seconds <= 0)
-        return false;
-    if (t->checked_at >= now)
-        return true; /* just checked, or the clock stepped back */
-    /* now > checked_at here; the subtraction can only overflow for absurd rows */
-    if (t->checked_at < 0 && now > INT64_MAX + t->checked_at)
-        return false;
-    return now - t->checked_at < ttl_seconds;
-}
-
-int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
-                  struct im_error *err)
-{
-    return store_lookup_tag(s, ref, out, NULL, err);
-}
-
-/* ---- tag rows in memory ------------------------------------------------- */
-
-int store_set_tag_memory(struct store *s, size_t entries, struct im_error *err)
-{
-    int64_t seen = 0;
-    store__tagmap_free(s->tags);
-    s->tags = NULL;
-    if (entries == 0)
-        return 0;
-    /* the removals made so far are already reflected in what will be read */
-    (void)read_counter(s, STORE__TAG_REMOVALS, &seen);
-    atomic_store(&s->removals_seen, seen);
-    atomic_store(&s->removals_checked_ms, im_monotonic_ms());
-    s->tags = store__tagmap_new(entries);
-    if (!s->tags)
-        return im_seterr(err, IM_ENOMEM, "out of memory for %zu tag rows", entries);
-    return 0;
-}
-
-void store_tag_memory_stats(struct store *s, size_t *used, size_t *capacity)
-{
-    *used = store__tagmap_used(s->tags);
-    *capacity = store__tagmap_capacity(s->tags);
-}
-
-int store__note_tag_removal(struct store__conn *c, struct im_error *err)
-{
-    sqlite3_stmt *st = c->st[ST_ADD_COUNTER];
-    if (sqlite3_bind_text(st, 1, STORE__TAG_REMOVALS, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, 1) != SQLITE_OK) {
-        int rc = store__fail(err, c->db, "binding the tag removals counter");
-        store__done(st);
-        return rc;
-    }
-    return step_done(c, ST_ADD_COUNTER, "counting a tag removal", err);
-}
-
-/* Another process's removals (imgmeta cache purge, its eviction) are counted
- * in the database: looked at, at most every STORE_TAG_MEMORY_WATCH_MS, by
- * the one lookup that claims the look; when the count moved (or cannot be
- * read), every remembered row goes. */
-static void watch_removals(struct store *s)
-{
-    int64_t now = im_monotonic_ms(), last = atomic_load(&s->removals_checked_ms),
-            seen = 0;
-    if (now - last < STORE_TAG_MEMORY_WATCH_MS ||
-        !atomic_compare_exchange_strong(&s->removals_checked_ms, &last, now))
-        return;
-    if (read_counter(s, STORE__TAG_REMOVALS, &seen) != 0 ||
-        atomic_exchange(&s->removals_seen, seen) != seen)
-        store__tagmap_flush(s->tags);
-}
-
-/* The row from the database. */
-static int read_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
-                    int64_t *miss_until, struct im_error *err)
-{
-    struct store__conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    const char *digest = NULL;
-    int rc = store__conn_get(s, &c, err);
-    if (rc)
-        goto out;
-    st = c->st[ST_GET_TAG];
-    int src = bind_key(st, ref, ref->tag);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(st);
-    if (src != SQLITE_ROW) {
-        rc = store__fail(err, c->db, "reading tag %s", ref->tag);
-        goto out;
-    }
-    if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-        *miss_until = sqlite3_column_int64(st, 4);
-    if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-        rc = IM_ENOTFOUND;
-        goto out;
-    }
-    digest = (const char *)sqlite3_column_text(st, 0);
-    if (!digest || im_strlcpy(out->digest, digest, sizeof out->digest) != 0) {
-        rc = im_seterr(err, IM_ESTORE, "stored tag %s is malformed", ref->tag);
-        goto out;
-    }
-    out->resolved_at = sqlite3_column_int64(st, 1);
-    out->checked_at = sqlite3_column_int64(st, 2);
-    out->accessed_at = sqlite3_column_int64(st, 3);
-out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
-    return rc;
-}
-
-int store_lookup_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
-                     int64_t *miss_until, struct im_error *err)
-{
-    struct store__tagmap_ticket ticket = {0, 0};
-    int64_t until = INT64_MIN;
-    bool found = false;
-    int rc = ref_check(ref, true, err);
-    if (miss_until)
-        *miss_until = INT64_MIN;
-    if (rc || !out) {
-        rc = rc ? rc : im_seterr(err, IM_EINVAL, "store_get_tag needs an out-parameter");
-        goto out;
-    }
-    if (s->tags) {
-        watch_removals(s);
-        if (store__tagmap_get(s->tags, ref, out, &until, &found, &ticket)) {
-            rc = found ? 0 : IM_ENOTFOUND;
-            goto out;
-        }
-    }
-    rc = read_tag(s, ref, out, &until, err);
-    if (s->tags && (rc == 0 || rc == IM_ENOTFOUND))
-        store__tagmap_put(s->tags, ref, &ticket, rc == 0 ? out : NULL, until);
-out:
-    if (miss_until)
-        *miss_until = until;
-    if (rc == IM_ENOTFOUND)
-        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored", ref->registry,
-                       ref->repository, ref->tag);
-    return rc;
-}
-
-/* Runs a one-row UPDATE/INSERT of a tag or a miss keyed by ref: ?1..?3 the
- * key, ?4 an integer, ?5 (when the statement has it) ref->digest. *changes
- * gets the row count. */
-static int write_keyed(struct store *s, enum store__stmt which, const struct im_ref *ref,
-                       const char *key, int64_t value, int *changes, struct im_error *err)
-{
-    struct store__conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    int src = SQLITE_OK;
-    int rc = store__conn_get(s, &c, err);
-    if (rc)
-        goto out;
-    st = c->st[which];
-    src = bind_key(st, ref, key);
-    if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 4, value);
-    if (src == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 5)
-        src = sqlite3_bind_text(st, 5, ref->digest, -1, SQLITE_STATIC);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = store__fail(err, c->db, "updating %s", key);
-        goto out;
-    }
-    if (changes)
-        *changes = sqlite3_changes(c->db);
-out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
-    /* every keyed write is of a tag or a miss: a remembered row is stale now
-     * (forgotten after the write, so that no read before it is kept) */
-    store__tagmap_forget(s->tags, ref, key);
-    return rc;
-}
-
-int store_touch_tag(struct store *s, const struct im_ref *ref, int64_t now,
-                    struct im_error *err)
-{
-    int changes = 0;
-    int rc = ref_check(ref, true, err);
-    if (!rc)
-        rc = write_keyed(s, ST_TOUCH_TAG, ref, ref->tag, now, &changes, err);
-    if (!rc && changes == 0)
-        rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored%s%s", ref->registry,
-                       ref->repository, ref->tag, ref->digest[0] ? " with digest " : "",
-                       ref->digest);
-    return rc;
-}
-
-int store_note_access(struct store *s, const struct im_ref *ref, int64_t now,
-                      struct im_error *err)
-{
-    int rc = ref_check(ref, true, err);
-    if (!rc)
-        rc = write_keyed(s, ST_NOTE_ACCESS, ref, ref->tag, now, NULL, err);
-    return rc;
-}
-
-/* ---- misses ------------------------------------------------------------- */
-
-/* The key a miss is remembered under: the tag, else the digest (a digest has a
- * ':' that no tag can have, so the two never collide). */
-static const char *miss_key(const struct im_ref *ref)
-{
-    return ref->tag[0] ? ref->tag : ref->digest;
-}
-
-int store_put_miss(struct store *s, const struct im_ref *ref, int64_t until,
-                   struct im_error *err)
-{
-    int rc = ref_check(ref, false, err);
-    if (!rc && miss_key(ref)[0] == '\0')
-        rc = im_seterr(err, IM_EINVAL, "a miss needs a tag or a digest");
-    if (!rc)
-        rc = write_keyed(s, ST_PUT_MISS, ref, miss_key(ref), until, NULL, err);
-    return rc;
-}
-
-int store_get_miss(struct store *s, const struct im_ref *ref, int64_t *until,
-                   struct im_error *err)
-{
-    struct store__conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    int src = SQLITE_OK;
-    int rc = ref_check(ref, false, err);
-    if (!rc && (!until || miss_key(ref)[0] == '\0'))
-        rc = im_seterr(err, IM_EINVAL, "store_get_miss needs a tag or a digest");
-    if (rc)
-        goto out;
-    rc = store__conn_get(s, &c, err);
-    if (rc)
-        goto out;
-    st = c->st[ST_GET_MISS];
-    src = bind_key(st, ref, miss_key(ref));
-    if (src == SQLITE_OK)
-        src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *until = sqlite3_column_int64(st, 0);
-    else if (src == SQLITE_DONE)
-        rc = im_seterr(err, IM_ENOTFOUND, "no miss remembered for %s", miss_key(ref));
-    else
-        rc = store__fail(err, c->db, "reading miss %s", miss_key(ref));
-out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
-    return rc;
-}
-
-/* ---- stats -------------------------------------------------------------- */
-
-int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
-{
-    struct store__conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    if (!out) {
-        rc = im_seterr(err, IM_EINVAL, "store_stats needs an out-parameter");
-        goto out;
-    }
-    rc = store__conn_get(s, &c, err);
-    if (rc)
-        goto out;
-    st = c->st[ST_STATS];
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = store__fail(err, c->db, "counting");
-        goto out;
-    }
-    memset(out, 0, sizeof *out);
-    out->documents = sqlite3_column_int64(st, 0);
-    out->doc_bytes = sqlite3_column_int64(st, 1);
-    out->blobs = sqlite3_column_int64(st, 2);
-    out->tags = sqlite3_column_int64(st, 3);
-    out->misses = sqlite3_column_int64(st, 4);
-    out->bytes = sqlite3_column_int64(st, 5);
-    out->used_bytes = sqlite3_column_int64(st, 6);
-    out->roots = sqlite3_column_int64(st, 7);
-    out->rendered = sqlite3_column_int64(st, 8);
-    out->rendered_bytes = sqlite3_column_int64(st, 9);
-out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
-    return rc;
-}
-
-int store_has_root(struct store *s, const struct im_ref *ref, const char *root, bool *out,
-                   struct im_error *err)
-{
-    struct store__conn *c = NULL;
-    *out = false;
-    int rc = ref_check(ref, false, err);
-    if (rc)
-        return rc;
-    rc = store__conn_get(s, &c, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = c->st[ST_HAS_REPO_ROOT];
-    if (bind_key(st, ref, root) != SQLITE_OK)
-        rc = store__fail(err, c->db, "binding repository root %s", root);
-    else if (sqlite3_step(st) != SQLITE_ROW)
-        rc = store__fail(err, c->db, "looking up repository root %s", root);
-    else
-        *out = sqlite3_column_int(st, 0) != 0;
-    store__done(st);
-    store__conn_put(s, c);
     return rc;
 }

@@ -10,6 +10,53 @@
 #define EVICT_BATCH 8
 #define BUDGET_LOW_WATER_PCT 80
 
+/* Housekeeping: statistics, repository roots, garbage collection, eviction
+ * and the persistent counters. */
+const struct store__sql store__sql_gc[] = {
+    {ST_STATS, "SELECT (SELECT count(*) FROM documents),"
+               " (SELECT coalesce(sum(length(body)), 0) FROM documents),"
+               " (SELECT count(*) FROM blobs), (SELECT count(*) FROM tags),"
+               " (SELECT count(*) FROM misses),"
+               " (SELECT page_count FROM pragma_page_count())"
+               " * (SELECT page_size FROM pragma_page_size()),"
+               " ((SELECT page_count FROM pragma_page_count())"
+               " - (SELECT freelist_count FROM pragma_freelist_count()))"
+               " * (SELECT page_size FROM pragma_page_size()),"
+               " (SELECT count(*) FROM repo_roots),"
+               " (SELECT count(*) FROM rendered),"
+               " (SELECT coalesce(sum(length(body)), 0) FROM rendered)"},
+    {ST_HAS_REPO_ROOT, "SELECT EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
+                       " AND repository = ?2 AND root = ?3)"},
+    {ST_GC_MISSES, "DELETE FROM misses WHERE until <= ?1"},
+    {ST_GC_MEMBERS, "DELETE FROM members"
+                    " WHERE root NOT IN (SELECT im_dkey(root) FROM repo_roots)"},
+    {ST_GC_DOCS, "DELETE FROM documents WHERE NOT EXISTS (SELECT 1 FROM members m"
+                 " WHERE m.digest = im_dkey(documents.digest) AND m.kind = 0)"},
+    {ST_GC_BLOBS, "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM members m"
+                  " WHERE m.digest = im_dkey(blobs.digest) AND m.kind = 1)"},
+    {ST_ORPHAN_ROOTS, "DELETE FROM repo_roots WHERE NOT EXISTS (SELECT 1 FROM tags t"
+                      " WHERE t.registry = repo_roots.registry"
+                      " AND t.repository = repo_roots.repository"
+                      " AND t.digest = repo_roots.root)"},
+    {ST_LRU_TAGS, "SELECT registry, repository, tag FROM tags"
+                  " WHERE NOT (registry = ?1 AND repository = ?2 AND tag = ?3)"
+                  " ORDER BY accessed_at, checked_at LIMIT ?4"},
+    {ST_DEL_TAG, "DELETE FROM tags WHERE registry = ?1 AND repository = ?2 AND tag = ?3"},
+    {ST_DEL_MISS_KEY, "DELETE FROM misses WHERE registry = ?1 AND repository = ?2"
+                      " AND tag = ?3"},
+    {ST_DEL_REPO_ROOT, "DELETE FROM repo_roots WHERE registry = ?1 AND repository = ?2"
+                       " AND root = ?3"},
+    {ST_DEL_TAGS_TO, "DELETE FROM tags WHERE registry = ?1 AND repository = ?2"
+                     " AND digest = ?3"},
+    {ST_USED_BYTES, "SELECT ((SELECT page_count FROM pragma_page_count())"
+                    " - (SELECT freelist_count FROM pragma_freelist_count()))"
+                    " * (SELECT page_size FROM pragma_page_size())"},
+    {ST_ADD_COUNTER, "INSERT INTO counters(name, value) VALUES (?1, ?2)"
+                     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"},
+    {ST_GET_COUNTERS, "SELECT name, value FROM counters"},
+    {ST__COUNT, NULL},
+};
+
 /* Steps a statement that returns no row, resets it, adds its changes. */
 static int run(struct store__conn *c, enum store__stmt which, int64_t *changes,
                struct im_error *err)
@@ -38,23 +85,6 @@ static int run_keyed(struct store__conn *c, enum store__stmt which, const char *
         return rc;
     }
     return run(c, which, changes, err);
-}
-
-static int begin(struct store__conn *c, struct im_error *err)
-{
-    return run(c, ST_BEGIN, NULL, err);
-}
-
-/* Commits, or rolls back when rc says the transaction failed. */
-static int end(struct store__conn *c, int rc, struct im_error *err)
-{
-    if (!rc)
-        return run(c, ST_COMMIT, NULL, err);
-    if (!sqlite3_get_autocommit(c->db)) {
-        (void)sqlite3_step(c->st[ST_ROLLBACK]);
-        store__done(c->st[ST_ROLLBACK]);
-    }
-    return rc;
 }
 
 /* Members of unclaimed roots, then documents and blobs nothing holds. */
@@ -88,7 +118,7 @@ int store_gc(struct store *s, int64_t now, struct store_removed *out,
     int rc = store__conn_get(s, &c, err);
     if (rc)
         goto out;
-    rc = begin(c, err);
+    rc = store__tx_begin(c, err);
     if (rc)
         goto out;
     sqlite3_stmt *st = c->st[ST_GC_MISSES];
@@ -98,7 +128,7 @@ int store_gc(struct store *s, int64_t now, struct store_removed *out,
         rc = run(c, ST_GC_MISSES, &r.misses, err);
     if (!rc)
         rc = collect(c, &r, err);
-    rc = end(c, rc, err);
+    rc = store__tx_end(c, rc, err);
     if (!rc)
         shrink(c);
 out:
@@ -123,7 +153,7 @@ int store_purge(struct store *s, const struct im_ref *ref, struct store_removed 
     }
     rc = store__conn_get(s, &c, err);
     if (!rc)
-        rc = begin(c, err);
+        rc = store__tx_begin(c, err);
     if (rc)
         goto out;
     const char *reg = ref->registry, *repo = ref->repository;
@@ -145,7 +175,7 @@ int store_purge(struct store *s, const struct im_ref *ref, struct store_removed 
         rc = collect(c, &r, err);
     if (!rc)
         rc = store__note_tag_removal(c, err);
-    rc = end(c, rc, err);
+    rc = store__tx_end(c, rc, err);
     if (!rc)
         shrink(c);
 out:
@@ -209,7 +239,7 @@ static int evict_round(struct store__conn *c, const struct im_ref *keep,
                        struct store_removed *r, bool *progress, struct im_error *err)
 {
     int64_t roots = 0, tags = 0, rendered = 0;
-    int rc = begin(c, err);
+    int rc = store__tx_begin(c, err);
     if (!rc)
         rc = run(c, ST_ORPHAN_ROOTS, &roots, err);
     if (!rc && roots == 0)
@@ -223,7 +253,7 @@ static int evict_round(struct store__conn *c, const struct im_ref *keep,
     }
     if (!rc)
         rc = collect(c, r, err);
-    rc = end(c, rc, err);
+    rc = store__tx_end(c, rc, err);
     if (!rc) {
         r->roots += roots;
         r->tags += tags;
@@ -377,7 +407,7 @@ int store_add_counters(struct store *s, const struct store_counters *delta,
     struct store_counters d = *delta;
     int rc = store__conn_get(s, &c, err);
     if (!rc)
-        rc = begin(c, err);
+        rc = store__tx_begin(c, err);
     for (size_t i = 0; !rc && i < IM_OUTCOME__COUNT; i++) {
         const char *name = im_outcome_words((enum im_outcome)i)->stored;
         int64_t v = d.n[i];
@@ -393,7 +423,7 @@ int store_add_counters(struct store *s, const struct store_counters *delta,
         }
     }
     if (c)
-        rc = end(c, rc, err);
+        rc = store__tx_end(c, rc, err);
     if (c)
         store__conn_put(s, c);
     return rc;
@@ -420,5 +450,56 @@ int store_get_counters(struct store *s, struct store_counters *out, struct im_er
         rc = store__fail(err, c->db, "reading counters");
     store__done(st);
     store__conn_put(s, c);
+    return rc;
+}
+
+/* ---- stats and repository roots ---------------------------------------- */
+
+int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
+{
+    struct store__cursor cur;
+    if (!out)
+        return im_seterr(err, IM_EINVAL, "store_stats needs an out-parameter");
+    int rc = store__cursor_open(s, ST_STATS, &cur, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = cur.st;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = store__fail(err, cur.c->db, "counting");
+        goto out;
+    }
+    memset(out, 0, sizeof *out);
+    out->documents = sqlite3_column_int64(st, 0);
+    out->doc_bytes = sqlite3_column_int64(st, 1);
+    out->blobs = sqlite3_column_int64(st, 2);
+    out->tags = sqlite3_column_int64(st, 3);
+    out->misses = sqlite3_column_int64(st, 4);
+    out->bytes = sqlite3_column_int64(st, 5);
+    out->used_bytes = sqlite3_column_int64(st, 6);
+    out->roots = sqlite3_column_int64(st, 7);
+    out->rendered = sqlite3_column_int64(st, 8);
+    out->rendered_bytes = sqlite3_column_int64(st, 9);
+out:
+    store__cursor_close(&cur);
+    return rc;
+}
+
+int store_has_root(struct store *s, const struct im_ref *ref, const char *root, bool *out,
+                   struct im_error *err)
+{
+    struct store__cursor cur;
+    *out = false;
+    int rc = store__ref_check(ref, false, err);
+    if (!rc)
+        rc = store__cursor_open(s, ST_HAS_REPO_ROOT, &cur, err);
+    if (rc)
+        return rc;
+    if (store__bind_key(cur.st, ref, root) != SQLITE_OK)
+        rc = store__fail(err, cur.c->db, "binding repository root %s", root);
+    else if (sqlite3_step(cur.st) != SQLITE_ROW)
+        rc = store__fail(err, cur.c->db, "looking up repository root %s", root);
+    else
+        *out = sqlite3_column_int(cur.st, 0) != 0;
+    store__cursor_close(&cur);
     return rc;
 }

@@ -12,8 +12,8 @@
 
 #include "store.h"
 
-/* Every statement a connection prepares once when it is opened. The SQL text
- * of each is store__sql[] in store.c, next to the code that runs it. */
+/* Every statement a connection prepares once when it is opened. The SQL of
+ * each is in a table of the file that runs it (struct store__sql, below). */
 enum store__stmt {
     ST_BEGIN, /* BEGIN IMMEDIATE: writers take the write lock up front */
     ST_COMMIT,
@@ -62,10 +62,30 @@ enum store__stmt {
     ST__COUNT
 };
 
-extern const char *const store__sql[ST__COUNT];
+/* One statement's SQL. Each file lists the statements it runs, next to its
+ * code, in a table ended by {ST__COUNT, NULL}; a connection prepares every
+ * statement of every table (store_pool.c), and one no table lists is a bug
+ * it reports. */
+struct store__sql {
+    enum store__stmt id;
+    const char *text;
+};
+extern const struct store__sql store__sql_tx[], store__sql_put[], store__sql_tags[],
+    store__sql_known[], store__sql_gc[], store__sql_rendered[];
+
+struct store__conn;
 
 /* s is NUL-terminated within cap bytes (and not empty, when nonempty). */
 bool store__str_ok(const char *s, size_t cap, bool nonempty);
+/* ref names a repository and, when need_tag, a tag: 0 or IM_EINVAL. */
+int store__ref_check(const struct im_ref *ref, bool need_tag, struct im_error *err);
+/* Binds ?1 registry, ?2 repository, ?3 key (the tag, or a digest): SQLITE_OK
+ * or SQLite's error. */
+int store__bind_key(sqlite3_stmt *st, const struct im_ref *ref, const char *key);
+/* Steps c's statement which, which returns no row, then resets it: 0, or
+ * IM_ESTORE with err saying what failed. */
+int store__step_done(struct store__conn *c, enum store__stmt which, const char *what,
+                     struct im_error *err);
 
 /* An integer column, -1 when it is NULL (unknown). */
 int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i);
@@ -110,6 +130,41 @@ struct store {
 int store__conn_get(struct store *s, struct store__conn **out, struct im_error *err);
 /* Returns c to the pool (rolling back a transaction left open, as a net). */
 void store__conn_put(struct store *s, struct store__conn *c);
+
+/* One statement of a pooled connection, for one read or one-statement write:
+ * open takes a connection (waiting as store__conn_get does) and its prepared
+ * statement which; bind and step cur->st between the two (cur->c->db for the
+ * error text); close resets the statement, clears its bindings and gives the
+ * connection back, whatever happened (a zeroed cursor closes as a no-op).
+ * open: 0 or store__conn_get's error. */
+struct store__cursor {
+    struct store *s;
+    struct store__conn *c;
+    sqlite3_stmt *st;
+};
+int store__cursor_open(struct store *s, enum store__stmt which, struct store__cursor *cur,
+                       struct im_error *err);
+void store__cursor_close(struct store__cursor *cur);
+
+/* A write transaction on c: begin takes the write lock (BEGIN IMMEDIATE); end
+ * commits when rc is 0, and rolls back (unless SQLite already did) when rc is
+ * not or the commit failed; it returns rc, or the commit's failure. */
+int store__tx_begin(struct store__conn *c, struct im_error *err);
+int store__tx_end(struct store__conn *c, int rc, struct im_error *err);
+
+/* ---- the file (store_schema.c) ----
+ * schema_setup: what a store's first connection checks and does before any
+ * other use (ours, not damaged, WAL, migrated; *damaged when the file itself
+ * is damaged); register_functions: im_dkey and im_dtext, on every connection
+ * before it migrates. exec and open_failure: a statement run at open, and the
+ * error of one, worded for a file that is not ours. */
+int store__schema_setup(struct store *s, sqlite3 *db, bool *damaged,
+                        struct im_error *err);
+int store__register_functions(sqlite3 *db);
+bool store__is_private_db(const char *path);
+int store__exec(sqlite3 *db, const char *path, const char *sql, struct im_error *err);
+int store__open_failure(sqlite3 *db, const char *path, const char *what,
+                        struct im_error *err);
 
 /* Formats "<what>: <sqlite3_errmsg(db)>" into err; returns IM_ESTORE. Call it
  * before resetting the statement that failed. */

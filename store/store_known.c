@@ -6,6 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a resolution need not fetch. */
+const struct store__sql store__sql_known[] = {
+    /* A layer's row answers for a registry when some root of that registry
+     * holds it. */
+    {ST_KNOWN_DOC, "SELECT media_type, body, encoding FROM documents WHERE digest = ?1"},
+    {ST_KNOWN_BLOB,
+     "SELECT b.media_type, b.size, b.last_modified, b.checked_at FROM blobs b"
+     " WHERE b.digest = ?1 AND b.checked_at >= ?3 AND EXISTS ("
+     "SELECT 1 FROM members m JOIN repo_roots r ON r.root = im_dtext(m.root)"
+     " WHERE m.digest = im_dkey(?1) AND m.kind = 1 AND r.registry = ?2)"},
+    {ST__COUNT, NULL},
+};
+
 static bool digest_ok(const char *digest)
 {
     return digest && store__str_ok(digest, IM_DIGEST_MAX, true);
@@ -14,7 +27,7 @@ static bool digest_ok(const char *digest)
 int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
                    struct im_error *err)
 {
-    struct store__conn *c = NULL;
+    struct store__cursor cur = {0};
     sqlite3_stmt *st = NULL;
     struct store__body body = {0};
     const char *why = "";
@@ -25,10 +38,10 @@ int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
         goto out;
     }
     memset(out, 0, sizeof *out);
-    rc = store__conn_get(s, &c, err);
+    rc = store__cursor_open(s, ST_KNOWN_DOC, &cur, err);
     if (rc)
         goto out;
-    st = c->st[ST_KNOWN_DOC];
+    st = cur.st;
     int src = sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
@@ -37,7 +50,7 @@ int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
         goto out;
     }
     if (src != SQLITE_ROW) {
-        rc = store__fail(err, c->db, "reading %s", digest);
+        rc = store__fail(err, cur.c->db, "reading %s", digest);
         goto out;
     }
     const char *media = (const char *)sqlite3_column_text(st, 0);
@@ -62,10 +75,7 @@ int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
     }
     im_strlcpy(out->digest, digest, sizeof out->digest);
 out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
+    store__cursor_close(&cur);
     store__body_free(&body);
     return rc;
 }
@@ -73,7 +83,7 @@ out:
 int store_find_blob(struct store *s, const char *registry, const char *digest,
                     int64_t since, struct im_blob *out, struct im_error *err)
 {
-    struct store__conn *c = NULL;
+    struct store__cursor cur = {0};
     sqlite3_stmt *st = NULL;
     int rc = 0;
     if (!digest_ok(digest) || !registry || !registry[0] || !out) {
@@ -82,10 +92,10 @@ int store_find_blob(struct store *s, const char *registry, const char *digest,
         goto out;
     }
     memset(out, 0, sizeof *out);
-    rc = store__conn_get(s, &c, err);
+    rc = store__cursor_open(s, ST_KNOWN_BLOB, &cur, err);
     if (rc)
         goto out;
-    st = c->st[ST_KNOWN_BLOB];
+    st = cur.st;
     int src = sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
     if (src == SQLITE_OK)
         src = sqlite3_bind_text(st, 2, registry, -1, SQLITE_STATIC);
@@ -98,7 +108,7 @@ int store_find_blob(struct store *s, const char *registry, const char *digest,
         goto out;
     }
     if (src != SQLITE_ROW) {
-        rc = store__fail(err, c->db, "reading %s", digest);
+        rc = store__fail(err, cur.c->db, "reading %s", digest);
         goto out;
     }
     const char *media = (const char *)sqlite3_column_text(st, 0);
@@ -111,9 +121,6 @@ int store_find_blob(struct store *s, const char *registry, const char *digest,
     out->checked_at = sqlite3_column_int64(st, 3);
     im_strlcpy(out->digest, digest, sizeof out->digest);
 out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
+    store__cursor_close(&cur);
     return rc;
 }

@@ -5,6 +5,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Rendered answers (keys, bodies and the renderer that made them). */
+const struct store__sql store__sql_rendered[] = {
+    {ST_GET_RENDERED, "SELECT key, body, encoding FROM rendered WHERE id = ?1"
+                      " AND renderer = ?2"},
+    {ST_PUT_RENDERED, "INSERT OR REPLACE INTO rendered(id, registry, repository, root,"
+                      " renderer, key, body, encoding)"
+                      " SELECT ?7, ?1, ?2, ?3, ?4, ?5, ?6, ?8"
+                      " WHERE EXISTS (SELECT 1 FROM repo_roots WHERE registry = ?1"
+                      " AND repository = ?2 AND root = ?3)"},
+    {ST_DEL_RENDERED_ROOT, "DELETE FROM rendered WHERE root = ?1"},
+    {ST_GC_RENDERED, "DELETE FROM rendered WHERE NOT EXISTS (SELECT 1 FROM repo_roots r"
+                     " WHERE r.registry = rendered.registry"
+                     " AND r.repository = rendered.repository"
+                     " AND r.root = rendered.root)"},
+    {ST_DROP_RENDERED, "DELETE FROM rendered"},
+    {ST_DROP_OTHER_RENDERS, "DELETE FROM rendered WHERE renderer <> ?1"},
+    {ST__COUNT, NULL},
+};
+
 /* The row id of key: 64-bit FNV-1a, kept to 63 bits (a positive rowid). */
 static sqlite3_int64 key_id(const void *key, size_t klen)
 {
@@ -32,7 +51,7 @@ static bool same_key(sqlite3_stmt *st, const void *key, size_t klen)
 int store_set_renderer(struct store *s, const char *identity, int64_t *dropped,
                        struct im_error *err)
 {
-    struct store__conn *c = NULL;
+    struct store__cursor cur = {0};
     sqlite3_stmt *st = NULL;
     int rc = 0;
     if (dropped)
@@ -47,29 +66,26 @@ int store_set_renderer(struct store *s, const char *identity, int64_t *dropped,
     }
     if (s->readonly)
         goto out; /* rows of another renderer are never read anyway */
-    rc = store__conn_get(s, &c, err);
+    rc = store__cursor_open(s, ST_DROP_OTHER_RENDERS, &cur, err);
     if (rc)
         goto out;
-    st = c->st[ST_DROP_OTHER_RENDERS];
+    st = cur.st;
     if (sqlite3_bind_text(st, 1, s->renderer, -1, SQLITE_STATIC) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_DONE) {
-        rc = store__fail(err, c->db, "dropping answers of another renderer");
+        rc = store__fail(err, cur.c->db, "dropping answers of another renderer");
         goto out;
     }
     if (dropped)
-        *dropped = sqlite3_changes(c->db);
+        *dropped = sqlite3_changes(cur.c->db);
 out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
+    store__cursor_close(&cur);
     return rc;
 }
 
 int store_get_rendered(struct store *s, const void *key, size_t klen, char **body,
                        size_t *len, struct im_error *err)
 {
-    struct store__conn *c = NULL;
+    struct store__cursor cur = {0};
     sqlite3_stmt *st = NULL;
     struct store__body b = {0};
     const char *why = "";
@@ -83,10 +99,10 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
         rc = im_seterr(err, IM_ENOTFOUND, "no renderer named: nothing rendered is kept");
         goto out;
     }
-    rc = store__conn_get(s, &c, err);
+    rc = store__cursor_open(s, ST_GET_RENDERED, &cur, err);
     if (rc)
         goto out;
-    st = c->st[ST_GET_RENDERED];
+    st = cur.st;
     src = sqlite3_bind_int64(st, 1, key_id(key, klen));
     if (src == SQLITE_OK)
         src = sqlite3_bind_text(st, 2, s->renderer, -1, SQLITE_STATIC);
@@ -99,7 +115,7 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
         goto out;
     }
     if (src != SQLITE_ROW) {
-        rc = store__fail(err, c->db, "reading a rendered answer");
+        rc = store__fail(err, cur.c->db, "reading a rendered answer");
         goto out;
     }
     rc = store__unpack_column(st, 1, 2, &b, &why);
@@ -118,10 +134,7 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
     *body = (char *)copy;
     *len = blen;
 out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
+    store__cursor_close(&cur);
     store__body_free(&b);
     return rc;
 }
@@ -129,7 +142,7 @@ out:
 int store_put_rendered(struct store *s, const struct im_ref *ref, const void *key,
                        size_t klen, const char *body, size_t len, struct im_error *err)
 {
-    struct store__conn *c = NULL;
+    struct store__cursor cur = {0};
     sqlite3_stmt *st = NULL;
     struct store__body row = {0};
     size_t rlen = key_root_len(key, klen);
@@ -149,10 +162,10 @@ int store_put_rendered(struct store *s, const struct im_ref *ref, const void *ke
         rc = im_seterr(err, rc, "out of memory keeping a rendered answer");
         goto out;
     }
-    rc = store__conn_get(s, &c, err);
+    rc = store__cursor_open(s, ST_PUT_RENDERED, &cur, err);
     if (rc)
         goto out;
-    st = c->st[ST_PUT_RENDERED];
+    st = cur.st;
     src = sqlite3_bind_text(st, 1, ref->registry, -1, SQLITE_STATIC);
     if (src == SQLITE_OK)
         src = sqlite3_bind_text(st, 2, ref->repository, -1, SQLITE_STATIC);
@@ -171,12 +184,9 @@ int store_put_rendered(struct store *s, const struct im_ref *ref, const void *ke
     if (src == SQLITE_OK)
         src = sqlite3_step(st);
     if (src != SQLITE_DONE)
-        rc = store__fail(err, c->db, "keeping a rendered answer");
+        rc = store__fail(err, cur.c->db, "keeping a rendered answer");
 out:
-    if (st)
-        store__done(st);
-    if (c)
-        store__conn_put(s, c);
+    store__cursor_close(&cur);
     store__body_free(&row);
     return rc;
 }
