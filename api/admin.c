@@ -35,17 +35,19 @@ static int purged(struct api_response *resp, const struct im_ref *ref,
     char name[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
     snprintf(name, sizeof name, "%s/%s%s%s%s%s", ref->registry, ref->repository,
              ref->tag[0] ? ":" : "", ref->tag, ref->digest[0] ? "@" : "", ref->digest);
-    json_t *doc = json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I}}", "purged", name, "removed",
-                            "tags", (json_int_t)r->tags, "roots", (json_int_t)r->roots,
-                            "documents", (json_int_t)r->documents, "blobs",
-                            (json_int_t)r->blobs, "misses", (json_int_t)r->misses);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!text)
-        return IM_ENOMEM;
-    int rc = api__set_body(resp, 200, API_CT_JSON, text);
-    free(text);
-    return rc;
+    struct im_jw w = {.b = {.max = API_JSON_MAX}};
+    im_jw_open(&w, '{');
+    im_jw_kstr(&w, "purged", name);
+    im_jw_key(&w, "removed");
+    im_jw_open(&w, '{');
+    im_jw_kint(&w, "tags", r->tags);
+    im_jw_kint(&w, "roots", r->roots);
+    im_jw_kint(&w, "documents", r->documents);
+    im_jw_kint(&w, "blobs", r->blobs);
+    im_jw_kint(&w, "misses", r->misses);
+    im_jw_close(&w, '}');
+    im_jw_close(&w, '}');
+    return api__set_json(resp, 200, &w, false);
 }
 
 int api__admin(struct api *a, const struct api_request *req, struct api_response *resp)

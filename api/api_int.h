@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "api.h"
+#include "json.h"
 #include "render.h"
 #include "store.h"
 
@@ -197,6 +198,11 @@ int api__set_body(struct api_response *resp, int status, const char *content_typ
 /* The same with a newline after text (JSON answers and errors end with one). */
 int api__set_line(struct api_response *resp, int status, const char *content_type,
                   const char *text);
+/* The largest small JSON document api/ writes (errors, the tag list, admin). */
+#define API_JSON_MAX ((size_t)16 << 20)
+/* resp's body becomes what the JSON writer w wrote (and a newline when line):
+ * 0, or w's failure (IM_ETOOBIG, IM_ENOMEM; w's buffer is released). */
+int api__set_json(struct api_response *resp, int status, struct im_jw *w, bool line);
 int api__error(struct api_response *resp, int status, const char *code,
                const char *message);
 int api__error_code(struct api_response *resp, int code, const char *message);

@@ -47,6 +47,17 @@ void api_response_free(struct api_response *resp)
         api__drop_body(resp);
 }
 
+/* resp answers status with the malloc'd body (len bytes), which it now owns. */
+static void set_owned(struct api_response *resp, int status, const char *content_type,
+                      char *body, size_t len)
+{
+    api__drop_body(resp);
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->body = body;
+    resp->len = len;
+}
+
 /* resp's body becomes a copy of text, and a newline after it when line. */
 static int set_text(struct api_response *resp, int status, const char *content_type,
                     const char *text, bool line)
@@ -59,11 +70,7 @@ static int set_text(struct api_response *resp, int status, const char *content_t
     if (line)
         copy[len++] = '\n';
     copy[len] = '\0';
-    api__drop_body(resp);
-    resp->status = status;
-    resp->content_type = content_type;
-    resp->body = copy;
-    resp->len = len;
+    set_owned(resp, status, content_type, copy, len);
     return 0;
 }
 
@@ -79,6 +86,18 @@ int api__set_line(struct api_response *resp, int status, const char *content_typ
     return set_text(resp, status, content_type, text, true);
 }
 
+int api__set_json(struct api_response *resp, int status, struct im_jw *w, bool line)
+{
+    if (line)
+        im_buf_putn(&w->b, "\n", 1);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = im_buf_finish(&w->b, &text, &len);
+    if (!rc)
+        set_owned(resp, status, API_CT_JSON, text, len);
+    return rc;
+}
+
 /* {"error":{"code":"...","message":"..."}} with the message JSON-escaped. */
 int api__error(struct api_response *resp, int status, const char *code,
                const char *message)
@@ -88,17 +107,16 @@ int api__error(struct api_response *resp, int status, const char *code,
     char safe[2 * IM_ERRMSG_MAX];
     im_strlcpy(safe, message, sizeof safe);
     im_utf8_sanitize(safe);
-    json_t *doc = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", safe);
-    if (!doc)
-        return IM_ENOMEM;
-    char *text = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    if (!text)
-        return IM_ENOMEM;
+    struct im_jw w = {.b = {.max = API_JSON_MAX}};
+    im_jw_open(&w, '{');
+    im_jw_key(&w, "error");
+    im_jw_open(&w, '{');
+    im_jw_kstr(&w, "code", code);
+    im_jw_kstr(&w, "message", safe);
+    im_jw_close(&w, '}');
+    im_jw_close(&w, '}');
     /* errors end with a newline like every other body, for curl users */
-    int rc = api__set_line(resp, status, API_CT_JSON, text);
-    free(text);
-    return rc;
+    return api__set_json(resp, status, &w, true);
 }
 
 int api__error_code(struct api_response *resp, int code, const char *message)

@@ -89,9 +89,10 @@ static size_t page_start(const struct page *p, const struct reg_tags *t, bool *l
     return 0;
 }
 
-/* Selects the page's tags into arr; sets *more when tags remain after it. */
-static int select_tags(const struct page *p, const struct reg_tags *t, json_t *arr,
-                       const char **last_out, bool *more)
+/* Writes the page's tags into w's open array; sets *more when tags remain
+ * after it. */
+static void select_tags(const struct page *p, const struct reg_tags *t, struct im_jw *w,
+                        const char **last_out, bool *more)
 {
     size_t taken = 0;
     bool lexical = false;
@@ -103,12 +104,10 @@ static int select_tags(const struct page *p, const struct reg_tags *t, json_t *a
             *more = true;
             break;
         }
-        if (json_array_append_new(arr, json_string(t->v[i])) != 0)
-            return IM_ENOMEM;
+        im_jw_str(w, t->v[i]);
         *last_out = t->v[i];
         taken++;
     }
-    return 0;
 }
 
 static int upstream_error(struct api_response *resp, int rc,
@@ -127,8 +126,7 @@ int api__tags(struct api *a, const struct api_request *req, struct api_response 
     struct reg_tags tags = {0};
     struct reg_stats stats = {0};
     struct im_error err = {{0}};
-    json_t *doc = NULL, *arr = NULL;
-    char *text = NULL;
+    struct im_jw w = {.b = {.max = API_JSON_MAX}};
     const char *last = NULL;
     bool more = false;
     long busy_retry = 0;
@@ -151,25 +149,24 @@ int api__tags(struct api *a, const struct api_request *req, struct api_response 
         rc = upstream_error(resp, rc, &stats, &err);
         goto out;
     }
-    arr = json_array();
-    rc = arr ? select_tags(&p, &tags, arr, &last, &more) : IM_ENOMEM;
-    if (rc == 0) {
-        doc = json_pack("{s:s,s:s,s:O}", "registry", p.ref.registry, "repository",
-                        p.ref.repository, "tags", arr);
-        text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-        rc = text ? api__set_line(resp, 200, API_CT_JSON, text) : IM_ENOMEM;
-    }
+    im_jw_open(&w, '{');
+    im_jw_kstr(&w, "registry", p.ref.registry);
+    im_jw_kstr(&w, "repository", p.ref.repository);
+    im_jw_key(&w, "tags");
+    im_jw_open(&w, '[');
+    select_tags(&p, &tags, &w, &last, &more);
+    im_jw_close(&w, ']');
+    im_jw_close(&w, '}');
+    rc = api__set_json(resp, 200, &w, true);
     if (rc != 0) {
-        rc = api__error_code(resp, IM_ENOMEM, "out of memory while listing tags");
+        rc = api__error_code(resp, rc, "cannot write the tag list");
         goto out;
     }
     if (more && last)
         snprintf(resp->link, sizeof resp->link, "<%s%s%s?n=%ld&last=%s>; rel=\"next\"",
                  PREFIX, p.repo, SUFFIX, p.n, last);
 out:
-    free(text);
-    json_decref(doc);
-    json_decref(arr);
+    free(w.b.p);
     reg_tags_free(&tags);
     return rc;
 }

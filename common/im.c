@@ -215,6 +215,37 @@ int im_buf_append(struct im_buf *b, const void *data, size_t n)
     return 0;
 }
 
+void im_buf_putn(struct im_buf *b, const char *s, size_t n)
+{
+    if (!b->err)
+        b->err = im_buf_append(b, s, n);
+}
+
+void im_buf_put(struct im_buf *b, const char *s)
+{
+    im_buf_putn(b, s, strlen(s));
+}
+
+int im_buf_finish(struct im_buf *b, char **out, size_t *len)
+{
+    if (!b->err && !b->p)
+        im_buf_putn(b, "", 0);
+    if (b->err) {
+        int rc = b->err;
+        free(b->p);
+        b->p = NULL;
+        b->len = b->cap = 0;
+        *out = NULL;
+        *len = 0;
+        return rc;
+    }
+    *out = b->p;
+    *len = b->len;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return 0;
+}
+
 size_t im_utf8_len(const unsigned char *s)
 {
     unsigned c = s[0];

@@ -128,16 +128,29 @@ int im_path_dir(const char *path, char *dir, size_t n);
  *   for (const char *p = csv, *it; im_csv_next(&p, &it, &len);) ... */
 bool im_csv_next(const char **p, const char **item, size_t *len);
 
-/* A growing, NUL-terminated byte buffer bounded by max (set it before the
- * first append; a zeroed im_buf with max 0 accepts nothing). */
+/* The one growing buffer of the project: NUL-terminated, bounded by max (set
+ * it before the first append; a zeroed im_buf with max 0 accepts nothing).
+ * Two ways to write: im_buf_append says each failure and may be called again
+ * after one (a transfer's body); im_buf_put and im_buf_putn keep the first
+ * failure in err and do nothing after it, for writers that check once, at
+ * im_buf_finish (the renderers, the JSON writer of json.h). */
 struct im_buf {
     char *p;
     size_t len, cap, max;
+    int err; /* the first failure of im_buf_put/putn: IM_ETOOBIG, IM_ENOMEM */
 };
 
 /* Appends n bytes. IM_ETOOBIG when the buffer would exceed max (nothing is
  * appended), IM_ENOMEM. Release with free(b->p). */
 int im_buf_append(struct im_buf *b, const void *data, size_t n) IM_WUR;
+/* Appends n bytes (s: its strlen), unless a failure came before: a failure is
+ * kept in b->err. */
+void im_buf_putn(struct im_buf *b, const char *s, size_t n);
+void im_buf_put(struct im_buf *b, const char *s);
+/* Hands the NUL-terminated text to *out and its length to *len (the caller
+ * frees it; nothing appended gives ""): 0, or b->err (the buffer is released,
+ * *out NULL, *len 0). */
+int im_buf_finish(struct im_buf *b, char **out, size_t *len) IM_WUR;
 
 /* Replaces, in place, every byte that is not part of a valid UTF-8 sequence
  * (overlong forms, surrogates and code points past U+10FFFF included) with

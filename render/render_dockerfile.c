@@ -20,10 +20,10 @@
  * escaped, \b \f \n \r \t by name, every other byte below 0x20 as \u00XX
  * (upper-case hex), U+2028 and U+2029 as \u2028 and \u2029; everything else
  * as it is (UTF-8). */
-static void json_string_out(struct render_buf *b, const char *s)
+static void json_string_out(struct im_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
-    render_buf_put(b, "\"");
+    im_buf_put(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         const char *named = NULL;
         char u[7] = {'\\', 'u', '0', '0', 0, 0, 0};
@@ -56,30 +56,30 @@ static void json_string_out(struct render_buf *b, const char *s)
             break;
         }
         if (named) {
-            render_buf_put(b, named);
+            im_buf_put(b, named);
         } else if (*p < 0x20) {
             u[4] = hex[*p >> 4];
             u[5] = hex[*p & 15];
-            render_buf_put(b, u);
+            im_buf_put(b, u);
         } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
-            render_buf_put(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
+            im_buf_put(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
             p += 2;
         } else {
-            render_buf_putn(b, (const char *)p, 1);
+            im_buf_putn(b, (const char *)p, 1);
         }
     }
-    render_buf_put(b, "\"");
+    im_buf_put(b, "\"");
 }
 
-void render__json_strv(struct render_buf *b, char *const *v, size_t n)
+void render__json_strv(struct im_buf *b, char *const *v, size_t n)
 {
-    render_buf_put(b, "[");
+    im_buf_put(b, "[");
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
-            render_buf_put(b, ",");
+            im_buf_put(b, ",");
         json_string_out(b, v[i] ? v[i] : "");
     }
-    render_buf_put(b, "]");
+    im_buf_put(b, "]");
 }
 
 /* ---- one created_by string ---- */
@@ -94,18 +94,18 @@ struct shells {
 
 static int shells_init(struct shells *sh, const struct render_strv *shell)
 {
-    struct render_buf b = {0};
+    struct im_buf b = {.max = RENDER_OUTPUT_MAX};
     sh->own = NULL;
     sh->own_len = 0;
     if (!shell || !shell->present)
         return 0;
     for (size_t i = 0; i < shell->n; i++) {
         if (i > 0)
-            render_buf_put(&b, " ");
-        render_buf_put(&b, shell->v[i] ? shell->v[i] : "");
+            im_buf_put(&b, " ");
+        im_buf_put(&b, shell->v[i] ? shell->v[i] : "");
     }
-    render_buf_put(&b, " ");
-    return render_buf_finish(&b, &sh->own, &sh->own_len);
+    im_buf_put(&b, " ");
+    return im_buf_finish(&b, &sh->own, &sh->own_len);
 }
 
 /* Length of the shell prefix at s (the default shell first), 0 when none. */
@@ -157,7 +157,7 @@ static bool starts_with_caps_word(const char *s)
 }
 
 /* The steps of docs/FORMAT.md, in order, appended to b. */
-static void dockerfile_line(struct render_buf *b, const char *s, const struct shells *sh)
+static void dockerfile_line(struct im_buf *b, const char *s, const struct shells *sh)
 {
     const char *args = NULL, *rest = NULL;
     size_t args_len = 0;
@@ -166,13 +166,13 @@ static void dockerfile_line(struct render_buf *b, const char *s, const struct sh
         s += 4;
     if (s[0] == '|') { /* 2. build arguments */
         if (!split_build_args(s, sh, &args, &args_len, &rest)) {
-            render_buf_put(b, UNPARSABLE);
-            render_buf_put(b, s);
+            im_buf_put(b, UNPARSABLE);
+            im_buf_put(b, s);
             return;
         }
-        render_buf_put(b, "# ARGS: ");
-        render_buf_putn(b, args, args_len);
-        render_buf_put(b, "\n");
+        im_buf_put(b, "# ARGS: ");
+        im_buf_putn(b, args, args_len);
+        im_buf_put(b, "\n");
         s = rest;
     }
     s += shell_at(s, sh);                            /* 3. one shell */
@@ -181,21 +181,21 @@ static void dockerfile_line(struct render_buf *b, const char *s, const struct sh
         while (*s == ' ')
             s++;
     } else if (!starts_with_caps_word(s)) {
-        render_buf_put(b, "RUN ");
+        im_buf_put(b, "RUN ");
     }
-    render_buf_put(b, s); /* 5. the rest as it is */
+    im_buf_put(b, s); /* 5. the rest as it is */
 }
 
-static char *finish(struct render_buf *b)
+static char *finish(struct im_buf *b)
 {
     char *out = NULL;
     size_t len = 0;
-    return render_buf_finish(b, &out, &len) == 0 ? out : NULL;
+    return im_buf_finish(b, &out, &len) == 0 ? out : NULL;
 }
 
 char *render_dockerfile_line(const char *created_by, const struct render_strv *shell)
 {
-    struct render_buf b = {0};
+    struct im_buf b = {.max = RENDER_OUTPUT_MAX};
     struct shells sh;
     if (shells_init(&sh, shell) != 0)
         return NULL;
@@ -227,43 +227,43 @@ static size_t announced_args(const char *s, size_t have)
 }
 
 /* `# ARG: "K" => "V"` for one "K=V" argument, '"' and '\\' escaped first. */
-static void arg_line(struct render_buf *b, const char *kv)
+static void arg_line(struct im_buf *b, const char *kv)
 {
     const char *eq = strchr(kv, '=');
     size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
-    render_buf_put(b, "# ARG: \"");
+    im_buf_put(b, "# ARG: \"");
     for (size_t i = 0; kv[i]; i++) {
         if (i == klen) {
-            render_buf_put(b, "\" => \"");
+            im_buf_put(b, "\" => \"");
             continue;
         }
         if (kv[i] == '"' || kv[i] == '\\')
-            render_buf_put(b, "\\");
-        render_buf_putn(b, &kv[i], 1);
+            im_buf_put(b, "\\");
+        im_buf_putn(b, &kv[i], 1);
     }
-    render_buf_put(b, eq ? "\"\n" : "\" => \"\"\n");
+    im_buf_put(b, eq ? "\"\n" : "\" => \"\"\n");
 }
 
 /* "RUN X" where, when X has no newline, each run of tabs and 4-space groups
  * gets a backslash and a newline before it. */
-static void run_with_continuations(struct render_buf *b, const char *x)
+static void run_with_continuations(struct im_buf *b, const char *x)
 {
     bool wrap = strchr(x, '\n') == NULL;
-    render_buf_put(b, "RUN ");
+    im_buf_put(b, "RUN ");
     for (size_t i = 0; x[i];) {
         size_t r = 0;
         while (wrap && (x[i + r] == '\t' || strncmp(x + i + r, "    ", 4) == 0))
             r += x[i + r] == '\t' ? 1 : 4;
         if (r > 0)
-            render_buf_put(b, "\\\n");
-        render_buf_putn(b, x + i, r > 0 ? r : 1);
+            im_buf_put(b, "\\\n");
+        im_buf_putn(b, x + i, r > 0 ? r : 1);
         i += r > 0 ? r : 1;
     }
 }
 
 char *render_dockerfile_argv(const struct render_strv *argv)
 {
-    struct render_buf b = {0};
+    struct im_buf b = {.max = RENDER_OUTPUT_MAX};
     char *const *v = argv->v;
     size_t n = argv->n;
 
@@ -279,11 +279,11 @@ char *render_dockerfile_argv(const struct render_strv *argv)
     if (n == 3 && v[0] && v[1] && v[2] && strcmp(v[0], "/bin/sh") == 0 &&
         strcmp(v[1], "-c") == 0) {
         if (strncmp(v[2], NOP " ", strlen(NOP) + 1) == 0)
-            render_buf_put(&b, v[2] + strlen(NOP) + 1);
+            im_buf_put(&b, v[2] + strlen(NOP) + 1);
         else
             run_with_continuations(&b, v[2]);
     } else {
-        render_buf_put(&b, "RUN ");
+        im_buf_put(&b, "RUN ");
         render__json_strv(&b, v, n);
     }
     return finish(&b);

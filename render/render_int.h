@@ -1,8 +1,8 @@
-/* render_int.h - internal to render/: the renderers' growing output buffer,
- * the generator's JSON arrays, and the model builder's readers shared by its
- * files (render_model.c, render_schema1.c, render_filter.c).
- * After the first allocation failure every append is a no-op and oom stays
- * set, so a renderer checks once, in render_buf_finish. */
+/* render_int.h - internal to render/: the generator's JSON arrays and the
+ * model builder's readers shared by its files (render_model.c,
+ * render_schema1.c, render_filter.c). The renderers write into the
+ * project's buffer (struct im_buf, common/im.h), bounded by
+ * RENDER_OUTPUT_MAX, and check it once, at im_buf_finish. */
 #ifndef RENDER_INT_H
 #define RENDER_INT_H
 
@@ -13,22 +13,14 @@
 
 #include "render.h"
 
-struct render_buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-void render_buf_putn(struct render_buf *b, const char *s, size_t n);
-void render_buf_put(struct render_buf *b, const char *s);
-/* Hands the NUL-terminated text to *out (the caller frees it): 0, or
- * IM_ENOMEM (the buffer is released, *out NULL). */
-int render_buf_finish(struct render_buf *b, char **out, size_t *len);
+/* The largest page or description rendered (a 7-platform page is 34 KB, its
+ * JSON 61 KB): past it, IM_ETOOBIG. */
+#define RENDER_OUTPUT_MAX ((size_t)64 << 20)
 
 /* Appends the n strings as a compact JSON array the way the repo-info
  * generator's encoder writes one ('/' as \/, U+2028/U+2029 escaped: see
  * render_dockerfile.c); NULL elements as "". */
-void render__json_strv(struct render_buf *b, char *const *v, size_t n);
+void render__json_strv(struct im_buf *b, char *const *v, size_t n);
 
 /* ---- the model builder (untrusted documents; see render_model.c) ---- */
 

@@ -18,20 +18,20 @@
 #define MIME_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
 
 /* Several strings in a row, NULL-terminated. */
-static void md_cat(struct render_buf *b, ...)
+static void md_cat(struct im_buf *b, ...)
 {
     va_list ap;
     const char *s;
     va_start(ap, b);
     for (s = va_arg(ap, const char *); s != NULL; s = va_arg(ap, const char *))
-        render_buf_put(b, s);
+        im_buf_put(b, s);
     va_end(ap);
 }
 
 /* An upstream string that sits on one line of the page: its control bytes
  * (but tab) go out as \xNN, so that none ends the line, and with it a list
  * item or a code block, early. The pages of real images have none. */
-static void md_oneline(struct render_buf *b, const char *s)
+static void md_oneline(struct im_buf *b, const char *s)
 {
     const char *run = s ? s : "";
     const char *p = run;
@@ -39,32 +39,32 @@ static void md_oneline(struct render_buf *b, const char *s)
         unsigned char c = (unsigned char)*p;
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
             char esc[8];
-            render_buf_putn(b, run, (size_t)(p - run));
+            im_buf_putn(b, run, (size_t)(p - run));
             snprintf(esc, sizeof esc, "\\x%02x", c);
-            render_buf_put(b, esc);
+            im_buf_put(b, esc);
             run = p + 1;
         }
     }
-    render_buf_putn(b, run, (size_t)(p - run));
+    im_buf_putn(b, run, (size_t)(p - run));
 }
 
 /* "-\tNAME: `VALUE`\n" with an upstream VALUE. */
-static void md_fact_code(struct render_buf *b, const char *name, const char *value)
+static void md_fact_code(struct im_buf *b, const char *name, const char *value)
 {
     md_cat(b, "-\t", name, ": `", (char *)NULL);
     md_oneline(b, value);
-    render_buf_put(b, "`\n");
+    im_buf_put(b, "`\n");
 }
 
-static void md_pull(struct render_buf *b, const struct im_ref *ref, const char *digest)
+static void md_pull(struct im_buf *b, const struct im_ref *ref, const char *digest)
 {
     char name[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + 2];
     render_ref_pull_name(ref, name, sizeof name);
-    render_buf_put(b, "\n```console\n$ docker pull ");
+    im_buf_put(b, "\n```console\n$ docker pull ");
     md_oneline(b, name);
-    render_buf_put(b, "@");
+    im_buf_put(b, "@");
     md_oneline(b, digest);
-    render_buf_put(b, "\n```\n");
+    im_buf_put(b, "\n```\n");
 }
 
 /* The sum of the layer sizes; false when one is unknown (a manifest that
@@ -88,24 +88,23 @@ static bool perl_true(const char *s)
     return s && s[0] && strcmp(s, "0") != 0;
 }
 
-static void md_json_fact(struct render_buf *b, const char *name,
-                         const struct render_strv *s)
+static void md_json_fact(struct im_buf *b, const char *name, const struct render_strv *s)
 {
     md_cat(b, "-\t", name, "`", (char *)NULL);
     render__json_strv(b, s->v, s->n);
-    render_buf_put(b, "`\n");
+    im_buf_put(b, "`\n");
 }
 
-static void md_facts(struct render_buf *b, const struct render_entry *e)
+static void md_facts(struct im_buf *b, const struct render_entry *e)
 {
     char size[96];
     int64_t total;
 
-    render_buf_put(b, "\n");
+    im_buf_put(b, "\n");
     if (perl_true(e->docker_version)) {
-        render_buf_put(b, "-\tDocker Version: ");
+        im_buf_put(b, "-\tDocker Version: ");
         md_oneline(b, e->docker_version);
-        render_buf_put(b, "\n");
+        im_buf_put(b, "\n");
     }
     if (e->kind == RENDER_KIND_UNKNOWN) /* a nested index: the generator has no kind */
         md_fact_code(b, "Manifest MIME", e->media_type);
@@ -151,16 +150,16 @@ static size_t fence_run(const char *s, size_t len)
     return best;
 }
 
-static void md_fence(struct render_buf *b, size_t n)
+static void md_fence(struct im_buf *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        render_buf_putn(b, "`", 1);
+        im_buf_putn(b, "`", 1);
 }
 
-static void md_dockerfile(struct render_buf *b, const struct render_entry *e)
+static void md_dockerfile(struct im_buf *b, const struct render_entry *e)
 {
     char date[64];
-    struct render_buf body = {0};
+    struct im_buf body = {.max = RENDER_OUTPUT_MAX};
     for (size_t i = 0; i < e->n_history; i++) {
         const struct render_history *h = &e->history[i];
         char *line = e->schema1 ? render_dockerfile_argv(&h->cmd_argv)
@@ -168,7 +167,7 @@ static void md_dockerfile(struct render_buf *b, const struct render_entry *e)
         if (render_history_date(h->created_raw, date, sizeof date) != 0)
             date[0] = '\0';
         if (!line)
-            body.oom = true;
+            body.err = body.err ? body.err : IM_ENOMEM;
         else
             md_cat(&body, "# ", date, "\n", line, "\n", (char *)NULL);
         free(line);
@@ -178,26 +177,26 @@ static void md_dockerfile(struct render_buf *b, const struct render_entry *e)
      * pages of real images keep their three). */
     size_t run = body.p ? fence_run(body.p, body.len) : 0;
     size_t n = run >= 3 ? run + 1 : 3;
-    render_buf_put(b, "\n");
+    im_buf_put(b, "\n");
     md_fence(b, n);
-    render_buf_put(b, "dockerfile\n");
-    if (body.oom)
-        b->oom = true;
+    im_buf_put(b, "dockerfile\n");
+    if (body.err)
+        b->err = b->err ? b->err : body.err;
     else if (body.p)
-        render_buf_putn(b, body.p, body.len);
+        im_buf_putn(b, body.p, body.len);
     md_fence(b, n);
-    render_buf_put(b, "\n");
+    im_buf_put(b, "\n");
     free(body.p);
 }
 
 /* One layer item, its lines ending in two spaces (Markdown hard breaks) but
  * the MIME line, which the generator always writes, known or not. */
-static void md_layer(struct render_buf *b, const struct render_layer *l)
+static void md_layer(struct im_buf *b, const struct render_layer *l)
 {
     char date[64], size[96];
-    render_buf_put(b, "\t-\t`");
+    im_buf_put(b, "\t-\t`");
     md_oneline(b, l->digest);
-    render_buf_put(b, "`  \n");
+    im_buf_put(b, "`  \n");
     if (l->last_modified >= 0 &&
         render_http_date(l->last_modified, date, sizeof date) == 0)
         md_cat(b, "\t\tLast Modified: ", date, "  \n", (char *)NULL);
@@ -205,14 +204,14 @@ static void md_layer(struct render_buf *b, const struct render_layer *l)
         render_size(l->size, size, sizeof size);
         md_cat(b, "\t\tSize: ", size, "  \n", (char *)NULL);
     }
-    render_buf_put(b, "\t\tMIME: ");
+    im_buf_put(b, "\t\tMIME: ");
     md_oneline(b, l->media_type);
-    render_buf_put(b, "\n");
+    im_buf_put(b, "\n");
 }
 
 /* The entry's platform as the page names it: from the list entry, or for a
  * single manifest from its config, and then os and architecture only. */
-static void md_platform(struct render_buf *b, const struct render_image *img,
+static void md_platform(struct im_buf *b, const struct render_image *img,
                         const struct render_entry *e)
 {
     char plat[4096];
@@ -225,23 +224,23 @@ static void md_platform(struct render_buf *b, const struct render_image *img,
     md_oneline(b, plat);
 }
 
-static void md_entry(struct render_buf *b, const struct render_image *img,
+static void md_entry(struct im_buf *b, const struct render_image *img,
                      const struct render_entry *e, const char *disp)
 {
     md_cat(b, "\n### `", disp, "` - ", (char *)NULL);
     md_platform(b, img, e);
-    render_buf_put(b, "\n");
+    im_buf_put(b, "\n");
     if (e->digest)
         md_pull(b, &img->ref, e->digest);
     md_facts(b, e);
     md_dockerfile(b, e);
-    render_buf_put(b, "\n-\tLayers:\n");
+    im_buf_put(b, "\n-\tLayers:\n");
     for (size_t i = 0; i < e->n_layers; i++)
         md_layer(b, &e->layers[i]);
 }
 
 /* "## `REF`\n" */
-static void md_heading(struct render_buf *b, const char *disp)
+static void md_heading(struct im_buf *b, const char *disp)
 {
     md_cat(b, "## `", disp, "`\n", (char *)NULL);
 }
@@ -249,35 +248,35 @@ static void md_heading(struct render_buf *b, const char *disp)
 int render_markdown(const struct render_image *img, enum render_style style, char **out,
                     size_t *len)
 {
-    struct render_buf b = {0};
+    struct im_buf b = {.max = RENDER_OUTPUT_MAX};
     char disp[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
     char count[32];
 
     render_ref_display(&img->ref, disp, sizeof disp);
     md_heading(&b, disp);
     md_pull(&b, &img->ref, img->digest);
-    render_buf_put(&b, "\n");
+    im_buf_put(&b, "\n");
     if (img->is_list && img->media_type)
         md_fact_code(&b, "Manifest MIME", img->media_type);
     snprintf(count, sizeof count, " %zu", img->n_entries);
     md_cat(&b, "-\tPlatforms:", style == RENDER_STYLE_CURRENT ? count : "", "\n",
            (char *)NULL);
     for (size_t i = 0; i < img->n_entries; i++) {
-        render_buf_put(&b, "\t-\t");
+        im_buf_put(&b, "\t-\t");
         md_platform(&b, img, &img->entries[i]);
-        render_buf_put(&b, "\n");
+        im_buf_put(&b, "\n");
     }
     for (size_t i = 0; i < img->n_entries; i++)
         md_entry(&b, img, &img->entries[i], disp);
-    return render_buf_finish(&b, out, len);
+    return im_buf_finish(&b, out, len);
 }
 
 int render_markdown_not_found(const struct im_ref *ref, char **out, size_t *len)
 {
-    struct render_buf b = {0};
+    struct im_buf b = {.max = RENDER_OUTPUT_MAX};
     char disp[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
     render_ref_display(ref, disp, sizeof disp);
     md_heading(&b, disp);
-    render_buf_put(&b, "\n**does not exist** (yet?)\n");
-    return render_buf_finish(&b, out, len);
+    im_buf_put(&b, "\n**does not exist** (yet?)\n");
+    return im_buf_finish(&b, out, len);
 }

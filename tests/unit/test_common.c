@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "im.h"
+#include "json.h"
 #include "manifest.h"
 #include "metrics.h"
 #include "outcome.h"
@@ -393,4 +394,82 @@ Test(manifest, the_digests_a_manifest_names)
     cr_expect_str_eq(
         children("{\"manifests\":{\"digest\":\"a\"}}", IM_MANIFEST_LIST, &rc), "",
         "not an array: nothing");
+}
+
+/* ---- the JSON writer (json.h) and the buffer's sticky writes ---- */
+
+/* What the writer writes is what jansson dumps for the same values. */
+Test(json, writes_what_jansson_dumps)
+{
+    static const char *const strs[] = {"plain",
+                                       "quote \" and \\ backslash",
+                                       "ctl \x01\x1f\b\f\n\r\t",
+                                       "caf\xc3\xa9 \xe2\x80\xa8",
+                                       "a/b",
+                                       ""};
+    struct im_jw w = {.b = {.max = 4096}};
+    json_t *want = json_object(), *arr = json_array();
+    im_jw_open(&w, '{');
+    im_jw_kstr(&w, "k", "v");
+    im_jw_kint(&w, "n", -42);
+    im_jw_kstr(&w, "none", NULL);
+    json_object_set_new(want, "k", json_string("v"));
+    json_object_set_new(want, "n", json_integer(-42));
+    json_object_set_new(want, "none", json_null());
+    im_jw_key(&w, "list");
+    im_jw_strs(&w, (char *const *)strs, sizeof strs / sizeof strs[0]);
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        json_array_append_new(arr, json_string(strs[i]));
+    json_object_set_new(want, "list", arr);
+    im_jw_key(&w, "empty");
+    im_jw_open(&w, '[');
+    im_jw_close(&w, ']');
+    json_object_set_new(want, "empty", json_array());
+    im_jw_close(&w, '}');
+    char *got = NULL, *dumped = json_dumps(want, JSON_COMPACT);
+    size_t len = 0;
+    cr_assert_eq(im_buf_finish(&w.b, &got, &len), 0);
+    cr_expect_str_eq(got, dumped);
+    cr_expect_eq(len, strlen(dumped));
+    free(got);
+    free(dumped);
+    json_decref(want);
+}
+
+Test(json, a_byte_that_is_not_utf8_is_written_as_a_question_mark)
+{
+    struct im_jw w = {.b = {.max = 64}};
+    char *got = NULL;
+    size_t len = 0;
+    im_jw_str(&w, "a\xff"
+                  "b\xc3");
+    cr_assert_eq(im_buf_finish(&w.b, &got, &len), 0);
+    cr_expect_str_eq(got, "\"a?b?\"");
+    free(got);
+}
+
+/* put/putn keep the first failure and do nothing after it; finish says it. */
+Test(json, failures_are_kept_and_said_at_the_end)
+{
+    struct im_jw w = {.b = {.max = 10}};
+    char *got = (char *)"not touched";
+    size_t len = 7;
+    im_jw_str(&w, "a string longer than ten bytes");
+    cr_expect_eq(w.b.err, IM_ETOOBIG);
+    im_jw_str(&w, "x"); /* nothing happens after a failure */
+    cr_expect_eq(im_buf_finish(&w.b, &got, &len), IM_ETOOBIG);
+    cr_expect_null(got);
+    cr_expect_eq(len, 0);
+    cr_expect_null(w.b.p, "the buffer is released");
+
+    struct im_jw deep = {.b = {.max = 4096}};
+    for (int i = 0; i < IM_JW_DEPTH + 2; i++)
+        im_jw_open(&deep, '[');
+    cr_expect_eq(im_buf_finish(&deep.b, &got, &len), IM_EINTERNAL,
+                 "nesting past IM_JW_DEPTH is refused, not written wrong");
+
+    struct im_buf empty = {.max = 1};
+    cr_assert_eq(im_buf_finish(&empty, &got, &len), 0);
+    cr_expect_str_eq(got, "", "nothing appended gives \"\"");
+    free(got);
 }
