@@ -110,36 +110,34 @@ const char *api_route_label(const char *path)
     return "other";
 }
 
+/* What server/ refused, as the client is told. */
+static const struct {
+    enum api_reject reject;
+    int status;
+    const char *code, *message;
+} rejects[] = {
+    {API_REJECT_BODY, 413, "body_not_allowed",
+     "requests to imgmeta carry no body: send GET or HEAD without one"},
+    {API_REJECT_URI_TOO_LONG, 414, "uri_too_long",
+     "the request target is too long (at most 2048 bytes of path and 8192 of query): "
+     "shorten the reference or the parameters"},
+    {API_REJECT_HEADERS_TOO_LARGE, 431, "headers_too_large",
+     "the request header fields are too large (at most 16384 bytes in all): send fewer "
+     "or shorter headers"},
+    {API_REJECT_BAD_HOST, 400, "invalid_request",
+     "an HTTP/1.1 request carries exactly one Host header (RFC 9112, section 3.2)"},
+    {API_REJECT_BAD_ENCODING, 400, "invalid_request",
+     "the request target or a header field has bytes imgmeta does not accept"},
+};
+
 static int handle_reject(const struct api_request *req, struct api_response *resp)
 {
-    switch (req->reject) {
-    case API_REJECT_BODY:
-        return api__error(
-            resp, 413, "body_not_allowed",
-            "requests to imgmeta carry no body: send GET or HEAD without one");
-    case API_REJECT_URI_TOO_LONG:
-        return api__error(
-            resp, 414, "uri_too_long",
-            "the request target is too long (at most 2048 bytes of path and "
-            "8192 of query): shorten the reference or the parameters");
-    case API_REJECT_HEADERS_TOO_LARGE:
-        return api__error(resp, 431, "headers_too_large",
-                          "the request header fields are too large (at most 16384 bytes "
-                          "in all): send fewer or shorter headers");
-    case API_REJECT_BAD_HOST:
-        return api__error(
-            resp, 400, "invalid_request",
-            "an HTTP/1.1 request carries exactly one Host header (RFC 9112, "
-            "section 3.2)");
-    case API_REJECT_BAD_ENCODING:
-        return api__error(resp, 400, "invalid_request",
-                          req->reject_reason
-                              ? req->reject_reason
-                              : "the request target or a header field has bytes imgmeta "
-                                "does not accept");
-    case API_REJECT_NONE:
-        break;
-    }
+    for (size_t i = 0; i < sizeof rejects / sizeof rejects[0]; i++)
+        if (rejects[i].reject == req->reject)
+            return api__error(resp, rejects[i].status, rejects[i].code,
+                              req->reject == API_REJECT_BAD_ENCODING && req->reject_reason
+                                  ? req->reject_reason
+                                  : rejects[i].message);
     return api__error(resp, 500, "internal_error", "unknown rejection");
 }
 

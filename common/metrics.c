@@ -42,6 +42,14 @@ static struct ratelimit limits[16];
 static size_t nlimits;
 
 static atomic_uint_fast64_t outcomes[IM_OUTCOME__COUNT];
+static const char *const counter_names[IM_COUNTER__COUNT] = {
+    "imgmeta_store_write_failures_total", "imgmeta_resolutions_refused_total",
+    "imgmeta_answer_file_hits_total"};
+static const char *const counter_help[IM_COUNTER__COUNT] = {
+    "Cache writes that failed.",
+    "Requests answered 503 busy because --max-resolutions upstream resolutions were "
+    "running.",
+    "Answers read from the answers file."};
 static const char *const gauge_names[IM_GAUGE__COUNT] = {"imgmeta_resolutions_in_flight",
                                                          "imgmeta_db_bytes",
                                                          "imgmeta_db_documents",
@@ -151,22 +159,10 @@ void im_metrics_write(FILE *out)
             fprintf(out, "imgmeta_cache_lookups_total{outcome=\"%s\"} %llu\n",
                     im_outcome_words((enum im_outcome)o)->metric,
                     (unsigned long long)atomic_load(&outcomes[o]));
-    fprintf(out,
-            "# HELP imgmeta_store_write_failures_total Cache writes that failed.\n"
-            "# TYPE imgmeta_store_write_failures_total counter\n"
-            "imgmeta_store_write_failures_total %llu\n",
-            (unsigned long long)atomic_load(&counters[IM_STORE_WRITE_FAILURES]));
-    fprintf(out,
-            "# HELP imgmeta_resolutions_refused_total Requests answered 503 busy because "
-            "--max-resolutions upstream resolutions were running.\n"
-            "# TYPE imgmeta_resolutions_refused_total counter\n"
-            "imgmeta_resolutions_refused_total %llu\n",
-            (unsigned long long)atomic_load(&counters[IM_RESOLUTIONS_REFUSED]));
-    fprintf(out,
-            "# HELP imgmeta_answer_file_hits_total Answers read from the answers file.\n"
-            "# TYPE imgmeta_answer_file_hits_total counter\n"
-            "imgmeta_answer_file_hits_total %llu\n",
-            (unsigned long long)atomic_load(&counters[IM_ANSWER_FILE_HITS]));
+    for (int c = 0; c < IM_COUNTER__COUNT; c++)
+        fprintf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counter_names[c],
+                counter_help[c], counter_names[c], counter_names[c],
+                (unsigned long long)atomic_load(&counters[c]));
     for (int g = 0; g < IM_GAUGE__COUNT; g++)
         fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_names[g],
                 gauge_help[g], gauge_names[g], gauge_names[g],

@@ -109,6 +109,22 @@ static void shrink(struct store__conn *c)
     (void)sqlite3_exec(c->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
 }
 
+/* The end of a removal that went as far as rc says: what nothing holds any
+ * more goes too (and, when tags went, every process is told), then the
+ * transaction ends, and after a commit the file gives its free pages back. */
+static int finish_removal(struct store__conn *c, struct store_removed *r, bool tags,
+                          int rc, struct im_error *err)
+{
+    if (!rc)
+        rc = collect(c, r, err);
+    if (!rc && tags)
+        rc = store__note_tag_removal(c, err);
+    rc = store__tx_end(c, rc, err);
+    if (!rc)
+        shrink(c);
+    return rc;
+}
+
 int store_gc(struct store *s, int64_t now, struct store_removed *out,
              struct im_error *err)
 {
@@ -126,11 +142,7 @@ int store_gc(struct store *s, int64_t now, struct store_removed *out,
         rc = store__fail(err, c->db, "binding gc time");
     else
         rc = run(c, ST_GC_MISSES, &r.misses, err);
-    if (!rc)
-        rc = collect(c, &r, err);
-    rc = store__tx_end(c, rc, err);
-    if (!rc)
-        shrink(c);
+    rc = finish_removal(c, &r, false, rc, err);
 out:
     if (c)
         store__conn_put(s, c);
@@ -171,13 +183,7 @@ int store_purge(struct store *s, const struct im_ref *ref, struct store_removed 
     /* a purged tag's root goes too unless another tag still points to it */
     if (!rc)
         rc = run(c, ST_ORPHAN_ROOTS, &r.roots, err);
-    if (!rc)
-        rc = collect(c, &r, err);
-    if (!rc)
-        rc = store__note_tag_removal(c, err);
-    rc = store__tx_end(c, rc, err);
-    if (!rc)
-        shrink(c);
+    rc = finish_removal(c, &r, true, rc, err);
 out:
     if (c)
         store__conn_put(s, c);
@@ -248,17 +254,12 @@ static int evict_round(struct store__conn *c, const struct im_ref *keep,
         rc = evict_lru(c, keep, &tags, err);
         if (!rc)
             rc = run(c, ST_ORPHAN_ROOTS, &roots, err);
-        if (!rc && tags > 0)
-            rc = store__note_tag_removal(c, err);
     }
-    if (!rc)
-        rc = collect(c, r, err);
-    rc = store__tx_end(c, rc, err);
+    rc = finish_removal(c, r, tags > 0, rc, err);
     if (!rc) {
         r->roots += roots;
         r->tags += tags;
         r->rendered += rendered;
-        shrink(c);
     }
     *progress = roots > 0 || tags > 0 || rendered > 0;
     return rc;
