@@ -1,9 +1,10 @@
 /* fetch.c - the upstream session of a resolution (reg__session_open: base
- * URL, credentials, a pooled multi handle) and its transfers: easy-handle setup
- * (timeouts, protocols, caps, error buffer), header capture (Docker-Content-Digest,
- * WWW-Authenticate, Link, Retry-After, ratelimit-*), the Bearer and Basic
- * handshakes (and the token prefetch from a remembered realm), retries with
- * backoff, metrics, and the runner (reg__run) over one curl multi handle.
+ * URL, credentials, a pooled multi handle) and its transfers: one easy-handle
+ * setup for every request, token GETs included (what differs by kind is one
+ * table, kinds), header capture (Docker-Content-Digest, WWW-Authenticate,
+ * Link, Retry-After, ratelimit-*), the Bearer and Basic handshakes (and the
+ * token prefetch from a remembered realm), retries with backoff, metrics, and
+ * the runner (reg__run) over one curl multi handle.
  *
  * Authorization: the bearer token is given to curl as CURLOPT_XOAUTH2_BEARER
  * with CURLOPT_HTTPAUTH = CURLAUTH_BEARER, and Basic credentials as
@@ -21,6 +22,7 @@
 #include "registry_int.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +31,6 @@
 #include <time.h>
 
 #include "metrics.h"
-
-static const char *const accept_manifests[] = {
-    "Accept: " IM_MT_OCI_INDEX,        "Accept: " IM_MT_OCI_MANIFEST,
-    "Accept: " IM_MT_DOCKER_LIST,      "Accept: " IM_MT_DOCKER_V2,
-    "Accept: " IM_MT_DOCKER_V1_SIGNED, "Accept: " IM_MT_DOCKER_V1,
-};
-#define N_ACCEPT (sizeof accept_manifests / sizeof accept_manifests[0])
 
 /* ---- callbacks ---- */
 
@@ -188,35 +183,113 @@ void reg__session_close(struct reg__session *s, struct reg_stats *stats)
     s->bearer = NULL;
 }
 
-/* ---- easy handle setup ---- */
+/* ---- what each kind of request is ---- */
 
-static bool is_manifest(const struct reg__xfer *x)
+/* Which bound an answer's body is held to. */
+enum cap {
+    CAP_MANIFEST, /* cfg.max_manifest_bytes: manifests, tag pages, any other answer */
+    CAP_CONFIG,   /* cfg.max_config_bytes */
+    CAP_TOKEN     /* TOKEN_MAX_BYTES: a token endpoint's JSON */
+};
+#define TOKEN_MAX_BYTES (64 * 1024)
+
+/* Whose credentials a request carries (as CURLOPT_HTTPAUTH: see the top). */
+enum creds {
+    CREDS_NONE,    /* none: not the registry, or asking it how to authenticate */
+    CREDS_SESSION, /* the session's: Basic when s->basic, else its bearer token */
+    CREDS_LOGIN    /* the registry's Basic credentials, to its token realm */
+};
+
+enum method { GET, HEAD };
+/* Redirects: either a 3xx is the answer, or it is followed (up to
+ * cfg.max_redirects) and the credentials stay behind at the first origin. */
+enum redirects { STAY, FOLLOW };
+enum failure { FATAL, OPTIONAL };
+
+/* What differs between the kinds of request; every request gets the rest
+ * alike (reg__xfer_setup). */
+struct kind {
+    const char *resource;      /* URL: <base>/v2/<repository>/<resource>/<ref>; ""
+                                  <base>/v2/; NULL the caller's (x->url) */
+    enum method method;        /* a GET's body is held to cap */
+    const char *const *accept; /* Accept headers (NULL-terminated), or NULL */
+    enum cap cap;
+    enum redirects redirects;
+    enum creds creds;
+    enum failure failure; /* OPTIONAL: recorded in x->failed, the run goes on */
+    size_t counter;       /* offset of its reg_stats counter, or NO_COUNTER */
+};
+
+static const char *const accept_manifests[] = {
+    "Accept: " IM_MT_OCI_INDEX,
+    "Accept: " IM_MT_OCI_MANIFEST,
+    "Accept: " IM_MT_DOCKER_LIST,
+    "Accept: " IM_MT_DOCKER_V2,
+    "Accept: " IM_MT_DOCKER_V1_SIGNED,
+    "Accept: " IM_MT_DOCKER_V1,
+    NULL,
+};
+
+#define COUNTER(field) offsetof(struct reg_stats, field)
+#define NO_COUNTER SIZE_MAX
+
+static const struct kind kinds[] = {
+    [REG__MANIFEST] = {"manifests", GET, accept_manifests, CAP_MANIFEST, FOLLOW,
+                       CREDS_SESSION, FATAL, COUNTER(manifest_gets)},
+    [REG__MANIFEST_HEAD] = {"manifests", HEAD, accept_manifests, CAP_MANIFEST, FOLLOW,
+                            CREDS_SESSION, FATAL, COUNTER(manifest_heads)},
+    [REG__CONFIG] = {"blobs", GET, NULL, CAP_CONFIG, FOLLOW, CREDS_SESSION, FATAL,
+                     COUNTER(blob_gets)},
+    [REG__LAYER] = {"blobs", HEAD, NULL, CAP_MANIFEST, FOLLOW, CREDS_SESSION, FATAL,
+                    COUNTER(blob_heads)},
+    [REG__TAGS] = {NULL, GET, NULL, CAP_MANIFEST, FOLLOW, CREDS_SESSION, FATAL,
+                   COUNTER(tag_list_gets)},
+    [REG__FOREIGN] = {NULL, HEAD, NULL, CAP_MANIFEST, FOLLOW, CREDS_NONE, OPTIONAL,
+                      COUNTER(blob_heads)},
+    [REG__PING] = {"", GET, NULL, CAP_MANIFEST, FOLLOW, CREDS_NONE, FATAL, NO_COUNTER},
+    [REG__TOKEN] = {NULL, GET, NULL, CAP_TOKEN, FOLLOW, CREDS_LOGIN, FATAL,
+                    COUNTER(token_gets)},
+};
+
+static size_t cap_bytes(const struct reg_config *cfg, enum cap cap)
 {
-    return x->kind == REG__MANIFEST || x->kind == REG__MANIFEST_HEAD;
+    switch (cap) {
+    case CAP_CONFIG:
+        return cfg->max_config_bytes;
+    case CAP_TOKEN:
+        return TOKEN_MAX_BYTES;
+    case CAP_MANIFEST:
+        break;
+    }
+    return cfg->max_manifest_bytes;
 }
 
-static int build_url(struct reg__session *s, struct reg__xfer *x, struct im_error *err)
+/* ---- easy handle setup ---- */
+
+static int build_url(struct reg__session *s, struct reg__xfer *x, const struct kind *k,
+                     struct im_error *err)
 {
-    if (x->kind == REG__TAGS || x->kind == REG__FOREIGN) /* the caller's URL */
+    if (!k->resource) /* the caller's URL */
         return reg__check_url(x->url, err);
-    const char *what = is_manifest(x) ? "manifests" : "blobs";
-    int len = x->kind == REG__PING ? snprintf(x->url, sizeof x->url, "%s/v2/", s->base)
-                                   : snprintf(x->url, sizeof x->url, "%s/v2/%s/%s/%s",
-                                              s->base, s->repository, what, x->ref);
+    int len = !k->resource[0] ? snprintf(x->url, sizeof x->url, "%s/v2/", s->base)
+                              : snprintf(x->url, sizeof x->url, "%s/v2/%s/%s/%s", s->base,
+                                         s->repository, k->resource, x->ref);
     if (len < 0 || (size_t)len >= sizeof x->url)
         return im_seterr(err, IM_EINVAL, "request URL is too long");
     return reg__check_url(x->url, err);
 }
 
-/* Options every handle of the client gets, including token requests. */
-static int easy_common(struct reg_client *c, CURL *h, char *errbuf)
+/* What every request gets, whatever its kind. */
+static CURLcode easy_common(struct reg__session *s, struct reg__xfer *x)
 {
+    const struct reg_config *cfg = &s->c->cfg;
+    CURL *h = x->easy;
     CURLcode e = CURLE_OK;
-    errbuf[0] = '\0';
+    x->errbuf[0] = '\0';
     e |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    e |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    e |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
-    e |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->cfg.request_timeout_ms);
+    e |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+    e |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
+    e |= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cfg->request_timeout_ms);
 #if LIBCURL_VERSION_NUM >= 0x075500
     e |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     e |= curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -225,18 +298,61 @@ static int easy_common(struct reg_client *c, CURL *h, char *errbuf)
     e |= curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS,
                           (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    e |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    e |= curl_easy_setopt(h, CURLOPT_MAXREDIRS, c->cfg.max_redirects);
+    e |= curl_easy_setopt(h, CURLOPT_MAXREDIRS, cfg->max_redirects);
     e |= curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
-    e |= curl_easy_setopt(h, CURLOPT_USERAGENT, c->cfg.user_agent);
-    e |= curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-    return e == CURLE_OK ? 0 : IM_EINTERNAL;
+    e |= curl_easy_setopt(h, CURLOPT_USERAGENT, cfg->user_agent);
+    e |= curl_easy_setopt(h, CURLOPT_SHARE, s->c->share);
+    e |= curl_easy_setopt(h, CURLOPT_URL, x->url);
+    e |= curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+    e |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    e |= curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    e |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    e |= curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    e |= curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
+    return e;
 }
 
-int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err)
+static CURLcode easy_credentials(const struct reg__session *s, CURL *h, enum creds who)
 {
-    struct reg_client *c = s->c;
-    int rc = build_url(s, x, err);
+    CURLcode e = CURLE_OK;
+    if (s->cred && (who == CREDS_LOGIN || (who == CREDS_SESSION && s->basic))) {
+        e |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        e |= curl_easy_setopt(h, CURLOPT_USERNAME, s->cred->username);
+        e |= curl_easy_setopt(h, CURLOPT_PASSWORD, s->cred->password);
+    } else if (who == CREDS_SESSION && s->bearer) {
+        e |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        e |= curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, s->bearer);
+    }
+    return e;
+}
+
+/* What x's kind asks for: method and cap, redirects, credentials, Accept. */
+static int easy_kind(struct reg__session *s, struct reg__xfer *x, const struct kind *k,
+                     struct im_error *err)
+{
+    CURLcode e = CURLE_OK;
+    if (k->method == HEAD)
+        e |= curl_easy_setopt(x->easy, CURLOPT_NOBODY, 1L);
+    else
+        e |= curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
+    e |= curl_easy_setopt(x->easy, CURLOPT_FOLLOWLOCATION,
+                          k->redirects == FOLLOW ? 1L : 0L);
+    e |= easy_credentials(s, x->easy, k->creds);
+    for (size_t i = 0; k->accept && k->accept[i]; i++) {
+        struct curl_slist *l = curl_slist_append(x->hdrs, k->accept[i]);
+        if (!l)
+            return im_seterr(err, IM_ENOMEM, "out of memory");
+        x->hdrs = l;
+    }
+    e |= curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
+    return e == CURLE_OK ? 0
+                         : im_seterr(err, IM_EINTERNAL, "cannot configure a curl handle");
+}
+
+int reg__xfer_setup(struct reg__session *s, struct reg__xfer *x, struct im_error *err)
+{
+    const struct kind *k = &kinds[x->kind];
+    int rc = build_url(s, x, k, err);
     if (rc)
         return rc;
     reg__xfer_release(x);
@@ -245,73 +361,48 @@ int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error
     x->rl_limit = x->rl_remaining = -1;
     x->rl_seen = x->waiting = false;
     x->retry_after[0] = '\0';
-    x->limit =
-        x->kind == REG__CONFIG ? c->cfg.max_config_bytes : c->cfg.max_manifest_bytes;
+    x->limit = cap_bytes(&s->c->cfg, k->cap);
     x->easy = curl_easy_init();
     if (!x->easy)
         return im_seterr(err, IM_ENOMEM, "curl_easy_init failed");
-    CURLcode e = CURLE_OK;
-    if (easy_common(c, x->easy, x->errbuf))
+    CURLcode e = easy_common(s, x);
+    /* security policy (policy.c): every connection's address and scheme, to
+     * the registry, a redirect's host or a token realm */
+    if (reg__guard_install(&x->guard, &s->c->cfg, s->registry, s->base, x->easy))
         e = CURLE_FAILED_INIT;
-    /* security policy (policy.c): check every connection's address and scheme */
-    if (reg__guard_install(&x->guard, &c->cfg, s->registry, s->base, x->easy))
-        e = CURLE_FAILED_INIT;
-    e |= curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
-    e |= curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-    e |= curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
-    e |= curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
-    e |= curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
-    e |= curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
-    e |= curl_easy_setopt(x->easy, CURLOPT_FILETIME, 1L);
-    if (x->kind == REG__LAYER || x->kind == REG__MANIFEST_HEAD || x->kind == REG__FOREIGN)
-        e |= curl_easy_setopt(x->easy, CURLOPT_NOBODY, 1L);
-    else
-        e |= curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
-    if (x->kind == REG__FOREIGN || x->kind == REG__PING) {
-        /* not the registry, or asking how to authenticate: no credentials */
-    } else if (s->basic && s->cred) {
-        /* like the bearer: curl sends it to the first request's origin only */
-        e |= curl_easy_setopt(x->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        e |= curl_easy_setopt(x->easy, CURLOPT_USERNAME, s->cred->username);
-        e |= curl_easy_setopt(x->easy, CURLOPT_PASSWORD, s->cred->password);
-    } else if (s->bearer) {
-        e |= curl_easy_setopt(x->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-        e |= curl_easy_setopt(x->easy, CURLOPT_XOAUTH2_BEARER, s->bearer);
-    }
-    for (size_t i = 0; is_manifest(x) && i < N_ACCEPT; i++) {
-        struct curl_slist *l = curl_slist_append(x->hdrs, accept_manifests[i]);
-        if (!l)
-            return im_seterr(err, IM_ENOMEM, "out of memory");
-        x->hdrs = l;
-    }
-    e |= curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
     if (e != CURLE_OK)
         return im_seterr(err, IM_EINTERNAL, "cannot configure a curl handle");
+    return easy_kind(s, x, k, err);
+}
+
+void reg__xfer_count(struct reg__session *s, const struct reg__xfer *x)
+{
+    size_t counter = kinds[x->kind].counter;
+    s->st.requests++;
+    if (counter != NO_COUNTER)
+        (*(unsigned *)((char *)&s->st + counter))++;
+}
+
+bool reg__xfer_optional(const struct reg__xfer *x)
+{
+    return kinds[x->kind].failure == OPTIONAL;
+}
+
+bool reg__xfer_challenged(const struct reg__xfer *x)
+{
+    return kinds[x->kind].creds == CREDS_SESSION;
+}
+
+int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err)
+{
+    int rc = reg__xfer_setup(s, x, err);
+    if (rc)
+        return rc;
     if (curl_multi_add_handle(s->multi, x->easy) != CURLM_OK)
         return im_seterr(err, IM_EINTERNAL, "cannot add a transfer to the multi handle");
     x->attached = true;
     x->gen = s->bearer_gen;
-    s->st.requests++;
-    switch (x->kind) {
-    case REG__MANIFEST:
-        s->st.manifest_gets++;
-        break;
-    case REG__MANIFEST_HEAD:
-        s->st.manifest_heads++;
-        break;
-    case REG__CONFIG:
-        s->st.blob_gets++;
-        break;
-    case REG__LAYER:
-    case REG__FOREIGN:
-        s->st.blob_heads++;
-        break;
-    case REG__TAGS:
-        s->st.tag_list_gets++;
-        break;
-    case REG__PING:
-        break;
-    }
+    reg__xfer_count(s, x);
     return 0;
 }
 
@@ -429,19 +520,31 @@ static void observe(struct reg__session *s, CURL *h, CURLcode cres, long status,
 static void describe(const struct reg__session *s, const struct reg__xfer *x, char *buf,
                      size_t n)
 {
-    if (is_manifest(x))
+    switch (x->kind) {
+    case REG__MANIFEST:
+    case REG__MANIFEST_HEAD:
         snprintf(buf, n, "manifest %s/%s%s%s", s->registry, s->repository,
                  x->by_digest ? "@" : ":", x->ref);
-    else if (x->kind == REG__TAGS)
-        snprintf(buf, n, "tag list of %s/%s", s->registry, s->repository);
-    else if (x->kind == REG__FOREIGN)
-        snprintf(buf, n, "foreign layer %.71s at %.200s", x->ref, x->url);
-    else if (x->kind == REG__PING)
-        snprintf(buf, n, "version check of %s at %.200s", s->registry, x->url);
-    else
+        break;
+    case REG__CONFIG:
+    case REG__LAYER:
         snprintf(buf, n, "%s blob %s in %s/%s",
                  x->kind == REG__CONFIG ? "config" : "layer", x->ref, s->registry,
                  s->repository);
+        break;
+    case REG__TAGS:
+        snprintf(buf, n, "tag list of %s/%s", s->registry, s->repository);
+        break;
+    case REG__FOREIGN:
+        snprintf(buf, n, "foreign layer %.71s at %.200s", x->ref, x->url);
+        break;
+    case REG__PING:
+        snprintf(buf, n, "version check of %s at %.200s", s->registry, x->url);
+        break;
+    case REG__TOKEN:
+        snprintf(buf, n, "token request for %s", s->registry);
+        break;
+    }
 }
 
 static int map_curl_error(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
@@ -501,19 +604,6 @@ static int token_url(const struct reg__challenge *ch, char *url, size_t n,
     return rc;
 }
 
-/* A login: the token request carries the registry's credentials (Basic),
- * as `docker login` makes Docker Hub's do. */
-static CURLcode token_credentials(struct reg__session *s, CURL *h)
-{
-    CURLcode e = CURLE_OK;
-    if (!s->cred)
-        return e;
-    e |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    e |= curl_easy_setopt(h, CURLOPT_USERNAME, s->cred->username);
-    e |= curl_easy_setopt(h, CURLOPT_PASSWORD, s->cred->password);
-    return e;
-}
-
 /* The token GET, sent again (after a blocking backoff: this thread has
  * nothing else to do until the token comes) on the failures fetch retries. */
 static CURLcode token_perform(struct reg__session *s, struct reg__xfer *tx)
@@ -523,8 +613,7 @@ static CURLcode token_perform(struct reg__session *s, struct reg__xfer *tx)
         tx->retry_after[0] = '\0';
         tx->rl_limit = tx->rl_remaining = -1;
         tx->rl_seen = false;
-        s->st.requests++;
-        s->st.token_gets++;
+        reg__xfer_count(s, tx);
         CURLcode cres = curl_easy_perform(tx->easy);
         tx->status = 0;
         curl_easy_getinfo(tx->easy, CURLINFO_RESPONSE_CODE, &tx->status);
@@ -554,30 +643,15 @@ static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
     char *tok = NULL;
     long expires_in = 60;
     memset(&tx, 0, sizeof tx);
+    tx.kind = REG__TOKEN;
     if (once) /* no retries: the attempts are used up already */
         tx.attempts = s->c->cfg.max_retries;
     int rc = token_url(ch, tx.url, sizeof tx.url, err);
     if (rc)
         goto out;
-    tx.limit = 64 * 1024;
-    tx.easy = curl_easy_init();
-    if (!tx.easy) {
-        rc = im_seterr(err, IM_ENOMEM, "curl_easy_init failed");
+    rc = reg__xfer_setup(s, &tx, err); /* the realm's connections are guarded too */
+    if (rc)
         goto out;
-    }
-    if (easy_common(s->c, tx.easy, tx.errbuf) ||
-        /* security policy (policy.c): the realm's connections are checked too */
-        reg__guard_install(&tx.guard, &s->c->cfg, s->registry, s->base, tx.easy) ||
-        curl_easy_setopt(tx.easy, CURLOPT_URL, tx.url) ||
-        curl_easy_setopt(tx.easy, CURLOPT_WRITEFUNCTION, on_body) ||
-        curl_easy_setopt(tx.easy, CURLOPT_WRITEDATA, &tx) ||
-        curl_easy_setopt(tx.easy, CURLOPT_HEADERFUNCTION, on_header) ||
-        token_credentials(s, tx.easy) ||
-        curl_easy_setopt(tx.easy, CURLOPT_HEADERDATA, &tx) ||
-        curl_easy_setopt(tx.easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)tx.limit)) {
-        rc = im_seterr(err, IM_EINTERNAL, "cannot configure a curl handle");
-        goto out;
-    }
     CURLcode cres = token_perform(s, &tx);
     if (cres != CURLE_OK && tx.guard.refused) { /* security policy (policy.c) */
         rc = im_seterr(err, IM_EPOLICY, "token request: %s", tx.guard.why);
@@ -799,7 +873,7 @@ static int finish(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
     }
     if (x->status >= 200 && x->status < 300)
         return 0;
-    if (x->status == 401 && x->kind != REG__FOREIGN) /* a foreign host gets no say */
+    if (x->status == 401 && reg__xfer_challenged(x)) /* a foreign host gets no say */
         return on_unauthorized(s, x, err);
     long ra = retry_after_seconds(x->retry_after);
     if (retryable(CURLE_OK, x->status) && schedule_retry(s, x, ra))
@@ -845,7 +919,7 @@ static int collect(struct reg__session *s, struct reg__run *run, size_t *active,
         curl_multi_remove_handle(s->multi, done->easy);
         done->attached = false;
         int rc = finish(s, done, cres, err);
-        if (rc < 0 && done->optional) { /* recorded, not fatal */
+        if (rc < 0 && reg__xfer_optional(done)) { /* recorded, not fatal */
             done->failed = true;
             rc = 0;
         }

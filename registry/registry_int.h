@@ -231,9 +231,12 @@ void reg__prewarm_free(struct reg__prewarm *p);
 /* MANIFEST: GET of a manifest; MANIFEST_HEAD: HEAD of one (revalidation);
  * CONFIG: GET of a config blob; LAYER: HEAD of a layer blob; TAGS: GET of a
  * tags/list page whose full URL the caller puts in url; FOREIGN: HEAD of the
- * first of a foreign layer's urls (in url; sent without credentials); PING:
- * GET /v2/, the API version check (a start-up probe; sent without
- * credentials: the challenge is what it is for). */
+ * first of a foreign layer's urls (in url; sent without credentials; its
+ * failure is optional); PING: GET /v2/, the API version check (a start-up
+ * probe; sent without credentials: the challenge is what it is for); TOKEN:
+ * GET of a bearer token from a realm (the full URL in url; sent with the
+ * registry's credentials as Basic when it has some, as `docker login` does).
+ * What each is, on the wire, is one table (fetch.c: kinds). */
 enum reg__kind {
     REG__MANIFEST,
     REG__MANIFEST_HEAD,
@@ -241,7 +244,8 @@ enum reg__kind {
     REG__LAYER,
     REG__TAGS,
     REG__FOREIGN,
-    REG__PING
+    REG__PING,
+    REG__TOKEN
 };
 
 /* One upstream request of a resolution: what is wanted (filled by the caller
@@ -270,11 +274,10 @@ struct reg__xfer {
     char url[2048];
     size_t alloc, limit;
     bool toobig, attached, auth_retried;
-    bool nomem;    /* the body's buffer could not grow (on_body): IM_ENOMEM */
-    bool optional; /* a failure is recorded in failed, not fatal to the stage */
-    bool failed;
-    unsigned gen;                /* s->bearer_gen when x was (re)started */
-    char www[2048];              /* first WWW-Authenticate of the final answer */
+    bool nomem;     /* the body's buffer could not grow (on_body): IM_ENOMEM */
+    bool failed;    /* an optional kind's failure (reg__xfer_optional), recorded */
+    unsigned gen;   /* s->bearer_gen when x was (re)started */
+    char www[2048]; /* first WWW-Authenticate of the final answer */
     struct reg__guard guard;     /* outbound policy of this transfer (policy.c) */
     char link[2048];             /* Link of the final answer (tags/list pagination), "" */
     char retry_after[64];        /* Retry-After of the final answer, "" */
@@ -337,10 +340,25 @@ struct reg__run {
  * transfer ended 2xx; on the first failure the others are stopped and the
  * error returned. Release each xfer with reg__xfer_release. */
 int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err);
-/* Sets x's easy handle up (URL, policy guard, timeouts, caps, credentials
- * as its kind wants) and adds it to s->multi; counted in s->st. 0 or a
- * project error (x may hold a handle to release then). */
+/* Sets up a new easy handle for x, the one setup of every request, token
+ * GETs included: the URL (built for its kind, or x->url checked), the
+ * options every request gets (NOSIGNAL, the error buffer, timeouts,
+ * protocols, redirect bound, user agent, share, the body and header
+ * callbacks), the policy guard, and what its kind wants (method, body cap,
+ * redirects, credentials, Accept). Whatever x held is released first and its
+ * answer fields reset. 0 or a project error (x may hold a handle to release
+ * then). */
+int reg__xfer_setup(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
+/* reg__xfer_setup, then adds x to s->multi (counted: reg__xfer_count). */
 int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
+/* Counts one request of x's kind in s->st (requests and its kind's counter). */
+void reg__xfer_count(struct reg__session *s, const struct reg__xfer *x);
+/* Whether a failure of x's kind is recorded (x->failed) instead of failing
+ * the run. */
+bool reg__xfer_optional(const struct reg__xfer *x);
+/* Whether x's kind carries the session's credentials, so that a 401 calls
+ * for the handshake (a host that gets none has no say). */
+bool reg__xfer_challenged(const struct reg__xfer *x);
 /* reg__run of the one transfer x. */
 int reg__run_one(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
 void reg__xfer_release(struct reg__xfer *x);

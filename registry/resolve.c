@@ -208,7 +208,6 @@ static int want_foreign(struct resolution *r, json_t *d, const char *ld, const c
             return rc;
         struct reg__xfer *x = r->run.x[r->run.n - 1];
         im_strlcpy(x->url, url, sizeof x->url);
-        x->optional = true;
         return 0;
     }
     struct im_blob b = {.size = size, .last_modified = -1};
