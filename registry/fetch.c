@@ -3,8 +3,8 @@
  * setup for every request, token GETs included (what differs by kind is one
  * table, kinds), header capture (Docker-Content-Digest, WWW-Authenticate,
  * Link, Retry-After, ratelimit-*), the Bearer and Basic handshakes (and the
- * token prefetch from a remembered realm), retries with backoff, metrics, and
- * the runner (reg__run) over one curl multi handle.
+ * token prefetch from a remembered realm), metrics, and the runner (reg__run)
+ * over one curl multi handle.
  *
  * Authorization: the bearer token is given to curl as CURLOPT_XOAUTH2_BEARER
  * with CURLOPT_HTTPAUTH = CURLAUTH_BEARER, and Basic credentials as
@@ -15,10 +15,9 @@
  * test_registry_creds.c check it.
  * Foreign-layer HEADs carry none at all.
  *
- * Retries: a transfer that failed to connect, or was answered 5xx or 429, is
- * detached and scheduled (x->retry_at) instead of failing the stage; the
- * runner restarts it when due while the other transfers go on. Only the
- * token GET, which the stage waits for anyway, sleeps between attempts. */
+ * Retries (retry.c): a transfer that failed to connect, or was answered 5xx
+ * or 429, is detached and scheduled instead of failing the stage, and
+ * restarted here when due while the other transfers go on. */
 #include "registry_int.h"
 
 #include <ctype.h>
@@ -421,89 +420,6 @@ void reg__xfer_release(struct reg__xfer *x)
     x->toobig = x->nomem = false;
 }
 
-/* ---- retries ---- */
-
-/* Failures worth another attempt: the connection failed or broke, or the
- * registry was overloaded or briefly unavailable. Not timeouts (a slow
- * upstream stays slow), not 501/505 (permanent). */
-static bool retryable(CURLcode cres, long status)
-{
-    if (cres != CURLE_OK)
-        return cres == CURLE_COULDNT_CONNECT || cres == CURLE_GOT_NOTHING ||
-               cres == CURLE_SEND_ERROR || cres == CURLE_RECV_ERROR ||
-               cres == CURLE_PARTIAL_FILE || cres == CURLE_HTTP2 ||
-               cres == CURLE_HTTP2_STREAM;
-    return status == 429 ||
-           (status >= 500 && status <= 599 && status != 501 && status != 505);
-}
-
-/* Seconds a Retry-After value asks for (delta-seconds or an HTTP date),
- * capped at a day; -1 when absent or unreadable. */
-static long retry_after_seconds(const char *v)
-{
-    char *end = NULL;
-    if (!v[0])
-        return -1;
-    if (isdigit((unsigned char)v[0])) {
-        long n = strtol(v, &end, 10);
-        if (*end != '\0' || n < 0)
-            return -1;
-        return n > 86400 ? 86400 : n;
-    }
-    time_t t = curl_getdate(v, NULL);
-    if (t == (time_t)-1)
-        return -1;
-    int64_t d = (int64_t)t - im_now();
-    return d < 0 ? 0 : d > 86400 ? 86400 : (long)d;
-}
-
-/* Backoff before retry number attempt (0-based): base * 2^attempt capped at
- * max, half of it fixed and half random ("equal jitter"). */
-static int64_t backoff_ms(const struct reg_config *cfg, const void *salt, int attempt)
-{
-    int64_t d = cfg->retry_base_ms;
-    for (int i = 0; i < attempt && d < cfg->retry_max_ms; i++)
-        d *= 2;
-    if (d > cfg->retry_max_ms)
-        d = cfg->retry_max_ms;
-    uint64_t r = (uint64_t)im_monotonic_ms() ^ (uint64_t)(uintptr_t)salt ^
-                 ((uint64_t)attempt << 32); /* xorshift64*: cheap, thread-safe */
-    r ^= r >> 12;
-    r ^= r << 25;
-    r ^= r >> 27;
-    r *= 2685821657736338717ULL;
-    int64_t half = d / 2;
-    return d - half + (half > 0 ? (int64_t)(r % (uint64_t)(half + 1)) : 0);
-}
-
-/* Delay before the next attempt, or -1 when there must not be one (retries
- * used up, or a Retry-After longer than we are willing to wait). */
-static int64_t retry_delay(const struct reg_config *cfg, const void *salt, int attempts,
-                           long ra_s)
-{
-    if (attempts >= cfg->max_retries)
-        return -1;
-    if (ra_s >= 0 && (int64_t)ra_s * 1000 > cfg->retry_max_ms)
-        return -1;
-    int64_t d = backoff_ms(cfg, salt, attempts);
-    if (ra_s >= 0 && (int64_t)ra_s * 1000 > d)
-        d = (int64_t)ra_s * 1000;
-    return d;
-}
-
-/* Schedules x to be sent again; false when it must not be. */
-static bool schedule_retry(struct reg__session *s, struct reg__xfer *x, long ra_s)
-{
-    int64_t d = retry_delay(&s->c->cfg, x, x->attempts, ra_s);
-    if (d < 0)
-        return false;
-    x->attempts++;
-    x->waiting = true;
-    x->retry_at = im_monotonic_ms() + d;
-    s->st.retries++;
-    return true;
-}
-
 /* Metrics for one finished upstream request. */
 static void observe(struct reg__session *s, CURL *h, CURLcode cres, long status,
                     const struct reg__xfer *x)
@@ -618,11 +534,12 @@ static CURLcode token_perform(struct reg__session *s, struct reg__xfer *tx)
         tx->status = 0;
         curl_easy_getinfo(tx->easy, CURLINFO_RESPONSE_CODE, &tx->status);
         observe(s, tx->easy, cres, tx->status, tx);
-        if (tx->guard.refused || tx->toobig || tx->nomem || !retryable(cres, tx->status))
+        if (tx->guard.refused || tx->toobig || tx->nomem ||
+            !reg__retryable(cres, tx->status))
             return cres;
         int64_t d =
-            retry_delay(&s->c->cfg, tx, tx->attempts,
-                        cres == CURLE_OK ? retry_after_seconds(tx->retry_after) : -1);
+            reg__retry_delay(&s->c->cfg, tx, tx->attempts,
+                             cres == CURLE_OK ? reg__retry_after(tx->retry_after) : -1);
         if (d < 0)
             return cres;
         tx->attempts++;
@@ -668,7 +585,7 @@ static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
         goto out;
     }
     if (tx.status != 200) {
-        long ra = retry_after_seconds(tx.retry_after);
+        long ra = reg__retry_after(tx.retry_after);
         if (tx.status == 429)
             s->st.retry_after = ra > 3600 ? 3600 : ra > 0 ? (int)ra : 0;
         rc = im_seterr(err,
@@ -866,8 +783,8 @@ static int finish(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
     take_info(s, x);
     observe(s, x->easy, cres, x->status, x);
     if (cres != CURLE_OK) {
-        if (!x->toobig && !x->nomem && !x->guard.refused && retryable(cres, 0) &&
-            schedule_retry(s, x, -1))
+        if (!x->toobig && !x->nomem && !x->guard.refused && reg__retryable(cres, 0) &&
+            reg__retry_schedule(s, x, -1))
             return 2;
         return map_curl_error(s, x, cres, err);
     }
@@ -875,8 +792,8 @@ static int finish(struct reg__session *s, struct reg__xfer *x, CURLcode cres,
         return 0;
     if (x->status == 401 && reg__xfer_challenged(x)) /* a foreign host gets no say */
         return on_unauthorized(s, x, err);
-    long ra = retry_after_seconds(x->retry_after);
-    if (retryable(CURLE_OK, x->status) && schedule_retry(s, x, ra))
+    long ra = reg__retry_after(x->retry_after);
+    if (reg__retryable(CURLE_OK, x->status) && reg__retry_schedule(s, x, ra))
         return 2;
     return answer_error(s, x, ra, err);
 }

@@ -283,7 +283,7 @@ struct reg__xfer {
     char retry_after[64];        /* Retry-After of the final answer, "" */
     long rl_limit, rl_remaining; /* ratelimit-* headers, -1 absent or empty */
     bool rl_seen;                /* either ratelimit header came */
-    /* retries (fetch.c) */
+    /* retries (retry.c) */
     int attempts;     /* retries done so far */
     bool waiting;     /* detached, to be restarted at retry_at */
     int64_t retry_at; /* im_monotonic_ms() */
@@ -303,6 +303,23 @@ struct reg__session {
     CURLM *multi;
     struct reg_stats st;
 };
+
+/* ---- retries (retry.c) ---- */
+
+/* Whether a request that ended so (cres, else the answer's status) is worth
+ * another attempt: a connection that failed or broke, 429, 5xx but 501/505. */
+bool reg__retryable(CURLcode cres, long status);
+/* Seconds a Retry-After value asks for (delta-seconds or an HTTP date),
+ * capped at a day; -1 when absent or unreadable. */
+long reg__retry_after(const char *v);
+/* Milliseconds to wait before the next attempt (attempts made so far; ra_s
+ * the Retry-After seconds or -1), or -1 when there must be none. salt makes
+ * the jitter differ between concurrent requests. */
+int64_t reg__retry_delay(const struct reg_config *cfg, const void *salt, int attempts,
+                         long ra_s);
+/* Schedules x of a run to be sent again (x->waiting, x->retry_at; counted in
+ * s->st.retries); false when it must not be. */
+bool reg__retry_schedule(struct reg__session *s, struct reg__xfer *x, long ra_s);
 
 /* Opens a session for ref's registry and repository: base URL (through the
  * URL policy), a cached bearer token when there is one (else one fetched
