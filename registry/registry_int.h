@@ -226,7 +226,7 @@ void reg__pool_put(struct reg_client *c, CURLM *m);
  * p (NULL accepted). prewarm.c; called by reg_client_free first. */
 void reg__prewarm_free(struct reg__prewarm *p);
 
-/* ---- transfers (fetch.c) ---- */
+/* ---- requests (transfer.c) and sessions (fetch.c) ---- */
 
 /* MANIFEST: GET of a manifest; MANIFEST_HEAD: HEAD of one (revalidation);
  * CONFIG: GET of a config blob; LAYER: HEAD of a layer blob; TAGS: GET of a
@@ -236,7 +236,7 @@ void reg__prewarm_free(struct reg__prewarm *p);
  * probe; sent without credentials: the challenge is what it is for); TOKEN:
  * GET of a bearer token from a realm (the full URL in url; sent with the
  * registry's credentials as Basic when it has some, as `docker login` does).
- * What each is, on the wire, is one table (fetch.c: kinds). */
+ * What each is, on the wire, is one table (transfer.c: kinds). */
 enum reg__kind {
     REG__MANIFEST,
     REG__MANIFEST_HEAD,
@@ -267,7 +267,7 @@ struct reg__xfer {
     char dcd[IM_DIGEST_MAX];             /* Docker-Content-Digest, "" if absent */
     int64_t clen;                        /* Content-Length of the final answer, -1 */
     int64_t filetime;                    /* Last-Modified in Unix seconds, -1 */
-    /* transfer state (private to fetch.c) */
+    /* transfer state (transfer.c, fetch.c) */
     CURL *easy;
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE];
@@ -304,6 +304,36 @@ struct reg__session {
     struct reg_stats st;
 };
 
+/* Sets up a new easy handle for x, the one setup of every request, token
+ * GETs included: the URL (built for its kind, or x->url checked), the
+ * options every request gets (NOSIGNAL, the error buffer, timeouts,
+ * protocols, redirect bound, user agent, share, the body and header
+ * callbacks), the policy guard, and what its kind wants (method, body cap,
+ * redirects, credentials, Accept). Whatever x held is released first and its
+ * answer fields reset. 0 or a project error (x may hold a handle to release
+ * then). */
+int reg__xfer_setup(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
+/* reg__xfer_setup, then adds x to s->multi (counted: reg__xfer_count). */
+int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
+/* Counts one request of x's kind in s->st (requests and its kind's counter). */
+void reg__xfer_count(struct reg__session *s, const struct reg__xfer *x);
+/* Whether a failure of x's kind is recorded (x->failed) instead of failing
+ * the run. */
+bool reg__xfer_optional(const struct reg__xfer *x);
+/* Whether x's kind carries the session's credentials, so that a 401 calls
+ * for the handshake (a host that gets none has no say). */
+bool reg__xfer_challenged(const struct reg__xfer *x);
+/* Frees x's handle, headers and body (detach it from a multi first); x may
+ * be set up again. */
+void reg__xfer_release(struct reg__xfer *x);
+/* "manifest docker.io/library/python:3.7", "config blob sha256:... in
+ * docker.io/library/python": x named in messages (buf of size n). */
+void reg__xfer_describe(const struct reg__session *s, const struct reg__xfer *x,
+                        char *buf, size_t n);
+/* Metrics for x, which ended with cres: its status and time, and the
+ * registry's rate limit if the answer told it. */
+void reg__xfer_observe(struct reg__session *s, const struct reg__xfer *x, CURLcode cres);
+
 /* ---- retries (retry.c) ---- */
 
 /* Whether a request that ended so (cres, else the answer's status) is worth
@@ -321,6 +351,8 @@ int64_t reg__retry_delay(const struct reg_config *cfg, const void *salt, int att
  * s->st.retries); false when it must not be. */
 bool reg__retry_schedule(struct reg__session *s, struct reg__xfer *x, long ra_s);
 
+/* ---- the session and its runs (fetch.c) ---- */
+
 /* Opens a session for ref's registry and repository: base URL (through the
  * URL policy), a cached bearer token when there is one (else one fetched
  * from the registry's remembered realm: reg__token_prefetch), a pooled multi
@@ -329,14 +361,6 @@ int reg__session_open(struct reg__session *s, struct reg_client *c,
                       const struct im_ref *ref, struct im_error *err);
 /* Adds the session's counters to stats (may be NULL) and releases it. */
 void reg__session_close(struct reg__session *s, struct reg_stats *stats);
-
-/* The tag grammar of reg_ref_parse: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
-bool reg__tag_valid(const char *tag);
-
-/* Base URL for a registry: a configured mirror, Docker Hub's API host, or
- * https://<registry>. 0, IM_EINVAL (too long) or IM_EPOLICY. */
-int reg__base_url(const struct reg_config *cfg, const char *registry, char *out, size_t n,
-                  struct im_error *err);
 
 /* The transfers of one run (reg__run): pointers, because curl holds each
  * transfer's address until it ends, so x may grow (realloc) during the run
@@ -357,28 +381,8 @@ struct reg__run {
  * transfer ended 2xx; on the first failure the others are stopped and the
  * error returned. Release each xfer with reg__xfer_release. */
 int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err);
-/* Sets up a new easy handle for x, the one setup of every request, token
- * GETs included: the URL (built for its kind, or x->url checked), the
- * options every request gets (NOSIGNAL, the error buffer, timeouts,
- * protocols, redirect bound, user agent, share, the body and header
- * callbacks), the policy guard, and what its kind wants (method, body cap,
- * redirects, credentials, Accept). Whatever x held is released first and its
- * answer fields reset. 0 or a project error (x may hold a handle to release
- * then). */
-int reg__xfer_setup(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
-/* reg__xfer_setup, then adds x to s->multi (counted: reg__xfer_count). */
-int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
-/* Counts one request of x's kind in s->st (requests and its kind's counter). */
-void reg__xfer_count(struct reg__session *s, const struct reg__xfer *x);
-/* Whether a failure of x's kind is recorded (x->failed) instead of failing
- * the run. */
-bool reg__xfer_optional(const struct reg__xfer *x);
-/* Whether x's kind carries the session's credentials, so that a 401 calls
- * for the handshake (a host that gets none has no say). */
-bool reg__xfer_challenged(const struct reg__xfer *x);
 /* reg__run of the one transfer x. */
 int reg__run_one(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
-void reg__xfer_release(struct reg__xfer *x);
 
 /* For a session without a token or Basic credentials in use, on a registry
  * whose realm is remembered (or being learnt by a start-up probe: waited
@@ -387,5 +391,13 @@ void reg__xfer_release(struct reg__xfer *x);
  * forgotten (and so is the realm): the transfers then meet the 401 and the
  * challenge flow takes over, with its own errors. */
 void reg__token_prefetch(struct reg__session *s);
+
+/* ref.c: the tag grammar of reg_ref_parse: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
+bool reg__tag_valid(const char *tag);
+
+/* upstream.c: the base URL for a registry: a configured mirror, Docker Hub's API host, or
+ * https://<registry>. 0, IM_EINVAL (too long) or IM_EPOLICY. */
+int reg__base_url(const struct reg_config *cfg, const char *registry, char *out, size_t n,
+                  struct im_error *err);
 
 #endif
