@@ -384,6 +384,15 @@ int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err)
 /* reg__run of the one transfer x. */
 int reg__run_one(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
 
+/* ---- the handshake (handshake.c) ---- */
+
+/* x was answered 401: authenticates s as x's challenge asks (Basic: s's
+ * credentials from now on; Bearer: a token for the challenge's scope, from
+ * the cache or its realm) and restarts x, once. 1 when restarted; a project
+ * error (IM_EUNAUTH when refused again, with no challenge, no credentials
+ * for Basic, or an unsupported scheme) otherwise. */
+int reg__on_unauthorized(struct reg__session *s, struct reg__xfer *x,
+                         struct im_error *err);
 /* For a session without a token or Basic credentials in use, on a registry
  * whose realm is remembered (or being learnt by a start-up probe: waited
  * for, at most a request timeout): fetches a token for s->scope from that
