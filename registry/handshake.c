@@ -57,7 +57,8 @@ static int token_url(const struct reg__challenge *ch, char *url, size_t n,
 }
 
 /* The token GET, sent again (after a blocking backoff: this thread has
- * nothing else to do until the token comes) on the failures fetch retries. */
+ * nothing else to do until the token comes) on the failures the runner
+ * retries (reg__retryable). */
 static CURLcode token_perform(struct reg__session *s, struct reg__xfer *tx)
 {
     for (;;) {

@@ -177,6 +177,7 @@ static const char *const accept_manifests[] = {
 #define COUNTER(field) offsetof(struct reg_stats, field)
 #define NO_COUNTER SIZE_MAX
 
+/* resource, method, accept, cap, redirects, creds, failure, counter */
 static const struct kind kinds[] = {
     [REG__MANIFEST] = {"manifests", GET, accept_manifests, CAP_MANIFEST, FOLLOW,
                        CREDS_SESSION, FATAL, COUNTER(manifest_gets)},
