@@ -118,7 +118,7 @@ static void report(struct reg__prewarm *p, struct probe *pr, const char *outcome
         p->done(p->cls, &r);
 }
 
-/* A 401's challenge: remembered as on_unauthorized would. The outcome, or
+/* A 401's challenge: remembered as reg__on_unauthorized would. The outcome, or
  * NULL (with why) when it is of no use. */
 static const char *learn_challenge(struct reg__prewarm *p, struct probe *pr, char *why,
                                    size_t n)

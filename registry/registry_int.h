@@ -226,14 +226,17 @@ void reg__pool_put(struct reg_client *c, CURLM *m);
  * p (NULL accepted). prewarm.c; called by reg_client_free first. */
 void reg__prewarm_free(struct reg__prewarm *p);
 
-/* ---- transfers (fetch.c) ---- */
+/* ---- requests (transfer.c) and sessions (fetch.c) ---- */
 
 /* MANIFEST: GET of a manifest; MANIFEST_HEAD: HEAD of one (revalidation);
  * CONFIG: GET of a config blob; LAYER: HEAD of a layer blob; TAGS: GET of a
  * tags/list page whose full URL the caller puts in url; FOREIGN: HEAD of the
- * first of a foreign layer's urls (in url; sent without credentials); PING:
- * GET /v2/, the API version check (a start-up probe; sent without
- * credentials: the challenge is what it is for). */
+ * first of a foreign layer's urls (in url; sent without credentials; its
+ * failure is optional); PING: GET /v2/, the API version check (a start-up
+ * probe; sent without credentials: the challenge is what it is for); TOKEN:
+ * GET of a bearer token from a realm (the full URL in url; sent with the
+ * registry's credentials as Basic when it has some, as `docker login` does).
+ * What each is, on the wire, is one table (transfer.c: kinds). */
 enum reg__kind {
     REG__MANIFEST,
     REG__MANIFEST_HEAD,
@@ -241,7 +244,8 @@ enum reg__kind {
     REG__LAYER,
     REG__TAGS,
     REG__FOREIGN,
-    REG__PING
+    REG__PING,
+    REG__TOKEN
 };
 
 /* One upstream request of a resolution: what is wanted (filled by the caller
@@ -263,24 +267,23 @@ struct reg__xfer {
     char dcd[IM_DIGEST_MAX];             /* Docker-Content-Digest, "" if absent */
     int64_t clen;                        /* Content-Length of the final answer, -1 */
     int64_t filetime;                    /* Last-Modified in Unix seconds, -1 */
-    /* transfer state (private to fetch.c) */
+    /* transfer state (transfer.c, fetch.c) */
     CURL *easy;
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE];
     char url[2048];
     size_t alloc, limit;
     bool toobig, attached, auth_retried;
-    bool nomem;    /* the body's buffer could not grow (on_body): IM_ENOMEM */
-    bool optional; /* a failure is recorded in failed, not fatal to the stage */
-    bool failed;
-    unsigned gen;                /* s->bearer_gen when x was (re)started */
-    char www[2048];              /* first WWW-Authenticate of the final answer */
+    bool nomem;     /* the body's buffer could not grow (on_body): IM_ENOMEM */
+    bool failed;    /* an optional kind's failure (reg__xfer_optional), recorded */
+    unsigned gen;   /* s->bearer_gen when x was (re)started */
+    char www[2048]; /* first WWW-Authenticate of the final answer */
     struct reg__guard guard;     /* outbound policy of this transfer (policy.c) */
     char link[2048];             /* Link of the final answer (tags/list pagination), "" */
     char retry_after[64];        /* Retry-After of the final answer, "" */
     long rl_limit, rl_remaining; /* ratelimit-* headers, -1 absent or empty */
     bool rl_seen;                /* either ratelimit header came */
-    /* retries (fetch.c) */
+    /* retries (retry.c) */
     int attempts;     /* retries done so far */
     bool waiting;     /* detached, to be restarted at retry_at */
     int64_t retry_at; /* im_monotonic_ms() */
@@ -301,6 +304,55 @@ struct reg__session {
     struct reg_stats st;
 };
 
+/* Sets up a new easy handle for x, the one setup of every request, token
+ * GETs included: the URL (built for its kind, or x->url checked), the
+ * options every request gets (NOSIGNAL, the error buffer, timeouts,
+ * protocols, redirect bound, user agent, share, the body and header
+ * callbacks), the policy guard, and what its kind wants (method, body cap,
+ * redirects, credentials, Accept). Whatever x held is released first and its
+ * answer fields reset. 0 or a project error (x may hold a handle to release
+ * then). */
+int reg__xfer_setup(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
+/* reg__xfer_setup, then adds x to s->multi (counted: reg__xfer_count). */
+int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
+/* Counts one request of x's kind in s->st (requests and its kind's counter). */
+void reg__xfer_count(struct reg__session *s, const struct reg__xfer *x);
+/* Whether a failure of x's kind is recorded (x->failed) instead of failing
+ * the run. */
+bool reg__xfer_optional(const struct reg__xfer *x);
+/* Whether x's kind carries the session's credentials, so that a 401 calls
+ * for the handshake (a host that gets none has no say). */
+bool reg__xfer_challenged(const struct reg__xfer *x);
+/* Frees x's handle, headers and body (detach it from a multi first); x may
+ * be set up again. */
+void reg__xfer_release(struct reg__xfer *x);
+/* "manifest docker.io/library/python:3.7", "config blob sha256:... in
+ * docker.io/library/python": x named in messages (buf of size n). */
+void reg__xfer_describe(const struct reg__session *s, const struct reg__xfer *x,
+                        char *buf, size_t n);
+/* Metrics for x, which ended with cres: its status and time, and the
+ * registry's rate limit if the answer told it. */
+void reg__xfer_observe(struct reg__session *s, const struct reg__xfer *x, CURLcode cres);
+
+/* ---- retries (retry.c) ---- */
+
+/* Whether a request that ended so (cres, else the answer's status) is worth
+ * another attempt: a connection that failed or broke, 429, 5xx but 501/505. */
+bool reg__retryable(CURLcode cres, long status);
+/* Seconds a Retry-After value asks for (delta-seconds or an HTTP date),
+ * capped at a day; -1 when absent or unreadable. */
+long reg__retry_after(const char *v);
+/* Milliseconds to wait before the next attempt (attempts made so far; ra_s
+ * the Retry-After seconds or -1), or -1 when there must be none. salt makes
+ * the jitter differ between concurrent requests. */
+int64_t reg__retry_delay(const struct reg_config *cfg, const void *salt, int attempts,
+                         long ra_s);
+/* Schedules x of a run to be sent again (x->waiting, x->retry_at; counted in
+ * s->st.retries); false when it must not be. */
+bool reg__retry_schedule(struct reg__session *s, struct reg__xfer *x, long ra_s);
+
+/* ---- the session and its runs (fetch.c) ---- */
+
 /* Opens a session for ref's registry and repository: base URL (through the
  * URL policy), a cached bearer token when there is one (else one fetched
  * from the registry's remembered realm: reg__token_prefetch), a pooled multi
@@ -309,14 +361,6 @@ int reg__session_open(struct reg__session *s, struct reg_client *c,
                       const struct im_ref *ref, struct im_error *err);
 /* Adds the session's counters to stats (may be NULL) and releases it. */
 void reg__session_close(struct reg__session *s, struct reg_stats *stats);
-
-/* The tag grammar of reg_ref_parse: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
-bool reg__tag_valid(const char *tag);
-
-/* Base URL for a registry: a configured mirror, Docker Hub's API host, or
- * https://<registry>. 0, IM_EINVAL (too long) or IM_EPOLICY. */
-int reg__base_url(const struct reg_config *cfg, const char *registry, char *out, size_t n,
-                  struct im_error *err);
 
 /* The transfers of one run (reg__run): pointers, because curl holds each
  * transfer's address until it ends, so x may grow (realloc) during the run
@@ -337,14 +381,18 @@ struct reg__run {
  * transfer ended 2xx; on the first failure the others are stopped and the
  * error returned. Release each xfer with reg__xfer_release. */
 int reg__run(struct reg__session *s, struct reg__run *run, struct im_error *err);
-/* Sets x's easy handle up (URL, policy guard, timeouts, caps, credentials
- * as its kind wants) and adds it to s->multi; counted in s->st. 0 or a
- * project error (x may hold a handle to release then). */
-int reg__xfer_start(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
 /* reg__run of the one transfer x. */
 int reg__run_one(struct reg__session *s, struct reg__xfer *x, struct im_error *err);
-void reg__xfer_release(struct reg__xfer *x);
 
+/* ---- the handshake (handshake.c) ---- */
+
+/* x was answered 401: authenticates s as x's challenge asks (Basic: s's
+ * credentials from now on; Bearer: a token for the challenge's scope, from
+ * the cache or its realm) and restarts x, once. 1 when restarted; a project
+ * error (IM_EUNAUTH when refused again, with no challenge, no credentials
+ * for Basic, or an unsupported scheme) otherwise. */
+int reg__on_unauthorized(struct reg__session *s, struct reg__xfer *x,
+                         struct im_error *err);
 /* For a session without a token or Basic credentials in use, on a registry
  * whose realm is remembered (or being learnt by a start-up probe: waited
  * for, at most a request timeout): fetches a token for s->scope from that
@@ -352,5 +400,13 @@ void reg__xfer_release(struct reg__xfer *x);
  * forgotten (and so is the realm): the transfers then meet the 401 and the
  * challenge flow takes over, with its own errors. */
 void reg__token_prefetch(struct reg__session *s);
+
+/* ref.c: the tag grammar of reg_ref_parse: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
+bool reg__tag_valid(const char *tag);
+
+/* upstream.c: the base URL for a registry: a configured mirror, Docker Hub's API host, or
+ * https://<registry>. 0, IM_EINVAL (too long) or IM_EPOLICY. */
+int reg__base_url(const struct reg_config *cfg, const char *registry, char *out, size_t n,
+                  struct im_error *err);
 
 #endif

@@ -208,7 +208,6 @@ static int want_foreign(struct resolution *r, json_t *d, const char *ld, const c
             return rc;
         struct reg__xfer *x = r->run.x[r->run.n - 1];
         im_strlcpy(x->url, url, sizeof x->url);
-        x->optional = true;
         return 0;
     }
     struct im_blob b = {.size = size, .last_modified = -1};
@@ -507,53 +506,6 @@ static int merge(struct im_bundle *out, struct im_bundle *got, struct im_error *
             return im_seterr(err, IM_ENOMEM, "out of memory");
     im_strlcpy(out->root_digest, got->root_digest, sizeof out->root_digest);
     return 0;
-}
-
-int reg__session_open(struct reg__session *s, struct reg_client *c,
-                      const struct im_ref *ref, struct im_error *err)
-{
-    char tok[16384];
-    s->c = c;
-    s->registry = ref->registry;
-    s->repository = ref->repository;
-    int rc = reg__base_url(&c->cfg, ref->registry, s->base, sizeof s->base, err);
-    if (rc)
-        return rc;
-    snprintf(s->scope, sizeof s->scope, "repository:%s:pull", ref->repository);
-    s->cred = reg__creds_find(&c->creds, ref->registry);
-    if (s->cred && reg__basic_asked(c->tokens, s->registry))
-        s->basic = true; /* this registry asked for Basic before: no 401 first */
-    if (reg__tokens_get(c->tokens, s->registry, s->scope, tok, sizeof tok) == 0) {
-        s->bearer = strdup(tok); /* proactive: saves the 401 round trip */
-        if (!s->bearer)
-            return im_seterr(err, IM_ENOMEM, "out of memory");
-    }
-    s->multi = reg__pool_get(c);
-    if (!s->multi)
-        return im_seterr(err, IM_ENOMEM, "curl_multi_init failed");
-    reg__token_prefetch(s); /* no token yet: ask the known realm, not for a 401 */
-    return 0;
-}
-
-void reg__session_close(struct reg__session *s, struct reg_stats *stats)
-{
-    if (stats) {
-        stats->requests += s->st.requests;
-        stats->manifest_gets += s->st.manifest_gets;
-        stats->manifest_heads += s->st.manifest_heads;
-        stats->blob_gets += s->st.blob_gets;
-        stats->blob_heads += s->st.blob_heads;
-        stats->token_gets += s->st.token_gets;
-        stats->tag_list_gets += s->st.tag_list_gets;
-        stats->retries += s->st.retries;
-        if (s->st.retry_after)
-            stats->retry_after = s->st.retry_after;
-    }
-    if (s->multi)
-        reg__pool_put(s->c, s->multi);
-    s->multi = NULL;
-    free(s->bearer);
-    s->bearer = NULL;
 }
 
 int reg_resolve(struct reg_client *c, const struct im_ref *ref, struct im_bundle *out,
