@@ -202,6 +202,8 @@ int im_buf_append(struct im_buf *b, const void *data, size_t n)
         size_t cap = b->cap ? b->cap : 1024;
         while (cap < b->len + n + 1)
             cap *= 2;
+        if (cap > b->max + 1) /* never more room than max allows */
+            cap = b->max + 1;
         char *p = realloc(b->p, cap);
         if (p == NULL)
             return IM_ENOMEM;
@@ -212,6 +214,22 @@ int im_buf_append(struct im_buf *b, const void *data, size_t n)
         memcpy(b->p + b->len, data, n);
     b->len += n;
     b->p[b->len] = '\0';
+    return 0;
+}
+
+int im_buf_reserve(struct im_buf *b, size_t n)
+{
+    if (n > b->max)
+        n = b->max;
+    if (b->cap >= n + 1)
+        return 0;
+    char *p = realloc(b->p, n + 1);
+    if (!p)
+        return IM_ENOMEM;
+    if (!b->p)
+        p[0] = '\0';
+    b->p = p;
+    b->cap = n + 1;
     return 0;
 }
 

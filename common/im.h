@@ -143,6 +143,9 @@ struct im_buf {
 /* Appends n bytes. IM_ETOOBIG when the buffer would exceed max (nothing is
  * appended), IM_ENOMEM. Release with free(b->p). */
 int im_buf_append(struct im_buf *b, const void *data, size_t n) IM_WUR;
+/* Makes room for n bytes (at most max) before the first append, so that a
+ * body of that size takes one allocation: 0 or IM_ENOMEM. */
+int im_buf_reserve(struct im_buf *b, size_t n) IM_WUR;
 /* Appends n bytes (s: its strlen), unless a failure came before: a failure is
  * kept in b->err. */
 void im_buf_putn(struct im_buf *b, const char *s, size_t n);

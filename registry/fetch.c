@@ -78,7 +78,7 @@ static int map_curl_error(struct reg__session *s, struct reg__xfer *x, CURLcode 
         return im_seterr(err, IM_ENOMEM, "%s: out of memory", what);
     if (x->toobig || cres == CURLE_FILESIZE_EXCEEDED)
         return im_seterr(err, IM_ETOOBIG, "%s is larger than the %zu-byte cap", what,
-                         x->limit);
+                         x->body.max);
     if (cres == CURLE_OPERATION_TIMEDOUT)
         return im_seterr(err, IM_ETIMEOUT, "%s: %s", what, why);
     if (cres == CURLE_UNSUPPORTED_PROTOCOL)

@@ -62,7 +62,7 @@ static int token_url(const struct reg__challenge *ch, char *url, size_t n,
 static CURLcode token_perform(struct reg__session *s, struct reg__xfer *tx)
 {
     for (;;) {
-        tx->len = 0;
+        tx->body.len = 0;
         tx->retry_after[0] = '\0';
         tx->rl_limit = tx->rl_remaining = -1;
         tx->rl_seen = false;
@@ -132,7 +132,7 @@ static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
                        "token endpoint %.120s answered HTTP %ld", ch->realm, tx.status);
         goto out;
     }
-    rc = reg__parse_token_response((const char *)tx.body, tx.len, &tok, &expires_in, err);
+    rc = reg__parse_token_response(tx.body.p, tx.body.len, &tok, &expires_in, err);
     if (rc)
         goto out;
     /* keep a margin so a token never expires between cache and use */

@@ -108,8 +108,7 @@ static int take_page(const struct reg__session *s, const struct reg__xfer *x,
 {
     json_error_t jerr;
     int rc = 0;
-    json_t *root =
-        json_loadb((const char *)x->body, x->len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(x->body.p, x->body.len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *tags = json_object_get(root, "tags");
     size_t i;
     json_t *v;

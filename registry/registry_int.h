@@ -261,8 +261,7 @@ struct reg__xfer {
     int depth;                      /* index levels above this manifest (resolve.c) */
     /* answer */
     long status;
-    unsigned char *body; /* malloc'ed, len bytes (GETs) */
-    size_t len;
+    struct im_buf body; /* the answer's bytes (GETs), at most body.max: the kind's cap */
     char content_type[IM_MEDIATYPE_MAX]; /* final answer, parameters stripped */
     char dcd[IM_DIGEST_MAX];             /* Docker-Content-Digest, "" if absent */
     int64_t clen;                        /* Content-Length of the final answer, -1 */
@@ -272,7 +271,6 @@ struct reg__xfer {
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE];
     char url[2048];
-    size_t alloc, limit;
     bool toobig, attached, auth_retried;
     bool nomem;     /* the body's buffer could not grow (on_body): IM_ENOMEM */
     bool failed;    /* an optional kind's failure (reg__xfer_optional), recorded */

@@ -399,6 +399,12 @@ static int verify(const char *what, const char *expected, const unsigned char *b
     return 0;
 }
 
+/* A transfer's answer as the bytes documents are made of. */
+static const unsigned char *xbody(const struct reg__xfer *x)
+{
+    return (const unsigned char *)x->body.p;
+}
+
 static int take_manifest(struct resolution *r, struct reg__xfer *x, struct im_error *err)
 {
     char computed[IM_DIGEST_MAX], what[IM_ERRMSG_MAX];
@@ -410,10 +416,10 @@ static int take_manifest(struct resolution *r, struct reg__xfer *x, struct im_er
     int rc = 0;
     if (generic_type(x->content_type) ||
         im_manifest_kind(x->content_type) == IM_MANIFEST_SCHEMA1)
-        rc = reg__schema1_payload(x->body, x->len, &payload, &plen, err);
+        rc = reg__schema1_payload(xbody(x), x->body.len, &payload, &plen, err);
     if (!rc)
-        rc = verify(what, expected, payload ? payload : x->body, payload ? plen : x->len,
-                    computed, err);
+        rc = verify(what, expected, payload ? payload : xbody(x),
+                    payload ? plen : x->body.len, computed, err);
     free(payload);
     if (rc)
         return rc;
@@ -423,7 +429,8 @@ static int take_manifest(struct resolution *r, struct reg__xfer *x, struct im_er
         im_strlcpy(r->got.root_digest, expected, sizeof r->got.root_digest);
     if (!x->by_digest && seen_add(r, expected) < 0)
         return im_seterr(err, IM_ENOMEM, "out of memory");
-    return process_manifest(r, expected, x->content_type, x->body, x->len, true, err);
+    return process_manifest(r, expected, x->content_type, xbody(x), x->body.len, true,
+                            err);
 }
 
 static int take_blob(struct resolution *r, struct reg__xfer *x, struct im_error *err)
@@ -431,11 +438,11 @@ static int take_blob(struct resolution *r, struct reg__xfer *x, struct im_error 
     if (x->kind == REG__CONFIG) {
         char computed[IM_DIGEST_MAX], what[IM_ERRMSG_MAX];
         snprintf(what, sizeof what, "config blob %s", x->ref);
-        int rc = verify(what, x->ref, x->body, x->len, computed, err);
+        int rc = verify(what, x->ref, xbody(x), x->body.len, computed, err);
         if (rc)
             return rc;
         const char *mt = x->desc_mt[0] ? x->desc_mt : x->content_type;
-        if (im_bundle_add_doc(&r->got, x->ref, mt, x->body, x->len) != 0)
+        if (im_bundle_add_doc(&r->got, x->ref, mt, xbody(x), x->body.len) != 0)
             return im_seterr(err, IM_ENOMEM, "out of memory");
         return 0;
     }

@@ -31,27 +31,15 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
 {
     struct reg__xfer *x = cls;
     size_t n = size * nmemb;
-    if (n > x->limit - x->len) {
+    /* most manifests and configs fit in the first 16 KiB: one allocation */
+    int rc = x->body.cap ? 0 : im_buf_reserve(&x->body, 16384);
+    if (!rc)
+        rc = im_buf_append(&x->body, data, n);
+    if (rc == IM_ETOOBIG)
         x->toobig = true;
-        return 0; /* aborts with CURLE_WRITE_ERROR */
-    }
-    if (x->len + n > x->alloc) {
-        size_t na = x->alloc ? x->alloc : 16384;
-        while (na < x->len + n)
-            na *= 2;
-        if (na > x->limit)
-            na = x->limit;
-        unsigned char *p = realloc(x->body, na);
-        if (!p) {
-            x->nomem = true; /* out of memory, not the registry's fault */
-            return 0;        /* aborts with CURLE_WRITE_ERROR */
-        }
-        x->body = p;
-        x->alloc = na;
-    }
-    memcpy(x->body + x->len, data, n);
-    x->len += n;
-    return n;
+    else if (rc)
+        x->nomem = true; /* out of memory, not the registry's fault */
+    return rc ? 0 : n;   /* 0 aborts with CURLE_WRITE_ERROR */
 }
 
 /* Copies a header's value (trimmed) into dst when the line is `name: value`. */
@@ -279,7 +267,8 @@ static int easy_kind(struct reg__session *s, struct reg__xfer *x, const struct k
     if (k->method == HEAD)
         e |= curl_easy_setopt(x->easy, CURLOPT_NOBODY, 1L);
     else
-        e |= curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->limit);
+        e |=
+            curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->body.max);
     e |= curl_easy_setopt(x->easy, CURLOPT_FOLLOWLOCATION,
                           k->redirects == FOLLOW ? 1L : 0L);
     e |= easy_credentials(s, x->easy, k->creds);
@@ -306,7 +295,7 @@ int reg__xfer_setup(struct reg__session *s, struct reg__xfer *x, struct im_error
     x->rl_limit = x->rl_remaining = -1;
     x->rl_seen = x->waiting = false;
     x->retry_after[0] = '\0';
-    x->limit = cap_bytes(&s->c->cfg, k->cap);
+    x->body.max = cap_bytes(&s->c->cfg, k->cap);
     x->easy = curl_easy_init();
     if (!x->easy)
         return im_seterr(err, IM_ENOMEM, "curl_easy_init failed");
@@ -360,9 +349,8 @@ void reg__xfer_release(struct reg__xfer *x)
     }
     curl_slist_free_all(x->hdrs);
     x->hdrs = NULL;
-    free(x->body);
-    x->body = NULL;
-    x->len = x->alloc = 0;
+    free(x->body.p);
+    memset(&x->body, 0, sizeof x->body);
     x->toobig = x->nomem = false;
 }
 

@@ -473,3 +473,18 @@ Test(json, failures_are_kept_and_said_at_the_end)
     cr_expect_str_eq(got, "", "nothing appended gives \"\"");
     free(got);
 }
+
+/* reserve makes the room a body of that size needs in one allocation, never
+ * more than max allows; appends then fit without growing. */
+Test(buf, reserve_is_one_allocation_within_max)
+{
+    struct im_buf b = {.max = 100};
+    cr_assert_eq(im_buf_reserve(&b, 1000), 0);
+    cr_expect_eq(b.cap, 101, "max + 1, not what was asked");
+    cr_expect_str_eq(b.p, "");
+    char *p = b.p;
+    cr_assert_eq(im_buf_append(&b, "0123456789", 10), 0);
+    cr_expect_eq(b.p, p, "no growth");
+    cr_expect_eq(im_buf_append(&b, p, 91), IM_ETOOBIG);
+    free(b.p);
+}

@@ -513,7 +513,7 @@ static void expect_failure_of(const struct fail_case *fc, const char *ref,
                  fc->code);
     cr_expect(strstr(e.msg, fc->msg) != NULL, "mode %d: message '%s' lacks '%s'",
               fc->mode, e.msg, fc->msg);
-    cr_expect_eq(b.ndocs, 0, "nothing is kept on failure");
+    cr_expect_eq(b.ndocs, 0, "nothing is kept on failure (rc %d: %s)", rc, e.msg);
     cr_expect_eq(b.nblobs, 0);
     im_bundle_free(&b);
     reg_client_free(c);
@@ -577,7 +577,7 @@ Test(resolve_mock, body_allocation_failure_is_out_of_memory, .init = init_curl)
     cr_expect_eq(rc, IM_ENOMEM, "got %d (%s), wanted IM_ENOMEM", rc, e.msg);
     cr_expect_not_null(strstr(e.msg, "out of memory"), "message: %s", e.msg);
     cr_expect_eq(st.retries, 0, "retried %u times", st.retries);
-    cr_expect_eq(b.ndocs, 0, "nothing is kept on failure");
+    cr_expect_eq(b.ndocs, 0, "nothing is kept on failure (rc %d: %s)", rc, e.msg);
     im_bundle_free(&b);
     reg_client_free(c);
     mock_stop();
