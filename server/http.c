@@ -30,32 +30,18 @@
 
 #include "api.h"
 #include "metrics.h"
-#include "server.h"
-
-/* The service's own limits on request parts; beyond them it answers JSON
- * 414 / 431. Beyond the connection memory (MHD_MEMORY_LIMIT) libmicrohttpd
- * answers itself, with its own HTML page, before the service sees anything.
- * libmicrohttpd zeroes all of that memory for every request on a connection,
- * so it is no larger than the largest request within the limits needs: 32 KiB
- * holds them all (a request over them, up to ~30 KB, still gets the JSON);
- * 64 KiB cost ~4% more CPU per warm answer in zeroing alone. */
-#define MAX_PATH_BYTES 2048
-#define MAX_QUERY_BYTES 8192
-#define MAX_HEADER_BYTES 16384
-#define MHD_MEMORY_LIMIT ((size_t)32 * 1024)
-
-struct request;
+#include "server_int.h"
 
 /* A request handed to the upstream pool. Its strings are its own copies: the
  * job outlives its connection when the client goes or the daemon stops. */
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
 
-struct job {
-    struct job *next; /* in the queue */
+struct srv__job {
+    struct srv__job *next; /* in the queue */
     enum job_state state;
     struct MHD_Connection *conn;
-    struct request *rq;     /* the connection's request (until abandoned) */
-    struct api_request req; /* strings point into text */
+    struct srv__request *rq; /* the connection's request (until abandoned) */
+    struct api_request req;  /* strings point into text */
     struct api_response resp;
     int rc; /* api_handle's */
     char text[];
@@ -65,8 +51,8 @@ struct job {
  * call libmicrohttpd with lock held. */
 struct pool {
     pthread_mutex_t lock;
-    pthread_cond_t cond;     /* work queued, a job entered, or stopping */
-    struct job *head, *tail; /* queued */
+    pthread_cond_t cond;          /* work queued, a job entered, or stopping */
+    struct srv__job *head, *tail; /* queued */
     long queued, cap;
     long entering; /* jobs between their slot and their place in the queue */
     bool stopping;
@@ -75,7 +61,7 @@ struct pool {
     struct worker {
         struct srv_http *h;
         pthread_t tid;
-        struct job *job; /* running, under lock */
+        struct srv__job *job; /* running, under lock */
     } * threads;
 };
 
@@ -88,38 +74,6 @@ struct srv_http {
     atomic_bool stopping;  /* srv_http_stop runs: answers close their connection */
     long drain_ms;         /* how long srv_http_stop waits for them */
     long threads;          /* libmicrohttpd's workers */
-};
-
-/* Per-request state, hung off the connection context (*req_cls): made by
- * on_target, freed by on_completed. */
-struct request {
-    bool started; /* the access handler has seen the request */
-    /* What on_target saw: the request target as the client sent it (in
-     * libmicrohttpd's buffer, where it is split and decoded in place
-     * afterwards), its length up to the first NUL, the part that length ends
-     * in, and the first fault in it. */
-    const char *target;
-    size_t target_len;
-    enum srv_part target_end;
-    enum srv_fault fault;
-    enum srv_part fault_part;
-    char id[24];
-    int64_t start_ms;
-    bool has_body;
-    bool corked; /* TCP_CORK set for a file's answer, until on_completed */
-    enum api_reject reject;
-    int status;
-    size_t bytes;
-    enum im_outcome cache;
-    const char *route; /* static metrics label */
-    /* The upstream pool: set on the worker while the request is suspended,
-     * read and cleared under pool.lock after it is resumed. */
-    bool suspended;
-    struct job *job;        /* the job, NULL when the stop abandoned it */
-    struct request *parked; /* srv_http_stop's list of requests to resume */
-    struct MHD_Connection *conn;
-    char method[16];
-    char path[512];
 };
 
 /* Query arguments as api_request fields, and their total size. */
@@ -247,7 +201,7 @@ static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
     (void)conn;
-    struct request *rq = calloc(1, sizeof *rq);
+    struct srv__request *rq = calloc(1, sizeof *rq);
     if (!rq)
         return NULL;
     rq->target = uri;
@@ -255,148 +209,6 @@ static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
     rq->target_end = memchr(uri, '?', rq->target_len) ? SRV_PART_QUERY : SRV_PART_PATH;
     rq->fault = srv_check_target(uri, rq->target_len, &rq->fault_part);
     return rq;
-}
-
-/* Whether a NUL byte in the request line cut the target short. libmicrohttpd
- * 0.9.75 parses the line in place: the target runs from url to the space
- * before the version (a NUL now, just before version). It hands the target
- * over as a C string, cut at such a NUL, yet parses what follows (a query
- * after it): "GET /images/python/3.7-slim\0x HTTP/1.1" would be the image.
- * The cut shows as a target shorter than the distance to the version.
- * Pointers laid out otherwise are not judged. */
-static bool target_cut(const struct request *rq, const char *url, const char *version)
-{
-    uintptr_t t = (uintptr_t)rq->target, v = (uintptr_t)version;
-    if ((uintptr_t)url != t || !version[0] || v <= t || v - t > MHD_MEMORY_LIMIT)
-        return false;
-    return rq->target_len + 1 < v - t;
-}
-
-/* The header fields, seen once (scan_head): their size as the service counts
- * it, the first fault in a name or value, and whether libmicrohttpd cut a
- * value at a NUL byte. libmicrohttpd 0.9.75 keeps the request head in its
- * buffer as it came, header_size bytes from the method on, with each line's
- * CR and LF turned into NULs and the fields pointing into it; but it hands a
- * value over as a C string, so a NUL in it cuts it short without a word
- * ("X: a\0b" is "a"). Between the end of a value and the next field's name
- * there is then more than the one or two NULs of a line end (after the last
- * value, more than the four of two line ends). Fields that are not in that
- * buffer in order (a folded line is copied elsewhere) are not judged. */
-struct head_scan {
-    size_t bytes;
-    enum srv_fault fault;
-    uintptr_t lo, hi;    /* the request head in libmicrohttpd's buffer */
-    uintptr_t value_end; /* where the field before ended; 0: not judged */
-};
-
-static bool in_head(const struct head_scan *s, const char *p)
-{
-    return p && (uintptr_t)p >= s->lo && (uintptr_t)p < s->hi;
-}
-
-/* Whether the bytes from value_end to next (not before it) are more than a
- * line end of at most max NULs: the rest of a value cut at a NUL. Reads at
- * most max bytes, the line end's own. */
-static bool value_cut(uintptr_t value_end, uintptr_t next, size_t max)
-{
-    if (next <= value_end)
-        return false;
-    if (next - value_end > max)
-        return true;
-    for (const char *p = (const char *)value_end; (uintptr_t)p < next; p++)
-        if (*p)
-            return true;
-    return false;
-}
-
-static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  size_t key_size, const char *value, size_t value_size)
-{
-    struct head_scan *s = cls;
-    (void)kind;
-    s->bytes += key_size + value_size + 4; /* ": " and CRLF */
-    if (s->fault == SRV_FAULT_NONE)
-        s->fault = srv_check_field(key, key_size);
-    if (s->fault == SRV_FAULT_NONE && value)
-        s->fault = srv_check_field(value, value_size);
-    if (s->fault == SRV_FAULT_NONE && s->value_end && in_head(s, key) &&
-        value_cut(s->value_end, (uintptr_t)key, 2))
-        s->fault = SRV_FAULT_CONTROL;
-    bool in_order =
-        in_head(s, key) && in_head(s, value) && (uintptr_t)value > (uintptr_t)key;
-    s->value_end = in_order ? (uintptr_t)value + value_size : 0;
-    return MHD_YES;
-}
-
-/* The header fields of conn's request: the first fault (SRV_FAULT_CONTROL
- * for a cut value too), and their size in *bytes. */
-static enum srv_fault scan_head(struct MHD_Connection *conn, const char *method,
-                                size_t *bytes)
-{
-    struct head_scan s = {0, SRV_FAULT_NONE, 0, 0, 0};
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-    if (ci) {
-        s.lo = (uintptr_t)method;
-        s.hi = s.lo + ci->header_size;
-    }
-    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_field, &s);
-    if (s.fault == SRV_FAULT_NONE && s.value_end && s.value_end < s.hi &&
-        value_cut(s.value_end, s.hi, 4))
-        s.fault = SRV_FAULT_CONTROL;
-    *bytes = s.bytes;
-    return s.fault;
-}
-
-static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
-{
-    size_t *n = cls;
-    (void)kind;
-    (void)value;
-    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
-        (*n)++;
-    return MHD_YES;
-}
-
-/* RFC 9112, section 3.2: a server answers 400 to an HTTP/1.1 request without
- * a Host header, and to any request with more than one. libmicrohttpd
- * enforces the first only in its strict mode, with its own HTML answer; here
- * the client gets the service's JSON error like for every other refusal. */
-static bool host_ok(struct MHD_Connection *conn, const char *version)
-{
-    size_t hosts = 0;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &hosts);
-    if (hosts > 1)
-        return false;
-    return hosts == 1 || strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
-}
-
-/* The service's limits and the rules on a request's bytes, checked on the
- * request's first call; a fault is left in rq for the message. */
-static enum api_reject check_limits(struct MHD_Connection *conn, struct request *rq,
-                                    const char *url, const char *method,
-                                    const char *version)
-{
-    size_t headers = 0;
-    if (strlen(url) > MAX_PATH_BYTES)
-        return API_REJECT_URI_TOO_LONG;
-    enum srv_fault header_fault = scan_head(conn, method, &headers);
-    if (headers > MAX_HEADER_BYTES)
-        return API_REJECT_HEADERS_TOO_LARGE;
-    if (rq->fault == SRV_FAULT_NONE && target_cut(rq, url, version)) {
-        rq->fault = SRV_FAULT_CONTROL;
-        rq->fault_part = rq->target_end;
-    }
-    if (rq->fault == SRV_FAULT_NONE && header_fault != SRV_FAULT_NONE) {
-        rq->fault = header_fault;
-        rq->fault_part = SRV_PART_HEADER;
-    }
-    if (rq->fault != SRV_FAULT_NONE)
-        return API_REJECT_BAD_ENCODING;
-    if (!host_ok(conn, version))
-        return API_REJECT_BAD_HOST;
-    return API_REJECT_NONE;
 }
 
 static bool is_metrics(const struct api_request *req)
@@ -424,7 +236,7 @@ static int build(struct srv_http *h, const struct api_request *req,
 
 /* The api_request of the connection's request; strings borrowed from
  * libmicrohttpd for as long as the request lasts. */
-static void read_request(struct MHD_Connection *conn, const struct request *rq,
+static void read_request(struct MHD_Connection *conn, const struct srv__request *rq,
                          const char *url, const char *method, struct api_request *req)
 {
     memset(req, 0, sizeof *req);
@@ -466,7 +278,7 @@ static bool cork(struct MHD_Connection *conn, bool on)
 
 /* Queues r as the answer to rq; r's body passes to libmicrohttpd. */
 static enum MHD_Result deliver(struct srv_http *h, struct MHD_Connection *conn,
-                               struct request *rq, struct api_response *r)
+                               struct srv__request *rq, struct api_response *r)
 {
     rq->status = r->status;
     rq->bytes = strcmp(rq->method, "HEAD") == 0 ? 0 : r->len;
@@ -489,7 +301,7 @@ static enum MHD_Result deliver(struct srv_http *h, struct MHD_Connection *conn,
 
 /* 503 with Retry-After: 1 (code "busy" or "shutting_down"), from the worker. */
 static enum MHD_Result refuse(struct srv_http *h, struct MHD_Connection *conn,
-                              struct request *rq, const struct api_request *req,
+                              struct srv__request *rq, const struct api_request *req,
                               const char *code, const char *message)
 {
     struct api_response r;
@@ -532,11 +344,11 @@ static size_t copy_strings(struct api_request *r, char *text)
 
 /* A job for req (its strings copied: at most the service's limits on path,
  * query and headers, checked before), to be answered in full. NULL on OOM. */
-static struct job *job_new(const struct api_request *req, struct MHD_Connection *conn,
-                           struct request *rq)
+static struct srv__job *job_new(const struct api_request *req,
+                                struct MHD_Connection *conn, struct srv__request *rq)
 {
     struct api_request counted = *req;
-    struct job *j = calloc(1, sizeof *j + copy_strings(&counted, NULL));
+    struct srv__job *j = calloc(1, sizeof *j + copy_strings(&counted, NULL));
     if (!j)
         return NULL;
     j->req = *req;
@@ -547,7 +359,7 @@ static struct job *job_new(const struct api_request *req, struct MHD_Connection 
     return j;
 }
 
-static void job_free(struct job *j)
+static void job_free(struct srv__job *j)
 {
     if (!j)
         return;
@@ -557,7 +369,7 @@ static void job_free(struct job *j)
 
 /* Runs one job with p->lock held on entry and exit; the connection is
  * resumed unless the job was abandoned meanwhile (then it is freed). */
-static void run_job(struct srv_http *h, struct worker *w, struct job *j)
+static void run_job(struct srv_http *h, struct worker *w, struct srv__job *j)
 {
     struct pool *p = &h->pool;
     if (j->state != JOB_ABANDONED) {
@@ -590,7 +402,7 @@ static void *pool_main(void *arg)
     for (;;) {
         while (!p->head && !p->stopping)
             pthread_cond_wait(&p->cond, &p->lock);
-        struct job *j = p->head;
+        struct srv__job *j = p->head;
         if (!j)
             break;
         p->head = j->next;
@@ -607,7 +419,7 @@ static void *pool_main(void *arg)
 /* Hands the request to the upstream pool and suspends its connection; a
  * full queue (or a daemon stopping) is answered 503 at once instead. */
 static enum MHD_Result go_slow(struct srv_http *h, struct MHD_Connection *conn,
-                               struct request *rq, const struct api_request *req)
+                               struct srv__request *rq, const struct api_request *req)
 {
     struct pool *p = &h->pool;
     pthread_mutex_lock(&p->lock);
@@ -620,7 +432,7 @@ static enum MHD_Result go_slow(struct srv_http *h, struct MHD_Connection *conn,
                       stopping ? SHUTTING_DOWN_MSG
                                : "imgmeta has as many requests waiting for a registry "
                                  "as it queues (--upstream-queue): retry in 1 s");
-    struct job *j = job_new(req, conn, rq);
+    struct srv__job *j = job_new(req, conn, rq);
     rq->job = j;
     rq->conn = conn;
     rq->suspended = j != NULL;
@@ -649,10 +461,11 @@ static enum MHD_Result go_slow(struct srv_http *h, struct MHD_Connection *conn,
 /* The connection is back from the pool: the job's answer, or (the daemon
  * stopped before the job ended) 503 shutting_down. */
 static enum MHD_Result resumed(struct srv_http *h, struct MHD_Connection *conn,
-                               struct request *rq, const char *url, const char *method)
+                               struct srv__request *rq, const char *url,
+                               const char *method)
 {
     pthread_mutex_lock(&h->pool.lock);
-    struct job *j = rq->job;
+    struct srv__job *j = rq->job;
     rq->job = NULL;
     rq->suspended = false;
     pthread_mutex_unlock(&h->pool.lock);
@@ -667,7 +480,8 @@ static enum MHD_Result resumed(struct srv_http *h, struct MHD_Connection *conn,
 }
 
 static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *conn,
-                              struct request *rq, const char *url, const char *method)
+                              struct srv__request *rq, const char *url,
+                              const char *method)
 {
     struct api_request req;
     struct api_response r;
@@ -692,7 +506,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **req_cls)
 {
     struct srv_http *h = cls;
-    struct request *rq = *req_cls;
+    struct srv__request *rq = *req_cls;
     (void)upload_data;
     if (!rq)
         return MHD_NO; /* on_target could not allocate it */
@@ -704,7 +518,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->route = api_route_label(url);
         im_strlcpy(rq->method, method, sizeof rq->method);
         log_escape(rq->path, sizeof rq->path, url);
-        rq->reject = check_limits(conn, rq, url, method, version);
+        rq->reject = srv__check_limits(conn, rq, url, method, version);
         atomic_fetch_add(&h->in_flight, 1);
         return MHD_YES;
     }
@@ -720,11 +534,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* A request ends with its job still queued or running (libmicrohttpd closed
  * the connection): the job is left to its thread, which frees it. */
-static void drop_job(struct srv_http *h, struct request *rq)
+static void drop_job(struct srv_http *h, struct srv__request *rq)
 {
-    struct job *done = NULL;
+    struct srv__job *done = NULL;
     pthread_mutex_lock(&h->pool.lock);
-    struct job *j = rq->job;
+    struct srv__job *j = rq->job;
     rq->job = NULL;
     if (j && j->state == JOB_DONE)
         done = j;
@@ -738,7 +552,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct srv_http *h = cls;
-    struct request *rq = *req_cls;
+    struct srv__request *rq = *req_cls;
     if (!rq)
         return;
     if (!rq->started) { /* libmicrohttpd answered it itself, before the handler */
@@ -876,7 +690,7 @@ static int pool_start(struct srv_http *h, const struct srv_config *cfg,
 
 /* Gives up j (lock held): its request goes on *parked, to be resumed. A job
  * abandoned before has no connection any more. */
-static void park(struct job *j, struct request **parked)
+static void park(struct srv__job *j, struct srv__request **parked)
 {
     if (!j || j->state == JOB_ABANDONED)
         return;
@@ -891,19 +705,19 @@ static void park(struct job *j, struct request **parked)
  * the jobs. libmicrohttpd stops only with no connection suspended. */
 static void pool_abandon(struct pool *p)
 {
-    struct request *parked = NULL;
+    struct srv__request *parked = NULL;
     pthread_mutex_lock(&p->lock);
     p->stopping = true;
     pthread_cond_broadcast(&p->cond);
     while (p->entering > 0)
         pthread_cond_wait(&p->cond, &p->lock);
-    for (struct job *j = p->head; j; j = j->next)
+    for (struct srv__job *j = p->head; j; j = j->next)
         park(j, &parked);
     for (size_t i = 0; i < p->started; i++)
         park(p->threads[i].job, &parked);
     pthread_mutex_unlock(&p->lock);
     while (parked) {
-        struct request *rq = parked;
+        struct srv__request *rq = parked;
         parked = rq->parked;
         MHD_resume_connection(rq->conn); /* rq may be freed from here on */
     }
