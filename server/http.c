@@ -11,64 +11,28 @@
 
 #define _GNU_SOURCE /* sched_getaffinity, CPU_ALLOC: the CPUs the daemon may use */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <errno.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "metrics.h"
 #include "server_int.h"
 
-/* A request handed to the upstream pool. Its strings are its own copies: the
- * job outlives its connection when the client goes or the daemon stops. */
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
-
-struct srv__job {
-    struct srv__job *next; /* in the queue */
-    enum job_state state;
-    struct MHD_Connection *conn;
-    struct srv__request *rq; /* the connection's request (until abandoned) */
-    struct api_request req;  /* strings point into text */
-    struct api_response resp;
-    int rc; /* api_handle's */
-    char text[];
-};
-
-/* The upstream pool: threads, a bounded FIFO, one lock. Lock order: never
- * call libmicrohttpd with lock held. */
-struct pool {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;          /* work queued, a job entered, or stopping */
-    struct srv__job *head, *tail; /* queued */
-    long queued, cap;
-    long entering; /* jobs between their slot and their place in the queue */
-    bool stopping;
-    size_t n_threads, started;
-    atomic_long alive; /* started threads that have not returned yet */
-    struct worker {
-        struct srv_http *h;
-        pthread_t tid;
-        struct srv__job *job; /* running, under lock */
-    } * threads;
-};
-
 struct srv_http {
     struct MHD_Daemon *mhd;
     struct api *api;
-    struct pool pool;
+    struct srv__pool *pool; /* the upstream threads (pool.c) */
     atomic_ullong next_id;
     atomic_long in_flight; /* requests between their first call and completion */
     atomic_bool stopping;  /* srv_http_stop runs: answers close their connection */
@@ -316,146 +280,35 @@ static enum MHD_Result refuse(struct srv_http *h, struct MHD_Connection *conn,
     return deliver(h, conn, rq, &r);
 }
 
-/* ---- the upstream pool ------------------------------------------------------ */
-
-/* Points the string fields of r (path, headers, parameters) at copies in
- * text, or with text NULL only counts; returns the bytes they take. */
-static size_t copy_strings(struct api_request *r, char *text)
+/* Queues r, an answer built with the result rc (0, or IM_ENOMEM: then the
+ * connection is dropped). */
+static enum MHD_Result send_built(struct srv_http *h, struct MHD_Connection *conn,
+                                  struct srv__request *rq, int rc, struct api_response *r)
 {
-    const char **f[11 + API_MAX_PLATFORMS] = {
-        &r->method, &r->path,       &r->format,        &r->view,
-        &r->accept, &r->n,          &r->if_none_match, &r->authorization,
-        &r->last,   &r->request_id, &r->style};
-    size_t nf = 11, off = 0;
-    for (size_t i = 0; i < r->n_platforms && i < API_MAX_PLATFORMS; i++)
-        f[nf++] = &r->platforms[i];
-    for (size_t i = 0; i < nf; i++) {
-        if (!*f[i])
-            continue;
-        size_t n = strlen(*f[i]) + 1;
-        if (text) {
-            memcpy(text + off, *f[i], n);
-            *f[i] = text + off;
-        }
-        off += n;
+    if (rc != 0) {
+        api_response_free(r);
+        return MHD_NO; /* out of memory: drop the connection */
     }
-    return off;
+    return deliver(h, conn, rq, r);
 }
 
-/* A job for req (its strings copied: at most the service's limits on path,
- * query and headers, checked before), to be answered in full. NULL on OOM. */
-static struct srv__job *job_new(const struct api_request *req,
-                                struct MHD_Connection *conn, struct srv__request *rq)
-{
-    struct api_request counted = *req;
-    struct srv__job *j = calloc(1, sizeof *j + copy_strings(&counted, NULL));
-    if (!j)
-        return NULL;
-    j->req = *req;
-    copy_strings(&j->req, j->text);
-    j->req.cache_only = false;
-    j->conn = conn;
-    j->rq = rq;
-    return j;
-}
-
-static void job_free(struct srv__job *j)
-{
-    if (!j)
-        return;
-    api_response_free(&j->resp);
-    free(j);
-}
-
-/* Runs one job with p->lock held on entry and exit; the connection is
- * resumed unless the job was abandoned meanwhile (then it is freed). */
-static void run_job(struct srv_http *h, struct worker *w, struct srv__job *j)
-{
-    struct pool *p = &h->pool;
-    if (j->state != JOB_ABANDONED) {
-        j->state = JOB_RUNNING;
-        w->job = j;
-        pthread_mutex_unlock(&p->lock);
-        j->rc = api_handle(h->api, &j->req, &j->resp);
-        pthread_mutex_lock(&p->lock);
-        w->job = NULL;
-    }
-    if (j->state == JOB_ABANDONED) {
-        pthread_mutex_unlock(&p->lock);
-        job_free(j);
-        pthread_mutex_lock(&p->lock);
-        return;
-    }
-    j->state = JOB_DONE; /* the worker frees it once the connection is back */
-    struct MHD_Connection *conn = j->conn;
-    pthread_mutex_unlock(&p->lock);
-    MHD_resume_connection(conn);
-    pthread_mutex_lock(&p->lock);
-}
-
-/* An upstream thread: jobs in order until stopping and the queue is empty. */
-static void *pool_main(void *arg)
-{
-    struct worker *w = arg;
-    struct pool *p = &w->h->pool;
-    pthread_mutex_lock(&p->lock);
-    for (;;) {
-        while (!p->head && !p->stopping)
-            pthread_cond_wait(&p->cond, &p->lock);
-        struct srv__job *j = p->head;
-        if (!j)
-            break;
-        p->head = j->next;
-        if (!p->head)
-            p->tail = NULL;
-        p->queued--;
-        run_job(w->h, w, j);
-    }
-    atomic_fetch_sub(&p->alive, 1);
-    pthread_mutex_unlock(&p->lock);
-    return NULL;
-}
-
-/* Hands the request to the upstream pool and suspends its connection; a
+/* Hands the request to the upstream pool, which suspends its connection; a
  * full queue (or a daemon stopping) is answered 503 at once instead. */
 static enum MHD_Result go_slow(struct srv_http *h, struct MHD_Connection *conn,
                                struct srv__request *rq, const struct api_request *req)
 {
-    struct pool *p = &h->pool;
-    pthread_mutex_lock(&p->lock);
-    bool stopping = p->stopping, room = !stopping && p->queued + p->entering < p->cap;
-    if (room)
-        p->entering++;
-    pthread_mutex_unlock(&p->lock);
-    if (!room)
-        return refuse(h, conn, rq, req, stopping ? "shutting_down" : "busy",
-                      stopping ? SHUTTING_DOWN_MSG
-                               : "imgmeta has as many requests waiting for a registry "
-                                 "as it queues (--upstream-queue): retry in 1 s");
-    struct srv__job *j = job_new(req, conn, rq);
-    rq->job = j;
-    rq->conn = conn;
-    rq->suspended = j != NULL;
-    if (j) {
-        srv_log(SRV_DEBUG, rq->id, "event=upstream_queued");
-        MHD_suspend_connection(conn);
+    switch (srv__pool_suspend(h->pool, conn, rq, req)) {
+    case SRV__QUEUED:
+        return MHD_YES;
+    case SRV__FULL:
+        return refuse(h, conn, rq, req, "busy",
+                      "imgmeta has as many requests waiting for a registry as it queues "
+                      "(--upstream-queue): retry in 1 s");
+    case SRV__STOPPING:
+        return refuse(h, conn, rq, req, "shutting_down", SHUTTING_DOWN_MSG);
+    default:
+        return MHD_NO; /* out of memory: drop the connection */
     }
-    pthread_mutex_lock(&p->lock);
-    p->entering--;
-    if (j) {
-        if (p->tail)
-            p->tail->next = j;
-        else
-            p->head = j;
-        p->tail = j;
-        p->queued++;
-    }
-    if (p->stopping)
-        pthread_cond_broadcast(&p->cond); /* srv_http_stop waits for entering */
-    else
-        pthread_cond_signal(&p->cond); /* only threads wait: wake one */
-    pthread_mutex_unlock(&p->lock);
-    return j ? MHD_YES : MHD_NO; /* out of memory: drop the connection */
 }
 
 /* The connection is back from the pool: the job's answer, or (the daemon
@@ -464,19 +317,14 @@ static enum MHD_Result resumed(struct srv_http *h, struct MHD_Connection *conn,
                                struct srv__request *rq, const char *url,
                                const char *method)
 {
-    pthread_mutex_lock(&h->pool.lock);
-    struct srv__job *j = rq->job;
-    rq->job = NULL;
-    rq->suspended = false;
-    pthread_mutex_unlock(&h->pool.lock);
-    if (!j) {
+    struct api_response r;
+    int rc = 0;
+    if (!srv__pool_resumed(h->pool, rq, &rc, &r)) {
         struct api_request req;
         read_request(conn, rq, url, method, &req);
         return refuse(h, conn, rq, &req, "shutting_down", SHUTTING_DOWN_MSG);
     }
-    enum MHD_Result ret = j->rc == 0 ? deliver(h, conn, rq, &j->resp) : MHD_NO;
-    job_free(j);
-    return ret;
+    return send_built(h, conn, rq, rc, &r);
 }
 
 static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *conn,
@@ -493,11 +341,7 @@ static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *conn,
         api_response_free(&r);
         return go_slow(h, conn, rq, &req);
     }
-    if (rc != 0) {
-        api_response_free(&r);
-        return MHD_NO; /* out of memory: drop the connection */
-    }
-    return deliver(h, conn, rq, &r);
+    return send_built(h, conn, rq, rc, &r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -532,22 +376,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return answer(h, conn, rq, url, method);
 }
 
-/* A request ends with its job still queued or running (libmicrohttpd closed
- * the connection): the job is left to its thread, which frees it. */
-static void drop_job(struct srv_http *h, struct srv__request *rq)
-{
-    struct srv__job *done = NULL;
-    pthread_mutex_lock(&h->pool.lock);
-    struct srv__job *j = rq->job;
-    rq->job = NULL;
-    if (j && j->state == JOB_DONE)
-        done = j;
-    else if (j)
-        j->state = JOB_ABANDONED;
-    pthread_mutex_unlock(&h->pool.lock);
-    job_free(done);
-}
-
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -563,7 +391,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (rq->corked) /* every byte of the answer is queued: let it go */
         rq->corked = cork(conn, false);
     if (rq->suspended)
-        drop_job(h, rq);
+        srv__pool_drop(h->pool, rq);
     int64_t dur_ms = im_monotonic_ms() - rq->start_ms;
     if (rq->status > 0)
         im_metric_request(rq->route, rq->status, (double)dur_ms / 1000.0);
@@ -612,115 +440,6 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, struct im_er
     else if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
         return im_seterr(err, IM_EINVAL, "--listen: bad IPv4 address '%s'", host);
     return 0;
-}
-
-/* The upstream pool's size: --upstream-threads, else 2 x --max-resolutions
- * (at least 8, at most POOL_MAX_DERIVED; 64 when resolutions are unbounded),
- * so that requests refused busy, joining a resolution or served stale find a
- * thread at once while the resolutions run. */
-#define POOL_MAX_DERIVED 1024
-static size_t pool_threads(const struct srv_config *cfg)
-{
-    if (cfg->upstream_threads > 0)
-        return (size_t)cfg->upstream_threads;
-    if (cfg->max_resolutions <= 0)
-        return 64;
-    if (cfg->max_resolutions < 4)
-        return 8;
-    if (cfg->max_resolutions > POOL_MAX_DERIVED / 2)
-        return POOL_MAX_DERIVED;
-    return (size_t)(2 * cfg->max_resolutions);
-}
-
-/* Waits, looking every 20 ms, until *n is 0 or ms milliseconds have passed:
- * what is left (0 when all ended). The stop waits so for requests in flight
- * and for the upstream threads. */
-static long wait_for_zero(atomic_long *n, long ms)
-{
-    int64_t deadline = im_monotonic_ms() + ms;
-    long left;
-    while ((left = atomic_load(n)) > 0 && im_monotonic_ms() < deadline) {
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    return left;
-}
-
-/* Joins the started threads (after stopping) and frees the pool. */
-static void pool_destroy(struct pool *p)
-{
-    pthread_mutex_lock(&p->lock);
-    p->stopping = true;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
-    for (size_t i = 0; i < p->started; i++)
-        pthread_join(p->threads[i].tid, NULL);
-    free(p->threads);
-    pthread_cond_destroy(&p->cond);
-    pthread_mutex_destroy(&p->lock);
-}
-
-static int pool_start(struct srv_http *h, const struct srv_config *cfg,
-                      struct im_error *err)
-{
-    struct pool *p = &h->pool;
-    p->n_threads = pool_threads(cfg);
-    p->cap = cfg->upstream_queue;
-    if (pthread_mutex_init(&p->lock, NULL) != 0)
-        return im_seterr(err, IM_ENOMEM, "cannot create the upstream pool's lock");
-    if (pthread_cond_init(&p->cond, NULL) != 0) {
-        pthread_mutex_destroy(&p->lock);
-        return im_seterr(err, IM_ENOMEM, "cannot create the upstream pool's condition");
-    }
-    p->threads = calloc(p->n_threads, sizeof *p->threads);
-    for (size_t i = 0; p->threads && i < p->n_threads; i++) {
-        p->threads[i].h = h;
-        atomic_fetch_add(&p->alive, 1); /* before the thread can return */
-        if (pthread_create(&p->threads[i].tid, NULL, pool_main, &p->threads[i]) != 0) {
-            atomic_fetch_sub(&p->alive, 1);
-            break;
-        }
-        p->started++;
-    }
-    if (p->started == p->n_threads)
-        return 0;
-    pool_destroy(p);
-    return im_seterr(err, IM_ENOMEM, "cannot start %zu upstream threads", p->n_threads);
-}
-
-/* Gives up j (lock held): its request goes on *parked, to be resumed. A job
- * abandoned before has no connection any more. */
-static void park(struct srv__job *j, struct srv__request **parked)
-{
-    if (!j || j->state == JOB_ABANDONED)
-        return;
-    j->state = JOB_ABANDONED;
-    j->rq->job = NULL;
-    j->rq->parked = *parked;
-    *parked = j->rq;
-}
-
-/* Gives up the pool's jobs that did not end (queued or running): their
- * connections are resumed and answered 503 shutting_down; the threads free
- * the jobs. libmicrohttpd stops only with no connection suspended. */
-static void pool_abandon(struct pool *p)
-{
-    struct srv__request *parked = NULL;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = true;
-    pthread_cond_broadcast(&p->cond);
-    while (p->entering > 0)
-        pthread_cond_wait(&p->cond, &p->lock);
-    for (struct srv__job *j = p->head; j; j = j->next)
-        park(j, &parked);
-    for (size_t i = 0; i < p->started; i++)
-        park(p->threads[i].job, &parked);
-    pthread_mutex_unlock(&p->lock);
-    while (parked) {
-        struct srv__request *rq = parked;
-        parked = rq->parked;
-        MHD_resume_connection(rq->conn); /* rq may be freed from here on */
-    }
 }
 
 /* The CPUs this process may run on (its affinity mask: taskset, a cpuset, a
@@ -816,7 +535,8 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
     h->api = api;
     h->drain_ms = cfg->shutdown_timeout * 1000L;
     h->threads = http_threads(cfg);
-    if (pool_start(h, cfg, err) != 0) {
+    h->pool = srv__pool_new(api, cfg, err);
+    if (!h->pool) {
         free(h);
         return NULL;
     }
@@ -833,7 +553,7 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, MHD_MEMORY_LIMIT, MHD_OPTION_URI_LOG_CALLBACK,
         on_target, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->mhd) {
-        pool_destroy(&h->pool);
+        srv__pool_free(h->pool);
         free(h);
         im_seterr(err, IM_EINVAL, "cannot listen on %s (address in use or not available)",
                   cfg->listen);
@@ -854,21 +574,21 @@ bool srv_http_stop(struct srv_http *h)
     if (left > 0)
         srv_log(SRV_INFO, NULL, "event=draining in_flight=%ld wait_ms=%ld", left,
                 h->drain_ms);
-    left = wait_for_zero(&h->in_flight, h->drain_ms);
+    left = srv__wait_for_zero(&h->in_flight, h->drain_ms);
     if (left > 0)
         srv_log(SRV_WARN, NULL, "event=drain_timeout in_flight=%ld", left);
-    pool_abandon(&h->pool);
+    srv__pool_abandon(h->pool);
     /* a thread still in a job's upstream work ends when that work does
      * (bounded by the upstream timeouts): it is given SRV_STOP_GRACE_MS, and
      * then left to the process's exit */
-    long jobs = wait_for_zero(&h->pool.alive, SRV_STOP_GRACE_MS);
+    long jobs = srv__pool_wait(h->pool, SRV_STOP_GRACE_MS);
     if (jobs > 0) {
         srv_log(SRV_WARN, NULL, "event=stop_forced upstream_jobs=%ld wait_ms=%d", jobs,
                 SRV_STOP_GRACE_MS);
         MHD_stop_daemon(h->mhd); /* every connection was answered or resumed */
         return false;
     }
-    pool_destroy(&h->pool);
+    srv__pool_free(h->pool);
     MHD_stop_daemon(h->mhd);
     free(h);
     return true;

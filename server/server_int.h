@@ -2,11 +2,14 @@
  * names), which only server/ sees (CMakeLists.txt exports server.h alone).
  *
  * http.c is the HTTP front on libmicrohttpd and owns each request's state;
- * head.c checks a request's head on its first call.
+ * head.c checks a request's head on its first call; pool.c runs the requests
+ * that wait on a registry on threads of its own while their connections are
+ * suspended (the park/resume protocol, docs/CONCURRENCY.md).
  *
  * Thread-safety: a struct srv__request belongs to its connection's worker,
- * but for its upstream pool fields, which are read and written under the
- * pool's lock; head.c runs on the worker of the request it is given. */
+ * but for its pool fields, which pool.c reads and writes under the pool's
+ * lock; the pool's functions are thread-safe; head.c runs on the worker of
+ * the request it is given. */
 #ifndef SERVER_INT_H
 #define SERVER_INT_H
 
@@ -60,7 +63,7 @@ struct srv__request {
      * read and cleared under pool.lock after it is resumed. */
     bool suspended;
     struct srv__job *job;        /* the job, NULL when the stop abandoned it */
-    struct srv__request *parked; /* srv_http_stop's list of requests to resume */
+    struct srv__request *parked; /* srv__pool_abandon's list of requests to resume */
     struct MHD_Connection *conn;
     char method[16];
     char path[512];
@@ -73,5 +76,53 @@ struct srv__request {
 enum api_reject srv__check_limits(struct MHD_Connection *conn, struct srv__request *rq,
                                   const char *url, const char *method,
                                   const char *version);
+
+/* ---- the upstream pool (pool.c) ---- */
+
+struct srv__pool;
+
+/* Starts the upstream threads for api: --upstream-threads of them (or the
+ * default derived from --max-resolutions), queueing at most --upstream-queue
+ * requests. NULL with err when they cannot all be started. */
+struct srv__pool *srv__pool_new(struct api *api, const struct srv_config *cfg,
+                                struct im_error *err) IM_WUR;
+
+/* What srv__pool_suspend did with a request. */
+enum srv__handover {
+    SRV__QUEUED,   /* its connection is suspended, its job queued */
+    SRV__FULL,     /* --upstream-queue requests wait already: answer 503 busy */
+    SRV__STOPPING, /* the daemon stops: answer 503 shutting_down */
+    SRV__NOMEM     /* no job: drop the connection */
+};
+
+/* Hands the request (req, made on the worker from conn's request rq) to the
+ * pool and suspends its connection; on the worker. */
+enum srv__handover srv__pool_suspend(struct srv__pool *p, struct MHD_Connection *conn,
+                                     struct srv__request *rq,
+                                     const struct api_request *req);
+/* The connection is back from the pool (on its worker): takes rq's job back.
+ * true with the job's api_handle result in *rc and its answer moved to *resp
+ * (the caller's to send or free; the job is freed); false when the daemon
+ * stopped before the job ended (answer 503 shutting_down). */
+bool srv__pool_resumed(struct srv__pool *p, struct srv__request *rq, int *rc,
+                       struct api_response *resp);
+/* The request ends with its job still queued, running or done (libmicrohttpd
+ * closed the connection): a job that ended is freed, another is left to its
+ * thread, which frees it. */
+void srv__pool_drop(struct srv__pool *p, struct srv__request *rq);
+/* Stopping: gives up the jobs that did not end (their connections are resumed
+ * and answered 503 shutting_down) and lets the threads return once the queue
+ * is empty. */
+void srv__pool_abandon(struct srv__pool *p);
+/* Waits up to ms milliseconds for the threads to return after
+ * srv__pool_abandon: how many have not (0 when all did). */
+long srv__pool_wait(struct srv__pool *p, long ms);
+/* Joins the threads (stopping them first) and frees the pool. NULL accepted. */
+void srv__pool_free(struct srv__pool *p);
+
+/* Waits, looking every 20 ms, until *n is 0 or ms milliseconds have passed:
+ * what is left (0 when all ended). The stop waits so for requests in flight
+ * and for the upstream threads. */
+long srv__wait_for_zero(atomic_long *n, long ms);
 
 #endif
