@@ -2,14 +2,15 @@
  * names), which only server/ sees (CMakeLists.txt exports server.h alone).
  *
  * http.c is the HTTP front on libmicrohttpd and owns each request's state;
- * head.c checks a request's head on its first call; pool.c runs the requests
- * that wait on a registry on threads of its own while their connections are
- * suspended (the park/resume protocol, docs/CONCURRENCY.md).
+ * head.c checks a request's head on its first call; setup.c works out what
+ * the front starts with (address, workers, descriptors); pool.c runs the
+ * requests that wait on a registry on threads of its own while their
+ * connections are suspended (the park/resume protocol, docs/CONCURRENCY.md).
  *
  * Thread-safety: a struct srv__request belongs to its connection's worker,
  * but for its pool fields, which pool.c reads and writes under the pool's
  * lock; the pool's functions are thread-safe; head.c runs on the worker of
- * the request it is given. */
+ * the request it is given, setup.c once at start. */
 #ifndef SERVER_INT_H
 #define SERVER_INT_H
 
@@ -76,6 +77,20 @@ struct srv__request {
 enum api_reject srv__check_limits(struct MHD_Connection *conn, struct srv__request *rq,
                                   const char *url, const char *method,
                                   const char *version);
+
+/* ---- the HTTP front's start-up settings (setup.c) ---- */
+
+struct sockaddr_storage;
+
+/* Parses --listen: "127.0.0.1:8080", "[::1]:8080", ":8080" (all IPv4
+ * addresses), port 0 for one the kernel chooses. 0, or IM_EINVAL with err. */
+int srv__parse_listen(const char *s, struct sockaddr_storage *ss, struct im_error *err);
+/* How many libmicrohttpd workers to run: --threads, else one per CPU the
+ * process may run on; at most SRV_THREADS_MAX. */
+long srv__http_threads(const struct srv_config *cfg);
+/* Raises the soft descriptor limit towards what --connection-limit needs, as
+ * far as the hard limit allows; logs event=fd_limit when it falls short. */
+void srv__raise_fd_limit(const struct srv_config *cfg);
 
 /* ---- the upstream pool (pool.c) ---- */
 
