@@ -9,117 +9,30 @@
  * connections; when the job is done the connection is resumed and the worker
  * sends the job's answer. */
 
-#define _GNU_SOURCE /* sched_getaffinity, CPU_ALLOC: the CPUs the daemon may use */
-#include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <errno.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "metrics.h"
-#include "server.h"
-
-/* The service's own limits on request parts; beyond them it answers JSON
- * 414 / 431. Beyond the connection memory (MHD_MEMORY_LIMIT) libmicrohttpd
- * answers itself, with its own HTML page, before the service sees anything.
- * libmicrohttpd zeroes all of that memory for every request on a connection,
- * so it is no larger than the largest request within the limits needs: 32 KiB
- * holds them all (a request over them, up to ~30 KB, still gets the JSON);
- * 64 KiB cost ~4% more CPU per warm answer in zeroing alone. */
-#define MAX_PATH_BYTES 2048
-#define MAX_QUERY_BYTES 8192
-#define MAX_HEADER_BYTES 16384
-#define MHD_MEMORY_LIMIT ((size_t)32 * 1024)
-
-struct request;
-
-/* A request handed to the upstream pool. Its strings are its own copies: the
- * job outlives its connection when the client goes or the daemon stops. */
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
-
-struct job {
-    struct job *next; /* in the queue */
-    enum job_state state;
-    struct MHD_Connection *conn;
-    struct request *rq;     /* the connection's request (until abandoned) */
-    struct api_request req; /* strings point into text */
-    struct api_response resp;
-    int rc; /* api_handle's */
-    char text[];
-};
-
-/* The upstream pool: threads, a bounded FIFO, one lock. Lock order: never
- * call libmicrohttpd with lock held. */
-struct pool {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;     /* work queued, a job entered, or stopping */
-    struct job *head, *tail; /* queued */
-    long queued, cap;
-    long entering; /* jobs between their slot and their place in the queue */
-    bool stopping;
-    size_t n_threads, started;
-    atomic_long alive; /* started threads that have not returned yet */
-    struct worker {
-        struct srv_http *h;
-        pthread_t tid;
-        struct job *job; /* running, under lock */
-    } * threads;
-};
+#include "server_int.h"
 
 struct srv_http {
     struct MHD_Daemon *mhd;
     struct api *api;
-    struct pool pool;
+    struct srv__pool *pool; /* the upstream threads (pool.c) */
     atomic_ullong next_id;
     atomic_long in_flight; /* requests between their first call and completion */
     atomic_bool stopping;  /* srv_http_stop runs: answers close their connection */
     long drain_ms;         /* how long srv_http_stop waits for them */
     long threads;          /* libmicrohttpd's workers */
-};
-
-/* Per-request state, hung off the connection context (*req_cls): made by
- * on_target, freed by on_completed. */
-struct request {
-    bool started; /* the access handler has seen the request */
-    /* What on_target saw: the request target as the client sent it (in
-     * libmicrohttpd's buffer, where it is split and decoded in place
-     * afterwards), its length up to the first NUL, the part that length ends
-     * in, and the first fault in it. */
-    const char *target;
-    size_t target_len;
-    enum srv_part target_end;
-    enum srv_fault fault;
-    enum srv_part fault_part;
-    char id[24];
-    int64_t start_ms;
-    bool has_body;
-    bool corked; /* TCP_CORK set for a file's answer, until on_completed */
-    enum api_reject reject;
-    int status;
-    size_t bytes;
-    enum im_outcome cache;
-    const char *route; /* static metrics label */
-    /* The upstream pool: set on the worker while the request is suspended,
-     * read and cleared under pool.lock after it is resumed. */
-    bool suspended;
-    struct job *job;        /* the job, NULL when the stop abandoned it */
-    struct request *parked; /* srv_http_stop's list of requests to resume */
-    struct MHD_Connection *conn;
-    char method[16];
-    char path[512];
 };
 
 /* Query arguments as api_request fields, and their total size. */
@@ -247,7 +160,7 @@ static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls;
     (void)conn;
-    struct request *rq = calloc(1, sizeof *rq);
+    struct srv__request *rq = calloc(1, sizeof *rq);
     if (!rq)
         return NULL;
     rq->target = uri;
@@ -255,148 +168,6 @@ static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
     rq->target_end = memchr(uri, '?', rq->target_len) ? SRV_PART_QUERY : SRV_PART_PATH;
     rq->fault = srv_check_target(uri, rq->target_len, &rq->fault_part);
     return rq;
-}
-
-/* Whether a NUL byte in the request line cut the target short. libmicrohttpd
- * 0.9.75 parses the line in place: the target runs from url to the space
- * before the version (a NUL now, just before version). It hands the target
- * over as a C string, cut at such a NUL, yet parses what follows (a query
- * after it): "GET /images/python/3.7-slim\0x HTTP/1.1" would be the image.
- * The cut shows as a target shorter than the distance to the version.
- * Pointers laid out otherwise are not judged. */
-static bool target_cut(const struct request *rq, const char *url, const char *version)
-{
-    uintptr_t t = (uintptr_t)rq->target, v = (uintptr_t)version;
-    if ((uintptr_t)url != t || !version[0] || v <= t || v - t > MHD_MEMORY_LIMIT)
-        return false;
-    return rq->target_len + 1 < v - t;
-}
-
-/* The header fields, seen once (scan_head): their size as the service counts
- * it, the first fault in a name or value, and whether libmicrohttpd cut a
- * value at a NUL byte. libmicrohttpd 0.9.75 keeps the request head in its
- * buffer as it came, header_size bytes from the method on, with each line's
- * CR and LF turned into NULs and the fields pointing into it; but it hands a
- * value over as a C string, so a NUL in it cuts it short without a word
- * ("X: a\0b" is "a"). Between the end of a value and the next field's name
- * there is then more than the one or two NULs of a line end (after the last
- * value, more than the four of two line ends). Fields that are not in that
- * buffer in order (a folded line is copied elsewhere) are not judged. */
-struct head_scan {
-    size_t bytes;
-    enum srv_fault fault;
-    uintptr_t lo, hi;    /* the request head in libmicrohttpd's buffer */
-    uintptr_t value_end; /* where the field before ended; 0: not judged */
-};
-
-static bool in_head(const struct head_scan *s, const char *p)
-{
-    return p && (uintptr_t)p >= s->lo && (uintptr_t)p < s->hi;
-}
-
-/* Whether the bytes from value_end to next (not before it) are more than a
- * line end of at most max NULs: the rest of a value cut at a NUL. Reads at
- * most max bytes, the line end's own. */
-static bool value_cut(uintptr_t value_end, uintptr_t next, size_t max)
-{
-    if (next <= value_end)
-        return false;
-    if (next - value_end > max)
-        return true;
-    for (const char *p = (const char *)value_end; (uintptr_t)p < next; p++)
-        if (*p)
-            return true;
-    return false;
-}
-
-static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  size_t key_size, const char *value, size_t value_size)
-{
-    struct head_scan *s = cls;
-    (void)kind;
-    s->bytes += key_size + value_size + 4; /* ": " and CRLF */
-    if (s->fault == SRV_FAULT_NONE)
-        s->fault = srv_check_field(key, key_size);
-    if (s->fault == SRV_FAULT_NONE && value)
-        s->fault = srv_check_field(value, value_size);
-    if (s->fault == SRV_FAULT_NONE && s->value_end && in_head(s, key) &&
-        value_cut(s->value_end, (uintptr_t)key, 2))
-        s->fault = SRV_FAULT_CONTROL;
-    bool in_order =
-        in_head(s, key) && in_head(s, value) && (uintptr_t)value > (uintptr_t)key;
-    s->value_end = in_order ? (uintptr_t)value + value_size : 0;
-    return MHD_YES;
-}
-
-/* The header fields of conn's request: the first fault (SRV_FAULT_CONTROL
- * for a cut value too), and their size in *bytes. */
-static enum srv_fault scan_head(struct MHD_Connection *conn, const char *method,
-                                size_t *bytes)
-{
-    struct head_scan s = {0, SRV_FAULT_NONE, 0, 0, 0};
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-    if (ci) {
-        s.lo = (uintptr_t)method;
-        s.hi = s.lo + ci->header_size;
-    }
-    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_field, &s);
-    if (s.fault == SRV_FAULT_NONE && s.value_end && s.value_end < s.hi &&
-        value_cut(s.value_end, s.hi, 4))
-        s.fault = SRV_FAULT_CONTROL;
-    *bytes = s.bytes;
-    return s.fault;
-}
-
-static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
-{
-    size_t *n = cls;
-    (void)kind;
-    (void)value;
-    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
-        (*n)++;
-    return MHD_YES;
-}
-
-/* RFC 9112, section 3.2: a server answers 400 to an HTTP/1.1 request without
- * a Host header, and to any request with more than one. libmicrohttpd
- * enforces the first only in its strict mode, with its own HTML answer; here
- * the client gets the service's JSON error like for every other refusal. */
-static bool host_ok(struct MHD_Connection *conn, const char *version)
-{
-    size_t hosts = 0;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &hosts);
-    if (hosts > 1)
-        return false;
-    return hosts == 1 || strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
-}
-
-/* The service's limits and the rules on a request's bytes, checked on the
- * request's first call; a fault is left in rq for the message. */
-static enum api_reject check_limits(struct MHD_Connection *conn, struct request *rq,
-                                    const char *url, const char *method,
-                                    const char *version)
-{
-    size_t headers = 0;
-    if (strlen(url) > MAX_PATH_BYTES)
-        return API_REJECT_URI_TOO_LONG;
-    enum srv_fault header_fault = scan_head(conn, method, &headers);
-    if (headers > MAX_HEADER_BYTES)
-        return API_REJECT_HEADERS_TOO_LARGE;
-    if (rq->fault == SRV_FAULT_NONE && target_cut(rq, url, version)) {
-        rq->fault = SRV_FAULT_CONTROL;
-        rq->fault_part = rq->target_end;
-    }
-    if (rq->fault == SRV_FAULT_NONE && header_fault != SRV_FAULT_NONE) {
-        rq->fault = header_fault;
-        rq->fault_part = SRV_PART_HEADER;
-    }
-    if (rq->fault != SRV_FAULT_NONE)
-        return API_REJECT_BAD_ENCODING;
-    if (!host_ok(conn, version))
-        return API_REJECT_BAD_HOST;
-    return API_REJECT_NONE;
 }
 
 static bool is_metrics(const struct api_request *req)
@@ -424,7 +195,7 @@ static int build(struct srv_http *h, const struct api_request *req,
 
 /* The api_request of the connection's request; strings borrowed from
  * libmicrohttpd for as long as the request lasts. */
-static void read_request(struct MHD_Connection *conn, const struct request *rq,
+static void read_request(struct MHD_Connection *conn, const struct srv__request *rq,
                          const char *url, const char *method, struct api_request *req)
 {
     memset(req, 0, sizeof *req);
@@ -466,7 +237,7 @@ static bool cork(struct MHD_Connection *conn, bool on)
 
 /* Queues r as the answer to rq; r's body passes to libmicrohttpd. */
 static enum MHD_Result deliver(struct srv_http *h, struct MHD_Connection *conn,
-                               struct request *rq, struct api_response *r)
+                               struct srv__request *rq, struct api_response *r)
 {
     rq->status = r->status;
     rq->bytes = strcmp(rq->method, "HEAD") == 0 ? 0 : r->len;
@@ -489,7 +260,7 @@ static enum MHD_Result deliver(struct srv_http *h, struct MHD_Connection *conn,
 
 /* 503 with Retry-After: 1 (code "busy" or "shutting_down"), from the worker. */
 static enum MHD_Result refuse(struct srv_http *h, struct MHD_Connection *conn,
-                              struct request *rq, const struct api_request *req,
+                              struct srv__request *rq, const struct api_request *req,
                               const char *code, const char *message)
 {
     struct api_response r;
@@ -504,170 +275,56 @@ static enum MHD_Result refuse(struct srv_http *h, struct MHD_Connection *conn,
     return deliver(h, conn, rq, &r);
 }
 
-/* ---- the upstream pool ------------------------------------------------------ */
-
-/* Points the string fields of r (path, headers, parameters) at copies in
- * text, or with text NULL only counts; returns the bytes they take. */
-static size_t copy_strings(struct api_request *r, char *text)
+/* Queues r, an answer built with the result rc (0, or IM_ENOMEM: then the
+ * connection is dropped). */
+static enum MHD_Result send_built(struct srv_http *h, struct MHD_Connection *conn,
+                                  struct srv__request *rq, int rc, struct api_response *r)
 {
-    const char **f[11 + API_MAX_PLATFORMS] = {
-        &r->method, &r->path,       &r->format,        &r->view,
-        &r->accept, &r->n,          &r->if_none_match, &r->authorization,
-        &r->last,   &r->request_id, &r->style};
-    size_t nf = 11, off = 0;
-    for (size_t i = 0; i < r->n_platforms && i < API_MAX_PLATFORMS; i++)
-        f[nf++] = &r->platforms[i];
-    for (size_t i = 0; i < nf; i++) {
-        if (!*f[i])
-            continue;
-        size_t n = strlen(*f[i]) + 1;
-        if (text) {
-            memcpy(text + off, *f[i], n);
-            *f[i] = text + off;
-        }
-        off += n;
+    if (rc != 0) {
+        api_response_free(r);
+        return MHD_NO; /* out of memory: drop the connection */
     }
-    return off;
+    return deliver(h, conn, rq, r);
 }
 
-/* A job for req (its strings copied: at most the service's limits on path,
- * query and headers, checked before), to be answered in full. NULL on OOM. */
-static struct job *job_new(const struct api_request *req, struct MHD_Connection *conn,
-                           struct request *rq)
-{
-    struct api_request counted = *req;
-    struct job *j = calloc(1, sizeof *j + copy_strings(&counted, NULL));
-    if (!j)
-        return NULL;
-    j->req = *req;
-    copy_strings(&j->req, j->text);
-    j->req.cache_only = false;
-    j->conn = conn;
-    j->rq = rq;
-    return j;
-}
-
-static void job_free(struct job *j)
-{
-    if (!j)
-        return;
-    api_response_free(&j->resp);
-    free(j);
-}
-
-/* Runs one job with p->lock held on entry and exit; the connection is
- * resumed unless the job was abandoned meanwhile (then it is freed). */
-static void run_job(struct srv_http *h, struct worker *w, struct job *j)
-{
-    struct pool *p = &h->pool;
-    if (j->state != JOB_ABANDONED) {
-        j->state = JOB_RUNNING;
-        w->job = j;
-        pthread_mutex_unlock(&p->lock);
-        j->rc = api_handle(h->api, &j->req, &j->resp);
-        pthread_mutex_lock(&p->lock);
-        w->job = NULL;
-    }
-    if (j->state == JOB_ABANDONED) {
-        pthread_mutex_unlock(&p->lock);
-        job_free(j);
-        pthread_mutex_lock(&p->lock);
-        return;
-    }
-    j->state = JOB_DONE; /* the worker frees it once the connection is back */
-    struct MHD_Connection *conn = j->conn;
-    pthread_mutex_unlock(&p->lock);
-    MHD_resume_connection(conn);
-    pthread_mutex_lock(&p->lock);
-}
-
-/* An upstream thread: jobs in order until stopping and the queue is empty. */
-static void *pool_main(void *arg)
-{
-    struct worker *w = arg;
-    struct pool *p = &w->h->pool;
-    pthread_mutex_lock(&p->lock);
-    for (;;) {
-        while (!p->head && !p->stopping)
-            pthread_cond_wait(&p->cond, &p->lock);
-        struct job *j = p->head;
-        if (!j)
-            break;
-        p->head = j->next;
-        if (!p->head)
-            p->tail = NULL;
-        p->queued--;
-        run_job(w->h, w, j);
-    }
-    atomic_fetch_sub(&p->alive, 1);
-    pthread_mutex_unlock(&p->lock);
-    return NULL;
-}
-
-/* Hands the request to the upstream pool and suspends its connection; a
+/* Hands the request to the upstream pool, which suspends its connection; a
  * full queue (or a daemon stopping) is answered 503 at once instead. */
 static enum MHD_Result go_slow(struct srv_http *h, struct MHD_Connection *conn,
-                               struct request *rq, const struct api_request *req)
+                               struct srv__request *rq, const struct api_request *req)
 {
-    struct pool *p = &h->pool;
-    pthread_mutex_lock(&p->lock);
-    bool stopping = p->stopping, room = !stopping && p->queued + p->entering < p->cap;
-    if (room)
-        p->entering++;
-    pthread_mutex_unlock(&p->lock);
-    if (!room)
-        return refuse(h, conn, rq, req, stopping ? "shutting_down" : "busy",
-                      stopping ? SHUTTING_DOWN_MSG
-                               : "imgmeta has as many requests waiting for a registry "
-                                 "as it queues (--upstream-queue): retry in 1 s");
-    struct job *j = job_new(req, conn, rq);
-    rq->job = j;
-    rq->conn = conn;
-    rq->suspended = j != NULL;
-    if (j) {
-        srv_log(SRV_DEBUG, rq->id, "event=upstream_queued");
-        MHD_suspend_connection(conn);
+    switch (srv__pool_suspend(h->pool, conn, rq, req)) {
+    case SRV__QUEUED:
+        return MHD_YES;
+    case SRV__FULL:
+        return refuse(h, conn, rq, req, "busy",
+                      "imgmeta has as many requests waiting for a registry as it queues "
+                      "(--upstream-queue): retry in 1 s");
+    case SRV__STOPPING:
+        return refuse(h, conn, rq, req, "shutting_down", SHUTTING_DOWN_MSG);
+    default:
+        return MHD_NO; /* out of memory: drop the connection */
     }
-    pthread_mutex_lock(&p->lock);
-    p->entering--;
-    if (j) {
-        if (p->tail)
-            p->tail->next = j;
-        else
-            p->head = j;
-        p->tail = j;
-        p->queued++;
-    }
-    if (p->stopping)
-        pthread_cond_broadcast(&p->cond); /* srv_http_stop waits for entering */
-    else
-        pthread_cond_signal(&p->cond); /* only threads wait: wake one */
-    pthread_mutex_unlock(&p->lock);
-    return j ? MHD_YES : MHD_NO; /* out of memory: drop the connection */
 }
 
 /* The connection is back from the pool: the job's answer, or (the daemon
  * stopped before the job ended) 503 shutting_down. */
 static enum MHD_Result resumed(struct srv_http *h, struct MHD_Connection *conn,
-                               struct request *rq, const char *url, const char *method)
+                               struct srv__request *rq, const char *url,
+                               const char *method)
 {
-    pthread_mutex_lock(&h->pool.lock);
-    struct job *j = rq->job;
-    rq->job = NULL;
-    rq->suspended = false;
-    pthread_mutex_unlock(&h->pool.lock);
-    if (!j) {
+    struct api_response r;
+    int rc = 0;
+    if (!srv__pool_resumed(h->pool, rq, &rc, &r)) {
         struct api_request req;
         read_request(conn, rq, url, method, &req);
         return refuse(h, conn, rq, &req, "shutting_down", SHUTTING_DOWN_MSG);
     }
-    enum MHD_Result ret = j->rc == 0 ? deliver(h, conn, rq, &j->resp) : MHD_NO;
-    job_free(j);
-    return ret;
+    return send_built(h, conn, rq, rc, &r);
 }
 
 static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *conn,
-                              struct request *rq, const char *url, const char *method)
+                              struct srv__request *rq, const char *url,
+                              const char *method)
 {
     struct api_request req;
     struct api_response r;
@@ -679,11 +336,7 @@ static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *conn,
         api_response_free(&r);
         return go_slow(h, conn, rq, &req);
     }
-    if (rc != 0) {
-        api_response_free(&r);
-        return MHD_NO; /* out of memory: drop the connection */
-    }
-    return deliver(h, conn, rq, &r);
+    return send_built(h, conn, rq, rc, &r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -692,7 +345,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **req_cls)
 {
     struct srv_http *h = cls;
-    struct request *rq = *req_cls;
+    struct srv__request *rq = *req_cls;
     (void)upload_data;
     if (!rq)
         return MHD_NO; /* on_target could not allocate it */
@@ -704,7 +357,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->route = api_route_label(url);
         im_strlcpy(rq->method, method, sizeof rq->method);
         log_escape(rq->path, sizeof rq->path, url);
-        rq->reject = check_limits(conn, rq, url, method, version);
+        rq->reject = srv__check_limits(conn, rq, url, method, version);
         atomic_fetch_add(&h->in_flight, 1);
         return MHD_YES;
     }
@@ -718,27 +371,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return answer(h, conn, rq, url, method);
 }
 
-/* A request ends with its job still queued or running (libmicrohttpd closed
- * the connection): the job is left to its thread, which frees it. */
-static void drop_job(struct srv_http *h, struct request *rq)
-{
-    struct job *done = NULL;
-    pthread_mutex_lock(&h->pool.lock);
-    struct job *j = rq->job;
-    rq->job = NULL;
-    if (j && j->state == JOB_DONE)
-        done = j;
-    else if (j)
-        j->state = JOB_ABANDONED;
-    pthread_mutex_unlock(&h->pool.lock);
-    job_free(done);
-}
-
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct srv_http *h = cls;
-    struct request *rq = *req_cls;
+    struct srv__request *rq = *req_cls;
     if (!rq)
         return;
     if (!rq->started) { /* libmicrohttpd answered it itself, before the handler */
@@ -749,7 +386,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (rq->corked) /* every byte of the answer is queued: let it go */
         rq->corked = cork(conn, false);
     if (rq->suspended)
-        drop_job(h, rq);
+        srv__pool_drop(h->pool, rq);
     int64_t dur_ms = im_monotonic_ms() - rq->start_ms;
     if (rq->status > 0)
         im_metric_request(rq->route, rq->status, (double)dur_ms / 1000.0);
@@ -764,194 +401,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     atomic_fetch_sub(&h->in_flight, 1);
 }
 
-/* "127.0.0.1:8080", "[::1]:8080", ":8080" (all IPv4 addresses). */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, struct im_error *err)
-{
-    char host[128];
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s + strlen(s) - 1)
-        return im_seterr(err, IM_EINVAL, "--listen wants ADDRESS:PORT, got '%s'", s);
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535)
-        return im_seterr(err, IM_EINVAL, "--listen: bad port in '%s'", s);
-    size_t hl = (size_t)(colon - s);
-    if (hl >= sizeof host)
-        return im_seterr(err, IM_EINVAL, "--listen: address too long");
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    memset(ss, 0, sizeof *ss);
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-        host[hl - 1] = '\0';
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
-            return im_seterr(err, IM_EINVAL, "--listen: bad IPv6 address '%s'", host + 1);
-        return 0;
-    }
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    if (hl == 0)
-        a4->sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
-        return im_seterr(err, IM_EINVAL, "--listen: bad IPv4 address '%s'", host);
-    return 0;
-}
-
-/* The upstream pool's size: --upstream-threads, else 2 x --max-resolutions
- * (at least 8, at most POOL_MAX_DERIVED; 64 when resolutions are unbounded),
- * so that requests refused busy, joining a resolution or served stale find a
- * thread at once while the resolutions run. */
-#define POOL_MAX_DERIVED 1024
-static size_t pool_threads(const struct srv_config *cfg)
-{
-    if (cfg->upstream_threads > 0)
-        return (size_t)cfg->upstream_threads;
-    if (cfg->max_resolutions <= 0)
-        return 64;
-    if (cfg->max_resolutions < 4)
-        return 8;
-    if (cfg->max_resolutions > POOL_MAX_DERIVED / 2)
-        return POOL_MAX_DERIVED;
-    return (size_t)(2 * cfg->max_resolutions);
-}
-
-/* Waits, looking every 20 ms, until *n is 0 or ms milliseconds have passed:
- * what is left (0 when all ended). The stop waits so for requests in flight
- * and for the upstream threads. */
-static long wait_for_zero(atomic_long *n, long ms)
-{
-    int64_t deadline = im_monotonic_ms() + ms;
-    long left;
-    while ((left = atomic_load(n)) > 0 && im_monotonic_ms() < deadline) {
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    return left;
-}
-
-/* Joins the started threads (after stopping) and frees the pool. */
-static void pool_destroy(struct pool *p)
-{
-    pthread_mutex_lock(&p->lock);
-    p->stopping = true;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
-    for (size_t i = 0; i < p->started; i++)
-        pthread_join(p->threads[i].tid, NULL);
-    free(p->threads);
-    pthread_cond_destroy(&p->cond);
-    pthread_mutex_destroy(&p->lock);
-}
-
-static int pool_start(struct srv_http *h, const struct srv_config *cfg,
-                      struct im_error *err)
-{
-    struct pool *p = &h->pool;
-    p->n_threads = pool_threads(cfg);
-    p->cap = cfg->upstream_queue;
-    if (pthread_mutex_init(&p->lock, NULL) != 0)
-        return im_seterr(err, IM_ENOMEM, "cannot create the upstream pool's lock");
-    if (pthread_cond_init(&p->cond, NULL) != 0) {
-        pthread_mutex_destroy(&p->lock);
-        return im_seterr(err, IM_ENOMEM, "cannot create the upstream pool's condition");
-    }
-    p->threads = calloc(p->n_threads, sizeof *p->threads);
-    for (size_t i = 0; p->threads && i < p->n_threads; i++) {
-        p->threads[i].h = h;
-        atomic_fetch_add(&p->alive, 1); /* before the thread can return */
-        if (pthread_create(&p->threads[i].tid, NULL, pool_main, &p->threads[i]) != 0) {
-            atomic_fetch_sub(&p->alive, 1);
-            break;
-        }
-        p->started++;
-    }
-    if (p->started == p->n_threads)
-        return 0;
-    pool_destroy(p);
-    return im_seterr(err, IM_ENOMEM, "cannot start %zu upstream threads", p->n_threads);
-}
-
-/* Gives up j (lock held): its request goes on *parked, to be resumed. A job
- * abandoned before has no connection any more. */
-static void park(struct job *j, struct request **parked)
-{
-    if (!j || j->state == JOB_ABANDONED)
-        return;
-    j->state = JOB_ABANDONED;
-    j->rq->job = NULL;
-    j->rq->parked = *parked;
-    *parked = j->rq;
-}
-
-/* Gives up the pool's jobs that did not end (queued or running): their
- * connections are resumed and answered 503 shutting_down; the threads free
- * the jobs. libmicrohttpd stops only with no connection suspended. */
-static void pool_abandon(struct pool *p)
-{
-    struct request *parked = NULL;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = true;
-    pthread_cond_broadcast(&p->cond);
-    while (p->entering > 0)
-        pthread_cond_wait(&p->cond, &p->lock);
-    for (struct job *j = p->head; j; j = j->next)
-        park(j, &parked);
-    for (size_t i = 0; i < p->started; i++)
-        park(p->threads[i].job, &parked);
-    pthread_mutex_unlock(&p->lock);
-    while (parked) {
-        struct request *rq = parked;
-        parked = rq->parked;
-        MHD_resume_connection(rq->conn); /* rq may be freed from here on */
-    }
-}
-
-/* The CPUs this process may run on (its affinity mask: taskset, a cpuset, a
- * container's CPU list), or -1 when the kernel does not say. The set is sized
- * at run time and grown while the kernel's mask is larger (EINVAL), so hosts
- * with more than CPU_SETSIZE (1024) CPUs are counted too. */
-#define HTTP_CPUS_MAX (1 << 20)
-static long http_cpus_allowed(void)
-{
-    long n = -1;
-    bool grow = true;
-    for (int ncpu = CPU_SETSIZE; grow && ncpu <= HTTP_CPUS_MAX; ncpu *= 2) {
-        cpu_set_t *set = CPU_ALLOC(ncpu);
-        size_t size = CPU_ALLOC_SIZE(ncpu);
-        grow = false;
-        if (set) {
-            CPU_ZERO_S(size, set);
-            if (sched_getaffinity(0, size, set) == 0)
-                n = CPU_COUNT_S(size, set);
-            else
-                grow = errno == EINVAL; /* the kernel's mask is larger */
-            CPU_FREE(set);
-        }
-    }
-    return n;
-}
-
-/* The HTTP workers: --threads, else one per CPU the process may run on (so a
- * daemon under taskset or in a cpuset starts no more than it can run), else
- * one per online CPU; at most SRV_THREADS_MAX, --threads' own bound. A
- * worker never waits on a registry (the upstream pool does), and more workers
- * than cores only take turns on them (on 2 cores, 2 workers gave a lower p99
- * of warm answers than 4 or 8). */
-static long http_threads(const struct srv_config *cfg)
-{
-    long n = cfg->threads;
-    if (n <= 0)
-        n = http_cpus_allowed();
-    if (n <= 0)
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n <= 0)
-        n = 2;
-    return n < SRV_THREADS_MAX ? n : SRV_THREADS_MAX;
-}
-
 long srv_http_threads(const struct srv_http *h)
 {
     return h ? h->threads : 0;
@@ -964,45 +413,23 @@ unsigned srv_http_port(const struct srv_http *h)
     return info ? info->port : 0;
 }
 
-/* Descriptors: each connection holds its socket and, while an answer is sent
- * from the answers file, a descriptor of that file; plus the database, the
- * registries' connections and the answers files. The soft limit is raised
- * towards that (as far as the hard limit allows); below it, answers from the
- * file are read instead of sent from it once descriptors run out, and
- * connections beyond what is left are refused. */
-static void raise_fd_limit(const struct srv_config *cfg)
-{
-    struct rlimit rl;
-    rlim_t want = (rlim_t)cfg->connection_limit * 2 + 256;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-        return;
-    rlim_t was = rl.rlim_cur;
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-    if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        rl.rlim_cur = was;
-    if (rl.rlim_cur < want)
-        srv_log(SRV_WARN, NULL,
-                "event=fd_limit soft=%llu wanted=%llu msg=\"fewer descriptors than "
-                "--connection-limit needs: raise the hard limit (ulimit -Hn)\"",
-                (unsigned long long)rl.rlim_cur, (unsigned long long)want);
-}
-
 struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
                                 struct im_error *err)
 {
     struct sockaddr_storage ss;
-    if (parse_listen(cfg->listen, &ss, err) != 0)
+    if (srv__parse_listen(cfg->listen, &ss, err) != 0)
         return NULL;
     struct srv_http *h = calloc(1, sizeof *h);
     if (!h) {
         im_seterr(err, IM_ENOMEM, "out of memory");
         return NULL;
     }
-    raise_fd_limit(cfg);
+    srv__raise_fd_limit(cfg);
     h->api = api;
     h->drain_ms = cfg->shutdown_timeout * 1000L;
-    h->threads = http_threads(cfg);
-    if (pool_start(h, cfg, err) != 0) {
+    h->threads = srv__http_threads(cfg);
+    h->pool = srv__pool_new(api, cfg, err);
+    if (!h->pool) {
         free(h);
         return NULL;
     }
@@ -1019,7 +446,7 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, MHD_MEMORY_LIMIT, MHD_OPTION_URI_LOG_CALLBACK,
         on_target, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->mhd) {
-        pool_destroy(&h->pool);
+        srv__pool_free(h->pool);
         free(h);
         im_seterr(err, IM_EINVAL, "cannot listen on %s (address in use or not available)",
                   cfg->listen);
@@ -1040,21 +467,21 @@ bool srv_http_stop(struct srv_http *h)
     if (left > 0)
         srv_log(SRV_INFO, NULL, "event=draining in_flight=%ld wait_ms=%ld", left,
                 h->drain_ms);
-    left = wait_for_zero(&h->in_flight, h->drain_ms);
+    left = srv__wait_for_zero(&h->in_flight, h->drain_ms);
     if (left > 0)
         srv_log(SRV_WARN, NULL, "event=drain_timeout in_flight=%ld", left);
-    pool_abandon(&h->pool);
+    srv__pool_abandon(h->pool);
     /* a thread still in a job's upstream work ends when that work does
      * (bounded by the upstream timeouts): it is given SRV_STOP_GRACE_MS, and
      * then left to the process's exit */
-    long jobs = wait_for_zero(&h->pool.alive, SRV_STOP_GRACE_MS);
+    long jobs = srv__pool_wait(h->pool, SRV_STOP_GRACE_MS);
     if (jobs > 0) {
         srv_log(SRV_WARN, NULL, "event=stop_forced upstream_jobs=%ld wait_ms=%d", jobs,
                 SRV_STOP_GRACE_MS);
         MHD_stop_daemon(h->mhd); /* every connection was answered or resumed */
         return false;
     }
-    pool_destroy(&h->pool);
+    srv__pool_free(h->pool);
     MHD_stop_daemon(h->mhd);
     free(h);
     return true;

@@ -1,8 +1,9 @@
 /* reqcheck.c - which bytes a request may carry, judged on what the client sent:
  * the request target before any percent-decoding, and header fields. Pure
- * functions of their input; server/http.c applies them before routing, so
- * that nothing decodes to a control character or to a string cut short at a
- * NUL, and an encoded '/' never becomes a path separator. */
+ * functions of their input; server/http.c (the target) and server/head.c (the
+ * header fields) apply them before routing, so that nothing decodes to a
+ * control character or to a string cut short at a NUL, and an encoded '/'
+ * never becomes a path separator. */
 #include <stdbool.h>
 #include <string.h>
 
