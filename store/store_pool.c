@@ -395,3 +395,53 @@ int store__tx_end(struct store__conn *c, int rc, struct im_error *err)
     }
     return rc;
 }
+
+/* ---- statement helpers every file of the store uses ----------------------- */
+
+bool store__str_ok(const char *s, size_t cap, bool nonempty)
+{
+    const char *nul = memchr(s, '\0', cap);
+    return nul && (!nonempty || nul != s);
+}
+
+/* ref names a repository and, when need_tag, a tag. */
+int store__ref_check(const struct im_ref *ref, bool need_tag, struct im_error *err)
+{
+    if (!ref || !store__str_ok(ref->registry, sizeof ref->registry, true) ||
+        !store__str_ok(ref->repository, sizeof ref->repository, true) ||
+        !store__str_ok(ref->tag, sizeof ref->tag, need_tag) ||
+        !store__str_ok(ref->digest, sizeof ref->digest, false))
+        return im_seterr(err, IM_EINVAL,
+                         "the store needs a reference with registry, "
+                         "repository%s",
+                         need_tag ? " and tag" : "");
+    return 0;
+}
+
+/* Binds ?1 registry, ?2 repository, ?3 key (the tag, or the digest). */
+int store__bind_key(sqlite3_stmt *st, const struct im_ref *ref, const char *key)
+{
+    int src = sqlite3_bind_text(st, 1, ref->registry, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 2, ref->repository, -1, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+    return src;
+}
+
+/* Steps a statement that returns no row, then resets it. */
+int store__step_done(struct store__conn *c, enum store__stmt which, const char *what,
+                     struct im_error *err)
+{
+    sqlite3_stmt *st = c->st[which];
+    int rc = 0;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = store__fail(err, c->db, "%s", what);
+    store__done(st);
+    return rc;
+}
+
+int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
