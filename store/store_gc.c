@@ -470,16 +470,13 @@ int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
         goto out;
     }
     memset(out, 0, sizeof *out);
-    out->documents = sqlite3_column_int64(st, 0);
-    out->doc_bytes = sqlite3_column_int64(st, 1);
-    out->blobs = sqlite3_column_int64(st, 2);
-    out->tags = sqlite3_column_int64(st, 3);
-    out->misses = sqlite3_column_int64(st, 4);
-    out->bytes = sqlite3_column_int64(st, 5);
-    out->used_bytes = sqlite3_column_int64(st, 6);
-    out->roots = sqlite3_column_int64(st, 7);
-    out->rendered = sqlite3_column_int64(st, 8);
-    out->rendered_bytes = sqlite3_column_int64(st, 9);
+    /* in ST_STATS's column order */
+    int64_t *const columns[] = {&out->documents,     &out->doc_bytes, &out->blobs,
+                                &out->tags,          &out->misses,    &out->bytes,
+                                &out->used_bytes,    &out->roots,     &out->rendered,
+                                &out->rendered_bytes};
+    for (int i = 0; i < (int)(sizeof columns / sizeof columns[0]); i++)
+        *columns[i] = sqlite3_column_int64(st, i);
 out:
     store__cursor_close(&cur);
     return rc;
