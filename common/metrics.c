@@ -47,8 +47,7 @@ static const char *const counter_names[IM_COUNTER__COUNT] = {
     "imgmeta_answer_file_hits_total"};
 static const char *const counter_help[IM_COUNTER__COUNT] = {
     "Cache writes that failed.",
-    "Requests answered 503 busy because --max-resolutions upstream resolutions were "
-    "running.",
+    "Requests answered 503 busy: --max-resolutions resolutions were running.",
     "Answers read from the answers file."};
 static const char *const gauge_names[IM_GAUGE__COUNT] = {"imgmeta_resolutions_in_flight",
                                                          "imgmeta_db_bytes",
