@@ -16,7 +16,7 @@ static const struct {
     {IM_EINVAL, 400},    {IM_ENOTFOUND, 404}, {IM_EUNAUTH, 502},  {IM_EPROTO, 502},
     {IM_EDIGEST, 502},   {IM_ETOOBIG, 502},   {IM_ETIMEOUT, 504}, {IM_ERATELIMIT, 503},
     {IM_EPOLICY, 403},   {IM_ESTORE, 500},    {IM_ENOMEM, 500},   {IM_EUPSTREAM, 502},
-    {IM_EINTERNAL, 500}, {IM_EBUSY, 503},
+    {IM_EINTERNAL, 500}, {IM_EBUSY, 503},     {IM_EDBDOWN, 503},
 };
 
 int api__status_for(int code)

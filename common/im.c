@@ -26,6 +26,7 @@ static const struct {
     {IM_ENOMEM, "out_of_memory", "out of memory"},
     {IM_EUPSTREAM, "upstream_unavailable", "upstream unavailable"},
     {IM_EBUSY, "busy", "too many upstream resolutions in progress"},
+    {IM_EDBDOWN, "database_unavailable", "the shared cache database is unreachable"},
     {IM_EINTERNAL, "internal_error", "internal error"}, /* last: the fallback */
 };
 

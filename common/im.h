@@ -33,11 +33,12 @@ enum im_err {
     IM_ETIMEOUT = -7,   /* upstream did not answer in time */
     IM_ERATELIMIT = -8, /* upstream said 429 */
     IM_EPOLICY = -9,    /* refused by our own policy (allowlist, SSRF) */
-    IM_ESTORE = -10,    /* the SQLite cache failed */
+    IM_ESTORE = -10,    /* the cache database failed */
     IM_ENOMEM = -11,    /* out of memory */
     IM_EUPSTREAM = -12, /* upstream unreachable or 5xx */
     IM_EINTERNAL = -13, /* a bug: should not happen */
     IM_EBUSY = -14,     /* too many upstream resolutions at once (--max-resolutions) */
+    IM_EDBDOWN = -15,   /* the shared cache database (PostgreSQL) is unreachable */
 };
 
 /* Human-readable message for a failure, filled by the function that failed.

@@ -15,7 +15,7 @@
 static void db_dir(const char *db, char *dir, size_t n)
 {
     dir[0] = '\0';
-    if (db[0] != '\0' && strcmp(db, ":memory:") != 0)
+    if (db[0] != '\0' && strcmp(db, ":memory:") != 0 && !store_is_uri(db))
         im_path_dir(db, dir, n); /* too long: "" too */
 }
 
@@ -30,7 +30,11 @@ int srv_cache_api_config(const struct srv_config *cfg, struct api_config *acfg,
     acfg->cache_max_bytes = cfg->cache_max_bytes;
     acfg->answer_cache_bytes = (size_t)cfg->answer_cache_bytes;
     acfg->answer_file_bytes = (uint64_t)cfg->answer_file_bytes;
-    db_dir(cfg->db, acfg->answer_file_dir, sizeof acfg->answer_file_dir);
+    if (cfg->answer_file_dir[0])
+        im_strlcpy(acfg->answer_file_dir, cfg->answer_file_dir,
+                   sizeof acfg->answer_file_dir);
+    else
+        db_dir(cfg->db, acfg->answer_file_dir, sizeof acfg->answer_file_dir);
     im_strlcpy(acfg->admin_token, cfg->admin_token, sizeof acfg->admin_token);
     if (render_style_parse(cfg->markdown_style, &acfg->markdown_style) != 0)
         return im_seterr(err, IM_EINVAL, "--markdown-style: '%s' is not seed or current",
@@ -63,9 +67,11 @@ struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err)
     struct store *s = open_store(cfg, &damaged, err);
     int64_t ms = 0;
     int from = store_migrated_from(s, &ms);
+    char safe[512];
+    store_safe_name(cfg->db, safe, sizeof safe);
     if (from > 0)
-        srv_log(SRV_INFO, NULL, "event=db_migrated db=\"%s\" from=%d to=%d ms=%lld",
-                cfg->db, from, store_schema_version(), (long long)ms);
+        srv_log(SRV_INFO, NULL, "event=db_migrated db=\"%s\" from=%d to=%d ms=%lld", safe,
+                from, store_schema_of(s), (long long)ms);
     if (s && store_readonly(s))
         srv_log(SRV_WARN, NULL,
                 "event=db_readonly db=\"%s\" msg=\"the cache file cannot be written: "
@@ -122,7 +128,9 @@ static int cmd_stats(struct store *s, const struct srv_config *cfg, struct im_er
     int64_t served = 0;
     for (size_t i = 0; i < IM_OUTCOME__COUNT; i++)
         served += k.n[i];
-    printf("db: %s\n", cfg->db);
+    char safe[512];
+    store_safe_name(cfg->db, safe, sizeof safe);
+    printf("db: %s\n", safe);
     printf("tags: %lld\nroots: %lld\ndocuments: %lld\nblobs: %lld\nmisses: %lld\n",
            (long long)st.tags, (long long)st.roots, (long long)st.documents,
            (long long)st.blobs, (long long)st.misses);
@@ -172,7 +180,8 @@ static int run_subcommand(const char *sub, const char *ref, const struct srv_con
                           struct im_error *err)
 {
     struct stat sb;
-    if (strcmp(cfg->db, ":memory:") != 0 && stat(cfg->db, &sb) != 0)
+    if (strcmp(cfg->db, ":memory:") != 0 && !store_is_uri(cfg->db) &&
+        stat(cfg->db, &sb) != 0)
         return im_seterr(err, IM_ESTORE, "no cache database at %s", cfg->db), 1;
     struct store *s = store_open(cfg->db, err);
     int rc = 1;

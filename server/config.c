@@ -35,7 +35,13 @@ static const struct opt opts[] = {
     {"listen", "IMGMETA_LISTEN", OPT_STR, STR(listen), 0, 0, "127.0.0.1:8080",
      "address:port to listen on"},
     {"db", "IMGMETA_DB", OPT_STR, STR(db), 0, 0, "data/imgmeta.db",
-     "SQLite cache file (its directory is created when missing)"},
+     "the cache: an SQLite file (its directory is created when missing), or a "
+     "PostgreSQL URI (postgresql://... or postgres://..., libpq's syntax) that several "
+     "replicas share"},
+    {"answer-file-dir", "IMGMETA_ANSWER_FILE_DIR", OPT_STR, STR(answer_file_dir), 0, 0,
+     "",
+     "directory of the answers file (rendered answers this replica keeps on disk); "
+     "default: the SQLite file's directory; none with a PostgreSQL --db unless given"},
     {"mirror", "IMGMETA_MIRROR", OPT_LIST, offsetof(struct srv_config, mirrors), 0, 0, 0,
      NULL,
      "REGISTRY=URL: send REGISTRY's traffic to URL instead, e.g. "

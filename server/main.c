@@ -34,7 +34,7 @@ static int ensure_db_dir(const char *db, struct im_error *err)
     char dir[1024];
     if (strlen(db) >= sizeof dir)
         return im_seterr(err, IM_EINVAL, "--db path too long");
-    if (strcmp(db, ":memory:") == 0 || !strchr(db, '/') ||
+    if (strcmp(db, ":memory:") == 0 || store_is_uri(db) || !strchr(db, '/') ||
         im_path_dir(db, dir, sizeof dir) || strcmp(dir, "/") == 0)
         return 0;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
@@ -154,10 +154,12 @@ static void log_listening(const struct srv_config *cfg, const struct srv_http *h
 {
     const char *colon = strrchr(cfg->listen, ':');
     int hl = colon ? (int)(colon - cfg->listen) : 0;
+    char db[512];
+    store_safe_name(cfg->db, db, sizeof db);
     srv_log_raw(SRV_INFO, NULL,
                 "event=listening addr=%.*s:%u threads=%ld db=\"%s\" mirrors=%zu "
                 "tag_ttl=%ld config=\"%s\"",
-                hl, cfg->listen, srv_http_port(http), srv_http_threads(http), cfg->db,
+                hl, cfg->listen, srv_http_port(http), srv_http_threads(http), db,
                 cfg->n_mirrors, cfg->tag_ttl, cfg->config);
 }
 

@@ -20,8 +20,9 @@
 #define SRV_MAX_MIRRORS 16
 
 struct srv_config {
-    char listen[128];                   /* "127.0.0.1:8080" */
-    char db[1024];                      /* SQLite cache file */
+    char listen[128]; /* "127.0.0.1:8080" */
+    char db[1024];    /* SQLite cache file, or a PostgreSQL URI (shared by replicas) */
+    char answer_file_dir[1024];         /* "": the database file's directory */
     char mirrors[SRV_MAX_MIRRORS][640]; /* "docker.io=http://127.0.0.1:5000" */
     size_t n_mirrors;
     long threads; /* HTTP worker threads; 0 = one per core */

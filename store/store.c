@@ -53,9 +53,48 @@ const struct store__sql store__sql_put[] = {
     {ST__COUNT, NULL},
 };
 
-static int bind_int_or_null(sqlite3_stmt *st, int i, int64_t v)
+/* The same in PostgreSQL's dialect: members hold digests as text. */
+const struct store__sql store__pg_sql_put[] = {
+    {ST_HAS_DOC, "SELECT EXISTS (SELECT 1 FROM documents WHERE digest = $1)"},
+    {ST_PUT_DOC, "INSERT INTO documents(digest, media_type, body, fetched_at, encoding)"
+                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (digest) DO UPDATE SET"
+                 " media_type = excluded.media_type, body = excluded.body,"
+                 " fetched_at = excluded.fetched_at, encoding = excluded.encoding"},
+    {ST_PUT_BLOB,
+     "INSERT INTO blobs(digest, media_type, size, last_modified, checked_at)"
+     " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (digest) DO UPDATE SET"
+     " media_type = coalesce(excluded.media_type, blobs.media_type),"
+     " size = coalesce(excluded.size, blobs.size),"
+     " last_modified = coalesce(excluded.last_modified, blobs.last_modified),"
+     " checked_at = greatest(blobs.checked_at, excluded.checked_at)"},
+    {ST_PUT_MEMBER, "INSERT INTO members(root, digest, kind) VALUES ($1, $2, $3)"
+                    " ON CONFLICT DO NOTHING"},
+    {ST_ROOT_OK, "SELECT EXISTS (SELECT 1 FROM members m JOIN documents d"
+                 " ON d.digest = $1 WHERE m.root = $1 AND m.digest = $1 AND m.kind = 0)"},
+    {ST_PUT_TAG, "INSERT INTO tags(registry, repository, tag, digest, resolved_at,"
+                 " checked_at, accessed_at) VALUES ($1, $2, $3, $4, $5, $5, $5)"
+                 " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
+                 " resolved_at = CASE WHEN tags.digest = excluded.digest"
+                 " THEN tags.resolved_at ELSE excluded.resolved_at END,"
+                 " digest = excluded.digest, checked_at = excluded.checked_at,"
+                 " accessed_at = greatest(tags.accessed_at, excluded.accessed_at)"},
+    {ST_DEL_MISS, "DELETE FROM misses WHERE registry = $1 AND repository = $2"
+                  " AND tag = $3"},
+    {ST_LOAD, "SELECT m.kind, m.digest, d.media_type, d.body, b.media_type,"
+              " b.size, b.last_modified, coalesce(d.digest, b.digest) IS NOT NULL,"
+              " b.checked_at, d.encoding"
+              " FROM members m"
+              " LEFT JOIN documents d ON m.kind = 0 AND d.digest = m.digest"
+              " LEFT JOIN blobs b ON m.kind = 1 AND b.digest = m.digest"
+              " WHERE m.root = $1 ORDER BY m.digest, m.kind"},
+    {ST_PUT_REPO_ROOT, "INSERT INTO repo_roots(registry, repository, root)"
+                       " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"},
+    {ST__COUNT, NULL},
+};
+
+static int bind_int_or_null(struct store__q *st, int i, int64_t v)
 {
-    return v == -1 ? sqlite3_bind_null(st, i) : sqlite3_bind_int64(st, i, v);
+    return v == -1 ? store__bind_null(st, i) : store__bind_int(st, i, v);
 }
 
 /* ---- store_put ---------------------------------------------------------- */
@@ -94,14 +133,14 @@ static int put_check(const struct im_ref *ref, const struct im_bundle *b,
 static int put_member(struct store__conn *c, const char *root, const char *digest,
                       int kind, struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_PUT_MEMBER];
-    int src = sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC);
+    struct store__q *st = &c->st[ST_PUT_MEMBER];
+    int src = store__bind_text(st, 1, root);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
+        src = store__bind_text(st, 2, digest);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int(st, 3, kind);
+        src = store__bind_int(st, 3, kind);
     if (src != SQLITE_OK) {
-        int rc = store__fail(err, c->db, "binding member %s", digest);
+        int rc = store__fail(err, c, "binding member %s", digest);
         store__done(st);
         return rc;
     }
@@ -112,13 +151,12 @@ static int put_member(struct store__conn *c, const char *root, const char *diges
 static int has_doc(struct store__conn *c, const char *digest, bool *stored,
                    struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_HAS_DOC];
+    struct store__q *st = &c->st[ST_HAS_DOC];
     int rc = 0;
-    if (sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW)
-        rc = store__fail(err, c->db, "looking up document %s", digest);
+    if (store__bind_text(st, 1, digest) != SQLITE_OK || store__step(st) != SQLITE_ROW)
+        rc = store__fail(err, c, "looking up document %s", digest);
     else
-        *stored = sqlite3_column_int(st, 0) != 0;
+        *stored = store__col_int(st, 0) != 0;
     store__done(st);
     return rc;
 }
@@ -130,24 +168,23 @@ static int has_doc(struct store__conn *c, const char *digest, bool *stored,
 static int doc_intact(struct store__conn *c, const char *digest, bool *intact,
                       struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_KNOWN_DOC]; /* media_type, body, encoding */
+    struct store__q *st = &c->st[ST_KNOWN_DOC]; /* media_type, body, encoding */
     struct store__body body = {0};
     const char *why = "";
     int rc = 0;
     *intact = false;
-    int src = sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    int src = store__bind_text(st, 1, digest);
     if (src == SQLITE_OK)
-        src = sqlite3_step(st);
+        src = store__step(st);
     if (src == SQLITE_ROW) {
-        rc = store__unpack_doc(st, 1, 2, digest, (const char *)sqlite3_column_text(st, 0),
-                               &body, &why);
+        rc = store__unpack_doc(st, 1, 2, digest, store__col_text(st, 0), &body, &why);
         *intact = rc == 0;
         if (rc == IM_ESTORE)
             rc = 0;
         else if (rc)
             rc = im_seterr(err, rc, "out of memory reading document %s", digest);
     } else if (src != SQLITE_DONE) {
-        rc = store__fail(err, c->db, "looking up document %s", digest);
+        rc = store__fail(err, c, "looking up document %s", digest);
     }
     store__done(st);
     store__body_free(&body);
@@ -182,23 +219,23 @@ static int pack_new_docs(struct store__conn *c, const struct im_bundle *b,
 static int insert_doc(struct store__conn *c, const struct im_doc *d,
                       struct store__body *row, int64_t now, struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_PUT_DOC];
+    struct store__q *st = &c->st[ST_PUT_DOC];
     int rc = pack_doc(d, row, err);
     if (rc)
         return rc;
-    int src = sqlite3_bind_text(st, 1, d->digest, -1, SQLITE_STATIC);
+    int src = store__bind_text(st, 1, d->digest);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 2, d->media_type, -1, SQLITE_STATIC);
+        src = store__bind_text(st, 2, d->media_type);
     /* a zero-length body is an empty BLOB, never NULL */
     if (src == SQLITE_OK)
-        src = row->len ? sqlite3_bind_blob64(st, 3, row->p, row->len, SQLITE_STATIC)
-                       : sqlite3_bind_zeroblob(st, 3, 0);
+        src = row->len ? store__bind_blob(st, 3, row->p, row->len)
+                       : store__bind_blob(st, 3, "", 0);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 4, now);
+        src = store__bind_int(st, 4, now);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int(st, 5, row->encoding);
+        src = store__bind_int(st, 5, row->encoding);
     if (src != SQLITE_OK) {
-        rc = store__fail(err, c->db, "binding document %s", d->digest);
+        rc = store__fail(err, c, "binding document %s", d->digest);
         store__done(st);
         return rc;
     }
@@ -220,13 +257,12 @@ static int put_doc(struct store__conn *c, const char *root, const struct im_doc 
 static int put_blob(struct store__conn *c, const char *root, const struct im_blob *bl,
                     int64_t now, struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_PUT_BLOB];
+    struct store__q *st = &c->st[ST_PUT_BLOB];
     int rc = 0;
-    int src = sqlite3_bind_text(st, 1, bl->digest, -1, SQLITE_STATIC);
+    int src = store__bind_text(st, 1, bl->digest);
     if (src == SQLITE_OK)
-        src = bl->media_type[0]
-                  ? sqlite3_bind_text(st, 2, bl->media_type, -1, SQLITE_STATIC)
-                  : sqlite3_bind_null(st, 2);
+        src = bl->media_type[0] ? store__bind_text(st, 2, bl->media_type)
+                                : store__bind_null(st, 2);
     if (src == SQLITE_OK)
         src = bind_int_or_null(st, 3, bl->size);
     if (src == SQLITE_OK)
@@ -234,10 +270,10 @@ static int put_blob(struct store__conn *c, const char *root, const struct im_blo
     /* facts taken from the cache keep the time the registry gave them: storing
      * them again for another image does not make them younger (--layer-ttl) */
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(
+        src = store__bind_int(
             st, 5, bl->checked_at > 0 && bl->checked_at < now ? bl->checked_at : now);
     if (src != SQLITE_OK) {
-        rc = store__fail(err, c->db, "binding blob %s", bl->digest);
+        rc = store__fail(err, c, "binding blob %s", bl->digest);
         store__done(st);
         goto out;
     }
@@ -252,14 +288,13 @@ out:
  * tag would point at an answer store_load cannot give. */
 static int check_root(struct store__conn *c, const char *root, struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_ROOT_OK];
+    struct store__q *st = &c->st[ST_ROOT_OK];
     int rc = 0;
-    if (sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        rc = store__fail(err, c->db, "checking root %s", root);
+    if (store__bind_text(st, 1, root) != SQLITE_OK || store__step(st) != SQLITE_ROW) {
+        rc = store__fail(err, c, "checking root %s", root);
         goto out;
     }
-    if (sqlite3_column_int(st, 0) == 0)
+    if (store__col_int(st, 0) == 0)
         rc = im_seterr(err, IM_EINVAL,
                        "store_put: root document %s is neither in the "
                        "bundle nor stored",
@@ -272,24 +307,24 @@ out:
 static int put_tag(struct store__conn *c, const struct im_ref *ref, const char *root,
                    int64_t now, struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_PUT_TAG];
+    struct store__q *st = &c->st[ST_PUT_TAG];
     int rc = 0;
     int src = store__bind_key(st, ref, ref->tag);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 4, root, -1, SQLITE_STATIC);
+        src = store__bind_text(st, 4, root);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 5, now);
+        src = store__bind_int(st, 5, now);
     if (src != SQLITE_OK) {
-        rc = store__fail(err, c->db, "binding tag %s", ref->tag);
+        rc = store__fail(err, c, "binding tag %s", ref->tag);
         store__done(st);
         goto out;
     }
     rc = store__step_done(c, ST_PUT_TAG, "storing a tag", err);
     if (rc)
         goto out;
-    st = c->st[ST_DEL_MISS];
+    st = &c->st[ST_DEL_MISS];
     if (store__bind_key(st, ref, ref->tag) != SQLITE_OK) {
-        rc = store__fail(err, c->db, "binding miss %s", ref->tag);
+        rc = store__fail(err, c, "binding miss %s", ref->tag);
         store__done(st);
         goto out;
     }
@@ -301,9 +336,9 @@ out:
 static int put_repo_root(struct store__conn *c, const struct im_ref *ref,
                          const char *root, struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_PUT_REPO_ROOT];
+    struct store__q *st = &c->st[ST_PUT_REPO_ROOT];
     if (store__bind_key(st, ref, root) != SQLITE_OK) {
-        int rc = store__fail(err, c->db, "binding repository root %s", root);
+        int rc = store__fail(err, c, "binding repository root %s", root);
         store__done(st);
         return rc;
     }
@@ -369,21 +404,21 @@ out:
 
 /* Copies one row of ST_LOAD into out (body: where a deflated one is
  * inflated, reused from row to row). */
-static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
+static int load_row(struct store__q *st, const char *root, struct im_bundle *out,
                     bool *have_root, struct store__body *body, struct im_error *err)
 {
-    int kind = sqlite3_column_int(st, 0);
-    const char *digest = (const char *)sqlite3_column_text(st, 1);
+    int kind = store__col_int(st, 0);
+    const char *digest = store__col_text(st, 1);
     int rc = 0;
     if (!digest)
         return im_seterr(err, IM_ENOMEM, "out of memory loading %s", root);
-    if (sqlite3_column_int(st, 7) == 0)
+    if (store__col_int(st, 7) == 0)
         return im_seterr(err, IM_ENOTFOUND,
                          "the stored answer for %s is incomplete "
                          "(%s is missing)",
                          root, digest);
     if (kind == STORE__KIND_DOC) {
-        const char *media = (const char *)sqlite3_column_text(st, 2);
+        const char *media = store__col_text(st, 2);
         const char *why = "";
         if (!media)
             return im_seterr(err, IM_ENOMEM, "out of memory loading %s", digest);
@@ -396,7 +431,7 @@ static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
         if (!rc && strcmp(digest, root) == 0)
             *have_root = true;
     } else {
-        const char *media = (const char *)sqlite3_column_text(st, 4);
+        const char *media = store__col_text(st, 4);
         struct im_blob bl;
         memset(&bl, 0, sizeof bl);
         if (im_strlcpy(bl.digest, digest, sizeof bl.digest) != 0 ||
@@ -404,7 +439,7 @@ static int load_row(sqlite3_stmt *st, const char *root, struct im_bundle *out,
             rc = IM_EINVAL;
         bl.size = store__column_int_or_unknown(st, 5);
         bl.last_modified = store__column_int_or_unknown(st, 6);
-        bl.checked_at = sqlite3_column_int64(st, 8);
+        bl.checked_at = store__col_int(st, 8);
         if (!rc)
             rc = im_bundle_add_blob(out, &bl);
     }
@@ -419,7 +454,7 @@ int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
                struct im_error *err)
 {
     struct store__cursor cur = {0};
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     struct store__body body = {0};
     bool have_root = false, filling = false;
     int rc = 0;
@@ -432,17 +467,17 @@ int store_load(struct store *s, const char *root_digest, struct im_bundle *out,
     if (rc)
         goto out;
     st = cur.st;
-    if (sqlite3_bind_text(st, 1, root_digest, -1, SQLITE_STATIC) != SQLITE_OK) {
-        rc = store__fail(err, cur.c->db, "binding %s", root_digest);
+    if (store__bind_text(st, 1, root_digest) != SQLITE_OK) {
+        rc = store__fail(err, cur.c, "binding %s", root_digest);
         goto out;
     }
     filling = true;
     for (;;) {
-        int src = sqlite3_step(st);
+        int src = store__step(st);
         if (src == SQLITE_DONE)
             break;
         if (src != SQLITE_ROW) {
-            rc = store__fail(err, cur.c->db, "loading %s", root_digest);
+            rc = store__fail(err, cur.c, "loading %s", root_digest);
             goto out;
         }
         rc = load_row(st, root_digest, out, &have_root, &body, err);

@@ -52,8 +52,10 @@ int store_move_aside(const char *path, int64_t now, char *moved_to, size_t n,
  * fails with IM_ESTORE. store_open does this instead of failing, so that a
  * read-only cache still serves. */
 bool store_readonly(const struct store *s);
-/* The schema version this build writes. */
+/* The schema version this build writes (an SQLite file's). */
 int store_schema_version(void);
+/* The schema version this build writes for s's backend. */
+int store_schema_of(const struct store *s);
 /* The schema version of the cache file at path as it is now, read without
  * changing it; 0 when there is none (no file, a new or private one, not
  * readable). A daemon asks before store_open, to say that a migration is
@@ -193,6 +195,41 @@ int store_get_miss(struct store *s, const struct im_ref *ref, int64_t *until,
  * digest is only served from cache for the repository it came from). */
 int store_has_root(struct store *s, const struct im_ref *ref, const char *root, bool *out,
                    struct im_error *err) IM_WUR;
+
+/* ---- a store shared by several processes (PostgreSQL, store_pg.c) ----
+ *
+ * store_open takes a PostgreSQL connection URI (postgresql://... or
+ * postgres://..., libpq's syntax) as its path: every replica pointed at the
+ * same database shares documents, layer facts, tags and their freshness,
+ * misses and counters. Rendered answers are not kept there (store_get_rendered
+ * finds none, store_put_rendered keeps none): they stay in each replica's own
+ * tiers. The database going away makes calls fail with IM_EDBDOWN; a
+ * connection that was lost is replaced at the next call, so the store works
+ * again as soon as the server is back. */
+
+/* True when path names a PostgreSQL database (a postgresql:// or postgres://
+ * URI) rather than an SQLite file. */
+bool store_is_uri(const char *path);
+/* True when s is shared by several processes (a PostgreSQL store). */
+bool store_shared(const struct store *s);
+/* path as it may be shown (a URI's password left out) into out (n bytes). */
+void store_safe_name(const char *path, char *out, size_t n);
+
+/* A lease: one resolution of key (e.g. a reference) at a time across every
+ * process sharing the store. PostgreSQL: an advisory lock held by a
+ * connection of the lease's own, which ends with that connection (a killed
+ * replica's lease goes when its connections close). Waits up to wait_ms
+ * while another process holds it (*waited, may be NULL, says whether it
+ * waited; the caller then looks in the store before resolving). 0 with *out
+ * (give it back with store_lease_give); IM_ETIMEOUT still held elsewhere
+ * after wait_ms; IM_EBUSY every lease connection in use; IM_EDBDOWN,
+ * IM_ENOMEM, IM_EINVAL. On a store that is not shared: 0 at once, *out
+ * NULL. */
+struct store_lease;
+int store_lease_take(struct store *s, const char *key, int64_t wait_ms,
+                     struct store_lease **out, bool *waited, struct im_error *err) IM_WUR;
+/* Gives l back (NULL is accepted). */
+void store_lease_give(struct store *s, struct store_lease *l);
 
 /* Counts for logs and tests. */
 struct store_stats {

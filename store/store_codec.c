@@ -236,19 +236,19 @@ int store__doc_verify(const char *digest, const char *media_type,
     return 0;
 }
 
-int store__unpack_doc(sqlite3_stmt *st, int body_col, int enc_col, const char *digest,
+int store__unpack_doc(struct store__q *st, int body_col, int enc_col, const char *digest,
                       const char *media_type, struct store__body *b, const char **why)
 {
     int rc = store__unpack_column(st, body_col, enc_col, b, why);
     return rc ? rc : store__doc_verify(digest, media_type, b, false, why);
 }
 
-int store__unpack_column(sqlite3_stmt *st, int body_col, int enc_col,
+int store__unpack_column(struct store__q *st, int body_col, int enc_col,
                          struct store__body *b, const char **why)
 {
-    const void *row = sqlite3_column_blob(st, body_col);
-    int n = sqlite3_column_bytes(st, body_col);
-    return store__unpack(sqlite3_column_int(st, enc_col), row, (size_t)n, b, why);
+    const void *row = store__col_blob(st, body_col);
+    int n = store__col_bytes(st, body_col);
+    return store__unpack(store__col_int(st, enc_col), row, (size_t)n, b, why);
 }
 
 int store__body_take(struct store__body *b, unsigned char **out)

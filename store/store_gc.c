@@ -54,6 +54,55 @@ const struct store__sql store__sql_gc[] = {
     {ST_ADD_COUNTER, "INSERT INTO counters(name, value) VALUES (?1, ?2)"
                      " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"},
     {ST_GET_COUNTERS, "SELECT name, value FROM counters"},
+    /* every stored body, as read back: (kind, name, media type, body, encoding) */
+    {ST_CHECK_BODIES, "SELECT 0, digest, media_type, body, encoding FROM documents"
+                      " UNION ALL SELECT 1, root, '', body, encoding FROM rendered"},
+    {ST__COUNT, NULL},
+};
+
+/* PostgreSQL: the database's size is pg_database_size; what the budget
+ * measures is the rows' logical size (bodies, and a fixed cost per small
+ * row), which shrinks as soon as rows go (a table's files only shrink at a
+ * VACUUM FULL). */
+#define PG_USED                                                                          \
+    "((SELECT coalesce(sum(octet_length(body)), 0) + 64 * count(*) FROM documents)"      \
+    " + 96 * ((SELECT count(*) FROM blobs) + (SELECT count(*) FROM members)"             \
+    " + (SELECT count(*) FROM tags) + (SELECT count(*) FROM misses)"                     \
+    " + (SELECT count(*) FROM repo_roots)))::bigint"
+const struct store__sql store__pg_sql_gc[] = {
+    {ST_STATS, "SELECT (SELECT count(*) FROM documents),"
+               " (SELECT coalesce(sum(octet_length(body)), 0)::bigint FROM documents),"
+               " (SELECT count(*) FROM blobs), (SELECT count(*) FROM tags),"
+               " (SELECT count(*) FROM misses), pg_database_size(current_database()),"
+               " " PG_USED ", (SELECT count(*) FROM repo_roots), 0::bigint, 0::bigint"},
+    {ST_HAS_REPO_ROOT, "SELECT EXISTS (SELECT 1 FROM repo_roots WHERE registry = $1"
+                       " AND repository = $2 AND root = $3)"},
+    {ST_GC_MISSES, "DELETE FROM misses WHERE until <= $1"},
+    {ST_GC_MEMBERS, "DELETE FROM members m WHERE NOT EXISTS (SELECT 1 FROM repo_roots r"
+                    " WHERE r.root = m.root)"},
+    {ST_GC_DOCS, "DELETE FROM documents d WHERE NOT EXISTS (SELECT 1 FROM members m"
+                 " WHERE m.digest = d.digest AND m.kind = 0)"},
+    {ST_GC_BLOBS, "DELETE FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM members m"
+                  " WHERE m.digest = b.digest AND m.kind = 1)"},
+    {ST_ORPHAN_ROOTS, "DELETE FROM repo_roots r WHERE NOT EXISTS (SELECT 1 FROM tags t"
+                      " WHERE t.registry = r.registry AND t.repository = r.repository"
+                      " AND t.digest = r.root)"},
+    {ST_LRU_TAGS, "SELECT registry, repository, tag FROM tags"
+                  " WHERE NOT (registry = $1 AND repository = $2 AND tag = $3)"
+                  " ORDER BY accessed_at, checked_at LIMIT $4"},
+    {ST_DEL_TAG, "DELETE FROM tags WHERE registry = $1 AND repository = $2 AND tag = $3"},
+    {ST_DEL_MISS_KEY, "DELETE FROM misses WHERE registry = $1 AND repository = $2"
+                      " AND tag = $3"},
+    {ST_DEL_REPO_ROOT, "DELETE FROM repo_roots WHERE registry = $1 AND repository = $2"
+                       " AND root = $3"},
+    {ST_DEL_TAGS_TO, "DELETE FROM tags WHERE registry = $1 AND repository = $2"
+                     " AND digest = $3"},
+    {ST_USED_BYTES, "SELECT " PG_USED},
+    {ST_ADD_COUNTER, "INSERT INTO counters(name, value) VALUES ($1, $2)"
+                     " ON CONFLICT (name) DO UPDATE SET value = counters.value"
+                     " + excluded.value"},
+    {ST_GET_COUNTERS, "SELECT name, value FROM counters"},
+    {ST_CHECK_BODIES, "SELECT 0, digest, media_type, body, encoding FROM documents"},
     {ST__COUNT, NULL},
 };
 
@@ -61,12 +110,12 @@ const struct store__sql store__sql_gc[] = {
 static int run(struct store__conn *c, enum store__stmt which, int64_t *changes,
                struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[which];
+    struct store__q *st = &c->st[which];
     int rc = 0;
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = store__fail(err, c->db, "housekeeping statement %d", (int)which);
+    if (store__step(st) != SQLITE_DONE)
+        rc = store__fail(err, c, "housekeeping statement %d", (int)which);
     else if (changes)
-        *changes += sqlite3_changes(c->db);
+        *changes += store__changes(c);
     store__done(st);
     return rc;
 }
@@ -76,11 +125,11 @@ static int run_keyed(struct store__conn *c, enum store__stmt which, const char *
                      const char *repository, const char *key, int64_t *changes,
                      struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[which];
-    if (sqlite3_bind_text(st, 1, registry, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, repository, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-        int rc = store__fail(err, c->db, "binding %s", key);
+    struct store__q *st = &c->st[which];
+    if (store__bind_text(st, 1, registry) != SQLITE_OK ||
+        store__bind_text(st, 2, repository) != SQLITE_OK ||
+        store__bind_text(st, 3, key) != SQLITE_OK) {
+        int rc = store__fail(err, c, "binding %s", key);
         store__done(st);
         return rc;
     }
@@ -105,8 +154,10 @@ static int collect(struct store__conn *c, struct store_removed *r, struct im_err
  * created with auto_vacuum=INCREMENTAL). Outside any transaction. */
 static void shrink(struct store__conn *c)
 {
-    /* failure only means the file stays larger; the pages are reused */
-    (void)sqlite3_exec(c->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+    /* failure only means the file stays larger; the pages are reused.
+     * PostgreSQL's autovacuum does this for its tables. */
+    if (!c->pg)
+        (void)sqlite3_exec(c->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
 }
 
 /* The end of a removal that went as far as rc says: what nothing holds any
@@ -137,9 +188,9 @@ int store_gc(struct store *s, int64_t now, struct store_removed *out,
     rc = store__tx_begin(c, err);
     if (rc)
         goto out;
-    sqlite3_stmt *st = c->st[ST_GC_MISSES];
-    if (sqlite3_bind_int64(st, 1, now) != SQLITE_OK)
-        rc = store__fail(err, c->db, "binding gc time");
+    struct store__q *st = &c->st[ST_GC_MISSES];
+    if (store__bind_int(st, 1, now) != SQLITE_OK)
+        rc = store__fail(err, c, "binding gc time");
     else
         rc = run(c, ST_GC_MISSES, &r.misses, err);
     rc = finish_removal(c, &r, false, rc, err);
@@ -195,12 +246,12 @@ out:
 
 static int used_bytes(struct store__conn *c, int64_t *used, struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_USED_BYTES];
+    struct store__q *st = &c->st[ST_USED_BYTES];
     int rc = 0;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *used = sqlite3_column_int64(st, 0);
+    if (store__step(st) == SQLITE_ROW)
+        *used = store__col_int(st, 0);
     else
-        rc = store__fail(err, c->db, "measuring the database");
+        rc = store__fail(err, c, "measuring the database");
     store__done(st);
     return rc;
 }
@@ -212,25 +263,25 @@ static int evict_lru(struct store__conn *c, const struct im_ref *keep, int64_t *
 {
     char keys[EVICT_BATCH][3][IM_REPOSITORY_MAX];
     int count = 0, rc = 0, src;
-    sqlite3_stmt *st = c->st[ST_LRU_TAGS];
-    src = sqlite3_bind_text(st, 1, keep ? keep->registry : "", -1, SQLITE_STATIC);
+    struct store__q *st = &c->st[ST_LRU_TAGS];
+    src = store__bind_text(st, 1, keep ? keep->registry : "");
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 2, keep ? keep->repository : "", -1, SQLITE_STATIC);
+        src = store__bind_text(st, 2, keep ? keep->repository : "");
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 3, keep ? keep->tag : "", -1, SQLITE_STATIC);
+        src = store__bind_text(st, 3, keep ? keep->tag : "");
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int(st, 4, EVICT_BATCH);
+        src = store__bind_int(st, 4, EVICT_BATCH);
     while (src == SQLITE_OK && count < EVICT_BATCH &&
-           (src = sqlite3_step(st)) == SQLITE_ROW) {
+           (src = store__step(st)) == SQLITE_ROW) {
         for (int i = 0; i < 3; i++) {
-            const unsigned char *t = sqlite3_column_text(st, i);
-            im_strlcpy(keys[count][i], t ? (const char *)t : "", sizeof keys[count][i]);
+            const char *t = store__col_text(st, i);
+            im_strlcpy(keys[count][i], t ? t : "", sizeof keys[count][i]);
         }
         count++;
         src = SQLITE_OK;
     }
     if (src != SQLITE_DONE && src != SQLITE_OK)
-        rc = store__fail(err, c->db, "choosing tags to evict");
+        rc = store__fail(err, c, "choosing tags to evict");
     store__done(st);
     for (int i = 0; !rc && i < count; i++)
         rc = run_keyed(c, ST_DEL_TAG, keys[i][0], keys[i][1], keys[i][2], n, err);
@@ -307,7 +358,7 @@ static int check_pragma(struct store__conn *c, const char *sql, struct im_error 
     size_t off = 0;
     int rc = 0, src;
     if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        rc = store__fail(err, c->db, "%s", sql);
+        rc = store__fail(err, c, "%s", sql);
         goto out;
     }
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -319,7 +370,7 @@ static int check_pragma(struct store__conn *c, const char *sql, struct im_error 
         off += (size_t)w;
     }
     if (src != SQLITE_ROW && src != SQLITE_DONE)
-        rc = store__fail(err, c->db, "%s", sql);
+        rc = store__fail(err, c, "%s", sql);
     else if (strcmp(found, "ok") != 0)
         rc = im_seterr(err, IM_ESTORE, "%s: %s", sql, found);
 out:
@@ -327,19 +378,14 @@ out:
     return rc;
 }
 
-/* Every stored body, as read back: (kind, name, media type, body, encoding). */
-#define CHECK_BODIES_SQL                                                                 \
-    "SELECT 0, digest, media_type, body, encoding FROM documents"                        \
-    " UNION ALL SELECT 1, root, '', body, encoding FROM rendered"
-
-/* One row of CHECK_BODIES_SQL: its body inflates, and a document's hashes to
+/* One row of ST_CHECK_BODIES: its body inflates, and a document's hashes to
  * its digest. 0, IM_ESTORE with *why, IM_ENOMEM. */
-static int check_body(sqlite3_stmt *st, struct store__body *b, const char **why)
+static int check_body(struct store__q *st, struct store__body *b, const char **why)
 {
-    const char *name = (const char *)sqlite3_column_text(st, 1);
-    const char *media = (const char *)sqlite3_column_text(st, 2);
+    const char *name = store__col_text(st, 1);
+    const char *media = store__col_text(st, 2);
     int rc = store__unpack_column(st, 3, 4, b, why);
-    if (rc || sqlite3_column_int(st, 0) != 0)
+    if (rc || store__col_int(st, 0) != 0)
         return rc;
     return store__doc_verify(name, media, b, true, why);
 }
@@ -348,23 +394,19 @@ static int check_body(sqlite3_stmt *st, struct store__body *b, const char **why)
  * corrupt one and how many there are. */
 static int check_bodies(struct store__conn *c, struct im_error *err)
 {
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = &c->st[ST_CHECK_BODIES];
     struct store__body b = {0};
     char first[IM_DIGEST_MAX + 100] = "";
     int64_t bad = 0, rows = 0;
     int rc = 0, src = SQLITE_DONE;
-    if (sqlite3_prepare_v2(c->db, CHECK_BODIES_SQL, -1, &st, NULL) != SQLITE_OK) {
-        rc = store__fail(err, c->db, "reading every body");
-        goto out;
-    }
-    while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    while (!rc && (src = store__step(st)) == SQLITE_ROW) {
         const char *why = "";
         rows++;
         rc = check_body(st, &b, &why);
         if (rc == IM_ESTORE && bad++ == 0) {
-            const char *name = (const char *)sqlite3_column_text(st, 1);
+            const char *name = store__col_text(st, 1);
             snprintf(first, sizeof first, "%s %s: %s",
-                     sqlite3_column_int(st, 0) ? "a rendered answer of" : "document",
+                     store__col_int(st, 0) ? "a rendered answer of" : "document",
                      name ? name : "?", why);
         }
         if (rc == IM_ESTORE)
@@ -373,13 +415,12 @@ static int check_bodies(struct store__conn *c, struct im_error *err)
     if (rc)
         rc = im_seterr(err, rc, "out of memory reading every body");
     else if (src != SQLITE_DONE)
-        rc = store__fail(err, c->db, "reading every body");
+        rc = store__fail(err, c, "reading every body");
     else if (bad)
         rc =
             im_seterr(err, IM_ESTORE, "%lld of %lld stored bodies are corrupt; first: %s",
                       (long long)bad, (long long)rows, first);
-out:
-    (void)sqlite3_finalize(st);
+    store__done(st);
     store__body_free(&b);
     return rc;
 }
@@ -388,9 +429,10 @@ int store_check(struct store *s, struct im_error *err)
 {
     struct store__conn *c = NULL;
     int rc = store__conn_get(s, &c, err);
-    if (!rc)
+    /* SQLite's own checks of the file; PostgreSQL checks its pages itself */
+    if (!rc && !c->pg)
         rc = check_pragma(c, "PRAGMA integrity_check(10)", err);
-    if (!rc)
+    if (!rc && !c->pg)
         rc = check_pragma(c, "PRAGMA quick_check(10)", err);
     if (!rc)
         rc = check_bodies(c, err);
@@ -414,10 +456,10 @@ int store_add_counters(struct store *s, const struct store_counters *delta,
         int64_t v = d.n[i];
         if (v == 0 || !name)
             continue;
-        sqlite3_stmt *st = c->st[ST_ADD_COUNTER];
-        if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK ||
-            sqlite3_bind_int64(st, 2, v) != SQLITE_OK) {
-            rc = store__fail(err, c->db, "binding counter");
+        struct store__q *st = &c->st[ST_ADD_COUNTER];
+        if (store__bind_text(st, 1, name) != SQLITE_OK ||
+            store__bind_int(st, 2, v) != SQLITE_OK) {
+            rc = store__fail(err, c, "binding counter");
             store__done(st);
         } else {
             rc = run(c, ST_ADD_COUNTER, NULL, err);
@@ -438,17 +480,17 @@ int store_get_counters(struct store *s, struct store_counters *out, struct im_er
     int rc = store__conn_get(s, &c, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = c->st[ST_GET_COUNTERS];
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *name = sqlite3_column_text(st, 0);
+    struct store__q *st = &c->st[ST_GET_COUNTERS];
+    while ((src = store__step(st)) == SQLITE_ROW) {
+        const char *name = store__col_text(st, 0);
         for (size_t i = 0; name && i < IM_OUTCOME__COUNT; i++) {
             const char *stored = im_outcome_words((enum im_outcome)i)->stored;
-            if (stored && strcmp((const char *)name, stored) == 0)
-                out->n[i] = sqlite3_column_int64(st, 1);
+            if (stored && strcmp(name, stored) == 0)
+                out->n[i] = store__col_int(st, 1);
         }
     }
     if (src != SQLITE_DONE)
-        rc = store__fail(err, c->db, "reading counters");
+        rc = store__fail(err, c, "reading counters");
     store__done(st);
     store__conn_put(s, c);
     return rc;
@@ -464,9 +506,9 @@ int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
     int rc = store__cursor_open(s, ST_STATS, &cur, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = cur.st;
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = store__fail(err, cur.c->db, "counting");
+    struct store__q *st = cur.st;
+    if (store__step(st) != SQLITE_ROW) {
+        rc = store__fail(err, cur.c, "counting");
         goto out;
     }
     memset(out, 0, sizeof *out);
@@ -476,7 +518,7 @@ int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
                                 &out->used_bytes,    &out->roots,     &out->rendered,
                                 &out->rendered_bytes};
     for (int i = 0; i < (int)(sizeof columns / sizeof columns[0]); i++)
-        *columns[i] = sqlite3_column_int64(st, i);
+        *columns[i] = store__col_int(st, i);
 out:
     store__cursor_close(&cur);
     return rc;
@@ -493,11 +535,11 @@ int store_has_root(struct store *s, const struct im_ref *ref, const char *root, 
     if (rc)
         return rc;
     if (store__bind_key(cur.st, ref, root) != SQLITE_OK)
-        rc = store__fail(err, cur.c->db, "binding repository root %s", root);
-    else if (sqlite3_step(cur.st) != SQLITE_ROW)
-        rc = store__fail(err, cur.c->db, "looking up repository root %s", root);
+        rc = store__fail(err, cur.c, "binding repository root %s", root);
+    else if (store__step(cur.st) != SQLITE_ROW)
+        rc = store__fail(err, cur.c, "looking up repository root %s", root);
     else
-        *out = sqlite3_column_int(cur.st, 0) != 0;
+        *out = store__col_int(cur.st, 0) != 0;
     store__cursor_close(&cur);
     return rc;
 }

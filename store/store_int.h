@@ -6,6 +6,7 @@
 #ifndef STORE_INT_H
 #define STORE_INT_H
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@ enum store__stmt {
     ST_BEGIN, /* BEGIN IMMEDIATE: writers take the write lock up front */
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_WRITE_LOCK, /* PostgreSQL: the fleet's one writer at a time (tx_begin) */
     ST_HAS_DOC,    /* is a digest's document stored? (then it is not packed again) */
     ST_PUT_DOC,    /* documents: insert, keep an existing digest */
     ST_PUT_BLOB,   /* blobs: upsert, unknowns never erase knowns */
@@ -59,6 +61,7 @@ enum store__stmt {
     ST_GC_RENDERED,        /* rows whose (repository, root) claim is gone */
     ST_DROP_RENDERED,      /* every row: the budget's first resort */
     ST_DROP_OTHER_RENDERS, /* rows of another renderer */
+    ST_CHECK_BODIES,       /* every stored body (store_check) */
     ST__COUNT
 };
 
@@ -72,8 +75,65 @@ struct store__sql {
 };
 extern const struct store__sql store__sql_tx[], store__sql_put[], store__sql_tags[],
     store__sql_known[], store__sql_gc[], store__sql_rendered[];
+/* The same statements in PostgreSQL's dialect ($N parameters, explicit casts
+ * where a parameter's type cannot be inferred). A statement a PostgreSQL
+ * store never runs (rendered answers, which stay in each replica's own
+ * tiers) is absent. */
+extern const struct store__sql store__pg_sql_tx[], store__pg_sql_put[],
+    store__pg_sql_tags[], store__pg_sql_known[], store__pg_sql_gc[];
+
+/* The two backends. */
+enum store__backend { STORE__SQLITE = 0, STORE__PG = 1 };
+/* True when path is a PostgreSQL connection URI (postgresql:// or
+ * postgres://). */
+bool store__is_pg_uri(const char *path);
 
 struct store__conn;
+
+/* ---- one statement of a connection, either backend (store_sql.c) ----
+ * The store's files bind, step and read columns through these, whichever
+ * database is underneath; the results are SQLite's codes (SQLITE_OK from a
+ * bind, SQLITE_ROW or SQLITE_DONE from a step, anything else a failure,
+ * described by store__errmsg). A bound pointer must stay valid until the
+ * statement is stepped (SQLite's SQLITE_STATIC; PostgreSQL sends the
+ * parameters at the first step). PostgreSQL runs the whole statement at the
+ * first step and keeps its rows (binary results); each step moves to the
+ * next one. */
+#define STORE__PG_PARAMS 8
+struct store__q {
+    struct store__conn *c;
+    sqlite3_stmt *lite; /* SQLite: the prepared statement */
+    /* PostgreSQL: the prepared statement's name is "s<id>" */
+    int id;
+    int nparams; /* what the statement takes (its highest $N) */
+    const char *val[STORE__PG_PARAMS];
+    int len[STORE__PG_PARAMS], fmt[STORE__PG_PARAMS];
+    char num[STORE__PG_PARAMS][24];
+    bool absent;   /* PostgreSQL: a statement it never runs: no rows, no changes */
+    PGresult *res; /* NULL until the first step */
+    int row, nrows;
+};
+int store__bind_text(struct store__q *q, int i, const char *v);
+int store__bind_textn(struct store__q *q, int i, const char *v, size_t n);
+/* The parameters the statement takes. */
+int store__param_count(struct store__q *q);
+int store__bind_int(struct store__q *q, int i, int64_t v);
+int store__bind_null(struct store__q *q, int i);
+int store__bind_blob(struct store__q *q, int i, const void *p, size_t n);
+int store__step(struct store__q *q);
+bool store__col_null(struct store__q *q, int i);
+int64_t store__col_int(struct store__q *q, int i);
+const char *store__col_text(struct store__q *q, int i);
+const void *store__col_blob(struct store__q *q, int i);
+size_t store__col_bytes(struct store__q *q, int i);
+/* Rows the connection's last statement changed. */
+int64_t store__changes(struct store__conn *c);
+/* The connection's last error, in words. */
+const char *store__errmsg(struct store__conn *c);
+/* The connection is inside a transaction. */
+bool store__in_tx(struct store__conn *c);
+/* Runs sql (no parameters, no rows wanted) on c: SQLITE_OK or a failure. */
+int store__exec_sql(struct store__conn *c, const char *sql);
 
 /* s is NUL-terminated within cap bytes (and not empty, when nonempty). */
 bool store__str_ok(const char *s, size_t cap, bool nonempty);
@@ -81,14 +141,14 @@ bool store__str_ok(const char *s, size_t cap, bool nonempty);
 int store__ref_check(const struct im_ref *ref, bool need_tag, struct im_error *err);
 /* Binds ?1 registry, ?2 repository, ?3 key (the tag, or a digest): SQLITE_OK
  * or SQLite's error. */
-int store__bind_key(sqlite3_stmt *st, const struct im_ref *ref, const char *key);
+int store__bind_key(struct store__q *st, const struct im_ref *ref, const char *key);
 /* Steps c's statement which, which returns no row, then resets it: 0, or
  * IM_ESTORE with err saying what failed. */
 int store__step_done(struct store__conn *c, enum store__stmt which, const char *what,
                      struct im_error *err);
 
 /* An integer column, -1 when it is NULL (unknown). */
-int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i);
+int64_t store__column_int_or_unknown(struct store__q *st, int i);
 
 /* Member kinds in members.kind. members.root and members.digest are digest
  * keys: a sha256 digest's 32 bytes, any other digest's text (the SQL
@@ -96,13 +156,19 @@ int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i);
 enum { STORE__KIND_DOC = 0, STORE__KIND_BLOB = 1 };
 
 struct store__conn {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST__COUNT];
+    struct store *s;
+    sqlite3 *db;      /* SQLite */
+    PGconn *pg;       /* PostgreSQL */
+    bool broken;      /* PostgreSQL: the connection was lost; closed, not reused */
+    int64_t changes;  /* PostgreSQL: rows the last statement changed */
+    char pg_err[256]; /* PostgreSQL: the last failure, in words */
+    struct store__q st[ST__COUNT];
     struct store__conn *next_all;  /* every connection, for store_close */
     struct store__conn *next_free; /* idle connections */
 };
 
 struct store {
+    enum store__backend backend;
     char *path;
     char *name; /* what sqlite3_open_v2 gets: path, or a read-only URI */
     int open_flags;
@@ -121,6 +187,9 @@ struct store {
     /* store_set_tag_memory: tag rows kept in memory (NULL: none), and how far
      * this process has followed the tag removals of every process */
     struct store__tagmap *tags;
+    /* PostgreSQL: connections kept for leases (store_lease_take), idle */
+    struct store__lease_conn *lease_idle;
+    int lease_conns;                     /* open, idle or held, <= STORE__LEASE_CONNS */
     _Atomic int64_t removals_checked_ms; /* monotonic ms of the last look */
     _Atomic int64_t removals_seen;       /* the counter's value then */
 };
@@ -140,7 +209,7 @@ void store__conn_put(struct store *s, struct store__conn *c);
 struct store__cursor {
     struct store *s;
     struct store__conn *c;
-    sqlite3_stmt *st;
+    struct store__q *st;
 };
 int store__cursor_open(struct store *s, enum store__stmt which, struct store__cursor *cur,
                        struct im_error *err);
@@ -151,6 +220,31 @@ void store__cursor_close(struct store__cursor *cur);
  * not or the commit failed; it returns rc, or the commit's failure. */
 int store__tx_begin(struct store__conn *c, struct im_error *err);
 int store__tx_end(struct store__conn *c, int rc, struct im_error *err);
+
+/* ---- PostgreSQL (store_pg.c) ----
+ * conn_open: one connection to s->path, every statement of the PostgreSQL
+ * tables prepared; the first one of a store (setup) also creates or migrates
+ * the schema, once for the fleet, under a lock the others wait on.
+ * leases_close: the connections kept for leases. sql_of: a statement's SQL in
+ * a backend's dialect (NULL: that backend does not run it). safe_name: the
+ * URI without its password, for messages. */
+int store__pg_conn_open(struct store *s, bool setup, struct store__conn **out,
+                        struct im_error *err);
+void store__pg_leases_close(struct store *s);
+/* One bounded round trip on c: a prepared statement (name) or sql, binary
+ * results (sql without parameters: any number of statements, text results). NULL when it timed out or the connection was lost (c->broken and
+ * c->pg_err say so); else the result, whatever its status. */
+PGresult *store__pg_exec(struct store__conn *c, const char *name, const char *sql,
+                         int nparams, const char *const *val, const int *len,
+                         const int *fmt);
+/* How long one round trip to PostgreSQL may take, and how many connections a
+ * store keeps for leases (each held while its lease is). */
+#define STORE__PG_TIMEOUT_MS 15000
+#define STORE__LEASE_CONNS 32
+/* The write lock's advisory key (class, object), as SQL. */
+#define STORE__PG_WRITE_LOCK "4803143, 2"
+const char *store__sql_of(enum store__backend b, enum store__stmt which);
+void store__conn_free(struct store__conn *c);
 
 /* ---- the file (store_schema.c) ----
  * schema_setup: what a store's first connection checks and does before any
@@ -168,7 +262,8 @@ int store__open_failure(sqlite3 *db, const char *path, const char *what,
 
 /* Formats "<what>: <sqlite3_errmsg(db)>" into err; returns IM_ESTORE. Call it
  * before resetting the statement that failed. */
-int store__fail(struct im_error *err, sqlite3 *db, const char *fmt, ...) IM_PRINTF(3, 4);
+int store__fail(struct im_error *err, struct store__conn *c, const char *fmt, ...)
+    IM_PRINTF(3, 4);
 /* Forgets the rendered answers of root (its data is being stored again, and
  * may say more than when they were rendered). Inside the caller's
  * transaction. 0 or IM_ESTORE. */
@@ -252,7 +347,7 @@ int store__unpack(int encoding, const void *row, size_t n, struct store__body *b
                   const char **why) IM_WUR;
 /* store__unpack of the row st is on: the body in column body_col, its
  * encoding in enc_col. */
-int store__unpack_column(sqlite3_stmt *st, int body_col, int enc_col,
+int store__unpack_column(struct store__q *st, int body_col, int enc_col,
                          struct store__body *b, const char **why) IM_WUR;
 /* The body of an unpacked b as a malloc'd buffer with a NUL after it, for the
  * caller to free: b's own buffer (taken from b) when the body was inflated,
@@ -271,12 +366,12 @@ int store__doc_verify(const char *digest, const char *media_type,
                       const char **why) IM_WUR;
 /* A document's row as every reader takes it: store__unpack_column, then
  * store__doc_verify (no hash for a deflated row). */
-int store__unpack_doc(sqlite3_stmt *st, int body_col, int enc_col, const char *digest,
+int store__unpack_doc(struct store__q *st, int body_col, int enc_col, const char *digest,
                       const char *media_type, struct store__body *b,
                       const char **why) IM_WUR;
 
-/* Resets st and clears its bindings (no pointer bound with SQLITE_STATIC
- * outlives the call that bound it). */
-void store__done(sqlite3_stmt *st);
+/* Resets st and clears its bindings (no bound pointer outlives the call that
+ * bound it); a PostgreSQL statement's rows are freed. */
+void store__done(struct store__q *st);
 
 #endif

@@ -19,6 +19,16 @@ const struct store__sql store__sql_known[] = {
     {ST__COUNT, NULL},
 };
 
+const struct store__sql store__pg_sql_known[] = {
+    {ST_KNOWN_DOC, "SELECT media_type, body, encoding FROM documents WHERE digest = $1"},
+    {ST_KNOWN_BLOB,
+     "SELECT b.media_type, b.size, b.last_modified, b.checked_at FROM blobs b"
+     " WHERE b.digest = $1 AND b.checked_at >= $3 AND EXISTS ("
+     "SELECT 1 FROM members m JOIN repo_roots r ON r.root = m.root"
+     " WHERE m.digest = $1 AND m.kind = 1 AND r.registry = $2)"},
+    {ST__COUNT, NULL},
+};
+
 static bool digest_ok(const char *digest)
 {
     return digest && store__str_ok(digest, IM_DIGEST_MAX, true);
@@ -28,7 +38,7 @@ int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
                    struct im_error *err)
 {
     struct store__cursor cur = {0};
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     struct store__body body = {0};
     const char *why = "";
     int rc = 0;
@@ -42,20 +52,20 @@ int store_find_doc(struct store *s, const char *digest, struct im_doc *out,
     if (rc)
         goto out;
     st = cur.st;
-    int src = sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    int src = store__bind_text(st, 1, digest);
     if (src == SQLITE_OK)
-        src = sqlite3_step(st);
+        src = store__step(st);
     if (src == SQLITE_DONE) {
         rc = im_seterr(err, IM_ENOTFOUND, "%s is not stored", digest);
         goto out;
     }
     if (src != SQLITE_ROW) {
-        rc = store__fail(err, cur.c->db, "reading %s", digest);
+        rc = store__fail(err, cur.c, "reading %s", digest);
         goto out;
     }
-    const char *media = (const char *)sqlite3_column_text(st, 0);
+    const char *media = store__col_text(st, 0);
     if (!media || im_strlcpy(out->media_type, media, sizeof out->media_type) != 0 ||
-        sqlite3_column_bytes(st, 1) <= 0) {
+        store__col_bytes(st, 1) <= 0) {
         rc = im_seterr(err, IM_ESTORE, "stored document %s is malformed", digest);
         goto out;
     }
@@ -84,7 +94,7 @@ int store_find_blob(struct store *s, const char *registry, const char *digest,
                     int64_t since, struct im_blob *out, struct im_error *err)
 {
     struct store__cursor cur = {0};
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int rc = 0;
     if (!digest_ok(digest) || !registry || !registry[0] || !out) {
         rc = im_seterr(err, IM_EINVAL,
@@ -96,29 +106,29 @@ int store_find_blob(struct store *s, const char *registry, const char *digest,
     if (rc)
         goto out;
     st = cur.st;
-    int src = sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    int src = store__bind_text(st, 1, digest);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 2, registry, -1, SQLITE_STATIC);
+        src = store__bind_text(st, 2, registry);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 3, since);
+        src = store__bind_int(st, 3, since);
     if (src == SQLITE_OK)
-        src = sqlite3_step(st);
+        src = store__step(st);
     if (src == SQLITE_DONE) {
         rc = im_seterr(err, IM_ENOTFOUND, "no fact about %s from %s", digest, registry);
         goto out;
     }
     if (src != SQLITE_ROW) {
-        rc = store__fail(err, cur.c->db, "reading %s", digest);
+        rc = store__fail(err, cur.c, "reading %s", digest);
         goto out;
     }
-    const char *media = (const char *)sqlite3_column_text(st, 0);
+    const char *media = store__col_text(st, 0);
     if (im_strlcpy(out->media_type, media ? media : "", sizeof out->media_type) != 0) {
         rc = im_seterr(err, IM_ESTORE, "stored row for %s is malformed", digest);
         goto out;
     }
     out->size = store__column_int_or_unknown(st, 1);
     out->last_modified = store__column_int_or_unknown(st, 2);
-    out->checked_at = sqlite3_column_int64(st, 3);
+    out->checked_at = store__col_int(st, 3);
     im_strlcpy(out->digest, digest, sizeof out->digest);
 out:
     store__cursor_close(&cur);

@@ -30,47 +30,64 @@ const struct store__sql store__sql_tx[] = {
     {ST_BEGIN, "BEGIN IMMEDIATE"},
     {ST_COMMIT, "COMMIT"},
     {ST_ROLLBACK, "ROLLBACK"},
+    {ST_WRITE_LOCK, "SELECT 1"}, /* BEGIN IMMEDIATE took it */
     {ST__COUNT, NULL},
 };
 
-int store__fail(struct im_error *err, sqlite3 *db, const char *fmt, ...)
+/* PostgreSQL: the write lock is an advisory lock held to the transaction's
+ * end (its key: STORE__PG_WRITE_LOCK, store_pg.c). */
+const struct store__sql store__pg_sql_tx[] = {
+    {ST_BEGIN, "BEGIN"},
+    {ST_COMMIT, "COMMIT"},
+    {ST_ROLLBACK, "ROLLBACK"},
+    {ST_WRITE_LOCK, "SELECT pg_advisory_xact_lock(" STORE__PG_WRITE_LOCK ")"},
+    {ST__COUNT, NULL},
+};
+
+int store__fail(struct im_error *err, struct store__conn *c, const char *fmt, ...)
 {
     char what[160];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return im_seterr(err, IM_ESTORE, "%s: %s", what,
-                     db ? sqlite3_errmsg(db) : "out of memory");
+    /* a lost PostgreSQL connection is the database being away, not a fault */
+    return im_seterr(err, c && c->broken ? IM_EDBDOWN : IM_ESTORE, "%s: %s", what,
+                     store__errmsg(c));
 }
 
-void store__done(sqlite3_stmt *st)
-{
-    /* reset returns the error of the last step, already reported by the caller;
-     * clear_bindings cannot fail on a valid statement. */
-    (void)sqlite3_reset(st);
-    (void)sqlite3_clear_bindings(st);
-}
-
-static void conn_free(struct store__conn *c)
+void store__conn_free(struct store__conn *c)
 {
     if (!c)
         return;
-    for (int i = 0; i < ST__COUNT; i++)
-        (void)sqlite3_finalize(c->st[i]); /* NULL is a no-op; errors were reported */
+    for (int i = 0; i < ST__COUNT; i++) {
+        if (c->pg)
+            store__done(&c->st[i]);
+        else
+            (void)sqlite3_finalize(c->st[i].lite); /* NULL is a no-op */
+    }
+    if (c->pg)
+        PQfinish(c->pg);
     /* close_v2 cannot fail once every statement is finalized */
     (void)sqlite3_close_v2(c->db);
     free(c);
 }
 
 /* The SQL of a statement, from the table of the file that runs it. */
-static const char *sql_of(enum store__stmt which)
+const char *store__sql_of(enum store__backend b, enum store__stmt which)
 {
-    static const struct store__sql *const tables[] = {
+    static const struct store__sql *const lite[] = {
         store__sql_tx,    store__sql_put, store__sql_tags,
         store__sql_known, store__sql_gc,  store__sql_rendered,
     };
-    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+    static const struct store__sql *const pg[] = {
+        store__pg_sql_tx,    store__pg_sql_put, store__pg_sql_tags,
+        store__pg_sql_known, store__pg_sql_gc,
+    };
+    const struct store__sql *const *tables = b == STORE__PG ? pg : lite;
+    size_t ntables =
+        b == STORE__PG ? sizeof pg / sizeof pg[0] : sizeof lite / sizeof lite[0];
+    for (size_t t = 0; t < ntables; t++)
         for (const struct store__sql *q = tables[t]; q->text; q++)
             if (q->id == which)
                 return q->text;
@@ -83,12 +100,15 @@ static int conn_open(struct store *s, bool setup, bool *damaged, struct store__c
                      struct im_error *err)
 {
     const char *path = s->path;
+    if (s->backend == STORE__PG)
+        return store__pg_conn_open(s, setup, out, err);
     struct store__conn *c = calloc(1, sizeof *c);
     int rc = 0;
     if (!c) {
         rc = im_seterr(err, IM_ENOMEM, "out of memory opening %s", path);
         goto out;
     }
+    c->s = s;
     if (sqlite3_open_v2(s->name, &c->db, s->open_flags, NULL) != SQLITE_OK) {
         rc = c->db ? store__open_failure(c->db, path, "cannot open", err)
                    : im_seterr(err, IM_ENOMEM, "out of memory opening %s", path);
@@ -110,16 +130,18 @@ static int conn_open(struct store *s, bool setup, bool *damaged, struct store__c
     if (!rc)
         rc = store__exec(c->db, path, "PRAGMA cache_size=" STORE_CACHE_KIB_TEXT, err);
     for (int i = 0; !rc && i < ST__COUNT; i++) {
-        const char *sql = sql_of((enum store__stmt)i);
+        const char *sql = store__sql_of(STORE__SQLITE, (enum store__stmt)i);
+        c->st[i].c = c;
+        c->st[i].id = i;
         if (!sql)
             rc = im_seterr(err, IM_EINTERNAL, "statement %d has no SQL", i);
-        else if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st[i],
-                                    NULL) != SQLITE_OK)
+        else if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->st[i].lite, NULL) != SQLITE_OK)
             rc = store__open_failure(c->db, path, sql, err);
     }
 out:
     if (rc) {
-        conn_free(c);
+        store__conn_free(c);
         c = NULL;
     }
     *out = c;
@@ -163,6 +185,8 @@ static char *readonly_uri(const char *path)
 static int open_first(struct store *s, bool *damaged, struct store__conn **c,
                       struct im_error *err)
 {
+    if (s->backend == STORE__PG)
+        return conn_open(s, true, damaged, c, err);
     s->open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     s->name = strdup(s->path);
     if (!s->name)
@@ -207,7 +231,7 @@ struct store *store_open_ex(const char *path, bool *damaged, struct im_error *er
         im_seterr(err, IM_EINVAL, "no cache database path");
         goto fail;
     }
-    if (!sqlite3_threadsafe()) {
+    if (!store__is_pg_uri(path) && !sqlite3_threadsafe()) {
         im_seterr(err, IM_ESTORE, "this SQLite library is built without thread support");
         goto fail;
     }
@@ -218,7 +242,9 @@ struct store *store_open_ex(const char *path, bool *damaged, struct im_error *er
         im_seterr(err, IM_ENOMEM, "out of memory opening %s", path);
         goto fail_alloc;
     }
-    s->max_conns = store__is_private_db(path) ? 1 : STORE_POOL_MAX;
+    s->backend = store__is_pg_uri(path) ? STORE__PG : STORE__SQLITE;
+    s->max_conns =
+        s->backend == STORE__SQLITE && store__is_private_db(path) ? 1 : STORE_POOL_MAX;
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
         im_seterr(err, IM_ENOMEM, "cannot create the store's mutex");
         goto fail_alloc;
@@ -258,10 +284,11 @@ void store_close(struct store *s)
     struct store__conn *c = s->all;
     while (c) {
         struct store__conn *next = c->next_all;
-        conn_free(c);
+        store__conn_free(c);
         c = next;
     }
     store__tagmap_free(s->tags);
+    store__pg_leases_close(s);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s->name);
@@ -306,8 +333,23 @@ void store__conn_put(struct store *s, struct store__conn *c)
     /* Callers end their transactions; this is a net so that a bug cannot hand
      * the next caller a connection holding the write lock. Should ROLLBACK
      * fail, the next BEGIN on this connection reports it. */
-    if (!sqlite3_get_autocommit(c->db))
-        (void)sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!c->broken && store__in_tx(c))
+        (void)store__exec_sql(c, "ROLLBACK");
+    if (c->pg && (c->broken || PQstatus(c->pg) != CONNECTION_OK)) {
+        /* PostgreSQL went away under it: this connection is closed, and the
+         * next caller opens a new one (which fails until the server is back) */
+        pthread_mutex_lock(&s->mu);
+        struct store__conn **pp = &s->all;
+        while (*pp && *pp != c)
+            pp = &(*pp)->next_all;
+        if (*pp)
+            *pp = c->next_all;
+        s->nconns--;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        store__conn_free(c);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     c->next_free = s->idle;
     s->idle = c;
@@ -323,7 +365,7 @@ int store__cursor_open(struct store *s, enum store__stmt which, struct store__cu
     if (rc)
         return rc;
     cur->s = s;
-    cur->st = cur->c->st[which];
+    cur->st = &cur->c->st[which];
     return 0;
 }
 
@@ -354,7 +396,8 @@ int store_move_aside(const char *path, int64_t now, char *moved_to, size_t n,
     char stamp[32], from[1100], to[1200];
     struct tm tm;
     time_t t = (time_t)now;
-    if (!path || store__is_private_db(path) || !moved_to || n == 0)
+    if (!path || store__is_private_db(path) || store__is_pg_uri(path) || !moved_to ||
+        n == 0)
         return im_seterr(err, IM_EINVAL, "store_move_aside needs a file path");
     if (!gmtime_r(&t, &tm) || strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm) == 0)
         return im_seterr(err, IM_EINVAL, "store_move_aside: bad time %lld",
@@ -377,7 +420,19 @@ int store_move_aside(const char *path, int64_t now, char *moved_to, size_t n,
 
 int store__tx_begin(struct store__conn *c, struct im_error *err)
 {
-    return store__step_done(c, ST_BEGIN, "starting a transaction", err);
+    int rc = store__step_done(c, ST_BEGIN, "starting a transaction", err);
+    /* PostgreSQL: writers take one lock, as SQLite's BEGIN IMMEDIATE does,
+     * so that no two write transactions of the fleet deadlock on each other's
+     * rows; it ends with the transaction */
+    if (!rc && c->pg) {
+        struct store__q *st = &c->st[ST_WRITE_LOCK]; /* one row, the void result */
+        if (store__step(st) != SQLITE_ROW)
+            rc = store__fail(err, c, "taking the write lock");
+        store__done(st);
+    }
+    if (rc && c->pg && !c->broken && store__in_tx(c))
+        (void)store__exec_sql(c, "ROLLBACK");
+    return rc;
 }
 
 int store__tx_end(struct store__conn *c, int rc, struct im_error *err)
@@ -389,9 +444,9 @@ int store__tx_end(struct store__conn *c, int rc, struct im_error *err)
     /* SQLite may already have rolled back (e.g. on SQLITE_FULL), or the COMMIT
      * failed and the transaction is still open (SQLITE_BUSY). The original
      * error is the one reported; should ROLLBACK fail, store__conn_put retries. */
-    if (!sqlite3_get_autocommit(c->db)) {
-        (void)sqlite3_step(c->st[ST_ROLLBACK]);
-        store__done(c->st[ST_ROLLBACK]);
+    if (!c->broken && store__in_tx(c)) {
+        (void)store__step(&c->st[ST_ROLLBACK]);
+        store__done(&c->st[ST_ROLLBACK]);
     }
     return rc;
 }
@@ -419,13 +474,13 @@ int store__ref_check(const struct im_ref *ref, bool need_tag, struct im_error *e
 }
 
 /* Binds ?1 registry, ?2 repository, ?3 key (the tag, or the digest). */
-int store__bind_key(sqlite3_stmt *st, const struct im_ref *ref, const char *key)
+int store__bind_key(struct store__q *st, const struct im_ref *ref, const char *key)
 {
-    int src = sqlite3_bind_text(st, 1, ref->registry, -1, SQLITE_STATIC);
+    int src = store__bind_text(st, 1, ref->registry);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 2, ref->repository, -1, SQLITE_STATIC);
+        src = store__bind_text(st, 2, ref->repository);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+        src = store__bind_text(st, 3, key);
     return src;
 }
 
@@ -433,15 +488,15 @@ int store__bind_key(sqlite3_stmt *st, const struct im_ref *ref, const char *key)
 int store__step_done(struct store__conn *c, enum store__stmt which, const char *what,
                      struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[which];
+    struct store__q *st = &c->st[which];
     int rc = 0;
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = store__fail(err, c->db, "%s", what);
+    if (store__step(st) != SQLITE_DONE)
+        rc = store__fail(err, c, "%s", what);
     store__done(st);
     return rc;
 }
 
-int64_t store__column_int_or_unknown(sqlite3_stmt *st, int i)
+int64_t store__column_int_or_unknown(struct store__q *st, int i)
 {
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+    return store__col_null(st, i) ? -1 : store__col_int(st, i);
 }

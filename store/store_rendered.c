@@ -25,10 +25,10 @@ const struct store__sql store__sql_rendered[] = {
 };
 
 /* The row id of key: 64-bit FNV-1a, kept to 63 bits (a positive rowid). */
-static sqlite3_int64 key_id(const void *key, size_t klen)
+static int64_t key_id(const void *key, size_t klen)
 {
     uint64_t h = im_fnv1a(IM_FNV1A_START, key, klen);
-    return (sqlite3_int64)(h & (uint64_t)INT64_MAX);
+    return (int64_t)(h & (uint64_t)INT64_MAX);
 }
 
 /* The root digest key starts with: the bytes before its first NUL. 0 when
@@ -42,17 +42,17 @@ static size_t key_root_len(const void *key, size_t klen)
 }
 
 /* The row st is on holds key (column 0). */
-static bool same_key(sqlite3_stmt *st, const void *key, size_t klen)
+static bool same_key(struct store__q *st, const void *key, size_t klen)
 {
-    const void *k = sqlite3_column_blob(st, 0);
-    return k && (size_t)sqlite3_column_bytes(st, 0) == klen && memcmp(k, key, klen) == 0;
+    const void *k = store__col_blob(st, 0);
+    return k && (size_t)store__col_bytes(st, 0) == klen && memcmp(k, key, klen) == 0;
 }
 
 int store_set_renderer(struct store *s, const char *identity, int64_t *dropped,
                        struct im_error *err)
 {
     struct store__cursor cur = {0};
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     int rc = 0;
     if (dropped)
         *dropped = 0;
@@ -70,13 +70,13 @@ int store_set_renderer(struct store *s, const char *identity, int64_t *dropped,
     if (rc)
         goto out;
     st = cur.st;
-    if (sqlite3_bind_text(st, 1, s->renderer, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_DONE) {
-        rc = store__fail(err, cur.c->db, "dropping answers of another renderer");
+    if (store__bind_text(st, 1, s->renderer) != SQLITE_OK ||
+        store__step(st) != SQLITE_DONE) {
+        rc = store__fail(err, cur.c, "dropping answers of another renderer");
         goto out;
     }
     if (dropped)
-        *dropped = sqlite3_changes(cur.c->db);
+        *dropped = store__changes(cur.c);
 out:
     store__cursor_close(&cur);
     return rc;
@@ -86,7 +86,7 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
                        size_t *len, struct im_error *err)
 {
     struct store__cursor cur = {0};
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     struct store__body b = {0};
     const char *why = "";
     int rc = 0, src;
@@ -103,11 +103,11 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
     if (rc)
         goto out;
     st = cur.st;
-    src = sqlite3_bind_int64(st, 1, key_id(key, klen));
+    src = store__bind_int(st, 1, key_id(key, klen));
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 2, s->renderer, -1, SQLITE_STATIC);
+        src = store__bind_text(st, 2, s->renderer);
     if (src == SQLITE_OK)
-        src = sqlite3_step(st);
+        src = store__step(st);
     if (src == SQLITE_ROW && !same_key(st, key, klen))
         src = SQLITE_DONE; /* another key with the same hash */
     if (src == SQLITE_DONE) {
@@ -115,7 +115,7 @@ int store_get_rendered(struct store *s, const void *key, size_t klen, char **bod
         goto out;
     }
     if (src != SQLITE_ROW) {
-        rc = store__fail(err, cur.c->db, "reading a rendered answer");
+        rc = store__fail(err, cur.c, "reading a rendered answer");
         goto out;
     }
     rc = store__unpack_column(st, 1, 2, &b, &why);
@@ -143,7 +143,7 @@ int store_put_rendered(struct store *s, const struct im_ref *ref, const void *ke
                        size_t klen, const char *body, size_t len, struct im_error *err)
 {
     struct store__cursor cur = {0};
-    sqlite3_stmt *st = NULL;
+    struct store__q *st = NULL;
     struct store__body row = {0};
     size_t rlen = key_root_len(key, klen);
     int rc = 0, src;
@@ -166,25 +166,25 @@ int store_put_rendered(struct store *s, const struct im_ref *ref, const void *ke
     if (rc)
         goto out;
     st = cur.st;
-    src = sqlite3_bind_text(st, 1, ref->registry, -1, SQLITE_STATIC);
+    src = store__bind_text(st, 1, ref->registry);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 2, ref->repository, -1, SQLITE_STATIC);
+        src = store__bind_text(st, 2, ref->repository);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 3, key, (int)rlen, SQLITE_STATIC);
+        src = store__bind_textn(st, 3, key, rlen);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text(st, 4, s->renderer, -1, SQLITE_STATIC);
+        src = store__bind_text(st, 4, s->renderer);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_blob(st, 5, key, (int)klen, SQLITE_STATIC);
+        src = store__bind_blob(st, 5, key, klen);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_blob(st, 6, row.p, (int)row.len, SQLITE_STATIC);
+        src = store__bind_blob(st, 6, row.p, row.len);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 7, key_id(key, klen));
+        src = store__bind_int(st, 7, key_id(key, klen));
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int(st, 8, row.encoding);
+        src = store__bind_int(st, 8, row.encoding);
     if (src == SQLITE_OK)
-        src = sqlite3_step(st);
+        src = store__step(st);
     if (src != SQLITE_DONE)
-        rc = store__fail(err, cur.c->db, "keeping a rendered answer");
+        rc = store__fail(err, cur.c, "keeping a rendered answer");
 out:
     store__cursor_close(&cur);
     store__body_free(&row);
@@ -193,11 +193,10 @@ out:
 
 int store__forget_rendered(struct store__conn *c, const char *root, struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_DEL_RENDERED_ROOT];
+    struct store__q *st = &c->st[ST_DEL_RENDERED_ROOT];
     int rc = 0;
-    if (sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_DONE)
-        rc = store__fail(err, c->db, "forgetting the rendered answers of %s", root);
+    if (store__bind_text(st, 1, root) != SQLITE_OK || store__step(st) != SQLITE_DONE)
+        rc = store__fail(err, c, "forgetting the rendered answers of %s", root);
     store__done(st);
     return rc;
 }

@@ -355,7 +355,7 @@ int store_file_schema(const char *path)
     sqlite3 *db = NULL;
     int64_t version = 0;
     struct im_error ignored; /* a failure only means "unknown" */
-    if (store__is_private_db(path))
+    if (store__is_private_db(path) || store__is_pg_uri(path))
         return 0;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         query_one(db, path, "PRAGMA user_version", &version, NULL, 0, &ignored) != 0)

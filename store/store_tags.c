@@ -32,6 +32,26 @@ const struct store__sql store__sql_tags[] = {
     {ST__COUNT, NULL},
 };
 
+const struct store__sql store__pg_sql_tags[] = {
+    {ST_GET_TAG, "SELECT t.digest, t.resolved_at, t.checked_at, t.accessed_at, m.until"
+                 " FROM (SELECT 1) AS one LEFT JOIN tags t ON t.registry = $1"
+                 " AND t.repository = $2 AND t.tag = $3"
+                 " LEFT JOIN misses m ON m.registry = $1 AND m.repository = $2"
+                 " AND m.tag = $3"},
+    {ST_TOUCH_TAG, "UPDATE tags SET checked_at = greatest(checked_at, $4::bigint)"
+                   " WHERE registry = $1 AND repository = $2 AND tag = $3"
+                   " AND ($5::text = '' OR digest = $5::text)"},
+    {ST_NOTE_ACCESS, "UPDATE tags SET accessed_at = $4 WHERE registry = $1"
+                     " AND repository = $2 AND tag = $3 AND accessed_at < $4"},
+    {ST_PUT_MISS, "INSERT INTO misses(registry, repository, tag, until)"
+                  " VALUES ($1, $2, $3, $4) ON CONFLICT (registry, repository, tag)"
+                  " DO UPDATE SET until = excluded.until"},
+    {ST_GET_MISS, "SELECT until FROM misses WHERE registry = $1 AND repository = $2"
+                  " AND tag = $3"},
+    {ST_GET_COUNTER, "SELECT value FROM counters WHERE name = $1"},
+    {ST__COUNT, NULL},
+};
+
 /* *value = the counter name's value (0 when it was never counted). 0 or
  * IM_ESTORE. */
 static int read_counter(struct store *s, const char *name, int64_t *value)
@@ -42,11 +62,11 @@ static int read_counter(struct store *s, const char *name, int64_t *value)
     int rc = store__cursor_open(s, ST_GET_COUNTER, &cur, &err);
     if (rc)
         return rc;
-    int src = sqlite3_bind_text(cur.st, 1, name, -1, SQLITE_STATIC);
+    int src = store__bind_text(cur.st, 1, name);
     if (src == SQLITE_OK)
-        src = sqlite3_step(cur.st);
+        src = store__step(cur.st);
     if (src == SQLITE_ROW)
-        *value = sqlite3_column_int64(cur.st, 0);
+        *value = store__col_int(cur.st, 0);
     else if (src != SQLITE_DONE)
         rc = IM_ESTORE;
     store__cursor_close(&cur);
@@ -133,10 +153,10 @@ void store_tag_memory_stats(struct store *s, size_t *used, size_t *capacity)
 
 int store__note_tag_removal(struct store__conn *c, struct im_error *err)
 {
-    sqlite3_stmt *st = c->st[ST_ADD_COUNTER];
-    if (sqlite3_bind_text(st, 1, STORE__TAG_REMOVALS, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, 1) != SQLITE_OK) {
-        int rc = store__fail(err, c->db, "binding the tag removals counter");
+    struct store__q *st = &c->st[ST_ADD_COUNTER];
+    if (store__bind_text(st, 1, STORE__TAG_REMOVALS) != SQLITE_OK ||
+        store__bind_int(st, 2, 1) != SQLITE_OK) {
+        int rc = store__fail(err, c, "binding the tag removals counter");
         store__done(st);
         return rc;
     }
@@ -168,28 +188,28 @@ static int read_tag(struct store *s, const struct im_ref *ref, struct store_tag 
     int rc = store__cursor_open(s, ST_GET_TAG, &cur, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = cur.st;
+    struct store__q *st = cur.st;
     int src = store__bind_key(st, ref, ref->tag);
     if (src == SQLITE_OK)
-        src = sqlite3_step(st);
+        src = store__step(st);
     if (src != SQLITE_ROW) {
-        rc = store__fail(err, cur.c->db, "reading tag %s", ref->tag);
+        rc = store__fail(err, cur.c, "reading tag %s", ref->tag);
         goto out;
     }
-    if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-        *miss_until = sqlite3_column_int64(st, 4);
-    if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+    if (!store__col_null(st, 4))
+        *miss_until = store__col_int(st, 4);
+    if (store__col_null(st, 0)) {
         rc = IM_ENOTFOUND;
         goto out;
     }
-    digest = (const char *)sqlite3_column_text(st, 0);
+    digest = store__col_text(st, 0);
     if (!digest || im_strlcpy(out->digest, digest, sizeof out->digest) != 0) {
         rc = im_seterr(err, IM_ESTORE, "stored tag %s is malformed", ref->tag);
         goto out;
     }
-    out->resolved_at = sqlite3_column_int64(st, 1);
-    out->checked_at = sqlite3_column_int64(st, 2);
-    out->accessed_at = sqlite3_column_int64(st, 3);
+    out->resolved_at = store__col_int(st, 1);
+    out->checked_at = store__col_int(st, 2);
+    out->accessed_at = store__col_int(st, 3);
 out:
     store__cursor_close(&cur);
     return rc;
@@ -237,18 +257,18 @@ static int write_keyed(struct store *s, enum store__stmt which, const struct im_
     int rc = store__cursor_open(s, which, &cur, err);
     if (rc)
         goto out;
-    sqlite3_stmt *st = cur.st;
+    struct store__q *st = cur.st;
     int src = store__bind_key(st, ref, key);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_int64(st, 4, value);
-    if (src == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 5)
-        src = sqlite3_bind_text(st, 5, ref->digest, -1, SQLITE_STATIC);
+        src = store__bind_int(st, 4, value);
+    if (src == SQLITE_OK && store__param_count(st) >= 5)
+        src = store__bind_text(st, 5, ref->digest);
     if (src == SQLITE_OK)
-        src = sqlite3_step(st);
+        src = store__step(st);
     if (src != SQLITE_DONE)
-        rc = store__fail(err, cur.c->db, "updating %s", key);
+        rc = store__fail(err, cur.c, "updating %s", key);
     else if (changes)
-        *changes = sqlite3_changes(cur.c->db);
+        *changes = store__changes(cur.c);
     store__cursor_close(&cur);
 out:
     /* every keyed write is of a tag or a miss: a remembered row is stale now
@@ -313,13 +333,13 @@ int store_get_miss(struct store *s, const struct im_ref *ref, int64_t *until,
         return rc;
     int src = store__bind_key(cur.st, ref, miss_key(ref));
     if (src == SQLITE_OK)
-        src = sqlite3_step(cur.st);
+        src = store__step(cur.st);
     if (src == SQLITE_ROW)
-        *until = sqlite3_column_int64(cur.st, 0);
+        *until = store__col_int(cur.st, 0);
     else if (src == SQLITE_DONE)
         rc = im_seterr(err, IM_ENOTFOUND, "no miss remembered for %s", miss_key(ref));
     else
-        rc = store__fail(err, cur.c->db, "reading miss %s", miss_key(ref));
+        rc = store__fail(err, cur.c, "reading miss %s", miss_key(ref));
     store__cursor_close(&cur);
     return rc;
 }
