@@ -150,7 +150,7 @@ stop() {
     IT_PIDS=$(printf '%s\n' $IT_PIDS | grep -vx "$1" | tr '\n' ' ')
 }
 
-# nginx_start DIR [WORKERS [CPU]]: nginx-light, non-daemon, its own prefix;
+# nginx_start DIR [WORKERS [CPU]]: nginx, non-daemon, its own prefix;
 # serves DIR/html with WORKERS worker processes (default auto: one per CPU it
 # may run on), under taskset -c CPU when CPU is given.
 # nginx needs its port in its configuration, so it is probed (free_port) and

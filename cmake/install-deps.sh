@@ -5,8 +5,14 @@ set -eu
 
 build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev zlib1g-dev libssl-dev"
 run="$build ca-certificates"
-test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk"
-bench="$test nginx-light bc"
+# postgresql-15 and nginx: the replicas sharing one PostgreSQL database behind
+# a load balancer (tests/integration/pg.sh, nginx.sh). The tests run their own,
+# on Unix sockets in their own directories (a cluster made with
+# /usr/lib/postgresql/15/bin/initdb); what the packages set up and start on
+# install unless policy-rc.d forbids it (the main cluster on port 5432, nginx
+# on port 80) is never used and never in their way.
+test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk postgresql-15 libpq-dev nginx"
+bench="$test bc"
 
 case "${1:-}" in
 build) want=$build ;;

@@ -5,6 +5,8 @@
 # bearer tokens, a request log) in front of it, and runs the imgmeta daemon
 # against the front through --mirror. Every process is recorded by PID and
 # stopped by PID (stop_all, also run by the EXIT trap that lib_init installs).
+# What a SIGTERM does not stop well (a PostgreSQL cluster, tests/integration/
+# pg.sh) registers a function with it_cleanup instead; stop_all runs it too.
 #
 #   . tests/integration/lib.sh
 #   lib_init "$IMGMETA" "$FIXTURE" "$REGFRONT"   # sets IT_DIR, the EXIT trap
@@ -20,6 +22,7 @@
 # IT_WAIT_S (bounded waits for readiness, default 20 s).
 
 IT_PIDS=""
+IT_CLEANUPS=""
 IT_STARTS=0
 IT_PASSED=0
 IT_FAILED=0
@@ -138,6 +141,17 @@ wait_http() {
 
 it_record() { IT_PIDS="$IT_PIDS $1"; }
 
+# it_cleanup FUNCTION: stop_all calls FUNCTION (with no argument) after the
+# recorded PIDs are gone, newest registration first, at every stop_all and so
+# at exit; registering it again changes nothing. FUNCTION must do nothing when
+# there is nothing left to stop: a test may have stopped it already.
+it_cleanup() {
+    case " $IT_CLEANUPS " in
+    *" $1 "*) ;;
+    *) IT_CLEANUPS="$1 $IT_CLEANUPS" ;;
+    esac
+}
+
 # start_registry DIR: docker-registry with storage in DIR/storage, log in
 # DIR/registry.log; sets REGISTRY_PORT, REGISTRY_PID, REGISTRY_URL.
 # IT_REGISTRY_SERVING=1 runs it as the benchmarks want a registry that serves:
@@ -253,9 +267,10 @@ daemon_ready() {
 }
 
 # stop_all: SIGTERM to every recorded PID (newest first), wait, then SIGKILL
-# what is still there after 5 s.
+# what is still there after 5 s; then the it_cleanup functions (the servers
+# stopped first are the clients of what those stop: a daemon of its database).
 stop_all() {
-    local pid rev="" i
+    local pid rev="" i f
     for pid in $IT_PIDS; do rev="$pid $rev"; done
     for pid in $rev; do kill -TERM "$pid" 2>/dev/null; done
     for pid in $rev; do
@@ -267,6 +282,7 @@ stop_all() {
         wait "$pid" 2>/dev/null
     done
     IT_PIDS=""
+    for f in $IT_CLEANUPS; do "$f"; done
 }
 
 # front_requests: number of requests the front has seen so far.
