@@ -18,7 +18,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         cmake gcc libc6-dev make pkg-config \
-        libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev zlib1g-dev \
+        libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpq-dev zlib1g-dev \
         libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
@@ -37,7 +37,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 # registries. No curl or wget: see the note on HEALTHCHECK below.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libcurl4 libjansson4 libsqlite3-0 zlib1g libssl3 ca-certificates \
+        libmicrohttpd12 libcurl4 libjansson4 libsqlite3-0 libpq5 zlib1g libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # A system user without a login shell; the cache directory exists and belongs to it

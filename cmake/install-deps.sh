@@ -3,7 +3,7 @@
 # usage: cmake/install-deps.sh build|run|test|bench|format
 set -eu
 
-build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev zlib1g-dev libssl-dev"
+build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpq-dev zlib1g-dev libssl-dev"
 run="$build ca-certificates"
 # postgresql-15 and nginx: the replicas sharing one PostgreSQL database behind
 # a load balancer (tests/integration/pg.sh, nginx.sh). The tests run their own,
@@ -11,7 +11,7 @@ run="$build ca-certificates"
 # /usr/lib/postgresql/15/bin/initdb); what the packages set up and start on
 # install unless policy-rc.d forbids it (the main cluster on port 5432, nginx
 # on port 80) is never used and never in their way.
-test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk postgresql-15 libpq-dev nginx"
+test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk postgresql-15 nginx"
 bench="$test bc"
 
 case "${1:-}" in
