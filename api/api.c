@@ -61,9 +61,8 @@ static int handle_healthz(struct api_response *resp)
 
 static int handle_readyz(struct api *a, struct api_response *resp)
 {
-    struct store_stats st;
     struct im_error err = {{0}};
-    if (store_stats(a->store, &st, &err) != 0)
+    if (store_ping(a->store, &err) != 0)
         return api__error(resp, 503, "not_ready", err.msg);
     return api__set_body(resp, 200, API_CT_JSON, "{\"status\":\"ready\"}\n");
 }

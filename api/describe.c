@@ -158,7 +158,7 @@ static int digest_from_cache(struct api *a, struct describe *d)
     bool mine = false;
     int rc = store_has_root(a->store, &d->ref, d->ref.digest, &mine, &d->err);
     if (rc != 0)
-        return rc;
+        return rc; /* IM_EDBDOWN too: obtain answers 503, not a resolution */
     if (!mine)
         return IM_ENOTFOUND;
     d->max_age = IMMUTABLE_MAX_AGE;
@@ -256,6 +256,11 @@ static int obtain_tag(struct api *a, struct describe *d)
     int neg = negative(a, d, until, now);
     if (neg != 0)
         return neg;
+    /* the shared database is away: what it does not hold in memory cannot be
+     * answered (resolving it anyway would cost the upstream on every request,
+     * since nothing can be kept) */
+    if (rc == IM_EDBDOWN)
+        return rc;
     if (rc != 0 || (d->ref.digest[0] && strcmp(d->ref.digest, t.digest) != 0))
         return shared(a, d, NULL); /* unknown, unreadable, or name:tag@digest moved */
     enum store_freshness fr = store_freshness(
@@ -273,12 +278,10 @@ static int obtain(struct api *a, struct describe *d)
     int rc;
     if (d->ref.tag[0])
         rc = obtain_tag(a, d);
-    else if (digest_from_cache(a, d) == 0) {
+    else if ((rc = digest_from_cache(a, d)) == 0)
         count(a, d, IM_OUTCOME_HIT);
-        rc = 0;
-    } else {
+    else if (rc != IM_EDBDOWN)
         rc = shared(a, d, NULL);
-    }
     flush_counters(a, im_now(), d);
     return rc;
 }
@@ -413,7 +416,8 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
         im_strlcpy(root, d->bundle.root_digest, sizeof root);
         im_bundle_free(&d->bundle);
         d->lazy = false;
-        if (store_load(a->store, root, &d->bundle, &d->err) != 0)
+        rc = store_load(a->store, root, &d->bundle, &d->err);
+        if (rc != 0 && rc != IM_EDBDOWN)
             rc = shared(a, d, NULL); /* gone from the store meanwhile */
         if (rc == API_SLOW)
             goto out;
@@ -501,6 +505,8 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     if (rc != 0) {
         if (rc == IM_ERATELIMIT || rc == IM_EBUSY)
             resp->retry_after = d.retry_after > 0 ? d.retry_after : 60;
+        if (rc == IM_EDBDOWN)
+            resp->retry_after = 5; /* the store reconnects at the next request */
         rc = api__error_code(resp, rc, d.err.msg);
         goto out;
     }

@@ -272,7 +272,11 @@ static bool answered_meanwhile(struct api *a, const struct im_ref *ref,
     bool mine = false;
     const char *root = ref->digest;
     if (ref->tag[0]) {
-        if (store_get_tag(a->store, ref, &t, NULL) != 0 ||
+        /* another replica sharing the store may have stored it: the database
+         * says, not the rows this process keeps in memory */
+        int rc = store_shared(a->store) ? store_reread_tag(a->store, ref, &t, NULL)
+                                        : store_get_tag(a->store, ref, &t, NULL);
+        if (rc != 0 ||
             !store_tag_fresh(&t, im_now(), api_config_tag_ttl(&a->cfg, ref->registry)) ||
             (ref->digest[0] && strcmp(ref->digest, t.digest) != 0))
             return false;
@@ -304,8 +308,9 @@ static int known_blob(void *cls, const char *registry, const char *digest,
                            im_now() - a->cfg.layer_ttl_seconds, out, NULL);
 }
 
-static int work(struct api *a, const struct im_ref *ref, const struct store_tag *prior,
-                struct im_bundle *out, struct api__shared *how, struct im_error *err)
+static int work_leased(struct api *a, const struct im_ref *ref,
+                       const struct store_tag *prior, struct im_bundle *out,
+                       struct api__shared *how, struct im_error *err)
 {
     struct reg_stats stats = {0};
     bool same = false;
@@ -337,6 +342,29 @@ static int work(struct api *a, const struct im_ref *ref, const struct store_tag 
     }
     store_and_build(a, ref, out, how);
     return 0;
+}
+
+/* The work, done by one process at a time across every replica sharing the
+ * store: the others wait for the lease (at most --resolve-wait) and then
+ * find the answer stored (answered_meanwhile). A lease that cannot be had
+ * in time, or at all, does not stop the work: the reference is resolved
+ * again rather than not answered; a database that is away does. */
+static int work(struct api *a, const struct im_ref *ref, const struct store_tag *prior,
+                struct im_bundle *out, struct api__shared *how, struct im_error *err)
+{
+    struct store_lease *lease = NULL;
+    struct im_error lerr;
+    char key[sizeof((struct api__flight *)0)->key];
+    flight_key(ref, key, sizeof key);
+    int rc = store_lease_take(a->store, key, a->cfg.resolve_wait_ms, &lease, NULL, &lerr);
+    if (rc == IM_EDBDOWN) {
+        if (err)
+            *err = lerr;
+        return rc;
+    }
+    rc = work_leased(a, ref, prior, out, how, err);
+    store_lease_give(a->store, lease);
+    return rc;
 }
 
 /* ---- the bound on upstream work -------------------------------------------- */

@@ -44,11 +44,14 @@ static size_t nlimits;
 static atomic_uint_fast64_t outcomes[IM_OUTCOME__COUNT];
 static const char *const counter_names[IM_COUNTER__COUNT] = {
     "imgmeta_store_write_failures_total", "imgmeta_resolutions_refused_total",
-    "imgmeta_answer_file_hits_total"};
+    "imgmeta_answer_file_hits_total", "imgmeta_db_connect_failures_total",
+    "imgmeta_db_connections_lost_total"};
 static const char *const counter_help[IM_COUNTER__COUNT] = {
     "Cache writes that failed.",
     "Requests answered 503 busy: --max-resolutions resolutions were running.",
-    "Answers read from the answers file."};
+    "Answers read from the answers file.",
+    "Connections to the shared (PostgreSQL) cache database that could not be opened.",
+    "Connections to the shared cache database lost or timed out while in use."};
 static const char *const gauge_names[IM_GAUGE__COUNT] = {"imgmeta_resolutions_in_flight",
                                                          "imgmeta_db_bytes",
                                                          "imgmeta_db_documents",

@@ -19,6 +19,8 @@ enum im_counter {
     IM_STORE_WRITE_FAILURES = 0, /* cache writes that failed (answer still served) */
     IM_RESOLUTIONS_REFUSED,      /* 503 busy: --max-resolutions were already running */
     IM_ANSWER_FILE_HITS,         /* answers read from the answers file (api/afile.c) */
+    IM_DB_CONNECT_FAILURES,      /* connections to the shared database that failed */
+    IM_DB_CONNECTIONS_LOST,      /* connections to it lost or timed out in use */
     IM_COUNTER__COUNT
 };
 

@@ -87,6 +87,15 @@ int store_get_tag(struct store *s, const struct im_ref *ref, struct store_tag *o
 int store_lookup_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
                      int64_t *miss_until, struct im_error *err) IM_WUR;
 
+/* store_get_tag from the database itself, never from the rows kept in memory
+ * (which it then refreshes): what another process sharing the store wrote
+ * meanwhile is seen. */
+int store_reread_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
+                     struct im_error *err) IM_WUR;
+/* A round trip to the database: 0 when it answers, IM_EDBDOWN or IM_ESTORE
+ * (for /readyz). */
+int store_ping(struct store *s, struct im_error *err) IM_WUR;
+
 /* How often (at most) store_lookup_tag looks whether another process removed
  * tags, when tag rows are kept in memory. */
 #define STORE_TAG_MEMORY_WATCH_MS 10

@@ -57,6 +57,7 @@ const struct store__sql store__sql_gc[] = {
     /* every stored body, as read back: (kind, name, media type, body, encoding) */
     {ST_CHECK_BODIES, "SELECT 0, digest, media_type, body, encoding FROM documents"
                       " UNION ALL SELECT 1, root, '', body, encoding FROM rendered"},
+    {ST_PING, "SELECT 1"},
     {ST__COUNT, NULL},
 };
 
@@ -103,6 +104,7 @@ const struct store__sql store__pg_sql_gc[] = {
                      " + excluded.value"},
     {ST_GET_COUNTERS, "SELECT name, value FROM counters"},
     {ST_CHECK_BODIES, "SELECT 0, digest, media_type, body, encoding FROM documents"},
+    {ST_PING, "SELECT 1"},
     {ST__COUNT, NULL},
 };
 
@@ -497,6 +499,18 @@ int store_get_counters(struct store *s, struct store_counters *out, struct im_er
 }
 
 /* ---- stats and repository roots ---------------------------------------- */
+
+int store_ping(struct store *s, struct im_error *err)
+{
+    struct store__cursor cur;
+    int rc = store__cursor_open(s, ST_PING, &cur, err);
+    if (rc)
+        return rc;
+    if (store__step(cur.st) != SQLITE_ROW)
+        rc = store__fail(err, cur.c, "asking the database");
+    store__cursor_close(&cur);
+    return rc;
+}
 
 int store_stats(struct store *s, struct store_stats *out, struct im_error *err)
 {

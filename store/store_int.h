@@ -62,6 +62,7 @@ enum store__stmt {
     ST_DROP_RENDERED,      /* every row: the budget's first resort */
     ST_DROP_OTHER_RENDERS, /* rows of another renderer */
     ST_CHECK_BODIES,       /* every stored body (store_check) */
+    ST_PING,               /* a round trip (store_ping) */
     ST__COUNT
 };
 
@@ -160,6 +161,7 @@ struct store__conn {
     sqlite3 *db;      /* SQLite */
     PGconn *pg;       /* PostgreSQL */
     bool broken;      /* PostgreSQL: the connection was lost; closed, not reused */
+    bool timed_out;   /* PostgreSQL: ... because the server stopped answering */
     int64_t changes;  /* PostgreSQL: rows the last statement changed */
     char pg_err[256]; /* PostgreSQL: the last failure, in words */
     struct store__q st[ST__COUNT];
@@ -231,9 +233,13 @@ int store__tx_end(struct store__conn *c, int rc, struct im_error *err);
 int store__pg_conn_open(struct store *s, bool setup, struct store__conn **out,
                         struct im_error *err);
 void store__pg_leases_close(struct store *s);
+/* c, found lost, connected again with its statements prepared again: 0, or
+ * IM_EDBDOWN (c stays broken). */
+int store__pg_revive(struct store__conn *c);
 /* One bounded round trip on c: a prepared statement (name) or sql, binary
- * results (sql without parameters: any number of statements, text results). NULL when it timed out or the connection was lost (c->broken and
- * c->pg_err say so); else the result, whatever its status. */
+ * results (sql without parameters: any number of statements, text results). NULL when it
+ * timed out or the connection was lost (c->broken and c->pg_err say so); else the result,
+ * whatever its status. */
 PGresult *store__pg_exec(struct store__conn *c, const char *name, const char *sql,
                          int nparams, const char *const *val, const int *len,
                          const int *fmt);

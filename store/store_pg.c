@@ -13,6 +13,8 @@
 #include "store_int.h"
 
 #include <errno.h>
+
+#include "metrics.h"
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +177,11 @@ PGresult *store__pg_exec(struct store__conn *c, const char *name, const char *sq
                  timed_out ? "PostgreSQL did not answer in time"
                            : "the connection to PostgreSQL was lost");
         c->broken = true; /* whatever it would still answer is of no use */
+        c->timed_out = timed_out;
+        im_metric_inc(IM_DB_CONNECTIONS_LOST);
+    } else if (PQstatus(c->pg) != CONNECTION_OK && !c->broken) {
+        c->broken = true;
+        im_metric_inc(IM_DB_CONNECTIONS_LOST);
     }
     return res;
 }
@@ -199,6 +206,7 @@ static PGconn *pg_connect(const char *path, struct im_error *err)
         PQsetNoticeProcessor(pg, quiet, NULL); /* "already exists, skipping" */
         return pg;
     }
+    im_metric_inc(IM_DB_CONNECT_FAILURES);
     store_safe_name(path, safe, sizeof safe);
     const char *why = pg ? PQerrorMessage(pg) : "out of memory";
     size_t n = strcspn(why, "\n");
@@ -368,6 +376,21 @@ int store__pg_conn_open(struct store *s, bool setup, struct store__conn **out,
     return 0;
 }
 
+int store__pg_revive(struct store__conn *c)
+{
+    struct im_error ignored;
+    PQreset(c->pg); /* bounded by connect_timeout, as the first connect */
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        im_metric_inc(IM_DB_CONNECT_FAILURES);
+        return IM_EDBDOWN;
+    }
+    c->broken = c->timed_out = false;
+    int rc = prepare_all(c, &ignored);
+    if (rc)
+        c->broken = true;
+    return rc;
+}
+
 /* ---- leases -------------------------------------------------------------- */
 
 bool store_shared(const struct store *s)
@@ -475,17 +498,25 @@ int store_lease_take(struct store *s, const char *key, int64_t wait_ms,
         return im_seterr(err, IM_ENOMEM, "out of memory for a lease");
     l->object = (int32_t)(uint32_t)im_fnv1a(IM_FNV1A_START, key, strlen(key));
     int rc = 0;
-    l->lc = lease_conn_get(s, &rc, err);
-    if (!l->lc) {
-        free(l);
-        return rc;
-    }
+    bool held = false, ok = false;
     snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %d)", PG_LEASE_CLASS,
              (int)l->object);
-    PGresult *res = lease_exec(l->lc->pg, sql, STORE__PG_TIMEOUT_MS);
-    bool held = says_true(res);
-    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
-    PQclear(res);
+    /* an idle connection may have been lost since its last use (the server
+     * restarted): then once more on a new one */
+    for (int attempt = 0; attempt < 2 && !ok; attempt++) {
+        if (attempt > 0)
+            lease_conn_put(s, l->lc, false);
+        l->lc = lease_conn_get(s, &rc, err);
+        if (!l->lc) {
+            free(l);
+            return rc;
+        }
+        PGresult *res = lease_exec(l->lc->pg, sql, STORE__PG_TIMEOUT_MS);
+        held = says_true(res);
+        ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+    }
+    PGresult *res = NULL;
     if (ok && !held && wait_ms > 0) {
         /* another replica resolves it: wait for its lock to go (its commit,
          * or its death), at most wait_ms */

@@ -117,7 +117,16 @@ static int pg_run(struct store__q *q)
         return SQLITE_ERROR;
     }
     snprintf(name, sizeof name, "s%d", q->id);
+    bool idle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
     q->res = store__pg_exec(c, name, NULL, q->nparams, q->val, q->len, q->fmt);
+    /* a connection that was lost while idle (the server restarted since its
+     * last use) is connected again and the statement sent once more: it was
+     * not in a transaction, so nothing of it is half done. A server that
+     * stops answering is not waited for twice. */
+    if (c->broken && !c->timed_out && idle && store__pg_revive(c) == 0) {
+        PQclear(q->res);
+        q->res = store__pg_exec(c, name, NULL, q->nparams, q->val, q->len, q->fmt);
+    }
     if (!q->res)
         return SQLITE_ERROR;
     ExecStatusType st = q->res ? PQresultStatus(q->res) : PGRES_FATAL_ERROR;

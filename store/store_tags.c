@@ -68,7 +68,7 @@ static int read_counter(struct store *s, const char *name, int64_t *value)
     if (src == SQLITE_ROW)
         *value = store__col_int(cur.st, 0);
     else if (src != SQLITE_DONE)
-        rc = IM_ESTORE;
+        rc = cur.c->broken ? IM_EDBDOWN : IM_ESTORE;
     store__cursor_close(&cur);
     return rc;
 }
@@ -166,7 +166,10 @@ int store__note_tag_removal(struct store__conn *c, struct im_error *err)
 /* Another process's removals (imgmeta cache purge, its eviction) are counted
  * in the database: looked at, at most every STORE_TAG_MEMORY_WATCH_MS, by
  * the one lookup that claims the look; when the count moved (or cannot be
- * read), every remembered row goes. */
+ * read), every remembered row goes. A shared database that is away is the
+ * exception: nobody can remove anything from it meanwhile, and the rows kept
+ * are what lets cached answers still be served; the count is looked at again
+ * when it is back. */
 static void watch_removals(struct store *s)
 {
     int64_t now = im_monotonic_ms(), last = atomic_load(&s->removals_checked_ms),
@@ -174,8 +177,10 @@ static void watch_removals(struct store *s)
     if (now - last < STORE_TAG_MEMORY_WATCH_MS ||
         !atomic_compare_exchange_strong(&s->removals_checked_ms, &last, now))
         return;
-    if (read_counter(s, STORE__TAG_REMOVALS, &seen) != 0 ||
-        atomic_exchange(&s->removals_seen, seen) != seen)
+    int rc = read_counter(s, STORE__TAG_REMOVALS, &seen);
+    if (rc == IM_EDBDOWN)
+        return;
+    if (rc != 0 || atomic_exchange(&s->removals_seen, seen) != seen)
         store__tagmap_flush(s->tags);
 }
 
@@ -245,6 +250,14 @@ out:
         rc = im_seterr(err, IM_ENOTFOUND, "%s/%s:%s is not stored", ref->registry,
                        ref->repository, ref->tag);
     return rc;
+}
+
+int store_reread_tag(struct store *s, const struct im_ref *ref, struct store_tag *out,
+                     struct im_error *err)
+{
+    if (ref && s->tags)
+        store__tagmap_forget(s->tags, ref, ref->tag);
+    return store_lookup_tag(s, ref, out, NULL, err);
 }
 
 /* Runs a one-row UPDATE/INSERT of a tag or a miss keyed by ref: ?1..?3 the
