@@ -190,7 +190,7 @@ curl -s -o /dev/null -w '%{http_code}' --max-time 30 "${R_URL[1]}/images/$C_REF"
 C1=$!
 # Replica 1 leads: the others ask once its tag GET is answered (SLOW_MS, so
 # about 0.3 s), while the rest of its resolution is still under way.
-for i in $(seq 1 60); do
+for _ in $(seq 1 60); do
     [ "$(count "$SLOW_LOG" "^GET $MAN/c " "$m")" -gt 0 ] && break
     sleep 0.05
 done
@@ -293,7 +293,7 @@ check_eq "(d) ... the load through nginx meanwhile: every answer 200" \
 pg_restart || die "cannot restart PostgreSQL"
 t=$(now)
 back=""
-for i in $(seq 1 150); do # 15 s at most
+for _ in $(seq 1 150); do # 15 s at most
     back=""
     for n in 1 2 3; do
         back="$back r$n=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${R_URL[n]}/images/$U_REF")/$(
@@ -320,5 +320,11 @@ done
 check_eq "(d) ... a reference never asked before: resolved once through the database (front: $(count "$FRONT_LOG" "$RESOLVING" "$mf") requests)" \
     " r1=200/miss r2=200/hit r3=200/hit ${WANT[v]}" "$res $(jq -r .digest "$IT_DIR/v3.body" 2>/dev/null)"
 
+if [ "$IT_FAILED" -gt 0 ]; then
+    for n in 1 2 3; do
+        it_log "replica $n's last lines (${R_LOG[n]}):"
+        tail -n 8 "${R_LOG[n]}" >&2
+    done
+fi
 it_log "took $(($(date +%s) - T0)) s"
 finish
