@@ -150,13 +150,13 @@ stop() {
     IT_PIDS=$(printf '%s\n' $IT_PIDS | grep -vx "$1" | tr '\n' ' ')
 }
 
-# nginx_start DIR [WORKERS [CPU]]: nginx, non-daemon, its own prefix;
+# nginx_static DIR [WORKERS [CPU]]: nginx, non-daemon, its own prefix;
 # serves DIR/html with WORKERS worker processes (default auto: one per CPU it
 # may run on), under taskset -c CPU when CPU is given.
 # nginx needs its port in its configuration, so it is probed (free_port) and
 # a start that lost it to another process is tried again on a fresh one.
-nginx_start() { nginx_start_ "$@" || nginx_start_ "$@" || nginx_start_ "$@"; }
-nginx_start_() {
+nginx_static() { nginx_static_ "$@" || nginx_static_ "$@" || nginx_static_ "$@"; }
+nginx_static_() {
     local dir=$1 workers=${2:-auto} cpu=${3:-} port
     port=$(free_port) || return 1
     N_URL=http://127.0.0.1:$port
@@ -584,7 +584,7 @@ M_BYTES=$(stat -c %s "$IT_DIR/nginx/html/images/python/3.7-slim.md")
 [ -n "$ETAG" ] && [ "$J_BYTES" -gt 0 ] && [ "$M_BYTES" -gt 0 ] || die "warm answers missing"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $ETAG" "$WARM_URL$J_PATH")" = 304 ] ||
     die "imgmeta does not answer 304 to its own ETag"
-nginx_start "$IT_DIR/nginx" || die "cannot start nginx"
+nginx_static "$IT_DIR/nginx" || die "cannot start nginx"
 NJ=$N_URL/images/python/3.7-slim.json
 NM=$N_URL/images/python/3.7-slim.md
 NETAG=$(curl -sI "$NJ" | tr -d '\r' | sed -n 's/^[Ee][Tt]ag: //p')
@@ -616,7 +616,7 @@ if [ -z "$PIN_SKIP" ]; then
     mkdir -p "$PIN_HTML"
     curl -s -o "$PIN_HTML/3.7-slim.json" "$PIN_URL$J_PATH"
     curl -s -o "$PIN_HTML/3.7-slim.md" "$PIN_URL$M_PATH"
-    nginx_start "$IT_DIR/nginx-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
+    nginx_static "$IT_DIR/nginx-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
     PNJ=$N_URL/images/python/3.7-slim.json
     PNM=$N_URL/images/python/3.7-slim.md
     cmp -s <(curl -s "$PNJ") <(curl -s "$PIN_URL$J_PATH") || die "pinned nginx JSON bytes differ"
@@ -674,7 +674,7 @@ seq 1 "$SCALE_N" | awk -v u="$SCALE_URL/images/python/s" -v d="$NGS/html/images/
     '{print "url = \"" u $1 "\"\noutput = \"" d $1 "\""}' | split -l 500 - "$IT_DIR/copy-urls."
 ls "$IT_DIR"/copy-urls.* | timeout 900 xargs -P 8 -I{} curl -s --max-time 600 -K {} ||
     die "copying the answers for nginx failed"
-nginx_start "$NGS" || die "cannot start nginx"
+nginx_static "$NGS" || die "cannot start nginx"
 NGS_URL=$N_URL NGS_PID=$N_PID
 cmp -s <(curl -s "$NGS_URL/images/python/s$SCALE_N") <(curl -s "$SCALE_URL/images/python/s$SCALE_N") ||
     die "nginx's copy of an answer differs"
@@ -719,7 +719,7 @@ if [ -z "$PIN_SKIP" ]; then
     # answers: what the same mix costs a static server pinned alike
     mkdir -p "$IT_DIR/nginx-scale-pin"
     ln -sfn "$NGS/html" "$IT_DIR/nginx-scale-pin/html"
-    nginx_start "$IT_DIR/nginx-scale-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
+    nginx_static "$IT_DIR/nginx-scale-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
     BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
         wrk_run pin-sc-warmup "$D_URL/" "$LUA/random.lua" >/dev/null
     for r in $(seq 1 "$SCALE_RUNS"); do
