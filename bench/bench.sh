@@ -15,6 +15,10 @@
 #      resolved once, then wrk over a random mix; RSS; database bytes/image.
 #   4. upstream economy: requests per cold resolution, per revalidation after
 #      the TTL, and N concurrent cold requests for one reference.
+#   5. replicas: a daemon on PostgreSQL (tests/integration/pg.sh) beside one
+#      on SQLite, warm (wrk) and cold; then 3 replicas on one PostgreSQL
+#      database behind nginx (tests/integration/nginx.sh), 3 x CONCURRENT
+#      cold requests for one reference at once, upstream requests counted.
 # Writes $OUT (default: BENCHMARKS.md in the source tree); raw outputs stay
 # in $BENCH_RAW when BENCH_KEEP=1.
 #
@@ -23,8 +27,9 @@
 # figures are ratios of runs), SCALE_LISTS (200 distinct 7-platform images for
 # the marginal database bytes per multi-platform image; 0 skips), CONCURRENT
 # (50), BENCH_PERF (1: perf profiles of the scale daemon, see section 3),
-# BENCH_ONLY (all; or a comma list of cold, warm, scale, economy: only
-# those sections run and are written; or ab: two builds AB_A and AB_B
+# BENCH_ONLY (all; or a comma list of cold, warm, scale, economy, replicas:
+# only those sections run and are written, except that replicas alone
+# rewrites only its own section of an existing OUT; or ab: two builds AB_A and AB_B
 # compared on the pinned mix, see bench/ab.sh; or cost: CPU time per
 # answer on the pinned mix and on one image, see bench/cost.sh), OUT.
 set -u
@@ -117,7 +122,8 @@ front() {
 # IT_DIR/NAME.db, on a port of the kernel's choosing; sets D_URL, D_PID, D_DB.
 # D_CPU=N (e.g. as a prefix of the call) runs it under taskset -c N;
 # D_DB_FROM=PATH starts it on a copy of the (stopped) database PATH and its WAL
-# instead of an empty one.
+# instead of an empty one; D_DB_URI=URI on that PostgreSQL database instead
+# of the file (section 5; D_DB is then unused).
 daemon() {
     local name=$1 up=$2 port
     shift 2
@@ -128,7 +134,7 @@ daemon() {
         [ ! -f "$D_DB_FROM-wal" ] || cp "$D_DB_FROM-wal" "$D_DB-wal" || return 1
     fi
     : >"$IT_DIR/$name.log" # emptied first (lib.sh, listen_port)
-    ${D_CPU:+taskset -c "$D_CPU"} "$IMGMETA" serve --listen 127.0.0.1:0 --db "$D_DB" \
+    ${D_CPU:+taskset -c "$D_CPU"} "$IMGMETA" serve --listen 127.0.0.1:0 --db "${D_DB_URI:-$D_DB}" \
         --mirror "docker.io=$up" "$@" >"$IT_DIR/$name.log" 2>&1 &
     D_PID=$!
     it_record "$D_PID"
@@ -150,13 +156,13 @@ stop() {
     IT_PIDS=$(printf '%s\n' $IT_PIDS | grep -vx "$1" | tr '\n' ' ')
 }
 
-# nginx_start DIR [WORKERS [CPU]]: nginx, non-daemon, its own prefix;
+# nginx_static DIR [WORKERS [CPU]]: nginx, non-daemon, its own prefix;
 # serves DIR/html with WORKERS worker processes (default auto: one per CPU it
 # may run on), under taskset -c CPU when CPU is given.
 # nginx needs its port in its configuration, so it is probed (free_port) and
 # a start that lost it to another process is tried again on a fresh one.
-nginx_start() { nginx_start_ "$@" || nginx_start_ "$@" || nginx_start_ "$@"; }
-nginx_start_() {
+nginx_static() { nginx_static_ "$@" || nginx_static_ "$@" || nginx_static_ "$@"; }
+nginx_static_() {
     local dir=$1 workers=${2:-auto} cpu=${3:-} port
     port=$(free_port) || return 1
     N_URL=http://127.0.0.1:$port
@@ -584,7 +590,7 @@ M_BYTES=$(stat -c %s "$IT_DIR/nginx/html/images/python/3.7-slim.md")
 [ -n "$ETAG" ] && [ "$J_BYTES" -gt 0 ] && [ "$M_BYTES" -gt 0 ] || die "warm answers missing"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $ETAG" "$WARM_URL$J_PATH")" = 304 ] ||
     die "imgmeta does not answer 304 to its own ETag"
-nginx_start "$IT_DIR/nginx" || die "cannot start nginx"
+nginx_static "$IT_DIR/nginx" || die "cannot start nginx"
 NJ=$N_URL/images/python/3.7-slim.json
 NM=$N_URL/images/python/3.7-slim.md
 NETAG=$(curl -sI "$NJ" | tr -d '\r' | sed -n 's/^[Ee][Tt]ag: //p')
@@ -616,7 +622,7 @@ if [ -z "$PIN_SKIP" ]; then
     mkdir -p "$PIN_HTML"
     curl -s -o "$PIN_HTML/3.7-slim.json" "$PIN_URL$J_PATH"
     curl -s -o "$PIN_HTML/3.7-slim.md" "$PIN_URL$M_PATH"
-    nginx_start "$IT_DIR/nginx-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
+    nginx_static "$IT_DIR/nginx-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
     PNJ=$N_URL/images/python/3.7-slim.json
     PNM=$N_URL/images/python/3.7-slim.md
     cmp -s <(curl -s "$PNJ") <(curl -s "$PIN_URL$J_PATH") || die "pinned nginx JSON bytes differ"
@@ -674,7 +680,7 @@ seq 1 "$SCALE_N" | awk -v u="$SCALE_URL/images/python/s" -v d="$NGS/html/images/
     '{print "url = \"" u $1 "\"\noutput = \"" d $1 "\""}' | split -l 500 - "$IT_DIR/copy-urls."
 ls "$IT_DIR"/copy-urls.* | timeout 900 xargs -P 8 -I{} curl -s --max-time 600 -K {} ||
     die "copying the answers for nginx failed"
-nginx_start "$NGS" || die "cannot start nginx"
+nginx_static "$NGS" || die "cannot start nginx"
 NGS_URL=$N_URL NGS_PID=$N_PID
 cmp -s <(curl -s "$NGS_URL/images/python/s$SCALE_N") <(curl -s "$SCALE_URL/images/python/s$SCALE_N") ||
     die "nginx's copy of an answer differs"
@@ -719,7 +725,7 @@ if [ -z "$PIN_SKIP" ]; then
     # answers: what the same mix costs a static server pinned alike
     mkdir -p "$IT_DIR/nginx-scale-pin"
     ln -sfn "$NGS/html" "$IT_DIR/nginx-scale-pin/html"
-    nginx_start "$IT_DIR/nginx-scale-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
+    nginx_static "$IT_DIR/nginx-scale-pin" 1 "$PIN_SRV" || die "cannot start nginx on CPU $PIN_SRV"
     BENCH_N=$SCALE_N BENCH_PREFIX=/images/python/s WRK_T=1 WRK_CPU=$PIN_WRK \
         wrk_run pin-sc-warmup "$D_URL/" "$LUA/random.lua" >/dev/null
     for r in $(seq 1 "$SCALE_RUNS"); do
@@ -830,6 +836,106 @@ CONC_COAL=$(grep -c 'cache=coalesced' "$IT_DIR/conc.log")
 stop "$D_PID"
 fi
 
+# === 5. replicas on PostgreSQL ===================================================
+if want replicas; then
+log "5. replicas: PostgreSQL vs SQLite"
+REP_T0=$(date +%s) REP_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+. "$SRC/tests/integration/pg.sh"
+. "$SRC/tests/integration/nginx.sh"
+pg_start "$IT_DIR/pg" || die "cannot start PostgreSQL"
+# pg_db NAME: a fresh database NAME in the cluster; prints its URI for --db.
+pg_db() {
+    PGOPTIONS='-c client_min_messages=warning' pg_psql_db postgres \
+        "DROP DATABASE IF EXISTS $1" "CREATE DATABASE $1 OWNER \"$PG_USER\"" || return 1
+    echo "postgresql:///$1?host=$PG_DIR&port=$PG_PORT"
+}
+# Warm: one daemon on SQLite, one on PostgreSQL, both with their defaults,
+# each asked once for the image (through the no-delay front), then wrk on the
+# JSON answer of each in turn, as section 2's shared-core JSON row.
+daemon rep-sq "$NF_URL" || die "cannot start imgmeta on SQLite"
+RSQ_PID=$D_PID RSQ_URL=$D_URL
+uri=$(pg_db rep_warm) || die "cannot make a PostgreSQL database"
+D_DB_URI=$uri daemon rep-pg "$NF_URL" || die "cannot start imgmeta on PostgreSQL"
+RPG_PID=$D_PID RPG_URL=$D_URL
+J_PATH=/images/python/3.7-slim
+cold_once "$RSQ_URL$J_PATH" >/dev/null || die "cold request failed (SQLite)"
+cold_once "$RPG_URL$J_PATH" >/dev/null || die "cold request failed (PostgreSQL)"
+cmp -s <(curl -s "$RSQ_URL$J_PATH") <(curl -s "$RPG_URL$J_PATH") ||
+    die "the two daemons' JSON answers differ"
+for r in $(seq 1 "$WRK_RUNS"); do # interleaved, so drift hits both alike
+    wrk_once rep-sq-json "$RSQ_URL$J_PATH"
+    wrk_once rep-pg-json "$RPG_URL$J_PATH"
+done
+RPG_HITS=$(grep -c 'cache=hit' "$IT_DIR/rep-pg.log")
+stop "$RPG_PID"
+stop "$RSQ_PID"
+
+# Cold: a fresh daemon on a fresh database (a new SQLite file, a new
+# PostgreSQL database) per run, one request, as section 1's first row and its
+# D = 0 row, alternating the two stores within each round.
+for f in rep-sq rep-pg rep-sq0 rep-pg0; do : >"$IT_DIR/$f.ms"; done
+: >"$IT_DIR/rep-sq.reqs"
+: >"$IT_DIR/rep-pg.reqs"
+for i in $(seq 1 "$COLD_RUNS"); do
+    for store in sq pg; do
+        for d in "" 0; do
+            if [ -n "$d" ]; then up=$NF_URL; else up=$DF_URL; fi
+            uri=""
+            [ "$store" = pg ] && { uri=$(pg_db "rep_cold$d") || die "cannot make a PostgreSQL database"; }
+            D_DB_URI=$uri daemon "rep-cold-$store$d-$i" "$up" || die "cannot start imgmeta ($store)"
+            n0=$(wc -l <"$DF_LOG")
+            cold_once "$D_URL$J_PATH" >>"$IT_DIR/rep-$store$d.ms" || die "cold request failed ($store)"
+            [ -n "$d" ] || echo $(($(wc -l <"$DF_LOG") - n0)) >>"$IT_DIR/rep-$store.reqs"
+            stop "$D_PID"
+        done
+    done
+done
+REP_SQ_MS=$(median <"$IT_DIR/rep-sq.ms") REP_PG_MS=$(median <"$IT_DIR/rep-pg.ms")
+REP_SQ0_MS=$(median <"$IT_DIR/rep-sq0.ms") REP_PG0_MS=$(median <"$IT_DIR/rep-pg0.ms")
+REP_SQ_REQS=$(median <"$IT_DIR/rep-sq.reqs") REP_PG_REQS=$(median <"$IT_DIR/rep-pg.reqs")
+
+# The fleet: 3 replicas on one fresh PostgreSQL database behind nginx (round
+# robin, tests/integration/nginx.sh), 3 x CONCURRENT requests for one
+# reference at once through the 25 ms front. One resolution's worth first:
+# a replica alone on a fresh database, asked once. Each start's probe
+# (--prewarm, GET /v2/) is over before counting begins.
+uri=$(pg_db rep_solo) || die "cannot make a PostgreSQL database"
+D_DB_URI=$uri daemon rep-solo "$DF_URL" || die "cannot start imgmeta on PostgreSQL"
+sleep 0.5
+n0=$(wc -l <"$DF_LOG")
+SOLO_MS=$(cold_once "$D_URL$J_PATH") || die "cold request failed (solo)"
+SOLO_REQS=$(($(wc -l <"$DF_LOG") - n0))
+stop "$D_PID"
+uri=$(pg_db rep_fleet) || die "cannot make a PostgreSQL database"
+FLEET_PIDS="" FLEET_PORTS=""
+for k in 1 2 3; do
+    D_DB_URI=$uri daemon "rep-fleet$k" "$DF_URL" || die "cannot start replica $k"
+    FLEET_PIDS="$FLEET_PIDS $D_PID" FLEET_PORTS="$FLEET_PORTS ${D_URL##*:}"
+done
+nginx_start "$IT_DIR/rep-nginx" $FLEET_PORTS || die "cannot start nginx before the replicas"
+FLEET_N=$((3 * CONCURRENT))
+seq 1 "$FLEET_N" | awk -v u="$NGINX_URL$J_PATH" -v d="$IT_DIR/fleet.body." \
+    '{print "url = \"" u "\"\noutput = \"" d $1 "\""}' >"$IT_DIR/fleet.curl"
+sleep 0.5
+n0=$(wc -l <"$DF_LOG")
+t0=$(now_ms)
+# one curl, FLEET_N transfers at once (--parallel): no process start per request
+nginx_curl -sS --no-progress-meter -Z --parallel-immediate --parallel-max "$FLEET_N" --max-time 60 \
+    -K "$IT_DIR/fleet.curl" -w '%{http_code}\n' >"$IT_DIR/fleet.codes"
+FLEET_MS=$(($(now_ms) - t0))
+FLEET_REQS=$(($(wc -l <"$DF_LOG") - n0))
+FLEET_OK=$(grep -c '^200$' "$IT_DIR/fleet.codes")
+FLEET_SAME=$(sha256sum "$IT_DIR"/fleet.body.* | awk '{print $1}' | sort | uniq -c | sort -rn | awk 'NR == 1 {print $1}')
+FLEET_SPREAD=$(awk '{print $1}' "$NGINX_LOG" | sort | uniq -c | awk '{print $1}' | paste -sd/ -)
+FLEET_MISS=$(cat "$IT_DIR"/rep-fleet?.log | grep -c 'cache=miss')
+FLEET_COAL=$(cat "$IT_DIR"/rep-fleet?.log | grep -c 'cache=coalesced')
+FLEET_HIT=$(cat "$IT_DIR"/rep-fleet?.log | grep -c 'cache=hit')
+nginx_stop
+for p in $FLEET_PIDS; do stop "$p"; done
+pg_stop
+REP_S=$(($(date +%s) - REP_T0)) REP_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+fi
+
 # A new tag rebuilt on the layers of a cached image (section 1's running
 # daemon): its manifests and configs are new, its layers known.
 NEWTAG_ROW=""
@@ -919,6 +1025,54 @@ pin_scale_rows() {
 | pinned: one image through the mix's wrk script (N = 1) | $l (p99 $(col pin-sc-one-lua 2) ms) | mix ≥ 80% of it | mix at $(ratio_cell pin-sc-mix pin-sc-one-lua) |
 | pinned nginx (1 worker on CPU $PIN_SRV): the same $SCALE_N answers as static files, random mix | $(col pin-ng-mix 1) (p99 $(col pin-ng-mix 2) ms) | | $(pair pin-ng-mix pin-ng-one-lua) of nginx's one file through the same script, per round |
 | pinned nginx: one of those files through the mix's wrk script (N = 1) | $(col pin-ng-one-lua 1) (p99 $(col pin-ng-one-lua 2) ms) | | imgmeta's mix at $(pair pin-sc-mix pin-ng-mix) of nginx's mix |
+EOF
+}
+# rep_report: section 5 (Markdown).
+rep_report() {
+    local q p
+    q=$(col rep-sq-json 1) p=$(col rep-pg-json 1)
+    pair_stats rep-pg-json rep-sq-json
+    cat <<EOF
+## 5. Replicas on one PostgreSQL database
+
+Measured on $(date -u '+%Y-%m-%d %H:%M UTC'), tree \`$GIT\`, in ${REP_S} s (load average before
+$REP_LOAD_BEFORE, after $REP_LOAD_AFTER); \`BENCH_ONLY=replicas make bench\` runs this section alone
+and rewrites only it. PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') is a private cluster on
+these cores (tests/integration/pg.sh: Unix socket, \`fsync = off\`), each daemon's \`--db\` a
+\`postgresql:///NAME?host=DIR&port=N\` URI; beside it the same daemon on an SQLite file. Both run
+with their defaults (the PostgreSQL one has no answers file, which one image does not reach: both
+answer it from their in-memory LRU).
+
+Warm: one daemon on each store, both running, each asked once for python:3.7-slim through
+the front without delay, then \`wrk -t${WRK_T:-2} -c$WRK_C -d${WRK_S}s --latency\` on each one's JSON answer in
+turn ($WRK_RUNS rounds; section 2's shared-core JSON row). Cold: a fresh daemon on a fresh database (a new
+file, a new PostgreSQL database) per run, its first request timed as in section 1, both stores
+in each of $COLD_RUNS rounds.
+
+| measurement | SQLite | PostgreSQL | PostgreSQL / SQLite | target |
+|---|---|---|---|---|
+| warm JSON req/s, one daemon each | $q (p99 $(col rep-sq-json 2) ms) | **$p** (p99 $(col rep-pg-json 2) ms) | $PAIR_TXT per round; medians $(pct "$p" "$q")% | ≥ 90% ($(yes_no "$PAIR_MED >= 90")) |
+| cold: first request of a fresh daemon, D = $DELAY_MS ms | $REP_SQ_MS ms | **$REP_PG_MS ms** | $(ratio "$REP_PG_MS" "$REP_SQ_MS") × | |
+| cold: the same, D = 0 (local cost only) | $REP_SQ0_MS ms | **$REP_PG0_MS ms** | $(ratio "$REP_PG0_MS" "$REP_SQ0_MS") × | |
+| upstream requests of one cold resolution | $REP_SQ_REQS | $REP_PG_REQS | | equal ($(yes_no "$REP_PG_REQS == $REP_SQ_REQS")) |
+
+Responses other than 2xx/3xx or socket errors in the warm runs: SQLite $(bad rep-sq-json),
+PostgreSQL $(bad rep-pg-json); the PostgreSQL daemon logged $RPG_HITS answers as cache=hit.
+
+Three replicas on one fresh PostgreSQL database, through the $DELAY_MS ms front, behind nginx
+(tests/integration/nginx.sh: round robin, one process), asked $FLEET_N times at once for one
+reference (\`curl --parallel\`, one connection per request; each replica got $FLEET_SPREAD). One
+resolution's worth is measured first: one replica alone on a fresh database, asked once
+($SOLO_MS ms).
+
+| measurement | upstream requests | target | |
+|---|---|---|---|
+| one replica alone, one cold request | $SOLO_REQS | | |
+| 3 replicas, $FLEET_N concurrent cold requests for one reference | **$FLEET_REQS** ($(calc "$FLEET_REQS / $SOLO_REQS" 2) resolutions) | $SOLO_REQS (one resolution) | $(yes_no "$FLEET_REQS == $SOLO_REQS") |
+
+$FLEET_OK of $FLEET_N answered 200 ($FLEET_SAME of them byte for byte the same answer), the
+last **$FLEET_MS ms** after they were sent (one resolution alone: $SOLO_MS ms); the replicas
+logged $FLEET_MISS as cache=miss, $FLEET_COAL as cache=coalesced and $FLEET_HIT as cache=hit.
 EOF
 }
 GIT=$(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)$(cd "$SRC" && git diff --quiet HEAD -- . ':!BENCHMARKS.md' 2>/dev/null || echo "+changes")
@@ -1029,6 +1183,19 @@ $NEWTAG_ROW
 The revalidation request took $REVAL_MS ms at D = $DELAY_MS. The $CONCURRENT concurrent requests: $CONC_OK answered 200, all within
 $CONC_MS ms; the daemon logged $CONC_MISS as cache=miss and $CONC_COAL as cache=coalesced.
 EOF
-} >"$OUT"
+want replicas && cat <<EOF
+
+$(rep_report)
+EOF
+} >"$OUT.new"
+# BENCH_ONLY=replicas alone: section 5 replaces its former self in OUT (or is
+# appended to it); the other sections and the header stay as they were.
+if [ "${BENCH_ONLY:-all}" = replicas ] && [ -f "$OUT" ]; then
+    { awk '/^## / { skip = /^## 5\. / } !skip' "$OUT" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
+      echo
+      rep_report
+    } >"$OUT.new"
+fi
+mv "$OUT.new" "$OUT"
 log "wrote $OUT in ${T_TOTAL} s"
 keep_raw
