@@ -237,9 +237,9 @@ void store__pg_leases_close(struct store *s);
  * IM_EDBDOWN (c stays broken). */
 int store__pg_revive(struct store__conn *c);
 /* One bounded round trip on c: a prepared statement (name) or sql, binary
- * results (sql without parameters: any number of statements, text results). NULL when it
- * timed out or the connection was lost (c->broken and c->pg_err say so); else the result,
- * whatever its status. */
+ * results (sql without parameters: any number of statements, text results).
+ * NULL when it timed out or the connection was lost (c->broken and c->pg_err
+ * say so); else the result, whatever its status. */
 PGresult *store__pg_exec(struct store__conn *c, const char *name, const char *sql,
                          int nparams, const char *const *val, const int *len,
                          const int *fmt);

@@ -106,18 +106,43 @@ bool store_is_uri(const char *path)
     return store__is_pg_uri(path);
 }
 
+/* Appends len bytes of p to out (n bytes, *o used), cut to fit. */
+static void put_cut(char *out, size_t n, size_t *o, const char *p, size_t len)
+{
+    size_t room = n - 1 - *o;
+    len = len < room ? len : room;
+    memcpy(out + *o, p, len);
+    *o += len;
+    out[*o] = '\0';
+}
+
 void store_safe_name(const char *path, char *out, size_t n)
 {
-    /* "scheme://user:password@host/...": the password is left out */
+    /* "scheme://user:password@host/db?...&password=...": both are left out.
+     * As libpq reads it, the user part ends at the first @ before any /. */
     const char *p = path ? path : "";
-    const char *s = store__is_pg_uri(p) ? strstr(p, "://") + 3 : NULL;
-    const char *at = s ? strchr(s, '@') : NULL;
-    const char *colon = at ? memchr(s, ':', (size_t)(at - s)) : NULL;
-    if (!colon) {
-        snprintf(out, n, "%s", p);
+    size_t o = 0;
+    if (n == 0)
         return;
+    out[0] = '\0';
+    if (store__is_pg_uri(p)) {
+        const char *s = strstr(p, "://") + 3;
+        const char *at = memchr(s, '@', strcspn(s, "/"));
+        const char *colon = at ? memchr(s, ':', (size_t)(at - s)) : NULL;
+        if (colon) {
+            put_cut(out, n, &o, p, (size_t)(colon + 1 - p));
+            put_cut(out, n, &o, "***", 3);
+            p = at;
+        }
+        for (const char *q = strchr(p, '?'); q; q = strchr(q + 1, '&')) {
+            if (strncmp(q + 1, "password=", 9) != 0)
+                continue;
+            put_cut(out, n, &o, p, (size_t)(q + 10 - p));
+            put_cut(out, n, &o, "***", 3);
+            p = q + 10 + strcspn(q + 10, "&");
+        }
     }
-    snprintf(out, n, "%.*s:***%s", (int)(colon - p), p, at);
+    put_cut(out, n, &o, p, strlen(p));
 }
 
 /* ---- bounded round trips ------------------------------------------------- */

@@ -1,5 +1,7 @@
 /* store_test.c - the store's unit tests' shared fixtures and assertions
  * (store_test.h). */
+#include <inttypes.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 
 #include "sha256.h"
 #include "store.h"
+#include "store_int.h"
 #include "store_test.h"
 
 void fake_digest(char *out, unsigned n)
@@ -85,32 +88,153 @@ int build_image(struct im_bundle *b, unsigned n)
     return rc;
 }
 
+/* ---- the backend under test ---------------------------------------------- */
+
+const char *pg_base(void)
+{
+    const char *base = getenv("IMGMETA_TEST_PG");
+    return base && *base ? base : NULL;
+}
+
+bool pg_mode(void)
+{
+    return pg_base() != NULL;
+}
+
+bool keeps_rendered(void)
+{
+    return !pg_mode();
+}
+
+int rendered_or_none(int rc)
+{
+    return keeps_rendered() ? rc : IM_ENOTFOUND;
+}
+
+/* The schema that stands for path: imt_m_<pid>_<count> for a private
+ * database (a new one each time), imt_f_<hash of the path> for a file. */
+static void schema_of(const char *path, char *out, size_t n)
+{
+    static _Atomic unsigned count;
+    if (store__is_private_db(path))
+        snprintf(out, n, "imt_m_%ld_%u", (long)getpid(), count++);
+    else
+        snprintf(out, n, "imt_f_%016" PRIx64,
+                 im_fnv1a(IM_FNV1A_START, path, strlen(path)));
+}
+
+/* The base URI with its search_path set to schema (libpq's options
+ * parameter, "-csearch_path=schema" percent-encoded). */
+static void uri_of(const char *schema, char *out, size_t n)
+{
+    const char *base = pg_base();
+    snprintf(out, n, "%s%coptions=-csearch_path%%3D%s", base,
+             strchr(base, '?') ? '&' : '?', schema);
+}
+
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message; /* "schema ... does not exist, skipping" */
+}
+
+/* A connection to uri that says no notices; NULL, with libpq's words on
+ * stderr, when it failed. */
+static PGconn *pg_open(const char *uri)
+{
+    PGconn *pg = PQconnectdb(uri);
+    if (PQstatus(pg) == CONNECTION_OK) {
+        PQsetNoticeProcessor(pg, quiet, NULL);
+        return pg;
+    }
+    fprintf(stderr, "connecting to %s: %s", uri, PQerrorMessage(pg));
+    PQfinish(pg);
+    return NULL;
+}
+
+/* Runs sql (any number of statements) on a connection to the base URI: 0, or
+ * -1 with PostgreSQL's words on stderr. */
+static int pg_base_exec(const char *sql)
+{
+    PGconn *pg = pg_open(pg_base());
+    PGresult *res = pg ? PQexec(pg, sql) : NULL;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+    if (rc && pg)
+        fprintf(stderr, "%s: %s", sql,
+                res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+    PQclear(res);
+    PQfinish(pg);
+    return rc;
+}
+
+/* Makes schema (dropping what a schema of that name held before, when
+ * fresh): 0 or -1. */
+static int make_schema(const char *schema, bool fresh)
+{
+    char sql[256];
+    if (fresh)
+        snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s",
+                 schema, schema);
+    else
+        snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS %s", schema);
+    return pg_base_exec(sql);
+}
+
+const char *db_name(const char *path)
+{
+    static _Thread_local char uri[1024];
+    char schema[64];
+    if (!pg_mode())
+        return path;
+    bool private_db = store__is_private_db(path);
+    schema_of(path, schema, sizeof schema);
+    if (make_schema(schema, private_db) != 0)
+        return NULL;
+    uri_of(schema, uri, sizeof uri);
+    return uri;
+}
+
+PGconn *pg_connect_to(const char *path)
+{
+    const char *uri = db_name(path);
+    return uri ? pg_open(uri) : NULL;
+}
+
 int tmpdb_init(struct tmpdb *t)
 {
+    char schema[64];
     snprintf(t->dir, sizeof t->dir, "/tmp/imgmeta-store-XXXXXX");
     if (!mkdtemp(t->dir))
         return -1;
     snprintf(t->path, sizeof t->path, "%s/cache.db", t->dir);
-    return 0;
+    if (!pg_mode())
+        return 0;
+    /* a directory of the same name may have been made by an earlier run */
+    schema_of(t->path, schema, sizeof schema);
+    return make_schema(schema, true);
 }
 
 void tmpdb_remove(struct tmpdb *t)
 {
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char p[128];
+    char p[128], schema[64], sql[128];
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         snprintf(p, sizeof p, "%s%s", t->path, suffixes[i]);
         unlink(p);
     }
     rmdir(t->dir);
+    if (pg_mode()) {
+        schema_of(t->path, schema, sizeof schema);
+        snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+        (void)pg_base_exec(sql);
+    }
 }
 
 #ifndef STORE_TSAN_MAIN
 #include <criterion/criterion.h>
 #define ZLIB_CONST /* next_in is a pointer to const */
 #include <zlib.h>
-
-#include "store_int.h"
 
 /* n bytes no compressor shrinks (xorshift from seed), so that the database
  * grows by what is stored. */
@@ -176,8 +300,10 @@ void assert_same_bundle(const struct im_bundle *want, const struct im_bundle *go
 struct store *open_ok(const char *path)
 {
     struct im_error err = {{0}};
-    struct store *s = store_open(path, &err);
-    cr_assert_not_null(s, "store_open(%s): %s", path, err.msg);
+    const char *name = db_name(path);
+    cr_assert_not_null(name, "no PostgreSQL schema for %s", path);
+    struct store *s = store_open(name, &err);
+    cr_assert_not_null(s, "store_open(%s): %s", name, err.msg);
     return s;
 }
 
@@ -206,13 +332,91 @@ struct store_stats stats_ok(struct store *s)
     return st;
 }
 
-void raw_exec(const char *path, const char *sql)
+/* PostgreSQL mode: sql (params: nparams blobs, binary results when binary)
+ * on path's schema, which must answer with status want; the result, for the
+ * caller to clear. */
+static PGresult *pg_run(const char *path, const char *sql, int nparams, const void *p,
+                        size_t n, bool binary, ExecStatusType want)
 {
+    PGconn *pg = pg_connect_to(path);
+    cr_assert_not_null(pg, "no connection to PostgreSQL for %s", path);
+    const char *val[1] = {p};
+    int len[1] = {(int)n}, fmt[1] = {1};
+    PGresult *res = nparams || binary
+                        ? PQexecParams(pg, sql, nparams, NULL, val, len, fmt, binary)
+                        : PQexec(pg, sql);
+    cr_assert(res && PQresultStatus(res) == want, "%s: %s", sql,
+              res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+    PQfinish(pg);
+    return res;
+}
+
+void raw_exec_dialects(const char *path, const char *lite, const char *pg)
+{
+    if (pg_mode()) {
+        PQclear(pg_run(path, pg, 0, NULL, 0, false, PGRES_COMMAND_OK));
+        return;
+    }
     sqlite3 *db = NULL;
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    int rc = sqlite3_exec(db, lite, NULL, NULL, NULL);
+    cr_assert_eq(rc, SQLITE_OK, "%s: %s", lite, sqlite3_errmsg(db));
     cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+}
+
+void raw_exec(const char *path, const char *sql)
+{
+    raw_exec_dialects(path, sql, sql);
+}
+
+/* SQLite: sql (one statement) prepared on a connection of its own to path
+ * (the caller finalizes it and closes *db). */
+static sqlite3_stmt *lite_prepare(const char *path, const char *sql, sqlite3 **db)
+{
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_open(path, db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(*db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(*db));
+    return st;
+}
+
+void raw_exec_blob(const char *path, const char *sql, const void *p, size_t n)
+{
+    if (pg_mode()) {
+        PQclear(pg_run(path, sql, 1, n ? p : "", n, false, PGRES_COMMAND_OK));
+        return;
+    }
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = lite_prepare(path, sql, &db);
+    cr_assert_eq(sqlite3_bind_blob(st, 1, p, (int)n, SQLITE_TRANSIENT), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "%s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+unsigned char *raw_body(const char *path, const char *sql, size_t *n)
+{
+    unsigned char *p = NULL;
+    if (pg_mode()) {
+        PGresult *res = pg_run(path, sql, 0, NULL, 0, true, PGRES_TUPLES_OK);
+        cr_assert_geq(PQntuples(res), 1, "%s: no row", sql);
+        *n = (size_t)PQgetlength(res, 0, 0);
+        p = malloc(*n + 1);
+        cr_assert_not_null(p);
+        memcpy(p, PQgetvalue(res, 0, 0), *n);
+        PQclear(res);
+        return p;
+    }
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = lite_prepare(path, sql, &db);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    *n = (size_t)sqlite3_column_bytes(st, 0);
+    p = malloc(*n + 1);
+    cr_assert_not_null(p);
+    memcpy(p, sqlite3_column_blob(st, 0), *n);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return p;
 }
 
 /* Whole file contents, to show a refused file was not touched. */
@@ -284,11 +488,15 @@ struct store *reopened_after(const struct tmpdb *db, const struct im_ref *ref,
 /* Column col, an integer, of the first row sql selects. */
 int64_t raw_int(const char *path, const char *sql, int col)
 {
+    if (pg_mode()) {
+        PGresult *res = pg_run(path, sql, 0, NULL, 0, false, PGRES_TUPLES_OK);
+        cr_assert(PQntuples(res) >= 1 && col < PQnfields(res), "%s: no such row", sql);
+        int64_t v = strtoll(PQgetvalue(res, 0, col), NULL, 10);
+        PQclear(res);
+        return v;
+    }
     sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
-                 sqlite3_errmsg(db));
+    sqlite3_stmt *st = lite_prepare(path, sql, &db);
     cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
     int64_t v = sqlite3_column_int64(st, col);
     sqlite3_finalize(st);

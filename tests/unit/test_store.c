@@ -1,4 +1,4 @@
-/* test_store.c - the SQLite cache as its users see it: answers come back
+/* test_store.c - the cache as its users see it: answers come back
  * byte-exact, tags move and age as the freshness rules say, a miss is
  * remembered, and a failed write leaves nothing behind. The other topics are in
  * test_store_*.c (one executable, test_store; shared helpers in store_test.c). */
@@ -392,10 +392,16 @@ Test(store, sql_failure_midway_rolls_back_everything)
     make_image(&b, 1);
     im_bundle_init(&got);
     struct store *s = open_ok(db.path);
-    /* The tag is the last row a put writes: make SQLite refuse it, as a full
-     * disk or a constraint would, after documents, blobs and members went in. */
-    raw_exec(db.path, "CREATE TRIGGER fail_tags BEFORE INSERT ON tags BEGIN"
-                      " SELECT RAISE(ABORT, 'injected failure'); END");
+    /* The tag is the last row a put writes: make the database refuse it, as a
+     * full disk or a constraint would, after documents, blobs and members
+     * went in. */
+    raw_exec_dialects(db.path,
+                      "CREATE TRIGGER fail_tags BEFORE INSERT ON tags BEGIN"
+                      " SELECT RAISE(ABORT, 'injected failure'); END",
+                      "CREATE FUNCTION fail_tags() RETURNS trigger LANGUAGE plpgsql AS"
+                      " $$BEGIN RAISE EXCEPTION 'injected failure'; END$$;"
+                      " CREATE TRIGGER fail_tags BEFORE INSERT ON tags FOR EACH ROW"
+                      " EXECUTE FUNCTION fail_tags()");
     struct im_ref ref = tag_ref("library/python", "3.7");
     struct im_error err = {{0}};
     cr_assert_eq(store_put(s, &ref, &b, 100, &err), IM_ESTORE);
@@ -407,7 +413,9 @@ Test(store, sql_failure_midway_rolls_back_everything)
     cr_assert_eq(st.tags, 0);
     cr_assert_eq(store_load(s, b.root_digest, &got, &err), IM_ENOTFOUND);
 
-    raw_exec(db.path, "DROP TRIGGER fail_tags"); /* the lock was released */
+    /* the write lock was released */
+    raw_exec_dialects(db.path, "DROP TRIGGER fail_tags",
+                      "DROP TRIGGER fail_tags ON tags");
     put_ok(s, &ref, &b, 200);
     cr_assert_eq(store_load(s, b.root_digest, &got, &err), 0, "%s", err.msg);
     assert_same_bundle(&b, &got);

@@ -1,5 +1,6 @@
-/* test_store_members.c - member rows: sha256 digests kept as 32 bytes,
- * others as text, the same answers from a schema 5 database. */
+/* test_store_members.c - member rows: digests of every kind kept apart; on
+ * SQLite sha256 digests kept as 32 bytes, others as text, the same answers
+ * from a schema 5 database. */
 #include "store_test.h"
 
 /* ---- member rows -------------------------------------------------------- */
@@ -36,18 +37,13 @@ static void load_same(struct store *s, const struct im_bundle *want)
     im_bundle_free(&got);
 }
 
-/* The member rows of two mixed images in the closed database at path: a
- * sha256 digest as its 32 bytes, any other as its text. Then purging a's tag
- * collects what only a held, nothing b holds too. */
-static void keys_then_purge(const char *path, const struct im_ref *ra,
-                            const struct im_bundle *b)
+/* Purging a's tag from the closed database at path collects what only a
+ * held, nothing b holds too. */
+static void purge_a(const char *path, const struct im_ref *ra, const struct im_bundle *b)
 {
     struct im_error err = {{0}};
     struct store_removed r;
     struct im_blob bl;
-    cr_expect_eq(raw_int(path, SHA256_ROOTS, 0), 12, "every row of both images");
-    cr_expect_eq(raw_int(path, SHA256_MEMBERS, 0), 8, "root, config and 2 layers, x2");
-    cr_expect_eq(raw_int(path, TEXT_MEMBERS, 0), 4, "the sha512 and capitalised ones");
     struct store *s = open_ok(path);
     cr_assert_eq(store_purge(s, ra, &r, &err), 0, "%s", err.msg);
     cr_expect_eq(r.documents, 1, "a's root only: the config is shared");
@@ -59,9 +55,22 @@ static void keys_then_purge(const char *path, const struct im_ref *ra,
     store_close(s);
 }
 
-/* A cached image's member rows take a sha256 digest's 32 bytes, not its 71
- * characters; any other digest is kept as its text and comes back exactly. */
-Test(store, member_rows_keep_sha256_digests_as_32_bytes_and_others_as_text)
+/* The member rows of two mixed images in the closed SQLite file at path: a
+ * sha256 digest as its 32 bytes, any other as its text. Then purge_a. */
+static void keys_then_purge(const char *path, const struct im_ref *ra,
+                            const struct im_bundle *b)
+{
+    cr_expect_eq(raw_int(path, SHA256_ROOTS, 0), 12, "every row of both images");
+    cr_expect_eq(raw_int(path, SHA256_MEMBERS, 0), 8, "root, config and 2 layers, x2");
+    cr_expect_eq(raw_int(path, TEXT_MEMBERS, 0), 4, "the sha512 and capitalised ones");
+    purge_a(path, ra, b);
+}
+
+/* Two mixed images, a and b, stored under their tags in a new database: a
+ * loads, and its capitalised layer is a layer of its own; then check runs on
+ * the closed database. */
+static void with_mixed_images(void (*check)(const char *path, const struct im_ref *ra,
+                                            const struct im_bundle *b))
 {
     struct tmpdb db;
     struct im_error err = {{0}};
@@ -79,10 +88,27 @@ Test(store, member_rows_keep_sha256_digests_as_32_bytes_and_others_as_text)
                  "%s", err.msg);
     cr_expect_eq(bl.size, 7001, "the capitalised digest is its own layer");
     store_close(s);
-    keys_then_purge(db.path, &ra, &b);
+    check(db.path, &ra, &b);
     im_bundle_free(&a);
     im_bundle_free(&b);
     tmpdb_remove(&db);
+}
+
+/* Digests of every kind (sha256, sha512, a sha256 one in capitals) come back
+ * exactly, each its own, and a purge collects only what its image alone
+ * held. */
+Test(store, digests_of_every_kind_are_kept_apart_and_purged_apart)
+{
+    with_mixed_images(purge_a);
+}
+
+/* A cached image's member rows take a sha256 digest's 32 bytes, not its 71
+ * characters; any other digest is kept as its text and comes back exactly. */
+Test(store, member_rows_keep_sha256_digests_as_32_bytes_and_others_as_text)
+{
+    SQLITE_ONLY("the digest keys of SQLite's member rows (PostgreSQL keeps digests as "
+                "text)");
+    with_mixed_images(keys_then_purge);
 }
 
 /* A database of schema 5 (members as text) opens after the upgrade and
@@ -91,6 +117,8 @@ Test(store, member_rows_keep_sha256_digests_as_32_bytes_and_others_as_text)
  * held from what is not. */
 Test(store, a_schema_5_database_opens_and_serves_the_same_answers)
 {
+    SQLITE_ONLY("an SQLite file of schema 5 migrated (its member rows become digest "
+                "keys)");
     struct tmpdb db;
     struct im_error err = {{0}};
     struct im_bundle a, b;
@@ -143,6 +171,8 @@ Test(store, a_schema_5_database_opens_and_serves_the_same_answers)
  * refused as a store error, never turned into a digest. */
 Test(store, a_member_key_that_is_no_digest_is_a_store_error)
 {
+    SQLITE_ONLY("a damaged digest key of SQLite's member rows (PostgreSQL keeps digests "
+                "as text)");
     struct tmpdb db;
     struct im_error err = {{0}};
     struct im_bundle a, got;

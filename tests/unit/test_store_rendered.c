@@ -1,11 +1,18 @@
 /* test_store_rendered.c - rendered answers kept in the store: byte-exact for
- * their renderer only, dropped with their root, their claim or the budget. */
+ * their renderer only, dropped with their root, their claim or the budget;
+ * on PostgreSQL, never kept. */
 #include "store_test.h"
+
+/* Why a test of kept answers is SQLite's alone. */
+#define RENDERED_KEPT_BY_SQLITE                                                          \
+    "rendered answers are kept by SQLite alone (PostgreSQL: "                            \
+    "rendered_answers_are_never_kept_on_postgresql)"
 
 /* ---- rendered answers --------------------------------------------------- */
 
 Test(store, a_rendered_answer_comes_back_byte_exact_for_its_renderer_only)
 {
+    SQLITE_ONLY(RENDERED_KEPT_BY_SQLITE);
     struct store *s = open_ok(":memory:");
     struct im_bundle a;
     make_image(&a, 1);
@@ -34,6 +41,7 @@ Test(store, a_rendered_answer_comes_back_byte_exact_for_its_renderer_only)
 
 Test(store, another_renderers_answers_are_never_served_and_dropped_at_start)
 {
+    SQLITE_ONLY(RENDERED_KEPT_BY_SQLITE);
     struct tmpdb db;
     cr_assert_eq(tmpdb_init(&db), 0);
     struct im_bundle a;
@@ -70,6 +78,7 @@ Test(store, another_renderers_answers_are_never_served_and_dropped_at_start)
 
 Test(store, storing_a_root_again_forgets_its_rendered_answers)
 {
+    SQLITE_ONLY(RENDERED_KEPT_BY_SQLITE);
     struct store *s = open_ok(":memory:");
     set_renderer_ok(s, "r", NULL);
     struct im_bundle a, b;
@@ -93,6 +102,7 @@ Test(store, storing_a_root_again_forgets_its_rendered_answers)
 
 Test(store, rendered_answers_go_with_their_repositorys_claim)
 {
+    SQLITE_ONLY(RENDERED_KEPT_BY_SQLITE);
     struct store *s = open_ok(":memory:");
     set_renderer_ok(s, "r", NULL);
     struct im_bundle a;
@@ -117,6 +127,7 @@ Test(store, rendered_answers_go_with_their_repositorys_claim)
 
 Test(store, budget_drops_rendered_answers_before_any_upstream_data)
 {
+    SQLITE_ONLY(RENDERED_KEPT_BY_SQLITE);
     struct tmpdb db;
     struct im_error err = {{0}};
     struct store_removed r;
@@ -150,6 +161,7 @@ Test(store, budget_drops_rendered_answers_before_any_upstream_data)
 
 Test(store, a_schema_3_database_gains_the_rendered_table)
 {
+    SQLITE_ONLY("an SQLite file of schema 3 migrated (it gains the rendered table)");
     struct tmpdb db;
     cr_assert_eq(tmpdb_init(&db), 0);
     struct im_bundle a;
@@ -199,6 +211,7 @@ Test(store, one_lookup_reads_a_tag_and_its_remembered_miss)
 
 Test(store, a_row_found_by_the_hash_of_another_key_is_not_served)
 {
+    SQLITE_ONLY(RENDERED_KEPT_BY_SQLITE);
     struct tmpdb db;
     cr_assert_eq(tmpdb_init(&db), 0);
     struct im_bundle a;
@@ -219,6 +232,49 @@ Test(store, a_row_found_by_the_hash_of_another_key_is_not_served)
     put_rendered_ok(s, &ref, key, klen, "B", 1); /* the colliding row is replaced */
     cr_assert_eq(get_rendered_is(s, key, klen, "B", 1), 0);
     cr_assert_eq(stats_ok(s).rendered, 1);
+    store_close(s);
+    im_bundle_free(&a);
+    tmpdb_remove(&db);
+}
+
+/* PostgreSQL keeps no rendered answer (store.h): they stay in each replica's
+ * own tiers. Naming a renderer, keeping and reading answers all work, and
+ * nothing is kept, counted or served. */
+Test(store, rendered_answers_are_never_kept_on_postgresql)
+{
+    PG_ONLY();
+    struct tmpdb db;
+    struct im_bundle a;
+    struct im_error err = {{0}};
+    struct store_removed r;
+    int64_t dropped = -1;
+    char key[256];
+    cr_assert_eq(tmpdb_init(&db), 0);
+    make_image(&a, 9);
+    struct im_ref ref = tag_ref("library/a", "1");
+    struct store *s = open_ok(db.path);
+    put_ok(s, &ref, &a, 100);
+    set_renderer_ok(s, "render-1", &dropped);
+    cr_assert_eq(dropped, 0);
+    size_t klen = rendered_key(key, sizeof key, a.root_digest, "j");
+    put_rendered_ok(s, &ref, key, klen, "A", 1);
+    cr_assert_eq(get_rendered_is(s, key, klen, "A", 1), IM_ENOTFOUND, "none is served");
+    struct store_stats st = stats_ok(s);
+    cr_assert_eq(st.rendered, 0);
+    cr_assert_eq(st.rendered_bytes, 0);
+    cr_assert_eq(store_put_rendered(s, &ref, "no-digest", 9, "x", 1, NULL), IM_EINVAL,
+                 "a malformed key is refused all the same");
+    /* another replica's renderer finds nothing to drop, nor to serve */
+    struct store *other = open_ok(db.path);
+    set_renderer_ok(other, "render-2", &dropped);
+    cr_assert_eq(dropped, 0);
+    cr_assert_eq(get_rendered_is(other, key, klen, "A", 1), IM_ENOTFOUND);
+    store_close(other);
+    /* storing the root again, housekeeping and the check have none to mind */
+    put_ok(s, &ref, &a, 200);
+    cr_assert_eq(store_enforce_budget(s, 1, NULL, 300, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.rendered, 0);
+    cr_assert_eq(store_check(s, &err), 0, "%s", err.msg);
     store_close(s);
     im_bundle_free(&a);
     tmpdb_remove(&db);

@@ -9,7 +9,7 @@
  *   cmake -B build-tsan -DIMGMETA_TSAN=ON && cmake --build build-tsan --target im_store
  *   cc -std=c17 -D_POSIX_C_SOURCE=200809L -fsanitize=thread -DSTORE_TSAN_MAIN \
  *      -Istore -Icommon tests/unit/test_store_threads.c tests/unit/store_test.c \
- *      build-tsan/libim_store.a build-tsan/libim_common.a -lsqlite3 -lz -lcrypto \
+ *      build-tsan/libim_store.a build-tsan/libim_common.a -lsqlite3 -lpq -lz -lcrypto \
  *      -lpthread -o store_tsan && ./store_tsan */
 #include <pthread.h>
 #include <sqlite3.h>
