@@ -43,6 +43,10 @@ void api_free(struct api *a)
 {
     if (!a)
         return;
+    /* the last seconds' counts, or cache stats would miss them */
+    struct im_error serr;
+    if (a->store && api__flush_counters(a, &serr) != 0)
+        im_metric_inc(IM_STORE_WRITE_FAILURES);
     api__inflight_destroy(&a->inflight);
     api__answers_free(a->answers);
     api__shared_pool_drain();

@@ -189,6 +189,9 @@ int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src);
 /* POST or DELETE /admin/cache/{ref}: purges ref from the cache (admin.c). */
 int api__admin(struct api *a, const struct api_request *req, struct api_response *resp);
 
+/* Writes the pending request counters to the store; on failure they stay
+ * pending. */
+int api__flush_counters(struct api *a, struct im_error *err);
 int api__describe(struct api *a, const struct api_request *req,
                   struct api_response *resp);
 

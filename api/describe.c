@@ -118,8 +118,29 @@ static void count(struct api *a, struct describe *d, enum im_outcome o)
     atomic_fetch_add(&a->counters.n[o], 1);
 }
 
-/* Writes the pending counters to the store, at most every
- * API__COUNTERS_FLUSH_S seconds (one request wins the compare-exchange). */
+/* Writes the pending counters to the store: 0, or the store's error with
+ * the counts put back, to be written by a later flush (nothing is lost while
+ * the database is busy or away). */
+int api__flush_counters(struct api *a, struct im_error *err)
+{
+    struct api__pending_counters *k = &a->counters;
+    struct store_counters delta;
+    bool any = false;
+    for (size_t i = 0; i < IM_OUTCOME__COUNT; i++) {
+        delta.n[i] = atomic_exchange(&k->n[i], 0);
+        any = any || delta.n[i] != 0;
+    }
+    if (!any)
+        return 0;
+    int rc = store_add_counters(a->store, &delta, err);
+    if (rc != 0)
+        for (size_t i = 0; i < IM_OUTCOME__COUNT; i++)
+            atomic_fetch_add(&k->n[i], delta.n[i]);
+    return rc;
+}
+
+/* api__flush_counters at most every API__COUNTERS_FLUSH_S seconds (one
+ * request wins the compare-exchange). */
 static void flush_counters(struct api *a, int64_t now, struct describe *d)
 {
     struct api__pending_counters *k = &a->counters;
@@ -127,11 +148,8 @@ static void flush_counters(struct api *a, int64_t now, struct describe *d)
     if (now - last < API__COUNTERS_FLUSH_S ||
         !atomic_compare_exchange_strong(&k->last_flush, &last, now))
         return;
-    struct store_counters delta;
-    for (size_t i = 0; i < IM_OUTCOME__COUNT; i++)
-        delta.n[i] = atomic_exchange(&k->n[i], 0);
     struct im_error serr;
-    if (store_add_counters(a->store, &delta, &serr) != 0)
+    if (api__flush_counters(a, &serr) != 0)
         note_store_failure(d, &serr);
 }
 

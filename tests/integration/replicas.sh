@@ -20,6 +20,9 @@
 #       replica dies, /metrics counts the failures (imgmeta_db_*); once it is
 #       back (same socket), every replica answers the uncached reference and
 #       /readyz 200 within a bounded wait, without a restart
+#   (e) imgmeta cache stats|check|gc|purge --db on the shared database while
+#       the replicas run: a purge there is seen by every replica (the next
+#       request resolves again, once for the fleet)
 # Prints "N passed, N failed"; exits 1 when anything failed. About 50 s.
 set -u
 
@@ -319,6 +322,41 @@ for n in 1 2 3; do
 done
 check_eq "(d) ... a reference never asked before: resolved once through the database (front: $(count "$FRONT_LOG" "$RESOLVING" "$mf") requests)" \
     " r1=200/miss r2=200/hit r3=200/hit ${WANT[v]}" "$res $(jq -r .digest "$IT_DIR/v3.body" 2>/dev/null)"
+
+# --- (e) imgmeta cache stats|check|gc|purge against the shared database ----------
+"$IMGMETA" cache stats --db "$PG_URI" >"$IT_DIR/e.stats" 2>&1
+it_log "(e) imgmeta cache stats --db (PostgreSQL): $(tr '\n' ' ' <"$IT_DIR/e.stats")"
+check "(e) imgmeta cache stats on PostgreSQL: the tags the replicas stored" \
+    grep -Eq '^tags: [1-9]' "$IT_DIR/e.stats"
+check_eq "(e) ... imgmeta cache check says ok" ok "$("$IMGMETA" cache check --db "$PG_URI" 2>&1)"
+out=$("$IMGMETA" cache gc --db "$PG_URI" 2>&1)
+check "(e) ... imgmeta cache gc runs (exit 0: $out)" "$IMGMETA" cache gc --db "$PG_URI"
+code=$(get "${R_URL[2]}/images/python/v" e0)
+check_eq "(e) python/v asked of replica 2 again: a hit" "200 hit" "$code $(header e0 X-Imgmeta-Cache)"
+out=$("$IMGMETA" cache purge python:v --db "$PG_URI" 2>&1)
+t=$(now)
+sleep 0.5
+mf=$(lines "$FRONT_LOG")
+res=""
+for n in 2 3; do
+    code=$(get "${R_URL[n]}/images/python/v" e$n)
+    res="$res r$n=$code/$(header e$n X-Imgmeta-Cache)"
+done
+check_eq "(e) imgmeta cache purge python:v while the replicas run ($out): asked of replicas 2 then 3 $(secs "$(now) - $t") s later, one resolves again, the other finds it stored (front: $(count "$FRONT_LOG" "$RESOLVING" "$mf") requests)" \
+    " r2=200/miss r3=200/hit" "$res"
+# The replicas' request counters reach the shared database (every 10 s, and
+# at a clean stop: the counts of the time the database was away included).
+stopped=""
+for n in 1 2 3; do
+    kill -TERM "${R_PID[n]}"
+    wait "${R_PID[n]}"
+    stopped="$stopped r$n=$?"
+done
+check_eq "(e) the replicas stop cleanly (SIGTERM)" " r1=0 r2=0 r3=0" "$stopped"
+"$IMGMETA" cache stats --db "$PG_URI" >"$IT_DIR/e.stats2" 2>&1
+it_log "(e) imgmeta cache stats after the stop: $(grep -E '^(requests|hits|misses_upstream|hit_ratio):' "$IT_DIR/e.stats2" | tr '\n' ' ')"
+check "(e) ... their requests are counted in the shared database (requests and hits)" \
+    sh -c "grep -Eq '^requests: [1-9]' '$IT_DIR/e.stats2' && grep -Eq '^hits: [1-9]' '$IT_DIR/e.stats2'"
 
 if [ "$IT_FAILED" -gt 0 ]; then
     for n in 1 2 3; do
