@@ -23,6 +23,8 @@
 #   (e) imgmeta cache stats|check|gc|purge --db on the shared database while
 #       the replicas run: a purge there is seen by every replica (the next
 #       request resolves again, once for the fleet)
+#   (f) a tag revalidated past its TTL by one replica is fresh for another
+#       (nothing upstream)
 # Prints "N passed, N failed"; exits 1 when anything failed. About 50 s.
 set -u
 
@@ -357,6 +359,30 @@ check_eq "(e) the replicas stop cleanly (SIGTERM)" " r1=0 r2=0 r3=0" "$stopped"
 it_log "(e) imgmeta cache stats after the stop: $(grep -E '^(requests|hits|misses_upstream|hit_ratio):' "$IT_DIR/e.stats2" | tr '\n' ' ')"
 check "(e) ... their requests are counted in the shared database (requests and hits)" \
     sh -c "grep -Eq '^requests: [1-9]' '$IT_DIR/e.stats2' && grep -Eq '^hits: [1-9]' '$IT_DIR/e.stats2'"
+
+# --- (f) a tag revalidated by one replica is fresh for all ----------------------
+# Two replicas with a 2 s tag TTL on the same database.
+DAEMON_OPTS+=(--tag-ttl 2)
+for n in 4 5; do replica "$n" || die "cannot start replica $n"; done
+F_REF=python/3.7-slim
+res=""
+for n in 4 5; do
+    code=$(get "${R_URL[n]}/images/$F_REF" f$n)
+    res="$res r$n=$code"
+done
+check_eq "(f) $F_REF on two replicas with --tag-ttl 2: 200" " r4=200 r5=200" "$res"
+sleep 2.5
+mf=$(lines "$FRONT_LOG")
+code=$(get "${R_URL[4]}/images/$F_REF" f4b)
+n4=$(count "$FRONT_LOG" "$RESOLVING" "$mf")
+it_log "(f) replica 4 past the TTL: $code $(header f4b X-Imgmeta-Cache), upstream: $(tail -n "+$((mf + 1))" "$FRONT_LOG" | grep -- "$RESOLVING" | cut -c1-80 | tr '\n' ';')"
+check_eq "(f) ... past the TTL, replica 4 revalidates it upstream (a request or more)" \
+    "200 yes" "$code $([ "$n4" -gt 0 ] && echo yes)"
+mf=$(lines "$FRONT_LOG")
+code=$(get "${R_URL[5]}/images/$F_REF" f5b)
+check_eq "(f) ... then replica 5, whose own copy is as old: 200, fresh from the shared database, nothing upstream ($(header f5b X-Imgmeta-Cache))" \
+    "200 0" "$code $(count "$FRONT_LOG" "$RESOLVING" "$mf")"
+check_eq "(f) ... the same answer" "$(md5sum <"$IT_DIR/f4b.body")" "$(md5sum <"$IT_DIR/f5b.body")"
 
 if [ "$IT_FAILED" -gt 0 ]; then
     for n in 1 2 3; do
