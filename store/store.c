@@ -362,6 +362,8 @@ static int put_rows(struct store__conn *c, const struct im_ref *ref,
     if (!rc && ref)
         rc = put_repo_root(c, ref, b->root_digest, err);
     if (!rc && ref && ref->tag[0] != '\0')
+        rc = store__history_note(c, ref, b, now, err);
+    if (!rc && ref && ref->tag[0] != '\0')
         rc = put_tag(c, ref, b->root_digest, now, err);
     return rc;
 }

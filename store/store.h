@@ -240,6 +240,59 @@ int store_lease_take(struct store *s, const char *key, int64_t wait_ms,
 /* Gives l back (NULL is accepted). */
 void store_lease_give(struct store *s, struct store_lease *l);
 
+/* ---- tag history (store_history.c) ----
+ *
+ * Every time store_put stores a tag pointing somewhere other than where it
+ * was last seen (or for the first time), the tag's history gains a change:
+ * when (now), the new digest, the one before ("" for the first sighting) and
+ * each platform's total size. Whoever calls store_put records it: a
+ * request's resolution, a revalidation that found a new digest, any later
+ * caller. The history is shared by every process using the store, bounded
+ * per tag (the oldest changes go first), and goes with its tag (purge,
+ * eviction: then the next sighting is a first one again). */
+
+/* Changes kept per tag; a new one past it drops the oldest. */
+#define STORE_HISTORY_MAX 100
+/* Platforms recorded per change (a list's entries past it are not). */
+#define STORE_HISTORY_PLATFORMS 64
+/* The longest platform string recorded, NUL included (a longer one is
+ * left out of the change rather than cut). */
+#define STORE_PLATFORM_MAX 128
+
+struct store_platform_size {
+    char platform[STORE_PLATFORM_MAX]; /* "linux/amd64", "linux/arm/v7" */
+    int64_t total_size;                /* bytes, -1 when unknown */
+};
+
+/* What a change records of each platform of an image: fn fills out (at most
+ * max entries, *n of them) from the bundle of a resolution of ref; 0, or a
+ * failure (the change is then recorded without platforms). Pure; called
+ * inside store_put's write transaction, only when the tag moved. */
+typedef int (*store_sizes_fn)(const struct im_ref *ref, const struct im_bundle *bundle,
+                              struct store_platform_size *out, size_t max, size_t *n);
+/* Sets it (NULL: changes record no platforms). Call once after store_open,
+ * before other threads use s. */
+void store_set_sizes_fn(struct store *s, store_sizes_fn fn);
+
+struct store_change {
+    int64_t seq;  /* the change's number for its tag: 1, 2, ... (the page cursor) */
+    int64_t seen; /* Unix seconds */
+    char digest[IM_DIGEST_MAX];
+    char previous[IM_DIGEST_MAX]; /* "" for the first sighting */
+    struct store_platform_size *platforms;
+    size_t n_platforms;
+};
+
+/* Up to max of ref's tag's changes older than change number before (0 or
+ * less: from the newest), newest first, into *out (malloc'd; free with
+ * store_changes_free) and *n; *more says whether older ones remain. A tag
+ * never seen has none (0, *n 0). 0, IM_EINVAL, IM_ENOMEM, IM_ESTORE (a row
+ * that does not read back), IM_EDBDOWN. */
+int store_get_history(struct store *s, const struct im_ref *ref, int64_t before,
+                      size_t max, struct store_change **out, size_t *n, bool *more,
+                      struct im_error *err) IM_WUR;
+void store_changes_free(struct store_change *c, size_t n);
+
 /* Counts for logs and tests. */
 struct store_stats {
     int64_t documents, blobs, tags;

@@ -58,6 +58,10 @@ const struct store__sql store__sql_gc[] = {
     {ST_CHECK_BODIES, "SELECT 0, digest, media_type, body, encoding FROM documents"
                       " UNION ALL SELECT 1, root, '', body, encoding FROM rendered"},
     {ST_PING, "SELECT 1"},
+    {ST_GC_HISTORY, "DELETE FROM tag_history WHERE NOT EXISTS (SELECT 1 FROM tags t"
+                    " WHERE t.registry = tag_history.registry"
+                    " AND t.repository = tag_history.repository"
+                    " AND t.tag = tag_history.tag)"},
     {ST__COUNT, NULL},
 };
 
@@ -69,7 +73,9 @@ const struct store__sql store__sql_gc[] = {
     "((SELECT coalesce(sum(octet_length(body)), 0) + 64 * count(*) FROM documents)"      \
     " + 96 * ((SELECT count(*) FROM blobs) + (SELECT count(*) FROM members)"             \
     " + (SELECT count(*) FROM tags) + (SELECT count(*) FROM misses)"                     \
-    " + (SELECT count(*) FROM repo_roots)))::bigint"
+    " + (SELECT count(*) FROM repo_roots))"                                              \
+    " + (SELECT coalesce(sum(octet_length(platforms)), 0) + 160 * count(*)"              \
+    " FROM tag_history))::bigint"
 const struct store__sql store__pg_sql_gc[] = {
     {ST_STATS, "SELECT (SELECT count(*) FROM documents),"
                " (SELECT coalesce(sum(octet_length(body)), 0)::bigint FROM documents),"
@@ -105,6 +111,9 @@ const struct store__sql store__pg_sql_gc[] = {
     {ST_GET_COUNTERS, "SELECT name, value FROM counters"},
     {ST_CHECK_BODIES, "SELECT 0, digest, media_type, body, encoding FROM documents"},
     {ST_PING, "SELECT 1"},
+    {ST_GC_HISTORY, "DELETE FROM tag_history h WHERE NOT EXISTS (SELECT 1 FROM tags t"
+                    " WHERE t.registry = h.registry AND t.repository = h.repository"
+                    " AND t.tag = h.tag)"},
     {ST__COUNT, NULL},
 };
 
@@ -138,11 +147,14 @@ static int run_keyed(struct store__conn *c, enum store__stmt which, const char *
     return run(c, which, changes, err);
 }
 
-/* Members of unclaimed roots, then documents and blobs nothing holds. */
+/* The history of tags no longer stored, members of unclaimed roots, then
+ * documents and blobs nothing holds. */
 static int collect(struct store__conn *c, struct store_removed *r, struct im_error *err)
 {
     int64_t members = 0;
-    int rc = run(c, ST_GC_MEMBERS, &members, err);
+    int rc = run(c, ST_GC_HISTORY, NULL, err);
+    if (!rc)
+        rc = run(c, ST_GC_MEMBERS, &members, err);
     if (!rc)
         rc = run(c, ST_GC_RENDERED, &r->rendered, err);
     if (!rc)

@@ -63,6 +63,12 @@ enum store__stmt {
     ST_DROP_OTHER_RENDERS, /* rows of another renderer */
     ST_CHECK_BODIES,       /* every stored body (store_check) */
     ST_PING,               /* a round trip (store_ping) */
+    /* tag history (store_history.c) */
+    ST_HIST_LAST, /* a tag's newest change: its number and digest */
+    ST_HIST_ADD,
+    ST_HIST_TRIM,  /* a tag's changes past STORE_HISTORY_MAX, oldest first */
+    ST_HIST_GET,   /* a page of a tag's changes, newest first */
+    ST_GC_HISTORY, /* the history of tags no longer stored (store_gc.c) */
     ST__COUNT
 };
 
@@ -75,13 +81,14 @@ struct store__sql {
     const char *text;
 };
 extern const struct store__sql store__sql_tx[], store__sql_put[], store__sql_tags[],
-    store__sql_known[], store__sql_gc[], store__sql_rendered[];
+    store__sql_known[], store__sql_gc[], store__sql_rendered[], store__sql_history[];
 /* The same statements in PostgreSQL's dialect ($N parameters, explicit casts
  * where a parameter's type cannot be inferred). A statement a PostgreSQL
  * store never runs (rendered answers, which stay in each replica's own
  * tiers) is absent. */
 extern const struct store__sql store__pg_sql_tx[], store__pg_sql_put[],
-    store__pg_sql_tags[], store__pg_sql_known[], store__pg_sql_gc[];
+    store__pg_sql_tags[], store__pg_sql_known[], store__pg_sql_gc[],
+    store__pg_sql_history[];
 
 /* The two backends. */
 enum store__backend { STORE__SQLITE = 0, STORE__PG = 1 };
@@ -191,7 +198,10 @@ struct store {
     struct store__tagmap *tags;
     /* PostgreSQL: connections kept for leases (store_lease_take), idle */
     struct store__lease_conn *lease_idle;
-    int lease_conns;                     /* open, idle or held, <= STORE__LEASE_CONNS */
+    int lease_conns; /* open, idle or held, <= STORE__LEASE_CONNS */
+    /* store_set_sizes_fn: what a tag's history records of each platform
+     * (NULL: no platforms); set once before threads use s */
+    store_sizes_fn sizes;
     _Atomic int64_t removals_checked_ms; /* monotonic ms of the last look */
     _Atomic int64_t removals_seen;       /* the counter's value then */
 };
@@ -375,6 +385,15 @@ int store__doc_verify(const char *digest, const char *media_type,
 int store__unpack_doc(struct store__q *st, int body_col, int enc_col, const char *digest,
                       const char *media_type, struct store__body *b,
                       const char **why) IM_WUR;
+
+/* ---- tag history (store_history.c) ----
+ * note: inside store_put's transaction, before the tag's row is written:
+ * when ref's tag was last seen at another digest than root (or never), a
+ * change is recorded (now, root, the digest before, each platform's total
+ * size from b through s->sizes) and the tag's oldest changes past
+ * STORE_HISTORY_MAX dropped. 0, IM_ESTORE, IM_ENOMEM. */
+int store__history_note(struct store__conn *c, const struct im_ref *ref,
+                        const struct im_bundle *b, int64_t now, struct im_error *err);
 
 /* Resets st and clears its bindings (no bound pointer outlives the call that
  * bound it); a PostgreSQL statement's rows are freed. */

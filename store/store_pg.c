@@ -70,6 +70,17 @@ static const char *const pg_migrations[] = {
     "CREATE TABLE counters("
     "  name text NOT NULL PRIMARY KEY,"
     "  value bigint NOT NULL);",
+    /* 1 -> 2: each tag's history (store_history.c), as SQLite's schema 7 */
+    "CREATE TABLE tag_history("
+    "  registry text NOT NULL,"
+    "  repository text NOT NULL,"
+    "  tag text NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  seen bigint NOT NULL,"
+    "  digest text COLLATE \"C\" NOT NULL,"
+    "  previous text COLLATE \"C\","
+    "  platforms text NOT NULL,"
+    "  PRIMARY KEY (registry, repository, tag, seq));",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 

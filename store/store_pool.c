@@ -77,12 +77,12 @@ void store__conn_free(struct store__conn *c)
 const char *store__sql_of(enum store__backend b, enum store__stmt which)
 {
     static const struct store__sql *const lite[] = {
-        store__sql_tx,    store__sql_put, store__sql_tags,
-        store__sql_known, store__sql_gc,  store__sql_rendered,
+        store__sql_tx, store__sql_put,      store__sql_tags,    store__sql_known,
+        store__sql_gc, store__sql_rendered, store__sql_history,
     };
     static const struct store__sql *const pg[] = {
         store__pg_sql_tx,    store__pg_sql_put, store__pg_sql_tags,
-        store__pg_sql_known, store__pg_sql_gc,
+        store__pg_sql_known, store__pg_sql_gc,  store__pg_sql_history,
     };
     const struct store__sql *const *tables = b == STORE__PG ? pg : lite;
     size_t ntables =

@@ -111,6 +111,20 @@ static const char *const migrations[] = {
     "DROP TABLE members;"
     "ALTER TABLE members6 RENAME TO members;"
     "CREATE INDEX members_by_digest ON members(digest, kind);",
+    /* 6 -> 7: each tag's history (store_history.c): one row per time the tag
+     * was seen pointing somewhere new, numbered per tag (seq), with the
+     * digest before (NULL: the first sighting) and each platform's total
+     * size as a JSON array of [platform, size] pairs. */
+    "CREATE TABLE tag_history("
+    "  registry TEXT NOT NULL,"
+    "  repository TEXT NOT NULL,"
+    "  tag TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  seen INTEGER NOT NULL,"
+    "  digest TEXT NOT NULL,"
+    "  previous TEXT,"
+    "  platforms TEXT NOT NULL,"
+    "  PRIMARY KEY (registry, repository, tag, seq)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

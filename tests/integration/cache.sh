@@ -530,10 +530,10 @@ check_eq "(k) the database is schema 5, its member rows text" "5 text" \
 mark
 daemon "$IT_DIR/k.db" --tag-ttl 3600 || die "cannot start imgmeta on a schema-5 database"
 check "(k) the daemon logs the migration: from=5 to=6 and its time" \
-    grep -qE "event=db_migrated db=\"$IT_DIR/k.db\" from=5 to=6 ms=[0-9]+" "$DAEMON_LOG"
+    grep -qE "event=db_migrated db=\"$IT_DIR/k.db\" from=5 to=7 ms=[0-9]+" "$DAEMON_LOG"
 # a migration of a large cache takes seconds before the daemon listens: a line
 # says so before it starts
-k_before=$(grep -n "event=db_migrating db=\"$IT_DIR/k.db\" from=5 to=6 " "$DAEMON_LOG" | cut -d: -f1)
+k_before=$(grep -n "event=db_migrating db=\"$IT_DIR/k.db\" from=5 to=7 " "$DAEMON_LOG" | cut -d: -f1)
 k_after=$(grep -n "event=db_migrated db=\"$IT_DIR/k.db\"" "$DAEMON_LOG" | cut -d: -f1)
 check "(k) ... and says so before it starts (db_migrating, then db_migrated)" \
     test -n "$k_before" -a -n "$k_after" -a "${k_before:-0}" -lt "${k_after:-0}"
@@ -542,7 +542,7 @@ check_eq "(k) after the upgrade: 200 from the cache, the same bytes, nothing ask
     "200 hit yes 0" "$(head -n 1 "$IT_DIR/k-after") $(header X-Imgmeta-Cache) \
 $(cmp -s <(tail -n +4 "$IT_DIR/k-after") <(tail -n +4 "$IT_DIR/j-new") && echo yes || echo no) \
 $(since_mark '/v2/library/')"
-check_eq "(k) ... and its member rows are keys now" "6 blob" \
+check_eq "(k) ... and its member rows are keys now" "7 blob" \
     "$(sqlite3 "$IT_DIR/k.db" 'PRAGMA user_version') $(sqlite3 "$IT_DIR/k.db" \
         'SELECT DISTINCT typeof(root) FROM members')"
 stop "$DAEMON_PID"

@@ -42,8 +42,10 @@ struct tmpdb {
 };
 
 /* The members table as schemas 1 to 5 kept it: every digest as its text (a
- * sha256 key spelled out again), in TEXT columns. */
+ * sha256 key spelled out again), in TEXT columns; and no tag history (schema
+ * 7's). */
 #define MEMBERS_AS_SCHEMA_5                                                              \
+    "DROP TABLE tag_history;"                                                            \
     "CREATE TABLE members5(root TEXT NOT NULL, digest TEXT NOT NULL,"                    \
     " kind INTEGER NOT NULL CHECK (kind IN (0, 1)),"                                     \
     " PRIMARY KEY (root, digest, kind)) WITHOUT ROWID;"                                  \

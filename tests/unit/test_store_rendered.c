@@ -167,10 +167,12 @@ Test(store, a_schema_3_database_gains_the_rendered_table)
     struct im_bundle a;
     make_image(&a, 6);
     struct im_ref ref = tag_ref("library/a", "1");
-    /* what that release left: no rendered table, no encoding, user_version 3 */
-    struct store *s = reopened_after(&db, &ref, &a,
-                                     "DROP TABLE rendered; ALTER TABLE documents DROP"
-                                     " COLUMN encoding; PRAGMA user_version = 3");
+    /* what that release left: no rendered table, no encoding, no history,
+     * user_version 3 */
+    struct store *s = reopened_after(
+        &db, &ref, &a,
+        "DROP TABLE rendered; DROP TABLE tag_history; ALTER TABLE documents DROP"
+        " COLUMN encoding; PRAGMA user_version = 3");
     set_renderer_ok(s, "r", NULL);
     char key[256];
     size_t klen = rendered_key(key, sizeof key, a.root_digest, "j");
