@@ -134,6 +134,55 @@ int render_json(const struct render_image *img, char **out, size_t *len) IM_WUR;
 /* The compact dashboard view: per platform only platform, digest, total size. */
 int render_json_summary(const struct render_image *img, char **out, size_t *len) IM_WUR;
 
+/* ---- a tag's history (render_history.c) ---- */
+
+/* One platform of a change: "linux/amd64" and its total size (-1 unknown). */
+struct render_psize {
+    const char *platform;
+    int64_t total_size;
+};
+/* One change of a tag: when it was seen (Unix seconds), the digest, the one
+ * before (NULL: the first sighting), the platforms. Borrowed strings. */
+struct render_change {
+    int64_t seen;
+    const char *digest;
+    const char *previous;
+    const struct render_psize *platforms;
+    size_t n_platforms;
+};
+/* The history of ref's tag (changes newest first) as JSON (openapi.yaml's
+ * History: {"reference","changes":[{"seen","digest","previousDigest",
+ * "platforms":[{"platform","totalSize"}]}]}) or as a Markdown table whose
+ * upstream strings are escaped so that no cell, row or the table can be
+ * broken. malloc'd; 0, IM_ENOMEM, IM_ETOOBIG. */
+int render_history_json(const struct im_ref *ref, const struct render_change *c, size_t n,
+                        char **out, size_t *len) IM_WUR;
+int render_history_markdown(const struct im_ref *ref, const struct render_change *c,
+                            size_t n, char **out, size_t *len) IM_WUR;
+
+/* ---- the difference between two images (render_diff.c) ---- */
+
+/* What changed from `from` to `to`, per platform the two have in common
+ * (paired by render_platform_short; attestations and nested indexes left
+ * out): total sizes, the layers shared (by digest), added and removed, the
+ * Dockerfile lines added and removed (as multisets, in their image's order);
+ * and the platforms only one has. JSON (openapi.yaml's Diff) or Markdown for
+ * a review comment (upstream strings escaped; Dockerfile lines in a diff
+ * block, each physical line prefixed, so none can close it). malloc'd; 0,
+ * IM_ENOMEM, IM_ETOOBIG. */
+int render_diff_json(const struct render_image *from, const struct render_image *to,
+                     char **out, size_t *len) IM_WUR;
+int render_diff_markdown(const struct render_image *from, const struct render_image *to,
+                         char **out, size_t *len) IM_WUR;
+
+/* "linux/arm/v7": os/architecture[/variant], os "" as linux and architecture
+ * "" as amd64 (what ?platform= names). 0, or -1 when buf was too small (it
+ * then holds a truncated string). */
+int render_platform_short(const struct render_platform *p, char *buf, size_t n);
+/* The sum of e's layer sizes; -1 when one is unknown, the sum would
+ * overflow or e is a nested index (no total is better than a wrong one). */
+int64_t render_entry_total(const struct render_entry *e);
+
 /* ---- formatting rules, public so the unit tests pin them down ---- */
 
 /* "50.9 MB (50868652 bytes)", "239.0 B" (docs/FORMAT.md SIZE); "unknown" for a

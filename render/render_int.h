@@ -22,6 +22,29 @@
  * render_dockerfile.c); NULL elements as "". */
 void render__json_strv(struct im_buf *b, char *const *v, size_t n);
 
+/* RFC 3339 UTC, or null when t is INT64_MIN or cannot be written
+ * (render_json.c). */
+struct im_jw;
+void render__jw_time(struct im_jw *w, int64_t t);
+
+/* ---- Markdown of upstream text (render_mdtext.c) ---- */
+
+/* s as Markdown text that stays on its line and inside its cell or item:
+ * control bytes but tab as \xNN, and every character that could start
+ * Markdown's structure or emphasis (\ ` * _ [ ] < > | ! ~ & # ( ) { } +)
+ * escaped with a backslash. NULL as "". */
+void render__md_text(struct im_buf *b, const char *s);
+/* s as a code span when it is made only of letters, digits and : + . _ / @ -
+ * (a digest, a reference), else as render__md_text. */
+void render__md_code(struct im_buf *b, const char *s);
+/* The Dockerfile line (it may hold several physical lines) prefixed with
+ * mark ("+ " or "- ") on each physical line (\n, \r or both end one), its
+ * control bytes but tab as \xNN: no line of it can start with a fence. */
+void render__md_prefixed(struct im_buf *b, const char *mark, const char *line);
+/* The Dockerfile line of history entry i of e (render_dockerfile_line or,
+ * for schema1, render_dockerfile_argv): malloc'd, NULL on out of memory. */
+char *render__history_line(const struct render_entry *e, size_t i);
+
 /* ---- the model builder (untrusted documents; see render_model.c) ---- */
 
 /* A copy of o[key] when it is a string, else NULL; *oom set when the copy

@@ -21,8 +21,7 @@ static void jw_strv(struct im_jw *w, const struct render_strv *s)
         im_jw_raw(w, "null");
 }
 
-/* RFC 3339 UTC, or null when t is INT64_MIN or cannot be written. */
-static void jw_time(struct im_jw *w, int64_t t)
+void render__jw_time(struct im_jw *w, int64_t t)
 {
     char buf[32];
     if (t == INT64_MIN || render_rfc3339(t, buf, sizeof buf) < 0)
@@ -66,19 +65,11 @@ static void jw_platform_string(struct im_jw *w, const struct render_platform *p)
 
 static void jw_total(struct im_jw *w, const struct render_entry *e)
 {
-    int64_t t = 0;
-    if (e->kind == RENDER_KIND_UNKNOWN) { /* a nested index: not descended into */
+    int64_t t = render_entry_total(e);
+    if (t < 0)
         im_jw_raw(w, "null");
-        return;
-    }
-    for (size_t i = 0; i < e->n_layers; i++) {
-        if (e->layers[i].size < 0 || e->layers[i].size > INT64_MAX - t) {
-            im_jw_raw(w, "null");
-            return;
-        }
-        t += e->layers[i].size;
-    }
-    im_jw_int(w, t);
+    else
+        im_jw_int(w, t);
 }
 
 static void jw_layers(struct im_jw *w, const struct render_entry *e)
@@ -96,7 +87,7 @@ static void jw_layers(struct im_jw *w, const struct render_entry *e)
         im_jw_kstr(w, "mediaType", l->media_type);
         im_jw_key(w, "lastModified");
         if (l->last_modified >= 0)
-            jw_time(w, l->last_modified);
+            render__jw_time(w, l->last_modified);
         else
             im_jw_raw(w, "null");
         if (l->n_urls) {
@@ -113,15 +104,14 @@ static void jw_history(struct im_jw *w, const struct render_entry *e)
     im_jw_open(w, '[');
     for (size_t i = 0; i < e->n_history; i++) {
         const struct render_history *h = &e->history[i];
-        char *line = e->schema1 ? render_dockerfile_argv(&h->cmd_argv)
-                                : render_dockerfile_line(h->created_by, &e->shell);
+        char *line = render__history_line(e, i);
         if (!line) {
             w->b.err = w->b.err ? w->b.err : IM_ENOMEM;
             return;
         }
         im_jw_open(w, '{');
         im_jw_key(w, "created");
-        jw_time(w, h->created);
+        render__jw_time(w, h->created);
         im_jw_kstr(w, "createdBy", h->created_by);
         if (h->comment) {
             im_jw_key(w, "comment");

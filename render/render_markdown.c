@@ -67,21 +67,6 @@ static void md_pull(struct im_buf *b, const struct im_ref *ref, const char *dige
     im_buf_put(b, "\n```\n");
 }
 
-/* The sum of the layer sizes; false when one is unknown (a manifest that
- * declares none, or a schema1 blob whose HEAD gave none: no total is better
- * than a wrong one) or the sum would overflow. */
-static bool total_size(const struct render_entry *e, int64_t *total)
-{
-    int64_t t = 0;
-    for (size_t i = 0; i < e->n_layers; i++) {
-        if (e->layers[i].size < 0 || e->layers[i].size > INT64_MAX - t)
-            return false;
-        t += e->layers[i].size;
-    }
-    *total = t;
-    return true;
-}
-
 /* A string the generator's Perl takes as true: not "" and not "0". */
 static bool perl_true(const char *s)
 {
@@ -110,7 +95,8 @@ static void md_facts(struct im_buf *b, const struct render_entry *e)
         md_fact_code(b, "Manifest MIME", e->media_type);
     else
         md_fact_code(b, "Manifest MIME", e->schema1 ? MIME_SCHEMA1 : MIME_IMAGE);
-    if (e->kind != RENDER_KIND_UNKNOWN && total_size(e, &total)) {
+    total = render_entry_total(e);
+    if (total >= 0) {
         render_size(total, size, sizeof size);
         md_cat(b, "-\tTotal Size: **", size,
                "**  \n\t(compressed transfer size, not on-disk size)\n", (char *)NULL);
@@ -162,8 +148,7 @@ static void md_dockerfile(struct im_buf *b, const struct render_entry *e)
     struct im_buf body = {.max = RENDER_OUTPUT_MAX};
     for (size_t i = 0; i < e->n_history; i++) {
         const struct render_history *h = &e->history[i];
-        char *line = e->schema1 ? render_dockerfile_argv(&h->cmd_argv)
-                                : render_dockerfile_line(h->created_by, &e->shell);
+        char *line = render__history_line(e, i);
         if (render_history_date(h->created_raw, date, sizeof date) != 0)
             date[0] = '\0';
         if (!line)
