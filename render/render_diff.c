@@ -373,9 +373,8 @@ static void md_sizes(struct im_buf *b, const struct pdiff *d)
     im_buf_put(b, " -> ");
     md_size(b, to);
     if (known) {
-        im_buf_put(b, to >= from ? " (+" : " (-");
+        im_buf_put(b, to >= from ? ", change +" : ", change -");
         md_size(b, to >= from ? to - from : from - to);
-        im_buf_put(b, ")");
     }
     char count[32];
     snprintf(count, sizeof count, "%lld", (long long)layers);
@@ -397,9 +396,9 @@ static void md_layers(struct im_buf *b, const char *title, const struct pdiff *d
         any = true;
         im_buf_put(b, "  - ");
         render__md_code(b, d->digest[k][i]);
-        im_buf_put(b, " (");
+        im_buf_put(b, ": ");
         md_size(b, d->e[k]->layers[i].size);
-        im_buf_put(b, ")\n");
+        im_buf_put(b, "\n");
     }
 }
 

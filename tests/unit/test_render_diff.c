@@ -151,9 +151,9 @@ Test(diff, markdown_keeps_hostile_dockerfile_lines_inside_the_diff_block)
         lines++;
     }
     cr_assert_eq(lines, 5, "four physical lines of the removed one, one added: %s", out);
-    cr_assert(strstr(out, "- Total size: 35.0 B -> 37.0 B (+2.0 B)"), "%s", out);
+    cr_assert(strstr(out, "- Total size: 35.0 B -> 37.0 B, change +2.0 B\n"), "%s", out);
     cr_assert(strstr(out, "- Shared: 2 layers, 30.0 B"), "%s", out);
-    cr_assert(strstr(out, "  - `" DIG("dd") "` (7.0 B)"), "%s", out);
+    cr_assert(strstr(out, "  - `" DIG("dd") "`: 7.0 B\n"), "%s", out);
     cr_assert(strstr(out, "Only in from: linux/arm64/v8\n"), "%s", out);
     cr_assert(strstr(out, "Only in to: linux/386\n"), "%s", out);
     free(out);
