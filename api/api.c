@@ -36,6 +36,10 @@ struct api *api_new(const struct api_config *cfg, struct store *store,
     struct im_error serr;
     if (store && store_set_renderer(store, IMGMETA_RENDERER_ID, NULL, &serr) != 0)
         im_metric_inc(IM_STORE_WRITE_FAILURES);
+    /* a tag's history records each platform's total size, read from the
+     * model of what is stored */
+    if (store)
+        store_set_sizes_fn(store, api__platform_sizes);
     return a;
 }
 
@@ -102,6 +106,8 @@ const char *api_route_label(const char *path)
         return "images";
     if (api__is_tags_path(path))
         return "tags";
+    if (strcmp(path, "/diff") == 0)
+        return "diff";
     if (strcmp(path, "/healthz") == 0)
         return "healthz";
     if (strcmp(path, "/readyz") == 0)
@@ -167,6 +173,8 @@ static int route(struct api *a, const struct api_request *req, struct api_respon
     }
     if (api__is_tags_path(req->path))
         return api__tags(a, req, resp);
+    if (strcmp(req->path, "/diff") == 0)
+        return api__diff(a, req, resp);
     if (strcmp(req->path, "/healthz") == 0)
         return handle_healthz(resp);
     if (strcmp(req->path, "/readyz") == 0)
@@ -174,7 +182,7 @@ static int route(struct api *a, const struct api_request *req, struct api_respon
     return api__error(resp, 404, "no_such_route",
                       "no such route: try /images/{repository}/{tag} (e.g. "
                       "/images/python/3.7-slim), /repositories/{repository}/tags, "
-                      "/healthz, /readyz or /metrics");
+                      "/diff?from=REF&to=REF, /healthz, /readyz or /metrics");
 }
 
 int api_handle(struct api *a, const struct api_request *req, struct api_response *resp)

@@ -115,6 +115,9 @@ struct api_request {
     const char *authorization; /* Authorization header (for /admin/), NULL when absent */
     const char *n;             /* ?n= (tag list page size), NULL when absent */
     const char *last;          /* ?last= (tag list cursor), NULL when absent */
+    const char *from;          /* ?from= (GET /diff), NULL when absent */
+    const char *to;            /* ?to= (GET /diff), NULL when absent */
+    bool repeated;             /* ?from=, ?to=, ?n= or ?last= given more than once */
     enum api_reject reject;    /* set by server/ for requests it refuses */
     /* API_REJECT_BAD_ENCODING: a static sentence saying what was wrong ("the
      * path decodes to a control character ..."), NULL for a general one. */
@@ -170,7 +173,7 @@ struct api_response {
      * imgmeta_store_write_failures. */
     char store_error[IM_ERRMSG_MAX];
     char link[1280];   /* Link header ("" for none): the next tag list page */
-    const char *route; /* fixed metrics label: "images", "tags", "healthz",
+    const char *route; /* fixed metrics label: "images", "tags", "diff", "healthz",
                           "readyz", "metrics", "admin", "other" (never NULL after
                           api_handle) */
 };

@@ -248,6 +248,51 @@ enum api_format api__negotiate(const char *accept, bool *acceptable);
  * is false when ?format= has another value (then JSON is returned). */
 enum api_format api__request_format(const struct api_request *req, bool *valid);
 
+/* An error answer for what obtaining an image failed with (describe.c):
+ * Retry-After for the upstream's limits (retry_after, else 60 s) and for the
+ * shared database being away (5 s). 0 or IM_ENOMEM. */
+int api__obtain_error(struct api_response *resp, int rc, long retry_after,
+                      const char *message);
+/* "no platform matches; this image has: linux/amd64, linux/arm/v7" */
+void api__list_platforms(const struct render_image *img, char *msg, size_t n);
+
+/* The image model of ref, from the cache or resolved as GET /images/ does
+ * (describe.c): 0 with out->img (the caller frees it), API_SLOW when
+ * cache_only and upstream work is needed, or the error with out->err,
+ * out->retry_after. A failed cache write is said in resp->store_error. */
+struct api__model {
+    struct render_image *img;
+    long max_age, retry_after;
+    struct im_error err;
+};
+int api__model(struct api *a, const struct im_ref *ref, bool cache_only,
+               struct api__model *out, struct api_response *resp);
+
+/* ---- ?view=history (history.c) ---- */
+
+/* A page of a tag's history: at most n changes (1 to STORE_HISTORY_MAX),
+ * older than change number before (0: from the newest). */
+struct api__hpage {
+    long n;
+    int64_t before;
+};
+/* Reads ?n= and ?last= (the page cursor: a change number), and refuses what
+ * history cannot answer (a digest reference, ?platform=): 0, or 1 after
+ * writing a 400 (IM_ENOMEM when not even that). */
+int api__history_params(const struct api_request *req, const struct im_ref *ref,
+                        struct api__hpage *p, struct api_response *resp);
+/* Answers the page of ref's tag's history into resp (a Link header to the
+ * next page while older changes remain). 0 or IM_ENOMEM. */
+int api__history(struct api *a, const struct im_ref *ref, bool markdown,
+                 const struct api__hpage *p, struct api_response *resp);
+/* store_sizes_fn: each image entry's short platform and total size, read
+ * from the model of bundle. */
+int api__platform_sizes(const struct im_ref *ref, const struct im_bundle *bundle,
+                        struct store_platform_size *out, size_t max, size_t *n);
+
+/* ---- GET /diff (diff.c) ---- */
+int api__diff(struct api *a, const struct api_request *req, struct api_response *resp);
+
 /* ---- GET /repositories/{repository}/tags (tags.c): the registry's tag
  * list, paginated the registry's way (n, last, Link) ---- */
 

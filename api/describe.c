@@ -28,7 +28,7 @@
 
 #define IMMUTABLE_MAX_AGE 31536000L
 
-enum view { VIEW_FULL, VIEW_SUMMARY };
+enum view { VIEW_FULL, VIEW_SUMMARY, VIEW_HISTORY };
 
 struct describe {
     struct im_ref ref;
@@ -93,8 +93,10 @@ static int parse_options(const struct api *a, const struct api_request *req,
     if (req->view) {
         if (strcmp(req->view, "summary") == 0)
             d->view = VIEW_SUMMARY;
+        else if (strcmp(req->view, "history") == 0)
+            d->view = VIEW_HISTORY;
         else if (strcmp(req->view, "full") != 0)
-            return bad_option(resp, "view must be 'full' or 'summary'");
+            return bad_option(resp, "view must be 'full', 'summary' or 'history'");
     }
     if (req->too_many_platforms)
         return bad_option(resp, "too many platform parameters (at most 16)");
@@ -385,8 +387,7 @@ static bool etag_matches(const char *inm, const char *etag)
     return strstr(inm, etag) != NULL;
 }
 
-/* "no platform matches; this image has: linux/amd64, linux/arm/v7" */
-static void list_platforms(const struct render_image *img, char *msg, size_t n)
+void api__list_platforms(const struct render_image *img, char *msg, size_t n)
 {
     size_t off = (size_t)snprintf(msg, n, "no platform matches; this image has: ");
     for (size_t i = 0; i < img->n_entries && off < n; i++) {
@@ -418,6 +419,23 @@ static const char *answer_ctype(const struct describe *d)
     return d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
 }
 
+/* A fresh hit that was not rendered yet: its documents read now (a
+ * resolution when they are gone from the store meanwhile). 0, API_SLOW, or
+ * an error with d->err saying why. */
+static int load_lazy(struct api *a, struct describe *d)
+{
+    char root[IM_DIGEST_MAX];
+    if (!d->lazy)
+        return 0;
+    im_strlcpy(root, d->bundle.root_digest, sizeof root);
+    im_bundle_free(&d->bundle);
+    d->lazy = false;
+    int rc = store_load(a->store, root, &d->bundle, &d->err);
+    if (rc != 0 && rc != IM_EDBDOWN)
+        rc = shared(a, d, NULL); /* gone from the store meanwhile */
+    return rc;
+}
+
 static int render_answer(struct api *a, struct describe *d, const struct api_request *req,
                          struct api_response *resp)
 {
@@ -428,21 +446,12 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
     bool file_ok = req->file_body && !(d->stale && d->format == API_FORMAT_JSON);
     if (api__answers_get(a->answers, key, klen, answer_ctype(d), file_ok, resp) == 0)
         return 0;
-    int rc = 0;
-    if (d->lazy) { /* a fresh hit that was not rendered yet: read its documents */
-        char root[IM_DIGEST_MAX];
-        im_strlcpy(root, d->bundle.root_digest, sizeof root);
-        im_bundle_free(&d->bundle);
-        d->lazy = false;
-        rc = store_load(a->store, root, &d->bundle, &d->err);
-        if (rc != 0 && rc != IM_EDBDOWN)
-            rc = shared(a, d, NULL); /* gone from the store meanwhile */
-        if (rc == API_SLOW)
-            goto out;
-        if (rc != 0) {
-            rc = api__error_code(resp, rc, d->err.msg);
-            goto out;
-        }
+    int rc = load_lazy(a, d);
+    if (rc == API_SLOW)
+        goto out;
+    if (rc != 0) {
+        rc = api__error_code(resp, rc, d->err.msg);
+        goto out;
     }
     img = d->model; /* built while the answer was stored, or built now */
     d->model = NULL;
@@ -453,7 +462,7 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
     }
     if (req->n_platforms > 0) {
         char msg[IM_ERRMSG_MAX];
-        list_platforms(img, msg, sizeof msg);
+        api__list_platforms(img, msg, sizeof msg);
         if (render_image_filter(img, req->platforms, req->n_platforms) == 0) {
             rc = api__error(resp, 404, "platform_not_found", msg);
             goto out;
@@ -494,9 +503,20 @@ static int not_found(struct describe *d, struct api_response *resp)
     return 0;
 }
 
+int api__obtain_error(struct api_response *resp, int rc, long retry_after,
+                      const char *message)
+{
+    if (rc == IM_ERATELIMIT || rc == IM_EBUSY)
+        resp->retry_after = retry_after > 0 ? retry_after : 60;
+    if (rc == IM_EDBDOWN)
+        resp->retry_after = 5; /* the store reconnects at the next request */
+    return api__error_code(resp, rc, message);
+}
+
 int api__describe(struct api *a, const struct api_request *req, struct api_response *resp)
 {
     struct describe d;
+    struct api__hpage page = {0, 0};
     memset(&d, 0, sizeof d);
     im_bundle_init(&d.bundle);
     int rc = parse_options(a, req, &d, resp);
@@ -507,6 +527,13 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     if (rc != 0) {
         rc = api__error(resp, 400, "invalid_reference", d.err.msg);
         goto out;
+    }
+    if (d.view == VIEW_HISTORY) {
+        rc = api__history_params(req, &d.ref, &page, resp);
+        if (rc != 0) {
+            rc = rc < 0 ? rc : 0;
+            goto out;
+        }
     }
     d.cache_only = req->cache_only;
     rc = obtain(a, &d);
@@ -521,11 +548,12 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
         goto out;
     }
     if (rc != 0) {
-        if (rc == IM_ERATELIMIT || rc == IM_EBUSY)
-            resp->retry_after = d.retry_after > 0 ? d.retry_after : 60;
-        if (rc == IM_EDBDOWN)
-            resp->retry_after = 5; /* the store reconnects at the next request */
-        rc = api__error_code(resp, rc, d.err.msg);
+        rc = api__obtain_error(resp, rc, d.retry_after, d.err.msg);
+        goto out;
+    }
+    if (d.view == VIEW_HISTORY) {
+        resp->max_age = d.max_age < 0 ? 0 : d.max_age;
+        rc = api__history(a, &d.ref, d.format == API_FORMAT_MARKDOWN, &page, resp);
         goto out;
     }
     make_etag(&d, req, resp->etag, sizeof resp->etag);
@@ -541,6 +569,34 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     if (rc == 0 && d.stale && resp->status == 200 && d.format == API_FORMAT_JSON)
         rc = mark_stale_json(resp);
 out:
+    render_image_free(d.model);
+    im_bundle_free(&d.bundle);
+    return rc;
+}
+
+int api__model(struct api *a, const struct im_ref *ref, bool cache_only,
+               struct api__model *out, struct api_response *resp)
+{
+    struct describe d;
+    memset(&d, 0, sizeof d);
+    im_bundle_init(&d.bundle);
+    d.ref = *ref;
+    d.cache_only = cache_only;
+    out->img = NULL;
+    int rc = obtain(a, &d);
+    if (rc == 0)
+        rc = load_lazy(a, &d);
+    if (rc == 0 && !d.model)
+        rc = render_image_build(&d.ref, &d.bundle, &d.model, &d.err);
+    if (rc == 0) {
+        out->img = d.model;
+        d.model = NULL;
+    }
+    out->max_age = d.max_age < 0 ? 0 : d.max_age;
+    out->retry_after = d.retry_after;
+    out->err = d.err;
+    if (d.store_failed)
+        im_strlcpy(resp->store_error, d.store_err.msg, sizeof resp->store_error);
     render_image_free(d.model);
     im_bundle_free(&d.bundle);
     return rc;

@@ -50,10 +50,14 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     if (!value)
         value = "";
     args->bytes += strlen(key) + strlen(value) + 2;
-    if (strcmp(key, "n") == 0) {
-        req->n = value;
-    } else if (strcmp(key, "last") == 0) {
-        req->last = value;
+    const char **once = strcmp(key, "n") == 0      ? &req->n
+                        : strcmp(key, "last") == 0 ? &req->last
+                        : strcmp(key, "from") == 0 ? &req->from
+                        : strcmp(key, "to") == 0   ? &req->to
+                                                   : NULL;
+    if (once) {
+        req->repeated = req->repeated || *once != NULL;
+        *once = value;
     } else if (strcmp(key, "format") == 0) {
         req->format = value;
     } else if (strcmp(key, "view") == 0) {

@@ -462,6 +462,57 @@ busy() {
 }
 busy || it_fail "the --max-resolutions test could not run"
 
+# --- a tag's history and the diff of two images (integration.history checks their numbers) ----------
+s=$(fetch hist $IMG "$U/images/python/3.7-slim?view=history")
+check_eq "view=history: 200 JSON, the first sighting's previous digest null" \
+    "200 application/json $LIST_DIGEST null" \
+    "$s $(header hist Content-Type) $(jqb hist '.changes[-1].digest') $(jqb hist '.changes[-1].previousDigest')"
+s=$(fetch hist_md $IMG -H 'Accept: text/markdown' "$U/images/python/3.7-slim?view=history&n=1")
+check_eq "view=history as Markdown: a table" "200 text/markdown; charset=utf-8 1" \
+    "$s $(header hist_md Content-Type) $(grep -c '^| seen | digest |' "$R/hist_md.b")"
+s=$(fetch hist_none $IMG "$U/images/python/3.7-nope?view=history")
+check_eq "view=history of a tag that does not exist: 404" 404 "$s"
+s=$(fetch diff /diff "$U/diff?from=python:3.7-slim&to=python:3&platform=linux/amd64")
+check_eq "diff of two tags of one list: 200, one platform, nothing added" "200 linux/amd64 0 0" \
+    "$s $(jqb diff '.platforms[0].platform') $(jqb diff '.platforms[0].added | length') $(jqb diff '.platforms[0].sizeDelta')"
+s=$(fetch diff_md /diff -H 'Accept: text/markdown' "$U/diff?from=python:3.7-slim&to=python:3")
+check_eq "diff as Markdown" "200 text/markdown; charset=utf-8" "$s $(header diff_md Content-Type)"
+efetch diff_none /diff "$U/diff?from=python:3.7-slim&to=python:3.7-nope"
+error_is diff_none 404 not_found
+check "diff: the 404 names the side" body_has diff_none '"to: '
+efetch diff_noplat /diff "$U/diff?from=python:3.7-slim&to=python:3&platform=windows/amd64"
+error_is diff_noplat 404 platform_not_found
+
+# Hostile parameters: each a 400 with a code, nothing resolved.
+long=$(printf 'a%.0s' $(seq 1 3000))
+hostile() { # hostile NAME TEMPLATE CODE QUERY-URL
+    efetch "$1" "$2" "$U$4"
+    error_is "$1" 400 "$3"
+}
+hostile diff_nothing /diff invalid_parameter "/diff"
+hostile diff_no_to /diff invalid_parameter "/diff?from=python:3.7-slim"
+hostile diff_empty_from /diff invalid_parameter "/diff?from=&to=python:3"
+hostile diff_bad_ref /diff invalid_reference "/diff?from=Python:3&to=python:3"
+hostile diff_huge_ref /diff invalid_reference "/diff?from=python:3&to=$long"
+hostile diff_twice /diff invalid_parameter "/diff?from=python:3&from=python:3.7&to=python:3"
+hostile diff_plat /diff invalid_parameter "/diff?from=python:3&to=python:3&platform=linux"
+hostile diff_plat_long /diff invalid_parameter "/diff?from=python:3&to=python:3&platform=linux/${long:0:100}"
+hostile diff_plat_slashes /diff invalid_parameter "/diff?from=python:3&to=python:3&platform=linux/arm/v7/x"
+hostile diff_format /diff invalid_parameter "/diff?from=python:3&to=python:3&format=xml"
+hostile diff_ctl /diff invalid_request "/diff?from=python%0a:3&to=python:3"
+hostile diff_ctl_plat /diff invalid_request "/diff?from=python:3&to=python:3&platform=linux/amd64%1b"
+hostile hist_digest $IMG invalid_parameter "/images/python@$LIST_DIGEST?view=history"
+hostile hist_n0 $IMG invalid_parameter "/images/python/3.7-slim?view=history&n=0"
+hostile hist_n_big $IMG invalid_parameter "/images/python/3.7-slim?view=history&n=101"
+hostile hist_n_huge $IMG invalid_parameter "/images/python/3.7-slim?view=history&n=99999999999999999999999"
+hostile hist_n_word $IMG invalid_parameter "/images/python/3.7-slim?view=history&n=ten"
+hostile hist_n_sign $IMG invalid_parameter "/images/python/3.7-slim?view=history&n=+5"
+hostile hist_n_twice $IMG invalid_parameter "/images/python/3.7-slim?view=history&n=1&n=2"
+hostile hist_last $IMG invalid_parameter "/images/python/3.7-slim?view=history&last=-1"
+hostile hist_last_huge $IMG invalid_parameter "/images/python/3.7-slim?view=history&last=9223372036854775808"
+hostile hist_plat $IMG invalid_parameter "/images/python/3.7-slim?view=history&platform=linux/amd64"
+hostile hist_ctl $IMG invalid_request "/images/python/3.7-slim?view=history&last=1%7f"
+
 # --- admin: purge a reference (the cache's endpoint, validated here too) ----------------------------
 ADM=/admin/cache/{ref}
 s=$(fetch purge_noauth $ADM -X DELETE "$U/admin/cache/python/3.7-slim")
