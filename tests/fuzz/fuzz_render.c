@@ -9,7 +9,11 @@
  * Every page, in both forms, is walked line by line (check_page): whatever
  * the upstream strings, it has exactly its heading, platform list, one
  * section per entry with its facts, one dockerfile block closed by its own
- * fence, and its layer items. */
+ * fence, and its layer items. The diff of the model with itself (every
+ * platform paired, nothing added or removed) and with an empty one, and a
+ * history naming its platforms, keep their Markdown structure too: each diff
+ * block closed by the renderer's own fence, each table row its five cell
+ * borders. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -233,6 +237,136 @@ static void check_json(const char *out, size_t len)
     json_decref(j);
 }
 
+/* ---- the diff and the history: their Markdown keeps its structure ---- */
+
+/* A table row: exactly 5 unescaped '|' (the row's cell borders). */
+static void expect_row(const struct lines *l)
+{
+    int borders = 0;
+    for (size_t i = 0; i < l->len; i++) {
+        if (l->line[i] == '\\')
+            i++;
+        else
+            borders += l->line[i] == '|';
+    }
+    if (borders != 5 || l->line[0] != '|')
+        abort();
+}
+
+static void check_history_md(const char *md, size_t len, size_t n)
+{
+    struct lines l = {.p = md, .end = md + len};
+    size_t rows = 0;
+    expect_start(&l, "## ");
+    no_cr(&l);
+    expect_line(&l, "");
+    if (n == 0)
+        expect_line(&l, "No change seen.");
+    while (next_line(&l)) {
+        no_cr(&l);
+        expect_row(&l);
+        rows++;
+    }
+    if (rows != (n ? n + 2 : 0))
+        abort();
+}
+
+/* Every line outside the diff blocks is one the renderer writes; every line
+ * inside starts with "- " or "+ ", so none closes the block; *sections gets
+ * the platform sections. */
+static void check_diff_md(const char *md, size_t len, size_t *sections)
+{
+    static const char *const known[] = {
+        "- From: ",          "- To: ", "- Total size: ", "- Shared: ",  "- Layers added:",
+        "- Layers removed:", "  - ",   "Only in from: ", "Only in to: "};
+    struct lines l = {.p = md, .end = md + len};
+    bool block = false;
+    *sections = 0;
+    expect_line(&l, "### Image diff");
+    while (next_line(&l)) {
+        no_cr(&l);
+        if (block) {
+            block = !is(&l, "```");
+            if (block && !starts(&l, "- ") && !starts(&l, "+ "))
+                abort();
+            continue;
+        }
+        bool ok = is(&l, "") || starts(&l, "#### ") || (block = is(&l, "```diff"));
+        *sections += starts(&l, "#### ");
+        for (size_t i = 0; !ok && i < sizeof known / sizeof known[0]; i++)
+            ok = starts(&l, known[i]);
+        if (!ok)
+            abort();
+    }
+    if (block)
+        abort();
+}
+
+/* The image against itself: every platform paired, nothing added or removed. */
+static void check_self_diff(const struct render_image *img)
+{
+    char *out = NULL;
+    size_t len = 0, sections = 0, images = 0;
+    for (size_t i = 0; i < img->n_entries; i++)
+        images += img->entries[i].kind == RENDER_KIND_IMAGE;
+    if (render_diff_json(img, img, &out, &len) != 0)
+        abort();
+    check_json(out, len);
+    json_t *j = json_loadb(out, len, 0, NULL);
+    json_t *p = json_object_get(j, "platforms");
+    if (json_array_size(p) != images || json_array_size(json_object_get(j, "onlyInTo")))
+        abort();
+    for (size_t i = 0; i < json_array_size(p); i++) {
+        json_t *e = json_array_get(p, i);
+        if (json_array_size(json_object_get(e, "added")) ||
+            json_array_size(json_object_get(e, "dockerfileRemoved")))
+            abort();
+    }
+    json_decref(j);
+    free(out);
+    if (render_diff_markdown(img, img, &out, &len) != 0 || strlen(out) != len)
+        abort();
+    check_diff_md(out, len, &sections);
+    if (sections != images)
+        abort();
+    free(out);
+}
+
+/* The diff with an image of no entries, both ways, and a history of one
+ * change naming each entry's platform. */
+static void fuzz_diff_history(const struct render_image *img)
+{
+    struct render_image none = {.ref = img->ref, .digest = img->digest};
+    struct render_psize sizes[64];
+    struct render_change change = {
+        .seen = 1531787284, .digest = img->digest, .platforms = sizes};
+    char names[64][128], *out = NULL;
+    size_t len = 0, sections = 0;
+    check_self_diff(img);
+    for (int way = 0; way < 2; way++) {
+        if (render_diff_markdown(way ? img : &none, way ? &none : img, &out, &len) != 0)
+            abort();
+        check_diff_md(out, len, &sections);
+        if (sections != 0)
+            abort();
+        free(out);
+    }
+    for (size_t i = 0; i < img->n_entries && change.n_platforms < 64; i++) {
+        size_t k = change.n_platforms++;
+        (void)render_platform_short(&img->entries[i].platform, names[k], sizeof names[k]);
+        sizes[k] = (struct render_psize){names[k], render_entry_total(&img->entries[i])};
+    }
+    change.previous = img->n_entries % 2 ? img->digest : NULL;
+    if (render_history_markdown(&img->ref, &change, 1, &out, &len) != 0)
+        abort();
+    check_history_md(out, len, 1);
+    free(out);
+    if (render_history_json(&img->ref, &change, 1, &out, &len) != 0)
+        abort();
+    check_json(out, len);
+    free(out);
+}
+
 static void fuzz_render(const struct render_image *img)
 {
     char *out = NULL;
@@ -254,6 +388,7 @@ static void fuzz_render(const struct render_image *img)
         abort();
     check_json(out, len);
     free(out);
+    fuzz_diff_history(img);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

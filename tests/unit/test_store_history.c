@@ -167,3 +167,34 @@ Test(store, a_history_row_that_does_not_read_back_is_an_error_not_made_up_data)
     store_close(s);
     tmpdb_remove(&db);
 }
+
+Test(store, a_database_of_the_previous_schema_gains_the_history)
+{
+    struct tmpdb db;
+    cr_assert_eq(tmpdb_init(&db), 0);
+    struct im_bundle a, b;
+    make_image(&a, 1);
+    make_image(&b, 2);
+    struct im_ref ref = tag_ref("library/a", "1");
+    struct store *s = open_ok(db.path);
+    put_ok(s, &ref, &a, 100);
+    store_close(s);
+    /* what the release before left: no history table, the schema before */
+    raw_exec_dialects(db.path, "DROP TABLE tag_history; PRAGMA user_version = 6",
+                      "DROP TABLE tag_history; DELETE FROM imgmeta_schema;"
+                      " INSERT INTO imgmeta_schema VALUES (1)");
+    s = open_ok(db.path);
+    cr_assert_eq(store_migrated_from(s, NULL), pg_mode() ? 1 : 6, "migrated at the open");
+    cr_assert_str_eq(get_tag_ok(s, &ref).digest, a.root_digest, "the tag is kept");
+    put_ok(s, &ref, &b, 200);
+    size_t n = 0;
+    bool more = false;
+    struct store_change *c = history_ok(s, &ref, 0, 10, &n, &more);
+    cr_assert_eq(n, 1, "the history starts at the upgrade");
+    cr_assert_str_eq(c[0].digest, b.root_digest);
+    store_changes_free(c, n);
+    store_close(s);
+    im_bundle_free(&a);
+    im_bundle_free(&b);
+    tmpdb_remove(&db);
+}
