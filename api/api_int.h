@@ -257,16 +257,16 @@ int api__obtain_error(struct api_response *resp, int rc, long retry_after,
 void api__list_platforms(const struct render_image *img, char *msg, size_t n);
 
 /* The image model of ref, from the cache or resolved as GET /images/ does
- * (describe.c): 0 with out->img (the caller frees it), API_SLOW when
- * cache_only and upstream work is needed, or the error with out->err,
- * out->retry_after. A failed cache write is said in resp->store_error. */
+ * (describe.c; it may wait for the registry): 0 with out->img (the caller
+ * frees it), or the error with out->err, out->retry_after. A failed cache
+ * write is said in resp->store_error. */
 struct api__model {
     struct render_image *img;
     long max_age, retry_after;
     struct im_error err;
 };
-int api__model(struct api *a, const struct im_ref *ref, bool cache_only,
-               struct api__model *out, struct api_response *resp);
+int api__model(struct api *a, const struct im_ref *ref, struct api__model *out,
+               struct api_response *resp);
 
 /* ---- ?view=history (history.c) ---- */
 

@@ -574,14 +574,13 @@ out:
     return rc;
 }
 
-int api__model(struct api *a, const struct im_ref *ref, bool cache_only,
-               struct api__model *out, struct api_response *resp)
+int api__model(struct api *a, const struct im_ref *ref, struct api__model *out,
+               struct api_response *resp)
 {
     struct describe d;
     memset(&d, 0, sizeof d);
     im_bundle_init(&d.bundle);
     d.ref = *ref;
-    d.cache_only = cache_only;
     out->img = NULL;
     int rc = obtain(a, &d);
     if (rc == 0)

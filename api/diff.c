@@ -2,8 +2,9 @@
  * images. Each reference is written as `docker pull` takes it (python:3.7,
  * ghcr.io/org/app:v1, name@sha256:...) and obtained as GET /images/ would
  * (the cache, else the registry; a tag that moved is recorded in its
- * history); the models are then compared by the renderer (render_diff_*),
- * per platform both have, after the ?platform= filter. */
+ * history), on an upstream thread once the parameters passed; the models are
+ * then compared by the renderer (render_diff_*), per platform both have,
+ * after the ?platform= filter. */
 #include "api_int.h"
 
 #include <stdio.h>
@@ -94,14 +95,14 @@ static int parse(const struct api_request *req, struct im_ref *from, struct im_r
     return rc != 0 ? rc : side("to", req->to, to, resp);
 }
 
-/* The model of one side into *m: 0, API_SLOW, or ANSWERED after an error answer
- * naming the side (IM_ENOMEM when not even that). */
+/* The model of one side into *m: 0, or ANSWERED after an error answer naming
+ * the side (IM_ENOMEM when not even that). */
 static int obtain_side(struct api *a, const char *name, const struct im_ref *ref,
-                       bool cache_only, struct api__model *m, struct api_response *resp)
+                       struct api__model *m, struct api_response *resp)
 {
     char msg[IM_ERRMSG_MAX];
-    int rc = api__model(a, ref, cache_only, m, resp);
-    if (rc == 0 || rc == API_SLOW)
+    int rc = api__model(a, ref, m, resp);
+    if (rc == 0)
         return rc;
     snprintf(msg, sizeof msg, "%s: %.300s", name, m->err.msg);
     rc = rc == IM_ENOTFOUND ? api__error(resp, 404, "not_found", msg)
@@ -134,10 +135,15 @@ int api__diff(struct api *a, const struct api_request *req, struct api_response 
     memset(m, 0, sizeof m);
     resp->vary_accept = true;
     int rc = parse(req, &from, &to, resp);
+    /* A diff that passed its checks is answered on an upstream thread, both
+     * sides at once: were the first side a cache hit and the second not, the
+     * hit would be counted again when the request came back there. */
+    if (rc == 0 && req->cache_only)
+        rc = API_SLOW;
     if (rc == 0)
-        rc = obtain_side(a, "from", &from, req->cache_only, &m[0], resp);
+        rc = obtain_side(a, "from", &from, &m[0], resp);
     if (rc == 0)
-        rc = obtain_side(a, "to", &to, req->cache_only, &m[1], resp);
+        rc = obtain_side(a, "to", &to, &m[1], resp);
     if (rc == 0)
         rc = filter(req, "from", m[0].img, resp);
     if (rc == 0)

@@ -152,11 +152,12 @@ check_eq "(b) Markdown: one platform section and its layers listed" \
     "$(grep -c '^#### linux/amd64$' "$IT_DIR/d3.md") $(sed -n '/^- Layers added:/,/^- Layers removed:/p' "$IT_DIR/d3.md" | grep -c '^  - ')"
 
 # --- (c) the history is kept in the database ----------------------------------------------
-kill -TERM "$DAEMON_PID"
-wait "$DAEMON_PID" 2>/dev/null
+check_clean_stop "$DAEMON_PID"
+mv "$IT_DIR/daemon.log" "$IT_DIR/daemon-1.log"
 start_daemon --tag-ttl 3600 || die "cannot start imgmeta serve again"
 check_eq "(c) after a restart the two changes are still there" "2 $SECOND" \
     "$(curl -s "$DAEMON_URL/images/python/3.7-slim?view=history" | jq -r '"\(.changes | length) \(.changes[0].digest)"')"
 
-check_no_sanitizer_report "$IT_DIR"/daemon.log
+check_clean_stop "$DAEMON_PID"
+check_no_sanitizer_report "$IT_DIR"/daemon-1.log "$IT_DIR"/daemon.log
 finish
