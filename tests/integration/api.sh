@@ -483,6 +483,26 @@ check "diff: the 404 names the side" body_has diff_none '"to: '
 efetch diff_noplat /diff "$U/diff?from=python:3.7-slim&to=python:3&platform=windows/amd64"
 error_is diff_noplat 404 platform_not_found
 
+# A tag that moved: its history pages with a Link (validated below). The daemon's
+# tag is fresh for 120 s, so the move is seen through name:tag@digest, which
+# resolves the tag again when the cached digest is not the one named.
+saved=$LIST_DIGEST
+IT_OUT=$IT_DIR/fx-moving fill_fixture push --repo library/moving --tag t || die "cannot push moving:t"
+M1=$LIST_DIGEST
+curl -s -o /dev/null "$U/images/moving/t"
+IT_OUT=$IT_DIR/fx-moving2 fill_fixture push-variant --variant 5 --repo library/moving --tag t ||
+    die "cannot move moving:t"
+M2=$LIST_DIGEST
+LIST_DIGEST=$saved
+curl -s -o /dev/null "$U/images/moving:t@$M2"
+s=$(fetch hist_p1 $IMG "$U/images/moving/t?view=history&n=1")
+link=$(header hist_p1 Link | sed -n 's/^<\(.*\)>; rel="next"$/\1/p')
+check_eq "a moved tag's history, n=1: its newest change and a Link" "200 $M2 $M1 yes" \
+    "$s $(jqb hist_p1 '.changes[0].digest') $(jqb hist_p1 '.changes[0].previousDigest') $([ -n "$link" ] && echo yes)"
+s=$(fetch hist_p2 $IMG "$U$link")
+check_eq "... the Link's page: the first sighting" "200 $M1 null" \
+    "$s $(jqb hist_p2 '.changes[0].digest') $(jqb hist_p2 '.changes[0].previousDigest')"
+
 # Hostile parameters: each a 400 with a code, nothing resolved.
 long=$(printf 'a%.0s' $(seq 1 3000))
 hostile() { # hostile NAME TEMPLATE CODE QUERY-URL
