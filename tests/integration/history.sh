@@ -12,7 +12,11 @@
 #  (b) the diff of two variants of one image (every layer shared) and of two
 #      different images (python:3.7-slim and hello-world:latest): the
 #      platforms in common, sizes, layers shared, added and removed;
-#  (c) the history survives a restart of the daemon (it is in the database).
+#  (c) the history survives a restart of the daemon (it is in the database);
+#  (d) two replicas on one PostgreSQL database (tests/integration/pg.sh): a
+#      move one of them sees is in the history the other answers.
+# The daemons run with --tag-ttl 0, so each request revalidates the tag: the
+# moves are seen by revalidations (a manifest HEAD that finds a new digest).
 # Prints "N passed, N failed"; IT_KEEP=1 leaves everything running.
 set -u
 
@@ -28,6 +32,7 @@ for tool in docker-registry curl jq; do
 done
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
 lib_init "$1" "$2" "$3"
 
 start_registry "$IT_DIR/registry" || die "cannot start docker-registry"
@@ -159,5 +164,33 @@ check_eq "(c) after a restart the two changes are still there" "2 $SECOND" \
     "$(curl -s "$DAEMON_URL/images/python/3.7-slim?view=history" | jq -r '"\(.changes | length) \(.changes[0].digest)"')"
 
 check_clean_stop "$DAEMON_PID"
-check_no_sanitizer_report "$IT_DIR"/daemon-1.log "$IT_DIR"/daemon.log
+
+# --- (d) replicas on one PostgreSQL share the history --------------------------------------
+# replica N: a daemon on the shared database; its URL in RURL[N], PID in RPID[N]
+declare -a RURL RPID
+replica() {
+    local log=$IT_DIR/replica-$1.log
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$PG_URI" --tag-ttl 0 \
+        --mirror "docker.io=$FRONT_URL" >"$log" 2>&1 &
+    RPID[$1]=$!
+    it_record "$!"
+    daemon_ready "$log" "$!" || return 1
+    RURL[$1]=$DAEMON_URL
+}
+if pg_start "$IT_DIR/pg"; then
+    replica 1 || die "cannot start replica 1"
+    replica 2 || die "cannot start replica 2"
+    curl -s -o /dev/null "${RURL[1]}/images/python/3.7-slim"
+    THIRD=$(IT_OUT=$IT_DIR/fx-variant8 fill_fixture push-variant --variant 8 && echo "$LIST_DIGEST") ||
+        die "push-variant 8 failed"
+    curl -s -o /dev/null "${RURL[2]}/images/python/3.7-slim" # the other replica sees the move
+    check_eq "(d) a move seen by one replica is in the other's history" "2 $THIRD $SECOND $SECOND null" \
+        "$(curl -s "${RURL[1]}/images/python/3.7-slim?view=history" |
+            jq -r '"\(.changes | length) \(.changes[0].digest) \(.changes[0].previousDigest) \(.changes[1].digest) \(.changes[1].previousDigest)"')"
+    for n in 1 2; do check_clean_stop "${RPID[n]}"; done
+    pg_stop
+else
+    it_fail "(d) cannot start PostgreSQL"
+fi
+check_no_sanitizer_report "$IT_DIR"/daemon-1.log "$IT_DIR"/daemon.log "$IT_DIR"/replica-*.log
 finish
