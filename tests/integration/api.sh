@@ -503,9 +503,8 @@ s=$(fetch hist_p2 $IMG "$U$link")
 check_eq "... the Link's page: the first sighting" "200 $M1 null" \
     "$s $(jqb hist_p2 '.changes[0].digest') $(jqb hist_p2 '.changes[0].previousDigest')"
 
-# Hostile parameters: each a 400 with a code, nothing resolved.
+# Hostile parameters: each a 400 with a code.
 long=$(printf 'a%.0s' $(seq 1 3000))
-before_hostile=$(front_requests)
 hostile() { # hostile NAME TEMPLATE CODE QUERY-URL
     efetch "$1" "$2" "$U$4"
     error_is "$1" 400 "$3"
@@ -533,7 +532,6 @@ hostile hist_last $IMG invalid_parameter "/images/python/3.7-slim?view=history&l
 hostile hist_last_huge $IMG invalid_parameter "/images/python/3.7-slim?view=history&last=9223372036854775808"
 hostile hist_plat $IMG invalid_parameter "/images/python/3.7-slim?view=history&platform=linux/amd64"
 hostile hist_ctl $IMG invalid_request "/images/python/3.7-slim?view=history&last=1%7f"
-check_eq "no hostile parameter sent anything upstream" 0 "$(($(front_requests) - before_hostile))"
 
 # --- admin: purge a reference (the cache's endpoint, validated here too) ----------------------------
 ADM=/admin/cache/{ref}
