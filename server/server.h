@@ -86,6 +86,44 @@ struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err)
  * returns the exit status. */
 int srv_cache_command(int argc, char **argv);
 
+/* ---- watched images (watchlist.c: the list) ---- */
+
+#define SRV_WATCH_MAX 4096            /* watched references; a longer list is refused */
+#define SRV_WATCH_LINE_MAX 512        /* bytes of one --watch-file line */
+#define SRV_WATCH_FILE_MAX (1L << 20) /* bytes of a --watch-file */
+#define SRV_WATCH_IMAGE_MAX 560       /* the image label: "python:3.7-slim" */
+
+/* One watched reference: as parsed, and as the image label shows it (Docker
+ * Hub's without docker.io/ and library/, other registries with their host). */
+struct srv_watch_item {
+    struct im_ref ref;
+    char image[SRV_WATCH_IMAGE_MAX];
+};
+
+/* The watched references, in the order given, each once. */
+struct srv_watch_list {
+    struct srv_watch_item *items;
+    size_t n, cap;
+};
+
+/* Adds the comma-separated references of csv (--watch, IMGMETA_WATCH). 0, or
+ * IM_EINVAL with err naming the item ("--watch: item 2 'x:': ...") and the
+ * list unchanged past the items before it; IM_ENOMEM. */
+int srv_watch_list_add_csv(struct srv_watch_list *l, const char *csv,
+                           struct im_error *err) IM_WUR;
+/* Adds the references of len bytes of text, one a line: blanks around it, an
+ * empty line and anything from a '#' on are ignored; a NUL byte, a line over
+ * SRV_WATCH_LINE_MAX bytes, an invalid reference, one naming both a tag and a
+ * digest, one already in the list and the SRV_WATCH_MAX + 1st are refused,
+ * with err saying "NAME:LINE: why". 0, IM_EINVAL or IM_ENOMEM. */
+int srv_watch_list_add_text(struct srv_watch_list *l, const char *name, const char *text,
+                            size_t len, struct im_error *err) IM_WUR;
+/* srv_watch_list_add_text of the file at path (at most SRV_WATCH_FILE_MAX
+ * bytes, else refused). */
+int srv_watch_list_add_file(struct srv_watch_list *l, const char *path,
+                            struct im_error *err) IM_WUR;
+void srv_watch_list_free(struct srv_watch_list *l);
+
 /* ---- logging: one line per event, level checked before formatting ---- */
 
 enum srv_level { SRV_DEBUG = 0, SRV_INFO, SRV_WARN, SRV_ERROR };
