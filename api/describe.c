@@ -579,11 +579,14 @@ static bool seen_platform(const struct api_watch_facts *f, const char *platform)
 /* The image entries of img (no attestations, no nested indexes) into f. */
 static int watch_platforms(const struct render_image *img, struct api_watch_facts *f)
 {
-    f->platforms = calloc(API_WATCH_PLATFORMS_MAX, sizeof *f->platforms);
+    size_t n = 0;
+    for (size_t i = 0; i < img->n_entries; i++)
+        n += img->entries[i].kind == RENDER_KIND_IMAGE;
+    n = n < API_WATCH_PLATFORMS_MAX ? n : API_WATCH_PLATFORMS_MAX;
+    f->platforms = calloc(n ? n : 1, sizeof *f->platforms); /* kept per reference */
     if (!f->platforms)
         return IM_ENOMEM;
-    for (size_t i = 0; i < img->n_entries && f->n_platforms < API_WATCH_PLATFORMS_MAX;
-         i++) {
+    for (size_t i = 0; i < img->n_entries && f->n_platforms < n; i++) {
         const struct render_entry *e = &img->entries[i];
         struct api_watch_platform *p = &f->platforms[f->n_platforms];
         if (e->kind != RENDER_KIND_IMAGE)

@@ -21,9 +21,9 @@
 
 struct entry {
     struct srv_watch_item item;
-    char label[SRV_WATCH_IMAGE_MAX * 5]; /* item.image escaped for a label value */
-    int64_t due_ms;                      /* im_monotonic_ms of the next check */
-    unsigned failed_in_row;              /* checks failed since the last success */
+    char *label;            /* item.image escaped for a label value */
+    int64_t due_ms;         /* im_monotonic_ms of the next check */
+    unsigned failed_in_row; /* checks failed since the last success */
     /* the facts: written by the thread under mu, read by /metrics under mu */
     bool have;
     char digest[IM_DIGEST_MAX];
@@ -169,47 +169,57 @@ static void *watch_main(void *arg)
 
 static void watch_free(struct srv_watch *w)
 {
-    for (size_t i = 0; i < w->n; i++)
+    for (size_t i = 0; i < w->n; i++) {
         free(w->e[i].platforms);
+        free(w->e[i].label);
+    }
     free(w->e);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
 
+/* Fills w from list (emptied on success); on failure watch_free frees what
+ * was made. */
 static int watch_init(struct srv_watch *w, struct srv_watch_list *list)
 {
     pthread_condattr_t ca;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     w->e = calloc(list->n ? list->n : 1, sizeof *w->e);
     if (!w->e)
         return IM_ENOMEM;
     w->n = list->n;
     int64_t now = im_monotonic_ms();
     for (size_t i = 0; i < w->n; i++) {
+        char label[SRV_WATCH_IMAGE_MAX * 5];
         w->e[i].item = list->items[i];
-        (void)im_prom_label_escape(list->items[i].image, w->e[i].label,
-                                   sizeof w->e[i].label);
+        (void)im_prom_label_escape(list->items[i].image, label, sizeof label);
+        w->e[i].label = strdup(label);
+        if (!w->e[i].label)
+            return IM_ENOMEM;
         w->e[i].due_ms = now; /* each checked at once, in the order given */
     }
     srv_watch_list_free(list);
     w->rng = (uint64_t)now * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid() ^ 1;
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
     return 0;
 }
 
 struct srv_watch *srv_watch_start(struct api *api, struct srv_watch_list *list,
                                   struct im_error *err)
 {
+    size_t n = list->n;
     struct srv_watch *w = calloc(1, sizeof *w);
-    if (!w || watch_init(w, list) != 0) {
-        if (w)
-            free(w->e);
-        free(w);
-        im_seterr(err, IM_ENOMEM, "out of memory for %zu watched references", list->n);
+    if (!w) {
+        im_seterr(err, IM_ENOMEM, "out of memory for %zu watched references", n);
+        return NULL;
+    }
+    if (watch_init(w, list) != 0) {
+        watch_free(w);
+        im_seterr(err, IM_ENOMEM, "out of memory for %zu watched references", n);
         return NULL;
     }
     w->api = api;
