@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# watch.sh IMGMETA FIXTURE REGFRONT - watched images (--watch, --watch-file)
+# watch.sh IMGMETA FIXTURE REGFRONT FAULTREG - watched images (--watch, --watch-file)
 # exported on /metrics (ctest "integration.watch"), against docker-registry +
 # imgmeta-fixture + regfront, and a real Prometheus (Debian's prometheus)
 # scraping the daemon.
@@ -18,19 +18,25 @@
 #   (e) the registry down: the failure counter rises, the last series stay,
 #       cached answers are still served
 #   (f) SIGTERM stops the daemon cleanly (exit 0, no forced stop)
-# Prints "N passed, N failed"; exits 1 when anything failed. About 40 s.
+#   (g) against faultreg: a layer of negative size gives the layer count but
+#       no size series (and no negative number); a check the registry never answers (slowhead)
+#       does not hold requests, and SIGTERM ends the daemon within
+#       --shutdown-timeout and its grace, long before the upstream timeout
+#       would have ended the check (a forced stop, logged)
+# Prints "N passed, N failed"; exits 1 when anything failed. About 30 s.
 set -u
 
-if [ $# -ne 3 ]; then
-    echo "usage: $0 IMGMETA FIXTURE REGFRONT" >&2
+if [ $# -ne 4 ]; then
+    echo "usage: $0 IMGMETA FIXTURE REGFRONT FAULTREG" >&2
     exit 2
 fi
+FAULTREG=$4
 for tool in docker-registry curl jq promtool prometheus; do
     command -v "$tool" >/dev/null || { echo "watch: needs $tool" >&2; exit 1; }
 done
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-lib_init "$@"
+lib_init "$1" "$2" "$3"
 
 start_registry "$IT_DIR/registry" || die "registry did not start"
 fill_fixture || die "fixture push failed"
@@ -191,5 +197,32 @@ check_clean_stop "$DAEMON_PID"
 check "the daemon stopped without forcing" eval \
     "grep -q 'event=stopped' '$IT_DIR/daemon.log' && ! grep -q 'forced=1' '$IT_DIR/daemon.log'"
 check_no_sanitizer_report "$IT_DIR/daemon.log"
+cp "$IT_DIR/daemon.log" "$IT_DIR/daemon-first.log"
+
+# --- (g) a misbehaving registry ---------------------------------------------------------
+start_faultreg || die "cannot start faultreg"
+FRONT_URL=$FR_URL # start_daemon mirrors docker.io to FRONT_URL
+start_daemon --request-timeout-ms 60000 --max-retries 0 --shutdown-timeout 1 \
+    --watch ok:v1,negsize:v1,slowhead:v1 || die "daemon did not start"
+until_metrics 100 grep -q '^imgmeta_image_info{image="ok:v1"' "$M"
+check "a behaving image has its series" grep -q '^imgmeta_image_size_bytes{image="ok:v1",platform="linux/amd64"} [0-9]' "$M"
+until_metrics 100 grep -q 'image="negsize:v1"} [1-9]' "$M" # checked: info or a failure
+check "a negative layer size: the layer count, but no size series" eval \
+    "grep -q '^imgmeta_image_layers{image=\"negsize:v1\",platform=\"linux/amd64\"} 1' '$M' &&
+     ! grep -q '^imgmeta_image_size_bytes{image=\"negsize:v1\"' '$M'"
+check "and no negative number" eval "! grep -q 'negsize.* -[0-9]' '$M'"
+sleep 1 # the watcher now waits on slowhead, which never answers
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$DAEMON_URL/images/ok/v1")
+check_eq "requests are answered while a check hangs" 200 "$code"
+kill -TERM "$DAEMON_PID"
+gone=no
+for _ in $(seq 1 100); do # --shutdown-timeout 1 + 1 s grace; the check would take 60 s
+    kill -0 "$DAEMON_PID" 2>/dev/null || { gone=yes; break; }
+    sleep 0.1
+done
+check_eq "SIGTERM ends the daemon while its watcher waits on the registry" yes "$gone"
+wait "$DAEMON_PID"
+check_eq "with exit status 0" 0 "$?"
+check "and says the stop was forced" grep -q 'event=stopped forced=1' "$IT_DIR/daemon.log"
 
 finish

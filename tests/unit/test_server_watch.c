@@ -157,3 +157,25 @@ Test(watchlist, files_missing_or_too_big_are_refused)
     unlink(path);
     srv_watch_list_free(&l);
 }
+
+Test(watchlist, options_come_from_the_config_file_and_the_environment)
+{
+    struct srv_config cfg;
+    struct im_error err = {{0}};
+    char path[] = "/tmp/imgmeta-watch-conf-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    cr_assert_not_null(f);
+    fputs("watch = python:3.7-slim,hello-world\nwatch-file = /srv/watched.txt\n", f);
+    fclose(f);
+    char *argv[] = {"--config", path};
+    cr_assert_eq(srv_config_load(&cfg, 2, argv, stdout, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(cfg.watch, "python:3.7-slim,hello-world");
+    cr_expect_str_eq(cfg.watch_file, "/srv/watched.txt");
+    setenv("IMGMETA_WATCH", "ghcr.io/org/app:v1", 1);
+    cr_assert_eq(srv_config_load(&cfg, 2, argv, stdout, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(cfg.watch, "ghcr.io/org/app:v1"); /* the environment wins */
+    unsetenv("IMGMETA_WATCH");
+    unlink(path);
+}
