@@ -227,6 +227,9 @@ struct api_watch_facts {
     /* false when digest equals the known one given: platforms is then empty */
     bool changed;
     bool stale;            /* the registry failed; digest is the cached one's */
+    int64_t since;         /* changed: when the cache first saw the tag at digest
+                              (Unix seconds; kept across restarts, shared by
+                              replicas); 0 when it cannot tell (a digest reference) */
     enum im_outcome cache; /* how it was answered (hit, revalidated, miss, ...) */
     long fresh_for;        /* seconds before it needs revalidating again */
     long retry_after;      /* on a 429 or busy refusal: seconds, else 0 */

@@ -609,6 +609,18 @@ static int watch_platforms(const struct render_image *img, struct api_watch_fact
     return 0;
 }
 
+/* When the store first saw digest for ref's tag (the tag row's resolved_at,
+ * kept across restarts and shared by replicas); 0 when it cannot tell. */
+static int64_t digest_since(struct api *a, const struct im_ref *ref, const char *digest)
+{
+    struct store_tag t;
+    struct im_error serr;
+    if (!ref->tag[0] || store_lookup_tag(a->store, ref, &t, NULL, &serr) != 0 ||
+        strcmp(t.digest, digest) != 0)
+        return 0;
+    return t.resolved_at;
+}
+
 int api_watch_check(struct api *a, const struct im_ref *ref, const char *known,
                     struct api_watch_facts *out, struct im_error *err)
 {
@@ -640,6 +652,8 @@ int api_watch_check(struct api *a, const struct im_ref *ref, const char *known,
     im_strlcpy(out->digest, img->digest ? img->digest : d.bundle.root_digest,
                sizeof out->digest);
     rc = watch_platforms(img, out);
+    if (rc == 0)
+        out->since = digest_since(a, &d.ref, out->digest);
 out:
     if (rc != 0) {
         im_seterr(err, rc, "%s", d.err.msg[0] ? d.err.msg : im_strerror(rc));

@@ -68,7 +68,8 @@ static struct timespec mono_ts(int64_t ms)
     return ts;
 }
 
-/* Takes f's facts into e (under mu): a new digest is a change. */
+/* Takes f's facts into e (under mu): a new digest is a change, dated when the
+ * cache first saw it (else now). */
 static void take_facts(struct srv_watch *w, struct entry *e, struct api_watch_facts *f,
                        int64_t now)
 {
@@ -82,7 +83,7 @@ static void take_facts(struct srv_watch *w, struct entry *e, struct api_watch_fa
     f->n_platforms = 0;
     im_strlcpy(e->digest, f->digest, sizeof e->digest);
     e->have = true;
-    e->last_change = now;
+    e->last_change = f->since > 0 && f->since <= now ? f->since : now;
     pthread_mutex_unlock(&w->mu);
     srv_log(SRV_INFO, NULL, "event=watch_changed image=\"%s\" digest=%s platforms=%zu",
             e->label, e->digest, e->n_platforms);

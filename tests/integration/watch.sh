@@ -14,7 +14,8 @@
 #       returns the same sizes
 #   (d) the watched tag moved in the registry (another image pushed under it):
 #       after the TTL (--tag-ttl 2) info carries the new digest, the sizes are
-#       the new image's and last_change moved forward, with no request made
+#       the new image's and last_change moved forward, with no request made;
+#       a restart on the same cache keeps last_change
 #   (e) the registry down: the failure counter rises, the last series stay,
 #       cached answers are still served
 #   (f) SIGTERM stops the daemon cleanly (exit 0, no forced stop)
@@ -177,6 +178,16 @@ check_eq "the sizes are the new image's" "$EXPECTED2" "$(metric_sizes "$M" pytho
 CHANGE2=$(value "$M" 'imgmeta_image_last_change_timestamp_seconds{image="python:3.7-slim"}')
 check "last_change moved forward" test "$CHANGE2" -gt "$CHANGE1"
 check "the moved exposition passes promtool" promtool check metrics <"$M"
+# a restart on the same cache keeps when the tag last changed
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID"
+cp "$IT_DIR/daemon.log" "$IT_DIR/daemon-before-restart.log"
+sleep 1 # a restart that dated the change anew would date it a second later
+start_daemon --tag-ttl 2 --watch-file "$IT_DIR/good.watch" \
+    --watch 'python:does-not-exist' || die "daemon did not restart"
+until_metrics 100 is_one "$info2"
+check_eq "a restart keeps last_change (the cache's first sight of the digest)" "$CHANGE2" \
+    "$(value "$M" 'imgmeta_image_last_change_timestamp_seconds{image="python:3.7-slim"}')"
 
 # --- (e) the registry down --------------------------------------------------------------
 kill -TERM "$FRONT_PID"
