@@ -207,6 +207,51 @@ int api_error_response(const struct api_request *req, struct api_response *resp,
  * store's error code. */
 int api_update_store_gauges(struct api *a);
 
+/* ---- watched images (server/watch.c keeps them fresh) ---- */
+
+#define API_WATCH_PLATFORM_MAX 160 /* "os/arch/variant" as written, NUL included */
+#define API_WATCH_PLATFORMS_MAX 64 /* platforms reported per image; more are left out */
+
+/* One platform of an image (attestation entries and nested indexes are left
+ * out): "os/arch[/variant]" as upstream wrote it (not escaped; cut at
+ * API_WATCH_PLATFORM_MAX - 1 bytes; ":OS_VERSION" added when an earlier entry
+ * has the same one, as Windows images do; an entry still the same as an
+ * earlier one is left out), the compressed size of its layers (the
+ * Markdown page's Total Size; -1 when a layer's size is unknown) and its
+ * layer count. */
+struct api_watch_platform {
+    char platform[API_WATCH_PLATFORM_MAX];
+    int64_t size;
+    long layers;
+};
+
+struct api_watch_facts {
+    char digest[IM_DIGEST_MAX]; /* what the reference points to now */
+    /* false when digest equals the known one given: platforms is then empty */
+    bool changed;
+    bool stale;            /* the registry failed; digest is the cached one's */
+    int64_t since;         /* changed: when the cache first saw the tag at digest
+                              (Unix seconds; kept across restarts, shared by
+                              replicas); 0 when it cannot tell (a digest reference) */
+    enum im_outcome cache; /* how it was answered (hit, revalidated, miss, ...) */
+    long fresh_for;        /* seconds before it needs revalidating again */
+    long retry_after;      /* on a 429 or busy refusal: seconds, else 0 */
+    struct api_watch_platform *platforms; /* malloc'd, n_platforms of them */
+    size_t n_platforms;
+};
+
+/* What GET /images/REF would answer for ref, through the same cache rules,
+ * coalescing and store (a fresh tag costs nothing upstream; one past its TTL
+ * one manifest HEAD; one that moved a resolution), without rendering: its
+ * digest and, when that differs from known (NULL: none known), its
+ * platforms. May wait on the registry (up to its timeouts): never call it
+ * from an HTTP thread. 0 with *out filled (release with
+ * api_watch_facts_free), or the error code (IM_ENOTFOUND, IM_EUPSTREAM, ...)
+ * with err; out->retry_after is set on failure too. */
+int api_watch_check(struct api *a, const struct im_ref *ref, const char *known,
+                    struct api_watch_facts *out, struct im_error *err) IM_WUR;
+void api_watch_facts_free(struct api_watch_facts *f);
+
 /* The route label api_handle would give path (for requests it never sees). */
 const char *api_route_label(const char *path);
 

@@ -419,10 +419,10 @@ static const char *answer_ctype(const struct describe *d)
     return d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
 }
 
-/* A fresh hit that was not rendered yet: its documents read now (a
- * resolution when they are gone from the store meanwhile). 0, API_SLOW, or
- * an error with d->err saying why. */
-static int load_lazy(struct api *a, struct describe *d)
+/* A fresh hit read only its root digest (d->lazy): reads its documents, or
+ * resolves it again when they are gone from the store meanwhile. 0, API_SLOW
+ * or the error code with d->err. */
+static int load_documents(struct api *a, struct describe *d)
 {
     char root[IM_DIGEST_MAX];
     if (!d->lazy)
@@ -432,7 +432,7 @@ static int load_lazy(struct api *a, struct describe *d)
     d->lazy = false;
     int rc = store_load(a->store, root, &d->bundle, &d->err);
     if (rc != 0 && rc != IM_EDBDOWN)
-        rc = shared(a, d, NULL); /* gone from the store meanwhile */
+        rc = shared(a, d, NULL);
     return rc;
 }
 
@@ -446,7 +446,7 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
     bool file_ok = req->file_body && !(d->stale && d->format == API_FORMAT_JSON);
     if (api__answers_get(a->answers, key, klen, answer_ctype(d), file_ok, resp) == 0)
         return 0;
-    int rc = load_lazy(a, d);
+    int rc = load_documents(a, d);
     if (rc == API_SLOW)
         goto out;
     if (rc != 0) {
@@ -584,7 +584,7 @@ int api__model(struct api *a, const struct im_ref *ref, struct api__model *out,
     out->img = NULL;
     int rc = obtain(a, &d);
     if (rc == 0)
-        rc = load_lazy(a, &d);
+        rc = load_documents(a, &d);
     if (rc == 0 && !d.model)
         rc = render_image_build(&d.ref, &d.bundle, &d.model, &d.err);
     if (rc == 0) {
@@ -599,4 +599,124 @@ int api__model(struct api *a, const struct im_ref *ref, struct api__model *out,
     render_image_free(d.model);
     im_bundle_free(&d.bundle);
     return rc;
+}
+
+/* ---- watched images ---- */
+
+/* e's total compressed size as the page's Total Size: -1 when unknown. */
+static int64_t entry_size(const struct render_entry *e)
+{
+    int64_t t = 0;
+    for (size_t i = 0; i < e->n_layers; i++) {
+        if (e->layers[i].size < 0 || e->layers[i].size > INT64_MAX - t)
+            return -1;
+        t += e->layers[i].size;
+    }
+    return t;
+}
+
+static bool seen_platform(const struct api_watch_facts *f, const char *platform)
+{
+    for (size_t i = 0; i < f->n_platforms; i++)
+        if (strcmp(f->platforms[i].platform, platform) == 0)
+            return true;
+    return false;
+}
+
+/* The image entries of img (no attestations, no nested indexes) into f. */
+static int watch_platforms(const struct render_image *img, struct api_watch_facts *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < img->n_entries; i++)
+        n += img->entries[i].kind == RENDER_KIND_IMAGE;
+    n = n < API_WATCH_PLATFORMS_MAX ? n : API_WATCH_PLATFORMS_MAX;
+    f->platforms = calloc(n ? n : 1, sizeof *f->platforms); /* kept per reference */
+    if (!f->platforms)
+        return IM_ENOMEM;
+    for (size_t i = 0; i < img->n_entries && f->n_platforms < n; i++) {
+        const struct render_entry *e = &img->entries[i];
+        struct api_watch_platform *p = &f->platforms[f->n_platforms];
+        if (e->kind != RENDER_KIND_IMAGE)
+            continue;
+        snprintf(p->platform, sizeof p->platform, "%s/%s%s%s", e->platform.os,
+                 e->platform.architecture, e->platform.variant ? "/" : "",
+                 e->platform.variant ? e->platform.variant : "");
+        /* Windows images list one platform per OS version: those tell apart */
+        if (seen_platform(f, p->platform) && e->platform.os_version) {
+            size_t at = strlen(p->platform);
+            snprintf(p->platform + at, sizeof p->platform - at, ":%s",
+                     e->platform.os_version);
+        }
+        if (seen_platform(f, p->platform))
+            continue; /* one series per platform label: the first entry's */
+        p->size = entry_size(e);
+        p->layers = (long)e->n_layers;
+        f->n_platforms++;
+    }
+    return 0;
+}
+
+/* When the store first saw digest for ref's tag (the tag row's resolved_at,
+ * kept across restarts and shared by replicas); 0 when it cannot tell. */
+static int64_t digest_since(struct api *a, const struct im_ref *ref, const char *digest)
+{
+    struct store_tag t;
+    struct im_error serr;
+    if (!ref->tag[0] || store_lookup_tag(a->store, ref, &t, NULL, &serr) != 0 ||
+        strcmp(t.digest, digest) != 0)
+        return 0;
+    return t.resolved_at;
+}
+
+int api_watch_check(struct api *a, const struct im_ref *ref, const char *known,
+                    struct api_watch_facts *out, struct im_error *err)
+{
+    struct describe d;
+    struct render_image *img = NULL;
+    memset(&d, 0, sizeof d);
+    memset(out, 0, sizeof *out);
+    im_bundle_init(&d.bundle);
+    d.ref = *ref;
+    d.format = API_FORMAT_JSON;
+    int rc = obtain(a, &d);
+    out->cache = d.outcome;
+    out->retry_after = d.retry_after;
+    if (rc != 0)
+        goto out;
+    out->stale = d.stale;
+    out->fresh_for = d.max_age < 0 ? 0 : d.max_age;
+    im_strlcpy(out->digest, d.bundle.root_digest, sizeof out->digest);
+    if (known && strcmp(known, out->digest) == 0)
+        goto out;
+    out->changed = true;
+    rc = load_documents(a, &d);
+    if (rc == 0 && !d.model)
+        rc = render_image_build(&d.ref, &d.bundle, &d.model, &d.err);
+    if (rc != 0)
+        goto out;
+    img = d.model;
+    d.model = NULL;
+    im_strlcpy(out->digest, img->digest ? img->digest : d.bundle.root_digest,
+               sizeof out->digest);
+    rc = watch_platforms(img, out);
+    if (rc == 0)
+        out->since = digest_since(a, &d.ref, out->digest);
+out:
+    if (rc != 0) {
+        im_seterr(err, rc, "%s", d.err.msg[0] ? d.err.msg : im_strerror(rc));
+        api_watch_facts_free(out);
+    }
+    render_image_free(img);
+    render_image_free(d.model);
+    im_bundle_free(&d.bundle);
+    return rc;
+}
+
+void api_watch_facts_free(struct api_watch_facts *f)
+{
+    if (!f)
+        return;
+    free(f->platforms);
+    f->platforms = NULL;
+    f->n_platforms = 0;
 }

@@ -31,7 +31,8 @@
 # only those sections run and are written, except that replicas alone
 # rewrites only its own section of an existing OUT; or ab: two builds AB_A and AB_B
 # compared on the pinned mix, see bench/ab.sh; or cost: CPU time per
-# answer on the pinned mix and on one image, see bench/cost.sh), OUT.
+# answer on the pinned mix and on one image, see bench/cost.sh; or watch: what
+# 1,000 watched references cost, see bench/watch.sh), OUT.
 set -u
 
 if [ $# -ne 1 ]; then
@@ -788,6 +789,10 @@ case ,${BENCH_ONLY:-all}, in
     ;;
 *,cost,*)
     . "$SRC/bench/cost.sh"
+    exit 0
+    ;;
+*,watch,*)
+    . "$SRC/bench/watch.sh"
     exit 0
     ;;
 esac

@@ -202,3 +202,61 @@ void im_metrics_reset(void)
     nlimits = 0;
     pthread_mutex_unlock(&mu);
 }
+
+/* The length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one
+ * (cut, overlong, a surrogate, past U+10FFFF). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 0;
+    if (n == 0 || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && c == 0xe0 && s[1] < 0xa0) || (n == 3 && c == 0xed && s[1] >= 0xa0) ||
+        (n == 4 && c == 0xf0 && s[1] < 0x90) || (n == 4 && c == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+int im_prom_label_escape(const char *s, char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    if (n == 0)
+        return -1;
+    while (*p) {
+        char piece[6];
+        size_t len = 0, take = 1, u = utf8_len(p);
+        if (*p == '\\' || *p == '"') {
+            piece[len++] = '\\';
+            piece[len++] = (char)*p;
+        } else if (*p == '\n') {
+            piece[len++] = '\\';
+            piece[len++] = 'n';
+        } else if (u == 0 || *p < 0x20 || *p == 0x7f) {
+            memcpy(piece, "\\\\x", 3);
+            piece[3] = hex[*p >> 4];
+            piece[4] = hex[*p & 15];
+            len = 5;
+        } else {
+            memcpy(piece, p, u);
+            len = take = u;
+        }
+        if (o + len >= n) {
+            out[o] = '\0';
+            return -1;
+        }
+        memcpy(out + o, piece, len);
+        o += len;
+        p += take;
+    }
+    out[o] = '\0';
+    return 0;
+}

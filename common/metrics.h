@@ -55,6 +55,15 @@ void im_metric_upstream(const char *registry, long status, double seconds);
  * registry (-1 when the header was absent or empty). */
 void im_metric_ratelimit(const char *registry, long limit, long remaining);
 
+/* Writes s as a Prometheus label value (the text between the double quotes)
+ * into out (n bytes, NUL-terminated): backslash, double quote and newline
+ * escaped as the exposition format wants (\\, \", \n); any other control
+ * byte, DEL, and every byte of an invalid UTF-8 sequence written as the five
+ * characters \\xNN (an escaped backslash, so a reader sees the text \xNN, as
+ * the Markdown page shows such bytes). 0, or -1 when out was too small (out
+ * then holds a shorter prefix, never a cut escape). Pure. */
+int im_prom_label_escape(const char *s, char *out, size_t n);
+
 /* Writes every metric in Prometheus text exposition format 0.0.4. */
 void im_metrics_write(FILE *out);
 

@@ -153,6 +153,14 @@ static const struct opt opts[] = {
      "each), so that a fresh tag is answered without reading the database; a purge or "
      "eviction by another process (imgmeta cache purge) is seen within 10 ms; 0 = none "
      "(every request reads its tag from the database)"},
+    /* watched images (server/watch.c) */
+    {"watch", "IMGMETA_WATCH", OPT_STR, STR(watch), 0, 0, NULL,
+     "comma-separated references kept fresh in the background (revalidated at their "
+     "TTL with jitter, resolved again when they move) and exported on /metrics "
+     "(imgmeta_image_*); at most 4096 with --watch-file, more refuse the start"},
+    {"watch-file", "IMGMETA_WATCH_FILE", OPT_STR, STR(watch_file), 0, 0, NULL,
+     "a file of references to watch as --watch does, one a line, '#' comments; an "
+     "invalid line refuses the start, naming its number"},
     {"malloc-arenas", "IMGMETA_MALLOC_ARENAS", OPT_LONG, NUM(malloc_arenas), 0, 64, "2",
      "glibc malloc arenas (M_ARENA_MAX): each HTTP thread would otherwise get its own, "
      "each holding freed memory; 0 = glibc's default (8 x cores)"},

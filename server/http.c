@@ -27,7 +27,8 @@
 struct srv_http {
     struct MHD_Daemon *mhd;
     struct api *api;
-    struct srv__pool *pool; /* the upstream threads (pool.c) */
+    struct srv_watch *watch; /* the watched images' series for /metrics, or NULL */
+    struct srv__pool *pool;  /* the upstream threads (pool.c) */
     atomic_ullong next_id;
     atomic_long in_flight; /* requests between their first call and completion */
     atomic_bool stopping;  /* srv_http_stop runs: answers close their connection */
@@ -189,7 +190,7 @@ static int build(struct srv_http *h, const struct api_request *req,
         return api_handle(h->api, req, r);
     r->max_age = r->retry_after = -1;
     r->route = "metrics";
-    if (srv_metrics_text(h->api, &r->body, &r->len) == 0) {
+    if (srv_metrics_text(h->api, h->watch, &r->body, &r->len) == 0) {
         r->status = 200;
         r->content_type = SRV_METRICS_CONTENT_TYPE;
         return 0;
@@ -418,7 +419,7 @@ unsigned srv_http_port(const struct srv_http *h)
 }
 
 struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
-                                struct im_error *err)
+                                struct srv_watch *watch, struct im_error *err)
 {
     struct sockaddr_storage ss;
     if (srv__parse_listen(cfg->listen, &ss, err) != 0)
@@ -430,6 +431,7 @@ struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
     }
     srv__raise_fd_limit(cfg);
     h->api = api;
+    h->watch = watch;
     h->drain_ms = cfg->shutdown_timeout * 1000L;
     h->threads = srv__http_threads(cfg);
     h->pool = srv__pool_new(api, cfg, err);

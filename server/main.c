@@ -163,17 +163,47 @@ static void log_listening(const struct srv_config *cfg, const struct srv_http *h
                 cfg->n_mirrors, cfg->tag_ttl, cfg->config);
 }
 
+/* The watched references of --watch and --watch-file, checked before any
+ * thread starts: an invalid one refuses the start. */
+static int watch_list(const struct srv_config *cfg, struct srv_watch_list *l,
+                      struct im_error *err)
+{
+    int rc = srv_watch_list_add_csv(l, cfg->watch, err);
+    if (rc == 0 && cfg->watch_file[0])
+        rc = srv_watch_list_add_file(l, cfg->watch_file, err);
+    return rc;
+}
+
+/* Stops the watcher and the HTTP server within --shutdown-timeout (plus the
+ * grace the upstream threads get): false when a thread still runs upstream
+ * work, so the modules must stay as they are. */
+static bool stop_threads(const struct srv_config *cfg, struct srv_watch *watch,
+                         struct srv_http *http)
+{
+    int64_t deadline =
+        im_monotonic_ms() + cfg->shutdown_timeout * 1000L + SRV_STOP_GRACE_MS;
+    srv_watch_signal_stop(watch); /* it ends its check while requests drain */
+    bool http_stopped = srv_http_stop(http);
+    bool watch_stopped = srv_watch_stop(watch, deadline);
+    return http_stopped && watch_stopped;
+}
+
 static int serve(int argc, char **argv)
 {
     struct srv_config cfg;
     struct im_error err = {{0}};
     struct modules m = {0};
     struct srv_http *http = NULL;
+    struct srv_watch *watch = NULL;
+    struct srv_watch_list watched = {0};
     int rc = srv_config_load(&cfg, argc, argv, stdout, &err);
+    if (rc == 0)
+        rc = watch_list(&cfg, &watched, &err) == 0 ? 0 : 2;
     if (rc == 1)
         return 0;
     if (rc != 0) {
         fprintf(stderr, "imgmeta: %s\n", err.msg);
+        srv_watch_list_free(&watched);
         return 2;
     }
     srv_log_set_level((enum srv_level)srv_level_parse(cfg.log_level));
@@ -194,7 +224,9 @@ static int serve(int argc, char **argv)
     if (open_modules(&cfg, &m, &err) != 0)
         goto out;
     prewarm(&cfg, m.reg); /* before listening: a first request finds it on its way */
-    if (!(http = srv_http_start(&cfg, m.api, &err)))
+    if (watched.n > 0 && !(watch = srv_watch_start(m.api, &watched, &err)))
+        goto out;
+    if (!(http = srv_http_start(&cfg, m.api, watch, &err)))
         goto out;
     log_listening(&cfg, http);
     wait_for_signal();
@@ -202,8 +234,9 @@ static int serve(int argc, char **argv)
 out:
     if (rc != 0)
         srv_log(SRV_ERROR, NULL, "event=startup_failed msg=\"%s\"", err.msg);
-    if (!srv_http_stop(http)) { /* drains the requests in flight first */
-        /* an upstream thread still uses the modules: leave them as they are.
+    srv_watch_list_free(&watched);
+    if (!stop_threads(&cfg, watch, http)) { /* drains the requests in flight first */
+        /* an upstream or the watcher thread still uses the modules: leave them.
          * The cache is SQLite in WAL mode, so a write cut short now is rolled
          * back at the next open; the answers file is never linked. */
         srv_log(SRV_INFO, NULL, "event=stopped forced=1");

@@ -1,5 +1,5 @@
 /* metrics.c - GET /metrics: the process metrics (common/metrics) written as
- * Prometheus text into memory. */
+ * Prometheus text into memory, with the watched images' series. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -7,7 +7,7 @@
 #include "metrics.h"
 #include "server.h"
 
-int srv_metrics_text(struct api *a, char **body, size_t *len)
+int srv_metrics_text(struct api *a, struct srv_watch *w, char **body, size_t *len)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -19,6 +19,7 @@ int srv_metrics_text(struct api *a, char **body, size_t *len)
     if (!f)
         return IM_ENOMEM;
     im_metrics_write(f);
+    srv_watch_metrics(w, f);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         free(buf);

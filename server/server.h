@@ -59,6 +59,8 @@ struct srv_config {
     long tag_memory;          /* tag rows kept in memory (store_set_tag_memory) */
     long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
     bool prewarm;             /* probe the default registries at start */
+    char watch[16384];        /* comma-separated references kept fresh (--watch) */
+    char watch_file[1024];    /* a file of them, one a line, "" = none */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config
@@ -86,6 +88,69 @@ struct store *srv_cache_open(const struct srv_config *cfg, struct im_error *err)
  * returns the exit status. */
 int srv_cache_command(int argc, char **argv);
 
+/* ---- watched images (watchlist.c: the list; watch.c: the thread) ---- */
+
+#define SRV_WATCH_MAX 4096            /* watched references; a longer list is refused */
+#define SRV_WATCH_LINE_MAX 512        /* bytes of one --watch-file line */
+#define SRV_WATCH_FILE_MAX (1L << 20) /* bytes of a --watch-file */
+#define SRV_WATCH_IMAGE_MAX 560       /* the image label: "python:3.7-slim" */
+
+/* One watched reference: as parsed, and as the image label shows it (Docker
+ * Hub's without docker.io/ and library/, other registries with their host). */
+struct srv_watch_item {
+    struct im_ref ref;
+    char image[SRV_WATCH_IMAGE_MAX];
+};
+
+/* The watched references, in the order given, each once. */
+struct srv_watch_list {
+    struct srv_watch_item *items;
+    size_t n, cap;
+};
+
+/* Adds the comma-separated references of csv (--watch, IMGMETA_WATCH). 0, or
+ * IM_EINVAL with err naming the item ("--watch: item 2 'x:': ...") and the
+ * list unchanged past the items before it; IM_ENOMEM. */
+int srv_watch_list_add_csv(struct srv_watch_list *l, const char *csv,
+                           struct im_error *err) IM_WUR;
+/* Adds the references of len bytes of text, one a line: blanks around it, an
+ * empty line and anything from a '#' on are ignored; a NUL byte, a line over
+ * SRV_WATCH_LINE_MAX bytes, an invalid reference, one naming both a tag and a
+ * digest, one already in the list and the SRV_WATCH_MAX + 1st are refused,
+ * with err saying "NAME:LINE: why". 0, IM_EINVAL or IM_ENOMEM. */
+int srv_watch_list_add_text(struct srv_watch_list *l, const char *name, const char *text,
+                            size_t len, struct im_error *err) IM_WUR;
+/* srv_watch_list_add_text of the file at path (at most SRV_WATCH_FILE_MAX
+ * bytes, else refused). */
+int srv_watch_list_add_file(struct srv_watch_list *l, const char *path,
+                            struct im_error *err) IM_WUR;
+void srv_watch_list_free(struct srv_watch_list *l);
+
+struct api;
+struct srv_watch;
+
+/* Starts the watcher thread over list (taken: it is emptied). Each reference
+ * is checked at once, then again when its freshness ends (api_watch_check:
+ * one manifest HEAD, a resolution when it moved), plus a jitter of up to a
+ * tenth of that (at most SRV_WATCH_JITTER_MAX_S); a failure is retried after
+ * SRV_WATCH_BACKOFF_MIN_S doubling up to SRV_WATCH_BACKOFF_MAX_S (or the
+ * registry's Retry-After, up to an hour), keeping the last facts. One
+ * reference is checked at a time. NULL with err when the thread cannot be
+ * made; an empty list gives a watcher that runs no thread. */
+#define SRV_WATCH_JITTER_MAX_S 30
+#define SRV_WATCH_BACKOFF_MIN_S 2
+#define SRV_WATCH_BACKOFF_MAX_S 300
+struct srv_watch *srv_watch_start(struct api *api, struct srv_watch_list *list,
+                                  struct im_error *err) IM_WUR;
+/* Asks the thread to stop (it finishes the check it is in). NULL accepted. */
+void srv_watch_signal_stop(struct srv_watch *w);
+/* Waits until deadline_ms (im_monotonic_ms) for the thread to end and frees
+ * w: true; false when it was still in a check then (w is left as it is, the
+ * caller ends the process). NULL accepted (true). */
+bool srv_watch_stop(struct srv_watch *w, int64_t deadline_ms);
+/* Writes the watched images' series (imgmeta_image_*, imgmeta_watch_*). */
+void srv_watch_metrics(struct srv_watch *w, FILE *out);
+
 /* ---- logging: one line per event, level checked before formatting ---- */
 
 enum srv_level { SRV_DEBUG = 0, SRV_INFO, SRV_WARN, SRV_ERROR };
@@ -110,9 +175,9 @@ void srv_log_raw(enum srv_level level, const char *reqid, const char *fmt, ...)
 struct api;
 
 /* The process metrics in Prometheus text format 0.0.4, after refreshing the
- * cache gauges through a (may be NULL). *body is malloc'd, the caller frees
- * it. 0 or IM_ENOMEM. */
-int srv_metrics_text(struct api *a, char **body, size_t *len) IM_WUR;
+ * cache gauges through a (may be NULL), and the watched images' series of w
+ * (may be NULL). *body is malloc'd, the caller frees it. 0 or IM_ENOMEM. */
+int srv_metrics_text(struct api *a, struct srv_watch *w, char **body, size_t *len) IM_WUR;
 
 /* ---- the bytes a request may carry (reqcheck.c) ---- */
 
@@ -149,10 +214,11 @@ const char *srv_fault_text(enum srv_fault f, enum srv_part part);
 struct api;
 struct srv_http;
 
-/* Starts listening on cfg->listen with a thread pool. NULL with err on
- * failure (address in use, bad address). */
+/* Starts listening on cfg->listen with a thread pool; /metrics shows watch's
+ * series (NULL: none). NULL with err on failure (address in use, bad
+ * address). */
 struct srv_http *srv_http_start(const struct srv_config *cfg, struct api *api,
-                                struct im_error *err) IM_WUR;
+                                struct srv_watch *watch, struct im_error *err) IM_WUR;
 /* The most HTTP worker threads: --threads' bound, and the default's. */
 #define SRV_THREADS_MAX 1024
 /* The number of libmicrohttpd worker threads h runs (--threads, or the

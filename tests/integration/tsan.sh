@@ -8,7 +8,8 @@
 # registry, regfront and faultreg, and sends in parallel (curl -P): cold
 # resolutions of one reference (coalescing), cold resolutions of 24 distinct
 # images, failing upstreams (503, reset, digest mismatch), warm hits in JSON,
-# Markdown, summary and filtered forms, 304s and invalid requests; then, on
+# Markdown, summary and filtered forms, 304s and invalid requests, /metrics,
+# with the watcher checking three references (--watch, --tag-ttl 2); then, on
 # the same database with the LRU off and a 256 KiB answers file, warm hits
 # sent from the file while it starts over. Passes when every answer is the
 # expected status, the daemon exits 0 on SIGTERM and its log has no
@@ -34,8 +35,12 @@ fill_fixture || die "imgmeta-fixture push failed"
 start_front --bearer || die "cannot start regfront"
 start_faultreg || die "cannot start faultreg"
 FAULT_PORT=$FR_PORT
+# The watcher runs beside it all: a TTL of 2 s keeps it revalidating one of
+# the references the requests ask for, and checking a failing one.
 IT_WAIT_S=60 start_daemon --threads 8 --request-timeout-ms 5000 \
-    --mirror "fault.test=http://127.0.0.1:$FAULT_PORT" || die "cannot start imgmeta serve"
+    --mirror "fault.test=http://127.0.0.1:$FAULT_PORT" --tag-ttl 2 \
+    --watch python:3.7-slim,fault.test/library/img1:v1,fault.test/library/503:v1 ||
+    die "cannot start imgmeta serve"
 
 # hammer NAME PARALLEL WANT URL...: every URL (repeated as given) with curl -P;
 # passes when every answer's status is WANT.
@@ -67,6 +72,8 @@ seq 1 100 | xargs -P 16 -I{} curl -s -o /dev/null -w '%{http_code}\n' -H "If-Non
 check_eq "100 conditional requests, all 304" 0 "$(grep -vc '^304$' "$IT_DIR/codes")"
 mapfile -t invalid < <(rep 50 "$U/Python/x"; rep 50 "$U/python?format=xml")
 hammer "invalid requests" 16 400 "${invalid[@]}"
+mapfile -t metrics < <(rep 40 "$DAEMON_URL/metrics")
+hammer "/metrics (the watched images' series) while the watcher works" 8 200 "${metrics[@]}"
 
 # stop_and_check NAME: SIGTERM, exit 0, no ThreadSanitizer report in the log.
 stop_and_check() {
