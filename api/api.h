@@ -108,6 +108,7 @@ struct api_request {
     const char *style;         /* ?style= (the Markdown page's form), NULL when absent */
     const char *accept;        /* Accept header, NULL when absent */
     const char *if_none_match; /* If-None-Match header, NULL when absent */
+    const char *accept_encoding; /* Accept-Encoding header, NULL when absent */
     const char *platforms[API_MAX_PLATFORMS]; /* ?platform= values */
     size_t n_platforms;
     bool too_many_platforms;   /* more ?platform= than API_MAX_PLATFORMS */
@@ -154,9 +155,11 @@ struct api_response {
     bool file_body;
     int file_fd;
     uint64_t file_off;
-    char etag[96]; /* "" when none */
-    long max_age;  /* Cache-Control max-age, -1 for no header */
-    bool vary_accept;
+    char etag[96];    /* "" when none */
+    long max_age;     /* Cache-Control max-age, -1 for no header */
+    bool vary_accept; /* Vary: Accept, Accept-Encoding */
+    /* Content-Encoding of body (static string: "gzip"), NULL for none */
+    const char *content_encoding;
     long retry_after;      /* seconds, -1 for no header */
     const char *allow;     /* Allow header for 405, NULL otherwise */
     enum im_outcome cache; /* where the answer came from (outcome.h), for the log */

@@ -133,7 +133,10 @@ static struct MHD_Response *make_response(struct api_response *r, bool closing)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, num);
     }
     if (r->vary_accept)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
+    if (r->content_encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+                                r->content_encoding);
     if (r->retry_after >= 0) {
         snprintf(num, sizeof num, "%ld", r->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
@@ -207,6 +210,8 @@ static void read_request(struct MHD_Connection *conn, const struct srv__request 
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     req->if_none_match =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    req->accept_encoding = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_ACCEPT_ENCODING);
     req->authorization =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     struct args args = {req, 0};

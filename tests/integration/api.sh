@@ -98,7 +98,7 @@ TAGS=/repositories/{repository}/tags
 s=$(fetch json $IMG "$U/images/python/3.7-slim")
 check_eq "GET image: 200" 200 "$s"
 check_eq "JSON Content-Type" "application/json" "$(header json Content-Type)"
-check_eq "Vary: Accept" "Accept" "$(header json Vary)"
+check_eq "Vary: Accept, Accept-Encoding" "Accept, Accept-Encoding" "$(header json Vary)"
 check_eq "JSON names the resolved list digest" "$LIST_DIGEST" "$(jqb json .digest)"
 check "Cache-Control max-age within the config file's tag-ttl (120)" \
     awk -v v="$(header json Cache-Control)" 'BEGIN { sub("max-age=", "", v); exit !(v > 0 && v <= 120) }'
@@ -167,6 +167,98 @@ s=$(fetch head_md $IMG -I -H 'Accept: text/markdown' "$U/images/python/3.7-slim"
 check_eq "HEAD Markdown: Content-Type and length" \
     "text/markdown; charset=utf-8 $(stat -c %s "$R/acc_md.b")" \
     "$(header head_md Content-Type) $(header head_md Content-Length)"
+
+# --- compressed answers ------------------------------------------------------------------
+# raw NAME CURL-ARGS...: like fetch, but not recorded for the contract (a gzip
+# body is not JSON until inflated; the recorded ones use curl --compressed).
+raw() {
+    local name=$1
+    shift
+    curl -s --max-time 60 -D "$R/$name.h" -o "$R/$name.b" -w '%{http_code}' "$@"
+}
+inflates_to() { gzip -dc <"$R/$1.b" >"$R/$1.plain" 2>/dev/null && cmp -s "$R/$1.plain" "$R/$2.b"; }
+GZ='Accept-Encoding: gzip'
+s=$(raw gz_json -H "$GZ" "$U/images/python/3.7-slim")
+check_eq "gzip: 200, Content-Encoding: gzip, Vary: Accept, Accept-Encoding" \
+    "200 gzip Accept, Accept-Encoding" "$s $(header gz_json Content-Encoding) $(header gz_json Vary)"
+check "gzip JSON inflates to the plain JSON answer byte for byte" inflates_to gz_json json
+check "gzip: fewer bytes than the plain answer" [ "$(stat -c %s "$R/gz_json.b")" -lt "$(stat -c %s "$R/json.b")" ]
+check_eq "gzip: Content-Length is the compressed length" "$(stat -c %s "$R/gz_json.b")" \
+    "$(header gz_json Content-Length)"
+gz_etag=$(header gz_json ETag)
+check "gzip: an ETag of its own, the plain one with -gzip" \
+    [ "$gz_etag" = "$(header json ETag | sed 's/"$/-gzip"/')" ]
+s=$(raw gz_json2 -H "$GZ" "$U/images/python/3.7-slim")
+check "gzip asked again (kept, not compressed again): the same bytes" cmp -s "$R/gz_json2.b" "$R/gz_json.b"
+s=$(raw gz_md -H "$GZ" -H 'Accept: text/markdown' "$U/images/python/3.7-slim")
+check_eq "gzip Markdown: 200 gzip" "200 gzip" "$s $(header gz_md Content-Encoding)"
+check "gzip Markdown inflates to the plain page byte for byte" inflates_to gz_md acc_md
+s=$(raw gz_head -I -H "$GZ" "$U/images/python/3.7-slim")
+check_eq "HEAD with gzip: Content-Length of the compressed answer, Content-Encoding, ETag" \
+    "200 $(stat -c %s "$R/gz_json.b") gzip $gz_etag" \
+    "$s $(header gz_head Content-Length) $(header gz_head Content-Encoding) $(header gz_head ETag)"
+s=$(fetch gz_inm $IMG -H "$GZ" -H "If-None-Match: $gz_etag" "$U/images/python/3.7-slim")
+check_eq "If-None-Match with the gzip ETag: 304, that ETag, no body" "304 $gz_etag 0" \
+    "$s $(header gz_inm ETag) $(cat "$R/gz_inm.b" 2>/dev/null | wc -c)"
+s=$(raw gz_inm_plain -H "If-None-Match: $gz_etag" "$U/images/python/3.7-slim")
+check_eq "the gzip ETag does not validate a request without gzip" "200 " \
+    "$s $(header gz_inm_plain Content-Encoding)"
+# q-values: gzip;q=0, identity and codings it does not make get the plain bytes
+for ae in 'gzip;q=0' identity 'br, deflate' '*;q=0' 'gzip;q=0, *'; do
+    s=$(raw gz_no -H "Accept-Encoding: $ae" "$U/images/python/3.7-slim")
+    check_eq "Accept-Encoding: $ae -> plain, the plain ETag" "200  $(header json ETag)" \
+        "$s $(header gz_no Content-Encoding) $(header gz_no ETag)"
+    check "Accept-Encoding: $ae -> the plain bytes" cmp -s "$R/gz_no.b" "$R/json.b"
+done
+for ae in '*' 'deflate;q=1, gzip;q=0.5' 'x-gzip' 'GZIP'; do
+    s=$(raw gz_yes -H "Accept-Encoding: $ae" "$U/images/python/3.7-slim")
+    check_eq "Accept-Encoding: $ae -> gzip, the same bytes" "200 gzip same" \
+        "$s $(header gz_yes Content-Encoding) $(cmp -s "$R/gz_yes.b" "$R/gz_json.b" && echo same)"
+done
+s=$(raw gz_small -H "$GZ" "$U/images/python/3.7-slim?view=summary&platform=linux/arm/v7")
+check_eq "an answer of 1 KiB or less is sent plain, with Vary" "200  Accept, Accept-Encoding" \
+    "$s $(header gz_small Content-Encoding) $(header gz_small Vary)"
+check "... and is under 1 KiB" [ "$(stat -c %s "$R/gz_small.b")" -le 1024 ]
+for v in json md; do # the contract, curl inflating the body
+    a=application/json
+    [ $v = md ] && a=text/markdown
+    s=$(fetch "gz_c_$v" $IMG --compressed -H "Accept: $a" "$U/images/python/3.7-slim")
+    check_eq "curl --compressed ($v): gzip, the plain bytes" "200 gzip same" \
+        "$s $(header "gz_c_$v" Content-Encoding) $(cmp -s "$R/gz_c_$v.b" "$R/$([ $v = md ] && echo acc_md || echo json).b" && echo same)"
+done
+fetch gz_c_head $IMG -I --compressed "$U/images/python/3.7-slim" >/dev/null
+
+# The answers-file tier: a daemon without the in-memory LRU sends both
+# encodings from the answers file; the compressed bytes are the same.
+gzip_file_tier() {
+    local pid port fu hits0 hits1
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/gz/cache.db" --answer-cache-bytes 0 \
+        --mirror "docker.io=$FRONT_URL" >"$IT_DIR/gz.log" 2>&1 &
+    pid=$!
+    it_record "$pid"
+    port=$(listen_port "$IT_DIR/gz.log" "$pid") || return 1
+    fu=http://127.0.0.1:$port
+    wait_http "$fu/healthz" 200 "$pid" || return 1
+    raw gzf_plain "$fu/images/python/3.7-slim" >/dev/null
+    raw gzf_md0 -H 'Accept: text/markdown' -H "$GZ" "$fu/images/python/3.7-slim" >/dev/null
+    hits0=$(curl -s "$fu/metrics" | sed -n 's/^imgmeta_answer_file_hits_total //p')
+    raw gzf_json -H "$GZ" "$fu/images/python/3.7-slim" >/dev/null
+    raw gzf_json2 -H "$GZ" "$fu/images/python/3.7-slim" >/dev/null
+    raw gzf_md -H 'Accept: text/markdown' -H "$GZ" "$fu/images/python/3.7-slim" >/dev/null
+    hits1=$(curl -s "$fu/metrics" | sed -n 's/^imgmeta_answer_file_hits_total //p')
+    check_eq "answers file: JSON, gzip JSON twice and gzip Markdown all from the file" 3 \
+        "$((${hits1:-0} - ${hits0:-0}))"
+    check "answers file: gzip JSON inflates to the plain answer" inflates_to gzf_json gzf_plain
+    check "answers file: the same gzip bytes each time, and as the LRU's" \
+        eval "cmp -s '$R/gzf_json.b' '$R/gzf_json2.b' && cmp -s '$R/gzf_json.b' '$R/gz_json.b'"
+    check "answers file: gzip Markdown inflates to the plain page" inflates_to gzf_md acc_md
+    check_eq "answers file: Content-Encoding gzip" "gzip gzip" \
+        "$(header gzf_json2 Content-Encoding) $(header gzf_md Content-Encoding)"
+    kill -TERM "$pid"
+    wait "$pid"
+}
+mkdir -p "$IT_DIR/gz"
+gzip_file_tier || it_fail "the answers-file gzip test could not run"
 
 # --- summary view and platform filter -------------------------------------------------
 s=$(fetch summary $IMG "$U/images/python/3.7-slim?view=summary")

@@ -42,17 +42,16 @@ static const char config[] =
     "\"created_by\":\"/bin/sh -c #(nop) ADD file:abc in / \"}],"
     "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
 
-/* Pretends python:3.7-slim was resolved just now into s: its documents under
- * their real digests, as a resolution keeps them (the store checks a
- * document it reads against its digest). */
-static void put_python(struct store *s)
+/* Pretends name was resolved just now into s with cfg as its config: its
+ * documents under their real digests, as a resolution keeps them (the store
+ * checks a document it reads against its digest). */
+static void put_image(struct store *s, const char *name, const char *cfg)
 {
     struct im_error err;
     struct im_bundle b;
     char config_digest[IM_DIGEST_MAX], root[IM_DIGEST_MAX], manifest[1024];
-    cr_assert_eq(im_sha256_digest(config, strlen(config), config_digest), 0);
-    int n =
-        snprintf(manifest, sizeof manifest, manifest_fmt, strlen(config), config_digest);
+    cr_assert_eq(im_sha256_digest(cfg, strlen(cfg), config_digest), 0);
+    int n = snprintf(manifest, sizeof manifest, manifest_fmt, strlen(cfg), config_digest);
     cr_assert(n > 0 && (size_t)n < sizeof manifest);
     cr_assert_eq(im_sha256_digest(manifest, (size_t)n, root), 0);
     im_bundle_init(&b);
@@ -62,8 +61,8 @@ static void put_python(struct store *s)
                                    manifest, (size_t)n),
                  0);
     cr_assert_eq(im_bundle_add_doc(&b, config_digest,
-                                   "application/vnd.docker.container.image.v1+json",
-                                   config, strlen(config)),
+                                   "application/vnd.docker.container.image.v1+json", cfg,
+                                   strlen(cfg)),
                  0);
     struct im_blob blob = {.size = 1001, .last_modified = 1531788244};
     strcpy(blob.digest,
@@ -71,9 +70,14 @@ static void put_python(struct store *s)
     strcpy(blob.media_type, "application/octet-stream");
     cr_assert_eq(im_bundle_add_blob(&b, &blob), 0);
     struct im_ref ref;
-    cr_assert_eq(reg_ref_parse("python:3.7-slim", &ref, &err), 0, "%s", err.msg);
+    cr_assert_eq(reg_ref_parse(name, &ref, &err), 0, "%s", err.msg);
     cr_assert_eq(store_put(s, &ref, &b, im_now(), &err), 0, "%s", err.msg);
     im_bundle_free(&b);
+}
+
+static void put_python(struct store *s)
+{
+    put_image(s, "python:3.7-slim", config);
 }
 
 /* A loopback port where nothing listens, held for the test: bound and never
@@ -130,19 +134,21 @@ static void teardown(void)
 
 TestSuite(api, .init = setup, .fini = teardown, .timeout = 30);
 
+/* a's answer to req, which must be built (api_handle returns 0). */
+static struct api_response answer_to(struct api *a, const struct api_request *req)
+{
+    struct api_response resp;
+    memset(&resp, 0, sizeof resp);
+    cr_assert_eq(api_handle(a, req, &resp), 0);
+    return resp;
+}
+
 static struct api_response get_on(struct api *a, const char *path, const char *accept,
                                   const char *format)
 {
-    struct api_request req;
-    struct api_response resp;
-    memset(&req, 0, sizeof req);
-    memset(&resp, 0, sizeof resp);
-    req.method = "GET";
-    req.path = path;
-    req.accept = accept;
-    req.format = format;
-    cr_assert_eq(api_handle(a, &req, &resp), 0);
-    return resp;
+    struct api_request req = {
+        .method = "GET", .path = path, .accept = accept, .format = format};
+    return answer_to(a, &req);
 }
 
 static struct api_response get(const char *path, const char *accept, const char *format)
@@ -314,6 +320,144 @@ Test(api, healthz_and_readyz)
     r = get("/readyz", NULL, NULL);
     cr_assert_eq(r.status, 200);
     api_response_free(&r);
+}
+
+/* ---- compressed answers (api/answers.c) ---- */
+
+#include <zlib.h>
+
+static struct api_response get_gz(const char *path, const char *format,
+                                  const char *accept_encoding, const char *inm)
+{
+    struct api_request req = {.method = "GET",
+                              .path = path,
+                              .format = format,
+                              .accept_encoding = accept_encoding,
+                              .if_none_match = inm};
+    return answer_to(api, &req);
+}
+
+/* The gzip bytes of r, inflated: must be exactly the plain answer's. */
+static void expect_inflates_to(const struct api_response *r,
+                               const struct api_response *plain)
+{
+    char *out = malloc(plain->len + 16);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    cr_assert_not_null(out);
+    cr_assert_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+    zs.next_in = (Bytef *)r->body;
+    zs.avail_in = (uInt)r->len;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)plain->len + 16;
+    cr_assert_eq(inflate(&zs, Z_FINISH), Z_STREAM_END, "a whole gzip stream");
+    cr_assert_eq(zs.total_out, plain->len, "inflated %lu bytes, plain %zu", zs.total_out,
+                 plain->len);
+    cr_assert(memcmp(out, plain->body, plain->len) == 0,
+              "the plain bytes, byte for byte");
+    inflateEnd(&zs);
+    free(out);
+}
+
+/* An image whose answers are over 1 KiB: a config with a long history line. */
+static const char *put_big(void)
+{
+    static char big[4096];
+    char cmd[2048];
+    memset(cmd, 'x', sizeof cmd - 1);
+    cmd[sizeof cmd - 1] = '\0';
+    snprintf(big, sizeof big,
+             "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},\"history\":"
+             "[{\"created\":\"2018-07-17T00:28:04.5Z\",\"created_by\":\"/bin/sh -c "
+             "echo %s\"}],\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}",
+             cmd);
+    put_image(st, "big:1", big);
+    return "/images/big/1";
+}
+
+static void gzip_roundtrip(const char *format)
+{
+    const char *path = put_big();
+    struct api_response plain = get_gz(path, format, NULL, NULL);
+    cr_assert_eq(plain.status, 200);
+    cr_assert_gt(plain.len, API_GZIP_MIN, "the fixture's answer is over 1 KiB");
+    cr_assert_null(plain.content_encoding, "no Accept-Encoding: plain");
+    for (int i = 0; i < 2; i++) { /* compressed, then from the LRU */
+        struct api_response gz = get_gz(path, format, "gzip", NULL);
+        cr_assert_eq(gz.status, 200);
+        cr_assert_str_eq(gz.content_encoding, "gzip");
+        cr_assert_str_eq(gz.content_type, plain.content_type);
+        cr_assert_lt(gz.len, plain.len);
+        expect_inflates_to(&gz, &plain);
+        cr_assert_str_neq(gz.etag, plain.etag, "an ETag per encoding");
+        cr_assert_not_null(strstr(gz.etag, "-gzip\""), "%s", gz.etag);
+        struct api_response nm = get_gz(path, format, "gzip", gz.etag);
+        cr_assert_eq(nm.status, 304, "the gzip ETag validates");
+        cr_assert_str_eq(nm.etag, gz.etag);
+        api_response_free(&nm);
+        nm = get_gz(path, format, NULL, gz.etag);
+        cr_assert_eq(nm.status, 200, "not for a request without gzip");
+        cr_assert_null(nm.content_encoding);
+        api_response_free(&nm);
+        api_response_free(&gz);
+    }
+    api_response_free(&plain);
+}
+
+Test(api, gzip_json_inflates_to_the_plain_answer)
+{
+    gzip_roundtrip("json");
+}
+
+Test(api, gzip_markdown_inflates_to_the_plain_answer)
+{
+    gzip_roundtrip("markdown");
+}
+
+Test(api, gzip_refused_or_small_answers_are_plain)
+{
+    const char *path = put_big();
+    struct api_response plain = get_gz(path, NULL, NULL, NULL);
+    const char *plain_codings[] = {"gzip;q=0",    "identity", "",
+                                   "br, deflate", "*;q=0",    "gzip;q=0, *"};
+    for (size_t i = 0; i < sizeof plain_codings / sizeof *plain_codings; i++) {
+        struct api_response r = get_gz(path, NULL, plain_codings[i], NULL);
+        cr_assert_null(r.content_encoding, "Accept-Encoding: %s", plain_codings[i]);
+        cr_assert_eq(r.len, plain.len);
+        cr_assert_str_eq(r.etag, plain.etag);
+        api_response_free(&r);
+    }
+    struct api_response r = get_gz(path, NULL, "*", NULL);
+    cr_assert_str_eq(r.content_encoding, "gzip", "the wildcard takes gzip");
+    api_response_free(&r);
+    r = get_gz("/images/python/3.7-slim", NULL, "gzip", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_leq(r.len, API_GZIP_MIN, "python's answer is small: %zu", r.len);
+    cr_assert_null(r.content_encoding, "1 KiB or less is sent plain");
+    cr_assert_null(strstr(r.etag, "-gzip"), "%s", r.etag);
+    api_response_free(&r);
+    api_response_free(&plain);
+}
+
+Test(negotiate, accept_encoding_gzip)
+{
+    const char *yes[] = {"gzip",
+                         "GZIP",
+                         "x-gzip",
+                         "deflate, gzip;q=0.5",
+                         "*",
+                         "br;q=1, *;q=0.1",
+                         " gzip ; q=1.0 ",
+                         "gzip;q=bad",
+                         "identity, gzip"};
+    const char *no[] = {NULL,           "",      "identity",      "gzip;q=0",
+                        "gzip;q=0.000", "*;q=0", "gzip;q=0, *",   "br, deflate",
+                        ",,;;",         "gzipx", "gzip;q=0, gzip"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        cr_expect(api__accepts_gzip(yes[i]), "Accept-Encoding: %s", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        cr_expect_not(api__accepts_gzip(no[i]), "Accept-Encoding: %s",
+                      no[i] ? no[i] : "(none)");
 }
 
 /* ---- content negotiation (api/negotiate.c) ---- */
