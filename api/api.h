@@ -93,10 +93,11 @@ enum api_reject {
     API_REJECT_URI_TOO_LONG,      /* 414: path or query over the service's limit */
     API_REJECT_HEADERS_TOO_LARGE, /* 431: header fields over the service's limit */
     API_REJECT_BAD_HOST,          /* 400: HTTP/1.1 without exactly one Host header */
-    API_REJECT_BAD_ENCODING       /* 400: the path, the query or a header field has a
+    API_REJECT_BAD_ENCODING,      /* 400: the path, the query or a header field has a
                                      control character (as it is or percent-encoded), a
                                      bad escape, invalid UTF-8, or the path an encoded
                                      '/'; api_request.reject_reason says which */
+    API_REJECT_BODY_TOO_LARGE     /* 413: a body over API_BATCH_BODY_MAX */
 };
 
 /* One request as server/ understood it. Strings are borrowed for the call. */
@@ -109,6 +110,11 @@ struct api_request {
     const char *accept;        /* Accept header, NULL when absent */
     const char *if_none_match; /* If-None-Match header, NULL when absent */
     const char *accept_encoding; /* Accept-Encoding header, NULL when absent */
+    const char *content_type;    /* Content-Type header, NULL when absent */
+    /* The body of a request to a route that takes one (api_takes_body), at
+     * most API_BATCH_BODY_MAX bytes; NULL and 0 for none. */
+    const char *body;
+    size_t body_len;
     const char *platforms[API_MAX_PLATFORMS]; /* ?platform= values */
     size_t n_platforms;
     bool too_many_platforms;   /* more ?platform= than API_MAX_PLATFORMS */
@@ -206,6 +212,15 @@ int api_error_response(const struct api_request *req, struct api_response *resp,
  * (imgmeta_db_* gauges); called before GET /metrics is written. 0 or the
  * store's error code. */
 int api_update_store_gauges(struct api *a);
+
+/* POST /images (the batch): at most API_BATCH_MAX references in a body of at
+ * most API_BATCH_BODY_MAX bytes. */
+#define API_BATCH_MAX 100
+#define API_BATCH_BODY_MAX ((size_t)64 * 1024)
+
+/* Whether a request to path with method carries a body api_handle reads
+ * (server/ keeps it, up to API_BATCH_BODY_MAX; any other body is refused). */
+bool api_takes_body(const char *method, const char *path);
 
 /* The route label api_handle would give path (for requests it never sees). */
 const char *api_route_label(const char *path);

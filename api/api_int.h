@@ -203,6 +203,11 @@ void api__upstream_leave(struct api *a);
  * IM_ENOMEM (dst then emptied). */
 int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src);
 
+/* POST /images: a batch of references described at once (batch.c): 0 with
+ * the answer (or a 4xx) in resp, API_SLOW for a cache_only request that needs
+ * upstream work, IM_ENOMEM. */
+int api__batch(struct api *a, const struct api_request *req, struct api_response *resp);
+
 /* POST or DELETE /admin/cache/{ref}: purges ref from the cache (admin.c). */
 int api__admin(struct api *a, const struct api_request *req, struct api_response *resp);
 

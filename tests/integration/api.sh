@@ -564,6 +564,65 @@ check_eq "purge with the token: 200, the tag removed" "200 1" "$s $(jqb purge .r
 s=$(fetch after_purge $IMG "$U/images/python/3.7-slim")
 check_eq "after the purge the image is resolved again" "200 miss" "$s $(header after_purge X-Imgmeta-Cache)"
 
+# --- batch: POST /images ---------------------------------------------------------------------------
+BATCH=/images
+# bpost NAME BODY [CURL-ARGS...]: POST /images with BODY (a file's contents when
+# it starts with @) as JSON, recorded; the status in $R/NAME.status.
+bpost() {
+    local name=$1 body=$2
+    shift 2
+    efetch "$name" $BATCH -X POST -H 'Content-Type: application/json' --data-binary "$body" "$@" "$U/images"
+}
+bpost batch '{"references":["python:3.7-slim","python/3.7-nope","python:3"],"view":"summary"}'
+check_eq "batch: 200, results in request order: 200, 404, 200" \
+    '200 ["python:3.7-slim","python/3.7-nope","python:3"] [200,404,200]' \
+    "$(cat "$R/batch.status") $(jq -c '[.results[].reference]' "$R/batch.b") $(jq -c '[.results[].status]' "$R/batch.b")"
+check_eq "batch: the missing reference's error is not_found" not_found "$(jqb batch '.results[1].error.code')"
+raw b_get "$U/images/python/3.7-slim?view=summary" >/dev/null
+check "batch: an image is what GET ?view=summary answers" \
+    eval "diff <(jq -c '.results[0].image' '$R/batch.b') <(jq -c . '$R/b_get.b') >/dev/null"
+bpost batch_full '{"references":["python:3.7-slim"]}'
+check "batch: view defaults to full, the GET's answer" \
+    eval "diff <(jq -c '.results[0].image' '$R/batch_full.b') <(jq -c . '$R/json.b') >/dev/null"
+bpost batch_cold '{"references":["python:latest","python:latest","python:3.7"]}'
+check_eq "batch: uncached references resolved (twice the same one, coalesced or cached)" \
+    '200 [200,200,200] same' \
+    "$(cat "$R/batch_cold.status") $(jq -c '[.results[].status]' "$R/batch_cold.b") $([ "$(jq -c '.results[0].image' "$R/batch_cold.b")" = "$(jq -c '.results[1].image' "$R/batch_cold.b")" ] && echo same)"
+bpost batch_badref '{"references":["Python/3.7-slim","python:3.7-slim","python?x=1",""]}'
+check_eq "batch: bad references inside are 400 invalid_reference each, the others answered" \
+    '200 [400,200,400,400] ["invalid_reference",null,"invalid_reference","invalid_reference"]' \
+    "$(cat "$R/batch_badref.status") $(jq -c '[.results[].status]' "$R/batch_badref.b") $(jq -c '[.results[].error.code]' "$R/batch_badref.b")"
+# hostile bodies: clear 4xx, and the daemon answers on
+bpost b_notjson 'not json'
+error_is b_notjson 400 invalid_body
+bpost b_type '{"references":"python:3.7-slim"}'
+error_is b_type 400 invalid_body
+bpost b_elem '{"references":[1,2]}'
+error_is b_elem 400 invalid_body
+bpost b_extra '{"references":["python:3.7-slim"],"more":true}'
+error_is b_extra 400 invalid_body
+bpost b_dup '{"references":["a:1"],"references":["b:1"]}'
+error_is b_dup 400 invalid_body
+bpost b_view '{"references":["python:3.7-slim"],"view":"tiny"}'
+error_is b_view 400 invalid_parameter
+bpost b_empty '{"references":[]}'
+error_is b_empty 400 too_many_references
+many=$(printf '"python:3.7-slim",%.0s' $(seq 1 100))
+bpost b_101 "{\"references\":[${many}\"python:3\"]}"
+error_is b_101 400 too_many_references
+bpost b_100 "{\"references\":[${many%,}],\"view\":\"summary\"}"
+check_eq "batch: 100 references are answered" "200 100" "$(cat "$R/b_100.status") $(jqb b_100 '.results | length')"
+head -c 70000 /dev/zero | tr '\0' ' ' >"$IT_DIR/big.json"
+bpost b_big "@$IT_DIR/big.json"
+error_is b_big 413 body_too_large
+efetch b_ctype $BATCH -X POST -H 'Content-Type: text/plain' --data-binary '{"references":["python:3"]}' "$U/images"
+error_is b_ctype 415 unsupported_media_type
+efetch b_get "#/components/responses/BatchMethodNotAllowed" "$U/images"
+error_is b_get 405 method_not_allowed
+check_eq "GET /images: Allow: POST" POST "$(header b_get Allow)"
+check_eq "after the hostile batches the daemon still answers" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "$U/images/python/3.7-slim")"
+
 # --- the contract -----------------------------------------------------------------------------------
 # The pinned linter and validator (tests/openapi/package-lock.json) are
 # installed before the tests run, next to the binaries, by

@@ -2,6 +2,7 @@
  * and a registry client whose only upstream is a closed port: any answer
  * that needed the network would fail, so a 200 proves it came from cache. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <curl/curl.h>
 #include <signal.h>
@@ -1520,4 +1521,138 @@ Test(api, answers_file_in_a_missing_directory_is_off_and_answers_still_come)
     api__answers_stats(a->answers, &fs);
     cr_assert_eq(fs.entries + fs.bytes + fs.write_failures, 0, "no answers file is used");
     api_free(a);
+}
+
+/* ---- POST /images: a batch (api/batch.c) ---- */
+
+static struct api_response post_batch(const char *body, const char *ctype,
+                                      bool cache_only)
+{
+    struct api_request req = {.method = "POST",
+                              .path = "/images",
+                              .content_type = ctype,
+                              .body = body,
+                              .body_len = body ? strlen(body) : 0,
+                              .cache_only = cache_only};
+    struct api_response resp;
+    memset(&resp, 0, sizeof resp);
+    int rc = api_handle(api, &req, &resp);
+    cr_assert_eq(rc, cache_only && rc == API_SLOW ? API_SLOW : 0);
+    return resp;
+}
+
+static json_t *batch_results(const struct api_response *r)
+{
+    json_error_t jerr;
+    cr_assert_eq(r->status, 200, "%.*s", (int)r->len, r->body);
+    json_t *root = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+    cr_assert_not_null(root, "%s", jerr.text);
+    json_t *results = json_object_get(root, "results");
+    cr_assert(json_is_array(results));
+    json_incref(results);
+    json_decref(root);
+    return results;
+}
+
+Test(api, batch_answers_each_reference_in_order)
+{
+    struct api_response one = get("/images/python/3.7-slim?view=summary", NULL, NULL);
+    struct api_request sreq = {
+        .method = "GET", .path = "/images/python/3.7-slim", .view = "summary"};
+    api_response_free(&one);
+    one = answer_to(api, &sreq);
+    struct api_response r = post_batch(
+        "{\"references\":[\"python:3.7-slim\",\"python:3.8-slim\",\"NOT A REF\","
+        "\"python/3.7-slim\"],\"view\":\"summary\"}",
+        "application/json", false);
+    json_t *res = batch_results(&r);
+    cr_assert_eq(json_array_size(res), 4);
+    const char *refs[] = {"python:3.7-slim", "python:3.8-slim", "NOT A REF",
+                          "python/3.7-slim"};
+    int statuses[] = {200, 502, 400, 200};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *it = json_array_get(res, i);
+        cr_assert_str_eq(json_string_value(json_object_get(it, "reference")), refs[i]);
+        cr_assert_eq(json_integer_value(json_object_get(it, "status")), statuses[i],
+                     "item %zu", i);
+        cr_assert_not_null(json_object_get(it, statuses[i] == 200 ? "image" : "error"));
+    }
+    /* the image is the GET's answer, byte for byte */
+    char *image = json_dumps(json_object_get(json_array_get(res, 0), "image"),
+                             JSON_COMPACT | JSON_PRESERVE_ORDER);
+    size_t len = one.len;
+    while (len > 0 && one.body[len - 1] == '\n')
+        len--;
+    cr_assert(strlen(image) == len && memcmp(image, one.body, len) == 0, "%s", image);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_array_get(res, 2), "error"), "code")),
+                     "invalid_reference");
+    free(image);
+    json_decref(res);
+    api_response_free(&r);
+    api_response_free(&one);
+}
+
+Test(api, batch_cache_only_defers_when_one_reference_needs_the_registry)
+{
+    struct api_response r =
+        post_batch("{\"references\":[\"python:3.7-slim\"]}", "application/json", true);
+    json_t *res = batch_results(&r);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(res, 0), "status")),
+                 200, "a cached reference is answered on the HTTP thread");
+    json_decref(res);
+    api_response_free(&r);
+    r = post_batch("{\"references\":[\"python:3.7-slim\",\"python:3.8-slim\"]}",
+                   "application/json", true);
+    cr_assert_eq(r.status, 0, "deferred: nothing to send");
+    cr_assert_null(r.body);
+}
+
+Test(api, batch_hostile_bodies_are_clear_4xx)
+{
+    char many[8192];
+    size_t off = (size_t)snprintf(many, sizeof many, "{\"references\":[");
+    for (int i = 0; i < 101; i++)
+        off += (size_t)snprintf(many + off, sizeof many - off, "%s\"python:3.7-slim\"",
+                                i ? "," : "");
+    snprintf(many + off, sizeof many - off, "]}");
+    const struct {
+        const char *body, *ctype;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"{\"references\":[\"python:3.7-slim\"]}", "text/plain", 415,
+         "unsupported_media_type"},
+        {"{\"references\":[\"python:3.7-slim\"]}", NULL, 415, "unsupported_media_type"},
+        {"not json", "application/json", 400, "invalid_body"},
+        {"", "application/json", 400, "invalid_body"},
+        {"[\"python:3.7-slim\"]", "application/json", 400, "invalid_body"},
+        {"{\"references\":\"python:3.7-slim\"}", "application/json", 400, "invalid_body"},
+        {"{\"references\":[1]}", "application/json", 400, "invalid_body"},
+        {"{\"references\":[null]}", "application/json", 400, "invalid_body"},
+        {"{\"references\":[],\"view\":\"full\"}", "application/json", 400,
+         "too_many_references"},
+        {many, "application/json; charset=utf-8", 400, "too_many_references"},
+        {"{\"references\":[\"a:1\"],\"view\":\"tiny\"}", "application/json", 400,
+         "invalid_parameter"},
+        {"{\"references\":[\"a:1\"],\"view\":1}", "application/json", 400,
+         "invalid_body"},
+        {"{\"references\":[\"a:1\"],\"extra\":1}", "application/json", 400,
+         "invalid_body"},
+        {"{\"references\":[\"a:1\"],\"references\":[\"b:1\"]}", "application/json", 400,
+         "invalid_body"},
+        {"{\"references\":[\"a:1\"]} trailing", "application/json", 400, "invalid_body"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct api_response r = post_batch(cases[i].body, cases[i].ctype, false);
+        cr_expect_eq(r.status, cases[i].status, "case %zu: %d %.*s", i, r.status,
+                     (int)r.len, r.body);
+        cr_expect_not_null(r.body && strstr(r.body, cases[i].code), "case %zu: %s", i,
+                           r.body);
+        api_response_free(&r);
+    }
+    struct api_response r = get("/images", NULL, NULL);
+    cr_assert_eq(r.status, 405);
+    cr_assert_str_eq(r.allow, "POST");
+    api_response_free(&r);
 }
