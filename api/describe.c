@@ -423,18 +423,32 @@ static void list_platforms(const struct render_image *img, char *msg, size_t n)
 
 /* The rendered-answer key: root digest, the reference as asked (registry,
  * repository, tag, digest: the page names it), representation (the Markdown
- * page's form included, and a 'z' after it for the gzip encoding) and
- * platform filter, NUL-separated. */
-static size_t answer_key(const struct describe *d, const struct api_request *req, bool gz,
-                         char *key, size_t n)
+ * page's form included) and platform filter, NUL-separated. *coding_at is
+ * where gzip_key puts the encoding: right after the representation. */
+static size_t answer_key(const struct describe *d, const struct api_request *req,
+                         char *key, size_t n, size_t *coding_at)
 {
-    int off = snprintf(key, n, "%s%c%s%c%s%c%s%c%s%c%c%c%s", d->bundle.root_digest, 0,
-                       d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0,
-                       d->ref.digest, 0, representation(d),
-                       d->view == VIEW_SUMMARY ? 's' : 'f', gz ? "z" : "");
+    int off =
+        snprintf(key, n, "%s%c%s%c%s%c%s%c%s%c%c%c", d->bundle.root_digest, 0,
+                 d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0, d->ref.digest,
+                 0, representation(d), d->view == VIEW_SUMMARY ? 's' : 'f');
+    *coding_at = off > 0 ? (size_t)off : 0;
     for (size_t i = 0; i < req->n_platforms && off > 0 && (size_t)off < n; i++)
         off += snprintf(key + off, n - (size_t)off, "%c%s", 0, req->platforms[i]);
     return off > 0 && (size_t)off < n ? (size_t)off : 0; /* 0: too long, no caching */
+}
+
+/* The key of the gzip encoding of the answer under key: a 'z' after its
+ * representation (so no platform filter can spell it). 0 when there is none. */
+static size_t gzip_key(const char *key, size_t klen, size_t at, char *gkey, size_t n)
+{
+    if (!klen || klen + 1 >= n || at > klen)
+        return 0;
+    memcpy(gkey, key, at);
+    gkey[at] = 'z';
+    memcpy(gkey + at + 1, key + at, klen - at);
+    gkey[klen + 1] = '\0';
+    return klen + 1;
 }
 
 /* The Content-Type of d's answers. */
@@ -464,8 +478,8 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
 {
     struct render_image *img = NULL;
     char *body = NULL, key[1024], gkey[1024];
-    size_t len = 0, klen = answer_key(d, req, false, key, sizeof key);
-    size_t gklen = gz ? answer_key(d, req, true, gkey, sizeof gkey) : 0;
+    size_t len = 0, at = 0, klen = answer_key(d, req, key, sizeof key, &at);
+    size_t gklen = gz ? gzip_key(key, klen, at, gkey, sizeof gkey) : 0;
     if (kept_answer(a, d, req, key, klen, gz ? gkey : NULL, gklen, resp) == 0)
         return 0;
     int rc = 0;

@@ -212,10 +212,12 @@ static void read_request(struct MHD_Connection *conn, const struct srv__request 
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     req->accept_encoding = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                        MHD_HTTP_HEADER_ACCEPT_ENCODING);
-    req->content_type =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    req->body = rq->body;
-    req->body_len = rq->body_len;
+    if (api_takes_body(method, url)) { /* only a body's route looks at its type */
+        req->content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_CONTENT_TYPE);
+        req->body = rq->body;
+        req->body_len = rq->body_len;
+    }
     req->authorization =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     struct args args = {req, 0};
