@@ -1148,7 +1148,8 @@ gz_report() {
 ## 6. Compressed answers
 
 Measured on $(date -u '+%Y-%m-%d %H:%M UTC'), tree \`$GIT\`; \`BENCH_ONLY=gzip make bench\` runs this
-section alone and rewrites only it. One imgmeta daemon with its defaults and nginx at its best
+section alone and rewrites only it (load average before $LOAD_BEFORE, after $LOAD_AFTER: on
+a shared machine the rounds' range shows the noise). One imgmeta daemon with its defaults and nginx at its best
 for static files (sendfile, \`open_file_cache\`, the access log through a 64 KiB buffer, keep-alive
 without a request limit, \`gzip_static on\`), both on these shared cores and both logging every
 request (imgmeta $GZ_LOGGED access lines, nginx $GZ_N_LOGGED). nginx serves imgmeta's own answers as
