@@ -201,6 +201,9 @@ s=$(fetch gz_inm $IMG -H "$GZ" -H "If-None-Match: $gz_etag" "$U/images/python/3.
 check_eq "If-None-Match with the gzip ETag: 304, that ETag, no body" "304 $gz_etag 0" \
     "$s $(header gz_inm ETag) $(cat "$R/gz_inm.b" 2>/dev/null | wc -c)"
 s=$(raw gz_inm_plain -H "If-None-Match: $gz_etag" "$U/images/python/3.7-slim")
+check_eq "304 and 404 answers say Vary: Accept, Accept-Encoding too" \
+    "Accept, Accept-Encoding|Accept, Accept-Encoding" \
+    "$(header gz_inm Vary)|$(curl -s -D - -o /dev/null -H "$GZ" "$U/images/python/3.7-nope" | tr -d '\r' | sed -n 's/^Vary: //Ip')"
 check_eq "the gzip ETag does not validate a request without gzip" "200 " \
     "$s $(header gz_inm_plain Content-Encoding)"
 # q-values: gzip;q=0, identity and codings it does not make get the plain bytes
@@ -588,6 +591,26 @@ bpost batch_cold '{"references":["python:latest","python:latest","python:3.7"]}'
 check_eq "batch: uncached references resolved (twice the same one, coalesced or cached)" \
     '200 [200,200,200] same' \
     "$(cat "$R/batch_cold.status") $(jq -c '[.results[].status]' "$R/batch_cold.b") $([ "$(jq -c '.results[0].image' "$R/batch_cold.b")" = "$(jq -c '.results[1].image' "$R/batch_cold.b")" ] && echo same)"
+# Concurrently: three references behind the slow front (each answers 504 after
+# the daemon's upstream timeout) are resolved at once, as /metrics shows while
+# the batch runs.
+batch_concurrent() {
+    local pid i seen=0 n
+    bpost batch_slow '{"references":["slow.test/library/python:3.7-slim","slow.test/library/python:3","slow.test/library/python:latest"]}' &
+    pid=$!
+    for i in $(seq 1 100); do
+        n=$(curl -s "$U/metrics" | sed -n 's/^imgmeta_resolutions_in_flight //p')
+        [ "${n:-0}" -gt "$seen" ] && seen=$n
+        [ "$seen" -ge 3 ] && break
+        sleep 0.02
+    done
+    wait "$pid"
+    check_eq "batch: its three uncached references resolved at once (resolutions in flight)" 3 "$seen"
+    check_eq "batch: each slow reference is its own 504 upstream_timeout, in order" \
+        '200 [504,504,504] ["upstream_timeout","upstream_timeout","upstream_timeout"] ["slow.test/library/python:3.7-slim","slow.test/library/python:3","slow.test/library/python:latest"]' \
+        "$(cat "$R/batch_slow.status") $(jq -c '[.results[].status]' "$R/batch_slow.b") $(jq -c '[.results[].error.code]' "$R/batch_slow.b") $(jq -c '[.results[].reference]' "$R/batch_slow.b")"
+}
+batch_concurrent
 bpost batch_badref '{"references":["Python/3.7-slim","python:3.7-slim","python?x=1",""]}'
 check_eq "batch: bad references inside are 400 invalid_reference each, the others answered" \
     '200 [400,200,400,400] ["invalid_reference",null,"invalid_reference","invalid_reference"]' \
