@@ -13,10 +13,17 @@
  *     tiers above (it survives restarts and is shared by processes on the
  *     same database).
  * A fresh rendering is put into all three, the store's within its size
- * budget. Thread-safety: every function may be called from any thread; the
- * tiers lock inside. */
+ * budget. The gzip encoding of an answer over API_GZIP_MIN bytes is made once,
+ * when a request that accepts it first meets the answer, and kept in the two
+ * tiers above the store under a key of its own (the store keeps the plain
+ * bytes only: the encoding is made again from them after a restart). Thread-safety: every
+ * function may be called from any thread; the tiers lock inside. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define ZLIB_CONST
+#include <zlib.h>
 
 #include "api_int.h"
 #include "metrics.h"
@@ -83,6 +90,7 @@ void api__answer_200(struct api_response *resp, const char *ctype, char *body, s
     resp->body = body;
     resp->len = len;
     resp->shared = shared;
+    resp->content_encoding = NULL;
 }
 
 /* resp answers 200 with the len bytes at off of fd, a descriptor it now owns. */
@@ -133,21 +141,29 @@ static int from_file(struct api__answers *t, const char *key, size_t klen, bool 
     return 0;
 }
 
-int api__answers_get(struct api__answers *t, const char *key, size_t klen,
-                     const char *ctype, bool file_ok, struct api_response *resp)
+/* The two tiers above the store: 0 with the answer in resp, IM_ENOTFOUND. */
+static int from_tiers(struct api__answers *t, const char *key, size_t klen, bool file_ok,
+                      struct api_response *resp)
 {
     const char *held = NULL, *held_ctype = NULL;
     struct api_shared *shared = NULL;
-    char *body = NULL;
     size_t len = 0;
-    if (!klen)
-        return IM_ENOTFOUND;
     /* sent as the LRU holds it: no copy (the response keeps it alive) */
     if (api__rcache_get(t->lru, key, klen, &held, &len, &held_ctype, &shared) == 0) {
         api__answer_200(resp, held_ctype, (char *)held, len, shared);
         return 0;
     }
-    if (from_file(t, key, klen, file_ok, resp) == 0)
+    return from_file(t, key, klen, file_ok, resp);
+}
+
+int api__answers_get(struct api__answers *t, const char *key, size_t klen,
+                     const char *ctype, bool file_ok, struct api_response *resp)
+{
+    char *body = NULL;
+    size_t len = 0;
+    if (!klen)
+        return IM_ENOTFOUND;
+    if (from_tiers(t, key, klen, file_ok, resp) == 0)
         return 0;
     /* a resolution that stored its root again forgot the root's rows; after a
      * revalidation (same digest) or a coalesced wait they still answer */
@@ -156,6 +172,74 @@ int api__answers_get(struct api__answers *t, const char *key, size_t klen,
     keep_above_store(t, key, klen, body, len, ctype);
     api__answer_200(resp, ctype, body, len, NULL);
     return 0;
+}
+
+/* The gzip encoding of the len bytes at body: *out (malloc'd, NUL after its
+ * *out_len bytes). 0, IM_ENOMEM, or IM_ETOOBIG past zlib's 32-bit counts. */
+static int gzip_bytes(const char *body, size_t len, char **out, size_t *out_len)
+{
+    z_stream zs;
+    char *buf = NULL;
+    int rc = IM_ENOMEM;
+    memset(&zs, 0, sizeof zs);
+    if (len > UINT_MAX / 2)
+        return IM_ETOOBIG;
+    /* windowBits 15 + 16: a gzip wrapper (no name, mtime 0: the same bytes
+     * for the same answer, whichever process made them) */
+    if (deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+        return IM_ENOMEM;
+    uLong cap = deflateBound(&zs, (uLong)len);
+    buf = malloc(cap + 1);
+    if (!buf)
+        goto out;
+    zs.next_in = (const Bytef *)body;
+    zs.avail_in = (uInt)len;
+    zs.next_out = (Bytef *)buf;
+    zs.avail_out = (uInt)cap;
+    if (deflate(&zs, Z_FINISH) != Z_STREAM_END)
+        goto out;
+    buf[zs.total_out] = '\0';
+    *out = buf;
+    *out_len = zs.total_out;
+    buf = NULL;
+    rc = 0;
+out:
+    deflateEnd(&zs);
+    free(buf);
+    return rc;
+}
+
+int api__answers_put_gzip(struct api__answers *t, const char *gzkey, size_t gzklen,
+                          const char *body, size_t len, const char *ctype,
+                          struct api_response *resp)
+{
+    char *gz = NULL;
+    size_t gzlen = 0;
+    if (len <= API_GZIP_MIN || gzip_bytes(body, len, &gz, &gzlen) != 0)
+        return 1;
+    if (gzklen)
+        keep_above_store(t, gzkey, gzklen, gz, gzlen, ctype);
+    api__answer_200(resp, ctype, gz, gzlen, NULL); /* body may be resp's: used above */
+    resp->content_encoding = "gzip";
+    return 0;
+}
+
+int api__answers_get_gzip(struct api__answers *t, const char *key, size_t klen,
+                          const char *gzkey, size_t gzklen, const char *ctype,
+                          bool file_ok, struct api_response *resp)
+{
+    if (!klen || !gzklen)
+        return IM_ENOTFOUND;
+    if (from_tiers(t, gzkey, gzklen, file_ok, resp) == 0) {
+        resp->content_encoding = "gzip";
+        return 0;
+    }
+    /* the plain answer as bytes (not a descriptor), to compress */
+    if (api__answers_get(t, key, klen, ctype, false, resp) != 0)
+        return IM_ENOTFOUND;
+    api__answers_put_gzip(t, gzkey, gzklen, resp->body, resp->len, ctype, resp);
+    return 0; /* compressed, or plain: small (or no memory to compress) */
 }
 
 void api__answers_put(struct api__answers *t, const struct im_ref *ref, const char *key,

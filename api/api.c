@@ -102,7 +102,7 @@ const char *api_route_label(const char *path)
 {
     if (!path)
         return "other";
-    if (strncmp(path, "/images/", 8) == 0)
+    if (strncmp(path, "/images/", 8) == 0 || strcmp(path, "/images") == 0)
         return "images";
     if (api__is_tags_path(path))
         return "tags";
@@ -137,7 +137,14 @@ static const struct {
      "an HTTP/1.1 request carries exactly one Host header (RFC 9112, section 3.2)"},
     {API_REJECT_BAD_ENCODING, 400, "invalid_request",
      "the request target or a header field has bytes imgmeta does not accept"},
+    {API_REJECT_BODY_TOO_LARGE, 413, "body_too_large",
+     "the request body is over 65536 bytes: send at most 100 references a request"},
 };
+
+bool api_takes_body(const char *method, const char *path)
+{
+    return method && path && strcmp(method, "POST") == 0 && strcmp(path, "/images") == 0;
+}
 
 static int handle_reject(const struct api_request *req, struct api_response *resp)
 {
@@ -156,6 +163,8 @@ static int route(struct api *a, const struct api_request *req, struct api_respon
         return handle_reject(req, resp);
     if (strncmp(req->path, "/admin/", 7) == 0)
         return api__admin(a, req, resp);
+    if (strcmp(req->path, "/images") == 0)
+        return api__batch(a, req, resp);
     if (!is_get_or_head(req->method)) {
         resp->allow = "GET, HEAD";
         return api__error(resp, 405, "method_not_allowed",

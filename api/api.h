@@ -93,10 +93,11 @@ enum api_reject {
     API_REJECT_URI_TOO_LONG,      /* 414: path or query over the service's limit */
     API_REJECT_HEADERS_TOO_LARGE, /* 431: header fields over the service's limit */
     API_REJECT_BAD_HOST,          /* 400: HTTP/1.1 without exactly one Host header */
-    API_REJECT_BAD_ENCODING       /* 400: the path, the query or a header field has a
+    API_REJECT_BAD_ENCODING,      /* 400: the path, the query or a header field has a
                                      control character (as it is or percent-encoded), a
                                      bad escape, invalid UTF-8, or the path an encoded
                                      '/'; api_request.reject_reason says which */
+    API_REJECT_BODY_TOO_LARGE     /* 413: a body over API_BATCH_BODY_MAX */
 };
 
 /* One request as server/ understood it. Strings are borrowed for the call. */
@@ -108,6 +109,12 @@ struct api_request {
     const char *style;         /* ?style= (the Markdown page's form), NULL when absent */
     const char *accept;        /* Accept header, NULL when absent */
     const char *if_none_match; /* If-None-Match header, NULL when absent */
+    const char *accept_encoding; /* Accept-Encoding header, NULL when absent */
+    const char *content_type;    /* Content-Type header, NULL when absent */
+    /* The body of a request to a route that takes one (api_takes_body), at
+     * most API_BATCH_BODY_MAX bytes; NULL and 0 for none. */
+    const char *body;
+    size_t body_len;
     const char *platforms[API_MAX_PLATFORMS]; /* ?platform= values */
     size_t n_platforms;
     bool too_many_platforms;   /* more ?platform= than API_MAX_PLATFORMS */
@@ -157,9 +164,11 @@ struct api_response {
     bool file_body;
     int file_fd;
     uint64_t file_off;
-    char etag[96]; /* "" when none */
-    long max_age;  /* Cache-Control max-age, -1 for no header */
-    bool vary_accept;
+    char etag[96];    /* "" when none */
+    long max_age;     /* Cache-Control max-age, -1 for no header */
+    bool vary_accept; /* Vary: Accept, Accept-Encoding */
+    /* Content-Encoding of body (static string: "gzip"), NULL for none */
+    const char *content_encoding;
     long retry_after;      /* seconds, -1 for no header */
     const char *allow;     /* Allow header for 405, NULL otherwise */
     enum im_outcome cache; /* where the answer came from (outcome.h), for the log */
@@ -251,6 +260,15 @@ struct api_watch_facts {
 int api_watch_check(struct api *a, const struct im_ref *ref, const char *known,
                     struct api_watch_facts *out, struct im_error *err) IM_WUR;
 void api_watch_facts_free(struct api_watch_facts *f);
+
+/* POST /images (the batch): at most API_BATCH_MAX references in a body of at
+ * most API_BATCH_BODY_MAX bytes. */
+#define API_BATCH_MAX 100
+#define API_BATCH_BODY_MAX ((size_t)64 * 1024)
+
+/* Whether a request to path with method carries a body api_handle reads
+ * (server/ keeps it, up to API_BATCH_BODY_MAX; any other body is refused). */
+bool api_takes_body(const char *method, const char *path);
 
 /* The route label api_handle would give path (for requests it never sees). */
 const char *api_route_label(const char *path);

@@ -134,6 +134,23 @@ void api__answers_put(struct api__answers *t, const struct im_ref *ref, const ch
                       size_t klen, const char *body, size_t len, const char *ctype,
                       struct api_response *resp);
 void api__answers_stats(struct api__answers *t, struct api__afile_stats *out);
+/* Compressed answers: an answer of more than API_GZIP_MIN bytes is compressed
+ * once (gzip) and the compressed bytes are kept in the tiers above the store
+ * (the LRU, the answers file) under a key of their own, gzkey (the answer's
+ * key with the encoding in it; gzklen 0: not kept). get_gzip: resp answers the
+ * kept gzip bytes (content_encoding "gzip"); when none are kept, the plain
+ * answer under key compressed now and kept, or the plain answer itself when it
+ * is API_GZIP_MIN bytes or less; IM_ENOTFOUND when no tier holds the answer.
+ * put_gzip: for a fresh rendering (body, len) of the answer: 0 with resp
+ * answering its compressed bytes, kept; 1 (resp unchanged) when the answer is
+ * small or could not be compressed. */
+#define API_GZIP_MIN 1024
+int api__answers_get_gzip(struct api__answers *t, const char *key, size_t klen,
+                          const char *gzkey, size_t gzklen, const char *ctype,
+                          bool file_ok, struct api_response *resp);
+int api__answers_put_gzip(struct api__answers *t, const char *gzkey, size_t gzklen,
+                          const char *body, size_t len, const char *ctype,
+                          struct api_response *resp);
 /* resp answers 200 with body: malloc'd (shared NULL) or held by shared. */
 void api__answer_200(struct api_response *resp, const char *ctype, char *body, size_t len,
                      struct api_shared *shared);
@@ -185,6 +202,11 @@ void api__upstream_leave(struct api *a);
 /* Copies every document and blob of src into dst (initialised, empty). 0 or
  * IM_ENOMEM (dst then emptied). */
 int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src);
+
+/* POST /images: a batch of references described at once (batch.c): 0 with
+ * the answer (or a 4xx) in resp, API_SLOW for a cache_only request that needs
+ * upstream work, IM_ENOMEM. */
+int api__batch(struct api *a, const struct api_request *req, struct api_response *resp);
 
 /* POST or DELETE /admin/cache/{ref}: purges ref from the cache (admin.c). */
 int api__admin(struct api *a, const struct api_request *req, struct api_response *resp);
@@ -292,6 +314,15 @@ int api__platform_sizes(const struct im_ref *ref, const struct im_bundle *bundle
 
 /* ---- GET /diff (diff.c) ---- */
 int api__diff(struct api *a, const struct api_request *req, struct api_response *resp);
+
+/* Whether an Accept-Encoding header (NULL: absent) accepts gzip (RFC 9110
+ * section 12.5.3): the q of the first element naming "gzip" or "x-gzip" (case
+ * insensitive), else of the first "*", must be above 0; a header naming
+ * neither, an empty one or none at all asks for the identity coding. q is
+ * read as for Accept (a malformed q counts as 1). Identity is always served
+ * when gzip is not: "identity;q=0" gets no 406. Pure; reads the whole header
+ * (the server bounds its size). */
+bool api__accepts_gzip(const char *accept_encoding);
 
 /* ---- GET /repositories/{repository}/tags (tags.c): the registry's tag
  * list, paginated the registry's way (n, last, Link) ---- */

@@ -363,8 +363,9 @@ static char representation(const struct describe *d)
     return d->style == RENDER_STYLE_CURRENT ? 'c' : 'm';
 }
 
-static void make_etag(const struct describe *d, const struct api_request *req, char *buf,
-                      size_t n)
+/* The answer's entity tag; each content coding has its own (gz: gzip). */
+static void make_etag(const struct describe *d, const struct api_request *req, bool gz,
+                      char *buf, size_t n)
 {
     uint64_t h = IM_FNV1A_START; /* the platform filter, folded into the ETag */
     for (size_t i = 0; i < req->n_platforms; i++)
@@ -372,9 +373,9 @@ static void make_etag(const struct describe *d, const struct api_request *req, c
     const char *digest = d->bundle.root_digest;
     const char *hex = strchr(digest, ':');
     hex = hex ? hex + 1 : digest;
-    snprintf(buf, n, "\"%.40s-%c%c-%016llx%s\"", hex, representation(d),
+    snprintf(buf, n, "\"%.40s-%c%c-%016llx%s%s\"", hex, representation(d),
              d->view == VIEW_SUMMARY ? 's' : 'f', (unsigned long long)h,
-             d->stale ? "-stale" : "");
+             d->stale ? "-stale" : "", gz ? "-gzip" : "");
 }
 
 /* If-None-Match: a list of entity tags or "*". */
@@ -387,6 +388,30 @@ static bool etag_matches(const char *inm, const char *etag)
     return strstr(inm, etag) != NULL;
 }
 
+/* If-None-Match: 304 (true) when it names the plain answer's entity tag or,
+ * for a request that accepts gzip, the gzip encoding's; the 304 carries the
+ * tag that matched (only an answer over API_GZIP_MIN bytes was ever given the
+ * gzip one). Else resp->etag is the plain answer's (false). */
+static bool not_modified(const struct describe *d, const struct api_request *req, bool gz,
+                         struct api_response *resp)
+{
+    make_etag(d, req, false, resp->etag, sizeof resp->etag);
+    bool hit = etag_matches(req->if_none_match, resp->etag);
+    if (!hit && gz && req->if_none_match) {
+        char tag[sizeof resp->etag];
+        make_etag(d, req, true, tag, sizeof tag);
+        hit = etag_matches(req->if_none_match, tag);
+        if (hit)
+            memcpy(resp->etag, tag, sizeof tag);
+    }
+    if (hit) {
+        resp->status = 304;
+        resp->content_type = NULL;
+    }
+    return hit;
+}
+
+/* "no platform matches; this image has: linux/amd64, linux/arm/v7" */
 void api__list_platforms(const struct render_image *img, char *msg, size_t n)
 {
     size_t off = (size_t)snprintf(msg, n, "no platform matches; this image has: ");
@@ -400,17 +425,32 @@ void api__list_platforms(const struct render_image *img, char *msg, size_t n)
 
 /* The rendered-answer key: root digest, the reference as asked (registry,
  * repository, tag, digest: the page names it), representation (the Markdown
- * page's form included) and platform filter, NUL-separated. */
+ * page's form included) and platform filter, NUL-separated. *coding_at is
+ * where gzip_key puts the encoding: right after the representation. */
 static size_t answer_key(const struct describe *d, const struct api_request *req,
-                         char *key, size_t n)
+                         char *key, size_t n, size_t *coding_at)
 {
     int off =
         snprintf(key, n, "%s%c%s%c%s%c%s%c%s%c%c%c", d->bundle.root_digest, 0,
                  d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0, d->ref.digest,
                  0, representation(d), d->view == VIEW_SUMMARY ? 's' : 'f');
+    *coding_at = off > 0 ? (size_t)off : 0;
     for (size_t i = 0; i < req->n_platforms && off > 0 && (size_t)off < n; i++)
         off += snprintf(key + off, n - (size_t)off, "%c%s", 0, req->platforms[i]);
     return off > 0 && (size_t)off < n ? (size_t)off : 0; /* 0: too long, no caching */
+}
+
+/* The key of the gzip encoding of the answer under key: a 'z' after its
+ * representation (so no platform filter can spell it). 0 when there is none. */
+static size_t gzip_key(const char *key, size_t klen, size_t at, char *gkey, size_t n)
+{
+    if (!klen || klen + 1 >= n || at > klen)
+        return 0;
+    memcpy(gkey, key, at);
+    gkey[at] = 'z';
+    memcpy(gkey + at + 1, key + at, klen - at);
+    gkey[klen + 1] = '\0';
+    return klen + 1;
 }
 
 /* The Content-Type of d's answers. */
@@ -436,15 +476,30 @@ static int load_documents(struct api *a, struct describe *d)
     return rc;
 }
 
-static int render_answer(struct api *a, struct describe *d, const struct api_request *req,
-                         struct api_response *resp)
+/* The answer from the tiers, gzip-encoded when gz allows (gkey: its key
+ * then): 0, or IM_ENOTFOUND. */
+static int kept_answer(struct api *a, const struct describe *d,
+                       const struct api_request *req, const char *key, size_t klen,
+                       const char *gkey, size_t gklen, struct api_response *resp)
 {
-    struct render_image *img = NULL;
-    char *body = NULL, key[1024];
-    size_t len = 0, klen = answer_key(d, req, key, sizeof key);
     /* a stale JSON answer gets a flag into its bytes (mark_stale_json) */
     bool file_ok = req->file_body && !(d->stale && d->format == API_FORMAT_JSON);
-    if (api__answers_get(a->answers, key, klen, answer_ctype(d), file_ok, resp) == 0)
+    if (gkey)
+        return api__answers_get_gzip(a->answers, key, klen, gkey, gklen, answer_ctype(d),
+                                     file_ok, resp);
+    return api__answers_get(a->answers, key, klen, answer_ctype(d), file_ok, resp);
+}
+
+/* The answer, rendered if no tier holds it; with gz, gzip-encoded when it is
+ * over API_GZIP_MIN bytes (resp->content_encoding then says so). */
+static int render_answer(struct api *a, struct describe *d, const struct api_request *req,
+                         bool gz, struct api_response *resp)
+{
+    struct render_image *img = NULL;
+    char *body = NULL, key[1024], gkey[1024];
+    size_t len = 0, at = 0, klen = answer_key(d, req, key, sizeof key, &at);
+    size_t gklen = gz ? gzip_key(key, klen, at, gkey, sizeof gkey) : 0;
+    if (kept_answer(a, d, req, key, klen, gz ? gkey : NULL, gklen, resp) == 0)
         return 0;
     int rc = load_documents(a, d);
     if (rc == API_SLOW)
@@ -479,6 +534,9 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
         goto out;
     }
     api__answers_put(a->answers, &d->ref, key, klen, body, len, answer_ctype(d), resp);
+    if (gz && api__answers_put_gzip(a->answers, gkey, gklen, body, len, answer_ctype(d),
+                                    resp) == 0)
+        goto out; /* the answer is the compressed copy; body is freed below */
     api__answer_200(resp, answer_ctype(d), body, len, NULL);
     body = NULL;
 out:
@@ -556,16 +614,17 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
         rc = api__history(a, &d.ref, d.format == API_FORMAT_MARKDOWN, &page, resp);
         goto out;
     }
-    make_etag(&d, req, resp->etag, sizeof resp->etag);
     resp->max_age = d.max_age < 0 ? 0 : d.max_age;
-    if (etag_matches(req->if_none_match, resp->etag)) {
-        resp->status = 304;
-        resp->content_type = NULL;
+    /* a stale JSON answer gets a flag into its bytes: sent plain */
+    bool gz = api__accepts_gzip(req->accept_encoding) &&
+              !(d.stale && d.format == API_FORMAT_JSON);
+    if (not_modified(&d, req, gz, resp))
         goto out;
-    }
-    rc = render_answer(a, &d, req, resp);
+    rc = render_answer(a, &d, req, gz, resp);
     if (rc == API_SLOW)
         goto out;
+    if (rc == 0 && resp->content_encoding)
+        make_etag(&d, req, true, resp->etag, sizeof resp->etag);
     if (rc == 0 && d.stale && resp->status == 200 && d.format == API_FORMAT_JSON)
         rc = mark_stale_json(resp);
 out:

@@ -84,17 +84,29 @@ static enum match match_range(const char *type, size_t tlen, const char *sub, si
     return token_eq(sub, slen, c->subtype) ? MATCH_EXACT : MATCH_NONE;
 }
 
+/* One list element "head;params" ending at end: where its head starts (past
+ * blanks; end for an empty element), *head_end after the head's last
+ * non-blank, *semi at the ';' before its parameters or NULL. */
+static const char *split_element(const char *s, const char *end, const char **head_end,
+                                 const char **semi)
+{
+    s = skip_ows(s, end);
+    *semi = s < end ? memchr(s, ';', (size_t)(end - s)) : NULL;
+    const char *e = *semi ? *semi : end;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *head_end = e;
+    return s;
+}
+
 /* Applies one element "type/sub;params" to both choices. */
 static void apply_range(const char *s, const char *end, size_t position,
                         struct choice *choices, size_t n)
 {
-    s = skip_ows(s, end);
+    const char *mt_end, *semi;
+    s = split_element(s, end, &mt_end, &semi);
     if (s >= end)
         return; /* an empty element */
-    const char *semi = memchr(s, ';', (size_t)(end - s));
-    const char *mt_end = semi ? semi : end;
-    while (mt_end > s && (mt_end[-1] == ' ' || mt_end[-1] == '\t'))
-        mt_end--;
     const char *slash = memchr(s, '/', (size_t)(mt_end - s));
     if (!slash || slash == s || slash + 1 >= mt_end)
         return; /* not a media range: ignored */
@@ -159,4 +171,36 @@ enum api_format api__request_format(const struct api_request *req, bool *valid)
         return API_FORMAT_JSON;
     }
     return api__negotiate(req->accept, NULL);
+}
+
+/* One Accept-Encoding element "coding;q=...": its q (thousandths) for gzip
+ * when it names gzip (or its alias x-gzip) or is the wildcard. */
+static void apply_coding(const char *s, const char *end, int *named, int *any)
+{
+    const char *c_end, *semi;
+    s = split_element(s, end, &c_end, &semi);
+    size_t n = (size_t)(c_end - s);
+    bool gzip = token_eq(s, n, "gzip") || token_eq(s, n, "x-gzip");
+    bool star = n == 1 && s[0] == '*';
+    if (!gzip && !star)
+        return;
+    int q = semi ? range_q(semi + 1, end) : 1000;
+    int *slot = gzip ? named : any;
+    if (*slot < 0) /* the first element naming it counts */
+        *slot = q;
+}
+
+bool api__accepts_gzip(const char *accept_encoding)
+{
+    int named = -1, any = -1;
+    if (!accept_encoding)
+        return false;
+    const char *p = accept_encoding, *end = p + strlen(p);
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        apply_coding(p, stop, &named, &any);
+        p = comma ? comma + 1 : end;
+    }
+    return named >= 0 ? named > 0 : any > 0;
 }

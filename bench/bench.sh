@@ -19,6 +19,8 @@
 #      on SQLite, warm (wrk) and cold; then 3 replicas on one PostgreSQL
 #      database behind nginx (tests/integration/nginx.sh), 3 x CONCURRENT
 #      cold requests for one reference at once, upstream requests counted.
+#   6. gzip: warm answers plain and gzip-encoded, JSON and Markdown, against
+#      nginx at its best serving the same bytes (gzip_static).
 # Writes $OUT (default: BENCHMARKS.md in the source tree); raw outputs stay
 # in $BENCH_RAW when BENCH_KEEP=1.
 #
@@ -27,9 +29,9 @@
 # figures are ratios of runs), SCALE_LISTS (200 distinct 7-platform images for
 # the marginal database bytes per multi-platform image; 0 skips), CONCURRENT
 # (50), BENCH_PERF (1: perf profiles of the scale daemon, see section 3),
-# BENCH_ONLY (all; or a comma list of cold, warm, scale, economy, replicas:
-# only those sections run and are written, except that replicas alone
-# rewrites only its own section of an existing OUT; or ab: two builds AB_A and AB_B
+# BENCH_ONLY (all; or a comma list of cold, warm, scale, economy, replicas,
+# gzip: only those sections run and are written, except that replicas or gzip
+# alone rewrites only its own section of an existing OUT; or ab: two builds AB_A and AB_B
 # compared on the pinned mix, see bench/ab.sh; or cost: CPU time per
 # answer on the pinned mix and on one image, see bench/cost.sh; or watch: what
 # 1,000 watched references cost, see bench/watch.sh), OUT.
@@ -159,7 +161,10 @@ stop() {
 
 # nginx_static DIR [WORKERS [CPU]]: nginx, non-daemon, its own prefix;
 # serves DIR/html with WORKERS worker processes (default auto: one per CPU it
-# may run on), under taskset -c CPU when CPU is given.
+# may run on), under taskset -c CPU when CPU is given. NGINX_BEST=1 tunes it
+# for static files as far as it goes (section 6): open_file_cache, an access
+# log written through a 64 KiB buffer, keep-alive without a request limit,
+# and gzip_static (FILE.gz sent to a client that accepts gzip).
 # nginx needs its port in its configuration, so it is probed (free_port) and
 # a start that lost it to another process is tried again on a fresh one.
 nginx_static() { nginx_static_ "$@" || nginx_static_ "$@" || nginx_static_ "$@"; }
@@ -169,8 +174,9 @@ nginx_static_() {
     N_URL=http://127.0.0.1:$port
     mkdir -p "$dir/html" "$dir/tmp"
     # Workers read the files: as root they would be nobody, and IT_DIR is 0700.
-    local user=""
+    local user="" kar=1000000
     [ "$(id -u)" -eq 0 ] && user="user root root;"
+    [ -z "${NGINX_BEST:-}" ] || kar=4000000000 # no limit in practice
     cat >"$dir/nginx.conf" <<EOF
 $user
 daemon off;
@@ -182,10 +188,12 @@ events { worker_connections 1024; }
 http {
     types { application/json json; text/markdown md; }
     default_type application/octet-stream;
-    access_log $dir/access.log;
+    access_log $dir/access.log${NGINX_BEST:+ combined buffer=64k flush=1s};
     sendfile on;
     tcp_nopush on;
-    keepalive_requests 1000000;
+    keepalive_requests $kar;
+    ${NGINX_BEST:+open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;}
+    ${NGINX_BEST:+gzip_static on;}
     keepalive_timeout 30s;
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
@@ -196,7 +204,7 @@ http {
         listen 127.0.0.1:$port;
         root $dir/html;
         add_header Cache-Control "max-age=300";
-        add_header Vary Accept;
+        add_header Vary "Accept, Accept-Encoding";
     }
 }
 EOF
@@ -209,12 +217,13 @@ EOF
 # --- measurements -------------------------------------------------------------
 
 # wrk_run NAME URL [SCRIPT]: one bounded wrk run; prints "rps p99_ms non2xx errors".
-# WRK_T (default 2) is wrk's thread count; WRK_CPU=N runs wrk under taskset -c N.
+# WRK_T (default 2) is wrk's thread count; WRK_CPU=N runs wrk under taskset -c N;
+# WRK_GZIP=1 sends Accept-Encoding: gzip.
 wrk_run() {
     local name=$1 url=$2 script=${3:-} f
     f=$IT_DIR/wrk-$name-$(now_ms).txt
     timeout $((WRK_S + 30)) ${WRK_CPU:+taskset -c "$WRK_CPU"} wrk -t"${WRK_T:-2}" -c"$WRK_C" \
-        -d"${WRK_S}s" --latency \
+        -d"${WRK_S}s" --latency ${WRK_GZIP:+-H "Accept-Encoding: gzip"} \
         ${script:+-s "$script"} "$url" >"$f" 2>&1
     awk '
       function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
@@ -639,6 +648,58 @@ if [ -z "$PIN_SKIP" ]; then
 else
     log "2b. pinned configuration skipped: $PIN_SKIP"
 fi
+fi
+
+# === 6. compressed answers (BENCH_ONLY=gzip) ====================================
+# Warm answers, plain and gzip, JSON and Markdown, against nginx at its best
+# (NGINX_BEST: sendfile, open_file_cache, a buffered access log, keep-alive
+# without limit, gzip_static serving FILE.gz made of imgmeta's own gzip bytes),
+# both logging every request; interleaved round by round, shared cores.
+if want gzip; then
+log "6. gzip answers: imgmeta vs nginx gzip_static, wrk -t${WRK_T:-2} -c$WRK_C -d${WRK_S}s x $WRK_RUNS"
+daemon gzip "$NF_URL" || die "cannot start imgmeta"
+GZ_PID=$D_PID GZ_URL=$D_URL
+GZ_HTML=$IT_DIR/nginx-gz/html/images/python
+mkdir -p "$GZ_HTML"
+# gz_files EXT PATH: imgmeta's plain and gzip answers as nginx's FILE and FILE.gz.
+gz_files() {
+    local f=$GZ_HTML/3.7-slim.$1
+    curl -s -o "$f" "$GZ_URL$2" && curl -s -H 'Accept-Encoding: gzip' -o "$f.gz" "$GZ_URL$2" &&
+        gzip -dc <"$f.gz" | cmp -s - "$f"
+}
+gz_files json /images/python/3.7-slim || die "imgmeta's gzip JSON does not inflate to its plain JSON"
+gz_files md "/images/python/3.7-slim?format=markdown" || die "imgmeta's gzip Markdown does not inflate to its page"
+NGINX_BEST=1 nginx_static "$IT_DIR/nginx-gz" || die "cannot start nginx"
+GZ_N_PID=$N_PID
+# same_bytes IMGMETA-URL NGINX-URL [gzip]: both answer 200 with the same bytes
+# (and the same Content-Encoding: gzip when asked for it).
+same_bytes() {
+    local h=() a b
+    [ -z "${3:-}" ] || h=(-H 'Accept-Encoding: gzip')
+    a=$(curl -s "${h[@]}" -o "$IT_DIR/gz-a" -w '%{http_code} %header{content-encoding}' "$1")
+    b=$(curl -s "${h[@]}" -o "$IT_DIR/gz-b" -w '%{http_code} %header{content-encoding}' "$2")
+    [ "$a" = "$b" ] && [ "${a%% *}" = 200 ] && cmp -s "$IT_DIR/gz-a" "$IT_DIR/gz-b"
+}
+GZ_J=/images/python/3.7-slim GZ_M="/images/python/3.7-slim?format=markdown"
+GZ_NJ=$N_URL/images/python/3.7-slim.json GZ_NM=$N_URL/images/python/3.7-slim.md
+for e in "" gzip; do
+    same_bytes "$GZ_URL$GZ_J" "$GZ_NJ" $e || die "nginx's JSON ($e) differs from imgmeta's"
+    same_bytes "$GZ_URL$GZ_M" "$GZ_NM" $e || die "nginx's Markdown ($e) differs from imgmeta's"
+done
+for r in $(seq 1 "$WRK_RUNS"); do # interleaved, so drift hits both alike
+    wrk_once gz-im-json "$GZ_URL$GZ_J"
+    wrk_once gz-ng-json "$GZ_NJ"
+    wrk_once gz-im-md "$GZ_URL$GZ_M"
+    wrk_once gz-ng-md "$GZ_NM"
+    WRK_GZIP=1 wrk_once gz-im-jsongz "$GZ_URL$GZ_J"
+    WRK_GZIP=1 wrk_once gz-ng-jsongz "$GZ_NJ"
+    WRK_GZIP=1 wrk_once gz-im-mdgz "$GZ_URL$GZ_M"
+    WRK_GZIP=1 wrk_once gz-ng-mdgz "$GZ_NM"
+done
+GZ_LOGGED=$(grep -c 'event=access' "$IT_DIR/gzip.log")
+GZ_N_LOGGED=$(wc -l <"$IT_DIR/nginx-gz/access.log")
+stop "$GZ_N_PID"
+stop "$GZ_PID"
 fi
 
 # === 3. scale =================================================================
@@ -1080,6 +1141,40 @@ last **$FLEET_MS ms** after they were sent (one resolution alone: $SOLO_MS ms); 
 logged $FLEET_MISS as cache=miss, $FLEET_COAL as cache=coalesced and $FLEET_HIT as cache=hit.
 EOF
 }
+# gz_row LABEL FILE IM NG: a row of section 6: bytes, req/s, and the ratio of
+# the rounds against the target.
+gz_row() {
+    pair_stats "$3" "$4"
+    echo "| $1 | $(stat -c %s "$GZ_HTML/$2") | **$(col "$3" 1)** (p99 $(col "$3" 2) ms) | $(col "$4" 1) (p99 $(col "$4" 2) ms) | $PAIR_TXT ($(yes_no "$PAIR_MED >= 90")) |"
+}
+# gz_report: section 6 (Markdown).
+gz_report() {
+    cat <<EOF
+## 6. Compressed answers
+
+Measured on $(date -u '+%Y-%m-%d %H:%M UTC'), tree \`$GIT\`; \`BENCH_ONLY=gzip make bench\` runs this
+section alone and rewrites only it (load average before $LOAD_BEFORE, after $LOAD_AFTER: on
+a shared machine the rounds' range shows the noise). One imgmeta daemon with its defaults and nginx at its best
+for static files (sendfile, \`open_file_cache\`, the access log through a 64 KiB buffer, keep-alive
+without a request limit, \`gzip_static on\`), both on these shared cores and both logging every
+request (imgmeta $GZ_LOGGED access lines, nginx $GZ_N_LOGGED). nginx serves imgmeta's own answers as
+files: \`3.7-slim.json\` and \`3.7-slim.md\` as fetched plain, and beside them \`.gz\` files fetched with
+\`Accept-Encoding: gzip\` (checked to inflate to the plain bytes; each server's answer checked to
+be the other's byte for byte, with the same \`Content-Encoding\`, before the runs). \`wrk -t${WRK_T:-2}
+-c$WRK_C -d${WRK_S}s --latency\` (with \`-H 'Accept-Encoding: gzip'\` for the gzip rows), $WRK_RUNS
+rounds, the eight runs of a round interleaved; the ratio is imgmeta's req/s over nginx's, the
+median of the rounds (range in brackets).
+
+| answer | bytes | imgmeta req/s | nginx req/s | imgmeta / nginx (target ≥ 90%) |
+|---|---|---|---|---|
+$(gz_row "JSON, plain" 3.7-slim.json gz-im-json gz-ng-json)
+$(gz_row "JSON, gzip" 3.7-slim.json.gz gz-im-jsongz gz-ng-jsongz)
+$(gz_row "Markdown, plain" 3.7-slim.md gz-im-md gz-ng-md)
+$(gz_row "Markdown, gzip" 3.7-slim.md.gz gz-im-mdgz gz-ng-mdgz)
+
+Responses other than 2xx/3xx or socket errors: imgmeta $(($(bad gz-im-json) + $(bad gz-im-jsongz) + $(bad gz-im-md) + $(bad gz-im-mdgz))), nginx $(($(bad gz-ng-json) + $(bad gz-ng-jsongz) + $(bad gz-ng-md) + $(bad gz-ng-mdgz))).
+EOF
+}
 GIT=$(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)$(cd "$SRC" && git diff --quiet HEAD -- . ':!BENCHMARKS.md' 2>/dev/null || echo "+changes")
 
 {
@@ -1192,15 +1287,26 @@ want replicas && cat <<EOF
 
 $(rep_report)
 EOF
+want gzip && cat <<EOF
+
+$(gz_report)
+EOF
 } >"$OUT.new"
-# BENCH_ONLY=replicas alone: section 5 replaces its former self in OUT (or is
-# appended to it); the other sections and the header stay as they were.
-if [ "${BENCH_ONLY:-all}" = replicas ] && [ -f "$OUT" ]; then
-    { awk '/^## / { skip = /^## 5\. / } !skip' "$OUT" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
+# only_section N REPORT: for BENCH_ONLY naming that section alone: section N
+# replaces its former self in OUT (or is appended to it); the other sections
+# and the header stay as they were.
+only_section() {
+    [ -f "$OUT" ] || return 0
+    { awk -v n="## $1. " '/^## / { skip = index($0, n) == 1 } !skip' "$OUT" |
+        sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
       echo
-      rep_report
+      "$2"
     } >"$OUT.new"
-fi
+}
+case ${BENCH_ONLY:-all} in
+replicas) only_section 5 rep_report ;;
+gzip) only_section 6 gz_report ;;
+esac
 mv "$OUT.new" "$OUT"
 log "wrote $OUT in ${T_TOTAL} s"
 keep_raw

@@ -138,7 +138,10 @@ static struct MHD_Response *make_response(struct api_response *r, bool closing)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, num);
     }
     if (r->vary_accept)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
+    if (r->content_encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+                                r->content_encoding);
     if (r->retry_after >= 0) {
         snprintf(num, sizeof num, "%ld", r->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
@@ -212,6 +215,14 @@ static void read_request(struct MHD_Connection *conn, const struct srv__request 
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     req->if_none_match =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    req->accept_encoding = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    if (api_takes_body(method, url)) { /* only a body's route looks at its type */
+        req->content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_CONTENT_TYPE);
+        req->body = rq->body;
+        req->body_len = rq->body_len;
+    }
     req->authorization =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     struct args args = {req, 0};
@@ -223,6 +234,8 @@ static void read_request(struct MHD_Connection *conn, const struct srv__request 
         req->reject = API_REJECT_URI_TOO_LONG;
     if (req->reject == API_REJECT_NONE && rq->has_body)
         req->reject = API_REJECT_BODY;
+    if (req->reject == API_REJECT_NONE && rq->body_too_large)
+        req->reject = API_REJECT_BODY_TOO_LARGE;
 }
 
 /* Holds back (on) or lets go (off) the partial segments of conn's socket
@@ -344,6 +357,34 @@ static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *conn,
     return send_built(h, conn, rq, rc, &r);
 }
 
+/* A piece of the request's body: kept for a route that takes one, up to
+ * API_BATCH_BODY_MAX bytes (past that, or without memory, the rest is
+ * dropped and the request refused 413); any other body is dropped and the
+ * request refused (413 body_not_allowed). */
+static void take_body(struct srv__request *rq, const char *url, const char *method,
+                      const char *data, size_t n)
+{
+    if (!api_takes_body(method, url)) {
+        rq->has_body = true;
+        return;
+    }
+    if (rq->body_too_large)
+        return;
+    if (n > API_BATCH_BODY_MAX - rq->body_len) {
+        rq->body_too_large = true;
+        return;
+    }
+    char *grown = realloc(rq->body, rq->body_len + n + 1);
+    if (!grown) {
+        rq->body_too_large = true;
+        return;
+    }
+    memcpy(grown + rq->body_len, data, n);
+    rq->body = grown;
+    rq->body_len += n;
+    rq->body[rq->body_len] = '\0';
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -351,7 +392,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct srv_http *h = cls;
     struct srv__request *rq = *req_cls;
-    (void)upload_data;
     if (!rq)
         return MHD_NO; /* on_target could not allocate it */
     if (!rq->started) {
@@ -367,7 +407,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size) {
-        rq->has_body = true; /* discard: no route takes a body */
+        take_body(rq, url, method, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -401,6 +441,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         rq->method, rq->path, rq->status, rq->bytes, (long long)dur_ms,
         im_outcome_words(rq->cache)->word,
         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+    free(rq->body);
     free(rq);
     *req_cls = NULL;
     atomic_fetch_sub(&h->in_flight, 1);

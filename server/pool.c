@@ -55,12 +55,22 @@ struct srv__pool {
  * text, or with text NULL only counts; returns the bytes they take. */
 static size_t copy_strings(struct api_request *r, char *text)
 {
-    const char **f[13 + API_MAX_PLATFORMS] = {
-        &r->method, &r->path,       &r->format,        &r->view,
-        &r->accept, &r->n,          &r->if_none_match, &r->authorization,
-        &r->last,   &r->request_id, &r->style,         &r->from,
-        &r->to};
-    size_t nf = 13, off = 0;
+    const char **f[15 + API_MAX_PLATFORMS] = {&r->method,
+                                              &r->path,
+                                              &r->format,
+                                              &r->view,
+                                              &r->accept,
+                                              &r->n,
+                                              &r->if_none_match,
+                                              &r->authorization,
+                                              &r->last,
+                                              &r->request_id,
+                                              &r->style,
+                                              &r->from,
+                                              &r->to,
+                                              &r->accept_encoding,
+                                              &r->content_type};
+    size_t nf = 15, off = 0;
     for (size_t i = 0; i < r->n_platforms && i < API_MAX_PLATFORMS; i++)
         f[nf++] = &r->platforms[i];
     for (size_t i = 0; i < nf; i++) {
@@ -76,17 +86,23 @@ static size_t copy_strings(struct api_request *r, char *text)
     return off;
 }
 
-/* A job for req (its strings copied: at most the service's limits on path,
- * query and headers, checked before), to be answered in full. NULL on OOM. */
+/* A job for req (its strings and body copied: at most the service's limits
+ * on path, query, headers and body, checked before), to be answered in full.
+ * NULL on OOM. */
 static struct srv__job *job_new(const struct api_request *req,
                                 struct MHD_Connection *conn, struct srv__request *rq)
 {
     struct api_request counted = *req;
-    struct srv__job *j = calloc(1, sizeof *j + copy_strings(&counted, NULL));
+    size_t strings = copy_strings(&counted, NULL);
+    struct srv__job *j = calloc(1, sizeof *j + strings + req->body_len + 1);
     if (!j)
         return NULL;
     j->req = *req;
     copy_strings(&j->req, j->text);
+    if (req->body) { /* bytes, not a string: copied by its length */
+        memcpy(j->text + strings, req->body, req->body_len);
+        j->req.body = j->text + strings;
+    }
     j->req.cache_only = false;
     j->conn = conn;
     j->rq = rq;

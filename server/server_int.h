@@ -53,7 +53,12 @@ struct srv__request {
     enum srv_part fault_part;
     char id[24];
     int64_t start_ms;
-    bool has_body;
+    bool has_body; /* a body no route takes: refused */
+    /* the body of a route that takes one (api_takes_body): malloc'd, NUL
+     * after its body_len bytes; body_too_large past API_BATCH_BODY_MAX */
+    char *body;
+    size_t body_len;
+    bool body_too_large;
     bool corked; /* TCP_CORK set for a file's answer, until on_completed */
     enum api_reject reject;
     int status;

@@ -98,7 +98,7 @@ TAGS=/repositories/{repository}/tags
 s=$(fetch json $IMG "$U/images/python/3.7-slim")
 check_eq "GET image: 200" 200 "$s"
 check_eq "JSON Content-Type" "application/json" "$(header json Content-Type)"
-check_eq "Vary: Accept" "Accept" "$(header json Vary)"
+check_eq "Vary: Accept, Accept-Encoding" "Accept, Accept-Encoding" "$(header json Vary)"
 check_eq "JSON names the resolved list digest" "$LIST_DIGEST" "$(jqb json .digest)"
 check "Cache-Control max-age within the config file's tag-ttl (120)" \
     awk -v v="$(header json Cache-Control)" 'BEGIN { sub("max-age=", "", v); exit !(v > 0 && v <= 120) }'
@@ -167,6 +167,101 @@ s=$(fetch head_md $IMG -I -H 'Accept: text/markdown' "$U/images/python/3.7-slim"
 check_eq "HEAD Markdown: Content-Type and length" \
     "text/markdown; charset=utf-8 $(stat -c %s "$R/acc_md.b")" \
     "$(header head_md Content-Type) $(header head_md Content-Length)"
+
+# --- compressed answers ------------------------------------------------------------------
+# raw NAME CURL-ARGS...: like fetch, but not recorded for the contract (a gzip
+# body is not JSON until inflated; the recorded ones use curl --compressed).
+raw() {
+    local name=$1
+    shift
+    curl -s --max-time 60 -D "$R/$name.h" -o "$R/$name.b" -w '%{http_code}' "$@"
+}
+inflates_to() { gzip -dc <"$R/$1.b" >"$R/$1.plain" 2>/dev/null && cmp -s "$R/$1.plain" "$R/$2.b"; }
+GZ='Accept-Encoding: gzip'
+s=$(raw gz_json -H "$GZ" "$U/images/python/3.7-slim")
+check_eq "gzip: 200, Content-Encoding: gzip, Vary: Accept, Accept-Encoding" \
+    "200 gzip Accept, Accept-Encoding" "$s $(header gz_json Content-Encoding) $(header gz_json Vary)"
+check "gzip JSON inflates to the plain JSON answer byte for byte" inflates_to gz_json json
+check "gzip: fewer bytes than the plain answer" [ "$(stat -c %s "$R/gz_json.b")" -lt "$(stat -c %s "$R/json.b")" ]
+check_eq "gzip: Content-Length is the compressed length" "$(stat -c %s "$R/gz_json.b")" \
+    "$(header gz_json Content-Length)"
+gz_etag=$(header gz_json ETag)
+check "gzip: an ETag of its own, the plain one with -gzip" \
+    [ "$gz_etag" = "$(header json ETag | sed 's/"$/-gzip"/')" ]
+s=$(raw gz_json2 -H "$GZ" "$U/images/python/3.7-slim")
+check "gzip asked again (kept, not compressed again): the same bytes" cmp -s "$R/gz_json2.b" "$R/gz_json.b"
+s=$(raw gz_md -H "$GZ" -H 'Accept: text/markdown' "$U/images/python/3.7-slim")
+check_eq "gzip Markdown: 200 gzip" "200 gzip" "$s $(header gz_md Content-Encoding)"
+check "gzip Markdown inflates to the plain page byte for byte" inflates_to gz_md acc_md
+s=$(raw gz_head -I -H "$GZ" "$U/images/python/3.7-slim")
+check_eq "HEAD with gzip: Content-Length of the compressed answer, Content-Encoding, ETag" \
+    "200 $(stat -c %s "$R/gz_json.b") gzip $gz_etag" \
+    "$s $(header gz_head Content-Length) $(header gz_head Content-Encoding) $(header gz_head ETag)"
+s=$(fetch gz_inm $IMG -H "$GZ" -H "If-None-Match: $gz_etag" "$U/images/python/3.7-slim")
+check_eq "If-None-Match with the gzip ETag: 304, that ETag, no body" "304 $gz_etag 0" \
+    "$s $(header gz_inm ETag) $(cat "$R/gz_inm.b" 2>/dev/null | wc -c)"
+s=$(raw gz_inm_plain -H "If-None-Match: $gz_etag" "$U/images/python/3.7-slim")
+check_eq "304 and 404 answers say Vary: Accept, Accept-Encoding too" \
+    "Accept, Accept-Encoding|Accept, Accept-Encoding" \
+    "$(header gz_inm Vary)|$(curl -s -D - -o /dev/null -H "$GZ" "$U/images/python/3.7-nope" | tr -d '\r' | sed -n 's/^Vary: //Ip')"
+check_eq "the gzip ETag does not validate a request without gzip" "200 " \
+    "$s $(header gz_inm_plain Content-Encoding)"
+# q-values: gzip;q=0, identity and codings it does not make get the plain bytes
+for ae in 'gzip;q=0' identity 'br, deflate' '*;q=0' 'gzip;q=0, *'; do
+    s=$(raw gz_no -H "Accept-Encoding: $ae" "$U/images/python/3.7-slim")
+    check_eq "Accept-Encoding: $ae -> plain, the plain ETag" "200  $(header json ETag)" \
+        "$s $(header gz_no Content-Encoding) $(header gz_no ETag)"
+    check "Accept-Encoding: $ae -> the plain bytes" cmp -s "$R/gz_no.b" "$R/json.b"
+done
+for ae in '*' 'deflate;q=1, gzip;q=0.5' 'x-gzip' 'GZIP'; do
+    s=$(raw gz_yes -H "Accept-Encoding: $ae" "$U/images/python/3.7-slim")
+    check_eq "Accept-Encoding: $ae -> gzip, the same bytes" "200 gzip same" \
+        "$s $(header gz_yes Content-Encoding) $(cmp -s "$R/gz_yes.b" "$R/gz_json.b" && echo same)"
+done
+s=$(raw gz_small -H "$GZ" "$U/images/python/3.7-slim?view=summary&platform=linux/arm/v7")
+check_eq "an answer of 1 KiB or less is sent plain, with Vary" "200  Accept, Accept-Encoding" \
+    "$s $(header gz_small Content-Encoding) $(header gz_small Vary)"
+check "... and is under 1 KiB" [ "$(stat -c %s "$R/gz_small.b")" -le 1024 ]
+for v in json md; do # the contract, curl inflating the body
+    a=application/json
+    [ $v = md ] && a=text/markdown
+    s=$(fetch "gz_c_$v" $IMG --compressed -H "Accept: $a" "$U/images/python/3.7-slim")
+    check_eq "curl --compressed ($v): gzip, the plain bytes" "200 gzip same" \
+        "$s $(header "gz_c_$v" Content-Encoding) $(cmp -s "$R/gz_c_$v.b" "$R/$([ $v = md ] && echo acc_md || echo json).b" && echo same)"
+done
+fetch gz_c_head $IMG -I --compressed "$U/images/python/3.7-slim" >/dev/null
+
+# The answers-file tier: a daemon without the in-memory LRU sends both
+# encodings from the answers file; the compressed bytes are the same.
+gzip_file_tier() {
+    local pid port fu hits0 hits1
+    "$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/gz/cache.db" --answer-cache-bytes 0 \
+        --mirror "docker.io=$FRONT_URL" >"$IT_DIR/gz.log" 2>&1 &
+    pid=$!
+    it_record "$pid"
+    port=$(listen_port "$IT_DIR/gz.log" "$pid") || return 1
+    fu=http://127.0.0.1:$port
+    wait_http "$fu/healthz" 200 "$pid" || return 1
+    raw gzf_plain "$fu/images/python/3.7-slim" >/dev/null
+    raw gzf_md0 -H 'Accept: text/markdown' -H "$GZ" "$fu/images/python/3.7-slim" >/dev/null
+    hits0=$(curl -s "$fu/metrics" | sed -n 's/^imgmeta_answer_file_hits_total //p')
+    raw gzf_json -H "$GZ" "$fu/images/python/3.7-slim" >/dev/null
+    raw gzf_json2 -H "$GZ" "$fu/images/python/3.7-slim" >/dev/null
+    raw gzf_md -H 'Accept: text/markdown' -H "$GZ" "$fu/images/python/3.7-slim" >/dev/null
+    hits1=$(curl -s "$fu/metrics" | sed -n 's/^imgmeta_answer_file_hits_total //p')
+    check_eq "answers file: JSON, gzip JSON twice and gzip Markdown all from the file" 3 \
+        "$((${hits1:-0} - ${hits0:-0}))"
+    check "answers file: gzip JSON inflates to the plain answer" inflates_to gzf_json gzf_plain
+    check "answers file: the same gzip bytes each time, and as the LRU's" \
+        eval "cmp -s '$R/gzf_json.b' '$R/gzf_json2.b' && cmp -s '$R/gzf_json.b' '$R/gz_json.b'"
+    check "answers file: gzip Markdown inflates to the plain page" inflates_to gzf_md acc_md
+    check_eq "answers file: Content-Encoding gzip" "gzip gzip" \
+        "$(header gzf_json2 Content-Encoding) $(header gzf_md Content-Encoding)"
+    kill -TERM "$pid"
+    wait "$pid"
+}
+mkdir -p "$IT_DIR/gz"
+gzip_file_tier || it_fail "the answers-file gzip test could not run"
 
 # --- summary view and platform filter -------------------------------------------------
 s=$(fetch summary $IMG "$U/images/python/3.7-slim?view=summary")
@@ -542,6 +637,85 @@ s=$(fetch purge $ADM -X DELETE -H "Authorization: Bearer $ADMIN_TOKEN" "$U/admin
 check_eq "purge with the token: 200, the tag removed" "200 1" "$s $(jqb purge .removed.tags)"
 s=$(fetch after_purge $IMG "$U/images/python/3.7-slim")
 check_eq "after the purge the image is resolved again" "200 miss" "$s $(header after_purge X-Imgmeta-Cache)"
+
+# --- batch: POST /images ---------------------------------------------------------------------------
+BATCH=/images
+# bpost NAME BODY [CURL-ARGS...]: POST /images with BODY (a file's contents when
+# it starts with @) as JSON, recorded; the status in $R/NAME.status.
+bpost() {
+    local name=$1 body=$2
+    shift 2
+    efetch "$name" $BATCH -X POST -H 'Content-Type: application/json' --data-binary "$body" "$@" "$U/images"
+}
+bpost batch '{"references":["python:3.7-slim","python/3.7-nope","python:3"],"view":"summary"}'
+check_eq "batch: 200, results in request order: 200, 404, 200" \
+    '200 ["python:3.7-slim","python/3.7-nope","python:3"] [200,404,200]' \
+    "$(cat "$R/batch.status") $(jq -c '[.results[].reference]' "$R/batch.b") $(jq -c '[.results[].status]' "$R/batch.b")"
+check_eq "batch: the missing reference's error is not_found" not_found "$(jqb batch '.results[1].error.code')"
+raw b_get "$U/images/python/3.7-slim?view=summary" >/dev/null
+check "batch: an image is what GET ?view=summary answers" \
+    eval "diff <(jq -c '.results[0].image' '$R/batch.b') <(jq -c . '$R/b_get.b') >/dev/null"
+bpost batch_full '{"references":["python:3.7-slim"]}'
+check "batch: view defaults to full, the GET's answer" \
+    eval "diff <(jq -c '.results[0].image' '$R/batch_full.b') <(jq -c . '$R/json.b') >/dev/null"
+bpost batch_cold '{"references":["python:latest","python:latest","python:3.7"]}'
+check_eq "batch: uncached references resolved (twice the same one, coalesced or cached)" \
+    '200 [200,200,200] same' \
+    "$(cat "$R/batch_cold.status") $(jq -c '[.results[].status]' "$R/batch_cold.b") $([ "$(jq -c '.results[0].image' "$R/batch_cold.b")" = "$(jq -c '.results[1].image' "$R/batch_cold.b")" ] && echo same)"
+# Concurrently: three references behind the slow front (each answers 504 after
+# the daemon's upstream timeout) are resolved at once, as /metrics shows while
+# the batch runs.
+batch_concurrent() {
+    local pid i seen=0 n
+    bpost batch_slow '{"references":["slow.test/library/python:3.7-slim","slow.test/library/python:3","slow.test/library/python:latest"]}' &
+    pid=$!
+    for i in $(seq 1 100); do
+        n=$(curl -s "$U/metrics" | sed -n 's/^imgmeta_resolutions_in_flight //p')
+        [ "${n:-0}" -gt "$seen" ] && seen=$n
+        [ "$seen" -ge 3 ] && break
+        sleep 0.02
+    done
+    wait "$pid"
+    check_eq "batch: its three uncached references resolved at once (resolutions in flight)" 3 "$seen"
+    check_eq "batch: each slow reference is its own 504 upstream_timeout, in order" \
+        '200 [504,504,504] ["upstream_timeout","upstream_timeout","upstream_timeout"] ["slow.test/library/python:3.7-slim","slow.test/library/python:3","slow.test/library/python:latest"]' \
+        "$(cat "$R/batch_slow.status") $(jq -c '[.results[].status]' "$R/batch_slow.b") $(jq -c '[.results[].error.code]' "$R/batch_slow.b") $(jq -c '[.results[].reference]' "$R/batch_slow.b")"
+}
+batch_concurrent
+bpost batch_badref '{"references":["Python/3.7-slim","python:3.7-slim","python?x=1",""]}'
+check_eq "batch: bad references inside are 400 invalid_reference each, the others answered" \
+    '200 [400,200,400,400] ["invalid_reference",null,"invalid_reference","invalid_reference"]' \
+    "$(cat "$R/batch_badref.status") $(jq -c '[.results[].status]' "$R/batch_badref.b") $(jq -c '[.results[].error.code]' "$R/batch_badref.b")"
+# hostile bodies: clear 4xx, and the daemon answers on
+bpost b_notjson 'not json'
+error_is b_notjson 400 invalid_body
+bpost b_type '{"references":"python:3.7-slim"}'
+error_is b_type 400 invalid_body
+bpost b_elem '{"references":[1,2]}'
+error_is b_elem 400 invalid_body
+bpost b_extra '{"references":["python:3.7-slim"],"more":true}'
+error_is b_extra 400 invalid_body
+bpost b_dup '{"references":["a:1"],"references":["b:1"]}'
+error_is b_dup 400 invalid_body
+bpost b_view '{"references":["python:3.7-slim"],"view":"tiny"}'
+error_is b_view 400 invalid_parameter
+bpost b_empty '{"references":[]}'
+error_is b_empty 400 too_many_references
+many=$(printf '"python:3.7-slim",%.0s' $(seq 1 100))
+bpost b_101 "{\"references\":[${many}\"python:3\"]}"
+error_is b_101 400 too_many_references
+bpost b_100 "{\"references\":[${many%,}],\"view\":\"summary\"}"
+check_eq "batch: 100 references are answered" "200 100" "$(cat "$R/b_100.status") $(jqb b_100 '.results | length')"
+head -c 70000 /dev/zero | tr '\0' ' ' >"$IT_DIR/big.json"
+bpost b_big "@$IT_DIR/big.json"
+error_is b_big 413 body_too_large
+efetch b_ctype $BATCH -X POST -H 'Content-Type: text/plain' --data-binary '{"references":["python:3"]}' "$U/images"
+error_is b_ctype 415 unsupported_media_type
+efetch b_get "#/components/responses/BatchMethodNotAllowed" "$U/images"
+error_is b_get 405 method_not_allowed
+check_eq "GET /images: Allow: POST" POST "$(header b_get Allow)"
+check_eq "after the hostile batches the daemon still answers" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "$U/images/python/3.7-slim")"
 
 # --- the contract -----------------------------------------------------------------------------------
 # The pinned linter and validator (tests/openapi/package-lock.json) are

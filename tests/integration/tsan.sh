@@ -8,8 +8,9 @@
 # registry, regfront and faultreg, and sends in parallel (curl -P): cold
 # resolutions of one reference (coalescing), cold resolutions of 24 distinct
 # images, failing upstreams (503, reset, digest mismatch), warm hits in JSON,
-# Markdown, summary and filtered forms, 304s and invalid requests, /metrics,
-# with the watcher checking three references (--watch, --tag-ttl 2); then, on
+# Markdown, summary and filtered forms, 304s, invalid requests, gzip answers
+# and batches of references (threads of their own), /metrics, with the watcher
+# checking three references (--watch, --tag-ttl 2); then, on
 # the same database with the LRU off and a 256 KiB answers file, warm hits
 # sent from the file while it starts over. Passes when every answer is the
 # expected status, the daemon exits 0 on SIGTERM and its log has no
@@ -42,13 +43,13 @@ IT_WAIT_S=60 start_daemon --threads 8 --request-timeout-ms 5000 \
     --watch python:3.7-slim,fault.test/library/img1:v1,fault.test/library/503:v1 ||
     die "cannot start imgmeta serve"
 
-# hammer NAME PARALLEL WANT URL...: every URL (repeated as given) with curl -P;
-# passes when every answer's status is WANT.
+# hammer NAME PARALLEL WANT URL...: every URL (repeated as given) with curl -P
+# (with the header HAMMER_H when set); passes when every answer's status is WANT.
 hammer() {
     local name=$1 par=$2 want=$3 bad
     shift 3
     printf '%s\n' "$@" | xargs -P "$par" -I{} curl -s -o /dev/null -w '%{http_code}\n' \
-        --max-time 60 "{}" >"$IT_DIR/codes"
+        ${HAMMER_H:+-H "$HAMMER_H"} --max-time 60 "{}" >"$IT_DIR/codes"
     bad=$(grep -vc "^$want\$" "$IT_DIR/codes")
     check_eq "$name: $(wc -l <"$IT_DIR/codes") answers, all $want" 0 "$bad"
 }
@@ -74,6 +75,17 @@ mapfile -t invalid < <(rep 50 "$U/Python/x"; rep 50 "$U/python?format=xml")
 hammer "invalid requests" 16 400 "${invalid[@]}"
 mapfile -t metrics < <(rep 40 "$DAEMON_URL/metrics")
 hammer "/metrics (the watched images' series) while the watcher works" 8 200 "${metrics[@]}"
+# gzip: each answer's first compression raced by 16 clients, then its hits
+mapfile -t gz < <(rep 40 "$U/python/3.7-slim"; rep 40 "$U/python/3.7-slim?format=markdown"
+    for i in $(seq 1 24); do printf '%s\n' "$U/fault.test/library/img$i/v1"; done)
+HAMMER_H='Accept-Encoding: gzip' hammer "gzip answers" 16 200 "${gz[@]}"
+# batches: each needs the upstream (failing references), so each runs on an
+# upstream thread with threads of its own, coalescing with the others
+batch='{"references":["python:3.7-slim","fault.test/library/503/v1","fault.test/library/img1/v1",'
+batch+='"fault.test/library/reset/v1","python:3.7-slim","fault.test/library/img2/v1"],"view":"summary"}'
+seq 1 24 | xargs -P 8 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 -X POST \
+    -H 'Content-Type: application/json' --data-binary "$batch" "$U" >"$IT_DIR/codes"
+check_eq "24 batches at once, all 200" 0 "$(grep -vc '^200$' "$IT_DIR/codes")"
 
 # stop_and_check NAME: SIGTERM, exit 0, no ThreadSanitizer report in the log.
 stop_and_check() {
@@ -103,6 +115,7 @@ mapfile -t from_file < <(for r in $(seq 1 10); do
     for i in $(seq 1 24); do printf '%s\n' "$U/fault.test/library/img$i/v1"; done
 done)
 hammer "warm hits from the answers file" 16 200 "${from_file[@]}"
+HAMMER_H='Accept-Encoding: gzip' hammer "gzip hits from the answers file" 16 200 "${from_file[@]}"
 hits=$(curl -s "$DAEMON_URL/metrics" | awk '$1 == "imgmeta_answer_file_hits_total" {print $2}')
 check "... and the answers file served them (hits: ${hits:-none})" [ "${hits:-0}" -gt 0 ]
 stop_and_check "answers file"

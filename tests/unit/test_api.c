@@ -2,6 +2,7 @@
  * and a registry client whose only upstream is a closed port: any answer
  * that needed the network would fail, so a 200 proves it came from cache. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <curl/curl.h>
 #include <signal.h>
@@ -42,17 +43,16 @@ static const char config[] =
     "\"created_by\":\"/bin/sh -c #(nop) ADD file:abc in / \"}],"
     "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
 
-/* Pretends python:3.7-slim was resolved just now into s: its documents under
- * their real digests, as a resolution keeps them (the store checks a
- * document it reads against its digest). */
-static void put_python(struct store *s)
+/* Pretends name was resolved just now into s with cfg as its config: its
+ * documents under their real digests, as a resolution keeps them (the store
+ * checks a document it reads against its digest). */
+static void put_image(struct store *s, const char *name, const char *cfg)
 {
     struct im_error err;
     struct im_bundle b;
     char config_digest[IM_DIGEST_MAX], root[IM_DIGEST_MAX], manifest[1024];
-    cr_assert_eq(im_sha256_digest(config, strlen(config), config_digest), 0);
-    int n =
-        snprintf(manifest, sizeof manifest, manifest_fmt, strlen(config), config_digest);
+    cr_assert_eq(im_sha256_digest(cfg, strlen(cfg), config_digest), 0);
+    int n = snprintf(manifest, sizeof manifest, manifest_fmt, strlen(cfg), config_digest);
     cr_assert(n > 0 && (size_t)n < sizeof manifest);
     cr_assert_eq(im_sha256_digest(manifest, (size_t)n, root), 0);
     im_bundle_init(&b);
@@ -62,8 +62,8 @@ static void put_python(struct store *s)
                                    manifest, (size_t)n),
                  0);
     cr_assert_eq(im_bundle_add_doc(&b, config_digest,
-                                   "application/vnd.docker.container.image.v1+json",
-                                   config, strlen(config)),
+                                   "application/vnd.docker.container.image.v1+json", cfg,
+                                   strlen(cfg)),
                  0);
     struct im_blob blob = {.size = 1001, .last_modified = 1531788244};
     strcpy(blob.digest,
@@ -71,9 +71,14 @@ static void put_python(struct store *s)
     strcpy(blob.media_type, "application/octet-stream");
     cr_assert_eq(im_bundle_add_blob(&b, &blob), 0);
     struct im_ref ref;
-    cr_assert_eq(reg_ref_parse("python:3.7-slim", &ref, &err), 0, "%s", err.msg);
+    cr_assert_eq(reg_ref_parse(name, &ref, &err), 0, "%s", err.msg);
     cr_assert_eq(store_put(s, &ref, &b, im_now(), &err), 0, "%s", err.msg);
     im_bundle_free(&b);
+}
+
+static void put_python(struct store *s)
+{
+    put_image(s, "python:3.7-slim", config);
 }
 
 /* A loopback port where nothing listens, held for the test: bound and never
@@ -130,19 +135,21 @@ static void teardown(void)
 
 TestSuite(api, .init = setup, .fini = teardown, .timeout = 30);
 
+/* a's answer to req, which must be built (api_handle returns 0). */
+static struct api_response answer_to(struct api *a, const struct api_request *req)
+{
+    struct api_response resp;
+    memset(&resp, 0, sizeof resp);
+    cr_assert_eq(api_handle(a, req, &resp), 0);
+    return resp;
+}
+
 static struct api_response get_on(struct api *a, const char *path, const char *accept,
                                   const char *format)
 {
-    struct api_request req;
-    struct api_response resp;
-    memset(&req, 0, sizeof req);
-    memset(&resp, 0, sizeof resp);
-    req.method = "GET";
-    req.path = path;
-    req.accept = accept;
-    req.format = format;
-    cr_assert_eq(api_handle(a, &req, &resp), 0);
-    return resp;
+    struct api_request req = {
+        .method = "GET", .path = path, .accept = accept, .format = format};
+    return answer_to(a, &req);
 }
 
 static struct api_response get(const char *path, const char *accept, const char *format)
@@ -314,6 +321,144 @@ Test(api, healthz_and_readyz)
     r = get("/readyz", NULL, NULL);
     cr_assert_eq(r.status, 200);
     api_response_free(&r);
+}
+
+/* ---- compressed answers (api/answers.c) ---- */
+
+#include <zlib.h>
+
+static struct api_response get_gz(const char *path, const char *format,
+                                  const char *accept_encoding, const char *inm)
+{
+    struct api_request req = {.method = "GET",
+                              .path = path,
+                              .format = format,
+                              .accept_encoding = accept_encoding,
+                              .if_none_match = inm};
+    return answer_to(api, &req);
+}
+
+/* The gzip bytes of r, inflated: must be exactly the plain answer's. */
+static void expect_inflates_to(const struct api_response *r,
+                               const struct api_response *plain)
+{
+    char *out = malloc(plain->len + 16);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    cr_assert_not_null(out);
+    cr_assert_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+    zs.next_in = (Bytef *)r->body;
+    zs.avail_in = (uInt)r->len;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)plain->len + 16;
+    cr_assert_eq(inflate(&zs, Z_FINISH), Z_STREAM_END, "a whole gzip stream");
+    cr_assert_eq(zs.total_out, plain->len, "inflated %lu bytes, plain %zu", zs.total_out,
+                 plain->len);
+    cr_assert(memcmp(out, plain->body, plain->len) == 0,
+              "the plain bytes, byte for byte");
+    inflateEnd(&zs);
+    free(out);
+}
+
+/* An image whose answers are over 1 KiB: a config with a long history line. */
+static const char *put_big(void)
+{
+    static char big[4096];
+    char cmd[2048];
+    memset(cmd, 'x', sizeof cmd - 1);
+    cmd[sizeof cmd - 1] = '\0';
+    snprintf(big, sizeof big,
+             "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{},\"history\":"
+             "[{\"created\":\"2018-07-17T00:28:04.5Z\",\"created_by\":\"/bin/sh -c "
+             "echo %s\"}],\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}",
+             cmd);
+    put_image(st, "big:1", big);
+    return "/images/big/1";
+}
+
+static void gzip_roundtrip(const char *format)
+{
+    const char *path = put_big();
+    struct api_response plain = get_gz(path, format, NULL, NULL);
+    cr_assert_eq(plain.status, 200);
+    cr_assert_gt(plain.len, API_GZIP_MIN, "the fixture's answer is over 1 KiB");
+    cr_assert_null(plain.content_encoding, "no Accept-Encoding: plain");
+    for (int i = 0; i < 2; i++) { /* compressed, then from the LRU */
+        struct api_response gz = get_gz(path, format, "gzip", NULL);
+        cr_assert_eq(gz.status, 200);
+        cr_assert_str_eq(gz.content_encoding, "gzip");
+        cr_assert_str_eq(gz.content_type, plain.content_type);
+        cr_assert_lt(gz.len, plain.len);
+        expect_inflates_to(&gz, &plain);
+        cr_assert_str_neq(gz.etag, plain.etag, "an ETag per encoding");
+        cr_assert_not_null(strstr(gz.etag, "-gzip\""), "%s", gz.etag);
+        struct api_response nm = get_gz(path, format, "gzip", gz.etag);
+        cr_assert_eq(nm.status, 304, "the gzip ETag validates");
+        cr_assert_str_eq(nm.etag, gz.etag);
+        api_response_free(&nm);
+        nm = get_gz(path, format, NULL, gz.etag);
+        cr_assert_eq(nm.status, 200, "not for a request without gzip");
+        cr_assert_null(nm.content_encoding);
+        api_response_free(&nm);
+        api_response_free(&gz);
+    }
+    api_response_free(&plain);
+}
+
+Test(api, gzip_json_inflates_to_the_plain_answer)
+{
+    gzip_roundtrip("json");
+}
+
+Test(api, gzip_markdown_inflates_to_the_plain_answer)
+{
+    gzip_roundtrip("markdown");
+}
+
+Test(api, gzip_refused_or_small_answers_are_plain)
+{
+    const char *path = put_big();
+    struct api_response plain = get_gz(path, NULL, NULL, NULL);
+    const char *plain_codings[] = {"gzip;q=0",    "identity", "",
+                                   "br, deflate", "*;q=0",    "gzip;q=0, *"};
+    for (size_t i = 0; i < sizeof plain_codings / sizeof *plain_codings; i++) {
+        struct api_response r = get_gz(path, NULL, plain_codings[i], NULL);
+        cr_assert_null(r.content_encoding, "Accept-Encoding: %s", plain_codings[i]);
+        cr_assert_eq(r.len, plain.len);
+        cr_assert_str_eq(r.etag, plain.etag);
+        api_response_free(&r);
+    }
+    struct api_response r = get_gz(path, NULL, "*", NULL);
+    cr_assert_str_eq(r.content_encoding, "gzip", "the wildcard takes gzip");
+    api_response_free(&r);
+    r = get_gz("/images/python/3.7-slim", NULL, "gzip", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert_leq(r.len, API_GZIP_MIN, "python's answer is small: %zu", r.len);
+    cr_assert_null(r.content_encoding, "1 KiB or less is sent plain");
+    cr_assert_null(strstr(r.etag, "-gzip"), "%s", r.etag);
+    api_response_free(&r);
+    api_response_free(&plain);
+}
+
+Test(negotiate, accept_encoding_gzip)
+{
+    const char *yes[] = {"gzip",
+                         "GZIP",
+                         "x-gzip",
+                         "deflate, gzip;q=0.5",
+                         "*",
+                         "br;q=1, *;q=0.1",
+                         " gzip ; q=1.0 ",
+                         "gzip;q=bad",
+                         "identity, gzip"};
+    const char *no[] = {NULL,           "",      "identity",      "gzip;q=0",
+                        "gzip;q=0.000", "*;q=0", "gzip;q=0, *",   "br, deflate",
+                        ",,;;",         "gzipx", "gzip;q=0, gzip"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        cr_expect(api__accepts_gzip(yes[i]), "Accept-Encoding: %s", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        cr_expect_not(api__accepts_gzip(no[i]), "Accept-Encoding: %s",
+                      no[i] ? no[i] : "(none)");
 }
 
 /* ---- content negotiation (api/negotiate.c) ---- */
@@ -1376,4 +1521,137 @@ Test(api, answers_file_in_a_missing_directory_is_off_and_answers_still_come)
     api__answers_stats(a->answers, &fs);
     cr_assert_eq(fs.entries + fs.bytes + fs.write_failures, 0, "no answers file is used");
     api_free(a);
+}
+
+/* ---- POST /images: a batch (api/batch.c) ---- */
+
+static struct api_response post_batch(const char *body, const char *ctype,
+                                      bool cache_only)
+{
+    struct api_request req = {.method = "POST",
+                              .path = "/images",
+                              .content_type = ctype,
+                              .body = body,
+                              .body_len = body ? strlen(body) : 0,
+                              .cache_only = cache_only};
+    struct api_response resp;
+    memset(&resp, 0, sizeof resp);
+    int rc = api_handle(api, &req, &resp);
+    cr_assert_eq(rc, cache_only && rc == API_SLOW ? API_SLOW : 0);
+    return resp;
+}
+
+static json_t *batch_results(const struct api_response *r)
+{
+    json_error_t jerr;
+    cr_assert_eq(r->status, 200, "%.*s", (int)r->len, r->body);
+    json_t *root = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &jerr);
+    cr_assert_not_null(root, "%s", jerr.text);
+    json_t *results = json_object_get(root, "results");
+    cr_assert(json_is_array(results));
+    json_incref(results);
+    json_decref(root);
+    return results;
+}
+
+Test(api, batch_answers_each_reference_in_order)
+{
+    struct api_response one = get("/images/python/3.7-slim?view=summary", NULL, NULL);
+    struct api_request sreq = {
+        .method = "GET", .path = "/images/python/3.7-slim", .view = "summary"};
+    api_response_free(&one);
+    one = answer_to(api, &sreq);
+    struct api_response r = post_batch(
+        "{\"references\":[\"python:3.7-slim\",\"python:3.8-slim\",\"NOT A REF\","
+        "\"python/3.7-slim\"],\"view\":\"summary\"}",
+        "application/json", false);
+    json_t *res = batch_results(&r);
+    cr_assert_eq(json_array_size(res), 4);
+    const char *refs[] = {"python:3.7-slim", "python:3.8-slim", "NOT A REF",
+                          "python/3.7-slim"};
+    int statuses[] = {200, 502, 400, 200};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *it = json_array_get(res, i);
+        cr_assert_str_eq(json_string_value(json_object_get(it, "reference")), refs[i]);
+        cr_assert_eq(json_integer_value(json_object_get(it, "status")), statuses[i],
+                     "item %zu", i);
+        cr_assert_not_null(json_object_get(it, statuses[i] == 200 ? "image" : "error"));
+    }
+    /* the image is the GET's answer, byte for byte */
+    char *image = json_dumps(json_object_get(json_array_get(res, 0), "image"),
+                             JSON_COMPACT | JSON_PRESERVE_ORDER);
+    size_t len = one.len;
+    while (len > 0 && one.body[len - 1] == '\n')
+        len--;
+    cr_assert(strlen(image) == len && memcmp(image, one.body, len) == 0, "%s", image);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_array_get(res, 2), "error"), "code")),
+                     "invalid_reference");
+    free(image);
+    json_decref(res);
+    api_response_free(&r);
+    api_response_free(&one);
+}
+
+Test(api, batch_cache_only_defers_when_one_reference_needs_the_registry)
+{
+    struct api_response r =
+        post_batch("{\"references\":[\"python:3.7-slim\"]}", "application/json", true);
+    json_t *res = batch_results(&r);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(res, 0), "status")),
+                 200, "a cached reference is answered on the HTTP thread");
+    json_decref(res);
+    api_response_free(&r);
+    r = post_batch("{\"references\":[\"python:3.7-slim\",\"python:3.8-slim\"]}",
+                   "application/json", true);
+    cr_assert_eq(r.status, 0, "deferred: nothing to send");
+    cr_assert_null(r.body);
+}
+
+Test(api, batch_hostile_bodies_are_clear_4xx)
+{
+    char many[8192];
+    size_t off = (size_t)snprintf(many, sizeof many, "{\"references\":[");
+    for (int i = 0; i < 101; i++)
+        off += (size_t)snprintf(many + off, sizeof many - off, "%s\"python:3.7-slim\"",
+                                i ? "," : "");
+    snprintf(many + off, sizeof many - off, "]}");
+    const struct {
+        const char *body, *ctype;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"{\"references\":[\"python:3.7-slim\"]}", "text/plain", 415,
+         "unsupported_media_type"},
+        {"{\"references\":[\"python:3.7-slim\"]}", NULL, 415, "unsupported_media_type"},
+        {"not json", "application/json", 400, "invalid_body"},
+        {"", "application/json", 400, "invalid_body"},
+        {"[\"python:3.7-slim\"]", "application/json", 400, "invalid_body"},
+        {"{\"references\":\"python:3.7-slim\"}", "application/json", 400, "invalid_body"},
+        {"{\"references\":[1]}", "application/json", 400, "invalid_body"},
+        {"{\"references\":[null]}", "application/json", 400, "invalid_body"},
+        {"{\"references\":[],\"view\":\"full\"}", "application/json", 400,
+         "too_many_references"},
+        {many, "application/json; charset=utf-8", 400, "too_many_references"},
+        {"{\"references\":[\"a:1\"],\"view\":\"tiny\"}", "application/json", 400,
+         "invalid_parameter"},
+        {"{\"references\":[\"a:1\"],\"view\":1}", "application/json", 400,
+         "invalid_body"},
+        {"{\"references\":[\"a:1\"],\"extra\":1}", "application/json", 400,
+         "invalid_body"},
+        {"{\"references\":[\"a:1\"],\"references\":[\"b:1\"]}", "application/json", 400,
+         "invalid_body"},
+        {"{\"references\":[\"a:1\"]} trailing", "application/json", 400, "invalid_body"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct api_response r = post_batch(cases[i].body, cases[i].ctype, false);
+        cr_expect_eq(r.status, cases[i].status, "case %zu: %d %.*s", i, r.status,
+                     (int)r.len, r.body);
+        cr_expect(r.body && strstr(r.body, cases[i].code), "case %zu: %s", i, r.body);
+        api_response_free(&r);
+    }
+    struct api_response r = get("/images", NULL, NULL);
+    cr_assert_eq(r.status, 405);
+    cr_assert_str_eq(r.allow, "POST");
+    api_response_free(&r);
 }
