@@ -134,6 +134,19 @@ int render_json(const struct render_image *img, char **out, size_t *len) IM_WUR;
 /* The compact dashboard view: per platform only platform, digest, total size. */
 int render_json_summary(const struct render_image *img, char **out, size_t *len) IM_WUR;
 
+/* The image's HTML page: one self-contained document (inline style and SVG,
+ * no script, nothing fetched): a summary table per platform, a chart of the
+ * platforms' total sizes, per platform a stacked bar of its layers (a
+ * segment per layer, width proportional to bytes, a layer shared between
+ * platforms in the same colour in every bar, each with a <title>), the
+ * Dockerfile history in <details>, attestation entries in a table of their
+ * own, and links to the other representations and the repository's tags.
+ * Every upstream string is escaped for where it goes (text, attribute value,
+ * SVG <title>). malloc'd, caller frees; IM_ENOMEM, IM_ETOOBIG. */
+int render_html(const struct render_image *img, char **out, size_t *len) IM_WUR;
+/* The home page: a form that asks for a reference (GET /images?ref=). */
+int render_html_home(char **out, size_t *len) IM_WUR;
+
 /* ---- formatting rules, public so the unit tests pin them down ---- */
 
 /* "50.9 MB (50868652 bytes)", "239.0 B" (docs/FORMAT.md SIZE); "unknown" for a
@@ -172,5 +185,10 @@ int render_history_date(const char *created, char *buf, size_t n);
  * tag) and the pull name "python". 0, or -1 when buf was too small. */
 int render_ref_display(const struct im_ref *ref, char *buf, size_t n);
 int render_ref_pull_name(const struct im_ref *ref, char *buf, size_t n);
+/* The reference as the /images/ route names it, the part after "/images/":
+ * "python/3.7-slim", "ghcr.io/org/app/v1", "python@sha256:...",
+ * "python:3.7-slim@sha256:..." (a Docker Hub repository whose first segment
+ * reads as a host keeps "docker.io/"). 0, or -1 when buf was too small. */
+int render_ref_route(const struct im_ref *ref, char *buf, size_t n);
 
 #endif

@@ -22,6 +22,27 @@
  * render_dockerfile.c); NULL elements as "". */
 void render__json_strv(struct im_buf *b, char *const *v, size_t n);
 
+/* Appends several strings in a row, the list ended by NULL. */
+void render__cat(struct im_buf *b, ...);
+/* Appends s (NULL as ""), each byte c for which rep(c, esc) gives a
+ * replacement (a static string, or esc filled) written as that instead. */
+void render__escape(struct im_buf *b, const char *s,
+                    const char *(*rep)(unsigned char c, char esc[8]));
+
+/* History entry i of e: its Dockerfile line(s), malloc'd (NULL when out of
+ * memory), and its page date in date ("" when it does not fit). */
+char *render__history_line(const struct render_entry *e, size_t i, char *date, size_t n);
+
+/* The sum of e's layer sizes into *total; false when one is unknown (a
+ * manifest that declares none, or a schema1 blob whose HEAD gave none: no
+ * total is better than a wrong one) or the sum would overflow. */
+bool render__total_size(const struct render_entry *e, int64_t *total);
+/* e's platform as the pages name it: from the list entry, or for a single
+ * manifest from its config, and then os and architecture only; truncated to
+ * fit buf. */
+void render__entry_platform(const struct render_image *img, const struct render_entry *e,
+                            char *buf, size_t n);
+
 /* ---- the model builder (untrusted documents; see render_model.c) ---- */
 
 /* A copy of o[key] when it is a string, else NULL; *oom set when the copy

@@ -9,7 +9,10 @@
  * Every page, in both forms, is walked line by line (check_page): whatever
  * the upstream strings, it has exactly its heading, platform list, one
  * section per entry with its facts, one dockerfile block closed by its own
- * fence, and its layer items. */
+ * fence, and its layer items. The HTML page is walked tag by tag
+ * (check_html): every '<' opens or closes an element the renderer writes
+ * (no upstream string makes one), and it has one SVG bar per image entry with
+ * one segment per layer. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -233,6 +236,52 @@ static void check_json(const char *out, size_t len)
     json_decref(j);
 }
 
+/* The elements render_html writes; anything else after a '<' came from
+ * upstream text that was not escaped. */
+static const char *const html_tags[] = {
+    "!DOCTYPE", "html", "head",  "meta",  "title",  "style",      "body",    "header",
+    "h1",       "h2",   "code",  "nav",   "a",      "p",          "br",      "main",
+    "section",  "div",  "table", "thead", "tr",     "th",         "tbody",   "td",
+    "figure",   "svg",  "g",     "text",  "rect",   "figcaption", "details", "summary",
+    "pre",      "span", "ol",    "li",    "footer",
+};
+
+static bool known_tag(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof html_tags / sizeof html_tags[0]; i++)
+        if (strlen(html_tags[i]) == len && memcmp(html_tags[i], s, len) == 0)
+            return true;
+    return false;
+}
+
+static size_t occurrences(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void check_html(const struct render_image *img, const char *html)
+{
+    size_t images = 0, segments = 0;
+    for (size_t i = 0; i < img->n_entries; i++)
+        if (img->entries[i].kind != RENDER_KIND_ATTESTATION) {
+            images++;
+            segments += img->entries[i].n_layers;
+        }
+    for (const char *p = strchr(html, '<'); p; p = strchr(p + 1, '<')) {
+        const char *name = p + 1 + (p[1] == '/');
+        size_t len = strcspn(name, " >\n");
+        if (!known_tag(name, len))
+            abort();
+    }
+    if (occurrences(html, "<svg") != occurrences(html, "</svg>") ||
+        occurrences(html, "<svg class=\"layers\"") != images ||
+        occurrences(html, "<rect class=\"seg\"") != segments)
+        abort();
+}
+
 static void fuzz_render(const struct render_image *img)
 {
     char *out = NULL;
@@ -249,6 +298,10 @@ static void fuzz_render(const struct render_image *img)
     if (render_json(img, &out, &len) != 0 || strlen(out) != len)
         abort();
     check_json(out, len);
+    free(out);
+    if (render_html(img, &out, &len) != 0 || strlen(out) != len)
+        abort();
+    check_html(img, out);
     free(out);
     if (render_json_summary(img, &out, &len) != 0 || strlen(out) != len)
         abort();
