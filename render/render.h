@@ -53,6 +53,12 @@ struct render_layer {
     size_t n_urls;
 };
 
+/* One of an image config's labels (config.Labels). */
+struct render_label {
+    char *key;
+    char *value;
+};
+
 enum render_kind {
     RENDER_KIND_IMAGE = 0,
     RENDER_KIND_ATTESTATION = 1,
@@ -69,6 +75,8 @@ struct render_entry {
     struct render_strv entrypoint;
     struct render_strv cmd;
     struct render_strv shell;
+    struct render_label *labels; /* in the config's order; string values only */
+    size_t n_labels;
     struct render_history *history;
     size_t n_history;
     struct render_layer *layers;
@@ -139,7 +147,7 @@ int render_json_summary(const struct render_image *img, char **out, size_t *len)
  * platforms' total sizes, per platform a stacked bar of its layers (a
  * segment per layer, width proportional to bytes, a layer shared between
  * platforms in the same colour in every bar, each with a <title>), the
- * Dockerfile history in <details>, attestation entries in a table of their
+ * labels and Dockerfile history in <details>, attestation entries in a table of their
  * own, and links to the other representations and the repository's tags.
  * Every upstream string is escaped for where it goes (text, attribute value,
  * SVG <title>). malloc'd, caller frees; IM_ENOMEM, IM_ETOOBIG. */

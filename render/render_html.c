@@ -184,6 +184,22 @@ static void put_size(struct im_buf *b, const struct render_entry *e)
     }
 }
 
+/* "50.9 MB": the size without its byte count. */
+static void put_short_size(struct im_buf *b, const struct render_entry *e)
+{
+    char size[96];
+    int64_t total;
+    if (!render__total_size(e, &total)) {
+        im_buf_put(b, "unknown");
+        return;
+    }
+    render_size(total, size, sizeof size);
+    char *bytes = strstr(size, " (");
+    if (bytes)
+        *bytes = '\0';
+    im_buf_put(b, size);
+}
+
 static void put_newest(struct im_buf *b, const struct render_entry *e)
 {
     int64_t newest = -1;
@@ -222,13 +238,16 @@ static const char page_style[] =
     "*{box-sizing:border-box}"
     "body{margin:0 auto;max-width:72rem;padding:1rem;background:var(--bg);"
     "color:var(--fg);font:16px/1.5 system-ui,sans-serif}"
-    "a{color:var(--link)}h1{font-size:1.5rem;overflow-wrap:anywhere}"
+    "a{color:var(--link)}h1{font-size:1.5rem;overflow-wrap:anywhere}h1 "
+    "code{font-size:inherit}"
+    "figure{margin:1rem 0}svg.sizes{max-width:32rem}"
     "h2{font-size:1.25rem;margin-top:2rem}h3{font-size:1.1rem}"
     "code,pre{font-family:ui-monospace,monospace;font-size:.875rem;"
     "overflow-wrap:anywhere}"
     "pre{background:var(--code);padding:.75rem;white-space:pre-wrap;"
     "word-break:break-all}"
-    "nav a{margin-right:1rem;display:inline-block}"
+    "nav a{margin-right:1rem;display:inline-block}dd{margin:0 0 .5rem 1rem;"
+    "overflow-wrap:anywhere}"
     ".muted{color:var(--muted)}.scroll{overflow-x:auto}"
     "table{border-collapse:collapse;width:100%}"
     "th,td{text-align:left;padding:.25rem .5rem;border-bottom:1px solid var(--line);"
@@ -238,7 +257,11 @@ static const char page_style[] =
     "svg .seg{stroke:var(--bg);stroke-width:1px}"
     "form{display:flex;flex-wrap:wrap;gap:.5rem}input{flex:1 1 16rem;font:inherit;"
     "padding:.25rem}button{font:inherit}"
-    "@media (max-width:40rem){body{padding:.5rem}th,td{padding:.25rem}}";
+    "@media (max-width:40rem){body{padding:.5rem}th,td{padding:.25rem}"
+    "table.summary thead{display:none}table.summary tr,table.summary th,"
+    "table.summary td{display:block;border:0}table.summary tr{border-bottom:1px solid "
+    "var(--line);padding:.25rem 0}table.summary td::before{content:attr(data-label) "
+    "': ';color:var(--muted)}}";
 
 static void page_head(struct im_buf *b, const char *title)
 {
@@ -307,13 +330,13 @@ static void summary_row(struct im_buf *b, const struct render_image *img, size_t
     snprintf(id, sizeof id, "%zu", i);
     render__cat(b, "<tr><th scope=\"row\"><a href=\"#entry-", id, "\">", (char *)NULL);
     put_platform(b, img, e);
-    im_buf_put(b, "</a></th><td><code>");
+    im_buf_put(b, "</a></th><td data-label=\"Digest\"><code>");
     html_esc(b, e->digest ? e->digest : img->digest);
-    im_buf_put(b, "</code></td><td>");
+    im_buf_put(b, "</code></td><td data-label=\"Total size\">");
     put_size(b, e);
-    im_buf_put(b, "</td><td>");
+    im_buf_put(b, "</td><td data-label=\"Layers\">");
     put_count(b, e->n_layers);
-    im_buf_put(b, "</td><td>");
+    im_buf_put(b, "</td><td data-label=\"Newest layer\">");
     put_newest(b, e);
     im_buf_put(b, "</td></tr>\n");
 }
@@ -335,7 +358,7 @@ static void summary_table(struct im_buf *b, const struct render_image *img)
 }
 
 /* The platforms' total sizes as horizontal bars, a label above each. */
-#define CHART_W 600.0
+#define CHART_W 400.0
 #define CHART_ROW 44.0
 
 static void size_chart(struct im_buf *b, const struct render_image *img)
@@ -368,6 +391,8 @@ static void size_chart(struct im_buf *b, const struct render_image *img)
         h_num(b, y + 16);
         im_buf_put(b, "\">");
         put_platform(b, img, e);
+        im_buf_put(b, ": ");
+        put_short_size(b, e);
         im_buf_put(b, "</text><rect class=\"bar\" x=\"0\" y=\"");
         h_num(b, y + 22);
         im_buf_put(b, "\" width=\"");
@@ -455,6 +480,23 @@ static void history(struct im_buf *b, const struct render_entry *e)
     im_buf_put(b, "</code></pre>\n</details>\n");
 }
 
+static void labels(struct im_buf *b, const struct render_entry *e)
+{
+    if (e->n_labels == 0)
+        return;
+    im_buf_put(b, "<details>\n<summary>Labels (");
+    put_count(b, e->n_labels);
+    im_buf_put(b, ")</summary>\n<dl>\n");
+    for (size_t i = 0; i < e->n_labels; i++) {
+        im_buf_put(b, "<dt><code>");
+        html_esc(b, e->labels[i].key);
+        im_buf_put(b, "</code></dt><dd>");
+        html_esc(b, e->labels[i].value);
+        im_buf_put(b, "</dd>\n");
+    }
+    im_buf_put(b, "</dl>\n</details>\n");
+}
+
 static void layer_list(struct im_buf *b, const struct render_entry *e)
 {
     im_buf_put(b, "<details>\n<summary>Layers</summary>\n<ol>\n");
@@ -487,6 +529,7 @@ static void entry_section(struct im_buf *b, const struct render_image *img, size
     html_esc(b, e->media_type);
     im_buf_put(b, "</code></span></p>\n");
     layer_bar(b, img, e, ix);
+    labels(b, e);
     history(b, e);
     layer_list(b, e);
     im_buf_put(b, "</section>\n");

@@ -243,7 +243,7 @@ static const char *const html_tags[] = {
     "h1",       "h2",   "code",  "nav",   "a",      "p",          "br",      "main",
     "section",  "div",  "table", "thead", "tr",     "th",         "tbody",   "td",
     "figure",   "svg",  "g",     "text",  "rect",   "figcaption", "details", "summary",
-    "pre",      "span", "ol",    "li",    "footer",
+    "pre",      "span", "ol",    "li",    "footer", "dl",         "dt",      "dd",
 };
 
 static bool known_tag(const char *s, size_t len)

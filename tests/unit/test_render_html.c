@@ -34,6 +34,7 @@ static size_t count(const char *hay, const char *needle)
 struct fixture {
     struct render_layer la[3], lb[2], lt[1];
     struct render_history ha[2];
+    struct render_label labels[1];
     struct render_entry e[3];
     struct render_image img;
 };
@@ -66,6 +67,9 @@ static void fixture_init(struct fixture *f, const char *hostile)
         (struct render_platform){.os = (char *)hostile, .architecture = (char *)"amd64"};
     a->digest = (char *)D_A;
     a->media_type = (char *)hostile;
+    f->labels[0] = (struct render_label){(char *)hostile, (char *)hostile};
+    a->labels = f->labels;
+    a->n_labels = 1;
     a->history = f->ha;
     a->n_history = 2;
     a->layers = f->la;
@@ -117,12 +121,15 @@ Test(html, hostile_text_stays_text)
     /* the payloads are there, as text */
     const char *esc = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x "
                       "onerror=alert(1)&gt;&lt;/svg&gt;&#39;&amp;";
-    cr_expect_geq(count(html, esc), 8, "%s", html);
+    cr_expect_geq(count(html, esc), 10, "%s", html);
     /* in an attribute value: the bar's aria-label names the platform */
     cr_expect_not_null(strstr(html, "aria-label=\"3 layers of &lt;script&gt;"), "%s",
                        html);
     /* in SVG <title>: the layer whose digest is the payload */
     cr_expect_not_null(strstr(html, "<title>&lt;script&gt;"));
+    /* a label's key and value */
+    cr_expect_not_null(strstr(html, "<dt><code>&lt;script&gt;"));
+    cr_expect_not_null(strstr(html, "<dd>&lt;script&gt;"));
     /* in the history */
     cr_expect_not_null(strstr(html, "</span>\nRUN &lt;script&gt;alert(1)"));
     free(html);
@@ -193,8 +200,10 @@ Test(html, summary_attestations_history_and_links)
     cr_expect_not_null(strstr(html, "<title>demo:1.0 - imgmeta</title>"));
     cr_expect_not_null(strstr(html, "<h2 id=\"platforms\">2 platforms</h2>"));
     cr_expect_eq(count(html, "<tr><th scope=\"row\">"), 2);
-    cr_expect_not_null(strstr(html, "<td>40.0 MB (40000239 bytes)</td><td>3</td>"
-                                    "<td>Tue, 17 Jul 2018 00:44:17 GMT</td>"),
+    cr_expect_not_null(strstr(html, "<td data-label=\"Total size\">40.0 MB (40000239 "
+                                    "bytes)</td><td data-label=\"Layers\">3</td>"
+                                    "<td data-label=\"Newest layer\">Tue, 17 Jul 2018 "
+                                    "00:44:17 GMT</td>"),
                        "%s", html);
     cr_expect_not_null(strstr(html, "<h2 id=\"attestations\">Attestations</h2>"));
     cr_expect_not_null(strstr(html, "<tr><td><code>" D_A "</code></td><td><code>" D_ROOT
