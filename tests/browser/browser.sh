@@ -50,4 +50,5 @@ for f in python-3.7-slim-1280.png python-3.7-slim-360.png hostile-1280.png; do
     check "screenshot $f kept in $OUT" [ -s "$OUT/$f" ]
 done
 check_clean_stop "$DAEMON_PID"
+check_no_sanitizer_report "$IT_DIR/daemon.log"
 finish
