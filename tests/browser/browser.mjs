@@ -101,17 +101,27 @@ async function imagePage(browser) {
     seen.errors.some((e) => e.includes("Content Security Policy")), seen.errors);
   await page.close();
 
-  // ...so axe-core runs in a page loaded with the policy bypassed.
-  const again = await open(browser, { bypassCSP: true });
-  await again.page.goto(`${base}/images/python/3.7-slim`, { waitUntil: "load" });
-  await again.page.addScriptTag({ content: axeSource });
-  const axe = await again.page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ["violations"] });
-    return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
-      .map((v) => `${v.id} (${v.impact}): ${v.nodes.length} nodes`);
-  });
-  check("python:3.7-slim: axe-core finds no serious or critical violation", axe.length === 0, axe);
-  await again.page.close();
+  // ...so axe-core runs in a page loaded with the policy bypassed, in the
+  // light colour scheme and in the dark one (colour contrast differs).
+  for (const scheme of ["light", "dark"]) {
+    const again = await open(browser, { bypassCSP: true });
+    await again.page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: scheme }]);
+    await again.page.goto(`${base}/images/python/3.7-slim`, { waitUntil: "load" });
+    const bg = await again.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    check(`python:3.7-slim (${scheme}): the ${scheme} colour scheme applies`,
+      (bg === "rgb(255, 255, 255)") === (scheme === "light"), bg);
+    await again.page.addScriptTag({ content: axeSource });
+    const axe = await again.page.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.length} nodes`);
+    });
+    check(`python:3.7-slim (${scheme}): axe-core finds no serious or critical violation`,
+      axe.length === 0, axe);
+    if (scheme === "dark")
+      await again.page.screenshot({ path: `${outDir}/python-3.7-slim-1280-dark.png` });
+    await again.page.close();
+  }
 }
 
 async function hostilePage(browser) {
