@@ -55,11 +55,11 @@ struct srv__pool {
  * text, or with text NULL only counts; returns the bytes they take. */
 static size_t copy_strings(struct api_request *r, char *text)
 {
-    const char **f[11 + API_MAX_PLATFORMS] = {
+    const char **f[12 + API_MAX_PLATFORMS] = {
         &r->method, &r->path,       &r->format,        &r->view,
         &r->accept, &r->n,          &r->if_none_match, &r->authorization,
-        &r->last,   &r->request_id, &r->style};
-    size_t nf = 11, off = 0;
+        &r->last,   &r->request_id, &r->style,         &r->ref};
+    size_t nf = 12, off = 0;
     for (size_t i = 0; i < r->n_platforms && i < API_MAX_PLATFORMS; i++)
         f[nf++] = &r->platforms[i];
     for (size_t i = 0; i < nf; i++) {
