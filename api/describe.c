@@ -466,17 +466,24 @@ out:
     return rc;
 }
 
+/* A missing tag: the "does not exist" page for Markdown and HTML, else the
+ * JSON error. */
 static int not_found(struct describe *d, struct api_response *resp)
 {
-    if (d->format != API_FORMAT_MARKDOWN)
-        return api__error(resp, 404, "not_found", d->err.msg);
     char *body = NULL;
     size_t len = 0;
-    if (render_markdown_not_found(&d->ref, &body, &len) != 0)
+    int rc;
+    if (d->format == API_FORMAT_MARKDOWN)
+        rc = render_markdown_not_found(&d->ref, &body, &len);
+    else if (d->format == API_FORMAT_HTML)
+        rc = render_html_not_found(&d->ref, &body, &len);
+    else
+        return api__error(resp, 404, "not_found", d->err.msg);
+    if (rc != 0)
         return IM_ENOMEM;
     api__drop_body(resp);
     resp->status = 404;
-    resp->content_type = API_CT_MARKDOWN;
+    resp->content_type = answer_ctype(d);
     resp->body = body;
     resp->len = len;
     return 0;

@@ -154,6 +154,9 @@ int render_json_summary(const struct render_image *img, char **out, size_t *len)
 int render_html(const struct render_image *img, char **out, size_t *len) IM_WUR;
 /* The home page: a form that asks for a reference (GET /images?ref=). */
 int render_html_home(char **out, size_t *len) IM_WUR;
+/* The page for a tag that does not exist: its name, "does not exist (yet?)"
+ * as the Markdown page says it, and the form to ask for another. */
+int render_html_not_found(const struct im_ref *ref, char **out, size_t *len) IM_WUR;
 
 /* ---- formatting rules, public so the unit tests pin them down ---- */
 

@@ -589,20 +589,41 @@ int render_html(const struct render_image *img, char **out, size_t *len)
     return im_buf_finish(&b, out, len);
 }
 
+/* The form that asks for a reference (GET /images?ref=). */
+static const char ref_form[] =
+    "<form method=\"get\" action=\"/images\" role=\"search\">\n"
+    "<label for=\"ref\">Image reference</label>\n"
+    "<input id=\"ref\" name=\"ref\" required maxlength=\"600\" "
+    "placeholder=\"python:3.7-slim\" autocomplete=\"off\" spellcheck=\"false\">\n"
+    "<button type=\"submit\">Show</button>\n</form>\n";
+
 int render_html_home(char **out, size_t *len)
 {
     struct im_buf b = {.max = RENDER_OUTPUT_MAX};
     page_head(&b, "Container images");
-    im_buf_put(&b, "<header>\n<h1>imgmeta</h1>\n<p>What exactly is in this container "
-                   "image, per platform?</p>\n</header>\n<main>\n"
-                   "<form method=\"get\" action=\"/images\" role=\"search\">\n"
-                   "<label for=\"ref\">Image reference</label>\n"
-                   "<input id=\"ref\" name=\"ref\" required maxlength=\"600\" "
-                   "placeholder=\"python:3.7-slim\" autocomplete=\"off\" "
-                   "spellcheck=\"false\">\n<button type=\"submit\">Show</button>\n"
-                   "</form>\n<p class=\"muted\">For example <a "
-                   "href=\"/images/python/3.7-slim\">python:3.7-slim</a>; the same "
-                   "pages as JSON or Markdown with <code>?format=json</code> or "
-                   "<code>?format=markdown</code>.</p>\n</main>\n</body>\n</html>\n");
+    render__cat(&b,
+                "<header>\n<h1>imgmeta</h1>\n<p>What exactly is in this container "
+                "image, per platform?</p>\n</header>\n<main>\n",
+                ref_form,
+                "<p class=\"muted\">For example <a "
+                "href=\"/images/python/3.7-slim\">python:3.7-slim</a>; the same "
+                "pages as JSON or Markdown with <code>?format=json</code> or "
+                "<code>?format=markdown</code>.</p>\n</main>\n</body>\n</html>\n",
+                (char *)NULL);
+    return im_buf_finish(&b, out, len);
+}
+
+int render_html_not_found(const struct im_ref *ref, char **out, size_t *len)
+{
+    struct im_buf b = {.max = RENDER_OUTPUT_MAX};
+    char disp[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 4];
+    render_ref_display(ref, disp, sizeof disp);
+    page_head(&b, disp);
+    im_buf_put(&b, "<header>\n<h1><code>");
+    html_esc(&b, disp);
+    render__cat(&b,
+                "</code></h1>\n</header>\n<main>\n<p><strong>does not exist</strong> "
+                "(yet?)</p>\n",
+                ref_form, "</main>\n</body>\n</html>\n", (char *)NULL);
     return im_buf_finish(&b, out, len);
 }

@@ -10,7 +10,8 @@
 //    attribute break-out and </svg>: no script runs even with the
 //    Content-Security-Policy bypassed (the escaping alone keeps them text),
 //    and the payloads are on the page as text;
-//  - the home page's form: a reference typed in lands on its page.
+//  - the home page's form: a reference typed in lands on its page; a tag that
+//    does not exist on a 404 page that says so.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import puppeteer from "puppeteer-core";
@@ -156,6 +157,15 @@ async function homeForm(browser) {
     page.url() === `${base}/images/python/3.7-slim` && (await page.title()) === "python:3.7-slim - imgmeta",
     [page.url(), await page.title()]);
   check("home page: no console error", seen.errors.length === 0, seen.errors);
+  // (chromium logs every 404 it loads as a console error: no such check here)
+  await page.goto(`${base}/`, { waitUntil: "load" });
+  await page.type("#ref", "python:3.7-nope");
+  const [missing] = await Promise.all([page.waitForNavigation({ waitUntil: "load" }),
+    page.click("button[type=submit]")]);
+  const said = await page.evaluate(() => document.querySelector("main").textContent);
+  check("home page: a tag that does not exist gets a 404 page that says so, with the form",
+    missing.status() === 404 && said.includes("does not exist (yet?)") &&
+    (await page.$("#ref")) !== null, [missing.status(), said]);
   await page.close();
 }
 

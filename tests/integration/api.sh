@@ -246,6 +246,10 @@ error_is() { # error_is NAME STATUS CODE: JSON error body with that code
 }
 efetch() { local name=$1; shift; fetch "$name" "$@" >"$R/$name.status"; }
 
+efetch missing_html $IMG "$U/images/python/3.7-nope?format=html"
+check_eq "missing tag in HTML: 404, the page says so" "404 text/html; charset=utf-8" \
+    "$(cat "$R/missing_html.status") $(header missing_html Content-Type)"
+check "missing tag in HTML: does not exist (yet?)" body_has missing_html '<strong>does not exist</strong> (yet?)'
 efetch find_bad /images "$U/images?ref=Python%3A3"
 error_is find_bad 400 invalid_reference
 efetch find_none /images "$U/images"

@@ -248,6 +248,22 @@ Test(html, routes_of_references)
     cr_expect_eq(render_ref_route(&r, buf, 8), -1);
 }
 
+Test(html, not_found_page_names_the_reference)
+{
+    struct im_ref r;
+    char *html = NULL;
+    size_t len = 0;
+    memset(&r, 0, sizeof r);
+    im_strlcpy(r.registry, "docker.io", sizeof r.registry);
+    im_strlcpy(r.repository, "library/python", sizeof r.repository);
+    im_strlcpy(r.tag, "3.7-nope", sizeof r.tag);
+    cr_assert_eq(render_html_not_found(&r, &html, &len), 0);
+    cr_expect_not_null(strstr(html, "<title>python:3.7-nope - imgmeta</title>"));
+    cr_expect_not_null(strstr(html, "<strong>does not exist</strong> (yet?)"));
+    cr_expect_not_null(strstr(html, "action=\"/images\""), "the form to ask again");
+    free(html);
+}
+
 Test(html, home_page_has_the_form)
 {
     char *html = NULL;
