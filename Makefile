@@ -35,12 +35,13 @@ check: test-build
 	cd $(BUILD) && ctest --output-on-failure -LE slow -j $(CHECK_JOBS)
 
 # The RelWithDebInfo test build (warnings are errors) and the tools the tests
-# use (tests/openapi/install.sh: npm packages, installed here, not in a test).
+# use (tests/npm-ci.sh: npm packages, installed here, not in a test).
 test-build:
 	@cmake/install-deps.sh test
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMGMETA_TESTS=ON -DIMGMETA_WERROR=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 	tests/openapi/install.sh $(BUILD)/openapi-tools
+	tests/npm-ci.sh tests/browser $(BUILD)/browser-tools
 
 test-asan:
 	@cmake/install-deps.sh test
@@ -48,6 +49,7 @@ test-asan:
 	  -DIMGMETA_ASAN=ON -DIMGMETA_UBSAN=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	tests/openapi/install.sh $(ASAN_BUILD)/openapi-tools
+	tests/npm-ci.sh tests/browser $(ASAN_BUILD)/browser-tools
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
 

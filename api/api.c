@@ -163,7 +163,8 @@ static int route(struct api *a, const struct api_request *req, struct api_respon
         return handle_reject(req, resp);
     if (strncmp(req->path, "/admin/", 7) == 0)
         return api__admin(a, req, resp);
-    if (strcmp(req->path, "/images") == 0)
+    /* /images: POST is a batch, GET and HEAD the home page's form */
+    if (strcmp(req->path, "/images") == 0 && !is_get_or_head(req->method))
         return api__batch(a, req, resp);
     if (!is_get_or_head(req->method)) {
         resp->allow = "GET, HEAD";
@@ -173,13 +174,16 @@ static int route(struct api *a, const struct api_request *req, struct api_respon
     if (strncmp(req->path, "/images/", 8) == 0) {
         /* Negotiation happens here (q-values, wildcards): describe sees the
          * outcome as an explicit format. */
+        static const char *const names[] = {"json", "markdown", "html"};
         struct api_request negotiated = *req;
         if (!negotiated.format)
-            negotiated.format = api__negotiate(req->accept, NULL) == API_FORMAT_MARKDOWN
-                                    ? "markdown"
-                                    : "json";
+            negotiated.format = names[api__negotiate(req->accept, NULL)];
         return api__describe(a, &negotiated, resp);
     }
+    if (strcmp(req->path, "/images") == 0)
+        return api__find_image(req, resp);
+    if (strcmp(req->path, "/") == 0)
+        return api__home(resp);
     if (api__is_tags_path(req->path))
         return api__tags(a, req, resp);
     if (strcmp(req->path, "/diff") == 0)
@@ -190,7 +194,7 @@ static int route(struct api *a, const struct api_request *req, struct api_respon
         return handle_readyz(a, resp);
     return api__error(resp, 404, "no_such_route",
                       "no such route: try /images/{repository}/{tag} (e.g. "
-                      "/images/python/3.7-slim), /repositories/{repository}/tags, "
+                      "/images/python/3.7-slim), /repositories/{repository}/tags, /, "
                       "/diff?from=REF&to=REF, /healthz, /readyz or /metrics");
 }
 
@@ -202,5 +206,7 @@ int api_handle(struct api *a, const struct api_request *req, struct api_response
     int rc = route(a, req, resp);
     if (rc == 0)
         rc = api__finish_error(req, resp);
+    if (resp->content_type && strcmp(resp->content_type, API_CT_HTML) == 0)
+        resp->csp = API_HTML_CSP;
     return rc;
 }

@@ -83,7 +83,7 @@ const char *api_answers_file_error(const struct api *a);
 
 #define API_MAX_PLATFORMS 16
 
-enum api_format { API_FORMAT_JSON = 0, API_FORMAT_MARKDOWN = 1 };
+enum api_format { API_FORMAT_JSON = 0, API_FORMAT_MARKDOWN = 1, API_FORMAT_HTML = 2 };
 
 /* Requests server/ refuses before routing; api_handle answers them with the
  * error in the representation the request asked for. */
@@ -125,6 +125,7 @@ struct api_request {
     const char *from;          /* ?from= (GET /diff), NULL when absent */
     const char *to;            /* ?to= (GET /diff), NULL when absent */
     bool repeated;             /* ?from=, ?to=, ?n= or ?last= given more than once */
+    const char *ref;           /* ?ref= (GET /images: the home page's form), NULL */
     enum api_reject reject;    /* set by server/ for requests it refuses */
     /* API_REJECT_BAD_ENCODING: a static sentence saying what was wrong ("the
      * path decodes to a control character ..."), NULL for a general one. */
@@ -181,7 +182,11 @@ struct api_response {
      * when none. For server/ to log; already counted in
      * imgmeta_store_write_failures. */
     char store_error[IM_ERRMSG_MAX];
-    char link[1280];   /* Link header ("" for none): the next tag list page */
+    char link[1280]; /* Link header ("" for none): the next tag list page */
+    /* An HTML answer's Content-Security-Policy (static string; server/ then
+     * sends X-Content-Type-Options: nosniff too), NULL for none. */
+    const char *csp;
+    char *location;    /* Location header (a 303), malloc'd, NULL for none */
     const char *route; /* fixed metrics label: "images", "tags", "diff", "healthz",
                           "readyz", "metrics", "admin", "other" (never NULL after
                           api_handle) */

@@ -16,6 +16,13 @@
 #define API_CT_JSON "application/json"
 #define API_CT_MARKDOWN "text/markdown; charset=utf-8"
 #define API_CT_TEXT "text/plain; charset=utf-8"
+#define API_CT_HTML "text/html; charset=utf-8"
+/* Every HTML answer's policy: nothing but its own inline style (no script, no
+ * remote source of any kind, no framing; the home page's form submits to
+ * this origin only). */
+#define API_HTML_CSP                                                                     \
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; " \
+    "base-uri 'none'; frame-ancestors 'none'"
 
 /* One resolution (or revalidation) in progress, shared by every request for
  * the same key. */
@@ -207,6 +214,12 @@ int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src);
  * the answer (or a 4xx) in resp, API_SLOW for a cache_only request that needs
  * upstream work, IM_ENOMEM. */
 int api__batch(struct api *a, const struct api_request *req, struct api_response *resp);
+/* GET / (home.c): the home page, HTML. 0 or IM_ENOMEM. */
+int api__home(struct api_response *resp);
+/* GET /images?ref=REF (home.c): 303 to /images/ROUTE (render_ref_route's
+ * form of REF, trimmed), with Location; 400 invalid_parameter without a
+ * ref, invalid_reference for a bad one. 0 or IM_ENOMEM. */
+int api__find_image(const struct api_request *req, struct api_response *resp);
 
 /* POST or DELETE /admin/cache/{ref}: purges ref from the cache (admin.c). */
 int api__admin(struct api *a, const struct api_request *req, struct api_response *resp);
@@ -253,20 +266,22 @@ int api__ref_from_route(const char *path, struct im_ref *out, struct im_error *e
 /* ---- content negotiation (negotiate.c): which representation an Accept
  * header asks for (RFC 9110 section 12.5.1, q-values included); pure ---- */
 
-/* Chooses JSON or Markdown for an Accept header (NULL or "" = no header).
+/* Chooses JSON, Markdown or HTML for an Accept header (NULL or "" = no
+ * header; a browser's "text/html,...,STAR/STAR;q=0.8" asks for HTML).
  * Each representation gets the q of the most specific media range matching
  * it (exact type, then "type/STAR", then "STAR/STAR", where STAR is the
  * asterisk wildcard); the higher q wins; on equal q an exact match beats a
- * wildcard, then the one listed first wins, then JSON. Media-type parameters
+ * wildcard, then the one listed first wins, then JSON, Markdown, HTML in
+ * that order (so "STAR/STAR" is JSON and "text/STAR" Markdown). Media-type parameters
  * other than q are ignored; a malformed q counts as 1; q=0 means "not
  * acceptable".
- * *acceptable (may be NULL) is set false when neither representation has a
+ * *acceptable (may be NULL) is set false when no representation has a
  * q above 0 (e.g. "Accept: image/png"): the service then still answers JSON,
  * as RFC 9110 allows, instead of a 406 (see openapi.yaml). */
 enum api_format api__negotiate(const char *accept, bool *acceptable);
 
 /* The representation a request asks for: ?format= when present and valid
- * ("json", "markdown" or "md"), else the Accept header. *valid (may be NULL)
+ * ("json", "markdown" or "md", "html"), else the Accept header. *valid (may be NULL)
  * is false when ?format= has another value (then JSON is returned). */
 enum api_format api__request_format(const struct api_request *req, bool *valid);
 

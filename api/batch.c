@@ -213,10 +213,11 @@ int api__batch(struct api *a, const struct api_request *req, struct api_response
     struct batch b = {.a = a, .req = req};
     int rc;
     if (strcmp(req->method, "POST") != 0) {
-        resp->allow = "POST";
+        resp->allow = "GET, HEAD, POST";
         return api__error(resp, 405, "method_not_allowed",
-                          "/images takes POST (a batch of references); describe one "
-                          "image with GET /images/{ref}");
+                          "/images takes POST (a batch of references) or GET ?ref= "
+                          "(303 to an image's page); describe one image with GET "
+                          "/images/{ref}");
     }
     rc = parse_body(req, &root, &b, resp);
     if (rc != 0) {

@@ -50,20 +50,6 @@ struct describe {
 
 static void note_store_failure(struct describe *d, const struct im_error *serr);
 
-/* Accept negotiation: Markdown when text/markdown is acceptable and listed
- * before application/json (or JSON is absent). q-values come with the HTTP
- * API issue. */
-static enum api_format negotiate(const char *accept)
-{
-    if (!accept)
-        return API_FORMAT_JSON;
-    const char *md = strstr(accept, "text/markdown");
-    if (!md)
-        return API_FORMAT_JSON;
-    const char *js = strstr(accept, "application/json");
-    return (!js || md < js) ? API_FORMAT_MARKDOWN : API_FORMAT_JSON;
-}
-
 /* Returns 0 when the options are valid; otherwise writes a 400 response and
  * returns 1 (or IM_ENOMEM when even that failed). */
 static int bad_option(struct api_response *resp, const char *message)
@@ -79,16 +65,10 @@ static int parse_options(const struct api *a, const struct api_request *req,
     if (req->style && render_style_parse(req->style, &d->style) != 0)
         return bad_option(resp, "style must be 'seed' (the 2018 page's form) or "
                                 "'current' (today's: the platform count shown)");
-    if (req->format) {
-        if (strcmp(req->format, "json") == 0)
-            d->format = API_FORMAT_JSON;
-        else if (strcmp(req->format, "markdown") == 0 || strcmp(req->format, "md") == 0)
-            d->format = API_FORMAT_MARKDOWN;
-        else
-            return bad_option(resp, "format must be 'json' or 'markdown'");
-    } else {
-        d->format = negotiate(req->accept);
-    }
+    bool valid = true;
+    d->format = api__request_format(req, &valid);
+    if (!valid)
+        return bad_option(resp, "format must be 'json', 'markdown' or 'html'");
     d->view = VIEW_FULL;
     if (req->view) {
         if (strcmp(req->view, "summary") == 0)
@@ -98,6 +78,8 @@ static int parse_options(const struct api *a, const struct api_request *req,
         else if (strcmp(req->view, "full") != 0)
             return bad_option(resp, "view must be 'full', 'summary' or 'history'");
     }
+    if (d->format == API_FORMAT_HTML) /* the page has the one view */
+        d->view = VIEW_FULL;
     if (req->too_many_platforms)
         return bad_option(resp, "too many platform parameters (at most 16)");
     return 0;
@@ -355,9 +337,11 @@ static int mark_stale_json(struct api_response *resp)
 }
 
 /* One character for the representation, in the answer's key and ETag: 'j'
- * JSON, 'm' the seed's Markdown page, 'c' today's. */
+ * JSON, 'm' the seed's Markdown page, 'c' today's, 'h' the HTML page. */
 static char representation(const struct describe *d)
 {
+    if (d->format == API_FORMAT_HTML)
+        return 'h';
     if (d->format != API_FORMAT_MARKDOWN)
         return 'j';
     return d->style == RENDER_STYLE_CURRENT ? 'c' : 'm';
@@ -456,6 +440,8 @@ static size_t gzip_key(const char *key, size_t klen, size_t at, char *gkey, size
 /* The Content-Type of d's answers. */
 static const char *answer_ctype(const struct describe *d)
 {
+    if (d->format == API_FORMAT_HTML)
+        return API_CT_HTML;
     return d->format == API_FORMAT_MARKDOWN ? API_CT_MARKDOWN : API_CT_JSON;
 }
 
@@ -525,6 +511,8 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
     }
     if (d->format == API_FORMAT_MARKDOWN)
         rc = render_markdown(img, d->style, &body, &len);
+    else if (d->format == API_FORMAT_HTML)
+        rc = render_html(img, &body, &len);
     else if (d->view == VIEW_SUMMARY)
         rc = render_json_summary(img, &body, &len);
     else
@@ -545,17 +533,24 @@ out:
     return rc;
 }
 
+/* A missing tag: the "does not exist" page for Markdown and HTML, else the
+ * JSON error. */
 static int not_found(struct describe *d, struct api_response *resp)
 {
-    if (d->format != API_FORMAT_MARKDOWN)
-        return api__error(resp, 404, "not_found", d->err.msg);
     char *body = NULL;
     size_t len = 0;
-    if (render_markdown_not_found(&d->ref, &body, &len) != 0)
+    int rc;
+    if (d->format == API_FORMAT_MARKDOWN)
+        rc = render_markdown_not_found(&d->ref, &body, &len);
+    else if (d->format == API_FORMAT_HTML)
+        rc = render_html_not_found(&d->ref, &body, &len);
+    else
+        return api__error(resp, 404, "not_found", d->err.msg);
+    if (rc != 0)
         return IM_ENOMEM;
     api__drop_body(resp);
     resp->status = 404;
-    resp->content_type = API_CT_MARKDOWN;
+    resp->content_type = answer_ctype(d);
     resp->body = body;
     resp->len = len;
     return 0;

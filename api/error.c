@@ -43,8 +43,11 @@ void api__drop_body(struct api_response *resp)
 
 void api_response_free(struct api_response *resp)
 {
-    if (resp)
-        api__drop_body(resp);
+    if (!resp)
+        return;
+    api__drop_body(resp);
+    free(resp->location);
+    resp->location = NULL;
 }
 
 /* resp answers status with the malloc'd body (len bytes), which it now owns. */

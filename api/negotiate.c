@@ -99,7 +99,7 @@ static const char *split_element(const char *s, const char *end, const char **he
     return s;
 }
 
-/* Applies one element "type/sub;params" to both choices. */
+/* Applies one element "type/sub;params" to every choice. */
 static void apply_range(const char *s, const char *end, size_t position,
                         struct choice *choices, size_t n)
 {
@@ -136,8 +136,11 @@ static bool preferred(const struct choice *a, const struct choice *b)
 
 enum api_format api__negotiate(const char *accept, bool *acceptable)
 {
-    struct choice c[2] = {{"application", "json", MATCH_NONE, 0, 0},
-                          {"text", "markdown", MATCH_NONE, 0, 0}};
+    /* in the order of enum api_format; ties go to the earlier one */
+    struct choice c[3] = {{"application", "json", MATCH_NONE, 0, 0},
+                          {"text", "markdown", MATCH_NONE, 0, 0},
+                          {"text", "html", MATCH_NONE, 0, 0}};
+    const size_t n = sizeof c / sizeof c[0];
     if (acceptable)
         *acceptable = true;
     if (!accept || !*skip_ows(accept, accept + strlen(accept)))
@@ -146,15 +149,19 @@ enum api_format api__negotiate(const char *accept, bool *acceptable)
     for (size_t position = 0; p < end; position++) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *stop = comma ? comma : end;
-        apply_range(p, stop, position, c, 2);
+        apply_range(p, stop, position, c, n);
         p = comma ? comma + 1 : end;
     }
-    if (c[0].q <= 0 && c[1].q <= 0) {
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (preferred(&c[i], &c[best]))
+            best = i;
+    if (c[best].q <= 0) {
         if (acceptable)
             *acceptable = false;
         return API_FORMAT_JSON;
     }
-    return preferred(&c[1], &c[0]) ? API_FORMAT_MARKDOWN : API_FORMAT_JSON;
+    return (enum api_format)best;
 }
 
 enum api_format api__request_format(const struct api_request *req, bool *valid)
@@ -166,6 +173,8 @@ enum api_format api__request_format(const struct api_request *req, bool *valid)
             return API_FORMAT_JSON;
         if (strcmp(req->format, "markdown") == 0 || strcmp(req->format, "md") == 0)
             return API_FORMAT_MARKDOWN;
+        if (strcmp(req->format, "html") == 0)
+            return API_FORMAT_HTML;
         if (valid)
             *valid = false;
         return API_FORMAT_JSON;

@@ -11,7 +11,9 @@ run="$build ca-certificates"
 # /usr/lib/postgresql/15/bin/initdb); what the packages set up and start on
 # install unless policy-rc.d forbids it (the main cluster on port 5432, nginx
 # on port 80) is never used and never in their way.
-test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk postgresql-15 nginx"
+# chromium: the HTML pages in a real browser (tests/browser), driven by
+# puppeteer-core pointed at it (nothing is downloaded: no browser of npm's).
+test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk postgresql-15 nginx chromium"
 bench="$test bc"
 
 case "${1:-}" in

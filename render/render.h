@@ -53,6 +53,12 @@ struct render_layer {
     size_t n_urls;
 };
 
+/* One of an image config's labels (config.Labels). */
+struct render_label {
+    char *key;
+    char *value;
+};
+
 enum render_kind {
     RENDER_KIND_IMAGE = 0,
     RENDER_KIND_ATTESTATION = 1,
@@ -69,6 +75,8 @@ struct render_entry {
     struct render_strv entrypoint;
     struct render_strv cmd;
     struct render_strv shell;
+    struct render_label *labels; /* in the config's order; string values only */
+    size_t n_labels;
     struct render_history *history;
     size_t n_history;
     struct render_layer *layers;
@@ -183,6 +191,22 @@ int render_platform_short(const struct render_platform *p, char *buf, size_t n);
  * overflow or e is a nested index (no total is better than a wrong one). */
 int64_t render_entry_total(const struct render_entry *e);
 
+/* The image's HTML page: one self-contained document (inline style and SVG,
+ * no script, nothing fetched): a summary table per platform, a chart of the
+ * platforms' total sizes, per platform a stacked bar of its layers (a
+ * segment per layer, width proportional to bytes, a layer shared between
+ * platforms in the same colour in every bar, each with a <title>), the
+ * labels and Dockerfile history in <details>, attestation entries in a table of their
+ * own, and links to the other representations and the repository's tags.
+ * Every upstream string is escaped for where it goes (text, attribute value,
+ * SVG <title>). malloc'd, caller frees; IM_ENOMEM, IM_ETOOBIG. */
+int render_html(const struct render_image *img, char **out, size_t *len) IM_WUR;
+/* The home page: a form that asks for a reference (GET /images?ref=). */
+int render_html_home(char **out, size_t *len) IM_WUR;
+/* The page for a tag that does not exist: its name, "does not exist (yet?)"
+ * as the Markdown page says it, and the form to ask for another. */
+int render_html_not_found(const struct im_ref *ref, char **out, size_t *len) IM_WUR;
+
 /* ---- formatting rules, public so the unit tests pin them down ---- */
 
 /* "50.9 MB (50868652 bytes)", "239.0 B" (docs/FORMAT.md SIZE); "unknown" for a
@@ -221,5 +245,10 @@ int render_history_date(const char *created, char *buf, size_t n);
  * tag) and the pull name "python". 0, or -1 when buf was too small. */
 int render_ref_display(const struct im_ref *ref, char *buf, size_t n);
 int render_ref_pull_name(const struct im_ref *ref, char *buf, size_t n);
+/* The reference as the /images/ route names it, the part after "/images/":
+ * "python/3.7-slim", "ghcr.io/org/app/v1", "python@sha256:...",
+ * "python:3.7-slim@sha256:..." (a Docker Hub repository whose first segment
+ * reads as a host keeps "docker.io/"). 0, or -1 when buf was too small. */
+int render_ref_route(const struct im_ref *ref, char *buf, size_t n);
 
 #endif

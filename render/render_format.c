@@ -5,11 +5,14 @@
 #include "render.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+
+#include "render_int.h"
 
 /* ---- sizes ---- */
 
@@ -435,4 +438,97 @@ int render_style_parse(const char *name, enum render_style *out)
 const char *render_style_name(enum render_style style)
 {
     return style == RENDER_STYLE_CURRENT ? "current" : "seed";
+}
+
+/* ---- shared by the renderers ---- */
+
+void render__cat(struct im_buf *b, ...)
+{
+    va_list ap;
+    const char *s;
+    va_start(ap, b);
+    for (s = va_arg(ap, const char *); s != NULL; s = va_arg(ap, const char *))
+        im_buf_put(b, s);
+    va_end(ap);
+}
+
+void render__escape(struct im_buf *b, const char *s,
+                    const char *(*rep)(unsigned char c, char esc[8]))
+{
+    const char *run = s ? s : "";
+    const char *p = run;
+    for (; *p; p++) {
+        char esc[8];
+        const char *r = rep((unsigned char)*p, esc);
+        if (r) {
+            im_buf_putn(b, run, (size_t)(p - run));
+            im_buf_put(b, r);
+            run = p + 1;
+        }
+    }
+    im_buf_putn(b, run, (size_t)(p - run));
+}
+
+char *render__history_line_dated(const struct render_entry *e, size_t i, char *date,
+                                 size_t n)
+{
+    if (render_history_date(e->history[i].created_raw, date, n) != 0 && n > 0)
+        date[0] = '\0';
+    return render__history_line(e, i);
+}
+
+bool render__total_size(const struct render_entry *e, int64_t *total)
+{
+    int64_t t = render_entry_total(e);
+    if (t < 0)
+        return false;
+    *total = t;
+    return true;
+}
+
+void render__entry_platform(const struct render_image *img, const struct render_entry *e,
+                            char *buf, size_t n)
+{
+    struct render_platform p = e->platform;
+    if (!img->is_list) {
+        struct render_platform only = {.os = p.os, .architecture = p.architecture};
+        p = only;
+    }
+    (void)render_platform_string(&p, buf, n); /* truncated if too long */
+}
+
+/* A first path segment the route grammar reads as a registry host. */
+static bool looks_like_host(const char *repo)
+{
+    size_t seg = strcspn(repo, "/");
+    return repo[seg] == '/' && (memchr(repo, '.', seg) || memchr(repo, ':', seg) ||
+                                (seg == 9 && strncmp(repo, "localhost", 9) == 0));
+}
+
+int render_ref_route(const struct im_ref *ref, char *buf, size_t n)
+{
+    struct sbuf b = {buf, n, 0, false};
+    if (n == 0)
+        return -1;
+    buf[0] = '\0';
+    if (render_ref_pull_name(ref, buf, n) < 0)
+        return -1;
+    b.len = strlen(buf);
+    if (is_docker_hub(ref->registry) && looks_like_host(buf)) {
+        b.len = 0;
+        sb_put(&b, "docker.io/");
+        sb_put(&b, ref->repository);
+    }
+    if (ref->tag[0] && ref->digest[0]) {
+        sb_put(&b, ":");
+        sb_put(&b, ref->tag);
+    } else if (ref->tag[0]) {
+        sb_put(&b, "/");
+        sb_put(&b, ref->tag);
+    }
+    if (ref->digest[0]) {
+        sb_put(&b, "@");
+        sb_put(&b, ref->digest);
+    }
+    return b.trunc ? -1 : 0;
 }

@@ -45,6 +45,26 @@ void render__md_prefixed(struct im_buf *b, const char *mark, const char *line);
  * for schema1, render_dockerfile_argv): malloc'd, NULL on out of memory. */
 char *render__history_line(const struct render_entry *e, size_t i);
 
+/* Appends several strings in a row, the list ended by NULL. */
+void render__cat(struct im_buf *b, ...);
+/* Appends s (NULL as ""), each byte c for which rep(c, esc) gives a
+ * replacement (a static string, or esc filled) written as that instead. */
+void render__escape(struct im_buf *b, const char *s,
+                    const char *(*rep)(unsigned char c, char esc[8]));
+
+/* render__history_line, and the entry's page date in date ("" when it does
+ * not fit). */
+char *render__history_line_dated(const struct render_entry *e, size_t i, char *date,
+                                 size_t n);
+
+/* render_entry_total into *total; false when there is none. */
+bool render__total_size(const struct render_entry *e, int64_t *total);
+/* e's platform as the pages name it: from the list entry, or for a single
+ * manifest from its config, and then os and architecture only; truncated to
+ * fit buf. */
+void render__entry_platform(const struct render_image *img, const struct render_entry *e,
+                            char *buf, size_t n);
+
 /* ---- the model builder (untrusted documents; see render_model.c) ---- */
 
 /* A copy of o[key] when it is a string, else NULL; *oom set when the copy

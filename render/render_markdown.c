@@ -3,7 +3,6 @@
  * or today's. Pure: builds the page in memory. */
 #include "render.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,41 +16,27 @@
 /* ...and this for a legacy schema1 manifest. */
 #define MIME_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
 
-/* Several strings in a row, NULL-terminated. */
-static void md_cat(struct im_buf *b, ...)
-{
-    va_list ap;
-    const char *s;
-    va_start(ap, b);
-    for (s = va_arg(ap, const char *); s != NULL; s = va_arg(ap, const char *))
-        im_buf_put(b, s);
-    va_end(ap);
-}
-
 /* An upstream string that sits on one line of the page: its control bytes
  * (but tab) go out as \xNN, so that none ends the line, and with it a list
  * item or a code block, early. The pages of real images have none. */
+static const char *md_oneline_rep(unsigned char c, char esc[8])
+{
+    if ((c < 0x20 && c != '\t') || c == 0x7f) {
+        snprintf(esc, 8, "\\x%02x", c);
+        return esc;
+    }
+    return NULL;
+}
+
 static void md_oneline(struct im_buf *b, const char *s)
 {
-    const char *run = s ? s : "";
-    const char *p = run;
-    for (; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            char esc[8];
-            im_buf_putn(b, run, (size_t)(p - run));
-            snprintf(esc, sizeof esc, "\\x%02x", c);
-            im_buf_put(b, esc);
-            run = p + 1;
-        }
-    }
-    im_buf_putn(b, run, (size_t)(p - run));
+    render__escape(b, s, md_oneline_rep);
 }
 
 /* "-\tNAME: `VALUE`\n" with an upstream VALUE. */
 static void md_fact_code(struct im_buf *b, const char *name, const char *value)
 {
-    md_cat(b, "-\t", name, ": `", (char *)NULL);
+    render__cat(b, "-\t", name, ": `", (char *)NULL);
     md_oneline(b, value);
     im_buf_put(b, "`\n");
 }
@@ -75,7 +60,7 @@ static bool perl_true(const char *s)
 
 static void md_json_fact(struct im_buf *b, const char *name, const struct render_strv *s)
 {
-    md_cat(b, "-\t", name, "`", (char *)NULL);
+    render__cat(b, "-\t", name, "`", (char *)NULL);
     render__json_strv(b, s->v, s->n);
     im_buf_put(b, "`\n");
 }
@@ -98,8 +83,9 @@ static void md_facts(struct im_buf *b, const struct render_entry *e)
     total = render_entry_total(e);
     if (total >= 0) {
         render_size(total, size, sizeof size);
-        md_cat(b, "-\tTotal Size: **", size,
-               "**  \n\t(compressed transfer size, not on-disk size)\n", (char *)NULL);
+        render__cat(b, "-\tTotal Size: **", size,
+                    "**  \n\t(compressed transfer size, not on-disk size)\n",
+                    (char *)NULL);
     }
     if (perl_true(e->image_id))
         md_fact_code(b, "Image ID", e->image_id);
@@ -147,14 +133,11 @@ static void md_dockerfile(struct im_buf *b, const struct render_entry *e)
     char date[64];
     struct im_buf body = {.max = RENDER_OUTPUT_MAX};
     for (size_t i = 0; i < e->n_history; i++) {
-        const struct render_history *h = &e->history[i];
-        char *line = render__history_line(e, i);
-        if (render_history_date(h->created_raw, date, sizeof date) != 0)
-            date[0] = '\0';
+        char *line = render__history_line_dated(e, i, date, sizeof date);
         if (!line)
             body.err = body.err ? body.err : IM_ENOMEM;
         else
-            md_cat(&body, "# ", date, "\n", line, "\n", (char *)NULL);
+            render__cat(&body, "# ", date, "\n", line, "\n", (char *)NULL);
         free(line);
     }
     /* Upstream text is untrusted: a line of backticks inside must not close
@@ -184,35 +167,28 @@ static void md_layer(struct im_buf *b, const struct render_layer *l)
     im_buf_put(b, "`  \n");
     if (l->last_modified >= 0 &&
         render_http_date(l->last_modified, date, sizeof date) == 0)
-        md_cat(b, "\t\tLast Modified: ", date, "  \n", (char *)NULL);
+        render__cat(b, "\t\tLast Modified: ", date, "  \n", (char *)NULL);
     if (l->size >= 0) {
         render_size(l->size, size, sizeof size);
-        md_cat(b, "\t\tSize: ", size, "  \n", (char *)NULL);
+        render__cat(b, "\t\tSize: ", size, "  \n", (char *)NULL);
     }
     im_buf_put(b, "\t\tMIME: ");
     md_oneline(b, l->media_type);
     im_buf_put(b, "\n");
 }
 
-/* The entry's platform as the page names it: from the list entry, or for a
- * single manifest from its config, and then os and architecture only. */
 static void md_platform(struct im_buf *b, const struct render_image *img,
                         const struct render_entry *e)
 {
     char plat[4096];
-    struct render_platform p = e->platform;
-    if (!img->is_list) {
-        struct render_platform only = {.os = p.os, .architecture = p.architecture};
-        p = only;
-    }
-    (void)render_platform_string(&p, plat, sizeof plat); /* truncated if too long */
+    render__entry_platform(img, e, plat, sizeof plat); /* truncated if too long */
     md_oneline(b, plat);
 }
 
 static void md_entry(struct im_buf *b, const struct render_image *img,
                      const struct render_entry *e, const char *disp)
 {
-    md_cat(b, "\n### `", disp, "` - ", (char *)NULL);
+    render__cat(b, "\n### `", disp, "` - ", (char *)NULL);
     md_platform(b, img, e);
     im_buf_put(b, "\n");
     if (e->digest)
@@ -227,7 +203,7 @@ static void md_entry(struct im_buf *b, const struct render_image *img,
 /* "## `REF`\n" */
 static void md_heading(struct im_buf *b, const char *disp)
 {
-    md_cat(b, "## `", disp, "`\n", (char *)NULL);
+    render__cat(b, "## `", disp, "`\n", (char *)NULL);
 }
 
 int render_markdown(const struct render_image *img, enum render_style style, char **out,
@@ -244,8 +220,8 @@ int render_markdown(const struct render_image *img, enum render_style style, cha
     if (img->is_list && img->media_type)
         md_fact_code(&b, "Manifest MIME", img->media_type);
     snprintf(count, sizeof count, " %zu", img->n_entries);
-    md_cat(&b, "-\tPlatforms:", style == RENDER_STYLE_CURRENT ? count : "", "\n",
-           (char *)NULL);
+    render__cat(&b, "-\tPlatforms:", style == RENDER_STYLE_CURRENT ? count : "", "\n",
+                (char *)NULL);
     for (size_t i = 0; i < img->n_entries; i++) {
         im_buf_put(&b, "\t-\t");
         md_platform(&b, img, &img->entries[i]);

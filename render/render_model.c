@@ -116,6 +116,30 @@ static int read_history(const json_t *config, struct render_entry *e)
     return 0;
 }
 
+/* The config's Labels: each key with a string value (others are skipped). */
+static int read_labels(const json_t *labels, struct render_entry *e)
+{
+    const char *key;
+    const json_t *value;
+    size_t n = json_is_object(labels) ? json_object_size(labels) : 0;
+    if (n == 0)
+        return 0;
+    e->labels = calloc(n, sizeof *e->labels);
+    if (!e->labels)
+        return IM_ENOMEM;
+    json_object_foreach((json_t *)labels, key, value)
+    {
+        if (!json_is_string(value) || e->n_labels >= n)
+            continue;
+        struct render_label *l = &e->labels[e->n_labels++];
+        l->key = strdup(key);
+        l->value = strdup(json_string_value(value));
+        if (!l->key || !l->value)
+            return IM_ENOMEM;
+    }
+    return 0;
+}
+
 static int read_config(const json_t *cfg, struct render_entry *e,
                        bool platform_from_config)
 {
@@ -135,6 +159,8 @@ static int read_config(const json_t *cfg, struct render_entry *e,
         rc = render__get_strv(json_object_get(c, "Cmd"), &e->cmd);
     if (rc == 0)
         rc = render__get_strv(json_object_get(c, "Shell"), &e->shell);
+    if (rc == 0)
+        rc = read_labels(json_object_get(c, "Labels"), e);
     if (rc == 0)
         rc = read_history(cfg, e);
     if (rc == 0 && platform_from_config)

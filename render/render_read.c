@@ -46,6 +46,11 @@ void render__free_entry(struct render_entry *e)
     free_strv(&e->entrypoint);
     free_strv(&e->cmd);
     free_strv(&e->shell);
+    for (size_t i = 0; i < e->n_labels; i++) {
+        free(e->labels[i].key);
+        free(e->labels[i].value);
+    }
+    free(e->labels);
     for (size_t i = 0; i < e->n_history; i++) {
         free(e->history[i].created_raw);
         free(e->history[i].created_by);

@@ -65,6 +65,8 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
         req->view = value;
     } else if (strcmp(key, "style") == 0) {
         req->style = value;
+    } else if (strcmp(key, "ref") == 0) {
+        req->ref = value;
     } else if (strcmp(key, "platform") == 0) {
         if (req->n_platforms < API_MAX_PLATFORMS)
             req->platforms[req->n_platforms++] = value;
@@ -150,6 +152,12 @@ static struct MHD_Response *make_response(struct api_response *r, bool closing)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (r->link[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, r->link);
+    if (r->location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    if (r->csp) {
+        MHD_add_response_header(resp, "Content-Security-Policy", r->csp);
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    }
     for (size_t i = 0; i < r->n_extra_headers && i < API_MAX_EXTRA_HEADERS; i++)
         MHD_add_response_header(resp, r->extra_headers[i].name,
                                 r->extra_headers[i].value);

@@ -55,7 +55,7 @@ struct srv__pool {
  * text, or with text NULL only counts; returns the bytes they take. */
 static size_t copy_strings(struct api_request *r, char *text)
 {
-    const char **f[15 + API_MAX_PLATFORMS] = {&r->method,
+    const char **f[16 + API_MAX_PLATFORMS] = {&r->method,
                                               &r->path,
                                               &r->format,
                                               &r->view,
@@ -69,8 +69,9 @@ static size_t copy_strings(struct api_request *r, char *text)
                                               &r->from,
                                               &r->to,
                                               &r->accept_encoding,
-                                              &r->content_type};
-    size_t nf = 15, off = 0;
+                                              &r->content_type,
+                                              &r->ref};
+    size_t nf = 16, off = 0;
     for (size_t i = 0; i < r->n_platforms && i < API_MAX_PLATFORMS; i++)
         f[nf++] = &r->platforms[i];
     for (size_t i = 0; i < nf; i++) {

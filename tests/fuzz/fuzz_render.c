@@ -13,7 +13,10 @@
  * platform paired, nothing added or removed) and with an empty one, and a
  * history naming its platforms, keep their Markdown structure too: each diff
  * block closed by the renderer's own fence, each table row its five cell
- * borders. */
+ * borders. The HTML page is walked tag by tag
+ * (check_html): every '<' opens or closes an element the renderer writes
+ * (no upstream string makes one), and it has one SVG bar per image entry with
+ * one segment per layer. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -367,6 +370,52 @@ static void fuzz_diff_history(const struct render_image *img)
     free(out);
 }
 
+/* The elements render_html writes; anything else after a '<' came from
+ * upstream text that was not escaped. */
+static const char *const html_tags[] = {
+    "!DOCTYPE", "html", "head",  "meta",  "title",  "style",      "body",    "header",
+    "h1",       "h2",   "code",  "nav",   "a",      "p",          "br",      "main",
+    "section",  "div",  "table", "thead", "tr",     "th",         "tbody",   "td",
+    "figure",   "svg",  "g",     "text",  "rect",   "figcaption", "details", "summary",
+    "pre",      "span", "ol",    "li",    "footer", "dl",         "dt",      "dd",
+};
+
+static bool known_tag(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof html_tags / sizeof html_tags[0]; i++)
+        if (strlen(html_tags[i]) == len && memcmp(html_tags[i], s, len) == 0)
+            return true;
+    return false;
+}
+
+static size_t occurrences(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void check_html(const struct render_image *img, const char *html)
+{
+    size_t images = 0, segments = 0;
+    for (size_t i = 0; i < img->n_entries; i++)
+        if (img->entries[i].kind != RENDER_KIND_ATTESTATION) {
+            images++;
+            segments += img->entries[i].n_layers;
+        }
+    for (const char *p = strchr(html, '<'); p; p = strchr(p + 1, '<')) {
+        const char *name = p + 1 + (p[1] == '/');
+        size_t len = strcspn(name, " >\n");
+        if (!known_tag(name, len))
+            abort();
+    }
+    if (occurrences(html, "<svg") != occurrences(html, "</svg>") ||
+        occurrences(html, "<svg class=\"layers\"") != images ||
+        occurrences(html, "<rect class=\"seg\"") != segments)
+        abort();
+}
+
 static void fuzz_render(const struct render_image *img)
 {
     char *out = NULL;
@@ -383,6 +432,10 @@ static void fuzz_render(const struct render_image *img)
     if (render_json(img, &out, &len) != 0 || strlen(out) != len)
         abort();
     check_json(out, len);
+    free(out);
+    if (render_html(img, &out, &len) != 0 || strlen(out) != len)
+        abort();
+    check_html(img, out);
     free(out);
     if (render_json_summary(img, &out, &len) != 0 || strlen(out) != len)
         abort();

@@ -107,12 +107,16 @@ md_ok() { # md_ok NAME: a Markdown page answer
     [ "$(header "$1" Content-Type)" = "text/markdown; charset=utf-8" ] && head -n 1 "$R/$1.b" | grep -q '^## `python:3.7-slim`$'
 }
 json_ok() { [ "$(header "$1" Content-Type)" = "application/json" ] && jq -e .platforms "$R/$1.b" >/dev/null; }
+html_ok() { # html_ok NAME: the image's HTML page
+    [ "$(header "$1" Content-Type)" = "text/html; charset=utf-8" ] &&
+        grep -q '<title>python:3.7-slim - imgmeta</title>' "$R/$1.b"
+}
 
-negotiate() { # negotiate NAME EXPECT(md|json) ACCEPT...
+negotiate() { # negotiate NAME EXPECT(md|json|html) ACCEPT...
     local name=$1 want=$2 s
     shift 2
     s=$(fetch "$name" $IMG -H "Accept: $1" "$U/images/python/3.7-slim")
-    if [ "$s" = 200 ] && { if [ "$want" = md ]; then md_ok "$name"; else json_ok "$name"; fi; }; then
+    if [ "$s" = 200 ] && "${want}_ok" "$name"; then
         it_pass "Accept: $1 -> $want"
     else
         it_fail "Accept: $1 -> $want (status $s, $(header "$name" Content-Type))"
@@ -123,7 +127,9 @@ negotiate acc_q_md md "text/markdown;q=0.9, application/json;q=0.5"
 negotiate acc_q_json json "text/markdown;q=0.1, application/json"
 negotiate acc_any json "*/*"
 negotiate acc_text md "text/*"
-negotiate acc_browser json "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+negotiate acc_browser html "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+negotiate acc_html html "text/html"
+negotiate acc_html_md md "text/html;q=0.5, text/markdown"
 negotiate acc_none json "image/png"
 negotiate acc_order md "text/markdown, application/json"
 negotiate acc_json0 md "application/json;q=0, */*"
@@ -131,6 +137,36 @@ negotiate acc_json0 md "application/json;q=0, */*"
 s=$(fetch fmt_md $IMG -H "Accept: application/json" "$U/images/python/3.7-slim?format=markdown")
 check "?format=markdown wins over Accept" md_ok fmt_md
 check "Markdown ETag differs from JSON's" [ "$(header fmt_md ETag)" != "$(header json ETag)" ]
+
+# The HTML page: ?format=html or a browser's Accept; its own ETag, and a policy
+# that lets no script run and nothing be fetched.
+s=$(fetch fmt_html $IMG -H "Accept: application/json" "$U/images/python/3.7-slim?format=html")
+check "?format=html wins over Accept" html_ok fmt_html
+check "HTML ETag differs from JSON's and Markdown's" \
+    [ "$(header fmt_html ETag)" != "$(header json ETag)" -a "$(header fmt_html ETag)" != "$(header fmt_md ETag)" ]
+check_eq "HTML ETag is the browser's page's" "$(header acc_browser ETag)" "$(header fmt_html ETag)"
+check_eq "HTML page: Content-Security-Policy" \
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'" \
+    "$(header fmt_html Content-Security-Policy)"
+check_eq "HTML page: X-Content-Type-Options" nosniff "$(header fmt_html X-Content-Type-Options)"
+check_eq "HTML page: Vary: Accept" Accept "$(header fmt_html Vary)"
+check "HTML page: one bar segment per layer (7 platforms, 5 layers each)" \
+    [ "$(grep -o '<rect class="seg"' "$R/fmt_html.b" | wc -l)" = 35 ]
+check "no Content-Security-Policy on JSON" [ -z "$(header json Content-Security-Policy)" ]
+s=$(fetch html_304 $IMG -H "If-None-Match: $(header fmt_html ETag)" "$U/images/python/3.7-slim?format=html")
+check_eq "HTML If-None-Match: 304" 304 "$s"
+
+# The home page and its form.
+s=$(fetch home / -H "Accept: text/html" "$U/")
+check_eq "GET /: 200 HTML" "200 text/html; charset=utf-8" "$s $(header home Content-Type)"
+check "GET /: the form asks /images for ref" body_has home 'action="/images"'
+check_eq "GET /: X-Content-Type-Options" nosniff "$(header home X-Content-Type-Options)"
+s=$(fetch find /images "$U/images?ref=python%3A3.7-slim")
+check_eq "GET /images?ref=python:3.7-slim: 303 to its page" "303 /images/python/3.7-slim" \
+    "$s $(header find Location)"
+s=$(fetch find_blanks /images "$U/images?ref=+python%3A3.7-slim+")
+check_eq "GET /images?ref= drops the blanks around the reference" \
+    "303 /images/python/3.7-slim" "$s $(header find_blanks Location)"
 
 # The page's two forms: ?style=current prints the number of entries on the
 # platforms line and nothing else differs; each form has its own ETag.
@@ -305,6 +341,14 @@ error_is() { # error_is NAME STATUS CODE: JSON error body with that code
 }
 efetch() { local name=$1; shift; fetch "$name" "$@" >"$R/$name.status"; }
 
+efetch missing_html $IMG "$U/images/python/3.7-nope?format=html"
+check_eq "missing tag in HTML: 404, the page says so" "404 text/html; charset=utf-8" \
+    "$(cat "$R/missing_html.status") $(header missing_html Content-Type)"
+check "missing tag in HTML: does not exist (yet?)" body_has missing_html '<strong>does not exist</strong> (yet?)'
+efetch find_bad /images "$U/images?ref=Python%3A3"
+error_is find_bad 400 invalid_reference
+efetch find_none /images "$U/images"
+error_is find_none 400 invalid_parameter
 efetch bad_ref $IMG "$U/images/Python/3.7-slim"
 error_is bad_ref 400 invalid_reference
 efetch no_tag $IMG "$U/images/python"
@@ -711,9 +755,9 @@ bpost b_big "@$IT_DIR/big.json"
 error_is b_big 413 body_too_large
 efetch b_ctype $BATCH -X POST -H 'Content-Type: text/plain' --data-binary '{"references":["python:3"]}' "$U/images"
 error_is b_ctype 415 unsupported_media_type
-efetch b_get "#/components/responses/BatchMethodNotAllowed" "$U/images"
+efetch b_get "#/components/responses/BatchMethodNotAllowed" -X PUT "$U/images"
 error_is b_get 405 method_not_allowed
-check_eq "GET /images: Allow: POST" POST "$(header b_get Allow)"
+check_eq "PUT /images: Allow: GET, HEAD, POST" "GET, HEAD, POST" "$(header b_get Allow)"
 check_eq "after the hostile batches the daemon still answers" 200 \
     "$(curl -s -o /dev/null -w '%{http_code}' "$U/images/python/3.7-slim")"
 

@@ -145,6 +145,14 @@ c "leading underscore" 400 @/images/_python/1
 c "trailing separator" 400 @/images/python_/1
 c "encoded space in tag" 400 "@/images/python/3.7%20slim"
 refused "encoded NUL in tag" "@/images/python/3.7%00slim"
+# the home page's form: GET /images?ref= reads a reference by the same grammar
+c "form: no ref" 400 "@/images"
+c "form: empty ref" 400 "@/images?ref="
+c "form: markup as ref" 400 "@/images?ref=%3Cscript%3Ealert(1)%3C/script%3E"
+c "form: quote break-out as ref" 400 "@/images?ref=%22%3E%3Cimg%20src=x%20onerror=alert(1)%3E"
+c "form: ref of 700 characters" 400 "@/images?ref=$(long 700 a)"
+c "form: absolute URL as ref" 400 "@/images?ref=https://evil.test/x"
+refused "form: CRLF in ref" "@/images?ref=python%0d%0aLocation:%20//evil.test"
 refused "encoded CRLF in tag" "@/images/python/3.7%0d%0aX-Injected:%201"
 if grep -qi '^x-injected' "$IT_DIR/out" 2>/dev/null; then it_fail "CRLF reflected as a header"; fi
 refused "encoded ../ traversal" "@/images/..%2f..%2fetc%2fpasswd/x"

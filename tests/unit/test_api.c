@@ -259,6 +259,75 @@ Test(api, invalid_reference_is_400_with_reason)
     api_response_free(&r);
 }
 
+#define BROWSER_ACCEPT "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+Test(api, html_page_for_browsers_and_format_html)
+{
+    struct api_response page = get("/images/python/3.7-slim", BROWSER_ACCEPT, NULL);
+    struct api_response asked = get("/images/python/3.7-slim", NULL, "html");
+    struct api_response json = get("/images/python/3.7-slim", NULL, NULL);
+    cr_assert_eq(page.status, 200);
+    cr_expect_str_eq(page.content_type, "text/html; charset=utf-8");
+    cr_assert_not_null(page.csp);
+    cr_expect_not_null(strstr(page.csp, "default-src 'none'"));
+    cr_expect_null(strstr(page.csp, "script-src"), "scripts fall under default-src");
+    cr_expect(page.vary_accept);
+    cr_expect_not_null(strstr(page.body, "<!DOCTYPE html>"));
+    cr_expect_not_null(strstr(page.body, "<title>python:3.7-slim - imgmeta</title>"));
+    cr_assert_eq(asked.status, 200);
+    cr_expect_eq(asked.len, page.len);
+    cr_expect_str_eq(asked.etag, page.etag);
+    cr_expect_str_neq(json.etag, page.etag, "each representation has its own ETag");
+    cr_expect_null(json.csp);
+    api_response_free(&page);
+    api_response_free(&asked);
+    api_response_free(&json);
+}
+
+/* GET /images?ref=REF, the home page's form (ref NULL: no parameter). */
+static struct api_response find(const char *ref)
+{
+    struct api_request req = {.method = "GET", .path = "/images", .ref = ref};
+    struct api_response resp = {0};
+    cr_assert_eq(api_handle(api, &req, &resp), 0);
+    return resp;
+}
+
+Test(api, home_page_and_its_form)
+{
+    struct api_response home = get("/", NULL, NULL);
+    cr_assert_eq(home.status, 200);
+    cr_expect_str_eq(home.content_type, "text/html; charset=utf-8");
+    cr_expect_not_null(home.csp);
+    cr_expect_not_null(strstr(home.body, "action=\"/images\""));
+    api_response_free(&home);
+
+    struct api_response r = find(" python:3.7-slim ");
+    cr_assert_eq(r.status, 303);
+    cr_assert_not_null(r.location);
+    cr_expect_str_eq(r.location, "/images/python/3.7-slim");
+    api_response_free(&r);
+    r = find("ghcr.io/org/app@sha256:"
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    cr_assert_eq(r.status, 303);
+    cr_expect_str_eq(r.location,
+                     "/images/ghcr.io/org/app@sha256:"
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    api_response_free(&r);
+    r = find("Python:3.7");
+    cr_expect_eq(r.status, 400);
+    cr_expect_not_null(strstr(r.body, "\"code\":\"invalid_reference\""), "%s", r.body);
+    cr_expect_null(r.location);
+    api_response_free(&r);
+    r = find(NULL);
+    cr_expect_eq(r.status, 400);
+    cr_expect_not_null(strstr(r.body, "\"code\":\"invalid_parameter\""), "%s", r.body);
+    api_response_free(&r);
+    r = find("   ");
+    cr_expect_eq(r.status, 400);
+    api_response_free(&r);
+}
+
 Test(api, bad_format_is_400)
 {
     struct api_response r = get("/images/python/3.7-slim", NULL, "xml");
@@ -467,8 +536,8 @@ static void expect_format(const char *accept, enum api_format want, bool want_ac
 {
     bool acceptable = !want_acceptable;
     enum api_format got = api__negotiate(accept, &acceptable);
-    cr_expect_eq(got, want, "Accept: %s -> %s", accept ? accept : "(none)",
-                 got == API_FORMAT_MARKDOWN ? "markdown" : "json");
+    static const char *const names[] = {"json", "markdown", "html"};
+    cr_expect_eq(got, want, "Accept: %s -> %s", accept ? accept : "(none)", names[got]);
     cr_expect_eq(acceptable, want_acceptable, "Accept: %s acceptable",
                  accept ? accept : "");
 }
@@ -497,13 +566,29 @@ Test(negotiate, q_values_decide)
 
 Test(negotiate, equal_q_prefers_exact_then_order)
 {
-    /* a browser: both only through a wildcard at 0.8 -> JSON */
+    /* a browser: the page, JSON and Markdown only through a wildcard at 0.8 */
     expect_format("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-                  API_FORMAT_JSON, true);
+                  API_FORMAT_HTML, true);
     expect_format("text/markdown, application/json", API_FORMAT_MARKDOWN, true);
     expect_format("application/json, text/markdown", API_FORMAT_JSON, true);
     expect_format("text/markdown, */*", API_FORMAT_MARKDOWN, true);
     expect_format("*/*, text/markdown", API_FORMAT_MARKDOWN, true);
+}
+
+Test(negotiate, html_when_preferred)
+{
+    /* what Chromium and Firefox send for a page */
+    expect_format("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                  "image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;"
+                  "q=0.7",
+                  API_FORMAT_HTML, true);
+    expect_format("text/html", API_FORMAT_HTML, true);
+    expect_format("text/html;q=0.5, application/json", API_FORMAT_JSON, true);
+    expect_format("text/markdown, text/html", API_FORMAT_MARKDOWN, true);
+    expect_format("text/html, text/markdown", API_FORMAT_HTML, true);
+    expect_format("text/html;q=0, text/*", API_FORMAT_MARKDOWN, true);
+    expect_format("text/html;q=0, application/json;q=0, text/markdown;q=0",
+                  API_FORMAT_JSON, false);
 }
 
 Test(negotiate, type_wildcards)
@@ -511,8 +596,10 @@ Test(negotiate, type_wildcards)
     expect_format("text/*", API_FORMAT_MARKDOWN, true);
     expect_format("application/*", API_FORMAT_JSON, true);
     expect_format("text/*;q=0.8, application/*;q=0.9", API_FORMAT_JSON, true);
-    /* the most specific range decides: text/markdown;q=0 beats text/STAR */
-    expect_format("text/*, text/markdown;q=0", API_FORMAT_JSON, false);
+    /* the most specific range decides: text/markdown;q=0 beats text/STAR, which
+     * leaves the page */
+    expect_format("text/*, text/markdown;q=0", API_FORMAT_HTML, true);
+    expect_format("text/*, text/markdown;q=0, text/html;q=0", API_FORMAT_JSON, false);
 }
 
 Test(negotiate, nothing_acceptable_still_json)
@@ -1650,8 +1737,11 @@ Test(api, batch_hostile_bodies_are_clear_4xx)
         cr_expect(r.body && strstr(r.body, cases[i].code), "case %zu: %s", i, r.body);
         api_response_free(&r);
     }
-    struct api_response r = get("/images", NULL, NULL);
+    struct api_request put = {.method = "PUT", .path = "/images"};
+    struct api_response r;
+    memset(&r, 0, sizeof r);
+    cr_assert_eq(api_handle(api, &put, &r), 0);
     cr_assert_eq(r.status, 405);
-    cr_assert_str_eq(r.allow, "POST");
+    cr_assert_str_eq(r.allow, "GET, HEAD, POST");
     api_response_free(&r);
 }
