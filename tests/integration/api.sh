@@ -149,7 +149,7 @@ check_eq "HTML page: Content-Security-Policy" \
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'" \
     "$(header fmt_html Content-Security-Policy)"
 check_eq "HTML page: X-Content-Type-Options" nosniff "$(header fmt_html X-Content-Type-Options)"
-check_eq "HTML page: Vary: Accept" Accept "$(header fmt_html Vary)"
+check_eq "HTML page: Vary: Accept, Accept-Encoding" "Accept, Accept-Encoding" "$(header fmt_html Vary)"
 check "HTML page: one bar segment per layer (7 platforms, 5 layers each)" \
     [ "$(grep -o '<rect class="seg"' "$R/fmt_html.b" | wc -l)" = 35 ]
 check "no Content-Security-Policy on JSON" [ -z "$(header json Content-Security-Policy)" ]
