@@ -99,7 +99,8 @@ struct reg_config {
      * asked every time; a failure is not kept); a helper with none for the
      * registry leaves `auths` (or no credentials). A "<token>" username
      * means the secret is an identity token, sent as an OAuth2 refresh
-     * token to the token realm (POST) and never as Basic. NULL = none. */
+     * token to the token realm (POST) and never as Basic; an `auths`
+     * entry's own "identitytoken" is not used. NULL = none. */
     struct reg_credential credentials[REG_MAX_CREDENTIALS];
     size_t n_credentials;
     const char *docker_config_path;
