@@ -8,7 +8,7 @@ DB         ?= data/imgmeta.db
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all build run test test-asan check test-build demo clean bench bench-hash format \
-        format-check
+        format-check container
 
 all: build
 
@@ -52,6 +52,13 @@ test-asan:
 	tests/npm-ci.sh tests/browser $(ASAN_BUILD)/browser-tools
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
+
+# The Dockerfile built with buildah (vfs storage, chroot isolation) into the
+# local container storage as localhost/imgmeta:latest; where debian:bookworm-slim
+# cannot be pulled, its base is made with debootstrap first (cmake/container.sh).
+container:
+	@cmake/install-deps.sh container
+	cmake/container.sh .
 
 # A fixture registry + the daemon, left running, for trying it offline.
 demo:

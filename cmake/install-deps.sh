@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, only those missing.
-# usage: cmake/install-deps.sh build|run|test|bench|format
+# usage: cmake/install-deps.sh build|run|test|bench|format|container
 set -eu
 
 build="cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpq-dev zlib1g-dev libssl-dev"
@@ -13,7 +13,11 @@ run="$build ca-certificates"
 # on port 80) is never used and never in their way.
 # chromium: the HTML pages in a real browser (tests/browser), driven by
 # puppeteer-core pointed at it (nothing is downloaded: no browser of npm's).
-test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk postgresql-15 nginx chromium"
+# buildah, podman, runc and debootstrap: the image (make container) and its test
+# (tests/container.sh): built and run as root with vfs storage, chroot isolation
+# and runc, its base made with debootstrap where no registry gives it.
+container="buildah podman runc debootstrap"
+test="$run binutils sqlite3 libcriterion-dev docker-registry curl jq clang-14 libclang-rt-14-dev apache2-utils skopeo prometheus valgrind wrk postgresql-15 nginx chromium $container"
 bench="$test bc"
 
 case "${1:-}" in
@@ -22,7 +26,8 @@ run) want=$run ;;
 test) want=$test ;;
 bench) want=$bench ;;
 format) want="clang-format-14 git" ;;
-*) echo "usage: $0 build|run|test|bench|format" >&2; exit 2 ;;
+container) want=$container ;;
+*) echo "usage: $0 build|run|test|bench|format|container" >&2; exit 2 ;;
 esac
 # The OpenAPI lint and response validation (tests/openapi) run on node and npm;
 # Debian's packages only when neither is there (a NodeSource node brings npm).

@@ -31,6 +31,8 @@ void reg_config_defaults(struct reg_config *c)
     c->max_retries = 2;
     c->retry_base_ms = 200;
     c->retry_max_ms = 5000;
+    c->helper_timeout_ms = 5000;
+    c->helper_ttl_s = 300;
 #ifdef IMGMETA_VERSION
     c->user_agent = "imgmeta/" IMGMETA_VERSION;
 #else
@@ -75,7 +77,8 @@ struct reg_client *reg_client_new(const struct reg_config *cfg, struct im_error 
     if (cfg->n_mirrors > REG_MAX_MIRRORS || cfg->max_parallel < 1 ||
         cfg->max_manifest_bytes == 0 || cfg->max_config_bytes == 0 ||
         cfg->max_retries < 0 || cfg->max_retries > 10 || cfg->retry_base_ms <= 0 ||
-        cfg->retry_max_ms < cfg->retry_base_ms) {
+        cfg->retry_max_ms < cfg->retry_base_ms || cfg->helper_timeout_ms <= 0 ||
+        cfg->helper_ttl_s < 0) {
         im_seterr(err, IM_EINVAL, "invalid registry client configuration");
         goto fail;
     }
@@ -86,7 +89,8 @@ struct reg_client *reg_client_new(const struct reg_config *cfg, struct im_error 
     c->user_agent = strdup(cfg->user_agent ? cfg->user_agent : "imgmeta");
     c->tokens = reg__tokens_new();
     c->realms = reg__realms_new();
-    if (!c->user_agent || !c->tokens || !c->realms)
+    c->helpers = reg__helpers_new(cfg->helper_ttl_s, cfg->helper_timeout_ms);
+    if (!c->user_agent || !c->tokens || !c->realms || !c->helpers)
         goto fail_nomem;
     if (!reg__policy_mirrored(
             cfg, "docker.io")) /* the first Docker Hub pull needs no 401 either */
@@ -131,6 +135,7 @@ void reg_client_free(struct reg_client *c)
     reg__tokens_free(c->tokens);
     reg__realms_free(c->realms);
     reg__creds_free(&c->creds);
+    reg__helpers_free(c->helpers);
     free(c->user_agent);
     free(c);
 }

@@ -1,6 +1,8 @@
 /* creds.c - registry credentials: from reg_config and from a Docker
- * config.json (`auths`), kept per normalised registry name. Secrets never
- * appear in an error message, and are wiped when freed. */
+ * config.json (`auths`), kept per normalised registry name, and which
+ * credential helper holds a registry's (`credHelpers`, `credsStore`; run by
+ * helper.c). Secrets never appear in an error message, and are wiped when
+ * freed. */
 #include "registry_int.h"
 
 #include <ctype.h>
@@ -75,7 +77,7 @@ int reg__cred_key(const char *key, char *out, size_t n)
 
 /* ---- the table ---- */
 
-static void wipe_n(char *s, size_t n)
+void reg__wipe(char *s, size_t n)
 {
     volatile char *p = s;
     for (size_t i = 0; i < n; i++)
@@ -85,18 +87,45 @@ static void wipe_n(char *s, size_t n)
 static void wipe(char *s)
 {
     if (s)
-        wipe_n(s, strlen(s));
+        reg__wipe(s, strlen(s));
+}
+
+void reg__cred_wipe(struct reg__cred *k)
+{
+    wipe(k->password);
+    free(k->password);
+    free(k->username);
+    k->password = k->username = NULL;
+    k->identity = false;
+}
+
+int reg__cred_set(struct reg__cred *k, const char *user, const char *pass)
+{
+    k->username = strdup(user);
+    k->password = strdup(pass);
+    if (!k->username || !k->password) {
+        reg__cred_wipe(k);
+        return IM_ENOMEM;
+    }
+    k->identity = strcmp(user, REG__IDENTITY_USER) == 0;
+    return 0;
 }
 
 void reg__creds_free(struct reg__creds *c)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        wipe(c->v[i].password);
-        free(c->v[i].password);
-        free(c->v[i].username);
-    }
+    for (size_t i = 0; i < c->n; i++)
+        reg__cred_wipe(&c->v[i]);
     free(c->v);
+    free(c->helpers);
     memset(c, 0, sizeof *c);
+}
+
+const char *reg__creds_helper(const struct reg__creds *c, const char *registry)
+{
+    for (size_t i = 0; i < c->nh; i++)
+        if (strcasecmp(c->helpers[i].registry, registry) == 0)
+            return c->helpers[i].name;
+    return c->store[0] ? c->store : NULL;
 }
 
 const struct reg__cred *reg__creds_find(const struct reg__creds *c, const char *registry)
@@ -124,14 +153,8 @@ int reg__creds_add(struct reg__creds *c, const char *registry, const char *user,
     memset(e, 0, sizeof *e);
     if (im_strlcpy(e->registry, registry, sizeof e->registry) != 0)
         return IM_EINVAL;
-    e->username = strdup(user);
-    e->password = strdup(pass);
-    if (!e->username || !e->password) {
-        free(e->username);
-        wipe(e->password);
-        free(e->password);
+    if (reg__cred_set(e, user, pass) != 0)
         return IM_ENOMEM;
-    }
     c->n++;
     return 0;
 }
@@ -170,10 +193,64 @@ static int parse_entry(struct reg__creds *c, const char *key, json_t *v,
     } else if (user && *user && pass) {
         rc = reg__creds_add(c, reg, user, pass);
     }
-    wipe_n(buf, sizeof buf);
+    reg__wipe(buf, sizeof buf);
     if (rc == IM_ENOMEM)
         return im_seterr(err, IM_ENOMEM, "out of memory");
     return rc;
+}
+
+/* credHelpers: {"<registry>": "<helper name>"}; the first entry for a
+ * registry wins. */
+static int parse_helpers(struct reg__creds *c, json_t *map, struct im_error *err)
+{
+    const char *key;
+    json_t *v;
+    if (!json_is_object(map))
+        return im_seterr(err, IM_EINVAL, "config.json: \"credHelpers\" is not an object");
+    json_object_foreach(map, key, v)
+    {
+        char reg[IM_REGISTRY_MAX];
+        const char *name = json_string_value(v);
+        if (reg__cred_key(key, reg, sizeof reg) != 0)
+            return im_seterr(err, IM_EINVAL,
+                             "config.json: credHelpers key \"%.100s\" is not a registry",
+                             key);
+        if (!name || !reg__helper_name_valid(name))
+            return im_seterr(err, IM_EINVAL,
+                             "config.json: credHelpers.\"%.100s\" is not a helper name "
+                             "(1 to 63 letters, digits, '.', '_' or '-')",
+                             key);
+        bool known = false;
+        for (size_t i = 0; i < c->nh && !known; i++)
+            known = strcasecmp(c->helpers[i].registry, reg) == 0;
+        if (known)
+            continue;
+        if (c->nh == c->caph) {
+            size_t nc = c->caph ? c->caph * 2 : 8;
+            struct reg__helper_map *p = realloc(c->helpers, nc * sizeof *p);
+            if (!p)
+                return im_seterr(err, IM_ENOMEM, "out of memory");
+            c->helpers = p;
+            c->caph = nc;
+        }
+        im_strlcpy(c->helpers[c->nh].registry, reg, sizeof c->helpers[c->nh].registry);
+        im_strlcpy(c->helpers[c->nh].name, name, sizeof c->helpers[c->nh].name);
+        c->nh++;
+    }
+    return 0;
+}
+
+/* credsStore: the helper of every registry credHelpers does not name. */
+static int parse_store(struct reg__creds *c, json_t *v, struct im_error *err)
+{
+    const char *name = json_string_value(v);
+    if (!name || !reg__helper_name_valid(name))
+        return im_seterr(err, IM_EINVAL,
+                         "config.json: \"credsStore\" is not a helper name "
+                         "(1 to 63 letters, digits, '.', '_' or '-')");
+    if (!c->store[0])
+        im_strlcpy(c->store, name, sizeof c->store);
+    return 0;
 }
 
 int reg__parse_docker_config(const char *json, size_t len, struct reg__creds *c,
@@ -203,6 +280,10 @@ int reg__parse_docker_config(const char *json, size_t len, struct reg__creds *c,
         if (rc)
             goto out;
     }
+    if (json_object_get(root, "credHelpers"))
+        rc = parse_helpers(c, json_object_get(root, "credHelpers"), err);
+    if (!rc && json_object_get(root, "credsStore"))
+        rc = parse_store(c, json_object_get(root, "credsStore"), err);
 out:
     json_decref(root);
     return rc;
@@ -247,6 +328,7 @@ int reg__creds_load(struct reg__creds *c, const struct reg_config *cfg,
         else if (reg__creds_add(c, reg, k->username, k->password) != 0)
             rc = im_seterr(err, IM_ENOMEM, "out of memory");
     }
+    c->n_explicit = c->n;
     if (rc || !cfg->docker_config_path || !cfg->docker_config_path[0])
         return rc;
     rc = read_file(cfg->docker_config_path, &buf, &len, err);
@@ -257,7 +339,7 @@ int reg__creds_load(struct reg__creds *c, const struct reg_config *cfg,
             im_seterr(err, rc, "%.200s: %s", cfg->docker_config_path, e2.msg);
     }
     if (buf) {
-        wipe_n(buf, len < CONFIG_MAX ? len : CONFIG_MAX);
+        reg__wipe(buf, len < CONFIG_MAX ? len : CONFIG_MAX);
         free(buf);
     }
     return rc;

@@ -17,6 +17,30 @@
 
 /* ---- the session ---- */
 
+/* The session's credentials: reg_config's own for the registry, else its
+ * credential helper's answer (a copy, s->helper_cred), else config.json's
+ * `auths` entry, else none. */
+static int session_cred(struct reg__session *s, struct reg_client *c,
+                        struct im_error *err)
+{
+    const struct reg__cred *k = reg__creds_find(&c->creds, s->registry);
+    const char *helper = reg__creds_helper(&c->creds, s->registry);
+    if (k && (size_t)(k - c->creds.v) < c->creds.n_explicit)
+        helper = NULL; /* given explicitly: no helper is asked */
+    if (helper) {
+        int rc = reg__helpers_get(c->helpers, helper, s->registry, &s->helper_cred, err);
+        if (rc)
+            return rc;
+        if (s->helper_cred.username) {
+            im_strlcpy(s->helper_cred.registry, s->registry,
+                       sizeof s->helper_cred.registry);
+            k = &s->helper_cred;
+        }
+    }
+    s->cred = k;
+    return 0;
+}
+
 int reg__session_open(struct reg__session *s, struct reg_client *c,
                       const struct im_ref *ref, struct im_error *err)
 {
@@ -28,8 +52,10 @@ int reg__session_open(struct reg__session *s, struct reg_client *c,
     if (rc)
         return rc;
     snprintf(s->scope, sizeof s->scope, "repository:%s:pull", ref->repository);
-    s->cred = reg__creds_find(&c->creds, ref->registry);
-    if (s->cred && reg__basic_asked(c->tokens, s->registry))
+    rc = session_cred(s, c, err);
+    if (rc)
+        return rc;
+    if (s->cred && !s->cred->identity && reg__basic_asked(c->tokens, s->registry))
         s->basic = true; /* this registry asked for Basic before: no 401 first */
     if (reg__tokens_get(c->tokens, s->registry, s->scope, tok, sizeof tok) == 0) {
         s->bearer = strdup(tok); /* proactive: saves the 401 round trip */
@@ -62,6 +88,8 @@ void reg__session_close(struct reg__session *s, struct reg_stats *stats)
     s->multi = NULL;
     free(s->bearer);
     s->bearer = NULL;
+    reg__cred_wipe(&s->helper_cred);
+    s->cred = NULL;
 }
 
 /* ---- answers ---- */

@@ -56,6 +56,40 @@ static int token_url(const struct reg__challenge *ch, char *url, size_t n,
     return rc;
 }
 
+/* An identity token's login, as Docker's OAuth2 one: the POST form
+ * grant_type=refresh_token&service=...&scope=...&client_id=imgmeta&
+ * refresh_token=<the token>, malloc'ed in *form (the caller wipes it). */
+static int token_form(const struct reg__session *s, const struct reg__challenge *ch,
+                      char **form, struct im_error *err)
+{
+    size_t n = 3 * REG__HELPER_SECRET_MAX + sizeof ch->service * 3 +
+               sizeof ch->scope * 3 + 128,
+           o = 0;
+    char sep = '&';
+    const char *secret = s->cred->password;
+    *form = malloc(n);
+    if (!*form)
+        return im_seterr(err, IM_ENOMEM, "out of memory");
+    o = (size_t)snprintf(*form, n, "grant_type=refresh_token&client_id=imgmeta");
+    int rc = 0;
+    if (ch->service[0])
+        rc = append_param(*form, n, &o, &sep, "service", ch->service, strlen(ch->service),
+                          err);
+    for (const char *p = ch->scope; rc == 0 && *p;) {
+        size_t l = strcspn(p, " ");
+        if (l > 0)
+            rc = append_param(*form, n, &o, &sep, "scope", p, l, err);
+        p += l + (p[l] == ' ');
+    }
+    if (rc == 0 && strlen(secret) >= REG__HELPER_SECRET_MAX)
+        rc = im_seterr(err, IM_EINVAL, "the identity token for %s is too long",
+                       s->registry);
+    if (rc == 0)
+        rc = append_param(*form, n, &o, &sep, "refresh_token", secret, strlen(secret),
+                          err);
+    return rc;
+}
+
 /* The token GET, sent again (after a blocking backoff: this thread has
  * nothing else to do until the token comes) on the failures the runner
  * retries (reg__retryable). */
@@ -94,16 +128,25 @@ static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
                        const char *scope_key, bool once, struct im_error *err)
 {
     struct reg__xfer tx;
-    char *tok = NULL;
+    char *tok = NULL, *form = NULL;
     long expires_in = 60;
     memset(&tx, 0, sizeof tx);
     tx.kind = REG__TOKEN;
     if (once) /* no retries: the attempts are used up already */
         tx.attempts = s->c->cfg.max_retries;
-    int rc = token_url(ch, tx.url, sizeof tx.url, err);
+    bool identity = s->cred && s->cred->identity;
+    int rc = identity ? reg__check_url(ch->realm, err)
+                      : token_url(ch, tx.url, sizeof tx.url, err);
+    if (rc == 0 && identity && im_strlcpy(tx.url, ch->realm, sizeof tx.url) != 0)
+        rc = im_seterr(err, IM_EPROTO, "token realm URL is too long");
+    if (rc == 0 && identity)
+        rc = token_form(s, ch, &form, err);
     if (rc)
         goto out;
     rc = reg__xfer_setup(s, &tx, err); /* the realm's connections are guarded too */
+    if (rc == 0 && form &&
+        curl_easy_setopt(tx.easy, CURLOPT_POSTFIELDS, form) != CURLE_OK)
+        rc = im_seterr(err, IM_EINTERNAL, "cannot configure a curl handle");
     if (rc)
         goto out;
     CURLcode cres = token_perform(s, &tx);
@@ -148,6 +191,10 @@ static int fetch_token(struct reg__session *s, const struct reg__challenge *ch,
 out:
     free(tok);
     reg__xfer_release(&tx);
+    if (form) {
+        reg__wipe(form, strlen(form));
+        free(form);
+    }
     return rc;
 }
 
@@ -160,6 +207,11 @@ static int use_basic(struct reg__session *s, struct reg__xfer *x, const char *wh
         return im_seterr(err, IM_EUNAUTH,
                          "%s: registry asks for Basic authentication and no credentials "
                          "are configured for %s",
+                         what, s->registry);
+    if (s->cred->identity)
+        return im_seterr(err, IM_EUNAUTH,
+                         "%s: registry asks for Basic authentication and the credentials "
+                         "for %s are an identity token, which only a token login takes",
                          what, s->registry);
     if (x->gen == s->bearer_gen && !s->basic) {
         s->basic = true;
@@ -208,7 +260,7 @@ static int probed_realm(struct reg__session *s, struct reg__challenge *ch)
 {
     if (!reg__realms_wait(s->c->realms, s->registry, s->c->cfg.request_timeout_ms))
         return -1;
-    if (s->cred && reg__basic_asked(s->c->tokens, s->registry)) {
+    if (s->cred && !s->cred->identity && reg__basic_asked(s->c->tokens, s->registry)) {
         s->basic = true;
         return -1;
     }

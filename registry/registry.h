@@ -91,11 +91,21 @@ struct reg_config {
      * a Docker config.json read once by reg_client_new: `auths.<key>.auth`
      * (base64 "user:password") or `auths.<key>.username`/`password`, where
      * <key> is a registry host, a URL of one, or Docker Hub's
-     * "https://index.docker.io/v1/". Credential helpers (credsStore,
-     * credHelpers) and identitytoken are not supported. NULL = none. */
+     * "https://index.docker.io/v1/". Its credential helpers are run as
+     * Docker runs them (registry/helper.c): `credHelpers.<key>` for that
+     * registry, else `credsStore` for any, before `auths`: `docker-credential-
+     * <name> get` with the server URL on stdin, killed after
+     * helper_timeout_ms; what it answers is kept helper_ttl_s seconds (0 =
+     * asked every time; a failure is not kept); a helper with none for the
+     * registry leaves `auths` (or no credentials). A "<token>" username
+     * means the secret is an identity token, sent as an OAuth2 refresh
+     * token to the token realm (POST) and never as Basic; an `auths`
+     * entry's own "identitytoken" is not used. NULL = none. */
     struct reg_credential credentials[REG_MAX_CREDENTIALS];
     size_t n_credentials;
     const char *docker_config_path;
+    long helper_timeout_ms; /* default 5000; > 0 */
+    long helper_ttl_s;      /* default 300; >= 0 */
     /* Outbound security policy (registry/policy.c, SECURITY.md); set with
      * reg_config_policy. allowlist: registries a reference may name
      * ("host[:port]", "*.suffix", "*"); empty = the built-in public list.

@@ -168,11 +168,25 @@ struct reg__cred {
     char registry[IM_REGISTRY_MAX]; /* normalised: "docker.io", "localhost:5000" */
     char *username;                 /* malloc'ed */
     char *password;                 /* malloc'ed, wiped on free */
+    bool identity; /* username is "<token>": password is an identity token */
+};
+/* The username a credential helper gives for an identity (refresh) token. */
+#define REG__IDENTITY_USER "<token>"
+#define REG__HELPER_NAME_MAX 64 /* a helper's name, without "docker-credential-" */
+
+/* A registry whose credentials a helper holds (config.json credHelpers). */
+struct reg__helper_map {
+    char registry[IM_REGISTRY_MAX]; /* normalised */
+    char name[REG__HELPER_NAME_MAX];
 };
 
 struct reg__creds {
     struct reg__cred *v;
     size_t n, cap;
+    size_t n_explicit; /* v[0..n_explicit) came from reg_config.credentials */
+    struct reg__helper_map *helpers; /* credHelpers */
+    size_t nh, caph;
+    char store[REG__HELPER_NAME_MAX]; /* credsStore, "" = none */
 };
 
 /* The registry a config.json "auths" key names, normalised like
@@ -194,10 +208,57 @@ int reg__creds_add(struct reg__creds *c, const char *registry, const char *user,
 const struct reg__cred *reg__creds_find(const struct reg__creds *c, const char *registry);
 /* Wipes and frees everything; c is empty afterwards. */
 void reg__creds_free(struct reg__creds *c);
+/* Sets k's username and password to malloc'ed copies (identity when user is
+ * "<token>"); k's registry is left alone. 0, or IM_ENOMEM with k empty. */
+int reg__cred_set(struct reg__cred *k, const char *user, const char *pass);
+/* Wipes and frees one credential's strings (zeroed; NULL ones accepted). */
+void reg__cred_wipe(struct reg__cred *k);
+/* Overwrites n bytes of s with zeros, in a way the compiler keeps. */
+void reg__wipe(char *s, size_t n);
+/* The helper that holds registry's credentials: credHelpers' entry, else
+ * credsStore; NULL when neither names one. Borrowed. */
+const char *reg__creds_helper(const struct reg__creds *c, const char *registry);
 /* Fills c from cfg->credentials then cfg->docker_config_path (read with a
  * 1 MiB cap). 0, IM_EINVAL, IM_ENOMEM. */
 int reg__creds_load(struct reg__creds *c, const struct reg_config *cfg,
                     struct im_error *err);
+
+/* ---- credential helpers (helper.c) ---- */
+
+#define REG__HELPER_OUT_MAX (64 * 1024) /* bytes of a helper's stdout */
+#define REG__HELPER_ERR_MAX 4096        /* bytes of its stderr kept */
+#define REG__HELPER_SECRET_MAX 16384    /* a Secret longer than this is refused */
+
+/* Whether name may follow "docker-credential-": 1 to 63 of [A-Za-z0-9._-],
+ * not starting with '.' or '-'. Pure. */
+bool reg__helper_name_valid(const char *name);
+/* What a helper is asked for registry: Docker Hub's "https://index.docker.io/v1/",
+ * else the registry itself. 0, or -1 when it does not fit in out (size n). */
+int reg__helper_server_url(const char *registry, char *out, size_t n);
+/* Parses a helper's answer ({"ServerURL","Username","Secret"}) into out's
+ * username and password (malloc'ed; identity set for "<token>"). Pure.
+ * 0; IM_EUPSTREAM naming helper name (never quoting the answer); IM_ENOMEM. */
+int reg__helper_parse(const char *name, const char *json, size_t len,
+                      struct reg__cred *out, struct im_error *err);
+/* Runs `docker-credential-<name> get` with server_url on its stdin, at most
+ * timeout_ms (then it and its process group are killed), and parses its
+ * answer into out. 0; IM_ENOTFOUND when it says it has no credentials;
+ * IM_ETIMEOUT; IM_EUPSTREAM when it cannot be run, fails, prints over
+ * REG__HELPER_OUT_MAX bytes or answers wrongly (messages name it);
+ * IM_EINVAL for an invalid name; IM_ENOMEM. Thread-safe. */
+int reg__helper_run(const char *name, const char *server_url, long timeout_ms,
+                    struct reg__cred *out, struct im_error *err);
+
+/* The answers of helpers, per registry, for ttl_s seconds (failures are not
+ * kept; 0 = nothing kept). Thread-safe (one mutex). */
+struct reg__helpers;
+struct reg__helpers *reg__helpers_new(long ttl_s, long timeout_ms) IM_WUR;
+void reg__helpers_free(struct reg__helpers *h);
+/* registry's credentials from helper name, remembered or asked for: 0 with
+ * out filled (the caller wipes it: reg__cred_wipe), or out->username NULL
+ * when the helper has none; the errors of reg__helper_run. */
+int reg__helpers_get(struct reg__helpers *h, const char *name, const char *registry,
+                     struct reg__cred *out, struct im_error *err);
 
 /* ---- the client handle (client.c) ---- */
 
@@ -216,6 +277,7 @@ struct reg_client {
     CURLM *pool[REG__POOL_MAX];
     size_t npool;
     struct reg__creds creds;      /* read-only after reg_client_new */
+    struct reg__helpers *helpers; /* credential helpers' answers (helper.c) */
     struct reg__prewarm *prewarm; /* start-up probes (prewarm.c), or NULL */
 };
 
@@ -296,6 +358,7 @@ struct reg__session {
     char scope[IM_REPOSITORY_MAX + 32]; /* "repository:library/python:pull" */
     char *bearer;                       /* malloc'ed token or NULL */
     const struct reg__cred *cred;       /* this registry's credentials, or NULL */
+    struct reg__cred helper_cred;       /* a helper's answer (cred points here) */
     bool basic;                         /* send cred as Basic auth (bearer unused) */
     unsigned bearer_gen;                /* bumped whenever bearer changes */
     CURLM *multi;

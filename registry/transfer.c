@@ -248,7 +248,9 @@ static CURLcode easy_common(struct reg__session *s, struct reg__xfer *x)
 static CURLcode easy_credentials(const struct reg__session *s, CURL *h, enum creds who)
 {
     CURLcode e = CURLE_OK;
-    if (s->cred && (who == CREDS_LOGIN || (who == CREDS_SESSION && s->basic))) {
+    /* an identity token logs in with a POST form (handshake.c), never as Basic */
+    if (s->cred && !s->cred->identity &&
+        (who == CREDS_LOGIN || (who == CREDS_SESSION && s->basic))) {
         e |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         e |= curl_easy_setopt(h, CURLOPT_USERNAME, s->cred->username);
         e |= curl_easy_setopt(h, CURLOPT_PASSWORD, s->cred->password);

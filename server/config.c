@@ -114,8 +114,16 @@ static const struct opt opts[] = {
     {"admin-token", "IMGMETA_ADMIN_TOKEN", OPT_STR, STR(admin_token), 0, 0, NULL,
      "bearer token for DELETE /admin/cache/{ref}; unset = the admin endpoint is off"},
     {"docker-config", "IMGMETA_DOCKER_CONFIG", OPT_STR, STR(docker_config), 0, 0, NULL,
-     "a Docker config.json whose auths.<registry>.auth credentials are used for basic "
-     "auth and token logins (never logged)"},
+     "a Docker config.json whose credentials are used for basic auth and token logins "
+     "(never logged): credHelpers.<registry> or credsStore (docker-credential-<name> "
+     "get, run as Docker does), else auths.<registry>"},
+    {"helper-timeout-ms", "IMGMETA_HELPER_TIMEOUT_MS", OPT_LONG,
+     NUM(cred_helper_timeout_ms), 100, 60000, "5000",
+     "time a credential helper has to answer before it is killed (the request gets 504 "
+     "naming it)"},
+    {"helper-ttl", "IMGMETA_HELPER_TTL", OPT_LONG, NUM(cred_helper_ttl), 0, 86400, "300",
+     "seconds a credential helper's answer for a registry is kept before it is run "
+     "again (a failure is not kept); 0 = run for every resolution"},
     {"prewarm", "IMGMETA_PREWARM", OPT_BOOL, BOOL(prewarm), 0, 1, "1",
      "1: at start, ask docker.io (or its --mirror) and every --mirror once, in the "
      "background, how they authenticate (GET /v2/), so that the first request asks for "

@@ -93,6 +93,8 @@ static int open_modules(const struct srv_config *cfg, struct modules *m,
     rcfg.max_config_bytes = (size_t)cfg->max_config_bytes;
     rcfg.max_retries = (int)cfg->max_retries;
     rcfg.docker_config_path = cfg->docker_config[0] ? cfg->docker_config : NULL;
+    rcfg.helper_timeout_ms = cfg->cred_helper_timeout_ms;
+    rcfg.helper_ttl_s = cfg->cred_helper_ttl;
     api_config_defaults(&acfg);
     acfg.tag_ttl_seconds = cfg->tag_ttl;
     acfg.layer_ttl_seconds = cfg->layer_ttl;

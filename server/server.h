@@ -42,25 +42,27 @@ struct srv_config {
     long shutdown_timeout;          /* seconds SIGTERM waits for in-flight requests */
     char config[1024];              /* the config file read, "" for none */
     /* the cache (store/, api/describe.c, server/cache_cmd.c) */
-    long max_stale;           /* seconds past the TTL a stale entry may be served */
-    long negative_ttl;        /* seconds a missing tag is remembered */
-    long cache_max_bytes;     /* database size budget, 0 = none */
-    bool db_recover;          /* move a damaged database aside and start empty */
-    char admin_token[128];    /* bearer token for /admin/, "" = disabled */
-    char docker_config[1024]; /* Docker config.json with credentials, "" = none */
-    long max_retries;         /* upstream retries */
-    char registry_ttl[2048];  /* "ghcr.io=60,quay.io=900": per-registry --tag-ttl */
-    long max_resolutions;     /* distinct references resolved upstream at once, 0 = any */
-    long upstream_threads;    /* threads for requests that wait on upstream work;
-                                 0 = 2 x max_resolutions (8..1024, 64 for any) */
-    long upstream_queue;      /* such requests waiting for one of them; more: 503 */
-    long answer_cache_bytes;  /* in-memory LRU of rendered answers, 0 = none */
-    long answer_file_bytes;   /* the answers file next to the database, 0 = none */
-    long tag_memory;          /* tag rows kept in memory (store_set_tag_memory) */
-    long malloc_arenas;       /* M_ARENA_MAX, 0 = glibc's default */
-    bool prewarm;             /* probe the default registries at start */
-    char watch[16384];        /* comma-separated references kept fresh (--watch) */
-    char watch_file[1024];    /* a file of them, one a line, "" = none */
+    long max_stale;              /* seconds past the TTL a stale entry may be served */
+    long negative_ttl;           /* seconds a missing tag is remembered */
+    long cache_max_bytes;        /* database size budget, 0 = none */
+    bool db_recover;             /* move a damaged database aside and start empty */
+    char admin_token[128];       /* bearer token for /admin/, "" = disabled */
+    char docker_config[1024];    /* Docker config.json with credentials, "" = none */
+    long cred_helper_timeout_ms; /* a credential helper's time to answer */
+    long cred_helper_ttl;        /* seconds its answer is kept, 0 = not kept */
+    long max_retries;            /* upstream retries */
+    char registry_ttl[2048];     /* "ghcr.io=60,quay.io=900": per-registry --tag-ttl */
+    long max_resolutions;    /* distinct references resolved upstream at once, 0 = any */
+    long upstream_threads;   /* threads for requests that wait on upstream work;
+                                0 = 2 x max_resolutions (8..1024, 64 for any) */
+    long upstream_queue;     /* such requests waiting for one of them; more: 503 */
+    long answer_cache_bytes; /* in-memory LRU of rendered answers, 0 = none */
+    long answer_file_bytes;  /* the answers file next to the database, 0 = none */
+    long tag_memory;         /* tag rows kept in memory (store_set_tag_memory) */
+    long malloc_arenas;      /* M_ARENA_MAX, 0 = glibc's default */
+    bool prewarm;            /* probe the default registries at start */
+    char watch[16384];       /* comma-separated references kept fresh (--watch) */
+    char watch_file[1024];   /* a file of them, one a line, "" = none */
 };
 
 /* Fills cfg from, in increasing precedence: the table's defaults, the config

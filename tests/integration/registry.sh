@@ -699,6 +699,58 @@ check_eq "Basic auth with config.json credentials: 200, the same image" \
     "200 $SINGLE_DIGEST" "$code $(jq -r .digest "$IT_DIR/basic.json")"
 check "the password is in no log" bash -c "! grep -rq s3cret-pw '$IT_DIR'/*.log"
 
+# --- credential helpers (credHelpers, credsStore) ---------------------------------
+
+# Fake docker-credential-* programs on the daemons' PATH. The one that answers
+# records the server URL it was given on stdin, and its environment.
+H=$IT_DIR/helpers
+mkdir -p "$H"
+cat >"$H/docker-credential-fake" <<EOF
+#!/bin/sh
+url=\$(cat)
+echo "\$url" >>$H/calls
+env >$H/env
+printf '{"ServerURL":"%s","Username":"robot","Secret":"s3cret-pw"}' "\$url"
+EOF
+printf '#!/bin/sh\necho "keychain is locked" >&2\nexit 1\n' >"$H/docker-credential-broken"
+printf '#!/bin/sh\nexec sleep 37\n' >"$H/docker-credential-stuck"
+chmod +x "$H"/docker-credential-*
+printf '{"auths":{"https://index.docker.io/v1/":{}},"credHelpers":{"https://index.docker.io/v1/":"fake"}}' \
+    >"$IT_DIR/helper-config.json"
+PATH="$H:$PATH" IMGMETA_ADMIN_TOKEN=daemon-only-secret daemon D10 "$R2_URL" \
+    --docker-config "$IT_DIR/helper-config.json" --helper-ttl 3 ||
+    die "cannot start imgmeta serve (credential helper)"
+code=$(fetch "$D10_URL/images/team/single/v1" "$IT_DIR/helper.json")
+check_eq "credHelpers: the helper's user and secret log in (200, the same image)" \
+    "200 $SINGLE_DIGEST" "$code $(jq -r .digest "$IT_DIR/helper.json")"
+check_eq "credHelpers: the helper was asked for Docker Hub as Docker asks (stdin)" \
+    "https://index.docker.io/v1/" "$(cat "$H/calls")"
+check "credHelpers: the helper got none of the daemon's environment" \
+    bash -c "! grep -q daemon-only-secret '$H/env' && grep -q '^PATH=' '$H/env'"
+code=$(fetch "$D10_URL/images/team/oci/v1" "$IT_DIR/helper2.json")
+check_eq "credHelpers: its answer is kept (--helper-ttl): a second image, no second run" \
+    "200 1" "$code $(wc -l <"$H/calls" | tr -d ' ')"
+sleep 3.2
+code=$(fetch "$D10_URL/images/team/big/v1" "$IT_DIR/helper3.json")
+check_eq "credHelpers: past --helper-ttl the helper is run again" \
+    "200 2" "$code $(wc -l <"$H/calls" | tr -d ' ')"
+check "credHelpers: the secret is in no log" \
+    bash -c "! grep -q s3cret-pw '$IT_DIR'/D10.daemon.log"
+printf '{"credsStore":"broken"}' >"$IT_DIR/broken-config.json"
+PATH="$H:$PATH" daemon D11 "$R2_URL" --docker-config "$IT_DIR/broken-config.json" ||
+    die "cannot start imgmeta serve (failing credential helper)"
+error_is "credsStore: a failing helper is a 502 naming it, with what it said" \
+    "$D11_URL/images/team/single/v1" 502 upstream_unavailable \
+    "credential helper docker-credential-broken failed (exit status 1): keychain is locked"
+printf '{"credsStore":"stuck"}' >"$IT_DIR/stuck-config.json"
+PATH="$H:$PATH" daemon D12 "$R2_URL" --docker-config "$IT_DIR/stuck-config.json" \
+    --helper-timeout-ms 500 || die "cannot start imgmeta serve (slow credential helper)"
+error_is "credsStore: a helper that does not answer is a 504 naming it, not a hang" \
+    "$D12_URL/images/team/single/v1" 504 upstream_timeout \
+    "credential helper docker-credential-stuck did not answer within 500 ms"
+check "credsStore: the helper that did not answer was killed" \
+    bash -c "! ps -eo args | grep -qx 'sleep 37'"
+
 # Every process stopped cleanly: no sanitizer report (ASan/UBSan builds).
 stop_all
 check "no sanitizer report from any daemon or front" \

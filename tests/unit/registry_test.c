@@ -39,6 +39,25 @@ static void header_copy(const char *head, const char *name, char *dst, size_t n)
     }
 }
 
+/* The body after the head (o bytes in head), up to its Content-Length. */
+static void read_body(int cfd, const char *head, size_t o, struct req *rq)
+{
+    char clen[32] = "";
+    header_copy(head, "Content-Length", clen, sizeof clen);
+    size_t want = (size_t)strtoul(clen, NULL, 10);
+    const char *start = strstr(head, "\r\n\r\n") + 4;
+    size_t have = o - (size_t)(start - head);
+    if (want >= sizeof rq->body)
+        want = sizeof rq->body - 1;
+    memcpy(rq->body, start, have < want ? have : want);
+    while (have < want) {
+        ssize_t r = recv(cfd, rq->body + have, want - have, 0);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+}
+
 static void serve_one(struct mini *m, int cfd)
 {
     char head[16384];
@@ -58,6 +77,7 @@ static void serve_one(struct mini *m, int cfd)
     }
     sscanf(head, "%7s %2047s", rq.method, rq.path);
     header_copy(head, "Authorization", rq.auth, sizeof rq.auth);
+    read_body(cfd, head, o, &rq);
     for (const char *p = strstr(head, "\r\nAccept:"); p;
          p = strstr(p + 2, "\r\nAccept:")) {
         size_t l = strlen(rq.accept);
@@ -211,14 +231,20 @@ static void reg_handler(struct mini *m, const struct req *rq, struct resp *rs)
     if (strncmp(rq->path, "/token", 6) == 0) {
         snprintf(k->token_query, sizeof k->token_query, "%s", rq->path);
         snprintf(k->token_auth, sizeof k->token_auth, "%s", rq->auth);
-        if (k->mode == M_LOGIN && strcmp(rq->auth, BASIC_ROBOT) != 0) {
+        snprintf(k->token_method, sizeof k->token_method, "%s", rq->method);
+        snprintf(k->token_body, sizeof k->token_body, "%s", rq->body);
+        bool refresh = strcmp(rq->method, "POST") == 0 &&
+                       strstr(rq->body, "grant_type=refresh_token") &&
+                       strstr(rq->body, "refresh_token=" IDENTITY_TOKEN);
+        if (k->mode == M_LOGIN && strcmp(rq->auth, BASIC_ROBOT) != 0 && !refresh) {
             put_body(rs, 401, "application/json", "{\"details\":\"incorrect login\"}");
             return;
         }
         put_body(rs, 200, "application/json",
                  strncmp(rq->path, "/token2", 7) == 0
                      ? "{\"token\":\"tok-2\",\"expires_in\":300}"
-                     : "{\"token\":\"tok-1\",\"expires_in\":300}");
+                 : refresh ? "{\"access_token\":\"tok-1\",\"expires_in\":300}"
+                           : "{\"token\":\"tok-1\",\"expires_in\":300}");
         return;
     }
     if (strstr(rq->path, "/manifests/") &&
@@ -462,17 +488,22 @@ void mock_stop(void)
     mini_stop(&M.cdn);
 }
 
+void mock_config(struct reg_config *cfg)
+{
+    reg_config_defaults(cfg);
+    snprintf(cfg->mirrors[0].registry, sizeof cfg->mirrors[0].registry, "127.0.0.1:%d",
+             M.reg.port);
+    snprintf(cfg->mirrors[0].base_url, sizeof cfg->mirrors[0].base_url,
+             "http://127.0.0.1:%d", M.reg.port);
+    cfg->n_mirrors = 1;
+}
+
 struct reg_client *mock_client_caps(long timeout_ms, size_t max_config,
                                     size_t max_manifest)
 {
     struct reg_config cfg;
     struct im_error e = {{0}};
-    reg_config_defaults(&cfg);
-    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "127.0.0.1:%d",
-             M.reg.port);
-    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
-             "http://127.0.0.1:%d", M.reg.port);
-    cfg.n_mirrors = 1;
+    mock_config(&cfg);
     cfg.request_timeout_ms = timeout_ms;
     if (max_config)
         cfg.max_config_bytes = max_config;

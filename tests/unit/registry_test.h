@@ -35,6 +35,7 @@
 
 #define MT_FOREIGN "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 #define BASIC_ROBOT "Basic cm9ib3Q6czNjcmV0" /* robot:s3cret */
+#define IDENTITY_TOKEN "idtok-robot"         /* M_LOGIN's token endpoint takes it too */
 #define D256 "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 struct req {
@@ -43,6 +44,7 @@ struct req {
     char auth[2048]; /* Authorization value, "" if absent */
     int naccept;     /* Accept header lines */
     char accept[1024];
+    char body[1024]; /* the request's body (Content-Length bytes), cut to fit */
 };
 
 struct resp {
@@ -82,7 +84,8 @@ enum mode {
     M_FILE_REDIRECT,
     M_NO_DCD,       /* manifests answered without Docker-Content-Digest */
     M_BASIC,        /* the registry wants Basic robot:s3cret, no tokens */
-    M_LOGIN,        /* the token endpoint wants Basic robot:s3cret */
+    M_LOGIN,        /* the token endpoint wants Basic robot:s3cret, or a POST with
+                       the refresh token IDENTITY_TOKEN */
     M_FOREIGN,      /* the image has foreign layers (urls on the CDN, refused, none) */
     M_SCHEMA1,      /* v1 is a signed schema1 manifest */
     M_FOREIGN_LINK, /* tags/list pagination points at another host */
@@ -98,7 +101,9 @@ struct mock {
     char dforeign[3][72];
     char token_query[2048];
     char token_auth[2048]; /* Authorization of the last token request */
-    int bad_accept;        /* manifest requests without the four Accept lines */
+    char token_method[8];  /* its method, and its body (a POST's form) */
+    char token_body[1024];
+    int bad_accept; /* manifest requests without the four Accept lines */
     char dindex512[IM_DIGEST_MAX], dindex384[IM_DIGEST_MAX];
     char dother512[IM_DIGEST_MAX];    /* a sha512 digest of other bytes: the index
                                          is answered under it too */
@@ -126,6 +131,9 @@ void digest_of(const char *s, char out[72]);
 void make_schema1(struct mock *k);
 void mock_start(enum mode mode);
 void mock_stop(void);
+/* reg_config_defaults, with the mock registry as the mirror of
+ * 127.0.0.1:<its port> (a client of it, once built). */
+void mock_config(struct reg_config *cfg);
 struct reg_client *mock_client_caps(long timeout_ms, size_t max_config,
                                     size_t max_manifest);
 struct reg_client *mock_client(long timeout_ms, size_t max_config);

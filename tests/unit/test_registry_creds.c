@@ -118,12 +118,7 @@ Test(basic_mock, registry_basic_auth_from_credentials, .init = init_curl)
     struct im_error e = {{0}};
     mock_start(M_BASIC);
     struct reg_config cfg;
-    reg_config_defaults(&cfg);
-    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "127.0.0.1:%d",
-             M.reg.port);
-    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
-             "http://127.0.0.1:%d", M.reg.port);
-    cfg.n_mirrors = 1;
+    mock_config(&cfg);
     /* without credentials: a clear refusal */
     struct reg_client *c = reg_client_new(&cfg, &e);
     cr_assert_not_null(c);
@@ -191,12 +186,7 @@ Test(basic_mock, bearer_login_carries_credentials, .init = init_curl)
     cr_assert_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
     close(fd);
     struct reg_config cfg;
-    reg_config_defaults(&cfg);
-    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "127.0.0.1:%d",
-             M.reg.port);
-    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
-             "http://127.0.0.1:%d", M.reg.port);
-    cfg.n_mirrors = 1;
+    mock_config(&cfg);
     cfg.docker_config_path = path;
     c = reg_client_new(&cfg, &e);
     unlink(path);

@@ -8,12 +8,7 @@ static struct reg_client *retry_client(int max_retries, long base_ms, long max_m
 {
     struct reg_config cfg;
     struct im_error e = {{0}};
-    reg_config_defaults(&cfg);
-    snprintf(cfg.mirrors[0].registry, sizeof cfg.mirrors[0].registry, "127.0.0.1:%d",
-             M.reg.port);
-    snprintf(cfg.mirrors[0].base_url, sizeof cfg.mirrors[0].base_url,
-             "http://127.0.0.1:%d", M.reg.port);
-    cfg.n_mirrors = 1;
+    mock_config(&cfg);
     cfg.max_retries = max_retries;
     cfg.retry_base_ms = base_ms;
     cfg.retry_max_ms = max_ms;
