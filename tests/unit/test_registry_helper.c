@@ -90,8 +90,8 @@ Test(helper, names_and_server_urls)
                                       "a;rm",
                                       "$(id)",
                                       "x\n",
-                                      "0123456789012345678901234567890123456789012345678"
-                                      "90123456789012345"};
+                                      ("0123456789012345678901234567890123456789012345678"
+                                       "90123456789012345")};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         cr_expect(reg__helper_name_valid(good[i]), "%s", good[i]);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
