@@ -201,6 +201,16 @@ int64_t render_entry_total(const struct render_entry *e);
  * Every upstream string is escaped for where it goes (text, attribute value,
  * SVG <title>). malloc'd, caller frees; IM_ENOMEM, IM_ETOOBIG. */
 int render_html(const struct render_image *img, char **out, size_t *len) IM_WUR;
+/* render_html with the tag's history (n changes, newest first, as
+ * render_history_json reads them; NULL and 0 for none): a chart of each
+ * platform's total size over time (time seen across, size up), one series
+ * per platform (at most 64, in the page's palette), a circle per change per
+ * platform with a known size, each with a <title> (RFC 3339 date, digest,
+ * platform, size, all escaped); one change is one point per platform and
+ * says so; no changes, no chart. */
+int render_html_with_history(const struct render_image *img,
+                             const struct render_change *changes, size_t n_changes,
+                             char **out, size_t *len) IM_WUR;
 /* The home page: a form that asks for a reference (GET /images?ref=). */
 int render_html_home(char **out, size_t *len) IM_WUR;
 /* The page for a tag that does not exist: its name, "does not exist (yet?)"
