@@ -322,6 +322,19 @@ int api__history_params(const struct api_request *req, const struct im_ref *ref,
  * next page while older changes remain). 0 or IM_ENOMEM. */
 int api__history(struct api *a, const struct im_ref *ref, bool markdown,
                  const struct api__hpage *p, struct api_response *resp);
+/* A tag's changes for the HTML page's chart: the newest STORE_HISTORY_MAX,
+ * newest first, as the store gives them (c) and as the renderer reads them
+ * (rows, borrowing from c). */
+struct api__changes {
+    struct store_change *c;
+    struct render_change *rows;
+    struct render_psize *sizes;
+    size_t n;
+};
+/* Reads them into *out (zero it first; release with api__changes_free, also
+ * after a failure): 0, or the store's error code (out then holds none). */
+int api__tag_changes(struct api *a, const struct im_ref *ref, struct api__changes *out);
+void api__changes_free(struct api__changes *h);
 /* store_sizes_fn: each image entry's short platform and total size, read
  * from the model of bundle. */
 int api__platform_sizes(const struct im_ref *ref, const struct im_bundle *bundle,

@@ -81,6 +81,22 @@ curl -s -o /dev/null "$U/images/python/3.7-slim"
 check_eq "(a) the same digest seen again is no change" 1 \
     "$(curl -s "$U/images/python/3.7-slim?view=history" | jq '.changes | length')"
 
+# chart_points FILE PLATFORM: the points of PLATFORM in the HTML page's size
+# chart (each point's <title> has the platform on a line of its own)
+chart_points() {
+    sed -n '/<section aria-labelledby="size-history">/,/<\/section>/p' "$1" | grep -cxF "$2"
+}
+# chart_summary FILE LIST_DIGEST: "platform points" lines, one per platform
+chart_summary() {
+    platform_sizes library/python "$2" | while read -r p _; do
+        printf '%s %s\n' "$p" "$(chart_points "$1" "$p")"
+    done
+}
+curl -s -o "$IT_DIR/h1.html" "$U/images/python/3.7-slim?format=html"
+check_eq "(a) HTML page: one point per platform, said plainly" \
+    "$(platform_sizes library/python "$FIRST" | awk '{ print $1, 1 }') 1" \
+    "$(chart_summary "$IT_DIR/h1.html" "$FIRST") $(grep -c 'One change of this tag seen so far' "$IT_DIR/h1.html")"
+
 SECOND=$(IT_OUT=$IT_DIR/fx-variant fill_fixture push-variant --variant 7 && echo "$LIST_DIGEST") ||
     die "push-variant failed"
 check "(a) the variant is another list" [ -n "$SECOND" ] && [ "$SECOND" != "$FIRST" ]
@@ -94,6 +110,13 @@ check_eq "(a) ... newest first by time too" true \
 check_eq "(a) ... the new change's sizes are the new list's" \
     "$(platform_sizes library/python "$SECOND")" \
     "$(jq -r '.changes[0].platforms[] | "\(.platform) \(.totalSize)"' "$IT_DIR/h2.json")"
+
+curl -s -o "$IT_DIR/h2.html" "$U/images/python/3.7-slim?format=html"
+check_eq "(a) after the move, the HTML page's chart: two points per platform" \
+    "$(platform_sizes library/python "$SECOND" | awk '{ print $1, 2 }')" \
+    "$(chart_summary "$IT_DIR/h2.html" "$SECOND")"
+check_eq "(a) ... each point's title has the change's digest" "$(($(platform_sizes library/python "$SECOND" | wc -l) * 2))" \
+    "$(sed -n '/<section aria-labelledby="size-history">/,/<\/section>/p' "$IT_DIR/h2.html" | grep -cxE "($FIRST|$SECOND)")"
 
 curl -s -D "$IT_DIR/p1.h" -o "$IT_DIR/p1.json" "$U/images/python/3.7-slim?view=history&n=1"
 link=$(tr -d '\r' <"$IT_DIR/p1.h" | sed -n 's/^Link: <\(.*\)>; rel="next"$/\1/Ip')
