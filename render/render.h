@@ -213,6 +213,21 @@ int render_html_with_history(const struct render_image *img,
                              char **out, size_t *len) IM_WUR;
 /* The home page: a form that asks for a reference (GET /images?ref=). */
 int render_html_home(char **out, size_t *len) IM_WUR;
+/* One watched image for the home page: its name as the watch list wrote it,
+ * its reference (the link to its page), its digest ("" before it was first
+ * checked) and each platform's total size (-1 unknown). Borrowed. */
+struct render_watched {
+    const char *image;
+    const struct im_ref *ref;
+    const char *digest;
+    const struct render_psize *platforms;
+    size_t n_platforms;
+};
+/* The home page with the n watched images listed under the form (a table:
+ * image linking to its page, platform, total size, the digest's first 12
+ * hex digits; every string escaped); n == 0 is render_html_home. */
+int render_html_home_watched(const struct render_watched *w, size_t n, char **out,
+                             size_t *len) IM_WUR;
 /* The page for a tag that does not exist: its name, "does not exist (yet?)"
  * as the Markdown page says it, and the form to ask for another. */
 int render_html_not_found(const struct im_ref *ref, char **out, size_t *len) IM_WUR;

@@ -780,7 +780,63 @@ static const char ref_form[] =
     "placeholder=\"python:3.7-slim\" autocomplete=\"off\" spellcheck=\"false\">\n"
     "<button type=\"submit\">Show</button>\n</form>\n";
 
+/* "sha256:0123456789ab": the algorithm and the first 12 hex digits. */
+static void short_digest(struct im_buf *b, const char *digest)
+{
+    char cut[IM_DIGEST_MAX];
+    const char *colon = strchr(digest, ':');
+    size_t keep = colon ? (size_t)(colon - digest) + 13 : 12;
+    im_strlcpy(cut, digest, keep + 1 < sizeof cut ? keep + 1 : sizeof cut);
+    html_esc(b, cut);
+}
+
+/* One row per platform of w (one saying so when it has none yet). */
+static void watched_rows(struct im_buf *b, const struct render_watched *w)
+{
+    char route[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 16];
+    char size[96];
+    size_t rows = w->n_platforms ? w->n_platforms : 1;
+    render_ref_route(w->ref, route, sizeof route);
+    for (size_t i = 0; i < rows; i++) {
+        im_buf_put(b, "<tr><th scope=\"row\"><a href=\"/images/");
+        url_esc(b, route);
+        im_buf_put(b, "\">");
+        html_esc(b, w->image);
+        im_buf_put(b, "</a></th><td data-label=\"Platform\">");
+        if (w->n_platforms == 0) {
+            render__cat(b, "</td><td data-label=\"Total size\">",
+                        w->digest[0] ? "no platforms" : "no answer from its registry yet",
+                        "</td><td data-label=\"Digest\"><code>", (char *)NULL);
+        } else {
+            html_esc(b, w->platforms[i].platform);
+            render_size(w->platforms[i].total_size, size, sizeof size);
+            render__cat(b, "</td><td data-label=\"Total size\">", size,
+                        "</td><td data-label=\"Digest\"><code>", (char *)NULL);
+        }
+        short_digest(b, w->digest);
+        im_buf_put(b, "</code></td></tr>\n");
+    }
+}
+
+static void watched_table(struct im_buf *b, const struct render_watched *w, size_t n)
+{
+    im_buf_put(b, "<section aria-labelledby=\"watched\">\n<h2 id=\"watched\">Watched "
+                  "images</h2>\n<div class=\"scroll\" tabindex=\"0\"><table "
+                  "class=\"summary\">\n<thead><tr><th scope=\"col\">Image</th>"
+                  "<th scope=\"col\">Platform</th><th scope=\"col\">Total size</th>"
+                  "<th scope=\"col\">Digest</th></tr></thead>\n<tbody>\n");
+    for (size_t i = 0; i < n; i++)
+        watched_rows(b, &w[i]);
+    im_buf_put(b, "</tbody></table></div>\n</section>\n");
+}
+
 int render_html_home(char **out, size_t *len)
+{
+    return render_html_home_watched(NULL, 0, out, len);
+}
+
+int render_html_home_watched(const struct render_watched *w, size_t n, char **out,
+                             size_t *len)
 {
     struct im_buf b = {.max = RENDER_OUTPUT_MAX};
     page_head(&b, "Container images");
@@ -791,8 +847,11 @@ int render_html_home(char **out, size_t *len)
                 "<p class=\"muted\">For example <a "
                 "href=\"/images/python/3.7-slim\">python:3.7-slim</a>; the same "
                 "pages as JSON or Markdown with <code>?format=json</code> or "
-                "<code>?format=markdown</code>.</p>\n</main>\n</body>\n</html>\n",
+                "<code>?format=markdown</code>.</p>\n",
                 (char *)NULL);
+    if (w && n > 0)
+        watched_table(&b, w, n);
+    im_buf_put(&b, "</main>\n</body>\n</html>\n");
     return im_buf_finish(&b, out, len);
 }
 

@@ -365,3 +365,40 @@ Test(html_history, no_history_no_chart_one_change_says_so)
     free(none);
     free(one);
 }
+
+/* ---- the home page's watched images ---- */
+
+Test(html_home, watched_images_listed_with_sizes_and_escaped)
+{
+    struct im_ref py = {0}, odd = {0};
+    snprintf(py.registry, sizeof py.registry, "docker.io");
+    snprintf(py.repository, sizeof py.repository, "library/python");
+    snprintf(py.tag, sizeof py.tag, "3.7-slim");
+    odd = py;
+    snprintf(odd.tag, sizeof odd.tag, "odd");
+    const struct render_psize sizes[] = {{"linux/amd64", 50868652}, {HOSTILE, 239}};
+    const struct render_watched w[] = {
+        {"python:3.7-slim", &py, D_A, sizes, 2},
+        {HOSTILE, &odd, HOSTILE, NULL, 0},
+        {"python:odd", &odd, "", NULL, 0},
+    };
+    char *html = NULL, *plain = NULL;
+    size_t len = 0, plen = 0;
+    cr_assert_eq(render_html_home_watched(w, 3, &html, &len), 0);
+    cr_assert_eq(strlen(html), len);
+    cr_expect_not_null(strstr(html, "<h2 id=\"watched\">Watched images</h2>"));
+    cr_expect_eq(count(html, "<tr><th scope=\"row\">"), 4, "%s", html);
+    cr_expect_not_null(
+        strstr(html, "<a href=\"/images/python/3.7-slim\">python:3.7-slim</a>"));
+    cr_expect_not_null(strstr(html, "50.9 MB (50868652 bytes)"), "%s", html);
+    cr_expect_not_null(strstr(html, "<code>sha256:aaaaaaaaaaaa</code>"));
+    cr_expect_not_null(strstr(html, "no answer from its registry yet"));
+    cr_expect_eq(count(html, "<script"), 0, "%s", html);
+    cr_expect_eq(count(html, "<img"), 0);
+    cr_expect_eq(count(html, "&lt;script&gt;alert(1)"), 2); /* platform, image */
+    cr_expect_not_null(strstr(html, "<code>&lt;script&gt;aler</code>")); /* digest, cut */
+    cr_assert_eq(render_html_home_watched(NULL, 0, &plain, &plen), 0);
+    cr_expect_null(strstr(plain, "Watched images"));
+    free(html);
+    free(plain);
+}
