@@ -169,6 +169,8 @@ struct api {
     struct reg_client *reg;
     struct api__inflight inflight;
     struct api__pending_counters counters;
+    api_home_source_fn home_source; /* the watched images for GET /, or NULL */
+    void *home_ctx;
 };
 
 int api__inflight_init(struct api__inflight *t);
@@ -215,7 +217,7 @@ int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src);
  * upstream work, IM_ENOMEM. */
 int api__batch(struct api *a, const struct api_request *req, struct api_response *resp);
 /* GET / (home.c): the home page, HTML. 0 or IM_ENOMEM. */
-int api__home(struct api_response *resp);
+int api__home(struct api *a, struct api_response *resp);
 /* GET /images?ref=REF (home.c): 303 to /images/ROUTE (render_ref_route's
  * form of REF, trimmed), with Location; 400 invalid_parameter without a
  * ref, invalid_reference for a bad one. 0 or IM_ENOMEM. */
