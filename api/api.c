@@ -183,7 +183,7 @@ static int route(struct api *a, const struct api_request *req, struct api_respon
     if (strcmp(req->path, "/images") == 0)
         return api__find_image(req, resp);
     if (strcmp(req->path, "/") == 0)
-        return api__home(resp);
+        return api__home(a, resp);
     if (api__is_tags_path(req->path))
         return api__tags(a, req, resp);
     if (strcmp(req->path, "/diff") == 0)

@@ -266,6 +266,34 @@ int api_watch_check(struct api *a, const struct im_ref *ref, const char *known,
                     struct api_watch_facts *out, struct im_error *err) IM_WUR;
 void api_watch_facts_free(struct api_watch_facts *f);
 
+/* ---- the home page's watched images ---- */
+
+#define API_HOME_IMAGE_MAX 560 /* an image's name as the watch list wrote it */
+
+/* One watched image as the home page lists it: its name, its reference, its
+ * digest ("" before its first successful check) and its platforms. */
+struct api_home_image {
+    char image[API_HOME_IMAGE_MAX];
+    struct im_ref ref;
+    char digest[IM_DIGEST_MAX];
+    struct api_watch_platform *platforms; /* malloc'd, n_platforms of them */
+    size_t n_platforms;
+};
+/* A snapshot of the watched images, owned by whoever holds it. */
+struct api_home_list {
+    struct api_home_image *v; /* malloc'd, n of them */
+    size_t n;
+};
+/* Fills *out with a copy of the watched images taken under the watcher's
+ * lock (at most its limit of references): 0, or IM_ENOMEM (*out empty). */
+typedef int (*api_home_source_fn)(void *ctx, struct api_home_list *out);
+/* Registers where GET / reads the watched images from (NULL: none, the
+ * page is the form alone). Call before api_handle runs on any thread; ctx
+ * must outlive a. */
+void api_set_home_source(struct api *a, api_home_source_fn fn, void *ctx);
+/* Frees what a snapshot holds and empties it; NULL is accepted. */
+void api_home_list_free(struct api_home_list *l);
+
 /* POST /images (the batch): at most API_BATCH_MAX references in a body of at
  * most API_BATCH_BODY_MAX bytes. */
 #define API_BATCH_MAX 100

@@ -169,6 +169,8 @@ struct api {
     struct reg_client *reg;
     struct api__inflight inflight;
     struct api__pending_counters counters;
+    api_home_source_fn home_source; /* the watched images for GET /, or NULL */
+    void *home_ctx;
 };
 
 int api__inflight_init(struct api__inflight *t);
@@ -215,7 +217,7 @@ int api__bundle_copy(struct im_bundle *dst, const struct im_bundle *src);
  * upstream work, IM_ENOMEM. */
 int api__batch(struct api *a, const struct api_request *req, struct api_response *resp);
 /* GET / (home.c): the home page, HTML. 0 or IM_ENOMEM. */
-int api__home(struct api_response *resp);
+int api__home(struct api *a, struct api_response *resp);
 /* GET /images?ref=REF (home.c): 303 to /images/ROUTE (render_ref_route's
  * form of REF, trimmed), with Location; 400 invalid_parameter without a
  * ref, invalid_reference for a bad one. 0 or IM_ENOMEM. */
@@ -322,6 +324,19 @@ int api__history_params(const struct api_request *req, const struct im_ref *ref,
  * next page while older changes remain). 0 or IM_ENOMEM. */
 int api__history(struct api *a, const struct im_ref *ref, bool markdown,
                  const struct api__hpage *p, struct api_response *resp);
+/* A tag's changes for the HTML page's chart: the newest STORE_HISTORY_MAX,
+ * newest first, as the store gives them (c) and as the renderer reads them
+ * (rows, borrowing from c). */
+struct api__changes {
+    struct store_change *c;
+    struct render_change *rows;
+    struct render_psize *sizes;
+    size_t n;
+};
+/* Reads them into *out (zero it first; release with api__changes_free, also
+ * after a failure): 0, or the store's error code (out then holds none). */
+int api__tag_changes(struct api *a, const struct im_ref *ref, struct api__changes *out);
+void api__changes_free(struct api__changes *h);
 /* store_sizes_fn: each image entry's short platform and total size, read
  * from the model of bundle. */
 int api__platform_sizes(const struct im_ref *ref, const struct im_bundle *bundle,

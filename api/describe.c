@@ -46,6 +46,10 @@ struct describe {
     struct im_error store_err;
     struct im_error err;
     struct render_image *model; /* built during the resolution, or NULL */
+    /* The HTML page of a tag: the tag's changes (its chart) and the newest
+     * one's number (0: none), part of the answer's key and ETag. */
+    struct api__changes changes;
+    int64_t changes_seq;
 };
 
 static void note_store_failure(struct describe *d, const struct im_error *serr);
@@ -357,8 +361,11 @@ static void make_etag(const struct describe *d, const struct api_request *req, b
     const char *digest = d->bundle.root_digest;
     const char *hex = strchr(digest, ':');
     hex = hex ? hex + 1 : digest;
-    snprintf(buf, n, "\"%.40s-%c%c-%016llx%s%s\"", hex, representation(d),
-             d->view == VIEW_SUMMARY ? 's' : 'f', (unsigned long long)h,
+    char seq[32] = ""; /* a tag's HTML page: its newest change (answer_key) */
+    if (d->changes_seq > 0)
+        snprintf(seq, sizeof seq, "-@%lld", (long long)d->changes_seq);
+    snprintf(buf, n, "\"%.40s-%c%c-%016llx%s%s%s\"", hex, representation(d),
+             d->view == VIEW_SUMMARY ? 's' : 'f', (unsigned long long)h, seq,
              d->stale ? "-stale" : "", gz ? "-gzip" : "");
 }
 
@@ -410,7 +417,16 @@ void api__list_platforms(const struct render_image *img, char *msg, size_t n)
 /* The rendered-answer key: root digest, the reference as asked (registry,
  * repository, tag, digest: the page names it), representation (the Markdown
  * page's form included) and platform filter, NUL-separated. *coding_at is
- * where gzip_key puts the encoding: right after the representation. */
+ * where gzip_key puts the encoding: right after the representation.
+ *
+ * A tag's HTML page also shows the tag's history, so its key names the newest
+ * change's number too ('@' and the number after the representation). The
+ * root digest alone would nearly do, since a new change means a new digest,
+ * but not when a tag goes back to a digest it had: A, B, A again would find
+ * the page rendered when the history was only A. The change number grows
+ * with every change (store_history.c), so a page kept in any tier (memory,
+ * answers file, the store's rendered rows) is never one with a shorter
+ * history. */
 static size_t answer_key(const struct describe *d, const struct api_request *req,
                          char *key, size_t n, size_t *coding_at)
 {
@@ -419,6 +435,9 @@ static size_t answer_key(const struct describe *d, const struct api_request *req
                  d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0, d->ref.digest,
                  0, representation(d), d->view == VIEW_SUMMARY ? 's' : 'f');
     *coding_at = off > 0 ? (size_t)off : 0;
+    if (d->changes_seq > 0 && off > 0 && (size_t)off < n)
+        off +=
+            snprintf(key + off, n - (size_t)off, "%c@%lld", 0, (long long)d->changes_seq);
     for (size_t i = 0; i < req->n_platforms && off > 0 && (size_t)off < n; i++)
         off += snprintf(key + off, n - (size_t)off, "%c%s", 0, req->platforms[i]);
     return off > 0 && (size_t)off < n ? (size_t)off : 0; /* 0: too long, no caching */
@@ -512,7 +531,7 @@ static int render_answer(struct api *a, struct describe *d, const struct api_req
     if (d->format == API_FORMAT_MARKDOWN)
         rc = render_markdown(img, d->style, &body, &len);
     else if (d->format == API_FORMAT_HTML)
-        rc = render_html(img, &body, &len);
+        rc = render_html_with_history(img, d->changes.rows, d->changes.n, &body, &len);
     else if (d->view == VIEW_SUMMARY)
         rc = render_json_summary(img, &body, &len);
     else
@@ -566,6 +585,19 @@ int api__obtain_error(struct api_response *resp, int rc, long retry_after,
     return api__error_code(resp, rc, message);
 }
 
+/* The tag's changes for the HTML page's chart. A store that cannot read them
+ * leaves the page without its chart (the page is still right, and is kept
+ * under the key of a tag without history). */
+static void tag_changes(struct api *a, struct describe *d)
+{
+    int64_t newest = 0;
+    if (api__tag_changes(a, &d->ref, &d->changes) != 0)
+        return;
+    for (size_t i = 0; i < d->changes.n; i++)
+        newest = d->changes.c[i].seq > newest ? d->changes.c[i].seq : newest;
+    d->changes_seq = newest;
+}
+
 int api__describe(struct api *a, const struct api_request *req, struct api_response *resp)
 {
     struct describe d;
@@ -613,6 +645,8 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     /* a stale JSON answer gets a flag into its bytes: sent plain */
     bool gz = api__accepts_gzip(req->accept_encoding) &&
               !(d.stale && d.format == API_FORMAT_JSON);
+    if (d.format == API_FORMAT_HTML && d.ref.tag[0])
+        tag_changes(a, &d);
     if (not_modified(&d, req, gz, resp))
         goto out;
     rc = render_answer(a, &d, req, gz, resp);
@@ -623,6 +657,7 @@ int api__describe(struct api *a, const struct api_request *req, struct api_respo
     if (rc == 0 && d.stale && resp->status == 200 && d.format == API_FORMAT_JSON)
         rc = mark_stale_json(resp);
 out:
+    api__changes_free(&d.changes);
     render_image_free(d.model);
     im_bundle_free(&d.bundle);
     return rc;

@@ -133,6 +133,27 @@ out:
     return rc;
 }
 
+int api__tag_changes(struct api *a, const struct im_ref *ref, struct api__changes *out)
+{
+    struct im_error err = {{0}};
+    bool more = false;
+    int rc = store_get_history(a->store, ref, 0, STORE_HISTORY_MAX, &out->c, &out->n,
+                               &more, &err);
+    if (rc == 0)
+        rc = as_render(out->c, out->n, &out->rows, &out->sizes);
+    if (rc != 0)
+        api__changes_free(out);
+    return rc;
+}
+
+void api__changes_free(struct api__changes *h)
+{
+    free(h->rows);
+    free(h->sizes);
+    store_changes_free(h->c, h->n);
+    memset(h, 0, sizeof *h);
+}
+
 int api__platform_sizes(const struct im_ref *ref, const struct im_bundle *bundle,
                         struct store_platform_size *out, size_t max, size_t *n)
 {

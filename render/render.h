@@ -201,8 +201,33 @@ int64_t render_entry_total(const struct render_entry *e);
  * Every upstream string is escaped for where it goes (text, attribute value,
  * SVG <title>). malloc'd, caller frees; IM_ENOMEM, IM_ETOOBIG. */
 int render_html(const struct render_image *img, char **out, size_t *len) IM_WUR;
+/* render_html with the tag's history (n changes, newest first, as
+ * render_history_json reads them; NULL and 0 for none): a chart of each
+ * platform's total size over time (time seen across, size up), one series
+ * per platform (at most 64, in the page's palette), a circle per change per
+ * platform with a known size, each with a <title> (RFC 3339 date, digest,
+ * platform, size, all escaped); one change is one point per platform and
+ * says so; no changes, no chart. */
+int render_html_with_history(const struct render_image *img,
+                             const struct render_change *changes, size_t n_changes,
+                             char **out, size_t *len) IM_WUR;
 /* The home page: a form that asks for a reference (GET /images?ref=). */
 int render_html_home(char **out, size_t *len) IM_WUR;
+/* One watched image for the home page: its name as the watch list wrote it,
+ * its reference (the link to its page), its digest ("" before it was first
+ * checked) and each platform's total size (-1 unknown). Borrowed. */
+struct render_watched {
+    const char *image;
+    const struct im_ref *ref;
+    const char *digest;
+    const struct render_psize *platforms;
+    size_t n_platforms;
+};
+/* The home page with the n watched images listed under the form (a table:
+ * image linking to its page, platform, total size, the digest's first 12
+ * hex digits; every string escaped); n == 0 is render_html_home. */
+int render_html_home_watched(const struct render_watched *w, size_t n, char **out,
+                             size_t *len) IM_WUR;
 /* The page for a tag that does not exist: its name, "does not exist (yet?)"
  * as the Markdown page says it, and the form to ask for another. */
 int render_html_not_found(const struct im_ref *ref, char **out, size_t *len) IM_WUR;

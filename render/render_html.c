@@ -253,7 +253,9 @@ static const char page_style[] =
     "th,td{text-align:left;padding:.25rem .5rem;border-bottom:1px solid var(--line);"
     "vertical-align:top}td code{word-break:break-all}"
     "svg{display:block;width:100%;height:auto}svg text{fill:var(--fg);font-size:14px}"
-    "svg.layers{height:2.5rem}svg .bar{fill:var(--link)}"
+    "svg.layers{height:2.5rem}ul.legend{display:flex;flex-wrap:wrap;gap:1rem;"
+    "list-style:none;padding:0}.swatch{display:inline-block;width:.8em;height:.8em;"
+    "margin-right:.3em}svg .bar{fill:var(--link)}"
     "svg .seg{stroke:var(--bg);stroke-width:1px}"
     "form{display:flex;flex-wrap:wrap;gap:.5rem}input{flex:1 1 16rem;font:inherit;"
     "padding:.25rem}button{font:inherit}"
@@ -565,7 +567,187 @@ static void attestations(struct im_buf *b, const struct render_image *img)
     im_buf_put(b, "</tbody></table></div>\n</section>\n");
 }
 
+/* ---- the tag's history: total size over time -------------------------------- */
+
+/* The distinct platforms of the changes, in the order first met (newest
+ * change first), at most HCHART_SERIES_MAX: each is one series, coloured
+ * from the page's palette by its position. */
+#define HCHART_SERIES_MAX 64
+#define HCHART_W 600.0
+#define HCHART_H 240.0
+#define HCHART_PAD 12.0
+
+struct hchart {
+    const struct render_change *c;
+    size_t n;
+    const char *series[HCHART_SERIES_MAX];
+    size_t n_series;
+    int64_t t0, t1, max; /* time range, largest known size */
+    size_t points;       /* changes' platforms with a known size */
+};
+
+static void hchart_scan(struct hchart *h)
+{
+    h->t0 = INT64_MAX;
+    h->t1 = INT64_MIN;
+    for (size_t i = 0; i < h->n; i++) {
+        const struct render_change *c = &h->c[i];
+        h->t0 = c->seen < h->t0 ? c->seen : h->t0;
+        h->t1 = c->seen > h->t1 ? c->seen : h->t1;
+        for (size_t j = 0; j < c->n_platforms; j++) {
+            const struct render_psize *p = &c->platforms[j];
+            size_t k = 0;
+            if (!p->platform || p->total_size < 0)
+                continue;
+            while (k < h->n_series && strcmp(h->series[k], p->platform) != 0)
+                k++;
+            if (k == h->n_series && h->n_series < HCHART_SERIES_MAX)
+                h->series[h->n_series++] = p->platform;
+            if (k < h->n_series) {
+                h->points++;
+                h->max = p->total_size > h->max ? p->total_size : h->max;
+            }
+        }
+    }
+}
+
+/* The size of series k in change c, or -1 when c does not list it. */
+static int64_t hchart_size(const struct hchart *h, const struct render_change *c,
+                           size_t k)
+{
+    for (size_t j = 0; j < c->n_platforms; j++)
+        if (c->platforms[j].platform && c->platforms[j].total_size >= 0 &&
+            strcmp(c->platforms[j].platform, h->series[k]) == 0)
+            return c->platforms[j].total_size;
+    return -1;
+}
+
+static void hchart_pos(const struct hchart *h, int64_t t, int64_t size, double *x,
+                       double *y)
+{
+    double span = (double)(h->t1 - h->t0);
+    *x = HCHART_W / 2;
+    if (span > 0)
+        *x = HCHART_PAD + (HCHART_W - 2 * HCHART_PAD) * (double)(t - h->t0) / span;
+    *y = HCHART_H - HCHART_PAD;
+    if (h->max > 0)
+        *y -= (HCHART_H - 2 * HCHART_PAD) * (double)size / (double)h->max;
+}
+
+static void hchart_xy(struct im_buf *b, const struct hchart *h, int64_t t, int64_t size)
+{
+    double x, y;
+    hchart_pos(h, t, size, &x, &y);
+    h_num(b, x);
+    im_buf_put(b, ",");
+    h_num(b, y);
+}
+
+/* One point: a circle with its facts in a <title> (date, digest, platform,
+ * size, a line each). */
+static void hchart_point(struct im_buf *b, const struct hchart *h,
+                         const struct render_change *c, size_t k, int64_t size)
+{
+    char when[64], sz[96];
+    double x, y;
+    hchart_pos(h, c->seen, size, &x, &y);
+    if (render_rfc3339(c->seen, when, sizeof when) < 0)
+        snprintf(when, sizeof when, "unknown date");
+    render_size(size, sz, sizeof sz);
+    render__cat(b, "<circle class=\"point\" r=\"4\" fill=\"",
+                shared_colours[k % N_SHARED_COLOURS], "\" cx=\"", (char *)NULL);
+    h_num(b, x);
+    im_buf_put(b, "\" cy=\"");
+    h_num(b, y);
+    render__cat(b, "\"><title>", when, "\n", (char *)NULL);
+    html_esc(b, c->digest ? c->digest : "");
+    im_buf_put(b, "\n");
+    html_esc(b, h->series[k]);
+    render__cat(b, "\n", sz, "</title></circle>\n", (char *)NULL);
+}
+
+/* Series k: a line through its points, oldest first (the changes come
+ * newest first), then the points. */
+static void hchart_series(struct im_buf *b, const struct hchart *h, size_t k)
+{
+    size_t have = 0;
+    render__cat(
+        b, "<g class=\"series\"><polyline fill=\"none\" stroke-width=\"2\" stroke=\"",
+        shared_colours[k % N_SHARED_COLOURS], "\" points=\"", (char *)NULL);
+    for (size_t i = h->n; i-- > 0;) {
+        int64_t size = hchart_size(h, &h->c[i], k);
+        if (size < 0)
+            continue;
+        im_buf_put(b, have++ ? " " : "");
+        hchart_xy(b, h, h->c[i].seen, size);
+    }
+    im_buf_put(b, "\"></polyline>\n");
+    for (size_t i = h->n; i-- > 0;) {
+        int64_t size = hchart_size(h, &h->c[i], k);
+        if (size >= 0)
+            hchart_point(b, h, &h->c[i], k, size);
+    }
+    im_buf_put(b, "</g>\n");
+}
+
+static void hchart_legend(struct im_buf *b, const struct hchart *h)
+{
+    im_buf_put(b, "<ul class=\"legend\">");
+    for (size_t k = 0; k < h->n_series; k++) {
+        render__cat(b, "<li><span class=\"swatch\" style=\"background:",
+                    shared_colours[k % N_SHARED_COLOURS], "\"></span>", (char *)NULL);
+        html_esc(b, h->series[k]);
+        im_buf_put(b, "</li>");
+    }
+    im_buf_put(b, "</ul>\n");
+}
+
+/* The tag's changes (newest first, as the store gives them) as a chart of
+ * total size over time, one series per platform; nothing without changes.
+ * One change is one point per platform, and the caption says so. */
+static void history_chart(struct im_buf *b, const struct render_change *c, size_t n)
+{
+    struct hchart h = {.c = c, .n = n};
+    char count[32];
+    if (!c || n == 0)
+        return;
+    hchart_scan(&h);
+    snprintf(count, sizeof count, "%zu", n);
+    render__cat(b,
+                "<section aria-labelledby=\"size-history\">\n<h2 id=\"size-history\">"
+                "Size over time</h2>\n",
+                (char *)NULL);
+    if (h.points == 0) {
+        render__cat(b, "<p class=\"muted\">", count, n == 1 ? " change" : " changes",
+                    " of this tag seen, none with a known size.</p>\n</section>\n",
+                    (char *)NULL);
+        return;
+    }
+    im_buf_put(b, "<figure>\n<svg class=\"history\" viewBox=\"0 0 ");
+    h_num(b, HCHART_W);
+    im_buf_put(b, " ");
+    h_num(b, HCHART_H);
+    im_buf_put(b, "\" role=\"img\" aria-label=\"Total size per platform at each change "
+                  "of this tag\">\n");
+    for (size_t k = 0; k < h.n_series; k++)
+        hchart_series(b, &h, k);
+    im_buf_put(b, "</svg>\n");
+    hchart_legend(b, &h);
+    render__cat(b, "<figcaption class=\"muted\">",
+                n == 1 ? "One change of this tag seen so far: one point per platform."
+                       : "Compressed total size per platform at each change of this "
+                         "tag, oldest left.",
+                "</figcaption>\n</figure>\n</section>\n", (char *)NULL);
+}
+
 int render_html(const struct render_image *img, char **out, size_t *len)
+{
+    return render_html_with_history(img, NULL, 0, out, len);
+}
+
+int render_html_with_history(const struct render_image *img,
+                             const struct render_change *changes, size_t n_changes,
+                             char **out, size_t *len)
 {
     struct im_buf b = {.max = RENDER_OUTPUT_MAX};
     struct layer_index ix = {NULL, 0};
@@ -579,6 +761,7 @@ int render_html(const struct render_image *img, char **out, size_t *len)
     im_buf_put(&b, "<main>\n");
     summary_table(&b, img);
     size_chart(&b, img);
+    history_chart(&b, changes, n_changes);
     for (size_t i = 0; i < img->n_entries; i++)
         if (is_image(&img->entries[i]))
             entry_section(&b, img, i, &ix);
@@ -597,7 +780,63 @@ static const char ref_form[] =
     "placeholder=\"python:3.7-slim\" autocomplete=\"off\" spellcheck=\"false\">\n"
     "<button type=\"submit\">Show</button>\n</form>\n";
 
+/* "sha256:0123456789ab": the algorithm and the first 12 hex digits. */
+static void short_digest(struct im_buf *b, const char *digest)
+{
+    char cut[IM_DIGEST_MAX];
+    const char *colon = strchr(digest, ':');
+    size_t keep = colon ? (size_t)(colon - digest) + 13 : 12;
+    im_strlcpy(cut, digest, keep + 1 < sizeof cut ? keep + 1 : sizeof cut);
+    html_esc(b, cut);
+}
+
+/* One row per platform of w (one saying so when it has none yet). */
+static void watched_rows(struct im_buf *b, const struct render_watched *w)
+{
+    char route[IM_REGISTRY_MAX + IM_REPOSITORY_MAX + IM_TAG_MAX + IM_DIGEST_MAX + 16];
+    char size[96];
+    size_t rows = w->n_platforms ? w->n_platforms : 1;
+    render_ref_route(w->ref, route, sizeof route);
+    for (size_t i = 0; i < rows; i++) {
+        im_buf_put(b, "<tr><th scope=\"row\"><a href=\"/images/");
+        url_esc(b, route);
+        im_buf_put(b, "\">");
+        html_esc(b, w->image);
+        im_buf_put(b, "</a></th><td data-label=\"Platform\">");
+        if (w->n_platforms == 0) {
+            render__cat(b, "</td><td data-label=\"Total size\">",
+                        w->digest[0] ? "no platforms" : "no answer from its registry yet",
+                        "</td><td data-label=\"Digest\"><code>", (char *)NULL);
+        } else {
+            html_esc(b, w->platforms[i].platform);
+            render_size(w->platforms[i].total_size, size, sizeof size);
+            render__cat(b, "</td><td data-label=\"Total size\">", size,
+                        "</td><td data-label=\"Digest\"><code>", (char *)NULL);
+        }
+        short_digest(b, w->digest);
+        im_buf_put(b, "</code></td></tr>\n");
+    }
+}
+
+static void watched_table(struct im_buf *b, const struct render_watched *w, size_t n)
+{
+    im_buf_put(b, "<section aria-labelledby=\"watched\">\n<h2 id=\"watched\">Watched "
+                  "images</h2>\n<div class=\"scroll\" tabindex=\"0\"><table "
+                  "class=\"summary\">\n<thead><tr><th scope=\"col\">Image</th>"
+                  "<th scope=\"col\">Platform</th><th scope=\"col\">Total size</th>"
+                  "<th scope=\"col\">Digest</th></tr></thead>\n<tbody>\n");
+    for (size_t i = 0; i < n; i++)
+        watched_rows(b, &w[i]);
+    im_buf_put(b, "</tbody></table></div>\n</section>\n");
+}
+
 int render_html_home(char **out, size_t *len)
+{
+    return render_html_home_watched(NULL, 0, out, len);
+}
+
+int render_html_home_watched(const struct render_watched *w, size_t n, char **out,
+                             size_t *len)
 {
     struct im_buf b = {.max = RENDER_OUTPUT_MAX};
     page_head(&b, "Container images");
@@ -608,8 +847,11 @@ int render_html_home(char **out, size_t *len)
                 "<p class=\"muted\">For example <a "
                 "href=\"/images/python/3.7-slim\">python:3.7-slim</a>; the same "
                 "pages as JSON or Markdown with <code>?format=json</code> or "
-                "<code>?format=markdown</code>.</p>\n</main>\n</body>\n</html>\n",
+                "<code>?format=markdown</code>.</p>\n",
                 (char *)NULL);
+    if (w && n > 0)
+        watched_table(&b, w, n);
+    im_buf_put(&b, "</main>\n</body>\n</html>\n");
     return im_buf_finish(&b, out, len);
 }
 

@@ -228,6 +228,8 @@ static int serve(int argc, char **argv)
     prewarm(&cfg, m.reg); /* before listening: a first request finds it on its way */
     if (watched.n > 0 && !(watch = srv_watch_start(m.api, &watched, &err)))
         goto out;
+    if (watch) /* before the HTTP threads start: GET / lists the watched images */
+        api_set_home_source(m.api, srv_watch_home, watch);
     if (!(http = srv_http_start(&cfg, m.api, watch, &err)))
         goto out;
     log_listening(&cfg, http);

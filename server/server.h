@@ -130,6 +130,7 @@ void srv_watch_list_free(struct srv_watch_list *l);
 
 struct api;
 struct srv_watch;
+struct api_home_list;
 
 /* Starts the watcher thread over list (taken: it is emptied). Each reference
  * is checked at once, then again when its freshness ends (api_watch_check:
@@ -152,6 +153,9 @@ void srv_watch_signal_stop(struct srv_watch *w);
 bool srv_watch_stop(struct srv_watch *w, int64_t deadline_ms);
 /* Writes the watched images' series (imgmeta_image_*, imgmeta_watch_*). */
 void srv_watch_metrics(struct srv_watch *w, FILE *out);
+/* api_home_source_fn over a struct srv_watch (ctx): a copy of every watched
+ * reference's name, digest and platforms, taken under its lock. Thread-safe. */
+int srv_watch_home(void *ctx, struct api_home_list *out);
 
 /* ---- logging: one line per event, level checked before formatting ---- */
 

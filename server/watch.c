@@ -266,6 +266,46 @@ bool srv_watch_stop(struct srv_watch *w, int64_t deadline_ms)
     return true;
 }
 
+/* ---- the home page (api_set_home_source) ---- */
+
+/* e's facts into h (under mu): 0, or IM_ENOMEM. */
+static int copy_home(const struct entry *e, struct api_home_image *h)
+{
+    im_strlcpy(h->image, e->item.image, sizeof h->image);
+    h->ref = e->item.ref;
+    if (!e->have)
+        return 0;
+    im_strlcpy(h->digest, e->digest, sizeof h->digest);
+    if (e->n_platforms == 0)
+        return 0;
+    h->platforms = malloc(e->n_platforms * sizeof *h->platforms);
+    if (!h->platforms)
+        return IM_ENOMEM;
+    memcpy(h->platforms, e->platforms, e->n_platforms * sizeof *h->platforms);
+    h->n_platforms = e->n_platforms;
+    return 0;
+}
+
+int srv_watch_home(void *ctx, struct api_home_list *out)
+{
+    struct srv_watch *w = ctx;
+    int rc = 0;
+    out->v = NULL;
+    out->n = 0;
+    if (!w || w->n == 0)
+        return 0;
+    out->v = calloc(w->n, sizeof *out->v); /* w->n is at most SRV_WATCH_MAX */
+    if (!out->v)
+        return IM_ENOMEM;
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->n && rc == 0; i++, out->n++)
+        rc = copy_home(&w->e[i], &out->v[i]);
+    pthread_mutex_unlock(&w->mu);
+    if (rc != 0)
+        api_home_list_free(out);
+    return rc;
+}
+
 /* ---- /metrics ---- */
 
 static void family(FILE *out, const char *name, const char *type, const char *help)

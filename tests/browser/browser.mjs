@@ -3,7 +3,8 @@
 // downloaded) from a daemon on loopback, and prints one "ok   NAME" or
 // "FAIL NAME" line per check (tests/browser/browser.sh counts them):
 //  - the python:3.7-slim page: its title, 7 platforms, one bar segment per
-//    layer, no console error, no request leaving the page, axe-core finds no
+//    layer, the size-over-time chart's points (one change: one per
+//    platform), no console error, no request leaving the page, axe-core finds no
 //    serious or critical violation, nothing wider than 360 px at 360 px;
 //    screenshots at 1280 and 360 px wide into OUT_DIR;
 //  - a page whose history, media types and platform carry script, an
@@ -64,6 +65,10 @@ function facts(page) {
       layerCounts: rows.map((r) => Number(r.cells[3].textContent)),
       segments: bars.map((b) => b.querySelectorAll("rect.seg").length),
       titled: bars.every((b) => [...b.querySelectorAll("rect.seg")].every((r) => r.querySelector("title"))),
+      points: [...document.querySelectorAll("svg.history circle")].map((c) => ({
+        titled: !!c.querySelector("title"),
+        drawn: c.getBoundingClientRect().width > 0,
+      })),
       scripts: document.querySelectorAll("script").length,
       imgs: document.querySelectorAll("img").length,
       ran: window.__ran,
@@ -86,6 +91,8 @@ async function imagePage(browser) {
     f.segments.length === 7 && f.segments.every((n, i) => n === f.layerCounts[i] && n > 0),
     { segments: f.segments, layers: f.layerCounts });
   check("python:3.7-slim: every segment has a <title>", f.titled);
+  check("python:3.7-slim: the size-over-time chart draws a point per platform, each titled",
+    f.points.length === 7 && f.points.every((p) => p.titled && p.drawn), f.points);
   await page.screenshot({ path: `${outDir}/python-3.7-slim-1280.png`, fullPage: true });
 
   await page.setViewport({ width: 360, height: 800 });

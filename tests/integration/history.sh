@@ -14,7 +14,9 @@
 #      platforms in common, sizes, layers shared, added and removed;
 #  (c) the history survives a restart of the daemon (it is in the database);
 #  (d) two replicas on one PostgreSQL database (tests/integration/pg.sh): a
-#      move one of them sees is in the history the other answers.
+#      move one of them sees is in the history the other answers;
+#  (e) a tag back at a digest whose HTML page was rendered and kept before:
+#      the page's chart has every change, not the kept page's one.
 # The daemons run with --tag-ttl 0, so each request revalidates the tag: the
 # moves are seen by revalidations (a manifest HEAD that finds a new digest).
 # Prints "N passed, N failed"; IT_KEEP=1 leaves everything running.
@@ -81,6 +83,22 @@ curl -s -o /dev/null "$U/images/python/3.7-slim"
 check_eq "(a) the same digest seen again is no change" 1 \
     "$(curl -s "$U/images/python/3.7-slim?view=history" | jq '.changes | length')"
 
+# chart_points FILE PLATFORM: the points of PLATFORM in the HTML page's size
+# chart (each point's <title> has the platform on a line of its own)
+chart_points() {
+    sed -n '/<section aria-labelledby="size-history">/,/<\/section>/p' "$1" | grep -cxF "$2"
+}
+# chart_summary FILE LIST_DIGEST: "platform points" lines, one per platform
+chart_summary() {
+    platform_sizes library/python "$2" | while read -r p _; do
+        printf '%s %s\n' "$p" "$(chart_points "$1" "$p")"
+    done
+}
+curl -s -o "$IT_DIR/h1.html" "$U/images/python/3.7-slim?format=html"
+check_eq "(a) HTML page: one point per platform, said plainly" \
+    "$(platform_sizes library/python "$FIRST" | awk '{ print $1, 1 }') 1" \
+    "$(chart_summary "$IT_DIR/h1.html" "$FIRST") $(grep -c 'One change of this tag seen so far' "$IT_DIR/h1.html")"
+
 SECOND=$(IT_OUT=$IT_DIR/fx-variant fill_fixture push-variant --variant 7 && echo "$LIST_DIGEST") ||
     die "push-variant failed"
 check "(a) the variant is another list" [ -n "$SECOND" ] && [ "$SECOND" != "$FIRST" ]
@@ -94,6 +112,13 @@ check_eq "(a) ... newest first by time too" true \
 check_eq "(a) ... the new change's sizes are the new list's" \
     "$(platform_sizes library/python "$SECOND")" \
     "$(jq -r '.changes[0].platforms[] | "\(.platform) \(.totalSize)"' "$IT_DIR/h2.json")"
+
+curl -s -o "$IT_DIR/h2.html" "$U/images/python/3.7-slim?format=html"
+check_eq "(a) after the move, the HTML page's chart: two points per platform" \
+    "$(platform_sizes library/python "$SECOND" | awk '{ print $1, 2 }')" \
+    "$(chart_summary "$IT_DIR/h2.html" "$SECOND")"
+check_eq "(a) ... each point's title has the change's digest" "$(($(platform_sizes library/python "$SECOND" | wc -l) * 2))" \
+    "$(sed -n '/<section aria-labelledby="size-history">/,/<\/section>/p' "$IT_DIR/h2.html" | grep -cxE "($FIRST|$SECOND)")"
 
 curl -s -D "$IT_DIR/p1.h" -o "$IT_DIR/p1.json" "$U/images/python/3.7-slim?view=history&n=1"
 link=$(tr -d '\r' <"$IT_DIR/p1.h" | sed -n 's/^Link: <\(.*\)>; rel="next"$/\1/Ip')
@@ -192,5 +217,24 @@ if pg_start "$IT_DIR/pg"; then
 else
     it_fail "(d) cannot start PostgreSQL"
 fi
-check_no_sanitizer_report "$IT_DIR"/daemon-1.log "$IT_DIR"/daemon.log "$IT_DIR"/replica-*.log
+# --- (e) a tag back at a digest it had: the HTML page is not the one kept then -------------
+# One daemon throughout: its in-memory tiers keep the page rendered at FIRST.
+mv "$IT_DIR/daemon.log" "$IT_DIR/daemon-2.log"
+start_daemon --tag-ttl 0 || die "cannot start imgmeta serve for (e)"
+U=$DAEMON_URL
+BACK=$(IT_OUT=$IT_DIR/fx-back fill_fixture && echo "$LIST_DIGEST") || die "cannot push the first list again"
+check_eq "(e) the tag is back at its first digest" "$FIRST" "$BACK"
+curl -s -o "$IT_DIR/h3.html" "$U/images/python/3.7-slim?format=html" # rendered and kept
+IT_OUT=$IT_DIR/fx-away fill_fixture push-variant --variant 9 >/dev/null || die "push-variant 9 failed"
+curl -s -o /dev/null "$U/images/python/3.7-slim" # a request sees the tag moved away
+IT_OUT=$IT_DIR/fx-back2 fill_fixture || die "cannot push the first list again"
+curl -s -o "$IT_DIR/h4.html" "$U/images/python/3.7-slim?format=html"
+changes=$(curl -s "$U/images/python/3.7-slim?view=history" | jq '.changes | length')
+check "(e) ... two changes more than the page kept at that digest shows" \
+    [ "$changes" -ge 4 ] && [ "$(chart_points "$IT_DIR/h3.html" linux/amd64)" -eq $((changes - 2)) ]
+check_eq "(e) the HTML page's chart has a point per change per platform, not the kept page's" \
+    "$(platform_sizes library/python "$FIRST" | awk -v n="$changes" '{ print $1, n }')" \
+    "$(chart_summary "$IT_DIR/h4.html" "$FIRST")"
+check_clean_stop "$DAEMON_PID"
+check_no_sanitizer_report "$IT_DIR"/daemon-1.log "$IT_DIR"/daemon-2.log "$IT_DIR"/daemon.log "$IT_DIR"/replica-*.log
 finish

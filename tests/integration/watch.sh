@@ -9,7 +9,8 @@
 #       the registry's own manifests (curl + jq), are the imgmeta_image_size_bytes
 #       and imgmeta_image_layers series; imgmeta_image_info carries the list's
 #       digest; promtool check metrics passes; a tag that does not exist has
-#       no series but counts failures, and requests are answered meanwhile
+#       no series but counts failures, and requests are answered meanwhile;
+#       the home page (GET /) lists the same sizes per platform
 #   (c) Prometheus scrapes the daemon and a PromQL query through its HTTP API
 #       returns the same sizes
 #   (d) the watched tag moved in the registry (another image pushed under it):
@@ -134,6 +135,20 @@ check "imgmeta_watch_last_success_timestamp_seconds is set" test \
 code=$(curl -s -o /dev/null -w '%{http_code}' "$DAEMON_URL/images/python/3.7-slim")
 check_eq "requests are answered meanwhile" 200 "$code"
 CHANGE1=$(value "$M" 'imgmeta_image_last_change_timestamp_seconds{image="python:3.7-slim"}')
+# the home page lists the watched images: per platform its size, the digest cut short
+curl -s -D "$IT_DIR/home.h" -H 'Accept: text/html' -o "$IT_DIR/home.html" "$DAEMON_URL/"
+home_sizes() {
+    grep -o '<td data-label="Platform">[^<]*</td><td data-label="Total size">[^<]* bytes)' "$1" |
+        sed -E 's/.*"Platform">([^<]*)<.*\(([0-9]+) bytes\)$/\1 \2/' | sort
+}
+check_eq "GET / lists the watched image's platforms with the registry's sizes" \
+    "$(awk '{ print $1, $2 }' <<<"$EXPECTED")" "$(home_sizes "$IT_DIR/home.html")"
+check_eq "... each row links to the image's page and shows the digest's start" \
+    "$(wc -l <<<"$EXPECTED") $(wc -l <<<"$EXPECTED")" \
+    "$(grep -c '<th scope="row"><a href="/images/python/3.7-slim">python:3.7-slim</a>' "$IT_DIR/home.html") $(grep -c "<code>${FIRST_DIGEST:0:19}</code>" "$IT_DIR/home.html")"
+check "... the tag that does not exist is listed without sizes" \
+    grep -q 'python:does-not-exist</a></th><td data-label="Platform"></td><td data-label="Total size">no answer from its registry yet' "$IT_DIR/home.html"
+check "... and the page may be kept 10 s only" grep -qi '^Cache-Control:.*max-age=10\b' "$IT_DIR/home.h"
 
 # --- (c) a real Prometheus scrapes it -------------------------------------------------------
 PROM_PORT=$(free_port) || die "no port for prometheus"

@@ -284,6 +284,60 @@ Test(api, html_page_for_browsers_and_format_html)
     api_response_free(&json);
 }
 
+/* A home source as server/watch.c is: one watched image with one platform
+ * whose name is hostile, or a failure (ctx non-NULL). */
+static int fake_home(void *ctx, struct api_home_list *out)
+{
+    out->v = NULL;
+    out->n = 0;
+    if (ctx)
+        return IM_ENOMEM;
+    out->v = calloc(1, sizeof *out->v);
+    cr_assert_not_null(out->v);
+    out->n = 1;
+    struct api_home_image *h = &out->v[0];
+    snprintf(h->image, sizeof h->image, "python:3.7-slim");
+    struct im_error err = {{0}};
+    cr_assert_eq(reg_ref_parse("python:3.7-slim", &h->ref, &err), 0);
+    snprintf(h->digest, sizeof h->digest, "sha256:%064d", 7);
+    h->platforms = calloc(1, sizeof *h->platforms);
+    cr_assert_not_null(h->platforms);
+    h->n_platforms = 1;
+    snprintf(h->platforms[0].platform, sizeof h->platforms[0].platform,
+             "linux/<script>x");
+    h->platforms[0].size = 50868652;
+    return 0;
+}
+
+Test(api, home_page_lists_watched_images_briefly_cached)
+{
+    struct api_response plain = get("/", NULL, NULL);
+    cr_expect_eq(plain.max_age, 3600);
+    cr_expect_null(strstr(plain.body, "Watched images"));
+    api_response_free(&plain);
+
+    static int failing;
+    api_set_home_source(api, fake_home, &failing);
+    struct api_response failed = get("/", NULL, NULL);
+    cr_expect_eq(failed.status, 200, "a failed snapshot leaves the form");
+    cr_expect_eq(failed.max_age, 3600);
+    cr_expect_null(strstr(failed.body, "Watched images"));
+    api_response_free(&failed);
+
+    api_set_home_source(api, fake_home, NULL);
+    struct api_response home = get("/", NULL, NULL);
+    cr_assert_eq(home.status, 200);
+    cr_expect_eq(home.max_age, 10);
+    cr_expect_not_null(strstr(home.body, "Watched images"));
+    cr_expect_not_null(strstr(home.body, "<a href=\"/images/python/3.7-slim\">"));
+    cr_expect_not_null(strstr(home.body, "linux/&lt;script&gt;x"));
+    cr_expect_null(strstr(home.body, "<script"));
+    cr_expect_not_null(strstr(home.body, "(50868652 bytes)"));
+    cr_expect_not_null(strstr(home.body, "<code>sha256:000000000000</code>"));
+    api_set_home_source(api, NULL, NULL);
+    api_response_free(&home);
+}
+
 /* GET /images?ref=REF, the home page's form (ref NULL: no parameter). */
 static struct api_response find(const char *ref)
 {

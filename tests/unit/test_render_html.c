@@ -274,3 +274,131 @@ Test(html, home_page_has_the_form)
     cr_expect_null(strstr(html, "<script"));
     free(html);
 }
+
+/* ---- the tag's history as a chart of total size over time ---- */
+
+static char *page_with_history(const struct render_image *img,
+                               const struct render_change *c, size_t n)
+{
+    char *html = NULL;
+    size_t len = 0;
+    cr_assert_eq(render_html_with_history(img, c, n, &html, &len), 0);
+    cr_assert_eq(strlen(html), len);
+    return html;
+}
+
+/* The size-over-time section of html, its own copy (static storage). */
+static const char *history_section(const char *html)
+{
+    static char part[64 * 1024];
+    const char *s = strstr(html, "<section aria-labelledby=\"size-history\">");
+    cr_assert_not_null(s, "%s", html);
+    const char *e = strstr(s, "</section>");
+    cr_assert_not_null(e);
+    cr_assert_lt((size_t)(e - s), sizeof part);
+    memcpy(part, s, (size_t)(e - s));
+    part[e - s] = '\0';
+    return part;
+}
+
+Test(html_history, one_point_per_change_per_platform)
+{
+    struct fixture f;
+    fixture_init(&f, "linux");
+    /* newest first, as the store gives them; the oldest lists one platform */
+    const struct render_psize p3[] = {{"linux/amd64", 3000}, {"linux/arm64", 2500}};
+    const struct render_psize p2[] = {{"linux/amd64", 2000}, {"linux/arm64", 1500}};
+    const struct render_psize p1[] = {{"linux/amd64", 1000}, {"linux/s390x", -1}};
+    const struct render_change c[] = {{1700000200, D_B, D_A, p3, 2},
+                                      {1700000100, D_A, D_SHARED, p2, 2},
+                                      {1700000000, D_SHARED, NULL, p1, 2}};
+    char *html = page_with_history(&f.img, c, 3);
+    const char *h = history_section(html);
+    cr_expect_eq(count(h, "<circle"), 5, "%s", h); /* an unknown size is no point */
+    cr_expect_eq(count(h, "<polyline"), 2);        /* one line per platform */
+    cr_expect_eq(count(h, "<title>"), 5);
+    cr_expect_not_null(
+        strstr(h, "<title>2023-11-14T22:13:20Z\n" D_SHARED "\nlinux/amd64\n"));
+    /* series keep their colour: the legend's swatch and the line's stroke */
+    cr_expect_not_null(strstr(h, "stroke=\"#1f77b4\""));
+    cr_expect_not_null(strstr(h, "stroke=\"#ff7f0e\""));
+    cr_expect_eq(count(html, "<script"), 0);
+    free(html);
+}
+
+Test(html_history, hostile_platform_and_digest_escaped_in_title)
+{
+    struct fixture f;
+    fixture_init(&f, "linux");
+    const struct render_psize p2[] = {{HOSTILE, 2000}};
+    const struct render_psize p1[] = {{HOSTILE, 1000}};
+    const struct render_change c[] = {{1700000100, HOSTILE, HOSTILE, p2, 1},
+                                      {1700000000, HOSTILE, NULL, p1, 1}};
+    char *html = page_with_history(&f.img, c, 2);
+    const char *h = history_section(html);
+    const char *esc = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x "
+                      "onerror=alert(1)&gt;&lt;/svg&gt;&#39;&amp;";
+    cr_expect_eq(count(html, "<script"), 0, "%s", h);
+    cr_expect_eq(count(html, "<img"), 0);
+    cr_expect_eq(count(html, "<svg"), count(html, SVG_END));
+    cr_expect_eq(count(h, "<circle"), 2);
+    cr_expect_eq(count(h, esc), 5); /* digest and platform in 2 titles, the legend */
+    cr_expect_not_null(strstr(h, "<title>2023-11-14T22:13:20Z\n&lt;script&gt;"), "%s", h);
+    free(html);
+}
+
+Test(html_history, no_history_no_chart_one_change_says_so)
+{
+    struct fixture f;
+    fixture_init(&f, "linux");
+    char *plain = page(&f.img);
+    char *none = page_with_history(&f.img, NULL, 0);
+    cr_expect_str_eq(plain, none);
+    cr_expect_null(strstr(none, "size-history"));
+    const struct render_psize p1[] = {{"linux/amd64", 1000}, {"linux/arm64", 900}};
+    const struct render_change c[] = {{1700000000, D_A, NULL, p1, 2}};
+    char *one = page_with_history(&f.img, c, 1);
+    const char *h = history_section(one);
+    cr_expect_eq(count(h, "<circle"), 2);
+    cr_expect_not_null(strstr(h, "One change of this tag seen so far"));
+    free(plain);
+    free(none);
+    free(one);
+}
+
+/* ---- the home page's watched images ---- */
+
+Test(html_home, watched_images_listed_with_sizes_and_escaped)
+{
+    struct im_ref py = {0}, odd = {0};
+    snprintf(py.registry, sizeof py.registry, "docker.io");
+    snprintf(py.repository, sizeof py.repository, "library/python");
+    snprintf(py.tag, sizeof py.tag, "3.7-slim");
+    odd = py;
+    snprintf(odd.tag, sizeof odd.tag, "odd");
+    const struct render_psize sizes[] = {{"linux/amd64", 50868652}, {HOSTILE, 239}};
+    const struct render_watched w[] = {
+        {"python:3.7-slim", &py, D_A, sizes, 2},
+        {HOSTILE, &odd, HOSTILE, NULL, 0},
+        {"python:odd", &odd, "", NULL, 0},
+    };
+    char *html = NULL, *plain = NULL;
+    size_t len = 0, plen = 0;
+    cr_assert_eq(render_html_home_watched(w, 3, &html, &len), 0);
+    cr_assert_eq(strlen(html), len);
+    cr_expect_not_null(strstr(html, "<h2 id=\"watched\">Watched images</h2>"));
+    cr_expect_eq(count(html, "<tr><th scope=\"row\">"), 4, "%s", html);
+    cr_expect_not_null(
+        strstr(html, "<a href=\"/images/python/3.7-slim\">python:3.7-slim</a>"));
+    cr_expect_not_null(strstr(html, "50.9 MB (50868652 bytes)"), "%s", html);
+    cr_expect_not_null(strstr(html, "<code>sha256:aaaaaaaaaaaa</code>"));
+    cr_expect_not_null(strstr(html, "no answer from its registry yet"));
+    cr_expect_eq(count(html, "<script"), 0, "%s", html);
+    cr_expect_eq(count(html, "<img"), 0);
+    cr_expect_eq(count(html, "&lt;script&gt;alert(1)"), 2); /* platform, image */
+    cr_expect_not_null(strstr(html, "<code>&lt;script&gt;aler</code>")); /* digest, cut */
+    cr_assert_eq(render_html_home_watched(NULL, 0, &plain, &plen), 0);
+    cr_expect_null(strstr(plain, "Watched images"));
+    free(html);
+    free(plain);
+}
