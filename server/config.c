@@ -67,6 +67,11 @@ static const struct opt opts[] = {
      1024, 256L << 20, "8388608", "largest config blob accepted from a registry"},
     {"log-level", "IMGMETA_LOG_LEVEL", OPT_LEVEL, STR(log_level), 0, 0, "info",
      "debug, info, warn or error"},
+    {"access-log-buffer", "IMGMETA_ACCESS_LOG_BUFFER", OPT_LONG, NUM(access_log_buffer),
+     0, 16L << 20, "0",
+     "bytes of access (info) lines kept before one write to stderr, as nginx's "
+     "buffer=: written when full, before a warning or error, every 200 ms and at "
+     "stop; what a crash cuts short is lost (0 = every line written at once)"},
     {"markdown-style", "IMGMETA_MARKDOWN_STYLE", OPT_STYLE, STR(markdown_style), 0, 0,
      "seed",
      "the Markdown page's form when a request names none (?style=): seed (the 2018 "

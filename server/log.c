@@ -1,13 +1,132 @@
 /* log.c - leveled, line-oriented logging to stderr (logfmt). */
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "server.h"
 
 static atomic_int current_level = SRV_INFO;
+
+/* The info lines' buffer (--access-log-buffer): filled under mu, written to
+ * stderr when full, when a warning or error is logged (which follows them),
+ * by the flusher thread every SRV_LOG_FLUSH_MS, and at srv_log_buffer_stop.
+ * cap 0: every line is written at once. */
+#define SRV_LOG_FLUSH_MS 200
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *buf;
+    size_t cap, len;
+    bool stopping, started;
+    pthread_t flusher;
+} lb = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+/* Writes n bytes to stderr whole (retrying short writes and EINTR). */
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* stderr gone: nothing better to do with a log line */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* lb.mu held. */
+static void flush_locked(void)
+{
+    write_all(lb.buf, lb.len);
+    lb.len = 0;
+}
+
+static void *flusher_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lb.mu);
+    while (!lb.stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += SRV_LOG_FLUSH_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&lb.cv, &lb.mu, &until);
+        if (lb.len > 0)
+            flush_locked();
+    }
+    pthread_mutex_unlock(&lb.mu);
+    return NULL;
+}
+
+int srv_log_buffer_start(size_t bytes)
+{
+    if (bytes == 0 || lb.buf)
+        return 0;
+    char *buf = malloc(bytes);
+    if (!buf)
+        return -1;
+    pthread_mutex_lock(&lb.mu);
+    lb.buf = buf;
+    lb.cap = bytes;
+    lb.len = 0;
+    lb.stopping = false;
+    pthread_mutex_unlock(&lb.mu);
+    if (pthread_create(&lb.flusher, NULL, flusher_main, NULL) != 0) {
+        srv_log_buffer_stop();
+        return -1;
+    }
+    lb.started = true;
+    return 0;
+}
+
+void srv_log_buffer_stop(void)
+{
+    pthread_mutex_lock(&lb.mu);
+    lb.stopping = true;
+    pthread_cond_signal(&lb.cv);
+    pthread_mutex_unlock(&lb.mu);
+    if (lb.started)
+        pthread_join(lb.flusher, NULL);
+    lb.started = false;
+    pthread_mutex_lock(&lb.mu);
+    if (lb.buf)
+        flush_locked();
+    free(lb.buf);
+    lb.buf = NULL;
+    lb.cap = 0;
+    pthread_mutex_unlock(&lb.mu);
+}
+
+/* One whole line out: through the buffer when there is one (info and debug
+ * lines), else at once; a warning or error first writes what is buffered. */
+static void emit(enum srv_level level, const char *line, size_t n)
+{
+    pthread_mutex_lock(&lb.mu);
+    if (!lb.buf) {
+        pthread_mutex_unlock(&lb.mu);
+        write_all(line, n);
+        return;
+    }
+    if (level >= SRV_WARN || lb.len + n > lb.cap)
+        flush_locked();
+    if (level >= SRV_WARN || n > lb.cap) {
+        write_all(line, n);
+    } else {
+        memcpy(lb.buf + lb.len, line, n);
+        lb.len += n;
+    }
+    pthread_mutex_unlock(&lb.mu);
+}
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -61,8 +180,9 @@ void srv_log_raw(enum srv_level level, const char *reqid, const char *fmt, ...)
         vsnprintf(line + off, sizeof line - (size_t)off, fmt, ap);
         va_end(ap);
     }
-    /* One fputs per line keeps lines whole when threads log at once. */
+    /* One write per line (or per buffer of whole lines) keeps lines whole
+     * when threads log at once. */
     size_t len = strnlen(line, sizeof line - 1);
     line[len] = '\n';
-    fwrite(line, 1, len + 1, stderr);
+    emit(level, line, len + 1);
 }

@@ -223,6 +223,10 @@ static int serve(int argc, char **argv)
         srv_log(SRV_WARN, NULL, "event=mallopt_failed arenas=%ld", cfg.malloc_arenas);
 
     rc = 1;
+    if (srv_log_buffer_start((size_t)cfg.access_log_buffer) != 0) {
+        snprintf(err.msg, sizeof err.msg, "cannot start the log buffer");
+        goto out;
+    }
     if (open_modules(&cfg, &m, &err) != 0)
         goto out;
     prewarm(&cfg, m.reg); /* before listening: a first request finds it on its way */
@@ -244,12 +248,14 @@ out:
          * The cache is SQLite in WAL mode, so a write cut short now is rolled
          * back at the next open; the answers file is never linked. */
         srv_log(SRV_INFO, NULL, "event=stopped forced=1");
+        srv_log_buffer_stop();
         fflush(NULL);
         _exit(rc);
     }
     close_modules(&m);
     if (rc == 0)
         srv_log(SRV_INFO, NULL, "event=stopped");
+    srv_log_buffer_stop();
     return rc;
 }
 

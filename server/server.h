@@ -34,6 +34,7 @@ struct srv_config {
     long max_manifest_bytes;
     long max_config_bytes;
     char log_level[16];      /* debug|info|warn|error */
+    long access_log_buffer;  /* bytes of info lines buffered, 0 = none */
     char markdown_style[16]; /* seed|current: the Markdown page's default form */
     /* outbound security policy (registry/policy.c, SECURITY.md) */
     char allow_registries[2048];    /* comma-separated; "default" = built-in list */
@@ -164,6 +165,13 @@ enum srv_level { SRV_DEBUG = 0, SRV_INFO, SRV_WARN, SRV_ERROR };
 /* -1 when name is not a level. */
 int srv_level_parse(const char *name);
 void srv_log_set_level(enum srv_level level);
+/* Buffers info and debug lines, up to bytes of them (0: none, every line
+ * written at once): written when the buffer is full, before any warning or
+ * error, every 200 ms (a thread of its own) and at srv_log_buffer_stop. What
+ * a crash cuts short is lost. 0, or -1 when out of memory or threads. */
+int srv_log_buffer_start(size_t bytes);
+/* Stops the flusher and writes what is buffered. Idempotent. */
+void srv_log_buffer_stop(void);
 bool srv_log_enabled(enum srv_level level);
 void srv_log_raw(enum srv_level level, const char *reqid, const char *fmt, ...)
     IM_PRINTF(3, 4);

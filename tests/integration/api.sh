@@ -761,6 +761,33 @@ check_eq "PUT /images: Allow: GET, HEAD, POST" "GET, HEAD, POST" "$(header b_get
 check_eq "after the hostile batches the daemon still answers" 200 \
     "$(curl -s -o /dev/null -w '%{http_code}' "$U/images/python/3.7-slim")"
 
+# --- --access-log-buffer: access lines written in batches, none lost ------------------------------
+: >"$IT_DIR/lb.log"
+"$IMGMETA" serve --listen 127.0.0.1:0 --db "$IT_DIR/lb.db" --mirror "docker.io=$FRONT_URL" \
+    --access-log-buffer 65536 >"$IT_DIR/lb.log" 2>&1 &
+LB_PID=$!
+it_record "$LB_PID"
+daemon_ready "$IT_DIR/lb.log" "$LB_PID" || die "cannot start the buffered-log daemon"
+LB_URL=$DAEMON_URL
+for i in $(seq 1 30); do curl -s -o /dev/null "$LB_URL/images/python/3.7-slim?n=$i"; done
+curl -s -o /dev/null "$LB_URL/no/such/route"
+n=0
+for _ in $(seq 1 50); do # the flusher writes them within 200 ms; 5 s at most
+    n=$(grep 'event=access' "$IT_DIR/lb.log" | grep -vc 'path="/healthz"')
+    [ "$n" -ge 31 ] && break
+    sleep 0.1
+done
+check_eq "--access-log-buffer: the access lines reach the log without a stop (31: 30 images and a 404)" \
+    31 "$n"
+for i in $(seq 1 20); do curl -s -o /dev/null "$LB_URL/images/python/3.7-slim?m=$i"; done
+kill -TERM "$LB_PID"
+wait "$LB_PID"
+rc=$?
+check_eq "... SIGTERM right after 20 more: exit 0, every access line written (51), event=stopped the last line" \
+    "0 51 stopped" "$rc $(grep 'event=access' "$IT_DIR/lb.log" | grep -vc 'path="/healthz"') $(tail -n 1 "$IT_DIR/lb.log" | grep -o 'event=stopped' | cut -d= -f2)"
+check "... lines whole: every line of the log starts with ts=" \
+    sh -c "! grep -v '^ts=' '$IT_DIR/lb.log'"
+
 # --- the contract -----------------------------------------------------------------------------------
 # The pinned linter and validator (tests/openapi/package-lock.json) are
 # installed before the tests run, next to the binaries, by
