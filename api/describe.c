@@ -692,18 +692,6 @@ int api__model(struct api *a, const struct im_ref *ref, struct api__model *out,
 
 /* ---- watched images ---- */
 
-/* e's total compressed size as the page's Total Size: -1 when unknown. */
-static int64_t entry_size(const struct render_entry *e)
-{
-    int64_t t = 0;
-    for (size_t i = 0; i < e->n_layers; i++) {
-        if (e->layers[i].size < 0 || e->layers[i].size > INT64_MAX - t)
-            return -1;
-        t += e->layers[i].size;
-    }
-    return t;
-}
-
 static bool seen_platform(const struct api_watch_facts *f, const char *platform)
 {
     for (size_t i = 0; i < f->n_platforms; i++)
@@ -738,7 +726,7 @@ static int watch_platforms(const struct render_image *img, struct api_watch_fact
         }
         if (seen_platform(f, p->platform))
             continue; /* one series per platform label: the first entry's */
-        p->size = entry_size(e);
+        p->size = render_entry_total(e); /* the page's Total Size, -1 unknown */
         p->layers = (long)e->n_layers;
         f->n_platforms++;
     }
