@@ -11,6 +11,7 @@
 
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -166,6 +167,144 @@ static struct MHD_Response *make_response(struct api_response *r, bool closing)
     return resp;
 }
 
+/* ---- answers queued again (the warm path) ----
+ *
+ * A warm answer is the same bytes with the same headers request after
+ * request (max-age changes once a second). Building a libmicrohttpd response
+ * for each costs about 25 allocations and as many frees (the response, its
+ * mutex, three per header) for bytes that do not change; a response can be
+ * queued on any number of connections at once, on any thread (it is reference
+ * counted, and read-only once queued). So each worker keeps its last
+ * REUSE_SLOTS answers from the in-memory cache as responses, and an answer
+ * identical to one of them in every byte it would send (the same cache block
+ * and length, the same status and header values) is queued as that response.
+ * A slot holds its answer's cache block alive (the response's reference) until
+ * another answer takes the slot or the worker ends: at most REUSE_SLOTS
+ * answers of at most REUSE_MAX_BYTES per worker. */
+#define REUSE_SLOTS 4
+#define REUSE_MAX_BYTES ((size_t)256 * 1024)
+
+struct reuse_slot {
+    struct MHD_Response *resp; /* NULL: empty */
+    uint64_t used;             /* the worker's tick when last queued */
+    struct api_shared *shared; /* identity of the bytes: the block and where */
+    const char *body;
+    size_t len;
+    int status;
+    const char *content_type, *content_encoding, *allow, *csp; /* static */
+    long max_age, retry_after;
+    bool vary_accept;
+    char etag[96];
+    size_t n_extra;
+    struct api_header extra[API_MAX_EXTRA_HEADERS];
+};
+
+struct reuse {
+    struct reuse_slot slot[REUSE_SLOTS];
+    uint64_t tick;
+};
+
+static pthread_key_t reuse_key;
+static pthread_once_t reuse_once = PTHREAD_ONCE_INIT;
+static bool reuse_ok; /* the key exists */
+
+/* A worker ends: its responses go (each freed once no connection sends it). */
+static void reuse_end(void *p)
+{
+    struct reuse *ru = p;
+    for (size_t i = 0; i < REUSE_SLOTS; i++)
+        if (ru->slot[i].resp)
+            MHD_destroy_response(ru->slot[i].resp);
+    free(ru);
+}
+
+static void reuse_init(void)
+{
+    reuse_ok = pthread_key_create(&reuse_key, reuse_end) == 0;
+}
+
+/* This worker's slots, made on first use; NULL without memory. */
+static struct reuse *reuse_mine(void)
+{
+    pthread_once(&reuse_once, reuse_init);
+    if (!reuse_ok)
+        return NULL;
+    struct reuse *ru = pthread_getspecific(reuse_key);
+    if (!ru) {
+        ru = calloc(1, sizeof *ru);
+        if (ru && pthread_setspecific(reuse_key, ru) != 0) {
+            free(ru);
+            ru = NULL;
+        }
+    }
+    return ru;
+}
+
+/* Whether r may be sent as a kept response: bytes of the in-memory cache
+ * and only headers a slot compares. */
+static bool reusable(const struct api_response *r, bool closing)
+{
+    return !closing && r->shared && r->body && !r->file_body &&
+           r->len <= REUSE_MAX_BYTES && !r->location && !r->link[0] &&
+           r->n_extra_headers <= API_MAX_EXTRA_HEADERS;
+}
+
+static bool same_answer(const struct reuse_slot *s, const struct api_response *r)
+{
+    if (!s->resp || s->shared != r->shared || s->body != r->body || s->len != r->len ||
+        s->status != r->status || s->content_type != r->content_type ||
+        s->content_encoding != r->content_encoding || s->allow != r->allow ||
+        s->csp != r->csp || s->max_age != r->max_age ||
+        s->retry_after != r->retry_after || s->vary_accept != r->vary_accept ||
+        strcmp(s->etag, r->etag) != 0 || s->n_extra != r->n_extra_headers)
+        return false;
+    for (size_t i = 0; i < s->n_extra; i++)
+        if (s->extra[i].name != r->extra_headers[i].name ||
+            strcmp(s->extra[i].value, r->extra_headers[i].value) != 0)
+            return false;
+    return true;
+}
+
+/* The kept response that sends exactly r, or NULL. */
+static struct MHD_Response *reuse_find(struct reuse *ru, const struct api_response *r)
+{
+    for (size_t i = 0; i < REUSE_SLOTS; i++)
+        if (same_answer(&ru->slot[i], r)) {
+            ru->slot[i].used = ++ru->tick;
+            return ru->slot[i].resp;
+        }
+    return NULL;
+}
+
+/* Keeps resp, just made from r (before make_response took r's body), in the
+ * least recently used slot; the slot's reference is the caller's. */
+static void reuse_keep(struct reuse *ru, const struct api_response *r,
+                       struct MHD_Response *resp)
+{
+    struct reuse_slot *s = &ru->slot[0];
+    for (size_t i = 1; i < REUSE_SLOTS; i++)
+        if (!ru->slot[i].resp || (s->resp && ru->slot[i].used < s->used))
+            s = &ru->slot[i];
+    if (s->resp)
+        MHD_destroy_response(s->resp);
+    s->resp = resp;
+    s->used = ++ru->tick;
+    s->shared = r->shared;
+    s->body = r->body;
+    s->len = r->len;
+    s->status = r->status;
+    s->content_type = r->content_type;
+    s->content_encoding = r->content_encoding;
+    s->allow = r->allow;
+    s->csp = r->csp;
+    s->max_age = r->max_age;
+    s->retry_after = r->retry_after;
+    s->vary_accept = r->vary_accept;
+    memcpy(s->etag, r->etag, sizeof s->etag);
+    s->n_extra = r->n_extra_headers;
+    memcpy(s->extra, r->extra_headers, s->n_extra * sizeof s->extra[0]);
+}
+
 /* libmicrohttpd's first look at a request (MHD_OPTION_URI_LOG_CALLBACK): the
  * request target as the client sent it, before libmicrohttpd splits off the
  * query and percent-decodes path, keys and values in place, cutting each at
@@ -273,12 +412,25 @@ static enum MHD_Result deliver(struct srv_http *h, struct MHD_Connection *conn,
         srv_log(SRV_WARN, rq->id, "event=store_write_failed msg=\"%s\"", r->store_error);
     if (r->file_body)
         rq->corked = cork(conn, true);
-    struct MHD_Response *resp = make_response(r, atomic_load(&h->stopping));
+    bool closing = atomic_load(&h->stopping);
+    struct reuse *ru = reusable(r, closing) ? reuse_mine() : NULL;
+    struct MHD_Response *resp = ru ? reuse_find(ru, r) : NULL;
+    if (resp) { /* the same bytes and headers as a kept response: queued again */
+        api_response_free(r);
+        return MHD_queue_response(conn, (unsigned)rq->status, resp);
+    }
+    struct api_response key; /* what the slot compares, before r's body is taken */
+    if (ru)
+        memcpy(&key, r, sizeof key);
+    resp = make_response(r, closing);
     api_response_free(r);
     if (!resp)
         return MHD_NO;
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rq->status, resp);
-    MHD_destroy_response(resp);
+    if (ru && ret == MHD_YES)
+        reuse_keep(ru, &key, resp); /* the slot keeps our reference */
+    else
+        MHD_destroy_response(resp);
     return ret;
 }
 

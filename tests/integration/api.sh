@@ -267,6 +267,41 @@ for v in json md; do # the contract, curl inflating the body
 done
 fetch gz_c_head $IMG -I --compressed "$U/images/python/3.7-slim" >/dev/null
 
+# A worker queues a warm answer again as the response it built for it while
+# every byte it would send is the same (server/http.c, "answers queued
+# again"): interleaved on one keep-alive connection, each variant must still
+# get its own bytes and headers, and max-age must still count down.
+kept_variants() {
+    local i args=() u=$U/images/python/3.7-slim w='%{http_code}:%{num_connects} '
+    for i in 1 2 3; do # --next: options start over, the connection stays
+        args+=(-w "$w" -o "$R/kv_j$i.b" -D "$R/kv_j$i.h" "$u" --next
+            -w "$w" -H "$GZ" -o "$R/kv_g$i.b" -D "$R/kv_g$i.h" "$u" --next
+            -w "$w" -H 'Accept: text/markdown' -o "$R/kv_m$i.b" -D "$R/kv_m$i.h" "$u" --next
+            -w "$w" -I -H "$GZ" -o "$R/kv_hd$i.b" -D "$R/kv_hd$i.h" "$u" --next
+            -w "$w" -H "If-None-Match: $gz_etag" -H "$GZ" -o "$R/kv_n$i.b" -D "$R/kv_n$i.h" "$u" --next)
+    done
+    curl -s --max-time 60 "${args[@]}" -w "$w" -o /dev/null "$U/healthz"
+}
+kv=$(kept_variants)
+check_eq "15 interleaved answers on one connection: statuses, one connect" \
+    "200:1 200:0 200:0 200:0 304:0 200:0 200:0 200:0 200:0 304:0 200:0 200:0 200:0 200:0 304:0 200:0 " "$kv"
+kv_ok=yes
+for i in 1 2 3; do
+    cmp -s "$R/kv_j$i.b" "$R/json.b" && cmp -s "$R/kv_g$i.b" "$R/gz_json.b" &&
+        cmp -s "$R/kv_m$i.b" "$R/acc_md.b" && [ ! -s "$R/kv_n$i.b" ] || kv_ok="no ($i: bytes)"
+    [ "$(header "kv_j$i" ETag) $(header "kv_j$i" Content-Encoding)" = "$(header json ETag) " ] &&
+        [ "$(header "kv_g$i" ETag) $(header "kv_g$i" Content-Encoding)" = "$gz_etag gzip" ] &&
+        [ "$(header "kv_m$i" Content-Type)" = "$(header acc_md Content-Type)" ] &&
+        [ "$(header "kv_hd$i" Content-Length)" = "$(stat -c %s "$R/gz_json.b")" ] &&
+        [ "$(header "kv_n$i" ETag)" = "$gz_etag" ] || kv_ok="no ($i: headers)"
+done
+check_eq "... each answer its own bytes, ETag, type and encoding, every time" yes "$kv_ok"
+ma0=$(curl -s -D - -o /dev/null "$U/images/python/3.7-slim" | tr -d '\r' | sed -n 's/^Cache-Control: max-age=//Ip')
+sleep 2.1
+ma1=$(curl -s -D - -o /dev/null "$U/images/python/3.7-slim" | tr -d '\r' | sed -n 's/^Cache-Control: max-age=//Ip')
+check "the same warm answer 2 s later: max-age counted down ($ma0, then $ma1)" \
+    [ "${ma1:-999999}" -lt "${ma0:-0}" ]
+
 # The answers-file tier: a daemon without the in-memory LRU sends both
 # encodings from the answers file; the compressed bytes are the same.
 gzip_file_tier() {
