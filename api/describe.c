@@ -351,6 +351,26 @@ static char representation(const struct describe *d)
     return d->style == RENDER_STYLE_CURRENT ? 'c' : 'm';
 }
 
+/* A fixed buffer written in order (the ETag, the answer key): len counts
+ * every byte asked for, so len >= cap says it did not fit; what is written
+ * stops at the end of the buffer. */
+struct kbuf {
+    char *p;
+    size_t cap, len;
+};
+
+static void kput(struct kbuf *b, const char *s, size_t n)
+{
+    if (b->len < b->cap)
+        memcpy(b->p + b->len, s, n < b->cap - b->len ? n : b->cap - b->len);
+    b->len += n;
+}
+
+static void kputc(struct kbuf *b, char c)
+{
+    kput(b, &c, 1);
+}
+
 /* The answer's entity tag; each content coding has its own (gz: gzip). */
 static void make_etag(const struct describe *d, const struct api_request *req, bool gz,
                       char *buf, size_t n)
@@ -364,9 +384,28 @@ static void make_etag(const struct describe *d, const struct api_request *req, b
     char seq[32] = ""; /* a tag's HTML page: its newest change (answer_key) */
     if (d->changes_seq > 0)
         snprintf(seq, sizeof seq, "-@%lld", (long long)d->changes_seq);
-    snprintf(buf, n, "\"%.40s-%c%c-%016llx%s%s%s\"", hex, representation(d),
-             d->view == VIEW_SUMMARY ? 's' : 'f', (unsigned long long)h, seq,
-             d->stale ? "-stale" : "", gz ? "-gzip" : "");
+    /* "HEX40-RV-H16[-@SEQ][-stale][-gzip]", written by hand: every answer
+     * makes one, and snprintf was a visible part of a warm answer's cost */
+    static const char xdigit[] = "0123456789abcdef";
+    char tag[160];
+    struct kbuf b = {tag, sizeof tag, 0};
+    kputc(&b, '"');
+    kput(&b, hex, strnlen(hex, 40));
+    kputc(&b, '-');
+    kputc(&b, representation(d));
+    kputc(&b, d->view == VIEW_SUMMARY ? 's' : 'f');
+    kputc(&b, '-');
+    for (int shift = 60; shift >= 0; shift -= 4)
+        kputc(&b, xdigit[(h >> shift) & 0xf]);
+    kput(&b, seq, strlen(seq));
+    if (d->stale)
+        kput(&b, "-stale", 6);
+    if (gz)
+        kput(&b, "-gzip", 5);
+    kputc(&b, '"');
+    kputc(&b, '\0');
+    tag[sizeof tag - 1] = '\0'; /* it fits: ~110 bytes at most */
+    im_strlcpy(buf, tag, n);
 }
 
 /* If-None-Match: a list of entity tags or "*". */
@@ -430,17 +469,31 @@ void api__list_platforms(const struct render_image *img, char *msg, size_t n)
 static size_t answer_key(const struct describe *d, const struct api_request *req,
                          char *key, size_t n, size_t *coding_at)
 {
-    int off =
-        snprintf(key, n, "%s%c%s%c%s%c%s%c%s%c%c%c", d->bundle.root_digest, 0,
-                 d->ref.registry, 0, d->ref.repository, 0, d->ref.tag, 0, d->ref.digest,
-                 0, representation(d), d->view == VIEW_SUMMARY ? 's' : 'f');
-    *coding_at = off > 0 ? (size_t)off : 0;
-    if (d->changes_seq > 0 && off > 0 && (size_t)off < n)
-        off +=
-            snprintf(key + off, n - (size_t)off, "%c@%lld", 0, (long long)d->changes_seq);
-    for (size_t i = 0; i < req->n_platforms && off > 0 && (size_t)off < n; i++)
-        off += snprintf(key + off, n - (size_t)off, "%c%s", 0, req->platforms[i]);
-    return off > 0 && (size_t)off < n ? (size_t)off : 0; /* 0: too long, no caching */
+    /* written by hand, as make_etag: every answer makes one */
+    struct kbuf b = {key, n, 0};
+    const char *const parts[] = {d->bundle.root_digest, d->ref.registry,
+                                 d->ref.repository, d->ref.tag, d->ref.digest};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        kput(&b, parts[i], strlen(parts[i]));
+        kputc(&b, '\0');
+    }
+    kputc(&b, representation(d));
+    kputc(&b, d->view == VIEW_SUMMARY ? 's' : 'f');
+    *coding_at = b.len;
+    if (d->changes_seq > 0) {
+        char seq[32];
+        int m = snprintf(seq, sizeof seq, "@%lld", (long long)d->changes_seq);
+        kputc(&b, '\0');
+        kput(&b, seq, m > 0 ? (size_t)m : 0);
+    }
+    for (size_t i = 0; i < req->n_platforms; i++) {
+        kputc(&b, '\0');
+        kput(&b, req->platforms[i], strlen(req->platforms[i]));
+    }
+    if (b.len >= n)
+        return 0; /* too long: no caching */
+    key[b.len] = '\0';
+    return b.len;
 }
 
 /* The key of the gzip encoding of the answer under key: a 'z' after its
