@@ -545,6 +545,21 @@ static void take_body(struct srv__request *rq, const char *url, const char *meth
     rq->body[rq->body_len] = '\0';
 }
 
+/* The request's id: n in lowercase hex ("%llx", without snprintf: every
+ * request makes one). */
+static void request_id(char id[static 17], unsigned long long n)
+{
+    char rev[16];
+    size_t k = 0;
+    do {
+        rev[k++] = "0123456789abcdef"[n & 0xf];
+        n >>= 4;
+    } while (n);
+    for (size_t i = 0; i < k; i++)
+        id[i] = rev[k - 1 - i];
+    id[k] = '\0';
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -556,8 +571,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_NO; /* on_target could not allocate it */
     if (!rq->started) {
         rq->started = true;
-        snprintf(rq->id, sizeof rq->id, "%llx",
-                 (unsigned long long)atomic_fetch_add(&h->next_id, 1));
+        request_id(rq->id, atomic_fetch_add(&h->next_id, 1));
         rq->start_ms = im_monotonic_ms();
         rq->route = api_route_label(url);
         im_strlcpy(rq->method, method, sizeof rq->method);

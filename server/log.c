@@ -169,15 +169,36 @@ void srv_log_raw(enum srv_level level, const char *reqid, const char *fmt, ...)
     char line[2048];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    int off = snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s", second_text(ts.tv_sec),
-                       ts.tv_nsec / 1000000, level_names[level]);
-    if (reqid && off > 0 && (size_t)off < sizeof line)
-        off += snprintf(line + off, sizeof line - (size_t)off, " req=%s", reqid);
-    if (off > 0 && (size_t)off < sizeof line - 1) {
+    /* "ts=SECOND.MMMZ level=LEVEL[ req=ID] ", put together by hand (every
+     * access line has it; the second's text is kept per thread), then the
+     * message: one formatting pass per line */
+    const char *sec = second_text(ts.tv_sec), *lv = level_names[level];
+    size_t sl = strlen(sec), ll = strlen(lv), rl = reqid ? strnlen(reqid, 64) : 0;
+    int ms = (int)(ts.tv_nsec / 1000000);
+    size_t off = 0;
+    memcpy(line, "ts=", 3);
+    off = 3;
+    memcpy(line + off, sec, sl); /* sl < 64: second_text's buffer */
+    off += sl;
+    line[off++] = '.';
+    line[off++] = (char)('0' + ms / 100);
+    line[off++] = (char)('0' + ms / 10 % 10);
+    line[off++] = (char)('0' + ms % 10);
+    memcpy(line + off, "Z level=", 8);
+    off += 8;
+    memcpy(line + off, lv, ll);
+    off += ll;
+    if (reqid) {
+        memcpy(line + off, " req=", 5);
+        off += 5;
+        memcpy(line + off, reqid, rl);
+        off += rl;
+    }
+    { /* off < 200 here: the line has room for the message */
         line[off++] = ' ';
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(line + off, sizeof line - (size_t)off, fmt, ap);
+        vsnprintf(line + off, sizeof line - off, fmt, ap);
         va_end(ap);
     }
     /* One write per line (or per buffer of whole lines) keeps lines whole
