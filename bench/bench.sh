@@ -24,7 +24,8 @@
 # Writes $OUT (default: BENCHMARKS.md in the source tree); raw outputs stay
 # in $BENCH_RAW when BENCH_KEEP=1.
 #
-# Environment: DELAY_MS (25), COLD_RUNS (9), WRK_RUNS (3), WRK_S (8),
+# Environment: DELAY_MS (25), COLD_RUNS (9), WRK_RUNS (3), GZ_RUNS (5: rounds of
+# section 6), WRK_S (8),
 # WRK_C (64), SCALE_N (10000), SCALE_RUNS (5: rounds of section 3, whose
 # figures are ratios of runs), SCALE_LISTS (200 distinct 7-platform images for
 # the marginal database bytes per multi-platform image; 0 skips), CONCURRENT
@@ -46,6 +47,7 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DELAY_MS=${DELAY_MS:-25}
 COLD_RUNS=${COLD_RUNS:-9}
 WRK_RUNS=${WRK_RUNS:-3}
+GZ_RUNS=${GZ_RUNS:-5}
 WRK_S=${WRK_S:-8}
 WRK_C=${WRK_C:-64}
 SCALE_N=${SCALE_N:-10000}
@@ -251,6 +253,26 @@ perf_run() {
 
 # wrk_series NAME URL [SCRIPT] -> appends WRK_RUNS lines to IT_DIR/series-NAME.
 wrk_once() { wrk_run "$@" >>"$IT_DIR/series-$1"; }
+# cpu_ns PID...: the CPU time of all the processes' threads so far, in ns.
+cpu_ns() {
+    local p
+    for p in "$@"; do cat "/proc/$p/task/"*/schedstat 2>/dev/null; done |
+        awk '{s += $1} END {printf "%.0f\n", s}'
+}
+# wrk_cpu NAME URL PID...: wrk_once, and the CPU time PIDs spent per answer
+# during it (us; their threads' time over the requests wrk saw answered)
+# appended to IT_DIR/cpu-NAME.
+wrk_cpu() {
+    local name=$1 url=$2 c0 rps
+    shift 2
+    c0=$(cpu_ns "$@")
+    wrk_once "$name" "$url"
+    rps=$(tail -n 1 "$IT_DIR/series-$name" | cut -d' ' -f1)
+    [ -n "$rps" ] && [ "$rps" != 0 ] || return 0
+    calc "($(cpu_ns "$@") - $c0) / 1000 / ($rps * $WRK_S)" 2 >>"$IT_DIR/cpu-$name"
+}
+# cpu_med NAME: the median CPU us per answer of wrk_cpu's runs NAME.
+cpu_med() { [ -s "$IT_DIR/cpu-$1" ] && median <"$IT_DIR/cpu-$1" || echo n/a; }
 # col NAME K: median of column K of a series.
 col() { awk -v k="$2" '{print $k}' "$IT_DIR/series-$1" | median; }
 bad() { awk '{s += $3 + $4} END {print s + 0}' "$IT_DIR/series-$1"; }
@@ -656,7 +678,7 @@ fi
 # without limit, gzip_static serving FILE.gz made of imgmeta's own gzip bytes),
 # both logging every request; interleaved round by round, shared cores.
 if want gzip; then
-log "6. gzip answers: imgmeta vs nginx gzip_static, wrk -t${WRK_T:-2} -c$WRK_C -d${WRK_S}s x $WRK_RUNS"
+log "6. gzip answers: imgmeta vs nginx gzip_static, wrk -t${WRK_T:-2} -c$WRK_C -d${WRK_S}s x $GZ_RUNS"
 # its access log through a 64 KiB buffer too, as nginx's (buffer=64k)
 daemon gzip "$NF_URL" --access-log-buffer 65536 || die "cannot start imgmeta"
 GZ_PID=$D_PID GZ_URL=$D_URL
@@ -687,15 +709,17 @@ for e in "" gzip; do
     same_bytes "$GZ_URL$GZ_J" "$GZ_NJ" $e || die "nginx's JSON ($e) differs from imgmeta's"
     same_bytes "$GZ_URL$GZ_M" "$GZ_NM" $e || die "nginx's Markdown ($e) differs from imgmeta's"
 done
-for r in $(seq 1 "$WRK_RUNS"); do # interleaved, so drift hits both alike
-    wrk_once gz-im-json "$GZ_URL$GZ_J"
-    wrk_once gz-ng-json "$GZ_NJ"
-    wrk_once gz-im-md "$GZ_URL$GZ_M"
-    wrk_once gz-ng-md "$GZ_NM"
-    WRK_GZIP=1 wrk_once gz-im-jsongz "$GZ_URL$GZ_J"
-    WRK_GZIP=1 wrk_once gz-ng-jsongz "$GZ_NJ"
-    WRK_GZIP=1 wrk_once gz-im-mdgz "$GZ_URL$GZ_M"
-    WRK_GZIP=1 wrk_once gz-ng-mdgz "$GZ_NM"
+# nginx's CPU time is its master's and its workers'
+GZ_N_PIDS="$GZ_N_PID $(pgrep -P "$GZ_N_PID" | tr '\n' ' ')"
+for r in $(seq 1 "$GZ_RUNS"); do # interleaved, so drift hits both alike
+    wrk_cpu gz-im-json "$GZ_URL$GZ_J" "$GZ_PID"
+    wrk_cpu gz-ng-json "$GZ_NJ" $GZ_N_PIDS
+    wrk_cpu gz-im-md "$GZ_URL$GZ_M" "$GZ_PID"
+    wrk_cpu gz-ng-md "$GZ_NM" $GZ_N_PIDS
+    WRK_GZIP=1 wrk_cpu gz-im-jsongz "$GZ_URL$GZ_J" "$GZ_PID"
+    WRK_GZIP=1 wrk_cpu gz-ng-jsongz "$GZ_NJ" $GZ_N_PIDS
+    WRK_GZIP=1 wrk_cpu gz-im-mdgz "$GZ_URL$GZ_M" "$GZ_PID"
+    WRK_GZIP=1 wrk_cpu gz-ng-mdgz "$GZ_NM" $GZ_N_PIDS
 done
 GZ_LOGGED=$(grep -c 'event=access' "$IT_DIR/gzip.log")
 GZ_N_LOGGED=$(wc -l <"$IT_DIR/nginx-gz/access.log")
@@ -842,8 +866,6 @@ filled_db() {
     resolve_all "$D_URL" s "$SCALE_N"
     stop "$D_PID"
 }
-# cpu_ns PID: the CPU time of all the process's threads so far, in ns.
-cpu_ns() { cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 case ,${BENCH_ONLY:-all}, in
 *,ab,*)
     . "$SRC/bench/ab.sh"
@@ -1146,7 +1168,7 @@ EOF
 # the rounds against the target.
 gz_row() {
     pair_stats "$3" "$4"
-    echo "| $1 | $(stat -c %s "$GZ_HTML/$2") | **$(col "$3" 1)** (p99 $(col "$3" 2) ms) | $(col "$4" 1) (p99 $(col "$4" 2) ms) | $PAIR_TXT ($(yes_no "$PAIR_MED >= 90")) |"
+    echo "| $1 | $(stat -c %s "$GZ_HTML/$2") | **$(col "$3" 1)** (p99 $(col "$3" 2) ms) | $(col "$4" 1) (p99 $(col "$4" 2) ms) | $PAIR_TXT ($(yes_no "$PAIR_MED >= 90")) | $(cpu_med "$3") / $(cpu_med "$4") |"
 }
 # gz_report: section 6 (Markdown).
 gz_report() {
@@ -1163,12 +1185,16 @@ request (imgmeta $GZ_LOGGED access lines, nginx $GZ_N_LOGGED). nginx serves imgm
 files: \`3.7-slim.json\` and \`3.7-slim.md\` as fetched plain, and beside them \`.gz\` files fetched with
 \`Accept-Encoding: gzip\` (checked to inflate to the plain bytes; each server's answer checked to
 be the other's byte for byte, with the same \`Content-Encoding\`, before the runs). \`wrk -t${WRK_T:-2}
--c$WRK_C -d${WRK_S}s --latency\` (with \`-H 'Accept-Encoding: gzip'\` for the gzip rows), $WRK_RUNS
-rounds, the eight runs of a round interleaved; the ratio is imgmeta's req/s over nginx's, the
-median of the rounds (range in brackets).
+-c$WRK_C -d${WRK_S}s --latency\` (with \`-H 'Accept-Encoding: gzip'\` for the gzip rows), $GZ_RUNS
+rounds (\`GZ_RUNS\`), the eight runs of a round interleaved; the ratio is imgmeta's req/s over
+nginx's, the median of the rounds (range in brackets). The last column is what each server's
+processes spent per answer (CPU time of all their threads, imgmeta's daemon or nginx's master
+and workers, over the answers wrk counted; median of the rounds): the cores are shared with
+wrk, so the server that spends less per answer answers more of them, and this figure moves
+less than req/s with what else the machine runs.
 
-| answer | bytes | imgmeta req/s | nginx req/s | imgmeta / nginx (target ≥ 90%) |
-|---|---|---|---|---|
+| answer | bytes | imgmeta req/s | nginx req/s | imgmeta / nginx (target ≥ 90%) | CPU µs per answer, imgmeta / nginx |
+|---|---|---|---|---|---|
 $(gz_row "JSON, plain" 3.7-slim.json gz-im-json gz-ng-json)
 $(gz_row "JSON, gzip" 3.7-slim.json.gz gz-im-jsongz gz-ng-jsongz)
 $(gz_row "Markdown, plain" 3.7-slim.md gz-im-md gz-ng-md)
@@ -1189,7 +1215,7 @@ runs of ${WRK_S} s, interleaved with nginx; section 3: $SCALE_RUNS rounds). Re-r
 
 \`\`\`console
 $ make bench          # = cmake/install-deps.sh bench; Release build in build-bench; bench/bench.sh build-bench
-$ DELAY_MS=$DELAY_MS COLD_RUNS=$COLD_RUNS WRK_RUNS=$WRK_RUNS WRK_S=$WRK_S SCALE_N=$SCALE_N SCALE_RUNS=$SCALE_RUNS make bench   # the knobs, with these defaults
+$ DELAY_MS=$DELAY_MS COLD_RUNS=$COLD_RUNS WRK_RUNS=$WRK_RUNS GZ_RUNS=$GZ_RUNS WRK_S=$WRK_S SCALE_N=$SCALE_N SCALE_RUNS=$SCALE_RUNS make bench   # the knobs, with these defaults
 \`\`\`
 
 Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1),
