@@ -371,6 +371,16 @@ static void kputc(struct kbuf *b, char c)
     kput(b, &c, 1);
 }
 
+/* Ends b's string with a NUL (cut at its last byte when it did not fit):
+ * whether everything fitted. */
+static bool kend(struct kbuf *b)
+{
+    if (b->cap == 0)
+        return false;
+    b->p[b->len < b->cap ? b->len : b->cap - 1] = '\0';
+    return b->len < b->cap;
+}
+
 /* The answer's entity tag; each content coding has its own (gz: gzip). */
 static void make_etag(const struct describe *d, const struct api_request *req, bool gz,
                       char *buf, size_t n)
@@ -387,8 +397,7 @@ static void make_etag(const struct describe *d, const struct api_request *req, b
     /* "HEX40-RV-H16[-@SEQ][-stale][-gzip]", written by hand: every answer
      * makes one, and snprintf was a visible part of a warm answer's cost */
     static const char xdigit[] = "0123456789abcdef";
-    char tag[160];
-    struct kbuf b = {tag, sizeof tag, 0};
+    struct kbuf b = {buf, n, 0};
     kputc(&b, '"');
     kput(&b, hex, strnlen(hex, 40));
     kputc(&b, '-');
@@ -403,9 +412,7 @@ static void make_etag(const struct describe *d, const struct api_request *req, b
     if (gz)
         kput(&b, "-gzip", 5);
     kputc(&b, '"');
-    kputc(&b, '\0');
-    tag[sizeof tag - 1] = '\0'; /* it fits: ~110 bytes at most */
-    im_strlcpy(buf, tag, n);
+    kend(&b); /* cut as snprintf would, were buf ever too short */
 }
 
 /* If-None-Match: a list of entity tags or "*". */
@@ -490,10 +497,7 @@ static size_t answer_key(const struct describe *d, const struct api_request *req
         kputc(&b, '\0');
         kput(&b, req->platforms[i], strlen(req->platforms[i]));
     }
-    if (b.len >= n)
-        return 0; /* too long: no caching */
-    key[b.len] = '\0';
-    return b.len;
+    return kend(&b) ? b.len : 0; /* 0: too long, no caching */
 }
 
 /* The key of the gzip encoding of the answer under key: a 'z' after its

@@ -276,19 +276,12 @@ static struct MHD_Response *reuse_find(struct reuse *ru, const struct api_respon
     return NULL;
 }
 
-/* Keeps resp, just made from r (before make_response took r's body), in the
- * least recently used slot; the slot's reference is the caller's. */
-static void reuse_keep(struct reuse *ru, const struct api_response *r,
-                       struct MHD_Response *resp)
+/* What a slot compares of r (same_answer), taken before make_response takes
+ * r's body; no response yet. */
+static void slot_of(const struct api_response *r, struct reuse_slot *s)
 {
-    struct reuse_slot *s = &ru->slot[0];
-    for (size_t i = 1; i < REUSE_SLOTS; i++)
-        if (!ru->slot[i].resp || (s->resp && ru->slot[i].used < s->used))
-            s = &ru->slot[i];
-    if (s->resp)
-        MHD_destroy_response(s->resp);
-    s->resp = resp;
-    s->used = ++ru->tick;
+    s->resp = NULL;
+    s->used = 0;
     s->shared = r->shared;
     s->body = r->body;
     s->len = r->len;
@@ -303,6 +296,22 @@ static void reuse_keep(struct reuse *ru, const struct api_response *r,
     memcpy(s->etag, r->etag, sizeof s->etag);
     s->n_extra = r->n_extra_headers;
     memcpy(s->extra, r->extra_headers, s->n_extra * sizeof s->extra[0]);
+}
+
+/* Keeps resp, made for the answer cand describes, in the least recently used
+ * slot; the slot's reference is the caller's. */
+static void reuse_keep(struct reuse *ru, const struct reuse_slot *cand,
+                       struct MHD_Response *resp)
+{
+    struct reuse_slot *s = &ru->slot[0];
+    for (size_t i = 1; i < REUSE_SLOTS; i++)
+        if (!ru->slot[i].resp || (s->resp && ru->slot[i].used < s->used))
+            s = &ru->slot[i];
+    if (s->resp)
+        MHD_destroy_response(s->resp);
+    *s = *cand;
+    s->resp = resp;
+    s->used = ++ru->tick;
 }
 
 /* libmicrohttpd's first look at a request (MHD_OPTION_URI_LOG_CALLBACK): the
@@ -419,16 +428,16 @@ static enum MHD_Result deliver(struct srv_http *h, struct MHD_Connection *conn,
         api_response_free(r);
         return MHD_queue_response(conn, (unsigned)rq->status, resp);
     }
-    struct api_response key; /* what the slot compares, before r's body is taken */
+    struct reuse_slot cand;
     if (ru)
-        memcpy(&key, r, sizeof key);
+        slot_of(r, &cand);
     resp = make_response(r, closing);
     api_response_free(r);
     if (!resp)
         return MHD_NO;
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rq->status, resp);
     if (ru && ret == MHD_YES)
-        reuse_keep(ru, &key, resp); /* the slot keeps our reference */
+        reuse_keep(ru, &cand, resp); /* the slot keeps our reference */
     else
         MHD_destroy_response(resp);
     return ret;
